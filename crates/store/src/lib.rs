@@ -1,0 +1,250 @@
+//! The durable mail store of mailroom.
+//!
+//! Protocol code sees only the [`MailStore`] trait and the plain data types in this module; the
+//! embedded SQLite backend ([`sqlite::SqliteStore`]) is the first implementation, and a
+//! PostgreSQL backend can be added beside it without touching the protocol drivers.
+//!
+//! # Durability
+//! Every method that changes state returns only once the change is on disk: the SQLite backend
+//! runs all writes on one writer thread that batches concurrent requests into a single
+//! transaction (group commit), so fifty sessions that finish DATA at the same moment share one
+//! fsync instead of paying fifty.
+//!
+//! # Model
+//! - An **account** is an address (`alice@example.test`) with an argon2 password hash; its domain
+//!   is a local domain. Every account has mailboxes: INBOX plus the RFC 6154 special-use folders.
+//! - A **mailbox** has a UIDVALIDITY, a UIDNEXT and a HIGHESTMODSEQ (RFC 9051 §2.3.1.1, RFC 7162).
+//! - A **message** is stored once as raw octets; mailbox entries and queue entries refer to it by
+//!   id, so a message to many local recipients costs one blob.
+//! - The **outbound queue** holds a message, its envelope sender and one row per recipient with
+//!   its own state, attempts and next attempt time.
+
+pub mod password;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+/// The store handle every server component holds.
+pub type Store = Arc<dyn MailStore>;
+
+/// Opens (creating if needed) the embedded store in `data_dir`.
+pub fn open(data_dir: &std::path::Path) -> Result<Store, StoreError> {
+    Ok(Arc::new(sqlite::SqliteStore::open(data_dir)?))
+}
+
+/// Errors of the store. Protocol drivers map them to replies in one place each.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MailboxId(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub i64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueId(pub i64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub address: String,
+    pub password_hash: String,
+}
+
+/// System flags as a bit set (RFC 9051 §2.3.2). `\Recent` is per session and not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Flags(pub u32);
+
+impl Flags {
+    pub const SEEN: Flags = Flags(1);
+    pub const ANSWERED: Flags = Flags(2);
+    pub const FLAGGED: Flags = Flags(4);
+    pub const DELETED: Flags = Flags(8);
+    pub const DRAFT: Flags = Flags(16);
+
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+    pub fn without(self, other: Flags) -> Flags {
+        Flags(self.0 & !other.0)
+    }
+}
+
+/// Special-use attributes of RFC 6154 given to the folders every new account gets.
+pub const DEFAULT_FOLDERS: &[(&str, Option<&str>)] = &[
+    ("INBOX", None),
+    ("Sent", Some("\\Sent")),
+    ("Drafts", Some("\\Drafts")),
+    ("Trash", Some("\\Trash")),
+    ("Junk", Some("\\Junk")),
+    ("Archive", Some("\\Archive")),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    pub id: MailboxId,
+    pub account: AccountId,
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highest_modseq: u64,
+    pub special_use: Option<String>,
+    pub subscribed: bool,
+}
+
+/// One message as seen in one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub message: MessageId,
+    pub size: u64,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    /// Seconds since the Unix epoch when the message arrived (IMAP INTERNALDATE).
+    pub internal_date: i64,
+    pub modseq: u64,
+}
+
+/// What one accepted SMTP transaction asks the store to keep, atomically.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// The octets stored in each local recipient's INBOX (trace headers and Return-Path included).
+    pub local_message: Vec<u8>,
+    /// Local recipients (deduplicated by the caller).
+    pub local: Vec<AccountId>,
+    /// Recipients that leave this server, if any.
+    pub outbound: Option<Outbound>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Outbound {
+    /// Envelope sender; empty for the null sender `<>`.
+    pub sender: String,
+    pub recipients: Vec<String>,
+    /// The octets to relay (trace headers included, no Return-Path).
+    pub message: Vec<u8>,
+    /// Unix seconds of the first delivery attempt (normally now).
+    pub first_attempt: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// (account, uid) of every local copy.
+    pub local: Vec<(AccountId, u32)>,
+    pub queued: Option<QueueId>,
+}
+
+/// One recipient of a queued message, with its delivery state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRecipient {
+    pub id: i64,
+    pub recipient: String,
+    /// "pending", "delivered" or "failed".
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt: i64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub id: QueueId,
+    pub message: MessageId,
+    pub sender: String,
+    pub created: i64,
+    pub recipients: Vec<QueueRecipient>,
+}
+
+/// The store's interface. Every method blocks; async callers run them on a blocking thread.
+/// Methods that change state return only once the change is durable.
+pub trait MailStore: Send + Sync {
+    // ---- domains and accounts ----
+    fn add_domain(&self, domain: &str) -> Result<()>;
+    fn list_domains(&self) -> Result<Vec<String>>;
+    /// Case-insensitive.
+    fn is_local_domain(&self, domain: &str) -> Result<bool>;
+    /// Creates the account, its domain if new, and its default folders.
+    fn add_account(&self, address: &str, password_hash: &str) -> Result<AccountId>;
+    fn set_password(&self, address: &str, password_hash: &str) -> Result<()>;
+    /// Removes the account and all its mail.
+    fn remove_account(&self, address: &str) -> Result<()>;
+    /// Case-insensitive lookup.
+    fn find_account(&self, address: &str) -> Result<Option<Account>>;
+    fn list_accounts(&self) -> Result<Vec<Account>>;
+
+    // ---- delivery ----
+    fn deliver(&self, delivery: Delivery) -> Result<Receipt>;
+
+    // ---- mailboxes ----
+    fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxInfo>>;
+    fn list_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>>;
+    /// Messages of a mailbox in UID order.
+    fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
+    /// Size in octets of a stored message.
+    fn message_size(&self, message: MessageId) -> Result<u64>;
+    /// Reads up to `buf.len()` octets at `offset`; returns how many were read (0 at the end).
+    fn read_message_at(&self, message: MessageId, offset: u64, buf: &mut [u8]) -> Result<usize>;
+    /// Removes the given UIDs from a mailbox (missing ones are ignored); returns those removed.
+    fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
+
+    // ---- outbound queue ----
+    fn queue_list(&self) -> Result<Vec<QueueEntry>>;
+
+    /// Stops background work and closes the database cleanly. Further writes fail with Closed.
+    fn shutdown(&self);
+}
+
+/// Reads a whole message (for small messages and tests; drivers stream with `read_message_at`).
+pub fn read_message(store: &dyn MailStore, message: MessageId) -> Result<Vec<u8>> {
+    let size = store.message_size(message)?;
+    let mut out = vec![
+        0u8;
+        usize::try_from(size)
+            .map_err(|_| StoreError::Invalid("message too large".into()))?
+    ];
+    let mut at = 0usize;
+    while at < out.len() {
+        let n = store.read_message_at(message, at as u64, &mut out[at..])?;
+        if n == 0 {
+            out.truncate(at);
+            break;
+        }
+        at += n;
+    }
+    Ok(out)
+}
+
+/// The domain of an address, lowercased ("" when there is no @).
+pub fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Current time in Unix seconds.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,818 @@
+//! The embedded backend: SQLite (bundled) in WAL mode with `synchronous=FULL`.
+//!
+//! # Group commit
+//! All writes go through one writer thread that owns the only write connection. A caller sends
+//! a job (a closure) and blocks until its batch is committed. The writer takes the first job,
+//! then every job already waiting (up to [`MAX_BATCH`]), runs each inside its own SAVEPOINT (so
+//! one failing job rolls back alone), and commits the batch with a single COMMIT, which in WAL
+//! mode with `synchronous=FULL` is one fsync of the WAL. Each caller is answered only after that
+//! COMMIT returned: an acknowledgement always means "on disk".
+//!
+//! # Reads
+//! Reads use a small pool of read-only connections; WAL lets them run beside the writer and see
+//! the last committed state.
+
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::*;
+
+/// At most this many write jobs share one transaction.
+pub const MAX_BATCH: usize = 256;
+/// Read connections kept open for reuse.
+const READ_POOL_SIZE: usize = 16;
+
+type JobResult = Result<Box<dyn Any + Send>>;
+type JobFn = Box<dyn FnOnce(&Connection) -> JobResult + Send>;
+
+struct Job {
+    run: JobFn,
+    reply: mpsc::SyncSender<JobResult>,
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Versioned schema: entry N brings the schema from version N to N+1 (`PRAGMA user_version`).
+const MIGRATIONS: &[&str] = &[
+    // v1: the foundation.
+    r#"
+    CREATE TABLE domains (
+        name TEXT PRIMARY KEY
+    );
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE TABLE mailboxes (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uidnext INTEGER NOT NULL DEFAULT 1,
+        highest_modseq INTEGER NOT NULL DEFAULT 1,
+        special_use TEXT,
+        subscribed INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (account_id, name)
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        size INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE mailbox_messages (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        flags INTEGER NOT NULL DEFAULT 0,
+        keywords TEXT NOT NULL DEFAULT '',
+        internal_date INTEGER NOT NULL,
+        modseq INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (mailbox_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX mailbox_messages_message ON mailbox_messages(message_id);
+    CREATE TABLE queue (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        sender TEXT NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX queue_message ON queue(message_id);
+    CREATE TABLE queue_recipients (
+        id INTEGER PRIMARY KEY,
+        queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt INTEGER NOT NULL,
+        last_error TEXT
+    );
+    CREATE INDEX queue_recipients_due ON queue_recipients(status, next_attempt);
+    "#,
+];
+
+impl SqliteStore {
+    /// Opens `DATA_DIR/mailroom.db`, creating the directory and the schema as needed.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("mailroom.db");
+        let conn = Connection::open(&path)?;
+        configure(&conn)?;
+        migrate(&conn)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, rx))?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(handle)),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` in the next group-committed transaction and returns its result once committed.
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job = Job {
+            run: Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn Any + Send>)),
+            reply,
+        };
+        {
+            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+            let tx = guard.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        let boxed = answer.recv().map_err(|_| StoreError::Closed)??;
+        boxed
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| StoreError::Invalid("internal: write result type".into()))
+    }
+
+    /// Runs `f` on a pooled read connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().ok().and_then(|mut p| p.pop());
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(30))?;
+                c
+            }
+        };
+        let out = f(&conn);
+        if let Ok(mut pool) = self.readers.lock() {
+            if pool.len() < READ_POOL_SIZE {
+                pool.push(conn);
+            }
+        }
+        out
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // WAL: readers never block the writer; synchronous=FULL: every COMMIT fsyncs the WAL,
+    // so an acknowledged write survives power loss, not only a process crash.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Invalid(format!(
+            "the data directory was written by a newer mailroom (schema version {version}, this build knows {})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "store schema migrated");
+    }
+    Ok(())
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, batch);
+    }
+    // Channel closed: shutdown. Fold the WAL into the database so the files are tidy.
+    if let Err(e) = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+        tracing::warn!(error = %e, "final WAL checkpoint failed");
+    }
+}
+
+fn run_batch(conn: &Connection, batch: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let msg = e.to_string();
+        for job in batch {
+            let _ = job
+                .reply
+                .send(Err(StoreError::Invalid(format!("cannot begin: {msg}"))));
+        }
+        return;
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let result = match conn.execute_batch("SAVEPOINT job") {
+            Ok(()) => {
+                let r = (job.run)(conn);
+                let end = if r.is_ok() {
+                    conn.execute_batch("RELEASE job")
+                } else {
+                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                };
+                match end {
+                    Ok(()) => r,
+                    Err(e) => Err(StoreError::from(e)),
+                }
+            }
+            Err(e) => Err(StoreError::from(e)),
+        };
+        results.push((job.reply, result));
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            for (reply, result) in results {
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let _ = conn.execute_batch("ROLLBACK");
+            for (reply, _) in results {
+                let _ = reply.send(Err(StoreError::Invalid(format!("commit failed: {msg}"))));
+            }
+        }
+    }
+}
+
+fn normalize_address(address: &str) -> String {
+    address.trim().to_ascii_lowercase()
+}
+
+fn new_uidvalidity(conn: &Connection) -> Result<u32> {
+    // RFC 9051 §2.3.1.1: UIDVALIDITY must never repeat for a name. Base it on the clock and
+    // make it strictly greater than any we handed out before.
+    let now = u32::try_from(now_unix()).unwrap_or(u32::MAX - 1);
+    let max: Option<i64> =
+        conn.query_row("SELECT MAX(uidvalidity) FROM mailboxes", [], |r| r.get(0))?;
+    let next = match max {
+        Some(m) if m >= i64::from(now) => u32::try_from(m + 1).unwrap_or(u32::MAX),
+        _ => now.max(1),
+    };
+    Ok(next)
+}
+
+fn row_to_mailbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxInfo> {
+    Ok(MailboxInfo {
+        id: MailboxId(r.get(0)?),
+        account: AccountId(r.get(1)?),
+        name: r.get(2)?,
+        uidvalidity: r.get(3)?,
+        uidnext: r.get(4)?,
+        highest_modseq: r.get::<_, i64>(5)? as u64,
+        special_use: r.get(6)?,
+        subscribed: r.get::<_, i64>(7)? != 0,
+    })
+}
+
+const MAILBOX_COLS: &str =
+    "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use, subscribed";
+
+fn insert_message(conn: &Connection, data: &[u8]) -> Result<MessageId> {
+    conn.execute(
+        "INSERT INTO messages (size, created, data) VALUES (?1, ?2, ?3)",
+        params![data.len() as i64, now_unix(), data],
+    )?;
+    Ok(MessageId(conn.last_insert_rowid()))
+}
+
+/// Deletes a message blob once nothing refers to it any more.
+fn collect_message(conn: &Connection, message: i64) -> Result<()> {
+    conn.execute(
+        "DELETE FROM messages WHERE id = ?1
+           AND NOT EXISTS (SELECT 1 FROM mailbox_messages WHERE message_id = ?1)
+           AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?1)",
+        params![message],
+    )?;
+    Ok(())
+}
+
+impl MailStore for SqliteStore {
+    fn add_domain(&self, domain: &str) -> Result<()> {
+        let d = domain.trim().to_ascii_lowercase();
+        if d.is_empty() {
+            return Err(StoreError::Invalid("empty domain".into()));
+        }
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO domains (name) VALUES (?1)",
+                params![d],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn list_domains(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT name FROM domains ORDER BY name")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+    }
+
+    fn is_local_domain(&self, domain: &str) -> Result<bool> {
+        let d = domain.to_ascii_lowercase();
+        self.read(|c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM domains WHERE name = ?1",
+                params![d],
+                |r| r.get(0),
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn add_account(&self, address: &str, password_hash: &str) -> Result<AccountId> {
+        let address = normalize_address(address);
+        let domain = domain_of(&address);
+        if domain.is_empty() || address.starts_with('@') {
+            return Err(StoreError::Invalid(format!(
+                "'{address}' is not an address like user@example.test"
+            )));
+        }
+        let hash = password_hash.to_string();
+        self.write(move |c| {
+            let exists: i64 = c.query_row(
+                "SELECT COUNT(*) FROM accounts WHERE address = ?1",
+                params![address],
+                |r| r.get(0),
+            )?;
+            if exists > 0 {
+                return Err(StoreError::Exists(format!("account {address}")));
+            }
+            c.execute("INSERT OR IGNORE INTO domains (name) VALUES (?1)", params![domain])?;
+            c.execute(
+                "INSERT INTO accounts (address, password_hash, created) VALUES (?1, ?2, ?3)",
+                params![address, hash, now_unix()],
+            )?;
+            let id = c.last_insert_rowid();
+            for (name, special) in DEFAULT_FOLDERS {
+                let uv = new_uidvalidity(c)?;
+                c.execute(
+                    "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, name, uv, special],
+                )?;
+            }
+            Ok(AccountId(id))
+        })
+    }
+
+    fn set_password(&self, address: &str, password_hash: &str) -> Result<()> {
+        let address = normalize_address(address);
+        let hash = password_hash.to_string();
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE accounts SET password_hash = ?2 WHERE address = ?1",
+                params![address, hash],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("account {address}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn remove_account(&self, address: &str) -> Result<()> {
+        let address = normalize_address(address);
+        self.write(move |c| {
+            let id: Option<i64> = c
+                .query_row(
+                    "SELECT id FROM accounts WHERE address = ?1",
+                    params![address],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(id) = id else {
+                return Err(StoreError::NotFound(format!("account {address}")));
+            };
+            let mut st = c.prepare(
+                "SELECT DISTINCT mm.message_id FROM mailbox_messages mm
+                   JOIN mailboxes m ON m.id = mm.mailbox_id WHERE m.account_id = ?1",
+            )?;
+            let messages: Vec<i64> = st
+                .query_map(params![id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            c.execute(
+                "DELETE FROM mailbox_messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?1)",
+                params![id],
+            )?;
+            c.execute("DELETE FROM mailboxes WHERE account_id = ?1", params![id])?;
+            c.execute("DELETE FROM accounts WHERE id = ?1", params![id])?;
+            for m in messages {
+                collect_message(c, m)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn find_account(&self, address: &str) -> Result<Option<Account>> {
+        let address = normalize_address(address);
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT id, address, password_hash FROM accounts WHERE address = ?1",
+                params![address],
+                |r| {
+                    Ok(Account {
+                        id: AccountId(r.get(0)?),
+                        address: r.get(1)?,
+                        password_hash: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn list_accounts(&self) -> Result<Vec<Account>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, address, password_hash FROM accounts ORDER BY address",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(Account {
+                    id: AccountId(r.get(0)?),
+                    address: r.get(1)?,
+                    password_hash: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn deliver(&self, delivery: Delivery) -> Result<Receipt> {
+        self.write(move |c| {
+            let mut receipt = Receipt::default();
+            let now = now_unix();
+            if !delivery.local.is_empty() {
+                let msg = insert_message(c, &delivery.local_message)?;
+                for account in &delivery.local {
+                    // RFC 9051 §2.3.1.1: UIDs strictly ascending, never reused.
+                    let (mailbox, uid, modseq): (i64, u32, i64) = c
+                        .query_row(
+                            "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+                               WHERE account_id = ?1 AND name = 'INBOX'
+                               RETURNING id, uidnext - 1, highest_modseq",
+                            params![account.0],
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        )
+                        .optional()?
+                        .ok_or_else(|| StoreError::NotFound(format!("INBOX of account {}", account.0)))?;
+                    c.execute(
+                        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, internal_date, modseq)
+                           VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![mailbox, uid, msg.0, now, modseq],
+                    )?;
+                    receipt.local.push((*account, uid));
+                }
+            }
+            if let Some(out) = &delivery.outbound {
+                if !out.recipients.is_empty() {
+                    let msg = insert_message(c, &out.message)?;
+                    c.execute(
+                        "INSERT INTO queue (message_id, sender, created) VALUES (?1, ?2, ?3)",
+                        params![msg.0, out.sender, now],
+                    )?;
+                    let qid = c.last_insert_rowid();
+                    for rcpt in &out.recipients {
+                        c.execute(
+                            "INSERT INTO queue_recipients (queue_id, recipient, next_attempt) VALUES (?1, ?2, ?3)",
+                            params![qid, rcpt, out.first_attempt],
+                        )?;
+                    }
+                    receipt.queued = Some(QueueId(qid));
+                }
+            }
+            Ok(receipt)
+        })
+    }
+
+    fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxInfo>> {
+        self.read(|c| {
+            let sql =
+                format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 AND name = ?2");
+            Ok(c.query_row(&sql, params![account.0, name], row_to_mailbox)
+                .optional()?)
+        })
+    }
+
+    fn list_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>> {
+        self.read(|c| {
+            let sql =
+                format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 ORDER BY name");
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(params![account.0], row_to_mailbox)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT mm.uid, mm.message_id, m.size, mm.flags, mm.keywords, mm.internal_date, mm.modseq
+                   FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                  WHERE mm.mailbox_id = ?1 ORDER BY mm.uid",
+            )?;
+            let rows = st.query_map(params![mailbox.0], |r| {
+                let kw: String = r.get(4)?;
+                Ok(MessageMeta {
+                    uid: r.get(0)?,
+                    message: MessageId(r.get(1)?),
+                    size: r.get::<_, i64>(2)? as u64,
+                    flags: Flags(r.get(3)?),
+                    keywords: kw.split_whitespace().map(String::from).collect(),
+                    internal_date: r.get(5)?,
+                    modseq: r.get::<_, i64>(6)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn message_size(&self, message: MessageId) -> Result<u64> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT size FROM messages WHERE id = ?1",
+                params![message.0],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(|s| s as u64)
+            .ok_or_else(|| StoreError::NotFound(format!("message {}", message.0)))
+        })
+    }
+
+    fn read_message_at(&self, message: MessageId, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.read(|c| {
+            let blob = c.blob_open("main", "messages", "data", message.0, true)?;
+            let size = blob.len() as u64;
+            if offset >= size {
+                return Ok(0);
+            }
+            let want = buf.len().min((size - offset) as usize);
+            let off = usize::try_from(offset).map_err(|_| StoreError::Invalid("offset".into()))?;
+            blob.read_at_exact(&mut buf[..want], off)?;
+            Ok(want)
+        })
+    }
+
+    fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
+        let uids = uids.to_vec();
+        self.write(move |c| {
+            let mut removed = Vec::new();
+            let mut touched = Vec::new();
+            for uid in uids {
+                let msg: Option<i64> = c
+                    .query_row(
+                        "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING message_id",
+                        params![mailbox.0, uid],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(m) = msg {
+                    removed.push(uid);
+                    touched.push(m);
+                }
+            }
+            if !removed.is_empty() {
+                c.execute(
+                    "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1",
+                    params![mailbox.0],
+                )?;
+            }
+            for m in touched {
+                collect_message(c, m)?;
+            }
+            Ok(removed)
+        })
+    }
+
+    fn queue_list(&self) -> Result<Vec<QueueEntry>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT id, message_id, sender, created FROM queue ORDER BY id")?;
+            let mut entries: Vec<QueueEntry> = st
+                .query_map([], |r| {
+                    Ok(QueueEntry {
+                        id: QueueId(r.get(0)?),
+                        message: MessageId(r.get(1)?),
+                        sender: r.get(2)?,
+                        created: r.get(3)?,
+                        recipients: Vec::new(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut rs = c.prepare_cached(
+                "SELECT id, recipient, status, attempts, next_attempt, last_error
+                   FROM queue_recipients WHERE queue_id = ?1 ORDER BY id",
+            )?;
+            for e in &mut entries {
+                e.recipients = rs
+                    .query_map(params![e.id.0], |r| {
+                        Ok(QueueRecipient {
+                            id: r.get(0)?,
+                            recipient: r.get(1)?,
+                            status: r.get(2)?,
+                            attempts: r.get(3)?,
+                            next_attempt: r.get(4)?,
+                            last_error: r.get(5)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+            }
+            Ok(entries)
+        })
+    }
+
+    fn shutdown(&self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        if let Some(h) = self.writer_thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = h.join();
+        }
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.clear();
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        (dir, Arc::new(s))
+    }
+
+    #[test]
+    fn accounts_and_domains() {
+        let (_d, s) = store();
+        let id = s.add_account("Alice@Example.test", "h").unwrap();
+        assert!(s.is_local_domain("EXAMPLE.test").unwrap());
+        let a = s.find_account("alice@example.TEST").unwrap().unwrap();
+        assert_eq!(a.id, id);
+        assert!(matches!(
+            s.add_account("alice@example.test", "x"),
+            Err(StoreError::Exists(_))
+        ));
+        assert_eq!(s.list_mailboxes(id).unwrap().len(), DEFAULT_FOLDERS.len());
+        s.set_password("alice@example.test", "h2").unwrap();
+        assert_eq!(
+            s.find_account("alice@example.test")
+                .unwrap()
+                .unwrap()
+                .password_hash,
+            "h2"
+        );
+        s.remove_account("alice@example.test").unwrap();
+        assert!(s.find_account("alice@example.test").unwrap().is_none());
+        assert!(matches!(
+            s.remove_account("alice@example.test"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(s.add_account("nodomain", "h").is_err());
+    }
+
+    #[test]
+    fn deliver_read_expunge() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let b = s.add_account("b@x.test", "h").unwrap();
+        let r = s
+            .deliver(Delivery {
+                local_message: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+                local: vec![a, b],
+                outbound: Some(Outbound {
+                    sender: "a@x.test".into(),
+                    recipients: vec!["z@far.test".into()],
+                    message: b"x".to_vec(),
+                    first_attempt: 0,
+                }),
+            })
+            .unwrap();
+        assert_eq!(r.local, vec![(a, 1), (b, 1)]);
+        assert!(r.queued.is_some());
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
+        assert_eq!(inbox.uidnext, 2);
+        let msgs = s.list_messages(inbox.id).unwrap();
+        assert_eq!(msgs.len(), 1);
+        let data = read_message(s.as_ref(), msgs[0].message).unwrap();
+        assert_eq!(data, b"Subject: hi\r\n\r\nbody\r\n");
+        let mut small = [0u8; 4];
+        assert_eq!(
+            s.read_message_at(msgs[0].message, 9, &mut small).unwrap(),
+            4
+        );
+        assert_eq!(&small, b"hi\r\n");
+        assert_eq!(s.expunge(inbox.id, &[1, 7]).unwrap(), vec![1]);
+        assert!(s.list_messages(inbox.id).unwrap().is_empty());
+        // b's copy shares the blob and must survive a's expunge.
+        let inbox_b = s.mailbox(b, "INBOX").unwrap().unwrap();
+        let mb = s.list_messages(inbox_b.id).unwrap();
+        assert_eq!(read_message(s.as_ref(), mb[0].message).unwrap().len(), 21);
+        let q = s.queue_list().unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].recipients[0].recipient, "z@far.test");
+        // UIDs are never reused after expunge.
+        let r2 = s
+            .deliver(Delivery {
+                local_message: b"m\r\n".to_vec(),
+                local: vec![a],
+                outbound: None,
+            })
+            .unwrap();
+        assert_eq!(r2.local, vec![(a, 2)]);
+    }
+
+    #[test]
+    fn group_commit_concurrent() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        s.deliver(Delivery {
+                            local_message: b"m\r\n".to_vec(),
+                            local: vec![a],
+                            outbound: None,
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
+        let msgs = s.list_messages(inbox.id).unwrap();
+        assert_eq!(msgs.len(), 400);
+        let uids: Vec<u32> = msgs.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, (1..=400).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn failing_job_rolls_back_alone() {
+        let (_d, s) = store();
+        s.add_account("a@x.test", "h").unwrap();
+        // Delivering to a nonexistent account fails, and must not leave an orphan blob.
+        let err = s.deliver(Delivery {
+            local_message: b"m".to_vec(),
+            local: vec![AccountId(999)],
+            outbound: None,
+        });
+        assert!(err.is_err());
+        let n: i64 = s
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn reopen_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            s.add_account("a@x.test", "h").unwrap();
+            s.shutdown();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert!(s.find_account("a@x.test").unwrap().is_some());
+    }
+}
