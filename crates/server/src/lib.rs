@@ -1,1 +1,334 @@
+//! mailroom's network side: listeners, connection limits, sessions and delivery.
+//!
+//! [`Server::start`] binds every configured listener and returns at once with the addresses it
+//! bound (port 0 is allowed, which is what the tests use); [`Server::shutdown`] stops accepting,
+//! tells idle sessions to say goodbye, waits a bounded time for busy ones and closes the store.
 
+pub mod auth;
+pub mod config;
+pub mod conn;
+pub mod delivery;
+pub mod pop3;
+pub mod smtp;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use config::Config;
+use mailroom_store::Store;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+
+/// The kinds of listener; each runs one protocol driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenerKind {
+    /// SMTP for inbound mail (the MX): any sender, local recipients, relaying only after AUTH.
+    Smtp,
+    /// Message submission (RFC 6409): AUTH before MAIL, may relay.
+    Submission,
+    Pop3,
+}
+
+impl ListenerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerKind::Smtp => "smtp",
+            ListenerKind::Submission => "submission",
+            ListenerKind::Pop3 => "pop3",
+        }
+    }
+}
+
+/// What every session can reach.
+pub struct Shared {
+    pub config: Config,
+    pub store: Store,
+    /// POP3 maildrop locks (RFC 1939 §8): accounts with a session in TRANSACTION state.
+    pub maildrop_locks: Mutex<std::collections::HashSet<i64>>,
+    session_ids: AtomicU64,
+}
+
+impl Shared {
+    pub fn next_session_id(&self) -> u64 {
+        self.session_ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen for {kind} on {addr}: {source}")]
+    Bind {
+        kind: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] mailroom_store::StoreError),
+}
+
+/// Counts sessions so shutdown can wait for them.
+#[derive(Default)]
+struct Sessions {
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+struct SessionGuard(Arc<Sessions>);
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Connection limits of one listener: total and per client address.
+struct Limiter {
+    max_total: usize,
+    max_per_ip: usize,
+    state: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+struct LimitGuard {
+    limiter: Arc<Limiter>,
+    ip: IpAddr,
+}
+
+impl Limiter {
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<LimitGuard> {
+        let mut st = self.state.lock().ok()?;
+        if st.0 >= self.max_total {
+            return None;
+        }
+        let n = st.1.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return None;
+        }
+        *n += 1;
+        st.0 += 1;
+        Some(LimitGuard {
+            limiter: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for LimitGuard {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.limiter.state.lock() {
+            st.0 = st.0.saturating_sub(1);
+            if let Some(n) = st.1.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    st.1.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// (listener name, bound address) of every listener, mail and lab services alike.
+    pub bound: Vec<(String, SocketAddr)>,
+    shared: Arc<Shared>,
+    shutdown_tx: watch::Sender<bool>,
+    sessions: Arc<Sessions>,
+}
+
+impl Server {
+    /// Binds every configured listener and starts serving.
+    pub async fn start(config: Config, store: Store) -> Result<Server, ServerError> {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config,
+            store,
+            maildrop_locks: Mutex::new(Default::default()),
+            session_ids: AtomicU64::new(0),
+        });
+        let sessions = Arc::new(Sessions::default());
+        let mut bound = Vec::new();
+        let listen = shared.config.listen.clone();
+        let wanted = [
+            (ListenerKind::Smtp, listen.smtp),
+            (ListenerKind::Submission, listen.submission),
+            (ListenerKind::Pop3, listen.pop3),
+        ];
+        for (kind, addr) in wanted {
+            let Some(addr) = addr else { continue };
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    kind: kind.name().into(),
+                    addr,
+                    source,
+                })?;
+            let local = listener.local_addr().unwrap_or(addr);
+            bound.push((kind.name().to_string(), local));
+            tokio::spawn(accept_loop(
+                listener,
+                kind,
+                shared.clone(),
+                sessions.clone(),
+                shutdown_rx.clone(),
+            ));
+        }
+        if let Some(imap) = listen.imap {
+            tracing::warn!(%imap, "IMAP is not implemented yet; [listen] imap is ignored");
+        }
+        let services = mailroom_services::start(&shared.config.services, shutdown_rx.clone())
+            .await
+            .map_err(|source| ServerError::Bind {
+                kind: "services".into(),
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                source,
+            })?;
+        bound.extend(services.into_iter().map(|b| (b.name, b.addr)));
+        Ok(Server {
+            bound,
+            shared,
+            shutdown_tx,
+            sessions,
+        })
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting, asks sessions to finish, waits up to `limits.shutdown_grace` for them,
+    /// then closes the store (pending writes are committed first).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        let grace = self.shared.config.limits.shutdown_grace;
+        let wait = async {
+            loop {
+                let notified = self.sessions.idle.notified();
+                if self.sessions.active.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(grace, wait).await.is_err() {
+            tracing::warn!(
+                sessions = self.sessions.active.load(Ordering::Acquire),
+                "sessions still open after the shutdown grace period; closing anyway"
+            );
+        }
+        let store = self.shared.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    kind: ListenerKind,
+    shared: Arc<Shared>,
+    sessions: Arc<Sessions>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let limits = &shared.config.limits;
+    let limiter = Arc::new(Limiter {
+        max_total: limits.max_connections,
+        max_per_ip: limits.max_connections_per_ip,
+        state: Mutex::new((0, HashMap::new())),
+    });
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little instead of spinning.
+                tracing::warn!(error = %e, listener = kind.name(), "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(limit) = limiter.acquire(peer.ip()) else {
+            tokio::spawn(refuse_busy(stream, kind, shared.config.hostname.clone()));
+            continue;
+        };
+        sessions.active.fetch_add(1, Ordering::AcqRel);
+        let guard = SessionGuard(sessions.clone());
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        // A panic inside a session ends that task only; the guards release its slots.
+        tokio::spawn(async move {
+            let _guard = guard;
+            let _limit = limit;
+            run_session(kind, stream, peer, shared, shutdown).await;
+        });
+    }
+}
+
+async fn run_session(
+    kind: ListenerKind,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    match kind {
+        ListenerKind::Smtp | ListenerKind::Submission => {
+            smtp::run_session(kind, stream, peer, shared, shutdown).await
+        }
+        ListenerKind::Pop3 => pop3::run_session(stream, peer, shared, shutdown).await,
+    }
+}
+
+/// Answers a connection over the limits with the protocol's "busy" reply and closes it.
+async fn refuse_busy(mut stream: TcpStream, kind: ListenerKind, hostname: String) {
+    use tokio::io::AsyncWriteExt;
+    let msg = match kind {
+        ListenerKind::Smtp | ListenerKind::Submission => format!(
+            "421 4.7.0 {hostname} Too many connections from your address or in total; try again later\r\n"
+        ),
+        ListenerKind::Pop3 => "-ERR [SYS/TEMP] Too many connections; try again later\r\n".to_string(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(msg.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Brings the store in line with the config: local domains and `[[accounts]]` (created when
+/// missing; the password updated when the config's differs). Blocking.
+pub fn apply_config_to_store(
+    config: &Config,
+    store: &Store,
+) -> Result<(), mailroom_store::StoreError> {
+    use mailroom_store::password;
+    for d in &config.domains {
+        store.add_domain(d)?;
+    }
+    for a in &config.accounts {
+        let wanted_hash =
+            |existing: Option<&str>| -> Result<Option<String>, mailroom_store::StoreError> {
+                if password::is_hash(&a.password) {
+                    return Ok((existing != Some(a.password.as_str())).then(|| a.password.clone()));
+                }
+                match existing {
+                    Some(h) if password::verify_password(&a.password, h) => Ok(None),
+                    _ => password::hash_password(&a.password).map(Some),
+                }
+            };
+        match store.find_account(&a.address)? {
+            Some(acct) => {
+                if let Some(h) = wanted_hash(Some(&acct.password_hash))? {
+                    store.set_password(&a.address, &h)?;
+                }
+            }
+            None => {
+                let h = wanted_hash(None)?.unwrap_or_else(|| a.password.clone());
+                store.add_account(&a.address, &h)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -137,10 +137,7 @@ impl Reply {
                     rest.push(' ');
                 }
                 // Control characters would break the framing (or inject a reply line).
-                rest.extend(
-                    text.chars()
-                        .map(|c| if c.is_control() { ' ' } else { c }),
-                );
+                rest.extend(text.chars().map(|c| if c.is_control() { ' ' } else { c }));
             }
             if rest.is_empty() {
                 if sep == '-' {
@@ -214,14 +211,8 @@ mod tests {
                 Reply::new(220, "", "mx.example.test ESMTP"),
                 "220 mx.example.test ESMTP\r\n",
             ),
-            (
-                Reply::new(221, "2.0.0", "Bye"),
-                "221 2.0.0 Bye\r\n",
-            ),
-            (
-                Reply::new(334, "", "VXNlcm5hbWU6"),
-                "334 VXNlcm5hbWU6\r\n",
-            ),
+            (Reply::new(221, "2.0.0", "Bye"), "221 2.0.0 Bye\r\n"),
+            (Reply::new(334, "", "VXNlcm5hbWU6"), "334 VXNlcm5hbWU6\r\n"),
             // RFC 4954 §4: an empty challenge is "334 " (we send "334").
             (Reply::new(334, "", ""), "334\r\n"),
             (Reply::new(250, "2.0.0", ""), "250 2.0.0\r\n"),

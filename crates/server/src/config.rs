@@ -1,0 +1,409 @@
+//! Configuration: a TOML file (docs/CONFIG.md documents every key) or the embedded default.
+//!
+//! Unknown keys are errors (`deny_unknown_fields`), every limit has a named default, and
+//! [`Config::validate`] checks values with messages that name the key and the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Embedded defaults (also documented in docs/CONFIG.md).
+pub mod defaults {
+    pub const SMTP: &str = "127.0.0.1:2525";
+    pub const SUBMISSION: &str = "127.0.0.1:2587";
+    pub const POP3: &str = "127.0.0.1:2110";
+    pub const IMAP: &str = "127.0.0.1:2143";
+    pub const DATA_DIR: &str = "./mailroom-data";
+    /// Gmail's limit; a 10 MiB attachment grows by a third in base64.
+    pub const MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
+    /// RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted.
+    pub const MAX_RECIPIENTS: usize = 100;
+    /// RFC 5321 §4.5.3.1.4 says 512; AUTH PLAIN initial responses (RFC 4954 §4) can be longer.
+    pub const MAX_COMMAND_LINE: usize = 2048;
+    /// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
+    pub const MAX_LINE_LENGTH: usize = 1000;
+    pub const MAX_ERRORS: u32 = 20;
+    /// RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for the next command.
+    pub const IDLE_TIMEOUT_SECS: u64 = 300;
+    /// RFC 1939 §3: the POP3 autologout timer is at least 10 minutes.
+    pub const POP3_IDLE_TIMEOUT_SECS: u64 = 600;
+    pub const MAX_CONNECTIONS: usize = 1000;
+    pub const MAX_CONNECTIONS_PER_IP: usize = 100;
+    pub const MAX_AUTH_FAILURES: u32 = 3;
+    pub const SHUTDOWN_GRACE_SECS: u64 = 10;
+    /// RFC 5321 §6.3: a message with more Received: headers than this is looping.
+    pub const MAX_HOPS: usize = 50;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The name this server uses in greetings, Received: headers and Message-IDs.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Local domains (domains of accounts are local too).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub trace: TraceConfig,
+    #[serde(default)]
+    pub services: mailroom_services::ServicesConfig,
+    /// Where the config came from (for messages); not a key.
+    #[serde(skip)]
+    pub source: String,
+}
+
+/// Listener addresses; a missing key turns that listener off.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub smtp: Option<SocketAddr>,
+    pub submission: Option<SocketAddr>,
+    pub pop3: Option<SocketAddr>,
+    pub imap: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub address: String,
+    /// Plain text or an `$argon2id$` hash.
+    pub password: String,
+}
+
+/// Which listeners write the C:/S: dialogue of every session to the log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceConfig {
+    #[serde(default)]
+    pub smtp: bool,
+    #[serde(default)]
+    pub submission: bool,
+    #[serde(default)]
+    pub pop3: bool,
+    #[serde(default)]
+    pub imap: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub max_command_line: usize,
+    pub max_line_length: usize,
+    pub max_errors: u32,
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub pop3_idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_auth_failures: u32,
+    /// Delay before answering a failed authentication (doubles per failure, capped at 8x).
+    #[serde(deserialize_with = "de_duration")]
+    pub auth_failure_delay: Duration,
+    #[serde(deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
+    pub max_hops: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        use defaults::*;
+        Limits {
+            max_message_size: MAX_MESSAGE_SIZE,
+            max_recipients: MAX_RECIPIENTS,
+            max_command_line: MAX_COMMAND_LINE,
+            max_line_length: MAX_LINE_LENGTH,
+            max_errors: MAX_ERRORS,
+            idle_timeout: Duration::from_secs(IDLE_TIMEOUT_SECS),
+            pop3_idle_timeout: Duration::from_secs(POP3_IDLE_TIMEOUT_SECS),
+            max_connections: MAX_CONNECTIONS,
+            max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
+            max_auth_failures: MAX_AUTH_FAILURES,
+            auth_failure_delay: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(SHUTDOWN_GRACE_SECS),
+            max_hops: MAX_HOPS,
+        }
+    }
+}
+
+fn default_hostname() -> String {
+    system_hostname()
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(defaults::DATA_DIR)
+}
+
+/// The machine's host name, or "localhost".
+pub fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        if let Ok(s) = std::str::from_utf8(&buf[..end]) {
+            if !s.is_empty() {
+                return s.to_string();
+            }
+        }
+    }
+    "localhost".to_string()
+}
+
+/// Parses "30s", "5m", "1h", "2d", "500ms" or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like \"30s\", \"5m\", \"1h\" or \"2d\""))?;
+    let secs = match unit.trim() {
+        "" | "s" => return Ok(Duration::from_secs(n)),
+        "ms" => return Ok(Duration::from_millis(n)),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86400),
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{s}' (use ms, s, m, h or d)"
+            ))
+        }
+    };
+    secs.map(Duration::from_secs)
+        .ok_or_else(|| format!("'{s}' is too long"))
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(n) => Ok(Duration::from_secs(n)),
+        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+impl Config {
+    /// The embedded default: loopback only, every mail listener on its dev port.
+    pub fn embedded() -> Config {
+        let parse = |s: &str| s.parse().ok();
+        Config {
+            hostname: default_hostname(),
+            data_dir: default_data_dir(),
+            domains: Vec::new(),
+            listen: Listen {
+                smtp: parse(defaults::SMTP),
+                submission: parse(defaults::SUBMISSION),
+                pop3: parse(defaults::POP3),
+                imap: parse(defaults::IMAP),
+            },
+            accounts: Vec::new(),
+            limits: Limits::default(),
+            trace: TraceConfig::default(),
+            services: mailroom_services::ServicesConfig::dev_default(),
+            source: "(embedded default)".into(),
+        }
+    }
+
+    /// Reads and validates a config file. A relative `data_dir` is taken relative to the
+    /// directory the server is started in (as people expect from `./mailroom-data`).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Config::parse(&text, &file)
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            message: e.to_string(),
+        })?;
+        cfg.source = file.to_string();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
+            file: self.source.clone(),
+            key: key.to_string(),
+            message,
+        };
+        if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
+            return Err(bad(
+                "hostname",
+                "must be a host name like mx.example.test".into(),
+            ));
+        }
+        for (i, d) in self.domains.iter().enumerate() {
+            if d.is_empty() || d.contains('@') || d.contains(char::is_whitespace) {
+                return Err(bad(
+                    &format!("domains[{i}]"),
+                    format!("'{d}' is not a domain name"),
+                ));
+            }
+        }
+        for (i, a) in self.accounts.iter().enumerate() {
+            match a.address.split_once('@') {
+                Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@') => {}
+                _ => {
+                    return Err(bad(
+                        &format!("accounts[{i}].address"),
+                        format!("'{}' is not an address like alice@example.test", a.address),
+                    ))
+                }
+            }
+            if a.password.is_empty() {
+                return Err(bad(
+                    &format!("accounts[{i}].password"),
+                    "must not be empty".into(),
+                ));
+            }
+        }
+        let l = &self.limits;
+        if l.max_command_line < 512 {
+            return Err(bad(
+                "limits.max_command_line",
+                "must be at least 512 (RFC 5321 §4.5.3.1.4)".into(),
+            ));
+        }
+        if l.max_line_length < 1000 {
+            return Err(bad(
+                "limits.max_line_length",
+                "must be at least 1000 (RFC 5321 §4.5.3.1.6)".into(),
+            ));
+        }
+        if l.max_recipients < 1 {
+            return Err(bad(
+                "limits.max_recipients",
+                "must be at least 1 (RFC 5321 asks for 100)".into(),
+            ));
+        }
+        if l.max_message_size < 1024 {
+            return Err(bad(
+                "limits.max_message_size",
+                "must be at least 1024 octets".into(),
+            ));
+        }
+        if l.max_connections == 0 || l.max_connections_per_ip == 0 {
+            return Err(bad("limits.max_connections", "must be at least 1".into()));
+        }
+        if l.idle_timeout.is_zero() || l.pop3_idle_timeout.is_zero() {
+            return Err(bad("limits.idle_timeout", "must be longer than 0s".into()));
+        }
+        if l.max_errors == 0 || l.max_auth_failures == 0 {
+            return Err(bad("limits.max_errors", "must be at least 1".into()));
+        }
+        self.services.validate().map_err(|m| ConfigError::Invalid {
+            file: self.source.clone(),
+            key: "services".into(),
+            message: m,
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_and_full() {
+        let c = Config::parse("hostname = \"mx.example.test\"\n", "t.toml").unwrap();
+        assert!(
+            c.listen.smtp.is_none(),
+            "a missing key turns the listener off"
+        );
+        let c = Config::parse(
+            r#"
+hostname = "mx.example.test"
+data_dir = "/tmp/x"
+domains = ["example.test"]
+[listen]
+smtp = "127.0.0.1:0"
+[[accounts]]
+address = "alice@example.test"
+password = "secret"
+[limits]
+idle_timeout = "2m"
+max_recipients = 5
+[trace]
+smtp = true
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(120));
+        assert_eq!(c.limits.max_recipients, 5);
+        assert!(c.trace.smtp);
+    }
+
+    #[test]
+    fn errors_name_key_and_file() {
+        let e = Config::parse("hostnme = \"x\"\n", "my.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("my.toml") && e.contains("hostnme"), "{e}");
+        let e = Config::parse("[limits]\nmax_line_length = 10\n", "my.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.max_line_length"), "{e}");
+        let e = Config::parse(
+            "[[accounts]]\naddress = \"bob\"\npassword = \"x\"\n",
+            "f.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("accounts[0].address"), "{e}");
+        let e = Config::parse("[limits]\nidle_timeout = \"5 parsecs\"\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("idle_timeout") || e.contains("parsecs"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! One client connection as every protocol driver sees it: a stream, a bounded line reader,
+//! an output buffer, an idle timer, the shutdown signal and the C:/S: trace.
+//!
+//! Replies are buffered and written when the driver is about to wait for input, so pipelined
+//! commands (RFC 2920, RFC 2449 PIPELINING) get their replies in one write, in order.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use mailroom_proto::line::{LineError, LineReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// Size of one socket read.
+const READ_CHUNK: usize = 16 * 1024;
+/// Buffered output beyond this is written out at once (message downloads).
+const OUT_HIGH_WATER: usize = 64 * 1024;
+
+/// The byte stream under a session (TLS variants join this enum).
+pub enum Stream {
+    Plain(TcpStream),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The per-session protocol trace: `[smtp 12] C: EHLO pc1` / `[smtp 12] S: 250-...`.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    pub enabled: bool,
+    pub proto: &'static str,
+    pub id: u64,
+}
+
+impl Trace {
+    pub fn client(&self, line: &str) {
+        if self.enabled {
+            tracing::info!(target: "mailroom::trace", "[{} {}] C: {}", self.proto, self.id, line);
+        }
+    }
+    pub fn server(&self, bytes: &[u8]) {
+        if self.enabled {
+            for line in String::from_utf8_lossy(bytes)
+                .split("\r\n")
+                .filter(|l| !l.is_empty())
+            {
+                tracing::info!(target: "mailroom::trace", "[{} {}] S: {}", self.proto, self.id, line);
+            }
+        }
+    }
+    pub fn note(&self, what: &str) {
+        if self.enabled {
+            tracing::info!(target: "mailroom::trace", "[{} {}] -- {}", self.proto, self.id, what);
+        }
+    }
+}
+
+/// What waiting for the next command produced.
+#[derive(Debug)]
+pub enum Event {
+    Line(Result<Vec<u8>, LineError>),
+    /// The client closed the connection (or it broke).
+    Closed,
+    /// No complete command within the idle timeout.
+    Timeout,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+pub struct Conn {
+    stream: Stream,
+    pub lines: LineReader,
+    out: Vec<u8>,
+    pub trace: Trace,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub idle: Duration,
+    shutdown: watch::Receiver<bool>,
+    read_buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        max_line: usize,
+        idle: Duration,
+        trace: Trace,
+        shutdown: watch::Receiver<bool>,
+    ) -> Conn {
+        let local = stream.local_addr().unwrap_or(peer);
+        let _ = stream.set_nodelay(true);
+        Conn {
+            stream: Stream::Plain(stream),
+            lines: LineReader::new(max_line),
+            out: Vec::with_capacity(1024),
+            trace,
+            peer,
+            local,
+            idle,
+            shutdown,
+            read_buf: vec![0u8; READ_CHUNK],
+        }
+    }
+
+    /// Queues bytes for the client and traces them.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.trace.server(bytes);
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Queues bytes without tracing them (message bodies).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.out.extend_from_slice(bytes);
+        if self.out.len() >= OUT_HIGH_WATER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            let res = tokio::time::timeout(self.idle, self.stream.write_all(&self.out)).await;
+            self.out.clear();
+            match res {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "write timed out",
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the shutdown signal has been given.
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// The next command line. Pending output is flushed before the session waits for input.
+    /// While waiting, the idle timeout and the shutdown signal both end the wait.
+    pub async fn next_line(&mut self) -> Event {
+        loop {
+            if let Some(line) = self.lines.next_line() {
+                return Event::Line(line);
+            }
+            if self.flush().await.is_err() {
+                return Event::Closed;
+            }
+            if self.shutting_down() {
+                return Event::Shutdown;
+            }
+            let mut shutdown = self.shutdown.clone();
+            let read = tokio::select! {
+                r = tokio::time::timeout(self.idle, self.stream.read(&mut self.read_buf)) => r,
+                _ = shutdown.changed() => return Event::Shutdown,
+            };
+            match read {
+                Err(_) => return Event::Timeout,
+                Ok(Err(_)) | Ok(Ok(0)) => return Event::Closed,
+                Ok(Ok(n)) => self.lines.push(&self.read_buf[..n]),
+            }
+        }
+    }
+
+    /// Raw bytes for a body phase (DATA, BDAT, IMAP literals): first whatever the line reader
+    /// holds, then one socket read. `Ok(None)` means the client closed or timed out.
+    pub async fn read_raw(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        if self.lines.buffered_len() > 0 {
+            return Ok(Some(self.lines.take_buffered()));
+        }
+        self.flush().await?;
+        match tokio::time::timeout(self.idle, self.stream.read(&mut self.read_buf)).await {
+            Err(_) => Ok(None),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(0)) => Ok(None),
+            Ok(Ok(n)) => Ok(Some(self.read_buf[..n].to_vec())),
+        }
+    }
+
+    /// Returns bytes read past the end of a body phase to the line reader.
+    pub fn unread(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            let rest = self.lines.take_buffered();
+            self.lines.push(bytes);
+            self.lines.push(&rest);
+        }
+    }
+
+    /// Sends what is queued and closes the write side.
+    pub async fn close(&mut self) {
+        let _ = self.flush().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
+    }
+}
