@@ -1,0 +1,111 @@
+//! The command line: accounts, config errors, the embedded default.
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+
+#[test]
+fn user_add_list_passwd_remove() {
+    let s = TestServer::start();
+    let out = s.cli(&["user", "add", "dave@lab.test"], "davepw\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = s.cli(&["user", "list"], "");
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.lines().any(|l| l == "dave@lab.test"), "{list}");
+    assert!(list.lines().any(|l| l == ALICE.0), "{list}");
+    // Adding the user made lab.test local: the running server accepts mail for it.
+    s.deliver("x@far.test", &["dave@lab.test"], "Subject: hi dave\n\nx\n");
+    assert_eq!(s.inbox("dave@lab.test").len(), 1);
+    // And the password works for AUTH.
+    let mut c = Client::connect(s.submission());
+    c.expect_code(220);
+    c.cmd("EHLO x", 250);
+    c.cmd(&format!("AUTH PLAIN {}", b64("\0dave@lab.test\0davepw")), 235);
+    // Duplicate add fails with a helpful message.
+    let out = s.cli(&["user", "add", "dave@lab.test"], "x\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    // passwd changes it.
+    let out = s.cli(&["user", "passwd", "dave@lab.test"], "newpw\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut c = Client::connect(s.submission());
+    c.expect_code(220);
+    c.cmd("EHLO x", 250);
+    c.cmd(&format!("AUTH PLAIN {}", b64("\0dave@lab.test\0newpw")), 235);
+    // Passwords are stored as argon2 hashes, never in clear.
+    let db = std::fs::read(s.dir.path().join("data/mailroom.db")).unwrap();
+    assert!(!db.windows(5).any(|w| w == b"newpw"));
+    // remove.
+    let out = s.cli(&["user", "remove", "dave@lab.test"], "");
+    assert!(out.status.success());
+    let out = s.cli(&["user", "list"], "");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("dave@"));
+    let out = s.cli(&["user", "remove", "dave@lab.test"], "");
+    assert!(!out.status.success());
+    let out = s.cli(&["user", "add", "not-an-address"], "pw\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an address"));
+}
+
+#[test]
+fn config_errors_name_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("hostname = \"x\"\nlisten_smtp = \"127.0.0.1:25\"\n", "listen_smtp"),
+        ("[listen]\nsmtp = \"not an address\"\n", "smtp"),
+        ("[limits]\nmax_line_length = 80\n", "limits.max_line_length"),
+        ("[[accounts]]\naddress = \"alice\"\npassword = \"x\"\n", "accounts[0].address"),
+        ("[limits]\nidle_timeout = \"soon\"\n", "idle_timeout"),
+    ];
+    for (text, key) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(bin())
+            .arg("--config")
+            .arg(&path)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{text} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bad.toml") && err.contains(key), "{text}: {err}");
+    }
+}
+
+#[test]
+fn embedded_default_serves_on_documented_ports_with_local_data_dir() {
+    // Runs in a fresh directory, as a person following the README would. The default ports
+    // may be taken on a busy machine; then the error must say which address.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::{BufRead, BufReader};
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while let Some(Ok(l)) = lines.next() {
+        let done = l.starts_with("ready:");
+        seen.push(l);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    if seen.iter().any(|l| l.starts_with("ready:")) {
+        let text = seen.join("\n");
+        for want in ["smtp 127.0.0.1:2525", "submission 127.0.0.1:2587", "pop3 127.0.0.1:2110"] {
+            assert!(text.contains(&format!("listening: {want}")), "{text}");
+        }
+        assert!(text.contains("mailroom-data"), "{text}");
+        assert!(dir.path().join("mailroom-data/mailroom.db").exists());
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot listen") && err.contains("127.0.0.1:"), "{err}");
+    }
+}
