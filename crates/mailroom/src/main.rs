@@ -1,5 +1,6 @@
 //! `mailroom`: a complete mail system in one binary.
 
+mod agent;
 mod lab_clients;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -42,6 +43,12 @@ enum Command {
     /// Show the outbound queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The interactive mail client: `[smtp|pop|exit]>>>` (reads commands from stdin when piped).
+    Agent(agent::AgentArgs),
+    /// Send one message over SMTP (exit code 0 only if every recipient was accepted).
+    Send(agent::SendArgs),
+    /// List, read and delete messages over POP3.
+    Inbox(agent::InboxArgs),
     /// Send one expression to a calculator server and print the answer.
     Calc(lab_clients::CalcArgs),
     /// Ask an SNTP server for the time (never sets the clock).
@@ -81,6 +88,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Calc(args) => return lab_clients::calc_main(args),
         Command::Sntp(args) => return lab_clients::sntp_main(args),
+        Command::Agent(args) => return agent::agent_main(args),
+        Command::Send(args) => return agent::send_main(args),
+        Command::Inbox(args) => return agent::inbox_main(args),
         _ => {}
     }
     let mut config = match &cli.config {
@@ -94,7 +104,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve { trace } => serve(config, trace),
         Command::User(cmd) => user(config, cmd),
         Command::Queue(QueueCommand::List) => queue_list(config),
-        Command::Calc(_) | Command::Sntp(_) => Ok(ExitCode::SUCCESS),
+        Command::Calc(_)
+        | Command::Sntp(_)
+        | Command::Agent(_)
+        | Command::Send(_)
+        | Command::Inbox(_) => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -1,0 +1,1 @@
+//! Client side of SMTP and POP3 (placeholder: being written).
