@@ -1,1 +1,24 @@
-//! Client side of SMTP and POP3 (placeholder: being written).
+//! Client side of SMTP and POP3, shared by the agent (`mailroom agent`, `send`, `inbox`) and
+//! the server's outbound queue.
+//!
+//! - [`smtp`]: [`SmtpClient`](smtp::SmtpClient): greeting, EHLO/HELO, AUTH PLAIN/LOGIN, one
+//!   transaction with PIPELINING, SIZE, 8BITMIME and SMTPUTF8, RSET, QUIT.
+//! - [`pop3`]: [`Pop3Client`](pop3::Pop3Client): USER/PASS, APOP, STAT, LIST, UIDL, TOP, RETR,
+//!   DELE, RSET, NOOP, CAPA, QUIT.
+//! - [`trace`]: every protocol line can be reported as `C: ...` / `S: ...` (secrets masked) —
+//!   the dialogue a student sees at a telnet prompt.
+//!
+//! The parsing is sans-IO (reply lines, EHLO keywords, dot-stuffing, POP3 status lines and
+//! byte-unstuffing are plain functions with unit tests); the async part only moves lines.
+//! Each wait for the server has a timeout, and every line has a length limit.
+
+mod conn;
+pub mod pop3;
+pub mod smtp;
+pub mod trace;
+
+pub use conn::Stream;
+pub use trace::{Direction, TraceFn};
+
+#[cfg(test)]
+pub(crate) mod testutil;

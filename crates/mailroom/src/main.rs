@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mailroom_server::config::Config;
 use mailroom_store::password;
+use tracing::Instrument;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +26,9 @@ struct Cli {
     /// Data directory; overrides `data_dir` of the config.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Which server of a lab file (one with [[server]] entries) to use.
+    #[arg(long, global = true)]
+    name: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,10 +41,22 @@ enum Command {
         #[arg(long)]
         trace: bool,
     },
+    /// Run every server of a lab file in one process (routes between them derived).
+    Lab {
+        /// Log every session's dialogue as C:/S: lines (AUTH secrets masked).
+        #[arg(long)]
+        trace: bool,
+    },
     /// Manage accounts in the store.
     #[command(subcommand)]
     User(UserCommand),
-    /// Show the outbound queue.
+    /// Manage local domains.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Manage aliases (`user@domain -> target`) and catch-alls (`@domain -> target`).
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// Inspect and steer the outbound queue.
     #[command(subcommand)]
     Queue(QueueCommand),
     /// The interactive mail client: `[smtp|pop|exit]>>>` (reads commands from stdin when piped).
@@ -68,9 +84,36 @@ enum UserCommand {
 }
 
 #[derive(Subcommand)]
-enum QueueCommand {
-    /// List queued messages with each recipient's state.
+enum DomainCommand {
+    /// Make a domain local (mail for it is delivered here).
+    Add { domain: String },
+    /// List local domains.
     List,
+    /// Stop being local for a domain (refused while it has accounts).
+    Remove { domain: String },
+}
+
+#[derive(Subcommand)]
+enum AliasCommand {
+    /// Add a target to an alias (`@domain` as source: the domain's catch-all).
+    Add { source: String, target: String },
+    /// List aliases.
+    List,
+    /// Remove an alias (all its targets, or just the one given).
+    Remove {
+        source: String,
+        target: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// List queued messages: id, sender, each recipient's state, attempts, next attempt, last error.
+    List,
+    /// Retry every queued recipient now (a running server picks it up within a second).
+    Flush,
+    /// Drop a queued message without delivering or bouncing it.
+    Remove { id: i64 },
 }
 
 fn main() -> ExitCode {
@@ -93,17 +136,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inbox(args) => return agent::inbox_main(args),
         _ => {}
     }
+    if let Command::Lab { trace } = cli.command {
+        let Some(path) = &cli.config else {
+            bail!("mailroom lab needs a lab file: mailroom lab --config lab.toml (see examples/lab.toml)");
+        };
+        let configs = Config::load_lab(path)?;
+        return serve_all(configs, trace);
+    }
     let mut config = match &cli.config {
-        Some(path) => Config::load(path)?,
+        Some(path) => Config::load_named(path, cli.name.as_deref())?,
         None => Config::embedded(),
     };
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
     }
     match cli.command {
-        Command::Serve { trace } => serve(config, trace),
+        Command::Serve { trace } => serve_all(vec![config], trace),
         Command::User(cmd) => user(config, cmd),
-        Command::Queue(QueueCommand::List) => queue_list(config),
+        Command::Domain(cmd) => domain(config, cmd),
+        Command::Alias(cmd) => alias(config, cmd),
+        Command::Queue(cmd) => queue(config, cmd),
+        Command::Lab { .. } => Ok(ExitCode::SUCCESS),
         Command::Calc(_)
         | Command::Sntp(_)
         | Command::Agent(_)
@@ -122,56 +175,106 @@ fn init_logging() {
         .init();
 }
 
-fn serve(mut config: Config, trace: bool) -> Result<ExitCode> {
+/// Runs one server, or every server of a lab (each with its own store), until SIGTERM/Ctrl-C.
+fn serve_all(mut configs: Vec<Config>, trace: bool) -> Result<ExitCode> {
     init_logging();
-    if trace {
-        config.trace.smtp = true;
-        config.trace.submission = true;
-        config.trace.pop3 = true;
-        config.trace.imap = true;
+    for config in &mut configs {
+        if trace {
+            config.trace.smtp = true;
+            config.trace.submission = true;
+            config.trace.pop3 = true;
+            config.trace.imap = true;
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let data_dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking({
-            let data_dir = data_dir.clone();
-            move || mailroom_store::open(&data_dir)
-        })
-        .await?
-        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+        let lab = configs.len() > 1 || configs.iter().any(|c| c.name.is_some());
+        let mut servers = Vec::new();
+        let mut out = String::new();
+        for config in configs {
+            let label = config.name.clone();
+            let span = match &label {
+                Some(name) => tracing::info_span!("server", %name),
+                None => tracing::Span::none(),
+            };
+            let (server, summary) = start_one(config).instrument(span).await?;
+            let prefix = if lab {
+                label.map(|n| format!("{n}/")).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            out.push_str(&summary.header);
+            for (name, addr) in &server.bound {
+                out.push_str(&format!("listening: {prefix}{name} {addr}\n"));
+            }
+            out.push_str(&summary.data);
+            servers.push(server);
+        }
+        let n = servers.len();
+        out.push_str(&format!(
+            "ready: {n} server{} running; stop with Ctrl-C\n",
+            if n == 1 { "" } else { "s" }
+        ));
         {
-            let (config, store) = (config.clone(), store.clone());
-            tokio::task::spawn_blocking(move || mailroom_server::apply_config_to_store(&config, &store))
-                .await?
-                .context("cannot apply the config's domains and accounts")?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(out.as_bytes())?;
+            stdout.flush()?;
         }
-        let hostname = config.hostname.clone();
-        let server = mailroom_server::Server::start(config, store.clone()).await?;
-        let abs = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "mailroom {} on {hostname}", env!("CARGO_PKG_VERSION"))?;
-        for (name, addr) in &server.bound {
-            writeln!(out, "listening: {name} {addr}")?;
-        }
-        let accounts = store.list_accounts().map(|a| a.len()).unwrap_or(0);
-        writeln!(out, "ready: data in {} ({accounts} accounts)", abs.display())?;
-        if accounts == 0 {
-            writeln!(
-                out,
-                "hint: add an account with `mailroom user add alice@example.test`, then telnet to the smtp port"
-            )?;
-        }
-        out.flush()?;
-        drop(out);
         wait_for_signal().await;
         tracing::info!("shutting down: no new connections, letting sessions finish");
-        server.shutdown().await;
+        for server in servers {
+            server.shutdown().await;
+        }
         tracing::info!("store closed; bye");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+struct Summary {
+    header: String,
+    data: String,
+}
+
+/// Opens the store of one server, applies its config, binds its listeners.
+async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)> {
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking({
+        let data_dir = data_dir.clone();
+        move || mailroom_store::open(&data_dir)
+    })
+    .await?
+    .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    {
+        let (config, store) = (config.clone(), store.clone());
+        tokio::task::spawn_blocking(move || {
+            mailroom_server::apply_config_to_store(&config, &store)
+        })
+        .await?
+        .context("cannot apply the config's domains, aliases and accounts")?;
+    }
+    let hostname = config.hostname.clone();
+    let name = config.name.clone();
+    let server = mailroom_server::Server::start(config, store.clone()).await?;
+    let abs = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
+    let accounts = store.list_accounts().map(|a| a.len()).unwrap_or(0);
+    let who = name.map(|n| format!("{n}: ")).unwrap_or_default();
+    let mut data = format!("{who}data in {} ({accounts} accounts)\n", abs.display());
+    if accounts == 0 {
+        data.push_str("hint: add an account with `mailroom user add alice@example.test`, then telnet to the smtp port\n");
+    }
+    Ok((
+        server,
+        Summary {
+            header: format!(
+                "{who}mailroom {} on {hostname}\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+            data,
+        },
+    ))
 }
 
 async fn wait_for_signal() {
@@ -262,29 +365,92 @@ fn user(config: Config, cmd: UserCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn queue_list(config: Config) -> Result<ExitCode> {
+fn domain(config: Config, cmd: DomainCommand) -> Result<ExitCode> {
     let store = open_store(&config)?;
-    let entries = store.queue_list()?;
-    if entries.is_empty() {
-        println!("the queue is empty");
+    match cmd {
+        DomainCommand::Add { domain } => {
+            store.add_domain(&domain)?;
+            println!("{domain} is local");
+        }
+        DomainCommand::List => {
+            for d in store.list_domains()? {
+                println!("{d}");
+            }
+        }
+        DomainCommand::Remove { domain } => {
+            store.remove_domain(&domain)?;
+            println!("{domain} is no longer local");
+        }
     }
-    for e in entries {
-        let sender = if e.sender.is_empty() { "<>" } else { &e.sender };
-        println!(
-            "{} from {} ({} recipients)",
-            e.id.0,
-            sender,
-            e.recipients.len()
-        );
-        for r in e.recipients {
-            println!(
-                "    {} {} attempts={} next={} {}",
-                r.status,
-                r.recipient,
-                r.attempts,
-                r.next_attempt,
-                r.last_error.unwrap_or_default()
-            );
+    store.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn alias(config: Config, cmd: AliasCommand) -> Result<ExitCode> {
+    let store = open_store(&config)?;
+    match cmd {
+        AliasCommand::Add { source, target } => {
+            store.add_alias(&source, &target)?;
+            println!("{source} -> {target}");
+        }
+        AliasCommand::List => {
+            for (s, t) in store.list_aliases()? {
+                println!("{s} -> {t}");
+            }
+        }
+        AliasCommand::Remove { source, target } => {
+            let n = store.remove_alias(&source, target.as_deref())?;
+            if n == 0 {
+                bail!(
+                    "no alias {source}{}",
+                    target.map(|t| format!(" -> {t}")).unwrap_or_default()
+                );
+            }
+            println!("removed {n} alias entr{}", if n == 1 { "y" } else { "ies" });
+        }
+    }
+    store.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn when(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+fn queue(config: Config, cmd: QueueCommand) -> Result<ExitCode> {
+    let store = open_store(&config)?;
+    match cmd {
+        QueueCommand::List => {
+            let entries = store.queue_list()?;
+            if entries.is_empty() {
+                println!("the queue is empty");
+            }
+            for e in entries {
+                let sender = if e.sender.is_empty() { "<>" } else { &e.sender };
+                println!("{}  from {}  queued {}", e.id.0, sender, when(e.created));
+                for r in e.recipients {
+                    println!(
+                        "    {:<9} {}  attempts={}  next={}{}",
+                        r.status,
+                        r.recipient,
+                        r.attempts,
+                        when(r.next_attempt),
+                        r.last_error
+                            .map(|e| format!("  last error: {e}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        QueueCommand::Flush => {
+            let n = store.queue_flush()?;
+            println!("{n} recipient(s) will be retried now");
+        }
+        QueueCommand::Remove { id } => {
+            store.queue_remove(mailroom_store::QueueId(id))?;
+            println!("removed queue entry {id}");
         }
     }
     store.shutdown();

@@ -7,7 +7,11 @@ use std::process::{Command, Stdio};
 fn user_add_list_passwd_remove() {
     let s = TestServer::start();
     let out = s.cli(&["user", "add", "dave@lab.test"], "davepw\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = s.cli(&["user", "list"], "");
     let list = String::from_utf8_lossy(&out.stdout);
     assert!(list.lines().any(|l| l == "dave@lab.test"), "{list}");
@@ -19,18 +23,28 @@ fn user_add_list_passwd_remove() {
     let mut c = Client::connect(s.submission());
     c.expect_code(220);
     c.cmd("EHLO x", 250);
-    c.cmd(&format!("AUTH PLAIN {}", b64("\0dave@lab.test\0davepw")), 235);
+    c.cmd(
+        &format!("AUTH PLAIN {}", b64("\0dave@lab.test\0davepw")),
+        235,
+    );
     // Duplicate add fails with a helpful message.
     let out = s.cli(&["user", "add", "dave@lab.test"], "x\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     // passwd changes it.
     let out = s.cli(&["user", "passwd", "dave@lab.test"], "newpw\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut c = Client::connect(s.submission());
     c.expect_code(220);
     c.cmd("EHLO x", 250);
-    c.cmd(&format!("AUTH PLAIN {}", b64("\0dave@lab.test\0newpw")), 235);
+    c.cmd(
+        &format!("AUTH PLAIN {}", b64("\0dave@lab.test\0newpw")),
+        235,
+    );
     // Passwords are stored as argon2 hashes, never in clear.
     let db = std::fs::read(s.dir.path().join("data/mailroom.db")).unwrap();
     assert!(!db.windows(5).any(|w| w == b"newpw"));
@@ -50,10 +64,16 @@ fn user_add_list_passwd_remove() {
 fn config_errors_name_the_key_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("hostname = \"x\"\nlisten_smtp = \"127.0.0.1:25\"\n", "listen_smtp"),
+        (
+            "hostname = \"x\"\nlisten_smtp = \"127.0.0.1:25\"\n",
+            "listen_smtp",
+        ),
         ("[listen]\nsmtp = \"not an address\"\n", "smtp"),
         ("[limits]\nmax_line_length = 80\n", "limits.max_line_length"),
-        ("[[accounts]]\naddress = \"alice\"\npassword = \"x\"\n", "accounts[0].address"),
+        (
+            "[[accounts]]\naddress = \"alice\"\npassword = \"x\"\n",
+            "accounts[0].address",
+        ),
         ("[limits]\nidle_timeout = \"soon\"\n", "idle_timeout"),
     ];
     for (text, key) in cases {
@@ -68,7 +88,10 @@ fn config_errors_name_the_key_and_the_file() {
             .unwrap();
         assert!(!out.status.success(), "{text} was accepted");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("bad.toml") && err.contains(key), "{text}: {err}");
+        assert!(
+            err.contains("bad.toml") && err.contains(key),
+            "{text}: {err}"
+        );
     }
 }
 
@@ -99,13 +122,20 @@ fn embedded_default_serves_on_documented_ports_with_local_data_dir() {
     let out = child.wait_with_output().unwrap();
     if seen.iter().any(|l| l.starts_with("ready:")) {
         let text = seen.join("\n");
-        for want in ["smtp 127.0.0.1:2525", "submission 127.0.0.1:2587", "pop3 127.0.0.1:2110"] {
+        for want in [
+            "smtp 127.0.0.1:2525",
+            "submission 127.0.0.1:2587",
+            "pop3 127.0.0.1:2110",
+        ] {
             assert!(text.contains(&format!("listening: {want}")), "{text}");
         }
         assert!(text.contains("mailroom-data"), "{text}");
         assert!(dir.path().join("mailroom-data/mailroom.db").exists());
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("cannot listen") && err.contains("127.0.0.1:"), "{err}");
+        assert!(
+            err.contains("cannot listen") && err.contains("127.0.0.1:"),
+            "{err}"
+        );
     }
 }

@@ -9,15 +9,24 @@ fn the_classic_auth_login_dialogue() {
     let g = c.expect_code(220);
     assert!(g.text().starts_with("mx.example.test ESMTP"), "{g:?}");
     let ehlo = c.cmd("EHLO pc1.example.test", 250);
-    assert!(ehlo.lines.contains(&"AUTH PLAIN LOGIN".to_string()), "{ehlo:?}");
+    assert!(
+        ehlo.lines.contains(&"AUTH PLAIN LOGIN".to_string()),
+        "{ehlo:?}"
+    );
     let r = c.cmd("AUTH LOGIN", 334);
     assert_eq!(r.lines, vec!["VXNlcm5hbWU6"]);
     let r = c.cmd(&b64(ALICE.0), 334);
     assert_eq!(r.lines, vec!["UGFzc3dvcmQ6"]);
     let r = c.cmd(&b64(ALICE.1), 235);
     assert!(r.text().starts_with("2.7.0"), "{r:?}");
-    assert!(c.cmd("MAIL FROM:<alice@example.test>", 250).text().starts_with("2.1.0"));
-    assert!(c.cmd("RCPT TO:<bob@example.test>", 250).text().starts_with("2.1.5"));
+    assert!(c
+        .cmd("MAIL FROM:<alice@example.test>", 250)
+        .text()
+        .starts_with("2.1.0"));
+    assert!(c
+        .cmd("RCPT TO:<bob@example.test>", 250)
+        .text()
+        .starts_with("2.1.5"));
     let r = c.cmd("DATA", 354);
     assert!(r.text().contains("<CR><LF>.<CR><LF>"), "{r:?}");
     c.send("From: <alice@example.test>");
@@ -33,7 +42,10 @@ fn the_classic_auth_login_dialogue() {
     let m = s.inbox(BOB.0);
     assert_eq!(m.len(), 1);
     let text = String::from_utf8(m[0].clone()).unwrap();
-    assert!(text.contains("for <bob@example.test>;"), "single recipient named: {text}");
+    assert!(
+        text.contains("for <bob@example.test>;"),
+        "single recipient named: {text}"
+    );
     assert!(text.ends_with("From: <alice@example.test>\r\nTo: <bob@example.test>\r\nSubject: Test\r\n\r\nHello\r\n"), "{text}");
 }
 
@@ -67,14 +79,20 @@ fn auth_plain_with_and_without_initial_response_and_cancel() {
     assert!(r.text().contains("base64"), "{r:?}");
     let r = c.cmd("AUTH CRAM-SHA9", 504);
     assert!(r.text().contains("PLAIN"), "{r:?}");
-    c.cmd(&format!("AUTH PLAIN {}", b64(&format!("\0{}\0nope", ALICE.0))), 535);
+    c.cmd(
+        &format!("AUTH PLAIN {}", b64(&format!("\0{}\0nope", ALICE.0))),
+        535,
+    );
     // The session goes on after all of that.
     c.cmd("NOOP", 250);
 }
 
 #[test]
 fn too_many_auth_failures_close_the_connection() {
-    let s = TestServer::start_with("[limits]\nauth_failure_delay = \"10ms\"\nmax_auth_failures = 3\n", &[]);
+    let s = TestServer::start_with(
+        "[limits]\nauth_failure_delay = \"10ms\"\nmax_auth_failures = 3\n",
+        &[],
+    );
     let mut c = Client::connect(s.submission());
     c.expect_code(220);
     c.cmd("EHLO x", 250);
@@ -111,9 +129,15 @@ fn sequence_and_syntax_errors_teach_what_to_do() {
     let r = c.cmd("MAIL FROM:<a@b.test>", 503);
     assert!(r.text().contains("EHLO"), "{r:?}");
     let r = c.cmd("HELO", 501);
-    assert!(r.text().to_lowercase().contains("host name") || r.text().contains("HELO"), "{r:?}");
+    assert!(
+        r.text().to_lowercase().contains("host name") || r.text().contains("HELO"),
+        "{r:?}"
+    );
     let r = c.cmd("XYZZY", 500);
-    assert!(r.text().starts_with("5.5.1") && r.text().contains("HELP"), "{r:?}");
+    assert!(
+        r.text().starts_with("5.5.1") && r.text().contains("HELP"),
+        "{r:?}"
+    );
     c.cmd("EHLO x", 250);
     let r = c.cmd("RCPT TO:<bob@example.test>", 503);
     assert!(r.text().contains("MAIL FROM"), "{r:?}");
@@ -149,10 +173,16 @@ fn help_lists_what_is_valid_now() {
     c.expect_code(220);
     let r = c.cmd("HELP", 214);
     let t = r.text();
-    assert!(t.contains("EHLO") && !t.contains("MAIL FROM"), "before EHLO: {t}");
+    assert!(
+        t.contains("EHLO") && !t.contains("MAIL FROM"),
+        "before EHLO: {t}"
+    );
     c.cmd("EHLO x", 250);
     let t = c.cmd("HELP", 214).text();
-    assert!(t.contains("MAIL FROM") && t.contains("AUTH"), "after EHLO: {t}");
+    assert!(
+        t.contains("MAIL FROM") && t.contains("AUTH"),
+        "after EHLO: {t}"
+    );
     let t = c.cmd("HELP rcpt", 214).text();
     assert!(t.contains("RCPT TO:<"), "{t}");
     c.cmd("HELP FOO", 504);
@@ -217,7 +247,8 @@ fn bdat_chunking() {
     c.cmd("QUIT", 221);
     let m = s.inbox(BOB.0);
     assert_eq!(m.len(), 2);
-    assert!(String::from_utf8_lossy(&m[0]).ends_with("Subject: chunks\r\n\r\nfirst part, second part\r\n.not stuffed\r\n"));
+    assert!(String::from_utf8_lossy(&m[0])
+        .ends_with("Subject: chunks\r\n\r\nfirst part, second part\r\n.not stuffed\r\n"));
 }
 
 #[test]
@@ -226,17 +257,35 @@ fn swaks_sends_with_auth() {
     let out = std::process::Command::new("swaks")
         .args(["--server", "127.0.0.1", "--port"])
         .arg(s.submission().port().to_string())
-        .args(["--from", ALICE.0, "--to", BOB.0, "--auth", "LOGIN", "--auth-user", ALICE.0, "--auth-password", ALICE.1])
+        .args([
+            "--from",
+            ALICE.0,
+            "--to",
+            BOB.0,
+            "--auth",
+            "LOGIN",
+            "--auth-user",
+            ALICE.0,
+            "--auth-password",
+            ALICE.1,
+        ])
         .args(["--header", "Subject: swaks test", "--body", "sent by swaks"])
         .output()
         .expect("swaks must be installed (apt-get install swaks; .ci/run does it)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "swaks failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "swaks failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("<-  235 2.7.0"), "{stdout}");
     let m = s.inbox(BOB.0);
     assert_eq!(m.len(), 1);
     let t = String::from_utf8_lossy(&m[0]);
-    assert!(t.contains("Subject: swaks test") && t.contains("sent by swaks"), "{t}");
+    assert!(
+        t.contains("Subject: swaks test") && t.contains("sent by swaks"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -245,7 +294,10 @@ fn trace_shows_the_dialogue_with_secrets_masked() {
     let mut c = Client::connect(s.submission());
     c.expect_code(220);
     c.cmd("EHLO pc1", 250);
-    c.cmd(&format!("AUTH PLAIN {}", b64(&format!("\0{}\0{}", ALICE.0, ALICE.1))), 235);
+    c.cmd(
+        &format!("AUTH PLAIN {}", b64(&format!("\0{}\0{}", ALICE.0, ALICE.1))),
+        235,
+    );
     c.cmd("AUTH LOGIN", 503);
     c.cmd("QUIT", 221);
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -253,5 +305,8 @@ fn trace_shows_the_dialogue_with_secrets_masked() {
     assert!(log.contains("] C: EHLO pc1"), "{log}");
     assert!(log.contains("] S: 250-PIPELINING"), "{log}");
     assert!(log.contains("] C: AUTH PLAIN ****"), "{log}");
-    assert!(!log.contains(&b64(&format!("\0{}\0{}", ALICE.0, ALICE.1))), "secret leaked: {log}");
+    assert!(
+        !log.contains(&b64(&format!("\0{}\0{}", ALICE.0, ALICE.1))),
+        "secret leaked: {log}"
+    );
 }

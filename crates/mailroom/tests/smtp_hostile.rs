@@ -17,7 +17,10 @@ fn start_transaction(c: &mut Client) {
 fn smtp_smuggling_variants_never_split_a_transaction() {
     let s = TestServer::start();
     let smuggled = "MAIL FROM:<admin@example.test>\r\nRCPT TO:<carol@example.test>\r\nDATA\r\nSubject: SMUGGLED\r\n\r\nevil\r\n";
-    for (i, sep) in ["\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r", "\r.\r\n", "\r\n.\r"].iter().enumerate() {
+    for (i, sep) in ["\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r", "\r.\r\n", "\r\n.\r"]
+        .iter()
+        .enumerate()
+    {
         let mut c = Client::connect(s.smtp());
         start_transaction(&mut c);
         let payload = format!("Subject: legit {i}\r\n\r\nhello{sep}{smuggled}.\r\n");
@@ -32,10 +35,16 @@ fn smtp_smuggling_variants_never_split_a_transaction() {
         c.cmd("RSET", 250);
         c.cmd("QUIT", 221);
     }
-    assert!(s.inbox(CAROL.0).is_empty(), "a smuggled message reached carol");
+    assert!(
+        s.inbox(CAROL.0).is_empty(),
+        "a smuggled message reached carol"
+    );
     for m in s.inbox(BOB.0) {
         let t = String::from_utf8_lossy(&m);
-        assert!(!t.contains("\r\nSubject: SMUGGLED\r\n\r\nevil") || t.contains("Subject: legit"), "{t}");
+        assert!(
+            !t.contains("\r\nSubject: SMUGGLED\r\n\r\nevil") || t.contains("Subject: legit"),
+            "{t}"
+        );
     }
     // Then a clean message goes through on the same server.
     s.deliver("a@far.test", &[BOB.0], "Subject: clean\n\nok\n");
@@ -51,7 +60,9 @@ fn bare_lf_lines_are_normalized_to_crlf() {
     c.send_raw(b"Subject: netcat\n\nline one\nline two\r\n.\r\n");
     c.expect_code(250);
     let m = s.inbox(BOB.0);
-    assert!(String::from_utf8_lossy(&m[0]).ends_with("Subject: netcat\r\n\r\nline one\r\nline two\r\n"));
+    assert!(
+        String::from_utf8_lossy(&m[0]).ends_with("Subject: netcat\r\n\r\nline one\r\nline two\r\n")
+    );
 }
 
 #[test]
@@ -82,7 +93,10 @@ fn overlong_lines_and_nul_bytes() {
     c.cmd("DATA", 354);
     c.send_raw(format!("Subject: too long\r\n\r\n{}\r\n.\r\n", "b".repeat(5000)).as_bytes());
     let r = c.expect_code(550);
-    assert!(r.text().contains("line 3") && r.text().contains("longer than 1000"), "{r:?}");
+    assert!(
+        r.text().contains("line 3") && r.text().contains("longer than 1000"),
+        "{r:?}"
+    );
     // NUL bytes inside message data are kept (8BITMIME transparency is the client's business).
     c.cmd("MAIL FROM:<a@far.test>", 250);
     c.cmd("RCPT TO:<bob@example.test>", 250);
@@ -114,13 +128,23 @@ fn size_limits() {
     }
     c.send_raw(b".\r\n");
     let r = c.expect_code(552);
-    assert!(r.text().starts_with("5.3.4") && r.text().contains("20000"), "{r:?}");
+    assert!(
+        r.text().starts_with("5.3.4") && r.text().contains("20000"),
+        "{r:?}"
+    );
     // BDAT over the limit: also 552 after LAST, nothing stored.
     c.cmd("MAIL FROM:<a@far.test>", 250);
     c.cmd("RCPT TO:<bob@example.test>", 250);
     let chunk = vec![b'q'; 15000];
     for last in [false, true] {
-        c.send_raw(format!("BDAT {}{}\r\n", chunk.len(), if last { " LAST" } else { "" }).as_bytes());
+        c.send_raw(
+            format!(
+                "BDAT {}{}\r\n",
+                chunk.len(),
+                if last { " LAST" } else { "" }
+            )
+            .as_bytes(),
+        );
         c.send_raw(&chunk);
         c.expect_code(if last { 552 } else { 250 });
     }
@@ -244,7 +268,10 @@ fn fifty_concurrent_sessions_all_delivered() {
         .iter()
         .map(|m| {
             let t = String::from_utf8_lossy(m);
-            t.lines().find(|l| l.starts_with("Subject: ")).unwrap_or("").to_string()
+            t.lines()
+                .find(|l| l.starts_with("Subject: "))
+                .unwrap_or("")
+                .to_string()
         })
         .collect();
     subjects.sort();
@@ -278,7 +305,11 @@ fn sigterm_lets_the_session_finish_and_exits_cleanly() {
     let pid = s.pid();
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
-        std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().ok();
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .ok();
     });
     // An idle session is told the server is going away.
     let r = c.expect_code(421);
@@ -296,7 +327,10 @@ fn loops_are_stopped() {
     start_transaction(&mut c);
     let mut msg = String::new();
     for i in 0..5 {
-        msg.push_str(&format!("Received: from hop{i} by hop{}; Sun, 22 Nov 2026 01:00:00 +0000\r\n", i + 1));
+        msg.push_str(&format!(
+            "Received: from hop{i} by hop{}; Sun, 22 Nov 2026 01:00:00 +0000\r\n",
+            i + 1
+        ));
     }
     msg.push_str("Subject: loop\r\n\r\nround and round\r\n.\r\n");
     c.send_raw(msg.as_bytes());

@@ -49,7 +49,9 @@ for mech in ("LOGIN", "PLAIN"):
             let text = String::from_utf8(m.clone()).unwrap();
             // Trace headers first, then exactly the octets sent (dot-unstuffed by smtplib's stuffing).
             assert!(text.starts_with("Return-Path: <alice@example.test>\r\nReceived: from pc1.example.test ([127.0.0.1])\r\n\tby mx.example.test (mailroom) with ESMTPA id "), "{text}");
-            let body_at = text.find("From: alice@example.test").expect("original headers");
+            let body_at = text
+                .find("From: alice@example.test")
+                .expect("original headers");
             assert_eq!(
                 &text[body_at..],
                 "From: alice@example.test\r\nTo: bob@example.test, carol@example.test\r\nSubject: hello\r\nDate: Sun, 22 Nov 2026 01:00:00 +0000\r\nMessage-ID: <m1@example.test>\r\n\r\nHi both.\r\n.leading dot\r\n"
@@ -128,14 +130,21 @@ c.quit()
     let q = s.queue();
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].sender, ALICE.0);
-    let mut rcpts: Vec<_> = q[0].recipients.iter().map(|r| r.recipient.clone()).collect();
+    let mut rcpts: Vec<_> = q[0]
+        .recipients
+        .iter()
+        .map(|r| r.recipient.clone())
+        .collect();
     rcpts.sort();
     assert_eq!(rcpts, vec!["friend@far.test", "other@far.test"]);
     assert!(q[0].recipients.iter().all(|r| r.status == "pending"));
     assert_eq!(s.inbox(BOB.0).len(), 1);
     // Submission added the Date and Message-ID the client left out.
     let m = String::from_utf8(s.inbox(BOB.0)[0].clone()).unwrap();
-    assert!(m.contains("\r\nDate: ") && m.contains("\r\nMessage-ID: <"), "{m}");
+    assert!(
+        m.contains("\r\nDate: ") && m.contains("\r\nMessage-ID: <"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -162,7 +171,10 @@ c.quit()
     let text = String::from_utf8(m[0].clone()).unwrap();
     assert!(text.contains("Return-Path: <jörg@bücher.test>"), "{text}");
     assert!(text.contains("with UTF8SMTP id"), "{text}");
-    assert!(text.ends_with("Subject: café\r\n\r\nGrüße aus Köln\r\n"), "{text}");
+    assert!(
+        text.ends_with("Subject: café\r\n\r\nGrüße aus Köln\r\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -170,17 +182,32 @@ fn curl_sends_mail() {
     let s = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.txt");
-    std::fs::write(&file, "From: alice@example.test\r\nSubject: via curl\r\n\r\nhello from curl\r\n").unwrap();
+    std::fs::write(
+        &file,
+        "From: alice@example.test\r\nSubject: via curl\r\n\r\nhello from curl\r\n",
+    )
+    .unwrap();
     let out = std::process::Command::new("curl")
         .args(["-sS", "--url"])
         .arg(format!("smtp://127.0.0.1:{}", s.submission().port()))
-        .args(["--mail-from", "alice@example.test", "--mail-rcpt", "bob@example.test"])
+        .args([
+            "--mail-from",
+            "alice@example.test",
+            "--mail-rcpt",
+            "bob@example.test",
+        ])
         .args(["--user", "alice@example.test:secret", "--upload-file"])
         .arg(&file)
         .output()
         .expect("curl");
-    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let m = s.inbox(BOB.0);
     assert_eq!(m.len(), 1);
-    assert!(String::from_utf8_lossy(&m[0]).ends_with("Subject: via curl\r\n\r\nhello from curl\r\n"));
+    assert!(
+        String::from_utf8_lossy(&m[0]).ends_with("Subject: via curl\r\n\r\nhello from curl\r\n")
+    );
 }

@@ -73,11 +73,87 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub trace: TraceConfig,
+    /// `"user@domain" = "target"` or `= ["t1", "t2"]`; `"@domain"` is the domain's catch-all.
+    #[serde(default)]
+    pub aliases: std::collections::BTreeMap<String, AliasTargets>,
+    /// Static routes for mail that leaves: `"domain" = "host:port"`, `"*"` = default route.
+    /// They always win over the relay host and DNS.
+    #[serde(default)]
+    pub routes: std::collections::BTreeMap<String, String>,
+    /// Optional smart host that takes all outbound mail without a static route.
+    #[serde(default)]
+    pub relay: Option<RelayConfig>,
+    #[serde(default)]
+    pub queue: QueueConfig,
     #[serde(default)]
     pub services: mailroom_services::ServicesConfig,
     /// Where the config came from (for messages); not a key.
     #[serde(skip)]
     pub source: String,
+    /// The server's name in a lab file (labels its log lines); not a key of a server config.
+    #[serde(skip)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum AliasTargets {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl AliasTargets {
+    pub fn list(&self) -> Vec<String> {
+        match self {
+            AliasTargets::One(t) => vec![t.clone()],
+            AliasTargets::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// `host:port` of the smart host.
+    pub host: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Waits between attempts; after the last one, the last step repeats until `max_age`.
+    #[serde(deserialize_with = "de_durations")]
+    pub retry: Vec<Duration>,
+    /// A message still undelivered after this long is bounced.
+    #[serde(deserialize_with = "de_duration")]
+    pub max_age: Duration,
+    /// Simultaneous connections to one destination.
+    pub per_destination: usize,
+    /// Simultaneous deliveries in total.
+    pub workers: usize,
+    #[serde(deserialize_with = "de_duration")]
+    pub connect_timeout: Duration,
+    /// How long to wait for each reply of the receiving server (RFC 5321 §4.5.3.2 suggests minutes).
+    #[serde(deserialize_with = "de_duration")]
+    pub command_timeout: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            retry: [60, 300, 900, 3600, 14400]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+            max_age: Duration::from_secs(5 * 86400),
+            per_destination: 4,
+            workers: 32,
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(300),
+        }
+    }
 }
 
 /// Listener addresses; a missing key turns that listener off.
@@ -204,6 +280,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{s}' is too long"))
 }
 
+fn de_durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    let raw: Vec<String> = Vec::deserialize(d)?;
+    raw.iter()
+        .map(|s| parse_duration(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -234,8 +317,13 @@ impl Config {
             accounts: Vec::new(),
             limits: Limits::default(),
             trace: TraceConfig::default(),
+            aliases: Default::default(),
+            routes: Default::default(),
+            relay: None,
+            queue: QueueConfig::default(),
             services: mailroom_services::ServicesConfig::dev_default(),
             source: "(embedded default)".into(),
+            name: None,
         }
     }
 
@@ -248,6 +336,87 @@ impl Config {
             source,
         })?;
         Config::parse(&text, &file)
+    }
+
+    /// Reads a server config, or one server (`name`) of a lab file with `[[server]]` entries.
+    pub fn load_named(path: &Path, name: Option<&str>) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        if !is_lab_file(&text) {
+            if let Some(n) = name {
+                return Err(ConfigError::Invalid {
+                    file,
+                    key: "server".into(),
+                    message: format!(
+                        "--name {n} was given, but this file has no [[server]] entries"
+                    ),
+                });
+            }
+            return Config::parse(&text, &file);
+        }
+        let servers = parse_lab(&text, &file)?;
+        let names: Vec<String> = servers.iter().filter_map(|s| s.name.clone()).collect();
+        let Some(name) = name else {
+            return Err(ConfigError::Invalid {
+                file,
+                key: "server".into(),
+                message: format!(
+                    "this is a lab file with servers {}; choose one with --name, or run them all with `mailroom lab`",
+                    names.join(", ")
+                ),
+            });
+        };
+        servers
+            .into_iter()
+            .find(|s| s.name.as_deref() == Some(name))
+            .ok_or_else(|| ConfigError::Invalid {
+                file,
+                key: "server".into(),
+                message: format!(
+                    "no server named '{name}' (the file has {})",
+                    names.join(", ")
+                ),
+            })
+    }
+
+    /// Every server of a lab file (with routes between them derived).
+    pub fn load_lab(path: &Path) -> Result<Vec<Config>, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        if !is_lab_file(&text) {
+            return Err(ConfigError::Invalid {
+                file,
+                key: "server".into(),
+                message: "a lab file lists its servers as [[server]] entries, each with a name"
+                    .into(),
+            });
+        }
+        parse_lab(&text, &file)
+    }
+
+    /// Every domain this server delivers locally, as far as the config says.
+    pub fn local_domains(&self) -> Vec<String> {
+        let mut d: Vec<String> = self
+            .domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect();
+        d.extend(
+            self.accounts
+                .iter()
+                .map(|a| mailroom_store::domain_of(&a.address)),
+        );
+        d.extend(self.aliases.keys().map(|a| mailroom_store::domain_of(a)));
+        d.retain(|x| !x.is_empty());
+        d.sort();
+        d.dedup();
+        d
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
@@ -297,6 +466,57 @@ impl Config {
                 ));
             }
         }
+        for (source, targets) in &self.aliases {
+            let key = format!("aliases.\"{source}\"");
+            match source.split_once('@') {
+                Some((_, d)) if !d.is_empty() && !d.contains('@') => {}
+                _ => {
+                    return Err(bad(
+                        &key,
+                        "an alias is user@domain, or @domain for a catch-all".into(),
+                    ))
+                }
+            }
+            let list = targets.list();
+            if list.is_empty() {
+                return Err(bad(&key, "needs at least one target address".into()));
+            }
+            for t in list {
+                if !t.contains('@') || t.starts_with('@') {
+                    return Err(bad(&key, format!("'{t}' is not an address")));
+                }
+            }
+        }
+        for (domain, target) in &self.routes {
+            let key = format!("routes.\"{domain}\"");
+            if parse_host_port(target).is_none() {
+                return Err(bad(
+                    &key,
+                    format!("'{target}' is not host:port (e.g. \"127.0.0.1:3525\")"),
+                ));
+            }
+        }
+        if let Some(r) = &self.relay {
+            if parse_host_port(&r.host).is_none() {
+                return Err(bad("relay.host", format!("'{}' is not host:port", r.host)));
+            }
+            if r.user.is_some() != r.password.is_some() {
+                return Err(bad(
+                    "relay",
+                    "give both user and password, or neither".into(),
+                ));
+            }
+        }
+        let q = &self.queue;
+        if q.retry.is_empty() || q.retry.iter().any(|d| d.is_zero()) {
+            return Err(bad(
+                "queue.retry",
+                "needs at least one step, each longer than 0s".into(),
+            ));
+        }
+        if q.per_destination == 0 || q.workers == 0 {
+            return Err(bad("queue.workers", "must be at least 1".into()));
+        }
         let l = &self.limits;
         if l.max_command_line < 512 {
             return Err(bad(
@@ -338,6 +558,108 @@ impl Config {
         })?;
         Ok(())
     }
+}
+
+fn is_lab_file(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text)
+        .map(|t| t.contains_key("server"))
+        .unwrap_or(false)
+}
+
+/// Parses a lab file: `[[server]]` entries, each a server config plus `name`. Routes from each
+/// server to the domains of the others are derived (a server's own `[routes]` win).
+fn parse_lab(text: &str, file: &str) -> Result<Vec<Config>, ConfigError> {
+    let parse_err = |message: String| ConfigError::Parse {
+        file: file.to_string(),
+        message,
+    };
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+    let servers = table.remove("server");
+    if let Some(k) = table.keys().next() {
+        return Err(ConfigError::Invalid {
+            file: file.to_string(),
+            key: k.clone(),
+            message: "a lab file holds only [[server]] entries".into(),
+        });
+    }
+    let Some(toml::Value::Array(servers)) = servers else {
+        return Err(parse_err(
+            "`server` must be an array of tables: [[server]]".into(),
+        ));
+    };
+    let mut out: Vec<Config> = Vec::new();
+    for (i, v) in servers.into_iter().enumerate() {
+        let toml::Value::Table(mut t) = v else {
+            return Err(parse_err(format!("server[{i}] must be a table")));
+        };
+        let name = match t.remove("name") {
+            Some(toml::Value::String(n)) if !n.is_empty() => n,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    file: file.to_string(),
+                    key: format!("server[{i}].name"),
+                    message: "every server needs a name".into(),
+                })
+            }
+        };
+        let source = format!("{file} (server {name})");
+        let mut cfg: Config = t
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                file: source.clone(),
+                message: e.to_string(),
+            })?;
+        if out.iter().any(|c| c.name.as_deref() == Some(name.as_str())) {
+            return Err(ConfigError::Invalid {
+                file: file.to_string(),
+                key: format!("server[{i}].name"),
+                message: format!("two servers are named '{name}'"),
+            });
+        }
+        cfg.source = source;
+        cfg.name = Some(name);
+        out.push(cfg);
+    }
+    // Derived routes: each server reaches the others' domains at their SMTP listener.
+    let snapshot = out.clone();
+    for cfg in &mut out {
+        let own = cfg.local_domains();
+        for other in &snapshot {
+            if other.name == cfg.name {
+                continue;
+            }
+            let Some(addr) = other.listen.smtp else {
+                continue;
+            };
+            for d in other.local_domains() {
+                if own.contains(&d) {
+                    return Err(ConfigError::Invalid {
+                        file: file.to_string(),
+                        key: "server".into(),
+                        message: format!(
+                            "servers {} and {} both claim the domain {d}",
+                            cfg.name.clone().unwrap_or_default(),
+                            other.name.clone().unwrap_or_default()
+                        ),
+                    });
+                }
+                cfg.routes.entry(d).or_insert_with(|| addr.to_string());
+            }
+        }
+        cfg.validate()?;
+    }
+    Ok(out)
+}
+
+/// Splits "host:port" (or "[v6]:port"); None when it is not of that form.
+pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return None;
+    }
+    Some((host.to_string(), port))
 }
 
 #[cfg(test)]
@@ -396,6 +718,51 @@ smtp = true
             .unwrap_err()
             .to_string();
         assert!(e.contains("idle_timeout") || e.contains("parsecs"), "{e}");
+    }
+
+    #[test]
+    fn lab_files_derive_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lab.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[server]]
+name = "school"
+hostname = "mail.school.test"
+domains = ["school.test"]
+[server.listen]
+smtp = "127.0.0.1:3525"
+
+[[server]]
+name = "webmail"
+hostname = "mx.webmail.test"
+[server.listen]
+smtp = "127.0.0.1:4525"
+[[server.accounts]]
+address = "usr1@webmail.test"
+password = "pw"
+"#,
+        )
+        .unwrap();
+        let all = Config::load_lab(&path).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            all[0].routes.get("webmail.test").map(String::as_str),
+            Some("127.0.0.1:4525")
+        );
+        assert_eq!(
+            all[1].routes.get("school.test").map(String::as_str),
+            Some("127.0.0.1:3525")
+        );
+        let one = Config::load_named(&path, Some("webmail")).unwrap();
+        assert_eq!(one.hostname, "mx.webmail.test");
+        let e = Config::load_named(&path, None).unwrap_err().to_string();
+        assert!(e.contains("school, webmail") && e.contains("--name"), "{e}");
+        let e = Config::load_named(&path, Some("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no server named 'nope'"), "{e}");
     }
 
     #[test]

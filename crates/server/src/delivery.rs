@@ -8,29 +8,81 @@ use mailroom_store::{AccountId, Delivery, Outbound, Receipt, Store, StoreError};
 /// Where one recipient address leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// A local account's INBOX.
-    Local { account: AccountId, address: String },
-    /// Not a local domain: the outbound queue.
+    /// An address of a local domain: its account, or what its alias or catch-all expands to
+    /// (which may include addresses elsewhere).
+    Local(Vec<Target>),
+    /// Not a local domain: the outbound queue (relaying, so AUTH is needed on the MX).
     Remote { address: String },
-    /// A local domain without such an account.
+    /// A local domain with no such account, alias or catch-all.
     UnknownUser,
 }
 
-/// Resolves an address against the store (blocking).
+/// One final destination of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Account { account: AccountId, address: String },
+    Remote { address: String },
+}
+
+/// Alias chains longer than this are cut (a loop in the alias table).
+const MAX_ALIAS_DEPTH: usize = 8;
+
+/// Resolves an address against the store (blocking). Aliases win over accounts (so an
+/// account's mail can be forwarded); the catch-all `@domain` applies when neither exists.
 pub fn resolve(store: &Store, address: &str) -> Result<Route, StoreError> {
     let domain = mailroom_store::domain_of(address);
-    if store.is_local_domain(&domain)? {
-        return Ok(match store.find_account(address)? {
-            Some(acct) => Route::Local {
-                account: acct.id,
-                address: acct.address,
-            },
-            None => Route::UnknownUser,
+    if !store.is_local_domain(&domain)? {
+        return Ok(Route::Remote {
+            address: address.to_string(),
         });
     }
-    Ok(Route::Remote {
-        address: address.to_string(),
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    expand(store, address, 0, &mut seen, &mut out)?;
+    Ok(if out.is_empty() {
+        Route::UnknownUser
+    } else {
+        Route::Local(out)
     })
+}
+
+fn expand(
+    store: &Store,
+    address: &str,
+    depth: usize,
+    seen: &mut Vec<String>,
+    out: &mut Vec<Target>,
+) -> Result<(), StoreError> {
+    let key = address.to_ascii_lowercase();
+    if depth > MAX_ALIAS_DEPTH || seen.contains(&key) {
+        return Ok(());
+    }
+    seen.push(key.clone());
+    let mut targets = store.alias_targets(&key)?;
+    if targets.is_empty() {
+        if let Some(acct) = store.find_account(&key)? {
+            out.push(Target::Account {
+                account: acct.id,
+                address: acct.address,
+            });
+            return Ok(());
+        }
+        let domain = mailroom_store::domain_of(&key);
+        if depth == 0 {
+            targets = store.alias_targets(&format!("@{domain}"))?;
+        }
+    }
+    for t in targets {
+        if store.is_local_domain(&mailroom_store::domain_of(&t))? {
+            expand(store, &t, depth + 1, seen, out)?;
+        } else if !out
+            .iter()
+            .any(|o| matches!(o, Target::Remote { address } if address.eq_ignore_ascii_case(&t)))
+        {
+            out.push(Target::Remote { address: t });
+        }
+    }
+    Ok(())
 }
 
 /// The facts about a transaction that go into its trace headers.
@@ -169,14 +221,18 @@ mod tests {
 
     #[test]
     fn header_scanning() {
-        let m = b"Received: a\r\nreceived: b\r\n\tcont\r\nSubject: x\r\n\r\nReceived: not a header\r\n";
+        let m =
+            b"Received: a\r\nreceived: b\r\n\tcont\r\nSubject: x\r\n\r\nReceived: not a header\r\n";
         assert_eq!(count_received(m), 2);
         assert!(has_header(m, "subject:"));
         assert!(!has_header(m, "date:"));
         let fix = submission_fixups(m, "mx.example.test", "ABC");
         assert!(fix.starts_with("Date: "));
         assert!(fix.contains("Message-ID: <abc."));
-        assert_eq!(submission_fixups(b"Date: x\r\nMessage-ID: <y>\r\n\r\n", "h", "i"), "");
+        assert_eq!(
+            submission_fixups(b"Date: x\r\nMessage-ID: <y>\r\n\r\n", "h", "i"),
+            ""
+        );
     }
 
     #[test]
@@ -189,7 +245,9 @@ mod tests {
             id: "ID1",
             single_recipient: Some("bob@example.test"),
         });
-        assert!(h.starts_with("Received: from pc1??X-Evil: 1 ([127.0.0.1])\r\n\tby mx.example.test"));
+        assert!(
+            h.starts_with("Received: from pc1??X-Evil: 1 ([127.0.0.1])\r\n\tby mx.example.test")
+        );
         assert!(h.contains("with ESMTPA id ID1\r\n\tfor <bob@example.test>;"));
         assert!(h.ends_with("\r\n"));
         assert_eq!(h.matches("\r\n").count(), 4);

@@ -9,6 +9,7 @@ pub mod config;
 pub mod conn;
 pub mod delivery;
 pub mod pop3;
+pub mod queue;
 pub mod smtp;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use config::Config;
 use mailroom_store::Store;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+use tracing::Instrument;
 
 /// The kinds of listener; each runs one protocol driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,6 +50,8 @@ pub struct Shared {
     pub store: Store,
     /// POP3 maildrop locks (RFC 1939 §8): accounts with a session in TRANSACTION state.
     pub maildrop_locks: Mutex<std::collections::HashSet<i64>>,
+    /// Wakes the outbound queue runner when a message was queued.
+    pub queue_notify: Arc<Notify>,
     session_ids: AtomicU64,
 }
 
@@ -148,6 +152,7 @@ impl Server {
             config,
             store,
             maildrop_locks: Mutex::new(Default::default()),
+            queue_notify: Arc::new(Notify::new()),
             session_ids: AtomicU64::new(0),
         });
         let sessions = Arc::new(Sessions::default());
@@ -169,13 +174,16 @@ impl Server {
                 })?;
             let local = listener.local_addr().unwrap_or(addr);
             bound.push((kind.name().to_string(), local));
-            tokio::spawn(accept_loop(
-                listener,
-                kind,
-                shared.clone(),
-                sessions.clone(),
-                shutdown_rx.clone(),
-            ));
+            tokio::spawn(
+                accept_loop(
+                    listener,
+                    kind,
+                    shared.clone(),
+                    sessions.clone(),
+                    shutdown_rx.clone(),
+                )
+                .instrument(tracing::Span::current()),
+            );
         }
         if let Some(imap) = listen.imap {
             tracing::warn!(%imap, "IMAP is not implemented yet; [listen] imap is ignored");
@@ -188,6 +196,7 @@ impl Server {
                 source,
             })?;
         bound.extend(services.into_iter().map(|b| (b.name, b.addr)));
+        queue::spawn(shared.clone(), shutdown_rx.clone());
         Ok(Server {
             bound,
             shared,
@@ -261,11 +270,14 @@ async fn accept_loop(
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         // A panic inside a session ends that task only; the guards release its slots.
-        tokio::spawn(async move {
-            let _guard = guard;
-            let _limit = limit;
-            run_session(kind, stream, peer, shared, shutdown).await;
-        });
+        tokio::spawn(
+            async move {
+                let _guard = guard;
+                let _limit = limit;
+                run_session(kind, stream, peer, shared, shutdown).await;
+            }
+            .instrument(tracing::Span::current()),
+        );
     }
 }
 
@@ -306,6 +318,11 @@ pub fn apply_config_to_store(
     use mailroom_store::password;
     for d in &config.domains {
         store.add_domain(d)?;
+    }
+    for (source, targets) in &config.aliases {
+        for t in targets.list() {
+            store.add_alias(source, &t)?;
+        }
     }
     for a in &config.accounts {
         let wanted_hash =

@@ -230,30 +230,31 @@ impl ServicesConfig {
         }
     }
 
-    /// Every configured (key, transport, address), e.g. ("services.echo.tcp", Tcp, addr).
+    /// Every service with its (tcp, udp) addresses, in a fixed order.
+    pub(crate) fn services(&self) -> [(&'static str, Option<SocketAddr>, Option<SocketAddr>); 8] {
+        [
+            ("echo", self.echo.tcp, self.echo.udp),
+            ("discard", self.discard.tcp, self.discard.udp),
+            ("daytime", self.daytime.tcp, self.daytime.udp),
+            ("chargen", self.chargen.tcp, self.chargen.udp),
+            ("qotd", self.qotd.tcp, self.qotd.udp),
+            ("time", self.time.tcp, self.time.udp),
+            ("calc", self.calc.tcp, self.calc.udp),
+            ("sntp", None, self.sntp.udp),
+        ]
+    }
+
+    /// Every configured (service, transport, address).
     pub(crate) fn listeners(&self) -> Vec<(&'static str, Transport, SocketAddr)> {
         let mut out = Vec::new();
-        let mut add = |key: &'static str, t: Transport, a: Option<SocketAddr>| {
-            if let Some(a) = a {
-                out.push((key, t, a));
+        for (name, tcp, udp) in self.services() {
+            if let Some(a) = tcp {
+                out.push((name, Transport::Tcp, a));
             }
-        };
-        use Transport::{Tcp, Udp};
-        add("echo", Tcp, self.echo.tcp);
-        add("echo", Udp, self.echo.udp);
-        add("discard", Tcp, self.discard.tcp);
-        add("discard", Udp, self.discard.udp);
-        add("daytime", Tcp, self.daytime.tcp);
-        add("daytime", Udp, self.daytime.udp);
-        add("chargen", Tcp, self.chargen.tcp);
-        add("chargen", Udp, self.chargen.udp);
-        add("qotd", Tcp, self.qotd.tcp);
-        add("qotd", Udp, self.qotd.udp);
-        add("time", Tcp, self.time.tcp);
-        add("time", Udp, self.time.udp);
-        add("calc", Tcp, self.calc.tcp);
-        add("calc", Udp, self.calc.udp);
-        add("sntp", Udp, self.sntp.udp);
+            if let Some(a) = udp {
+                out.push((name, Transport::Udp, a));
+            }
+        }
         out
     }
 
@@ -287,7 +288,8 @@ impl ServicesConfig {
             .ref_id_bytes()
             .map_err(|e| format!("services.sntp.ref_id: {e}"))?;
         if let Some(path) = &self.qotd.quotes_file {
-            crate::qotd::Quotes::load(path).map_err(|e| format!("services.qotd.quotes_file: {e}"))?;
+            crate::qotd::Quotes::load(path)
+                .map_err(|e| format!("services.qotd.quotes_file: {e}"))?;
         }
         // Two listeners of the same transport on the same address cannot both bind.
         let mut seen: HashMap<(Transport, SocketAddr), String> = HashMap::new();
@@ -333,7 +335,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => Duration::from_millis(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
-        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m or h)"
+            ))
+        }
     };
     Ok(d)
 }
@@ -405,28 +411,113 @@ mod tests {
 
         let mut c = ServicesConfig::default();
         c.sntp.stratum = 16;
-        assert!(c.validate().unwrap_err().starts_with("services.sntp.stratum:"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .starts_with("services.sntp.stratum:"));
         let mut c = ServicesConfig::default();
         c.sntp.ref_id = "TOOLONG".into();
-        assert!(c.validate().unwrap_err().starts_with("services.sntp.ref_id:"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .starts_with("services.sntp.ref_id:"));
         let mut c = ServicesConfig::default();
         c.calc.max_line = 1;
-        assert!(c.validate().unwrap_err().starts_with("services.calc.max_line:"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .starts_with("services.calc.max_line:"));
         let mut c = ServicesConfig::default();
         c.qotd.quotes_file = Some("/nonexistent/quotes".into());
         assert!(c
             .validate()
             .unwrap_err()
             .starts_with("services.qotd.quotes_file:"));
-        let mut c = ServicesConfig::default();
-        c.max_connections = 0;
-        assert!(c.validate().unwrap_err().starts_with("services.max_connections:"));
-        let mut c = ServicesConfig::default();
-        c.idle_timeout = Duration::ZERO;
-        assert!(c.validate().unwrap_err().starts_with("services.idle_timeout:"));
-        let mut c = ServicesConfig::default();
-        c.udp_rate = 0;
+        let c = ServicesConfig {
+            max_connections: 0,
+            ..ServicesConfig::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .starts_with("services.max_connections:"));
+        let c = ServicesConfig {
+            idle_timeout: Duration::ZERO,
+            ..ServicesConfig::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .starts_with("services.idle_timeout:"));
+        let c = ServicesConfig {
+            udp_rate: 0,
+            ..ServicesConfig::default()
+        };
         assert!(c.validate().unwrap_err().starts_with("services.udp_rate:"));
+    }
+
+    #[derive(Deserialize)]
+    struct File {
+        services: ServicesConfig,
+    }
+
+    fn parse(text: &str) -> Result<ServicesConfig, String> {
+        toml::from_str::<File>(text)
+            .map(|f| f.services)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn toml_shape() {
+        let c = parse(
+            r#"
+[services]
+max_connections = 50
+max_connections_per_ip = 5
+idle_timeout = "30s"
+udp_rate = 5
+udp_burst = 10
+echo = { tcp = "127.0.0.1:2007", udp = "127.0.0.1:2007" }
+daytime = { tcp = "[::1]:2013" }
+calc = { tcp = "127.0.0.1:2030", udp = "127.0.0.1:2030", max_line = 256 }
+qotd = { tcp = "127.0.0.1:2017" }
+sntp = { udp = "127.0.0.1:2123", stratum = 3, ref_id = "GPS", unsynchronized = true, kiss_of_death = false }
+"#,
+        )
+        .expect("parses");
+        c.validate().expect("valid");
+        assert_eq!(c.max_connections, 50);
+        assert_eq!(c.idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.echo.udp, loopback(2007));
+        assert_eq!(c.daytime.tcp.map(|a| a.is_ipv6()), Some(true));
+        assert_eq!(c.daytime.udp, None);
+        assert_eq!(c.calc.max_line, 256);
+        assert_eq!(c.sntp.ref_id_bytes(), Ok(*b"GPS\0"));
+        assert!(c.sntp.unsynchronized && !c.sntp.kiss_of_death);
+        assert_eq!(c.discard, Endpoints::default());
+
+        // Missing keys take their defaults; an empty table is all off.
+        let c = parse("[services]\nidle_timeout = 90\n").expect("parses");
+        assert_eq!(c.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.udp_rate, defaults::UDP_RATE);
+        assert!(c.listeners().is_empty());
+        let c = parse("[services]\nsntp = { udp = \"127.0.0.1:0\" }\n").expect("parses");
+        assert_eq!((c.sntp.stratum, c.sntp.ref_id.as_str()), (10, "LOCL"));
+        assert!(c.sntp.kiss_of_death);
+    }
+
+    #[test]
+    fn toml_errors() {
+        let e = parse("[services]\necho = { tcp = \"127.0.0.1:7\", sctp = \"x\" }\n").unwrap_err();
+        assert!(e.contains("sctp"), "{e}");
+        let e = parse("[services]\nfinger = { tcp = \"127.0.0.1:79\" }\n").unwrap_err();
+        assert!(e.contains("finger"), "{e}");
+        let e = parse("[services]\nsntp = { tcp = \"127.0.0.1:123\" }\n").unwrap_err();
+        assert!(e.contains("tcp"), "{e}");
+        let e = parse("[services]\necho = { tcp = \"localhost\" }\n").unwrap_err();
+        assert!(e.contains("socket address"), "{e}");
+        let e = parse("[services]\nidle_timeout = \"5 fortnights\"\n").unwrap_err();
+        assert!(e.contains("unit"), "{e}");
     }
 
     #[test]

@@ -165,6 +165,17 @@ pub struct QueueRecipient {
     pub last_error: Option<String>,
 }
 
+/// A change to one queued recipient after a delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientUpdate {
+    pub id: i64,
+    /// "pending" (retry later), "delivered" or "failed".
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt: i64,
+    pub last_error: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {
     pub id: QueueId,
@@ -191,6 +202,20 @@ pub trait MailStore: Send + Sync {
     fn find_account(&self, address: &str) -> Result<Option<Account>>;
     fn list_accounts(&self) -> Result<Vec<Account>>;
 
+    /// Removes a local domain; refused while accounts of it exist.
+    fn remove_domain(&self, domain: &str) -> Result<()>;
+
+    // ---- aliases ----
+    /// `source` is an address, or `@domain` for the domain's catch-all; `target` any address.
+    /// The source's domain becomes local.
+    fn add_alias(&self, source: &str, target: &str) -> Result<()>;
+    /// Removes one target of an alias, or all of them with `None`; returns how many went.
+    fn remove_alias(&self, source: &str, target: Option<&str>) -> Result<usize>;
+    /// (source, target) pairs, sorted.
+    fn list_aliases(&self) -> Result<Vec<(String, String)>>;
+    /// Targets of one source (case-insensitive), sorted.
+    fn alias_targets(&self, source: &str) -> Result<Vec<String>>;
+
     // ---- delivery ----
     fn deliver(&self, delivery: Delivery) -> Result<Receipt>;
 
@@ -208,6 +233,18 @@ pub trait MailStore: Send + Sync {
 
     // ---- outbound queue ----
     fn queue_list(&self) -> Result<Vec<QueueEntry>>;
+    /// Entries with at least one pending recipient whose next attempt is due at `now`
+    /// (all their recipients are listed), oldest first, at most `limit`.
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
+    /// The earliest next attempt of any pending recipient.
+    fn queue_next_due(&self) -> Result<Option<i64>>;
+    /// Records attempt results and, in the same commit, stores the bounce (if any). Entries left
+    /// without pending recipients are removed with their message.
+    fn queue_update(&self, updates: Vec<RecipientUpdate>, bounce: Option<Delivery>) -> Result<()>;
+    /// Makes every pending recipient due now; returns how many.
+    fn queue_flush(&self) -> Result<usize>;
+    /// Drops a queued message without delivering or bouncing it.
+    fn queue_remove(&self, id: QueueId) -> Result<()>;
 
     /// Stops background work and closes the database cleanly. Further writes fail with Closed.
     fn shutdown(&self);

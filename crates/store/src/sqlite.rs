@@ -84,7 +84,7 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX mailbox_messages_message ON mailbox_messages(message_id);
     CREATE TABLE queue (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         message_id INTEGER NOT NULL REFERENCES messages(id),
         sender TEXT NOT NULL,
         created INTEGER NOT NULL
@@ -100,6 +100,14 @@ const MIGRATIONS: &[&str] = &[
         last_error TEXT
     );
     CREATE INDEX queue_recipients_due ON queue_recipients(status, next_attempt);
+    "#,
+    // v2: aliases and catch-alls ("@domain").
+    r#"
+    CREATE TABLE aliases (
+        source TEXT NOT NULL,
+        target TEXT NOT NULL,
+        PRIMARY KEY (source, target)
+    );
     "#,
 ];
 
@@ -312,6 +320,94 @@ fn collect_message(conn: &Connection, message: i64) -> Result<()> {
     Ok(())
 }
 
+fn load_queue_entries(
+    c: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<QueueEntry>> {
+    let mut st = c.prepare_cached(sql)?;
+    let mut entries: Vec<QueueEntry> = st
+        .query_map(params, |r| {
+            Ok(QueueEntry {
+                id: QueueId(r.get(0)?),
+                message: MessageId(r.get(1)?),
+                sender: r.get(2)?,
+                created: r.get(3)?,
+                recipients: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut rs = c.prepare_cached(
+        "SELECT id, recipient, status, attempts, next_attempt, last_error
+           FROM queue_recipients WHERE queue_id = ?1 ORDER BY id",
+    )?;
+    for e in &mut entries {
+        e.recipients = rs
+            .query_map(params![e.id.0], |r| {
+                Ok(QueueRecipient {
+                    id: r.get(0)?,
+                    recipient: r.get(1)?,
+                    status: r.get(2)?,
+                    attempts: r.get(3)?,
+                    next_attempt: r.get(4)?,
+                    last_error: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(entries)
+}
+
+/// The body of `deliver`, shared with `queue_update` (bounces) so both commit atomically.
+fn deliver_in(c: &Connection, delivery: &Delivery) -> Result<Receipt> {
+    let mut receipt = Receipt::default();
+    let now = now_unix();
+    if !delivery.local.is_empty() {
+        let msg = insert_message(c, &delivery.local_message)?;
+        for account in &delivery.local {
+            // RFC 9051 §2.3.1.1: UIDs strictly ascending, never reused.
+            let (mailbox, uid, modseq): (i64, u32, i64) = c
+                .query_row(
+                    "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+                       WHERE account_id = ?1 AND name = 'INBOX'
+                       RETURNING id, uidnext - 1, highest_modseq",
+                    params![account.0],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("INBOX of account {}", account.0)))?;
+            c.execute(
+                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, internal_date, modseq)
+                   VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![mailbox, uid, msg.0, now, modseq],
+            )?;
+            receipt.local.push((*account, uid));
+        }
+    }
+    if let Some(out) = &delivery.outbound {
+        if !out.recipients.is_empty() {
+            let msg = insert_message(c, &out.message)?;
+            c.execute(
+                "INSERT INTO queue (message_id, sender, created) VALUES (?1, ?2, ?3)",
+                params![msg.0, out.sender, now],
+            )?;
+            let qid = c.last_insert_rowid();
+            for rcpt in &out.recipients {
+                c.execute(
+                    "INSERT INTO queue_recipients (queue_id, recipient, next_attempt) VALUES (?1, ?2, ?3)",
+                    params![qid, rcpt, out.first_attempt],
+                )?;
+            }
+            receipt.queued = Some(QueueId(qid));
+        }
+    }
+    Ok(receipt)
+}
+
+fn alias_key(s: &str) -> String {
+    s.trim().to_ascii_lowercase()
+}
+
 impl MailStore for SqliteStore {
     fn add_domain(&self, domain: &str) -> Result<()> {
         let d = domain.trim().to_ascii_lowercase();
@@ -465,49 +561,87 @@ impl MailStore for SqliteStore {
     }
 
     fn deliver(&self, delivery: Delivery) -> Result<Receipt> {
+        self.write(move |c| deliver_in(c, &delivery))
+    }
+
+    fn remove_domain(&self, domain: &str) -> Result<()> {
+        let d = domain.trim().to_ascii_lowercase();
         self.write(move |c| {
-            let mut receipt = Receipt::default();
-            let now = now_unix();
-            if !delivery.local.is_empty() {
-                let msg = insert_message(c, &delivery.local_message)?;
-                for account in &delivery.local {
-                    // RFC 9051 §2.3.1.1: UIDs strictly ascending, never reused.
-                    let (mailbox, uid, modseq): (i64, u32, i64) = c
-                        .query_row(
-                            "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
-                               WHERE account_id = ?1 AND name = 'INBOX'
-                               RETURNING id, uidnext - 1, highest_modseq",
-                            params![account.0],
-                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                        )
-                        .optional()?
-                        .ok_or_else(|| StoreError::NotFound(format!("INBOX of account {}", account.0)))?;
-                    c.execute(
-                        "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, internal_date, modseq)
-                           VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![mailbox, uid, msg.0, now, modseq],
-                    )?;
-                    receipt.local.push((*account, uid));
-                }
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM accounts WHERE address LIKE '%@' || ?1",
+                params![d],
+                |r| r.get(0),
+            )?;
+            if n > 0 {
+                return Err(StoreError::Invalid(format!(
+                    "domain {d} still has {n} accounts; remove them first"
+                )));
             }
-            if let Some(out) = &delivery.outbound {
-                if !out.recipients.is_empty() {
-                    let msg = insert_message(c, &out.message)?;
-                    c.execute(
-                        "INSERT INTO queue (message_id, sender, created) VALUES (?1, ?2, ?3)",
-                        params![msg.0, out.sender, now],
-                    )?;
-                    let qid = c.last_insert_rowid();
-                    for rcpt in &out.recipients {
-                        c.execute(
-                            "INSERT INTO queue_recipients (queue_id, recipient, next_attempt) VALUES (?1, ?2, ?3)",
-                            params![qid, rcpt, out.first_attempt],
-                        )?;
-                    }
-                    receipt.queued = Some(QueueId(qid));
-                }
+            let gone = c.execute("DELETE FROM domains WHERE name = ?1", params![d])?;
+            if gone == 0 {
+                return Err(StoreError::NotFound(format!("domain {d}")));
             }
-            Ok(receipt)
+            c.execute(
+                "DELETE FROM aliases WHERE source LIKE '%@' || ?1",
+                params![d],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn add_alias(&self, source: &str, target: &str) -> Result<()> {
+        let source = alias_key(source);
+        let target = alias_key(target);
+        let domain = domain_of(&source);
+        if domain.is_empty() || !target.contains('@') || target.starts_with('@') {
+            return Err(StoreError::Invalid(format!(
+                "an alias maps user@domain (or @domain for a catch-all) to an address; got '{source}' -> '{target}'"
+            )));
+        }
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO domains (name) VALUES (?1)",
+                params![domain],
+            )?;
+            c.execute(
+                "INSERT OR IGNORE INTO aliases (source, target) VALUES (?1, ?2)",
+                params![source, target],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn remove_alias(&self, source: &str, target: Option<&str>) -> Result<usize> {
+        let source = alias_key(source);
+        let target = target.map(alias_key);
+        self.write(move |c| {
+            let n = match &target {
+                Some(t) => c.execute(
+                    "DELETE FROM aliases WHERE source = ?1 AND target = ?2",
+                    params![source, t],
+                )?,
+                None => c.execute("DELETE FROM aliases WHERE source = ?1", params![source])?,
+            };
+            Ok(n)
+        })
+    }
+
+    fn list_aliases(&self) -> Result<Vec<(String, String)>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT source, target FROM aliases ORDER BY source, target")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn alias_targets(&self, source: &str) -> Result<Vec<String>> {
+        let source = alias_key(source);
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT target FROM aliases WHERE source = ?1 ORDER BY target")?;
+            let rows = st.query_map(params![source], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
         })
     }
 
@@ -613,38 +747,104 @@ impl MailStore for SqliteStore {
 
     fn queue_list(&self) -> Result<Vec<QueueEntry>> {
         self.read(|c| {
-            let mut st =
-                c.prepare_cached("SELECT id, message_id, sender, created FROM queue ORDER BY id")?;
-            let mut entries: Vec<QueueEntry> = st
-                .query_map([], |r| {
-                    Ok(QueueEntry {
-                        id: QueueId(r.get(0)?),
-                        message: MessageId(r.get(1)?),
-                        sender: r.get(2)?,
-                        created: r.get(3)?,
-                        recipients: Vec::new(),
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut rs = c.prepare_cached(
-                "SELECT id, recipient, status, attempts, next_attempt, last_error
-                   FROM queue_recipients WHERE queue_id = ?1 ORDER BY id",
-            )?;
-            for e in &mut entries {
-                e.recipients = rs
-                    .query_map(params![e.id.0], |r| {
-                        Ok(QueueRecipient {
-                            id: r.get(0)?,
-                            recipient: r.get(1)?,
-                            status: r.get(2)?,
-                            attempts: r.get(3)?,
-                            next_attempt: r.get(4)?,
-                            last_error: r.get(5)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<_>>()?;
+            load_queue_entries(
+                c,
+                "SELECT id, message_id, sender, created FROM queue ORDER BY id",
+                &[],
+            )
+        })
+    }
+
+    fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>> {
+        let limit = limit as i64;
+        self.read(|c| {
+            load_queue_entries(
+                c,
+                "SELECT id, message_id, sender, created FROM queue q
+                  WHERE EXISTS (SELECT 1 FROM queue_recipients r
+                                 WHERE r.queue_id = q.id AND r.status = 'pending' AND r.next_attempt <= ?1)
+                  ORDER BY id LIMIT ?2",
+                &[&now, &limit],
+            )
+        })
+    }
+
+    fn queue_next_due(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT MIN(next_attempt) FROM queue_recipients WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    fn queue_update(&self, updates: Vec<RecipientUpdate>, bounce: Option<Delivery>) -> Result<()> {
+        self.write(move |c| {
+            let mut entries = Vec::new();
+            for u in &updates {
+                let q: Option<i64> = c
+                    .query_row(
+                        "UPDATE queue_recipients SET status = ?2, attempts = ?3, next_attempt = ?4, last_error = ?5
+                          WHERE id = ?1 RETURNING queue_id",
+                        params![u.id, u.status, u.attempts, u.next_attempt, u.last_error],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(q) = q {
+                    entries.push(q);
+                }
             }
-            Ok(entries)
+            if let Some(b) = &bounce {
+                deliver_in(c, b)?;
+            }
+            entries.sort_unstable();
+            entries.dedup();
+            for q in entries {
+                let pending: i64 = c.query_row(
+                    "SELECT COUNT(*) FROM queue_recipients WHERE queue_id = ?1 AND status = 'pending'",
+                    params![q],
+                    |r| r.get(0),
+                )?;
+                if pending == 0 {
+                    let msg: i64 = c.query_row("SELECT message_id FROM queue WHERE id = ?1", params![q], |r| r.get(0))?;
+                    c.execute("DELETE FROM queue_recipients WHERE queue_id = ?1", params![q])?;
+                    c.execute("DELETE FROM queue WHERE id = ?1", params![q])?;
+                    collect_message(c, msg)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn queue_flush(&self) -> Result<usize> {
+        self.write(|c| {
+            Ok(c.execute(
+                "UPDATE queue_recipients SET next_attempt = 0 WHERE status = 'pending'",
+                [],
+            )?)
+        })
+    }
+
+    fn queue_remove(&self, id: QueueId) -> Result<()> {
+        self.write(move |c| {
+            let msg: Option<i64> = c
+                .query_row(
+                    "SELECT message_id FROM queue WHERE id = ?1",
+                    params![id.0],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(msg) = msg else {
+                return Err(StoreError::NotFound(format!("queue entry {}", id.0)));
+            };
+            c.execute(
+                "DELETE FROM queue_recipients WHERE queue_id = ?1",
+                params![id.0],
+            )?;
+            c.execute("DELETE FROM queue WHERE id = ?1", params![id.0])?;
+            collect_message(c, msg)?;
+            Ok(())
         })
     }
 
@@ -802,6 +1002,101 @@ mod tests {
             .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?))
             .unwrap();
         assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn aliases_and_domains() {
+        let (_d, s) = store();
+        s.add_alias("Team@Lab.test", "alice@lab.test").unwrap();
+        s.add_alias("team@lab.test", "bob@far.test").unwrap();
+        s.add_alias("@lab.test", "alice@lab.test").unwrap();
+        assert!(s.is_local_domain("lab.test").unwrap());
+        assert_eq!(
+            s.alias_targets("TEAM@lab.test").unwrap(),
+            vec!["alice@lab.test", "bob@far.test"]
+        );
+        assert_eq!(s.list_aliases().unwrap().len(), 3);
+        assert!(s.add_alias("nodomain", "x@y").is_err());
+        assert!(s.add_alias("a@lab.test", "@y").is_err());
+        assert_eq!(
+            s.remove_alias("team@lab.test", Some("bob@far.test"))
+                .unwrap(),
+            1
+        );
+        assert_eq!(s.remove_alias("team@lab.test", None).unwrap(), 1);
+        s.add_account("x@lab.test", "h").unwrap();
+        assert!(s.remove_domain("lab.test").is_err(), "accounts still there");
+        s.remove_account("x@lab.test").unwrap();
+        s.remove_domain("lab.test").unwrap();
+        assert!(!s.is_local_domain("lab.test").unwrap());
+        assert!(s.list_aliases().unwrap().is_empty());
+    }
+
+    #[test]
+    fn queue_lifecycle_with_atomic_bounce() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let out = |first| Delivery {
+            local_message: Vec::new(),
+            local: Vec::new(),
+            outbound: Some(Outbound {
+                sender: "a@x.test".into(),
+                recipients: vec!["r1@far.test".into(), "r2@far.test".into()],
+                message: b"m".to_vec(),
+                first_attempt: first,
+            }),
+        };
+        let q = s.deliver(out(100)).unwrap().queued.unwrap();
+        assert!(s.queue_due(99, 10).unwrap().is_empty());
+        assert_eq!(s.queue_next_due().unwrap(), Some(100));
+        let due = s.queue_due(100, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        let (r1, r2) = (due[0].recipients[0].id, due[0].recipients[1].id);
+        // r1 delivered, r2 fails permanently with a bounce to a.
+        let bounce = Delivery {
+            local_message: b"bounce".to_vec(),
+            local: vec![a],
+            outbound: None,
+        };
+        s.queue_update(
+            vec![
+                RecipientUpdate {
+                    id: r1,
+                    status: "delivered".into(),
+                    attempts: 1,
+                    next_attempt: 100,
+                    last_error: None,
+                },
+                RecipientUpdate {
+                    id: r2,
+                    status: "failed".into(),
+                    attempts: 1,
+                    next_attempt: 100,
+                    last_error: Some("550".into()),
+                },
+            ],
+            Some(bounce),
+        )
+        .unwrap();
+        assert!(
+            s.queue_list().unwrap().is_empty(),
+            "finished entries are removed"
+        );
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
+        assert_eq!(s.list_messages(inbox.id).unwrap().len(), 1);
+        let n: i64 = s
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(n, 1, "the relayed copy was collected, the bounce stays");
+        // Flush and remove.
+        let q2 = s.deliver(out(i64::MAX / 2)).unwrap().queued.unwrap();
+        assert_ne!(q, q2);
+        assert!(s.queue_due(1000, 10).unwrap().is_empty());
+        assert_eq!(s.queue_flush().unwrap(), 2);
+        assert_eq!(s.queue_due(1000, 10).unwrap().len(), 1);
+        s.queue_remove(q2).unwrap();
+        assert!(s.queue_list().unwrap().is_empty());
+        assert!(s.queue_remove(q2).is_err());
     }
 
     #[test]

@@ -92,6 +92,39 @@ password = "{cp}"
         s
     }
 
+    /// A server from a whole config text; `{data}` is replaced by a fresh data directory.
+    pub fn start_raw(config: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("mailroom.toml");
+        let text = config.replace("{data}", &dir.path().join("data").display().to_string());
+        std::fs::write(&config_path, text).expect("write config");
+        let mut s = TestServer {
+            dir,
+            config_path,
+            addrs: Vec::new(),
+            child: None,
+            log: Arc::new(Mutex::new(String::new())),
+            extra_args: Vec::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// Waits until `check` is true (polling), or panics with `what` after `secs` seconds.
+    pub fn wait_for(&self, secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if check() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what}; server log:\n{}",
+            self.log_text()
+        );
+    }
+
     fn spawn(&mut self) {
         let mut child = Command::new(bin())
             .arg("--config")
@@ -246,7 +279,10 @@ password = "{cp}"
         let mut cmd = Command::new("python3");
         cmd.arg("-c").arg(script).env("HOST", "127.0.0.1");
         for (name, addr) in &self.addrs {
-            cmd.env(format!("{}_PORT", name.to_uppercase().replace(['/', '-'], "_")), addr.port().to_string());
+            cmd.env(
+                format!("{}_PORT", name.to_uppercase().replace(['/', '-'], "_")),
+                addr.port().to_string(),
+            );
         }
         cmd.output().expect("run python3")
     }
@@ -261,21 +297,24 @@ password = "{cp}"
             c.cmd(&format!("RCPT TO:<{r}>"), 250);
         }
         c.cmd("DATA", 354);
-        let mut body = message.replace("\r\n", "\n").replace('\n', "\r\n");
-        if !body.ends_with("\r\n") {
-            body.push_str("\r\n");
-        }
-        c.send_raw(body.as_bytes());
+        c.send_raw(wire_body(message).as_bytes());
         c.cmd(".", 250);
         c.cmd("QUIT", 221);
     }
 
     /// Messages in an account's INBOX, read straight from the store (server may be running).
     pub fn inbox(&self, address: &str) -> Vec<Vec<u8>> {
-        let store = mailroom_store::sqlite::SqliteStore::open(&self.dir.path().join("data")).expect("open store");
+        let store = mailroom_store::sqlite::SqliteStore::open(&self.dir.path().join("data"))
+            .expect("open store");
         use mailroom_store::MailStore;
-        let acct = store.find_account(address).expect("find").expect("account exists");
-        let inbox = store.mailbox(acct.id, "INBOX").expect("mailbox").expect("inbox");
+        let acct = store
+            .find_account(address)
+            .expect("find")
+            .expect("account exists");
+        let inbox = store
+            .mailbox(acct.id, "INBOX")
+            .expect("mailbox")
+            .expect("inbox");
         let msgs = store.list_messages(inbox.id).expect("list");
         let out = msgs
             .iter()
@@ -286,7 +325,8 @@ password = "{cp}"
     }
 
     pub fn queue(&self) -> Vec<mailroom_store::QueueEntry> {
-        let store = mailroom_store::sqlite::SqliteStore::open(&self.dir.path().join("data")).expect("open store");
+        let store = mailroom_store::sqlite::SqliteStore::open(&self.dir.path().join("data"))
+            .expect("open store");
         use mailroom_store::MailStore;
         let q = store.queue_list().expect("queue");
         store.shutdown();
@@ -361,9 +401,13 @@ impl Client {
     pub fn reply(&mut self) -> Reply {
         let mut lines = Vec::new();
         loop {
-            let line = self.line().expect("connection closed while waiting for a reply");
+            let line = self
+                .line()
+                .expect("connection closed while waiting for a reply");
             assert!(line.len() >= 3, "short reply line: {line:?}");
-            let code: u16 = line[..3].parse().unwrap_or_else(|_| panic!("bad reply line: {line:?}"));
+            let code: u16 = line[..3]
+                .parse()
+                .unwrap_or_else(|_| panic!("bad reply line: {line:?}"));
             let more = line.as_bytes().get(3) == Some(&b'-');
             lines.push(line.get(4..).unwrap_or("").to_string());
             if !more {
@@ -391,6 +435,50 @@ impl Client {
         let mut buf = [0u8; 1];
         matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
     }
+}
+
+/// A loopback port that was free a moment ago (for configs that must name ports up front).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Submits a message over the submission port with AUTH PLAIN; panics unless accepted.
+pub fn submit(addr: SocketAddr, user: (&str, &str), to: &[&str], message: &str) {
+    let mut c = Client::connect(addr);
+    c.expect_code(220);
+    c.cmd("EHLO client.test", 250);
+    c.cmd(
+        &format!("AUTH PLAIN {}", b64(&format!("\0{}\0{}", user.0, user.1))),
+        235,
+    );
+    c.cmd(&format!("MAIL FROM:<{}>", user.0), 250);
+    for r in to {
+        c.cmd(&format!("RCPT TO:<{r}>"), 250);
+    }
+    c.cmd("DATA", 354);
+    c.send_raw(wire_body(message).as_bytes());
+    c.cmd(".", 250);
+    c.cmd("QUIT", 221);
+}
+
+/// A message as a client sends it after DATA: CRLF line ends, lines starting with "." stuffed.
+pub fn wire_body(message: &str) -> String {
+    let mut out = String::new();
+    for line in message
+        .replace("\r\n", "\n")
+        .trim_end_matches('\n')
+        .split('\n')
+    {
+        if line.starts_with('.') {
+            out.push('.');
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out
 }
 
 pub fn b64(s: &str) -> String {

@@ -94,7 +94,10 @@ impl fmt::Debug for Command {
             } => f
                 .debug_struct("Auth")
                 .field("mechanism", mechanism)
-                .field("initial_response", &initial_response.as_ref().map(|_| "****"))
+                .field(
+                    "initial_response",
+                    &initial_response.as_ref().map(|_| "****"),
+                )
                 .finish(),
             Command::User(n) => f.debug_tuple("User").field(n).finish(),
             Command::Apop { name, digest } => f
@@ -219,7 +222,9 @@ pub enum CommandError {
     Empty,
     /// The line was longer than the limit (reported by the line reader; RFC 2449 §4 allows
     /// 255 octets per command line, we accept `limit`).
-    #[error("command line too long (the limit is {limit} octets); POP3 commands are short, e.g. RETR 1")]
+    #[error(
+        "command line too long (the limit is {limit} octets); POP3 commands are short, e.g. RETR 1"
+    )]
     TooLong {
         /// The limit in force.
         limit: usize,
@@ -339,10 +344,7 @@ fn parse_pass(raw_rest: &str) -> Result<String, CommandError> {
         .or_else(|| raw_rest.strip_prefix('\t'))
         .unwrap_or(raw_rest);
     if pw.is_empty() {
-        return Err(syntax(
-            "PASS",
-            "PASS needs your password, e.g. PASS secret",
-        ));
+        return Err(syntax("PASS", "PASS needs your password, e.g. PASS secret"));
     }
     Ok(pw.to_string())
 }
@@ -366,7 +368,10 @@ fn parse_apop(rest: &str) -> Result<Command, CommandError> {
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(syntax("APOP", format!("the user name contains control characters; type e.g. {APOP_EXAMPLE}")));
+        return Err(syntax(
+            "APOP",
+            format!("the user name contains control characters; type e.g. {APOP_EXAMPLE}"),
+        ));
     }
     Ok(Command::Apop {
         name: name.to_string(),
@@ -558,9 +563,15 @@ mod tests {
             (b"APOP a b c", syn("APOP")),
             (b"AUTH", auth(None, None)),
             (b"AUTH plain", auth(Some("PLAIN"), None)),
-            (b"AUTH PLAIN AGFsaWNlAHNlY3JldA==", auth(Some("PLAIN"), Some("AGFsaWNlAHNlY3JldA=="))),
+            (
+                b"AUTH PLAIN AGFsaWNlAHNlY3JldA==",
+                auth(Some("PLAIN"), Some("AGFsaWNlAHNlY3JldA==")),
+            ),
             (b"AUTH PLAIN =", auth(Some("PLAIN"), Some("="))),
-            (b"AUTH LOGIN YWxpY2U=", auth(Some("LOGIN"), Some("YWxpY2U="))),
+            (
+                b"AUTH LOGIN YWxpY2U=",
+                auth(Some("LOGIN"), Some("YWxpY2U=")),
+            ),
             (b"AUTH CRAM-MD5", auth(Some("CRAM-MD5"), None)),
             (b"AUTH PLAIN a b", syn("AUTH")),
             (b"AUTH PL@IN", syn("AUTH")),
@@ -629,7 +640,10 @@ mod tests {
             (b"PASS se\0cret", Err("nul")),
             (b"\0", Err("nul")),
             (b"USER \xff", Err("utf8")),
-            ("USER jörg@example.test".as_bytes(), user("jörg@example.test")),
+            (
+                "USER jörg@example.test".as_bytes(),
+                user("jörg@example.test"),
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(parse(line), want, "{:?}", String::from_utf8_lossy(line));
@@ -684,7 +698,10 @@ mod tests {
         assert_eq!(c.trace_line("PASS hunter2"), "PASS ****");
         let c = parse_command(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==").unwrap();
         assert!(!format!("{c:?}").contains("AGFs"));
-        assert_eq!(c.trace_line("AUTH PLAIN AGFsaWNlAHNlY3JldA=="), "AUTH PLAIN ****");
+        assert_eq!(
+            c.trace_line("AUTH PLAIN AGFsaWNlAHNlY3JldA=="),
+            "AUTH PLAIN ****"
+        );
         let c = parse_command(b"AUTH LOGIN").unwrap();
         assert_eq!(c.trace_line("AUTH LOGIN"), "AUTH LOGIN");
         let c = parse_command(b"RETR 1").unwrap();
@@ -693,19 +710,36 @@ mod tests {
 
     #[test]
     fn states() {
-        let auth_only = ["USER a", "PASS b", "APOP a 0123456789abcdef0123456789abcdef", "AUTH PLAIN", "STLS"];
-        let trans_only = ["STAT", "LIST", "RETR 1", "DELE 1", "NOOP", "RSET", "TOP 1 1", "UIDL"];
+        let auth_only = [
+            "USER a",
+            "PASS b",
+            "APOP a 0123456789abcdef0123456789abcdef",
+            "AUTH PLAIN",
+            "STLS",
+        ];
+        let trans_only = [
+            "STAT", "LIST", "RETR 1", "DELE 1", "NOOP", "RSET", "TOP 1 1", "UIDL",
+        ];
         for l in auth_only {
             let c = parse_command(l.as_bytes()).unwrap();
-            assert!(c.valid_in_authorization() && !c.valid_in_transaction(), "{l}");
+            assert!(
+                c.valid_in_authorization() && !c.valid_in_transaction(),
+                "{l}"
+            );
         }
         for l in trans_only {
             let c = parse_command(l.as_bytes()).unwrap();
-            assert!(!c.valid_in_authorization() && c.valid_in_transaction(), "{l}");
+            assert!(
+                !c.valid_in_authorization() && c.valid_in_transaction(),
+                "{l}"
+            );
         }
         for l in ["CAPA", "QUIT"] {
             let c = parse_command(l.as_bytes()).unwrap();
-            assert!(c.valid_in_authorization() && c.valid_in_transaction(), "{l}");
+            assert!(
+                c.valid_in_authorization() && c.valid_in_transaction(),
+                "{l}"
+            );
         }
     }
 
@@ -727,8 +761,23 @@ mod tests {
     fn never_panics_on_arbitrary_bytes() {
         // A cheap deterministic fuzz: every keyword with assorted junk arguments.
         let junk: &[&[u8]] = &[
-            b"", b" ", b"\t", b"0", b"1", b" 1 ", b"-", b"\xff", b"\xc3", b" \xc3\xa9", b"=", b"*",
-            b" 1 1 1", b" 18446744073709551616 1", b" 1 18446744073709551616", b"\r", b"\n",
+            b"",
+            b" ",
+            b"\t",
+            b"0",
+            b"1",
+            b" 1 ",
+            b"-",
+            b"\xff",
+            b"\xc3",
+            b" \xc3\xa9",
+            b"=",
+            b"*",
+            b" 1 1 1",
+            b" 18446744073709551616 1",
+            b" 1 18446744073709551616",
+            b"\r",
+            b"\n",
         ];
         for k in KEYWORDS.iter().chain(&["X", ""]) {
             for a in junk {

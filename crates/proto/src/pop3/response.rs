@@ -141,7 +141,10 @@ where
         if l.starts_with('.') {
             out.push(b'.');
         }
-        out.extend(l.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+        out.extend(
+            l.bytes()
+                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
@@ -282,7 +285,9 @@ impl TopFilter {
                     None
                 }
             };
-            let Some(empty) = line_end_empty else { continue };
+            let Some(empty) = line_end_empty else {
+                continue;
+            };
             self.pos = LinePos::Start;
             if self.in_header {
                 if empty {
@@ -365,7 +370,11 @@ mod tests {
             for line in body.split_inclusive(|&b| b == b'\n') {
                 unstuffed += line.len() as u64 - u64::from(line.starts_with(b"."));
             }
-            assert_eq!(wire_size(input.len() as u64, input.last().copied()), unstuffed, "{input:?}");
+            assert_eq!(
+                wire_size(input.len() as u64, input.last().copied()),
+                unstuffed,
+                "{input:?}"
+            );
             assert_eq!(s.written(), input.len() as u64);
         }
     }
@@ -391,12 +400,20 @@ mod tests {
             (msg, 0, b"Subject: x\r\nFrom: a\r\n\r\n"),
             (msg, 1, b"Subject: x\r\nFrom: a\r\n\r\nline1\r\n"),
             (msg, 2, b"Subject: x\r\nFrom: a\r\n\r\nline1\r\nline2\r\n"),
-            (msg, 3, b"Subject: x\r\nFrom: a\r\n\r\nline1\r\nline2\r\n\r\n"),
+            (
+                msg,
+                3,
+                b"Subject: x\r\nFrom: a\r\n\r\nline1\r\nline2\r\n\r\n",
+            ),
             (msg, 4, msg),
             (msg, 100, msg),
             (msg, u64::MAX, msg),
             // No blank line: all header, sent whole.
-            (b"Subject: x\r\nFrom: a\r\n", 0, b"Subject: x\r\nFrom: a\r\n"),
+            (
+                b"Subject: x\r\nFrom: a\r\n",
+                0,
+                b"Subject: x\r\nFrom: a\r\n",
+            ),
             (b"Subject: x", 0, b"Subject: x"),
             // Empty body.
             (b"Subject: x\r\n\r\n", 5, b"Subject: x\r\n\r\n"),
@@ -405,7 +422,11 @@ mod tests {
             (b"S: x\r\n\r\na\r\nb", 1, b"S: x\r\n\r\na\r\n"),
             // Bare LF line ends count too; a line holding only CR before LF is empty.
             (b"S: x\n\nbody\nmore\n", 1, b"S: x\n\nbody\n"),
-            (b"S: x\r\n\r\r\nstill header\r\n\r\nb\r\n", 0, b"S: x\r\n\r\r\nstill header\r\n\r\n"),
+            (
+                b"S: x\r\n\r\r\nstill header\r\n\r\nb\r\n",
+                0,
+                b"S: x\r\n\r\r\nstill header\r\n\r\n",
+            ),
             // A message that starts with the blank line has an empty header.
             (b"\r\nbody\r\n", 0, b"\r\n"),
             (b"\r\nbody\r\nb2\r\n", 1, b"\r\nbody\r\n"),

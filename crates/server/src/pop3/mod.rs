@@ -1,16 +1,763 @@
-//! POP3 driver (being written).
+//! POP3 driver (RFC 1939, RFC 2449 CAPA, RFC 3206 response codes, RFC 5034 SASL).
+//!
+//! ```text
+//!   connect ──"+OK mailroom POP3 ready <pid.clock@host>"──▶ AUTHORIZATION { user }
+//!        USER name ─▶ +OK (always, so names cannot be probed)
+//!        PASS / APOP / AUTH PLAIN|LOGIN:
+//!            wrong  ─▶ wait failure_delay, -ERR [AUTH] ...; after limits.max_auth_failures: close
+//!            right, maildrop locked elsewhere ─▶ -ERR [IN-USE] ..., stay in AUTHORIZATION
+//!            right ─▶ +OK alice@example.test has N messages (M octets) ─▶ TRANSACTION(Maildrop)
+//!   TRANSACTION: STAT LIST RETR DELE NOOP RSET TOP UIDL CAPA
+//!        QUIT ─▶ UPDATE: expunge the marked messages (durable), then +OK ... signing off
+//!   Closed, autologout timer, shutdown, too many errors: close without UPDATE (RFC 1939 §3).
+//! ```
+//!
+//! Every `-ERR` comes from [`error::Pop3Error::to_reply`]. Replies are queued in the
+//! connection and written when the session next waits for input, so pipelined commands
+//! (RFC 2449 §6.6) are answered in order with few writes.
+
+mod error;
+mod maildrop;
+
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use mailroom_proto::line::LineError;
+use mailroom_proto::pop3::{self, Command, CommandError, Stuffer, TopFilter};
+use mailroom_proto::sasl::{self, SaslError};
+use mailroom_store::{password, Account, MessageId};
+use md5::{Digest, Md5};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::auth::{check_password, failure_delay};
+use crate::conn::{Conn, Event, Trace};
 use crate::Shared;
+use error::Pop3Error;
+use maildrop::{Maildrop, MaildropLock, CHUNK};
 
+/// Whether the session goes on after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// RFC 1939 §3.
+enum State {
+    /// Not logged in; `user` is the name given by a successful USER, waiting for PASS.
+    Authorization { user: Option<String> },
+    /// Logged in, maildrop locked.
+    Transaction(Box<Maildrop>),
+}
+
+struct Session {
+    conn: Conn,
+    shared: Arc<Shared>,
+    /// The APOP challenge from the greeting, brackets included (RFC 1939 §7).
+    timestamp: String,
+    state: State,
+    errors: u32,
+    auth_failures: u32,
+}
+
+/// Serves one POP3 connection until QUIT, a drop, the autologout timer or shutdown.
 pub async fn run_session(
-    _stream: TcpStream,
-    _peer: SocketAddr,
-    _shared: Arc<Shared>,
-    _shutdown: watch::Receiver<bool>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    let limits = &shared.config.limits;
+    let trace = Trace {
+        enabled: shared.config.trace.pop3,
+        proto: "pop3",
+        id: shared.next_session_id(),
+    };
+    trace.note(&format!("connection from {peer}"));
+    let conn = Conn::new(
+        stream,
+        peer,
+        limits.max_command_line,
+        // RFC 1939 §3: the autologout timer (at least 10 minutes by default).
+        limits.pop3_idle_timeout,
+        trace,
+        shutdown,
+    );
+    let timestamp = apop_timestamp(&shared.config.hostname);
+    let mut s = Session {
+        conn,
+        shared,
+        timestamp,
+        state: State::Authorization { user: None },
+        errors: 0,
+        auth_failures: 0,
+    };
+    // RFC 1939 §4 (greeting) and §7 (the APOP timestamp in it).
+    let greeting = pop3::ok(&format!("mailroom POP3 ready {}", s.timestamp));
+    s.conn.send(&greeting);
+    loop {
+        let event = s.conn.next_line().await;
+        let flow = match event {
+            Event::Line(Ok(line)) => s.command(line).await,
+            Event::Line(Err(LineError::TooLong { limit })) => {
+                s.conn
+                    .trace
+                    .client(&format!("<line longer than {limit} octets>"));
+                s.fail(CommandError::TooLong { limit }.into())
+            }
+            other => s.interrupted(other),
+        };
+        if flow == Flow::Close {
+            break;
+        }
+    }
+    // Dropping the session releases the maildrop lock; nothing marked is deleted unless QUIT
+    // did it (RFC 1939 §3).
+    let Session {
+        mut conn, state, ..
+    } = s;
+    conn.trace.note("connection closed");
+    conn.close().await;
+    drop(state);
+}
+
+/// `<pid.clock@hostname>`, different for every greeting (RFC 1939 §7): the clock is the time
+/// in microseconds, bumped so that it never repeats within the process.
+fn apop_timestamp(hostname: &str) -> String {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    let mut prev = LAST.load(Ordering::Relaxed);
+    let clock = loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(p) => prev = p,
+        }
+    };
+    format!("<{}.{}@{}>", std::process::id(), clock, hostname)
+}
+
+/// MD5(timestamp + secret) as lower-case hex (RFC 1939 §7).
+fn apop_digest(timestamp: &str, secret: &str) -> String {
+    let mut h = Md5::new();
+    h.update(timestamp.as_bytes());
+    h.update(secret.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares without an early exit, so the time does not tell how much of a digest was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// "1 message" / "2 messages".
+fn messages(n: usize) -> String {
+    if n == 1 {
+        "1 message".to_string()
+    } else {
+        format!("{n} messages")
+    }
+}
+
+impl Session {
+    /// Queues a `+OK` line.
+    fn ok(&mut self, text: &str) {
+        let line = pop3::ok(text);
+        self.conn.send(&line);
+    }
+
+    /// Queues the `-ERR` line of `e`, counts bad commands, and closes after too many.
+    fn fail(&mut self, e: Pop3Error) -> Flow {
+        if e.is_bad_command() {
+            self.errors += 1;
+            let max = self.shared.config.limits.max_errors;
+            if self.errors >= max {
+                self.conn
+                    .trace
+                    .note(&format!("too many bad commands; last: {e}"));
+                let reply = Pop3Error::TooManyErrors(max).to_reply();
+                self.conn.send(&reply);
+                return Flow::Close;
+            }
+        }
+        let reply = e.to_reply();
+        self.conn.send(&reply);
+        match e {
+            Pop3Error::TooManyAuthFailures => Flow::Close,
+            _ => Flow::Continue,
+        }
+    }
+
+    /// The connection ended while waiting for input: no UPDATE (RFC 1939 §3).
+    fn interrupted(&mut self, event: Event) -> Flow {
+        match event {
+            Event::Timeout => {
+                // RFC 1939 §3 says the server "should close the TCP connection without ...
+                // sending any response"; one -ERR line first tells a telnet user what happened
+                // and does no harm to a client that has gone quiet.
+                self.conn.trace.note("autologout timer expired");
+                let reply = Pop3Error::Autologout.to_reply();
+                self.conn.send(&reply);
+            }
+            Event::Shutdown => {
+                let reply = Pop3Error::Shutdown.to_reply();
+                self.conn.send(&reply);
+            }
+            Event::Closed | Event::Line(_) => {}
+        }
+        Flow::Close
+    }
+
+    async fn command(&mut self, line: Vec<u8>) -> Flow {
+        let text = String::from_utf8_lossy(&line).into_owned();
+        let cmd = match pop3::parse_command(&line) {
+            Ok(c) => c,
+            Err(e) => {
+                // Never trace what might be a password, even a malformed one.
+                let lead = text.trim_start().get(..4).unwrap_or("");
+                if lead.eq_ignore_ascii_case("PASS") || lead.eq_ignore_ascii_case("AUTH") {
+                    self.conn.trace.client(&format!("{lead} ****"));
+                } else {
+                    self.conn.trace.client(&text);
+                }
+                return self.fail(e.into());
+            }
+        };
+        self.conn.trace.client(&cmd.trace_line(&text));
+        match &self.state {
+            State::Authorization { .. } => {
+                if cmd.valid_in_authorization() {
+                    self.authorization(cmd).await
+                } else {
+                    self.fail(Pop3Error::NotLoggedIn(cmd.keyword()))
+                }
+            }
+            State::Transaction(md) => {
+                if cmd.valid_in_transaction() {
+                    self.transaction(cmd).await
+                } else if matches!(cmd, Command::Stls) {
+                    self.fail(Pop3Error::StlsAfterLogin)
+                } else {
+                    let user = md.account.address.clone();
+                    self.fail(Pop3Error::AlreadyLoggedIn {
+                        user,
+                        keyword: cmd.keyword(),
+                    })
+                }
+            }
+        }
+    }
+
+    fn capa(&mut self) {
+        // RFC 2449 §5: the same list in both states (none of our capabilities differ).
+        self.ok("capability list follows");
+        let body = pop3::multiline(pop3::capabilities(false));
+        self.conn.send(&body);
+    }
+
+    // ---------------------------------------------------------------- AUTHORIZATION
+
+    async fn authorization(&mut self, cmd: Command) -> Flow {
+        match cmd {
+            Command::Capa => {
+                self.capa();
+                Flow::Continue
+            }
+            Command::Quit => {
+                self.ok("mailroom POP3 server signing off");
+                Flow::Close
+            }
+            Command::Stls => self.fail(Pop3Error::NoTls),
+            Command::User(name) => {
+                let name = self.full_name(&name);
+                // RFC 1939 §7 allows -ERR for an unknown mailbox; we always say +OK, so the
+                // answer does not tell which names exist.
+                self.ok(&format!("hello {name}, now type PASS and your password"));
+                self.state = State::Authorization { user: Some(name) };
+                Flow::Continue
+            }
+            Command::Pass(secret) => {
+                let user = match &mut self.state {
+                    State::Authorization { user } => user.take(),
+                    State::Transaction(_) => None,
+                };
+                let Some(user) = user else {
+                    return self.fail(Pop3Error::PassBeforeUser);
+                };
+                let account = check_password(&self.shared.store, &user, &secret).await;
+                self.finish_login(account).await
+            }
+            Command::Apop { name, digest } => {
+                self.clear_user();
+                let name = self.full_name(&name);
+                let account = self.check_apop(&name, &digest).await;
+                self.finish_login(account).await
+            }
+            Command::Auth {
+                mechanism: None, ..
+            } => {
+                // RFC 1734 §2 behaviour: a bare AUTH lists the mechanisms.
+                self.ok("SASL mechanisms follow");
+                let body = pop3::multiline(["PLAIN", "LOGIN"]);
+                self.conn.send(&body);
+                Flow::Continue
+            }
+            Command::Auth {
+                mechanism: Some(mech),
+                initial_response,
+            } => {
+                self.clear_user();
+                self.sasl(&mech, initial_response).await
+            }
+            // `command` only passes AUTHORIZATION commands here.
+            other => self.fail(Pop3Error::NotLoggedIn(other.keyword())),
+        }
+    }
+
+    fn clear_user(&mut self) {
+        self.state = State::Authorization { user: None };
+    }
+
+    /// Leniency: `USER alice` means `alice@example.test` when the config has exactly one
+    /// local domain, as lab users type their short name.
+    fn full_name(&self, name: &str) -> String {
+        match self.shared.config.domains.as_slice() {
+            [only] if !name.contains('@') => format!("{name}@{only}"),
+            _ => name.to_string(),
+        }
+    }
+
+    /// RFC 1939 §7: APOP needs the shared secret in plain text, which only the config's
+    /// `[[accounts]]` with a plain-text password have (the store keeps argon2 hashes). For
+    /// every other name the digest cannot match, and the answer is the same `-ERR [AUTH]`.
+    /// The plain-text password is also checked against the store, so APOP costs what PASS
+    /// costs and a password changed with `mailroom user passwd` wins over a stale config.
+    async fn check_apop(&self, name: &str, digest: &str) -> Option<Account> {
+        let plain = self
+            .shared
+            .config
+            .accounts
+            .iter()
+            .find(|a| a.address.eq_ignore_ascii_case(name) && !password::is_hash(&a.password))
+            .map(|a| a.password.clone());
+        let secret = plain.clone().unwrap_or_else(|| {
+            // Something no one can know, so the work below is the same for every name.
+            format!("{:032x}", rand::random::<u128>())
+        });
+        let expected = apop_digest(&self.timestamp, &secret);
+        let digest_ok = constant_time_eq(expected.as_bytes(), digest.as_bytes());
+        let account = check_password(&self.shared.store, name, &secret).await;
+        (plain.is_some() && digest_ok).then_some(account).flatten()
+    }
+
+    /// After a credentials check: lock and open the maildrop, or count the failure.
+    async fn finish_login(&mut self, account: Option<Account>) -> Flow {
+        let Some(account) = account else {
+            return self.auth_failed(Pop3Error::AuthFailed).await;
+        };
+        // RFC 1939 §8 / RFC 2449 §8.1.1: one session per maildrop.
+        let Some(lock) = MaildropLock::acquire(&self.shared, account.id.0) else {
+            self.conn
+                .trace
+                .note(&format!("{} is locked by another session", account.address));
+            return self.fail(Pop3Error::InUse(account.address));
+        };
+        let address = account.address.clone();
+        match Maildrop::open(&self.shared.store, account, lock).await {
+            Ok(md) => {
+                let (n, octets) = md.stat();
+                self.state = State::Transaction(Box::new(md));
+                self.conn.trace.note(&format!("logged in as {address}"));
+                // RFC 1939 §7 example: "+OK mrose's maildrop has 2 messages (320 octets)".
+                self.ok(&format!("{address} has {} ({octets} octets)", messages(n)));
+                Flow::Continue
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// A failed authentication: wait (doubling per failure), then `-ERR [AUTH]`; close after
+    /// `limits.max_auth_failures`.
+    async fn auth_failed(&mut self, e: Pop3Error) -> Flow {
+        self.auth_failures += 1;
+        let limits = &self.shared.config.limits;
+        let delay = failure_delay(limits.auth_failure_delay, self.auth_failures);
+        let max = limits.max_auth_failures;
+        self.conn.trace.note(&format!(
+            "authentication failure {} of {max}",
+            self.auth_failures
+        ));
+        tokio::time::sleep(delay).await;
+        if self.auth_failures >= max {
+            self.fail(Pop3Error::TooManyAuthFailures)
+        } else {
+            self.fail(e)
+        }
+    }
+
+    /// RFC 5034 §4: `AUTH PLAIN` and `AUTH LOGIN`, with or without an initial response.
+    async fn sasl(&mut self, mechanism: &str, initial: Option<String>) -> Flow {
+        match mechanism {
+            "PLAIN" => {
+                // RFC 5034 §4: no initial response, so an empty challenge "+ ".
+                let response = match initial {
+                    Some(r) => r,
+                    None => match self.sasl_line("").await {
+                        Ok(r) => r,
+                        Err(flow) => return flow,
+                    },
+                };
+                let creds =
+                    match sasl::decode_response(&response).and_then(|b| sasl::parse_plain(&b)) {
+                        Ok(c) => c,
+                        Err(e) => return self.sasl_error(e).await,
+                    };
+                // RFC 4616 §2: we allow no authorization identity other than oneself.
+                if !creds.authzid.is_empty() && !creds.authzid.eq_ignore_ascii_case(&creds.authcid)
+                {
+                    return self.auth_failed(Pop3Error::AuthFailed).await;
+                }
+                let name = self.full_name(&creds.authcid);
+                let account = check_password(&self.shared.store, &name, &creds.password).await;
+                self.finish_login(account).await
+            }
+            "LOGIN" => {
+                // draft-murchison-sasl-login: "Username:", then "Password:". A client may send
+                // the user name as an initial response.
+                let user_b64 = match initial {
+                    Some(r) => r,
+                    None => match self.sasl_line(sasl::LOGIN_USERNAME_CHALLENGE).await {
+                        Ok(r) => r,
+                        Err(flow) => return flow,
+                    },
+                };
+                let user = match sasl::decode_text(&user_b64) {
+                    Ok(u) => u,
+                    Err(e) => return self.sasl_error(e).await,
+                };
+                let pass_b64 = match self.sasl_line(sasl::LOGIN_PASSWORD_CHALLENGE).await {
+                    Ok(r) => r,
+                    Err(flow) => return flow,
+                };
+                let pass = match sasl::decode_text(&pass_b64) {
+                    Ok(p) => p,
+                    Err(e) => return self.sasl_error(e).await,
+                };
+                if user.is_empty() || pass.is_empty() {
+                    return self.auth_failed(Pop3Error::AuthFailed).await;
+                }
+                let name = self.full_name(&user);
+                let account = check_password(&self.shared.store, &name, &pass).await;
+                self.finish_login(account).await
+            }
+            other => self.fail(Pop3Error::UnknownMechanism(pop3::shown(other, 20))),
+        }
+    }
+
+    async fn sasl_error(&mut self, e: SaslError) -> Flow {
+        match e {
+            // RFC 5034 §4: "*" cancels; the server answers -ERR.
+            SaslError::Cancelled => self.fail(Pop3Error::SaslCancelled),
+            // RFC 5034 §4: a response that is not base64 is rejected with -ERR.
+            SaslError::Base64 => self.fail(Pop3Error::SaslBase64),
+            SaslError::Malformed(why) => self.auth_failed(Pop3Error::SaslMalformed(why)).await,
+        }
+    }
+
+    /// Sends a continuation (`+ challenge`) and reads the client's response line, which is
+    /// traced as `****`. `Err(flow)` when the exchange ended (the reply is already queued).
+    async fn sasl_line(&mut self, challenge: &str) -> Result<String, Flow> {
+        let cont = pop3::continuation(challenge);
+        self.conn.send(&cont);
+        match self.conn.next_line().await {
+            Event::Line(Ok(line)) => {
+                self.conn.trace.client("****");
+                if line.contains(&0) {
+                    return Err(self.fail(CommandError::Nul.into()));
+                }
+                String::from_utf8(line).map_err(|_| self.fail(Pop3Error::SaslBase64))
+            }
+            Event::Line(Err(LineError::TooLong { limit })) => {
+                self.conn.trace.client("<too long>");
+                Err(self.fail(CommandError::TooLong { limit }.into()))
+            }
+            other => Err(self.interrupted(other)),
+        }
+    }
+
+    // ---------------------------------------------------------------- TRANSACTION
+
+    fn maildrop(&mut self) -> Option<&mut Maildrop> {
+        match &mut self.state {
+            State::Transaction(md) => Some(md),
+            State::Authorization { .. } => None,
+        }
+    }
+
+    async fn transaction(&mut self, cmd: Command) -> Flow {
+        let Some(md) = self.maildrop() else {
+            return self.fail(Pop3Error::NotLoggedIn(cmd.keyword()));
+        };
+        match cmd {
+            Command::Capa => {
+                self.capa();
+                Flow::Continue
+            }
+            Command::Noop => {
+                self.ok("");
+                Flow::Continue
+            }
+            Command::Stat => {
+                // RFC 1939 §5: exactly "+OK nn mm" (a drop listing); deleted ones not counted.
+                let (n, octets) = md.stat();
+                self.ok(&format!("{n} {octets}"));
+                Flow::Continue
+            }
+            Command::List(None) => {
+                let (n, octets) = md.stat();
+                let lines: Vec<String> =
+                    md.live().map(|(i, m)| format!("{i} {}", m.size)).collect();
+                self.ok(&format!("{} ({octets} octets)", messages(n)));
+                let body = pop3::multiline(lines);
+                self.conn.send(&body);
+                Flow::Continue
+            }
+            Command::List(Some(n)) => match md.get(n) {
+                // RFC 1939 §5: a scan listing, "+OK n size".
+                Ok(m) => {
+                    let size = m.size;
+                    self.ok(&format!("{n} {size}"));
+                    Flow::Continue
+                }
+                Err(e) => self.fail(e),
+            },
+            Command::Uidl(None) => {
+                let lines: Vec<String> = md
+                    .live()
+                    .map(|(i, m)| format!("{i} {}", md.unique_id(m)))
+                    .collect();
+                self.ok("unique-id listing follows");
+                let body = pop3::multiline(lines);
+                self.conn.send(&body);
+                Flow::Continue
+            }
+            Command::Uidl(Some(n)) => match md.get(n) {
+                Ok(m) => {
+                    let id = md.unique_id(m);
+                    self.ok(&format!("{n} {id}"));
+                    Flow::Continue
+                }
+                Err(e) => self.fail(e),
+            },
+            Command::Retr(n) => match md.get(n) {
+                Ok(m) => {
+                    let (message, size) = (m.message, m.size);
+                    self.send_message(message, size, None, format!("{size} octets follow"), n)
+                        .await
+                }
+                Err(e) => self.fail(e),
+            },
+            Command::Top { msg: n, lines } => match md.get(n) {
+                Ok(m) => {
+                    let (message, size) = (m.message, m.size);
+                    let what = if lines == u64::MAX {
+                        "all its lines".to_string()
+                    } else if lines == 1 {
+                        "1 line".to_string()
+                    } else {
+                        format!("{lines} lines")
+                    };
+                    self.send_message(
+                        message,
+                        size,
+                        Some(lines),
+                        format!("top of message {n} follows (the header and {what} of the body)"),
+                        n,
+                    )
+                    .await
+                }
+                Err(e) => self.fail(e),
+            },
+            Command::Dele(n) => {
+                let idx = match md.get(n) {
+                    Ok(_) => n as usize - 1,
+                    Err(e) => return self.fail(e),
+                };
+                md.msgs[idx].deleted = true;
+                // RFC 1939 §5: only marked; removed in the UPDATE state.
+                self.ok(&format!(
+                    "message {n} deleted (it is removed when you QUIT; RSET undoes this)"
+                ));
+                Flow::Continue
+            }
+            Command::Rset => {
+                let undeleted = md.unmark_all();
+                let (n, octets) = md.stat();
+                self.ok(&format!(
+                    "maildrop has {} ({octets} octets); {undeleted} undeleted",
+                    messages(n)
+                ));
+                Flow::Continue
+            }
+            Command::Quit => self.update().await,
+            // `command` only passes TRANSACTION commands here.
+            other => self.fail(Pop3Error::NotLoggedIn(other.keyword())),
+        }
+    }
+
+    /// RETR and TOP (RFC 1939 §5, §7): the message streamed from the store chunk by chunk,
+    /// byte-stuffed, ending in CRLF "." CRLF. The first chunk is read before "+OK", so a store
+    /// failure can still be answered with -ERR; a failure later can only end the connection.
+    async fn send_message(
+        &mut self,
+        message: MessageId,
+        size: u64,
+        top: Option<u64>,
+        status: String,
+        n: u32,
+    ) -> Flow {
+        let store = self.shared.store.clone();
+        let buf = vec![0u8; maildrop::read_size(size)];
+        let (mut buf, mut got) = match maildrop::read_chunk(&store, message, 0, buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read message {n}");
+                return self.fail(Pop3Error::Store(format!(
+                    "cannot read message {n} right now"
+                )));
+            }
+        };
+        self.ok(&status);
+        let mut stuffer = Stuffer::new();
+        let mut filter = top.map(TopFilter::new);
+        let mut out = Vec::with_capacity(CHUNK + CHUNK / 4);
+        let mut offset = 0u64;
+        while got > 0 {
+            let mut data = &buf[..got];
+            if let Some(f) = filter.as_mut() {
+                data = &data[..f.take(data)];
+            }
+            // Stuff and queue in CHUNK pieces, so the output buffers stay small too.
+            for piece in data.chunks(CHUNK) {
+                out.clear();
+                stuffer.push(piece, &mut out);
+                if self.conn.send_raw(&out).await.is_err() {
+                    return Flow::Close;
+                }
+            }
+            offset += got as u64;
+            if filter.as_ref().is_some_and(TopFilter::done) {
+                break;
+            }
+            match maildrop::read_chunk(&store, message, offset, buf).await {
+                Ok((b, k)) => {
+                    buf = b;
+                    got = k;
+                }
+                Err(e) => {
+                    // "+OK" is out and part of the body too: closing is the only honest end.
+                    tracing::error!(error = %e, "reading message {n} failed midway; closing");
+                    return Flow::Close;
+                }
+            }
+        }
+        out.clear();
+        stuffer.finish(&mut out);
+        if self.conn.send_raw(&out).await.is_err() {
+            return Flow::Close;
+        }
+        self.conn.trace.server(
+            format!(
+                "<{} octets of message {n}, not traced>\r\n.\r\n",
+                stuffer.written()
+            )
+            .as_bytes(),
+        );
+        Flow::Continue
+    }
+
+    /// QUIT in TRANSACTION: the UPDATE state (RFC 1939 §6). "+OK" only once the deletions are
+    /// on disk; if they cannot be made durable, "-ERR [SYS/TEMP]" and nothing is deleted.
+    async fn update(&mut self) -> Flow {
+        let Some(md) = self.maildrop() else {
+            return Flow::Close;
+        };
+        let marked = md.marked();
+        let address = md.account.address.clone();
+        let mailbox = md.mailbox;
+        let (left, _) = md.stat();
+        if marked.is_empty() {
+            self.ok(&format!(
+                "{address} signing off (maildrop has {})",
+                messages(left)
+            ));
+            return Flow::Close;
+        }
+        match maildrop::expunge(&self.shared.store, mailbox, marked).await {
+            Ok(removed) => {
+                self.conn.trace.note(&format!("UPDATE: {removed} removed"));
+                self.ok(&format!(
+                    "{address} signing off ({} deleted, {left} left)",
+                    messages(removed)
+                ));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, account = %address, "POP3 UPDATE failed");
+                let _ = self.fail(Pop3Error::UpdateFailed);
+            }
+        }
+        // The lock is released when the session (and its Maildrop) is dropped, after this.
+        Flow::Close
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apop_rfc_example() {
+        // RFC 1939 §7.
+        assert_eq!(
+            apop_digest("<1896.697170952@dbc.mtview.ca.us>", "tanstaaf"),
+            "c4c9334bac560ecc979e58001b3e22fb"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_unique_and_well_formed() {
+        let a = apop_timestamp("mx.example.test");
+        let b = apop_timestamp("mx.example.test");
+        assert_ne!(a, b);
+        let pid = std::process::id().to_string();
+        let inner = a
+            .strip_prefix('<')
+            .and_then(|s| s.strip_suffix("@mx.example.test>"))
+            .unwrap();
+        let (p, clock) = inner.split_once('.').unwrap();
+        assert_eq!(p, pid);
+        assert!(clock.bytes().all(|b| b.is_ascii_digit()), "{a}");
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn plural() {
+        assert_eq!(messages(0), "0 messages");
+        assert_eq!(messages(1), "1 message");
+        assert_eq!(messages(2), "2 messages");
+    }
 }

@@ -14,17 +14,49 @@ pub struct HelpState {
 
 /// (verb, usage, what it does)
 const TOPICS: &[(&str, &str, &str)] = &[
-    ("EHLO", "EHLO your.host.name", "start the session (lists the extensions)"),
+    (
+        "EHLO",
+        "EHLO your.host.name",
+        "start the session (lists the extensions)",
+    ),
     ("HELO", "HELO your.host.name", "start a plain SMTP session"),
-    ("AUTH", "AUTH LOGIN  or  AUTH PLAIN <base64>", "log in (base64 user name, then password)"),
-    ("MAIL", "MAIL FROM:<you@example.test>", "start a message and give its sender"),
-    ("RCPT", "RCPT TO:<friend@example.test>", "add a recipient (repeat for more)"),
-    ("DATA", "DATA", "send the message; end it with a line holding only \".\""),
-    ("BDAT", "BDAT <octets> [LAST]", "send the message in chunks of exact size"),
+    (
+        "AUTH",
+        "AUTH LOGIN  or  AUTH PLAIN <base64>",
+        "log in (base64 user name, then password)",
+    ),
+    (
+        "MAIL",
+        "MAIL FROM:<you@example.test>",
+        "start a message and give its sender",
+    ),
+    (
+        "RCPT",
+        "RCPT TO:<friend@example.test>",
+        "add a recipient (repeat for more)",
+    ),
+    (
+        "DATA",
+        "DATA",
+        "send the message; end it with a line holding only \".\"",
+    ),
+    (
+        "BDAT",
+        "BDAT <octets> [LAST]",
+        "send the message in chunks of exact size",
+    ),
     ("RSET", "RSET", "forget the message in progress"),
     ("NOOP", "NOOP", "do nothing (keeps the connection alive)"),
-    ("VRFY", "VRFY <address>", "ask about an address (answered with 252)"),
-    ("HELP", "HELP [command]", "this text, or help on one command"),
+    (
+        "VRFY",
+        "VRFY <address>",
+        "ask about an address (answered with 252)",
+    ),
+    (
+        "HELP",
+        "HELP [command]",
+        "this text, or help on one command",
+    ),
     ("QUIT", "QUIT", "end the session"),
 ];
 
@@ -43,7 +75,9 @@ pub fn reply(topic: Option<&str>, st: &HelpState) -> Reply {
     let valid: &[&str] = if !st.greeted {
         &["EHLO", "HELO", "NOOP", "RSET", "VRFY", "HELP", "QUIT"]
     } else if !st.in_mail {
-        &["MAIL", "AUTH", "EHLO", "HELO", "NOOP", "RSET", "VRFY", "HELP", "QUIT"]
+        &[
+            "MAIL", "AUTH", "EHLO", "HELO", "NOOP", "RSET", "VRFY", "HELP", "QUIT",
+        ]
     } else if !st.has_rcpt {
         &["RCPT", "RSET", "NOOP", "HELP", "QUIT"]
     } else {

@@ -28,19 +28,19 @@ use mailroom_proto::smtp::{
     normalize_body, parse_command, Address, Command, CommandError, DataError, DataProgress,
     DataReceiver, ForwardPath, Param, Reply, ReversePath,
 };
-use mailroom_store::{Account, AccountId};
+use mailroom_store::Account;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::conn::{Conn, Event, Trace};
-use crate::delivery::{self, Accepted, Route};
+use crate::delivery::{self, Accepted, Route, Target};
 use crate::{auth, ListenerKind, Shared};
 
-/// One recipient accepted by RCPT.
+/// One recipient accepted by RCPT: the address given and where it leads.
 #[derive(Debug, Clone)]
-enum Recipient {
-    Local { account: AccountId, address: String },
-    Remote { address: String },
+struct Recipient {
+    address: String,
+    targets: Vec<Target>,
 }
 
 /// The envelope of the transaction in progress.
@@ -306,7 +306,11 @@ impl Session {
         self.errors += 1;
         if self.errors >= self.shared.config.limits.max_errors {
             let host = self.host().to_string();
-            self.ok(421, "4.7.0", format!("{host} Too many errors in this session; closing connection"));
+            self.ok(
+                421,
+                "4.7.0",
+                format!("{host} Too many errors in this session; closing connection"),
+            );
             return Flow::Close;
         }
         Flow::Continue
@@ -329,12 +333,22 @@ impl Session {
                 Event::Timeout => {
                     let host = self.host().to_string();
                     let secs = self.shared.config.limits.idle_timeout.as_secs();
-                    self.ok(421, "4.4.2", format!("{host} Timeout: no command for {secs} seconds; closing connection"));
+                    self.ok(
+                        421,
+                        "4.4.2",
+                        format!(
+                            "{host} Timeout: no command for {secs} seconds; closing connection"
+                        ),
+                    );
                     Flow::Close
                 }
                 Event::Shutdown => {
                     let host = self.host().to_string();
-                    self.ok(421, "4.3.2", format!("{host} Server shutting down; please try again later"));
+                    self.ok(
+                        421,
+                        "4.3.2",
+                        format!("{host} Server shutting down; please try again later"),
+                    );
                     Flow::Close
                 }
             };
@@ -348,9 +362,10 @@ impl Session {
     async fn command(&mut self, bytes: Vec<u8>) -> Flow {
         let parsed = parse_command(&bytes);
         match &parsed {
-            Ok(Command::Auth { mechanism, initial_response: Some(_) }) => {
-                self.conn.trace.client(&format!("AUTH {mechanism} ****"))
-            }
+            Ok(Command::Auth {
+                mechanism,
+                initial_response: Some(_),
+            }) => self.conn.trace.client(&format!("AUTH {mechanism} ****")),
             _ => self.conn.trace.client(&String::from_utf8_lossy(&bytes)),
         }
         let cmd = match parsed {
@@ -406,7 +421,10 @@ impl Session {
     fn help_state(&self) -> help::HelpState {
         help::HelpState {
             greeted: !matches!(self.state, State::Connected),
-            in_mail: matches!(self.state, State::Mail(_) | State::Rcpt(_) | State::Bdat { .. }),
+            in_mail: matches!(
+                self.state,
+                State::Mail(_) | State::Rcpt(_) | State::Bdat { .. }
+            ),
             has_rcpt: matches!(self.state, State::Rcpt(_) | State::Bdat { .. }),
             can_auth: self.auth.is_none() && matches!(self.state, State::Greeted),
             submission: self.kind == ListenerKind::Submission,
@@ -558,21 +576,28 @@ impl Session {
         let route = match route {
             Ok(Ok(r)) => r,
             _ => {
-                self.ok(451, "4.3.0", "Temporary failure looking up the recipient; try again later");
+                self.ok(
+                    451,
+                    "4.3.0",
+                    "Temporary failure looking up the recipient; try again later",
+                );
                 return Flow::Continue;
             }
         };
-        let rcpt = match route {
-            Route::Local { account, address } => Recipient::Local { account, address },
+        let (targets, relayed) = match route {
+            Route::Local(targets) => (targets, false),
             Route::UnknownUser => return self.refuse(Refusal::UnknownUser(text)),
             Route::Remote { address } => {
                 if self.auth.is_none() {
                     return self.refuse(Refusal::RelayDenied(text));
                 }
-                Recipient::Remote { address }
+                (vec![Target::Remote { address }], true)
             }
         };
-        let relayed = matches!(rcpt, Recipient::Remote { .. });
+        let rcpt = Recipient {
+            address: text.clone(),
+            targets,
+        };
         let env = match std::mem::replace(&mut self.state, State::Greeted) {
             State::Mail(e) | State::Rcpt(e) => e,
             other => {
@@ -584,27 +609,32 @@ impl Session {
         env.rcpts.push(rcpt);
         self.state = State::Rcpt(env);
         if relayed {
-            self.ok(250, "2.1.5", format!("Recipient <{text}> ok (will be relayed)"));
+            self.ok(
+                250,
+                "2.1.5",
+                format!("Recipient <{text}> ok (will be relayed)"),
+            );
         } else {
             self.ok(250, "2.1.5", format!("Recipient <{text}> ok"));
         }
         Flow::Continue
     }
 
-    /// The local account that receives mail for `<Postmaster>`.
+    /// The local address that receives mail for `<Postmaster>`: `postmaster@` the host name's
+    /// domain or a local domain, whichever resolves (account, alias or catch-all).
     async fn postmaster(&self) -> Option<Address> {
         let store = self.shared.store.clone();
         let host = self.host().to_string();
         tokio::task::spawn_blocking(move || {
             let mut domains = vec![host.to_ascii_lowercase()];
             domains.extend(store.list_domains().ok()?);
-            for d in domains {
+            domains.into_iter().find_map(|d| {
                 let a = format!("postmaster@{d}");
-                if let Ok(Some(acct)) = store.find_account(&a) {
-                    return Address::parse(&acct.address).ok();
+                match delivery::resolve(&store, &a) {
+                    Ok(Route::Local(_)) => Address::parse(&a).ok(),
+                    _ => None,
                 }
-            }
-            None
+            })
         })
         .await
         .ok()
@@ -634,9 +664,17 @@ impl Session {
                 Ok(Some(c)) => c,
                 Ok(None) | Err(_) => {
                     // The client went away (or stayed silent) mid-message: nothing is stored.
-                    self.conn.trace.note("connection lost during DATA; message discarded");
+                    self.conn
+                        .trace
+                        .note("connection lost during DATA; message discarded");
                     let host = self.host().to_string();
-                    self.ok(421, "4.4.2", format!("{host} Timeout or connection lost during DATA; nothing was stored"));
+                    self.ok(
+                        421,
+                        "4.4.2",
+                        format!(
+                            "{host} Timeout or connection lost during DATA; nothing was stored"
+                        ),
+                    );
                     return Flow::Close;
                 }
             };
@@ -677,11 +715,15 @@ impl Session {
             let chunk = match self.conn.read_raw().await {
                 Ok(Some(c)) => c,
                 _ => {
-                    self.conn.trace.note("connection lost during BDAT; message discarded");
+                    self.conn
+                        .trace
+                        .note("connection lost during BDAT; message discarded");
                     return Flow::Close;
                 }
             };
-            let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(chunk.len());
+            let take = usize::try_from(remaining)
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
             if let Some((_, body, too_big)) = env_body.as_mut() {
                 if !*too_big {
                     if (body.len() + take) as u64 > limit {
@@ -695,9 +737,10 @@ impl Session {
             remaining -= take as u64;
             self.conn.unread(&chunk[take..]);
         }
-        self.conn
-            .trace
-            .client(&format!("({size} octets of BDAT data{})", if last { ", LAST" } else { "" }));
+        self.conn.trace.client(&format!(
+            "({size} octets of BDAT data{})",
+            if last { ", LAST" } else { "" }
+        ));
         if let Some(r) = refusal {
             return self.refuse(r);
         }
@@ -707,7 +750,11 @@ impl Session {
         if !last {
             let total = body.len();
             self.state = State::Bdat { env, body, too_big };
-            self.ok(250, "2.0.0", format!("{size} octets received ({total} so far)"));
+            self.ok(
+                250,
+                "2.0.0",
+                format!("{size} octets received ({total} so far)"),
+            );
             return Flow::Continue;
         }
         if too_big {
@@ -737,9 +784,7 @@ impl Session {
             (false, false, false) => "SMTP",
         };
         let single = match env.rcpts.as_slice() {
-            [Recipient::Local { address, .. }] | [Recipient::Remote { address }] => {
-                Some(address.as_str())
-            }
+            [only] => Some(only.address.as_str()),
             _ => None,
         };
         let helo = self.helo.clone().unwrap_or_default();
@@ -760,10 +805,10 @@ impl Session {
         };
         let mut local = Vec::new();
         let mut remote = Vec::new();
-        for r in &env.rcpts {
-            match r {
-                Recipient::Local { account, .. } => local.push(*account),
-                Recipient::Remote { address } => remote.push(address.clone()),
+        for t in env.rcpts.iter().flat_map(|r| r.targets.iter()) {
+            match t {
+                Target::Account { account, .. } => local.push(*account),
+                Target::Remote { address } => remote.push(address.clone()),
             }
         }
         let n_rcpt = env.rcpts.len();
@@ -783,6 +828,9 @@ impl Session {
         .await;
         match result {
             Ok(Ok(receipt)) => {
+                if receipt.queued.is_some() {
+                    self.shared.queue_notify.notify_one();
+                }
                 tracing::info!(
                     session = self.id,
                     id = %id,
@@ -867,12 +915,19 @@ impl Session {
             None => {
                 self.auth_failures += 1;
                 tracing::warn!(session = self.id, peer = %self.conn.peer, user = %user, "authentication failed");
-                let delay = auth::failure_delay(self.shared.config.limits.auth_failure_delay, self.auth_failures);
+                let delay = auth::failure_delay(
+                    self.shared.config.limits.auth_failure_delay,
+                    self.auth_failures,
+                );
                 tokio::time::sleep(delay).await;
                 if self.auth_failures >= self.shared.config.limits.max_auth_failures {
                     self.reply(Refusal::AuthFailed.reply());
                     let host = self.host().to_string();
-                    self.ok(421, "4.7.0", format!("{host} Too many failed logins; closing connection"));
+                    self.ok(
+                        421,
+                        "4.7.0",
+                        format!("{host} Too many failed logins; closing connection"),
+                    );
                     return Flow::Close;
                 }
                 self.refuse(Refusal::AuthFailed)

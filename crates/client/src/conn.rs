@@ -1,0 +1,214 @@
+//! The connection under both clients: a stream (plain TCP today; TLS slots in as another
+//! [`Stream`] variant when STARTTLS arrives), a bounded line reader, per-wait timeouts and the
+//! trace.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use mailroom_proto::line::{LineError, LineReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::trace::{printable, Direction, TraceFn};
+
+/// The byte stream a client talks over. A `Tls(...)` variant is added with STARTTLS
+/// (RFC 3207 for SMTP, RFC 2595 for POP3); everything above this type stays the same.
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// What went wrong on the connection; each client turns it into its own error type.
+#[derive(Debug)]
+pub(crate) enum ConnError {
+    /// Nothing arrived (or could be sent) within the timeout.
+    Timeout(&'static str),
+    /// The peer closed the connection (EOF, reset, broken pipe).
+    Closed,
+    /// A line longer than the limit.
+    LineTooLong(usize),
+    /// Any other I/O error.
+    Io(io::Error),
+}
+
+fn is_closed(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+impl From<io::Error> for ConnError {
+    fn from(e: io::Error) -> Self {
+        if is_closed(&e) {
+            ConnError::Closed
+        } else {
+            ConnError::Io(e)
+        }
+    }
+}
+
+/// Why connecting failed.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    Timeout,
+    Io(io::Error),
+}
+
+pub(crate) struct Conn {
+    stream: Stream,
+    lines: LineReader,
+    buf: Vec<u8>,
+    eof: bool,
+    pub(crate) server: String,
+    pub(crate) timeout: Duration,
+    pub(crate) trace: Option<TraceFn>,
+}
+
+impl Conn {
+    /// Resolves `server` ("host:port"), connects within `timeout`.
+    pub(crate) async fn connect(
+        server: &str,
+        timeout: Duration,
+        trace: Option<TraceFn>,
+        max_line: usize,
+    ) -> Result<Conn, ConnectError> {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(server)).await {
+            Err(_) => return Err(ConnectError::Timeout),
+            Ok(Err(e)) => return Err(ConnectError::Io(e)),
+            Ok(Ok(s)) => s,
+        };
+        // Commands are small and we wait for each answer: do not let Nagle hold them back.
+        let _ = stream.set_nodelay(true);
+        Ok(Conn {
+            stream: Stream::Plain(stream),
+            lines: LineReader::new(max_line),
+            buf: vec![0; 16 * 1024],
+            eof: false,
+            server: server.to_string(),
+            timeout,
+            trace,
+        })
+    }
+
+    pub(crate) fn set_max_line(&mut self, max: usize) {
+        self.lines.set_max_len(max);
+    }
+
+    pub(crate) fn max_line(&self) -> usize {
+        self.lines.max_len()
+    }
+
+    /// Reports one line to the trace (made printable).
+    pub(crate) fn trace(&self, dir: Direction, line: &[u8]) {
+        if let Some(t) = &self.trace {
+            t(dir, &printable(line));
+        }
+    }
+
+    /// Reports one line of our own, given as text (used for masked lines).
+    pub(crate) fn trace_text(&self, dir: Direction, line: &str) {
+        if let Some(t) = &self.trace {
+            t(dir, line);
+        }
+    }
+
+    /// The next line without its terminator (not traced: the caller decides how to show it).
+    pub(crate) async fn read_line(
+        &mut self,
+        waiting_for: &'static str,
+    ) -> Result<Vec<u8>, ConnError> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.read_line_inner()).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnError::Timeout(waiting_for)),
+        }
+    }
+
+    async fn read_line_inner(&mut self) -> Result<Vec<u8>, ConnError> {
+        loop {
+            match self.lines.next_line() {
+                Some(Ok(line)) => return Ok(line),
+                Some(Err(LineError::TooLong { limit })) => {
+                    return Err(ConnError::LineTooLong(limit))
+                }
+                None => {}
+            }
+            if self.eof {
+                return Err(ConnError::Closed);
+            }
+            let n = self.stream.read(&mut self.buf).await?;
+            if n == 0 {
+                // A partial last line without its CRLF is not a line: the peer went away.
+                self.eof = true;
+                return Err(ConnError::Closed);
+            }
+            self.lines.push(&self.buf[..n]);
+        }
+    }
+
+    /// Writes and flushes `bytes` within the timeout.
+    pub(crate) async fn write_all(
+        &mut self,
+        bytes: &[u8],
+        waiting_for: &'static str,
+    ) -> Result<(), ConnError> {
+        let timeout = self.timeout;
+        let stream = &mut self.stream;
+        let fut = async move {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r.map_err(ConnError::from),
+            Err(_) => Err(ConnError::Timeout(waiting_for)),
+        }
+    }
+
+    /// Closes our side; errors are of no interest at this point.
+    pub(crate) async fn shutdown(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
+    }
+}

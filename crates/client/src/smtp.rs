@@ -1,0 +1,872 @@
+//! SMTP client (RFC 5321) with the extensions a submission client needs: PIPELINING
+//! (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), ENHANCEDSTATUSCODES
+//! (RFC 2034) and AUTH PLAIN / LOGIN (RFC 4954, RFC 4616).
+//!
+//! ```text
+//!  connect ─▶ S: 220 greeting                              (else Rejected, QUIT)
+//!  hello   ─▶ C: EHLO name ─▶ 250-extensions               (5xx: C: HELO name, RFC 5321 §4.1.1.1)
+//!  authenticate ─▶ C: AUTH PLAIN ****  ─▶ 235              (or AUTH LOGIN, 334, ****, 334, ****)
+//!  send_mail ─▶ C: MAIL FROM:<a> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8]
+//!               C: RCPT TO:<b> ...        (one write with DATA when PIPELINING is offered)
+//!               C: DATA  ─▶ 354 ─▶ dot-stuffed message, "." ─▶ 250 (or 4xx/5xx)
+//!               no recipient accepted ─▶ no content, C: RSET
+//!  quit    ─▶ C: QUIT ─▶ 221, close
+//! ```
+//!
+//! The sans-IO parts are free functions and types you can test without a socket:
+//! [`ReplyAssembler`] (reply lines → [`SmtpReply`]), [`Extensions::from_ehlo`],
+//! [`normalize_crlf`] and [`dot_stuff`].
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use crate::conn::{Conn, ConnError, ConnectError};
+use crate::trace::{BodyTracer, Direction, TraceFn, MASK};
+
+/// Reply lines longer than this are a protocol error. RFC 5321 §4.5.3.1.5 allows 512 octets;
+/// we take much more before giving up on a server.
+pub const MAX_REPLY_LINE: usize = 4096;
+/// A reply with more lines than this is a protocol error (an EHLO reply has about a dozen).
+pub const MAX_REPLY_LINES: usize = 200;
+
+/// One SMTP reply: the code and the text of each line without the code (enhanced status
+/// codes, when the server sends them, stay at the start of the text: `"5.1.1 no such user"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpReply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl SmtpReply {
+    /// 2xx and 3xx: positive completion or intermediate (RFC 5321 §4.2.1).
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+
+    /// 2xx only: the command is done.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.code)
+    }
+
+    /// 4xx: try again later (RFC 5321 §4.2.1).
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+
+    /// 5xx: do not repeat it as it is (RFC 5321 §4.2.1).
+    pub fn is_permanent(&self) -> bool {
+        (500..600).contains(&self.code)
+    }
+
+    /// The enhanced status code of the first line (RFC 3463), e.g. `"5.1.1"`.
+    pub fn enhanced(&self) -> Option<&str> {
+        let first = self.lines.first()?;
+        let word = first.split(' ').next()?;
+        is_enhanced_code(word).then_some(word)
+    }
+
+    /// The text of all lines joined by spaces, without the enhanced codes.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for line in &self.lines {
+            let t = strip_enhanced(line);
+            if t.is_empty() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(t);
+        }
+        out
+    }
+}
+
+fn is_enhanced_code(word: &str) -> bool {
+    let mut parts = word.split('.');
+    let ok = |p: Option<&str>, max: usize| {
+        p.is_some_and(|p| !p.is_empty() && p.len() <= max && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    matches!(word.as_bytes().first(), Some(b'2' | b'4' | b'5'))
+        && ok(parts.next(), 1)
+        && ok(parts.next(), 3)
+        && ok(parts.next(), 3)
+        && parts.next().is_none()
+}
+
+fn strip_enhanced(line: &str) -> &str {
+    match line.split_once(' ') {
+        Some((w, rest)) if is_enhanced_code(w) => rest,
+        None if is_enhanced_code(line) => "",
+        _ => line,
+    }
+}
+
+/// `"550 5.1.1 <x@example.test>: no such user here"`. A multi-line reply is shown on one line,
+/// its lines joined by spaces (the enhanced code once). The alternate form (`{:#}`) is the
+/// wire form, lines joined by `"\n"`: `250-first` / `250 last`.
+impl fmt::Display for SmtpReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            let last = self.lines.len().saturating_sub(1);
+            if self.lines.is_empty() {
+                return write!(f, "{:03}", self.code);
+            }
+            for (i, l) in self.lines.iter().enumerate() {
+                let sep = if i == last { ' ' } else { '-' };
+                if i > 0 {
+                    f.write_str("\n")?;
+                }
+                if l.is_empty() && i == last {
+                    write!(f, "{:03}", self.code)?;
+                } else {
+                    write!(f, "{:03}{sep}{l}", self.code)?;
+                }
+            }
+            return Ok(());
+        }
+        write!(f, "{:03}", self.code)?;
+        if let Some(e) = self.enhanced() {
+            write!(f, " {e}")?;
+        }
+        let text = self.text();
+        if !text.is_empty() {
+            write!(f, " {text}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a reply line could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// Not `3DIGIT [("-" / SP) text]` (RFC 5321 §4.2).
+    #[error("not an SMTP reply line (expected a 3-digit code and a space or '-'): {0:?}")]
+    Malformed(String),
+    /// RFC 5321 §4.2.1: every line of a multi-line reply carries the same code.
+    #[error("the code changed inside a multi-line reply ({first}, then {line:?})")]
+    CodeChanged { first: u16, line: String },
+    /// More than [`MAX_REPLY_LINES`] lines.
+    #[error("a reply with more than {0} lines")]
+    TooManyLines(usize),
+}
+
+/// Parses one reply line: `(code, is_last_line, text)`.
+///
+/// RFC 5321 §4.2: `Reply-code [ SP textstring ]` on the last line, `Reply-code "-" [ textstring ]`
+/// on the others. The first digit must be 2 to 5; the other two are not checked further
+/// (§4.2.1: a client must cope with unknown codes by their first digit).
+pub fn parse_reply_line(line: &[u8]) -> Result<(u16, bool, String), ReplyError> {
+    let bad = || ReplyError::Malformed(crate::trace::printable(line));
+    let digits = line.get(..3).ok_or_else(bad)?;
+    if !digits.iter().all(|b| b.is_ascii_digit()) || !(b'2'..=b'5').contains(&digits[0]) {
+        return Err(bad());
+    }
+    let code = u16::from(digits[0] - b'0') * 100
+        + u16::from(digits[1] - b'0') * 10
+        + u16::from(digits[2] - b'0');
+    let (last, text) = match line.get(3) {
+        None => (true, &b""[..]),
+        Some(b' ') => (true, &line[4..]),
+        Some(b'-') => (false, &line[4..]),
+        Some(_) => return Err(bad()),
+    };
+    Ok((code, last, String::from_utf8_lossy(text).into_owned()))
+}
+
+/// Collects reply lines into replies (sans-IO).
+#[derive(Debug, Default)]
+pub struct ReplyAssembler {
+    code: Option<u16>,
+    lines: Vec<String>,
+}
+
+impl ReplyAssembler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one line (without CRLF). Returns the reply when this line completed it.
+    pub fn push_line(&mut self, line: &[u8]) -> Result<Option<SmtpReply>, ReplyError> {
+        let (code, last, text) = parse_reply_line(line)?;
+        if let Some(first) = self.code {
+            if first != code {
+                let e = ReplyError::CodeChanged {
+                    first,
+                    line: crate::trace::printable(line),
+                };
+                self.code = None;
+                self.lines.clear();
+                return Err(e);
+            }
+        }
+        self.code = Some(code);
+        self.lines.push(text);
+        if last {
+            self.code = None;
+            return Ok(Some(SmtpReply {
+                code,
+                lines: std::mem::take(&mut self.lines),
+            }));
+        }
+        if self.lines.len() >= MAX_REPLY_LINES {
+            self.lines.clear();
+            self.code = None;
+            return Err(ReplyError::TooManyLines(MAX_REPLY_LINES));
+        }
+        Ok(None)
+    }
+
+    /// True while a multi-line reply is incomplete.
+    pub fn in_progress(&self) -> bool {
+        self.code.is_some()
+    }
+}
+
+/// What the server offered in its EHLO reply (RFC 5321 §4.1.1.1).
+#[derive(Debug, Clone, Default)]
+pub struct Extensions {
+    pub pipelining: bool,
+    /// `SIZE n` (RFC 1870 §4); `Some(0)` means no fixed limit.
+    pub size: Option<u64>,
+    pub eightbitmime: bool,
+    pub smtputf8: bool,
+    pub chunking: bool,
+    pub starttls: bool,
+    pub enhanced_codes: bool,
+    /// AUTH mechanisms in upper case, in the server's order (RFC 4954 §3).
+    pub auth: Vec<String>,
+}
+
+impl Extensions {
+    /// Reads the extension keywords of an EHLO reply (every line after the first; keywords are
+    /// case-insensitive, RFC 5321 §2.4). Unknown keywords are ignored.
+    pub fn from_ehlo(reply: &SmtpReply) -> Extensions {
+        let mut ext = Extensions::default();
+        for line in reply.lines.iter().skip(1) {
+            let mut words = line.split_whitespace();
+            let Some(keyword) = words.next() else {
+                continue;
+            };
+            let keyword = keyword.to_ascii_uppercase();
+            match keyword.as_str() {
+                "PIPELINING" => ext.pipelining = true,
+                "SIZE" => ext.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+                "8BITMIME" => ext.eightbitmime = true,
+                "SMTPUTF8" => ext.smtputf8 = true,
+                "CHUNKING" => ext.chunking = true,
+                "STARTTLS" => ext.starttls = true,
+                "ENHANCEDSTATUSCODES" => ext.enhanced_codes = true,
+                "AUTH" => push_mechanisms(&mut ext.auth, words),
+                // Pre-RFC 4954 servers (and Outlook-era clients) use "AUTH=LOGIN PLAIN".
+                k if k.starts_with("AUTH=") => {
+                    let first = line.split_whitespace().next().unwrap_or("");
+                    let first = first.get(5..).unwrap_or("");
+                    push_mechanisms(&mut ext.auth, std::iter::once(first).chain(words));
+                }
+                _ => {}
+            }
+        }
+        ext
+    }
+
+    /// Whether the server offers an AUTH mechanism (case-insensitive).
+    pub fn offers_auth(&self, mechanism: &str) -> bool {
+        self.auth.iter().any(|m| m.eq_ignore_ascii_case(mechanism))
+    }
+}
+
+fn push_mechanisms<'a>(list: &mut Vec<String>, words: impl Iterator<Item = &'a str>) {
+    for w in words {
+        let m = w.to_ascii_uppercase();
+        if !m.is_empty() && !list.contains(&m) {
+            list.push(m);
+        }
+    }
+}
+
+/// Turns every line end (CRLF, bare LF, bare CR) into CRLF and makes sure the message ends
+/// with CRLF. RFC 5321 §2.3.8: lines are terminated by CRLF; a bare CR or LF would be
+/// refused by a careful server (the SMTP smuggling defence) or mangled by a careless one.
+pub fn normalize_crlf(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 40 + 2);
+    let mut i = 0;
+    while i < message.len() {
+        match message[i] {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                if message.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The DATA content for a CRLF-normalized message: every line that starts with "." gets one
+/// more "." in front (RFC 5321 §4.5.2), then the terminating `.` CRLF.
+pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let dots = message
+        .split(|&b| b == b'\n')
+        .filter(|l| l.first() == Some(&b'.'))
+        .count();
+    let mut out = Vec::with_capacity(message.len() + dots + 3);
+    let mut at_line_start = true;
+    for &b in message {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// Errors of the SMTP client. Refusals of MAIL, RCPT and DATA inside [`SmtpClient::send_mail`]
+/// are not errors: they are in the [`SendOutcome`].
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpError {
+    #[error("cannot connect to {server}: {source}")]
+    Connect {
+        server: String,
+        source: std::io::Error,
+    },
+    #[error("{server} did not answer in time (waiting for {waiting_for})")]
+    Timeout {
+        server: String,
+        waiting_for: &'static str,
+    },
+    #[error("{server} closed the connection")]
+    Closed { server: String },
+    #[error("{server} refused {command}: {reply}")]
+    Rejected {
+        server: String,
+        command: String,
+        reply: SmtpReply,
+    },
+    #[error("{server}: {message}")]
+    Protocol { server: String, message: String },
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+/// Every reply of one mail transaction.
+#[derive(Debug, Clone)]
+pub struct SendOutcome {
+    /// The reply to MAIL FROM.
+    pub mail: SmtpReply,
+    /// The reply to each RCPT TO, in order. Without PIPELINING nothing is sent after a refused
+    /// MAIL, so this is then empty.
+    pub rcpts: Vec<(String, SmtpReply)>,
+    /// The final reply to the message (after the "."), or the refusal of DATA itself. `None`
+    /// when DATA was not attempted (MAIL refused or no recipient accepted).
+    pub data: Option<SmtpReply>,
+}
+
+impl SendOutcome {
+    /// The recipients the message was accepted for: RCPT and the end of data both positive.
+    pub fn accepted(&self) -> Vec<&str> {
+        if !self.mail.is_success() || !self.data.as_ref().is_some_and(|d| d.is_success()) {
+            return Vec::new();
+        }
+        self.rcpts
+            .iter()
+            .filter(|(_, r)| r.is_success())
+            .map(|(a, _)| a.as_str())
+            .collect()
+    }
+
+    /// True when the message was accepted for every recipient.
+    pub fn all_accepted(&self) -> bool {
+        !self.rcpts.is_empty() && self.accepted().len() == self.rcpts.len()
+    }
+
+    /// The reply that decided each recipient's fate, in order: the RCPT refusal, else the DATA
+    /// (or final) reply, else (MAIL refused) the MAIL reply.
+    pub fn per_recipient<'a>(&'a self, rcpts: &'a [String]) -> Vec<(&'a str, &'a SmtpReply)> {
+        rcpts
+            .iter()
+            .map(|r| {
+                let rcpt = self.rcpts.iter().find(|(a, _)| a == r).map(|(_, rep)| rep);
+                let reply = if !self.mail.is_success() {
+                    &self.mail
+                } else {
+                    match (rcpt, &self.data) {
+                        (Some(rep), _) if !rep.is_success() => rep,
+                        (_, Some(d)) => d,
+                        (Some(rep), None) => rep,
+                        (None, None) => &self.mail,
+                    }
+                };
+                (r.as_str(), reply)
+            })
+            .collect()
+    }
+}
+
+/// An SMTP client session.
+pub struct SmtpClient {
+    conn: Conn,
+    greeting: SmtpReply,
+    extensions: Extensions,
+    assembler: ReplyAssembler,
+}
+
+impl SmtpClient {
+    /// Connects (with timeout) and reads the 220 greeting (non-220 → Rejected).
+    ///
+    /// RFC 5321 §3.1: a server that will not serve us answers 554 (or 421); we then say QUIT
+    /// and report the greeting.
+    pub async fn connect(
+        server: &str,
+        timeout: Duration,
+        trace: Option<TraceFn>,
+    ) -> Result<SmtpClient, SmtpError> {
+        let conn = match Conn::connect(server, timeout, trace, MAX_REPLY_LINE).await {
+            Ok(c) => c,
+            Err(ConnectError::Timeout) => {
+                return Err(SmtpError::Timeout {
+                    server: server.to_string(),
+                    waiting_for: "the connection to be accepted",
+                })
+            }
+            Err(ConnectError::Io(source)) => {
+                return Err(SmtpError::Connect {
+                    server: server.to_string(),
+                    source,
+                })
+            }
+        };
+        let mut client = SmtpClient {
+            conn,
+            greeting: SmtpReply {
+                code: 0,
+                lines: Vec::new(),
+            },
+            extensions: Extensions::default(),
+            assembler: ReplyAssembler::new(),
+        };
+        let greeting = client.read_reply("the greeting (220)").await?;
+        if greeting.code != 220 {
+            if greeting.code != 421 {
+                let _ = client.send_line("QUIT", None, "QUIT").await;
+                let _ = client.read_reply("the reply to QUIT").await;
+            }
+            return Err(client.rejected("the connection", greeting));
+        }
+        client.greeting = greeting;
+        Ok(client)
+    }
+
+    /// "host:port" as given to [`SmtpClient::connect`].
+    pub fn server(&self) -> &str {
+        &self.conn.server
+    }
+
+    pub fn greeting(&self) -> &SmtpReply {
+        &self.greeting
+    }
+
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Changes how long each wait for the server may take from now on.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.conn.timeout = timeout;
+    }
+
+    /// EHLO, falling back to HELO when EHLO gets a 5xx (RFC 5321 §4.1.1.1). Fills extensions().
+    pub async fn hello(&mut self, my_name: &str) -> Result<(), SmtpError> {
+        check_arg(self.server(), "the EHLO name", my_name)?;
+        let ehlo = format!("EHLO {my_name}");
+        let reply = self.command(&ehlo, "the reply to EHLO").await?;
+        if reply.code == 250 {
+            self.extensions = Extensions::from_ehlo(&reply);
+            return Ok(());
+        }
+        if !reply.is_permanent() {
+            return Err(self.rejected("EHLO", reply));
+        }
+        // RFC 5321 §4.1.1.1 / §3.2: a server that does not know EHLO answers 5xx; say HELO.
+        let helo = format!("HELO {my_name}");
+        let reply = self.command(&helo, "the reply to HELO").await?;
+        if reply.code != 250 {
+            return Err(self.rejected("HELO", reply));
+        }
+        self.extensions = Extensions::default();
+        Ok(())
+    }
+
+    /// AUTH PLAIN (initial response, RFC 4954 §4 and RFC 4616) when offered, else AUTH LOGIN;
+    /// the trace shows AUTH payloads as "****".
+    pub async fn authenticate(&mut self, user: &str, password: &str) -> Result<(), SmtpError> {
+        if self.extensions.offers_auth("PLAIN") {
+            let mut msg = Vec::with_capacity(user.len() + password.len() + 2);
+            msg.push(0);
+            msg.extend_from_slice(user.as_bytes());
+            msg.push(0);
+            msg.extend_from_slice(password.as_bytes());
+            let line = format!("AUTH PLAIN {}", STANDARD.encode(&msg));
+            self.send_line(&line, Some(&format!("AUTH PLAIN {MASK}")), "AUTH")
+                .await?;
+            let reply = self.read_reply("the reply to AUTH PLAIN").await?;
+            return self.auth_done("AUTH PLAIN", reply).await;
+        }
+        if self.extensions.offers_auth("LOGIN") {
+            let reply = self
+                .command("AUTH LOGIN", "the reply to AUTH LOGIN")
+                .await?;
+            if reply.code != 334 {
+                return Err(self.rejected("AUTH LOGIN", reply));
+            }
+            // Username: (draft-murchison-sasl-login: the challenges are "Username:" and
+            // "Password:", but only their order matters).
+            self.send_line(&STANDARD.encode(user), Some(MASK), "AUTH")
+                .await?;
+            let reply = self.read_reply("the AUTH LOGIN password challenge").await?;
+            if reply.code != 334 {
+                return self.auth_done("AUTH LOGIN", reply).await;
+            }
+            self.send_line(&STANDARD.encode(password), Some(MASK), "AUTH")
+                .await?;
+            let reply = self.read_reply("the reply to AUTH LOGIN").await?;
+            return self.auth_done("AUTH LOGIN", reply).await;
+        }
+        let message = if self.extensions.auth.is_empty() {
+            "does not offer AUTH (RFC 4954); log in elsewhere (the submission port) or send without logging in".to_string()
+        } else {
+            format!(
+                "offers AUTH {} but this client speaks only PLAIN and LOGIN",
+                self.extensions.auth.join(" ")
+            )
+        };
+        Err(self.protocol(message))
+    }
+
+    async fn auth_done(&mut self, command: &str, reply: SmtpReply) -> Result<(), SmtpError> {
+        match reply.code {
+            235 => Ok(()),
+            334 => {
+                // A challenge we have no answer for: cancel the exchange (RFC 4954 §4).
+                self.send_line("*", None, "AUTH").await?;
+                let _ = self.read_reply("the reply to the AUTH cancel").await?;
+                Err(self.protocol(format!(
+                    "sent an unexpected challenge during {command}: {reply}"
+                )))
+            }
+            _ => Err(self.rejected(command, reply)),
+        }
+    }
+
+    /// One transaction: see the module docs. Refusals are in the returned [`SendOutcome`];
+    /// `Err` means the session itself failed (connection, timeout, 421, unreadable reply), and
+    /// then nothing may be taken as sent.
+    pub async fn send_mail(
+        &mut self,
+        from: &str,
+        rcpts: &[String],
+        message: &[u8],
+    ) -> Result<SendOutcome, SmtpError> {
+        if rcpts.is_empty() {
+            return Err(
+                self.protocol("no recipients: a message needs at least one RCPT TO".to_string())
+            );
+        }
+        check_arg(self.server(), "the sender", from)?;
+        for r in rcpts {
+            check_arg(self.server(), "a recipient", r)?;
+            if r.is_empty() {
+                return Err(self.protocol("an empty recipient address".to_string()));
+            }
+        }
+        let message = normalize_crlf(message);
+        let ext = self.extensions.clone();
+        let mut mail = format!("MAIL FROM:<{from}>");
+        // RFC 1870 §6: declare the size so that a server can refuse early.
+        if ext.size.is_some() {
+            mail.push_str(&format!(" SIZE={}", message.len()));
+        }
+        // RFC 6152 §3: a message with 8-bit octets is declared BODY=8BITMIME.
+        if ext.eightbitmime && message.iter().any(|&b| b >= 0x80) {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        // RFC 6531 §3.4: non-ASCII addresses need SMTPUTF8, and must not be sent without it.
+        let needs_utf8 = !from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
+        if needs_utf8 {
+            if !ext.smtputf8 {
+                return Err(self.protocol(
+                    "an address is not ASCII and the server does not offer SMTPUTF8 (RFC 6531); nothing was sent".to_string(),
+                ));
+            }
+            mail.push_str(" SMTPUTF8");
+        }
+        let rcpt_lines: Vec<String> = rcpts.iter().map(|r| format!("RCPT TO:<{r}>")).collect();
+
+        let (mail_reply, rcpt_replies, data_reply) = if ext.pipelining {
+            // RFC 2920 §3.1: MAIL, every RCPT and DATA go in one write; the replies come in order.
+            let mut batch = String::new();
+            for line in std::iter::once(&mail)
+                .chain(rcpt_lines.iter())
+                .chain(std::iter::once(&"DATA".to_string()))
+            {
+                self.conn.trace_text(Direction::Client, line);
+                batch.push_str(line);
+                batch.push_str("\r\n");
+            }
+            self.write(batch.as_bytes(), "MAIL/RCPT/DATA to be sent")
+                .await?;
+            let mail_reply = self.read_reply("the reply to MAIL").await?;
+            self.check_421("MAIL FROM", &mail_reply)?;
+            let mut rcpt_replies = Vec::with_capacity(rcpts.len());
+            for r in rcpts {
+                let reply = self.read_reply("the reply to RCPT").await?;
+                self.check_421(&format!("RCPT TO:<{r}>"), &reply)?;
+                rcpt_replies.push((r.clone(), reply));
+            }
+            let data_reply = self.read_reply("the reply to DATA").await?;
+            self.check_421("DATA", &data_reply)?;
+            (mail_reply, rcpt_replies, Some(data_reply))
+        } else {
+            let mail_reply = self.command(&mail, "the reply to MAIL").await?;
+            self.check_421("MAIL FROM", &mail_reply)?;
+            if !mail_reply.is_success() {
+                return Ok(SendOutcome {
+                    mail: mail_reply,
+                    rcpts: Vec::new(),
+                    data: None,
+                });
+            }
+            let mut rcpt_replies = Vec::with_capacity(rcpts.len());
+            for (r, line) in rcpts.iter().zip(&rcpt_lines) {
+                let reply = self.command(line, "the reply to RCPT").await?;
+                self.check_421(line, &reply)?;
+                rcpt_replies.push((r.clone(), reply));
+            }
+            let data_reply = if rcpt_replies.iter().any(|(_, r)| r.is_success()) {
+                let reply = self.command("DATA", "the reply to DATA").await?;
+                self.check_421("DATA", &reply)?;
+                Some(reply)
+            } else {
+                None
+            };
+            (mail_reply, rcpt_replies, data_reply)
+        };
+
+        let any_rcpt = mail_reply.is_success() && rcpt_replies.iter().any(|(_, r)| r.is_success());
+        let data = match data_reply {
+            Some(d) if d.code == 354 && any_rcpt => {
+                let content = dot_stuff(&message);
+                self.trace_body(&content);
+                self.write(&content, "the message to be sent").await?;
+                // RFC 5321 §4.5.3.2.6: the final reply may take long (up to 10 minutes).
+                let fin = self
+                    .read_reply("the reply after the message (end of data)")
+                    .await?;
+                self.check_421("the message", &fin)?;
+                Some(fin)
+            }
+            Some(d) if d.code == 354 => {
+                // RFC 2920 §3.1: DATA accepted although no recipient was: send the end of
+                // data at once (an empty message, which the server must refuse), nothing else.
+                self.send_line(".", None, "the end of data").await?;
+                let _ = self.read_reply("the reply to an empty DATA").await?;
+                self.rset_quietly().await?;
+                None
+            }
+            Some(d) if any_rcpt => {
+                if d.is_positive() {
+                    // RFC 5321 §4.1.1.4: the only positive answer to DATA is 354.
+                    return Err(self.protocol(format!("answered DATA with {d} instead of 354")));
+                }
+                // DATA itself refused: the transaction is still open; close it.
+                self.rset_quietly().await?;
+                Some(d)
+            }
+            _ => {
+                // Nothing accepted: never any content (RFC 5321 §3.3), just reset.
+                if mail_reply.is_success() {
+                    self.rset_quietly().await?;
+                }
+                None
+            }
+        };
+        Ok(SendOutcome {
+            mail: mail_reply,
+            rcpts: rcpt_replies,
+            data,
+        })
+    }
+
+    /// RSET (RFC 5321 §4.1.1.5): abandons the current transaction.
+    pub async fn rset(&mut self) -> Result<(), SmtpError> {
+        let reply = self.command("RSET", "the reply to RSET").await?;
+        if reply.code != 250 {
+            return Err(self.rejected("RSET", reply));
+        }
+        Ok(())
+    }
+
+    async fn rset_quietly(&mut self) -> Result<(), SmtpError> {
+        let reply = self.command("RSET", "the reply to RSET").await?;
+        self.check_421("RSET", &reply)
+    }
+
+    /// NOOP (RFC 5321 §4.1.1.9).
+    pub async fn noop(&mut self) -> Result<SmtpReply, SmtpError> {
+        self.command("NOOP", "the reply to NOOP").await
+    }
+
+    /// Sends any command line and returns the reply, whatever it is (for teaching and tests).
+    pub async fn raw_command(&mut self, line: &str) -> Result<SmtpReply, SmtpError> {
+        check_arg(self.server(), "the command", line)?;
+        self.command(line, "the reply").await
+    }
+
+    /// QUIT, read 221, close. Errors after DATA are not fatal to the caller's result.
+    pub async fn quit(mut self) -> Result<(), SmtpError> {
+        let result = match self.command("QUIT", "the reply to QUIT").await {
+            Ok(r) if r.code == 221 => Ok(()),
+            Ok(r) => Err(self.rejected("QUIT", r)),
+            Err(e) => Err(e),
+        };
+        self.conn.shutdown().await;
+        result
+    }
+
+    // ---- plumbing ----
+
+    async fn command(
+        &mut self,
+        line: &str,
+        waiting_for: &'static str,
+    ) -> Result<SmtpReply, SmtpError> {
+        self.send_line(line, None, waiting_for).await?;
+        self.read_reply(waiting_for).await
+    }
+
+    /// Sends one line; `shown` replaces it in the trace (masked secrets).
+    async fn send_line(
+        &mut self,
+        line: &str,
+        shown: Option<&str>,
+        waiting_for: &'static str,
+    ) -> Result<(), SmtpError> {
+        self.conn
+            .trace_text(Direction::Client, shown.unwrap_or(line));
+        let mut bytes = Vec::with_capacity(line.len() + 2);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        self.write(&bytes, waiting_for).await
+    }
+
+    async fn write(&mut self, bytes: &[u8], waiting_for: &'static str) -> Result<(), SmtpError> {
+        self.conn
+            .write_all(bytes, waiting_for)
+            .await
+            .map_err(|e| self.conn_error(e))
+    }
+
+    fn trace_body(&self, content: &[u8]) {
+        if self.conn.trace.is_none() {
+            return;
+        }
+        let mut tracer = BodyTracer::new();
+        let body = content.strip_suffix(b".\r\n").unwrap_or(content);
+        let body = body.strip_suffix(b"\r\n").unwrap_or(body);
+        if !content.starts_with(b".\r\n") {
+            for line in body.split(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                tracer.line(&self.conn.trace, Direction::Client, line);
+            }
+        }
+        tracer.finish(&self.conn.trace, Direction::Client);
+        self.conn.trace_text(Direction::Client, ".");
+    }
+
+    async fn read_reply(&mut self, waiting_for: &'static str) -> Result<SmtpReply, SmtpError> {
+        loop {
+            let line = self
+                .conn
+                .read_line(waiting_for)
+                .await
+                .map_err(|e| self.conn_error(e))?;
+            self.conn.trace(Direction::Server, &line);
+            match self.assembler.push_line(&line) {
+                Ok(Some(reply)) => return Ok(reply),
+                Ok(None) => continue,
+                Err(e) => return Err(self.protocol(e.to_string())),
+            }
+        }
+    }
+
+    /// RFC 5321 §3.8: 421 means the server is closing the session; nothing more will be read.
+    fn check_421(&self, command: &str, reply: &SmtpReply) -> Result<(), SmtpError> {
+        if reply.code == 421 {
+            return Err(self.rejected(command, reply.clone()));
+        }
+        Ok(())
+    }
+
+    fn conn_error(&self, e: ConnError) -> SmtpError {
+        let server = self.conn.server.clone();
+        match e {
+            ConnError::Timeout(waiting_for) => SmtpError::Timeout {
+                server,
+                waiting_for,
+            },
+            ConnError::Closed => SmtpError::Closed { server },
+            ConnError::LineTooLong(limit) => SmtpError::Protocol {
+                server,
+                message: format!("sent a reply line longer than {limit} octets"),
+            },
+            ConnError::Io(e) => SmtpError::Io(e),
+        }
+    }
+
+    fn rejected(&self, command: &str, reply: SmtpReply) -> SmtpError {
+        SmtpError::Rejected {
+            server: self.conn.server.clone(),
+            command: command.to_string(),
+            reply,
+        }
+    }
+
+    fn protocol(&self, message: String) -> SmtpError {
+        SmtpError::Protocol {
+            server: self.conn.server.clone(),
+            message,
+        }
+    }
+}
+
+/// Refuses arguments that would break the command line (CR, LF, other controls, angle
+/// brackets in an address): they could inject a second command.
+fn check_arg(server: &str, what: &str, value: &str) -> Result<(), SmtpError> {
+    let bad_char = value.chars().any(|c| c.is_control());
+    let bad_addr = what != "the command" && what != "the EHLO name" && value.contains(['<', '>']);
+    if bad_char || bad_addr {
+        return Err(SmtpError::Protocol {
+            server: server.to_string(),
+            message: format!("{what} {value:?} contains characters that cannot be sent in an SMTP command; nothing was sent"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,453 @@
+//! What every agent command shares: where the servers are, who logs in, the trace, the
+//! runtime, and how failures become one sentence and an exit code.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use mailroom_client::pop3::Pop3Error;
+use mailroom_client::smtp::SmtpError;
+use mailroom_client::{trace, TraceFn};
+use mailroom_server::config::{defaults, Config};
+
+/// The exit codes of `agent`, `send` and `inbox` (docs/AGENT.md). 2 is left to the argument
+/// parser, which uses it for usage errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// 1: a local problem (unreadable file, bad address, no password, bad message number).
+    Local = 1,
+    /// 3: the server could not be reached, or did not answer in time.
+    Connect = 3,
+    /// 4: the server refused the login.
+    Auth = 4,
+    /// 5: the server refused a recipient, the message, or a command (e.g. no such message).
+    Refused = 5,
+    /// 6: the server closed the connection or broke the protocol mid-dialogue.
+    Broken = 6,
+}
+
+impl Failure {
+    pub fn code(self) -> ExitCode {
+        ExitCode::from(self as u8)
+    }
+}
+
+/// A failure with the one sentence that explains it.
+#[derive(Debug)]
+pub struct AgentError {
+    pub failure: Failure,
+    pub message: String,
+}
+
+impl AgentError {
+    pub fn new(failure: Failure, message: impl Into<String>) -> Self {
+        AgentError {
+            failure,
+            message: message.into(),
+        }
+    }
+
+    pub fn local(message: impl Into<String>) -> Self {
+        Self::new(Failure::Local, message)
+    }
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+/// Prints the error as `mailroom: ...` on stderr and returns its exit code.
+pub fn report(e: &AgentError) -> ExitCode {
+    eprintln!("mailroom: {}", e.message);
+    e.failure.code()
+}
+
+/// What the caller was doing when an SMTP error happened (to pick the sentence and the code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpPhase {
+    Connect,
+    Hello,
+    Login,
+    Transfer,
+}
+
+/// One clear sentence for an SMTP failure. `Transfer` errors say that nothing was sent.
+pub fn smtp_failure(e: SmtpError, phase: SmtpPhase, user: &str) -> AgentError {
+    let not_sent = if phase == SmtpPhase::Transfer {
+        "; the message was NOT sent"
+    } else {
+        "; nothing was sent"
+    };
+    match e {
+        SmtpError::Connect { server, source } => AgentError::new(
+            Failure::Connect,
+            format!(
+                "cannot connect to the SMTP server {server}: {source} (is `mailroom serve` running there? check --smtp or the config)"
+            ),
+        ),
+        SmtpError::Timeout { server, waiting_for } => AgentError::new(
+            Failure::Connect,
+            format!("the SMTP server {server} did not answer in time (waiting for {waiting_for}){not_sent}"),
+        ),
+        SmtpError::Closed { server } => AgentError::new(
+            Failure::Broken,
+            format!("the SMTP server {server} closed the connection unexpectedly{not_sent}"),
+        ),
+        SmtpError::Rejected {
+            server,
+            command,
+            reply,
+        } => {
+            let failure = match phase {
+                SmtpPhase::Connect => Failure::Connect,
+                SmtpPhase::Login => Failure::Auth,
+                _ => Failure::Broken,
+            };
+            let what = if phase == SmtpPhase::Login {
+                format!("the login of {user} ({command})")
+            } else {
+                command
+            };
+            AgentError::new(
+                failure,
+                format!("the SMTP server {server} refused {what}: {reply}{not_sent}"),
+            )
+        }
+        SmtpError::Protocol { server, message } => AgentError::new(
+            if phase == SmtpPhase::Login {
+                Failure::Auth
+            } else {
+                Failure::Broken
+            },
+            format!("the SMTP server {server} {message}{not_sent}"),
+        ),
+        SmtpError::Io(e) => AgentError::new(
+            Failure::Broken,
+            format!("network error talking to the SMTP server: {e}{not_sent}"),
+        ),
+    }
+}
+
+/// One clear sentence for a POP3 failure.
+pub fn pop3_failure(e: Pop3Error, login: bool, user: &str) -> AgentError {
+    match e {
+        Pop3Error::Connect { server, source } => AgentError::new(
+            Failure::Connect,
+            format!(
+                "cannot connect to the POP3 server {server}: {source} (is `mailroom serve` running there? check --pop3 or the config)"
+            ),
+        ),
+        Pop3Error::Timeout { server, waiting_for } => AgentError::new(
+            Failure::Connect,
+            format!("the POP3 server {server} did not answer in time (waiting for {waiting_for})"),
+        ),
+        Pop3Error::Closed { server } => AgentError::new(
+            Failure::Broken,
+            format!("the POP3 server {server} closed the connection unexpectedly; messages marked for deletion were NOT deleted"),
+        ),
+        Pop3Error::Rejected {
+            server,
+            command,
+            reply,
+        } => {
+            if login {
+                AgentError::new(
+                    Failure::Auth,
+                    format!("the POP3 server {server} refused the login of {user} ({command}): {reply}"),
+                )
+            } else if command == "the connection" {
+                AgentError::new(
+                    Failure::Connect,
+                    format!("the POP3 server {server} refused the connection: {reply}"),
+                )
+            } else {
+                AgentError::new(
+                    Failure::Refused,
+                    format!("the POP3 server {server} refused {command}: {reply}"),
+                )
+            }
+        }
+        Pop3Error::Protocol { server, message } => AgentError::new(
+            if login { Failure::Auth } else { Failure::Broken },
+            format!("the POP3 server {server} {message}"),
+        ),
+        Pop3Error::Io(e) => AgentError::new(
+            Failure::Broken,
+            format!("network error talking to the POP3 server: {e}"),
+        ),
+    }
+}
+
+/// Options shared by `agent`, `send` and `inbox`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Password (prefer the MAILROOM_PASSWORD environment variable; without either you are
+    /// asked for it without echo).
+    #[arg(
+        short = 'p',
+        long,
+        env = "MAILROOM_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub password: Option<String>,
+    /// Print every protocol line as `C: ...` / `S: ...` (AUTH and PASS secrets masked).
+    #[arg(long, global = true)]
+    pub trace: bool,
+    /// Seconds to wait for the server at each step.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, global = true)]
+    pub timeout: u64,
+}
+
+impl CommonArgs {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout.max(1))
+    }
+
+    /// The password from -p / MAILROOM_PASSWORD, or asked on the terminal without echo.
+    pub fn password(&self, user: &str) -> Result<String, AgentError> {
+        if let Some(p) = &self.password {
+            return Ok(p.clone());
+        }
+        ask_password(user)
+    }
+}
+
+/// Asks on the controlling terminal (works even when stdin is a pipe).
+pub fn ask_password(user: &str) -> Result<String, AgentError> {
+    let no_tty = || {
+        AgentError::local(format!(
+            "no password for {user}: give -p PASSWORD or set MAILROOM_PASSWORD (there is no terminal to ask on)"
+        ))
+    };
+    if !std::io::stdin().is_terminal() && !std::path::Path::new("/dev/tty").exists() {
+        return Err(no_tty());
+    }
+    match rpassword::prompt_password(format!("Password for {user}: ")) {
+        Ok(p) if !p.is_empty() => Ok(p),
+        Ok(_) => Err(AgentError::local("the password is empty")),
+        Err(_) => Err(no_tty()),
+    }
+}
+
+/// The trace printer: stdout for the interactive agent (in order with its output), stderr
+/// for `send` and `inbox` (so their stdout stays clean for scripts).
+pub fn tracer(on: bool, to_stdout: bool) -> Option<TraceFn> {
+    match (on, to_stdout) {
+        (false, _) => None,
+        (true, true) => Some(trace::to_stdout()),
+        (true, false) => Some(trace::to_stderr()),
+    }
+}
+
+/// A single-threaded runtime for the async clients.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The name we give in EHLO: this machine's host name (RFC 5321 §4.1.1.1 asks for the
+/// client's FQDN or an address literal).
+pub fn helo_name() -> String {
+    let h = mailroom_server::config::system_hostname();
+    if h.is_empty()
+        || !h
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
+        return "[127.0.0.1]".to_string();
+    }
+    h
+}
+
+/// Which server a client talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Smtp,
+    Pop3,
+}
+
+/// Where the server config comes from: the top-level `--config FILE` (passed in by main.rs
+/// through the args' `config` field, or found in argv), else `MAILROOM_CONFIG`.
+pub fn config_path(explicit: &Option<PathBuf>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.clone());
+    }
+    if let Some(p) = config_from_argv(std::env::args_os().skip(1)) {
+        return Some(p);
+    }
+    std::env::var_os("MAILROOM_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Finds the global `--config FILE` / `--config=FILE` / `-c FILE` / `-cFILE` in the command
+/// line (the top-level parser consumed it; this is how the agent sees it).
+fn config_from_argv(args: impl Iterator<Item = OsString>) -> Option<PathBuf> {
+    let args: Vec<OsString> = args.collect();
+    let mut i = 0;
+    let mut found = None;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "--" {
+            break;
+        }
+        if a == "--config" || a == "-c" {
+            found = args.get(i + 1).map(PathBuf::from);
+            i += 2;
+            continue;
+        }
+        if let Some(v) = a.strip_prefix("--config=") {
+            found = Some(PathBuf::from(v));
+        } else if let Some(v) = a
+            .strip_prefix("-c")
+            .filter(|v| !v.is_empty() && !a.starts_with("--"))
+        {
+            found = Some(PathBuf::from(v));
+        }
+        i += 1;
+    }
+    found
+}
+
+/// The server address for `service`: the explicit `--smtp`/`--pop3` value, else the listener
+/// from the config file (submission preferred for SMTP), else the dev default. The second
+/// value says where it came from (for the banner).
+pub fn server_addr(
+    service: Service,
+    explicit: &Option<String>,
+    config: &Option<PathBuf>,
+) -> Result<(String, String), AgentError> {
+    if let Some(s) = explicit {
+        if !s.contains(':') {
+            return Err(AgentError::local(format!(
+                "'{s}' is not HOST:PORT (for example 127.0.0.1:2587)"
+            )));
+        }
+        return Ok((s.clone(), "given".into()));
+    }
+    if let Some(path) = config_path(config) {
+        let cfg = Config::load(&path)
+            .map_err(|e| AgentError::local(format!("cannot use the server config: {e}")))?;
+        let (addr, key) = match service {
+            Service::Smtp => match (cfg.listen.submission, cfg.listen.smtp) {
+                (Some(a), _) => (a, "listen.submission"),
+                (None, Some(a)) => (a, "listen.smtp"),
+                (None, None) => {
+                    return Err(AgentError::local(format!(
+                        "{} has no listen.submission or listen.smtp; give --smtp HOST:PORT",
+                        path.display()
+                    )))
+                }
+            },
+            Service::Pop3 => match cfg.listen.pop3 {
+                Some(a) => (a, "listen.pop3"),
+                None => {
+                    return Err(AgentError::local(format!(
+                        "{} has no listen.pop3; give --pop3 HOST:PORT",
+                        path.display()
+                    )))
+                }
+            },
+        };
+        let addr = connectable(addr).ok_or_else(|| {
+            AgentError::local(format!(
+                "{key} in {} is port 0 (any free port): give the real one with --{}",
+                path.display(),
+                if service == Service::Smtp {
+                    "smtp"
+                } else {
+                    "pop3"
+                }
+            ))
+        })?;
+        return Ok((addr, format!("{key} in {}", path.display())));
+    }
+    let default = match service {
+        Service::Smtp => defaults::SUBMISSION,
+        Service::Pop3 => defaults::POP3,
+    };
+    Ok((default.to_string(), "default".into()))
+}
+
+/// A listen address as something to connect to: 0.0.0.0 / [::] become loopback.
+fn connectable(mut addr: SocketAddr) -> Option<String> {
+    if addr.port() == 0 {
+        return None;
+    }
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    Some(addr.to_string())
+}
+
+/// Parses a message number typed by a person.
+pub fn message_number(s: &str) -> Result<u32, AgentError> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(AgentError::local(format!(
+            "'{s}' is not a message number (1, 2, ... as LIST shows them)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Option<PathBuf> {
+        config_from_argv(a.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn finds_the_global_config_flag() {
+        assert_eq!(argv(&["agent", "-e", "a@b"]), None);
+        assert_eq!(
+            argv(&["--config", "x.toml", "agent"]),
+            Some("x.toml".into())
+        );
+        assert_eq!(argv(&["agent", "--config=y.toml"]), Some("y.toml".into()));
+        assert_eq!(argv(&["-c", "z.toml", "send"]), Some("z.toml".into()));
+        assert_eq!(argv(&["-cw.toml", "send"]), Some("w.toml".into()));
+        assert_eq!(argv(&["send", "--", "--config", "no"]), None);
+        assert_eq!(argv(&["send", "--cc", "a@b"]), None);
+    }
+
+    #[test]
+    fn listen_addresses_become_connectable() {
+        assert_eq!(
+            connectable("0.0.0.0:25".parse().unwrap()),
+            Some("127.0.0.1:25".into())
+        );
+        assert_eq!(
+            connectable("[::]:25".parse().unwrap()),
+            Some("[::1]:25".into())
+        );
+        assert_eq!(
+            connectable("127.0.0.2:2525".parse().unwrap()),
+            Some("127.0.0.2:2525".into())
+        );
+        assert_eq!(connectable("127.0.0.1:0".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn message_numbers() {
+        assert_eq!(message_number("3").ok(), Some(3));
+        assert!(message_number("0").is_err());
+        assert!(message_number("x").is_err());
+        assert!(message_number("-1").is_err());
+    }
+}

@@ -1,0 +1,524 @@
+//! `mailroom agent`: the interactive client of the networking labs, `[smtp|pop|exit]>>>`.
+//!
+//! On a terminal the prompts have line editing and history (rustyline). Driven by a pipe,
+//! the same agent reads its commands from stdin and echoes each one after its prompt, so a
+//! lab's batch script is a text file and the output reads like a terminal session.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use mailroom_client::pop3::{Pop3Client, Pop3Error};
+use rustyline::error::ReadlineError;
+
+use super::common::{self, pop3_failure, AgentError, Failure, Service};
+use super::compose::{Attachment, Draft, Mailbox};
+use super::send::{recipient_results, send_message, smtp_target};
+use super::{inbox, show, AgentArgs};
+
+const MAIN_PROMPT: &str = "[smtp|pop|exit]>>> ";
+const POP_PROMPT: &str = "pop>>> ";
+
+/// What one read gave.
+enum Read {
+    Line(String),
+    /// End of input (Ctrl-D, or the end of the piped script).
+    Eof,
+    /// Ctrl-C on a terminal.
+    Interrupted,
+}
+
+/// Where commands come from: a terminal with line editing, or a pipe.
+enum Input {
+    Tty(Box<rustyline::DefaultEditor>),
+    Pipe(std::io::StdinLock<'static>),
+}
+
+impl Input {
+    fn new() -> Input {
+        if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            if let Ok(ed) = rustyline::DefaultEditor::new() {
+                return Input::Tty(Box::new(ed));
+            }
+        }
+        Input::Pipe(std::io::stdin().lock())
+    }
+
+    fn read(&mut self, prompt: &str, history: bool) -> Result<Read, AgentError> {
+        match self {
+            Input::Tty(ed) => match ed.readline(prompt) {
+                Ok(line) => {
+                    if history && !line.trim().is_empty() {
+                        let _ = ed.add_history_entry(line.as_str());
+                    }
+                    Ok(Read::Line(line))
+                }
+                Err(ReadlineError::Eof) => Ok(Read::Eof),
+                Err(ReadlineError::Interrupted) => Ok(Read::Interrupted),
+                Err(e) => Err(AgentError::local(format!(
+                    "cannot read from the terminal: {e}"
+                ))),
+            },
+            Input::Pipe(stdin) => {
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "{prompt}");
+                let _ = out.flush();
+                let mut line = String::new();
+                match stdin.read_line(&mut line) {
+                    Ok(0) => {
+                        let _ = writeln!(out);
+                        Ok(Read::Eof)
+                    }
+                    Ok(_) => {
+                        let line = line.trim_end_matches(['\r', '\n']).to_string();
+                        // Echo, so that the transcript shows what the script typed.
+                        let _ = writeln!(out, "{line}");
+                        Ok(Read::Line(line))
+                    }
+                    Err(e) => Err(AgentError::local(format!("cannot read stdin: {e}"))),
+                }
+            }
+        }
+    }
+}
+
+/// Everything a session needs.
+struct Session {
+    user: String,
+    password: String,
+    smtp: super::send::SmtpTarget,
+    pop3: String,
+    apop: bool,
+    common: common::CommonArgs,
+    rt: tokio::runtime::Runtime,
+    input: Input,
+    /// The last failure, which becomes the exit code.
+    failure: Option<Failure>,
+}
+
+/// Whether the agent goes on after a command.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Exit,
+}
+
+fn fail(session: &mut Session, e: AgentError) {
+    eprintln!("mailroom: {}", e.message);
+    session.failure = Some(e.failure);
+}
+
+pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
+    let user = Mailbox::parse(&args.user)?.address;
+    let (pop3, pop3_from) = common::server_addr(Service::Pop3, &args.pop3, &args.config)?;
+    let (smtp_server, smtp_from) = common::server_addr(Service::Smtp, &args.smtp, &args.config)?;
+    let password = args.common.password(&user)?;
+    let mut common_args = args.common.clone();
+    common_args.password = Some(password.clone());
+    let smtp = smtp_target(
+        &args.smtp,
+        &args.config,
+        args.no_auth,
+        &user,
+        &common_args,
+        true,
+    )?;
+    let rt = common::runtime().map_err(|e| AgentError::local(e.to_string()))?;
+    let mut s = Session {
+        user,
+        password,
+        smtp,
+        pop3,
+        apop: args.apop,
+        common: common_args,
+        rt,
+        input: Input::new(),
+        failure: None,
+    };
+    println!(
+        "mailroom agent for {}: SMTP {smtp_server} ({smtp_from}), POP3 {} ({pop3_from})",
+        s.user, s.pop3
+    );
+    println!("Type smtp to send a message, pop to read your mail, exit to leave, help for help.");
+    loop {
+        let line = match s.input.read(MAIN_PROMPT, true)? {
+            Read::Eof => break,
+            Read::Interrupted => {
+                println!("(type exit to leave)");
+                continue;
+            }
+            Read::Line(l) => l,
+        };
+        let flow = match line.trim().to_ascii_lowercase().as_str() {
+            "" => Flow::Continue,
+            "smtp" | "send" => smtp_command(&mut s)?,
+            "pop" | "pop3" => pop_command(&mut s)?,
+            "exit" | "quit" | "bye" => Flow::Exit,
+            "help" | "?" => {
+                print_help();
+                Flow::Continue
+            }
+            other => {
+                let e =
+                    AgentError::local(format!("unknown command '{other}': type smtp, pop or exit"));
+                fail(&mut s, e);
+                Flow::Continue
+            }
+        };
+        if flow == Flow::Exit {
+            break;
+        }
+    }
+    Ok(s.failure.map(Failure::code).unwrap_or(ExitCode::SUCCESS))
+}
+
+fn print_help() {
+    println!("  smtp   write and send a message (To, Cc, Subject, text, attachments)");
+    println!(
+        "  pop    read your mail over POP3: STAT, LIST, UIDL, TOP, RETR, DELE, RSET, NOOP, QUIT"
+    );
+    println!("  exit   leave the agent");
+}
+
+/// Reads a list of addresses, one or more a line (comma-separated), until an empty line.
+fn read_addresses(s: &mut Session, prompt: &str) -> Result<Option<Vec<Mailbox>>, AgentError> {
+    let mut out = Vec::new();
+    loop {
+        match s.input.read(prompt, false)? {
+            Read::Eof | Read::Interrupted => return Ok(None),
+            Read::Line(l) if l.trim().is_empty() => return Ok(Some(out)),
+            Read::Line(l) => match Mailbox::parse_list(&l) {
+                Ok(list) => out.extend(list),
+                Err(e) => println!("  {e}; type it again (or an empty line to go on)"),
+            },
+        }
+    }
+}
+
+/// `smtp`: asks To, Cc, Subject, the text and attachments, then sends.
+fn smtp_command(s: &mut Session) -> Result<Flow, AgentError> {
+    println!("To: one or more addresses a line; an empty line ends the list.");
+    let Some(to) = read_addresses(s, "To: ")? else {
+        println!("(cancelled: nothing sent)");
+        return Ok(Flow::Continue);
+    };
+    if to.is_empty() {
+        println!("no recipient: nothing sent");
+        return Ok(Flow::Continue);
+    }
+    let Some(cc) = read_addresses(s, "Cc: ")? else {
+        println!("(cancelled: nothing sent)");
+        return Ok(Flow::Continue);
+    };
+    let subject = match s.input.read("Subject: ", false)? {
+        Read::Line(l) => l,
+        _ => {
+            println!("(cancelled: nothing sent)");
+            return Ok(Flow::Continue);
+        }
+    };
+    println!("Text of the message; end it with a line holding a single \".\":");
+    let mut body = String::new();
+    loop {
+        match s.input.read("", false)? {
+            Read::Line(l) if l == "." => break,
+            Read::Line(l) => {
+                body.push_str(&l);
+                body.push('\n');
+            }
+            _ => {
+                println!("(cancelled: nothing sent)");
+                return Ok(Flow::Continue);
+            }
+        }
+    }
+    println!("Attachments: a file path a line; an empty line ends the list.");
+    let mut attachments = Vec::new();
+    loop {
+        match s.input.read("Attach: ", false)? {
+            Read::Line(l) if l.trim().is_empty() => break,
+            Read::Line(l) => match Attachment::from_path(&PathBuf::from(l.trim())) {
+                Ok(a) => {
+                    println!(
+                        "  attached {} ({}, {} bytes)",
+                        a.name,
+                        a.content_type,
+                        a.data.len()
+                    );
+                    attachments.push(a);
+                }
+                Err(e) => println!("  {e}; type another path (or an empty line to go on)"),
+            },
+            _ => {
+                println!("(cancelled: nothing sent)");
+                return Ok(Flow::Continue);
+            }
+        }
+    }
+    let draft = Draft {
+        from: Mailbox {
+            name: None,
+            address: s.user.clone(),
+        },
+        to,
+        cc,
+        bcc: Vec::new(),
+        subject,
+        body,
+        attachments,
+    };
+    let message = match draft.build() {
+        Ok(m) => m,
+        Err(e) => {
+            fail(s, e);
+            return Ok(Flow::Continue);
+        }
+    };
+    let rcpts = draft.recipients();
+    let from = s.user.clone();
+    let result = s.rt.block_on(send_message(
+        &s.smtp,
+        &from,
+        &rcpts,
+        &message,
+        &mut |line| {
+            println!("  {line}");
+        },
+    ));
+    match result {
+        Ok(outcome) => {
+            let mut refused = false;
+            for r in recipient_results(&outcome, &rcpts, &from) {
+                if r.accepted {
+                    println!("sent to {}", r.address);
+                } else {
+                    refused = true;
+                    println!(
+                        "NOT sent to {}: {} refused {}: {}",
+                        r.address, s.smtp.server, r.command, r.reply
+                    );
+                }
+            }
+            if refused {
+                s.failure = Some(Failure::Refused);
+            }
+        }
+        Err(e) => fail(s, e),
+    }
+    Ok(Flow::Continue)
+}
+
+fn pop_help() {
+    println!("  stat              number of messages and their total size");
+    println!("  list [N]          each message's number and size");
+    println!("  uidl [N]          each message's unique id");
+    println!("  top N [LINES]     the header and the first LINES lines of the text");
+    println!("  retr N            read message N (decoded: headers, text, attachments)");
+    println!("  raw N             message N exactly as the server sent it");
+    println!("  save N DIR        save message N's attachments into DIR");
+    println!("  dele N            mark message N for deletion (done at quit)");
+    println!("  rset              unmark all messages");
+    println!("  noop              do nothing (keeps the session alive)");
+    println!("  quit              end the session: marked messages are deleted now");
+}
+
+/// `pop`: log in, then the sub-prompt.
+fn pop_command(s: &mut Session) -> Result<Flow, AgentError> {
+    let login = {
+        let (server, user, password, apop) =
+            (s.pop3.clone(), s.user.clone(), s.password.clone(), s.apop);
+        let common_args = s.common.clone();
+        s.rt.block_on(async move {
+            inbox::login(&server, &user, &password, apop, &common_args, true).await
+        })
+    };
+    let mut c = match login {
+        Ok((c, reply)) => {
+            println!("{reply}");
+            c
+        }
+        Err(e) => {
+            fail(s, e);
+            return Ok(Flow::Continue);
+        }
+    };
+    println!(
+        "Logged in to {}. Commands: stat list uidl top retr raw save dele rset noop quit (help).",
+        s.pop3
+    );
+    loop {
+        let line = match s.input.read(POP_PROMPT, true)? {
+            Read::Eof => {
+                println!("(end of input: sending QUIT)");
+                pop_quit(s, c);
+                return Ok(Flow::Exit);
+            }
+            Read::Interrupted => {
+                println!("(type quit to end the POP3 session)");
+                continue;
+            }
+            Read::Line(l) => l,
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(cmd) = words.first().map(|w| w.to_ascii_lowercase()) else {
+            continue;
+        };
+        let args = &words[1..];
+        match cmd.as_str() {
+            "quit" => {
+                pop_quit(s, c);
+                return Ok(Flow::Continue);
+            }
+            "exit" => {
+                pop_quit(s, c);
+                return Ok(Flow::Exit);
+            }
+            "help" | "?" => pop_help(),
+            _ => match pop_one(s, &mut c, &cmd, args) {
+                Ok(()) => {}
+                Err(PopFailure::Local(e)) => fail(s, e),
+                Err(PopFailure::Server(e @ Pop3Error::Rejected { .. })) => {
+                    // The server said -ERR: show its reply; the session goes on.
+                    if let Pop3Error::Rejected { reply, .. } = &e {
+                        println!("{reply}");
+                    }
+                    s.failure = Some(Failure::Refused);
+                }
+                Err(PopFailure::Server(e)) => {
+                    let e = pop3_failure(e, false, &s.user);
+                    fail(s, e);
+                    println!("(the POP3 session is over; type pop to log in again)");
+                    return Ok(Flow::Continue);
+                }
+            },
+        }
+    }
+}
+
+fn pop_quit(s: &mut Session, c: Pop3Client) {
+    match s.rt.block_on(c.quit()) {
+        Ok(r) => println!("{r}"),
+        Err(e) => {
+            let e = pop3_failure(e, false, &s.user);
+            fail(s, e);
+        }
+    }
+}
+
+enum PopFailure {
+    Local(AgentError),
+    Server(Pop3Error),
+}
+
+impl From<AgentError> for PopFailure {
+    fn from(e: AgentError) -> Self {
+        PopFailure::Local(e)
+    }
+}
+
+impl From<Pop3Error> for PopFailure {
+    fn from(e: Pop3Error) -> Self {
+        PopFailure::Server(e)
+    }
+}
+
+fn number_arg(args: &[&str], i: usize, usage: &str) -> Result<u32, AgentError> {
+    match args.get(i) {
+        Some(a) => common::message_number(a),
+        None => Err(AgentError::local(format!("usage: {usage}"))),
+    }
+}
+
+/// One POP3 command of the sub-prompt.
+fn pop_one(s: &Session, c: &mut Pop3Client, cmd: &str, args: &[&str]) -> Result<(), PopFailure> {
+    let rt = &s.rt;
+    match cmd {
+        "stat" => {
+            let (n, size) = rt.block_on(c.stat())?;
+            println!(
+                "{n} message{}, {size} octets",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        "list" => {
+            if args.is_empty() {
+                let list = rt.block_on(c.list())?;
+                println!(
+                    "{} message{}",
+                    list.len(),
+                    if list.len() == 1 { "" } else { "s" }
+                );
+                for (n, size) in list {
+                    println!("{n:>4} {size:>8} octets");
+                }
+            } else {
+                let n = number_arg(args, 0, "list [N]")?;
+                let (n, size) = rt.block_on(c.list_one(n))?;
+                println!("{n:>4} {size:>8} octets");
+            }
+        }
+        "uidl" => {
+            if args.is_empty() {
+                for (n, uid) in rt.block_on(c.uidl())? {
+                    println!("{n:>4} {uid}");
+                }
+            } else {
+                let n = number_arg(args, 0, "uidl [N]")?;
+                let (n, uid) = rt.block_on(c.uidl_one(n))?;
+                println!("{n:>4} {uid}");
+            }
+        }
+        "top" => {
+            let n = number_arg(args, 0, "top N [LINES]")?;
+            let lines = match args.get(1) {
+                Some(l) => l
+                    .parse()
+                    .map_err(|_| AgentError::local(format!("'{l}' is not a number of lines")))?,
+                None => 0,
+            };
+            let head = rt.block_on(c.top(n, lines))?;
+            print!("{}", String::from_utf8_lossy(&head).replace("\r\n", "\n"));
+        }
+        "retr" | "read" => {
+            let n = number_arg(args, 0, "retr N")?;
+            let msg = rt.block_on(c.retr(n))?;
+            println!("--- message {n} ({} octets) ---", msg.len());
+            print!("{}", show::render(&msg));
+            println!("--- end of message {n} ---");
+        }
+        "raw" => {
+            let n = number_arg(args, 0, "raw N")?;
+            let msg = rt.block_on(c.retr(n))?;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&msg);
+            let _ = out.flush();
+        }
+        "save" => {
+            let n = number_arg(args, 0, "save N DIR")?;
+            let Some(dir) = args.get(1) else {
+                return Err(AgentError::local("usage: save N DIR").into());
+            };
+            let msg = rt.block_on(c.retr(n))?;
+            let saved = show::save_attachments(&msg, &PathBuf::from(dir))?;
+            if saved.is_empty() {
+                println!("message {n} has no attachments");
+            }
+            for (path, size) in saved {
+                println!("saved {} ({size} bytes)", path.display());
+            }
+        }
+        "dele" | "delete" => {
+            let n = number_arg(args, 0, "dele N")?;
+            println!("{}", rt.block_on(c.dele(n))?);
+        }
+        "rset" => println!("{}", rt.block_on(c.rset())?),
+        "noop" => println!("{}", rt.block_on(c.noop())?),
+        other => {
+            return Err(AgentError::local(format!(
+                "unknown command '{other}': type help for the list"
+            ))
+            .into())
+        }
+    }
+    Ok(())
+}

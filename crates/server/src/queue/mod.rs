@@ -1,0 +1,483 @@
+//! The outbound queue: delivers mail for other domains, retries, bounces.
+//!
+//! The runner wakes when a message is queued (or every second, which also picks up
+//! `mailroom queue flush` from another process), takes the due recipients from the store,
+//! groups them by destination — recipients for the same destination share one SMTP
+//! transaction — and runs one attempt per group, at most `queue.workers` at once and at most
+//! `queue.per_destination` per destination.
+//!
+//! Per recipient (RFC 5321 §4.2.5, §4.5.4.1):
+//! - 2xx after DATA → delivered;
+//! - 5xx to MAIL, RCPT or DATA → failed: a DSN goes to the sender (not for `<>`);
+//! - 4xx, connection refused, timeout, DNS failure → retried after `queue.retry[n]`, the last
+//!   step repeating, until `queue.max_age`, then failed and bounced.
+//!
+//! The results and the bounce are written in one commit: a crash can neither lose a bounce nor
+//! send it twice. A message whose recipients are all finished leaves the queue.
+
+pub mod bounce;
+pub mod route;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailroom_client::smtp::{SmtpClient, SmtpReply};
+use mailroom_client::{Direction, TraceFn};
+use mailroom_store::{now_unix, Delivery, Outbound, QueueEntry, QueueRecipient, RecipientUpdate};
+use tokio::sync::{watch, Semaphore};
+use tracing::Instrument;
+
+use crate::delivery::{self, Route, Target};
+use crate::Shared;
+use bounce::Failure;
+use route::Destination;
+
+/// How often the runner looks for due mail when nothing wakes it.
+const POLL: Duration = Duration::from_secs(1);
+/// Entries taken from the store per round.
+const BATCH: usize = 200;
+
+/// The result of one attempt for one recipient.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Delivered,
+    Transient {
+        diagnostic: String,
+        host: Option<String>,
+    },
+    Permanent {
+        diagnostic: String,
+        status: String,
+        host: Option<String>,
+    },
+}
+
+struct Runner {
+    shared: Arc<Shared>,
+    in_flight: Mutex<HashSet<i64>>,
+    destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
+    workers: Arc<Semaphore>,
+}
+
+/// Starts the queue runner; it stops when `shutdown` becomes true.
+pub fn spawn(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let workers = Arc::new(Semaphore::new(shared.config.queue.workers));
+    let runner = Arc::new(Runner {
+        shared,
+        in_flight: Mutex::new(HashSet::new()),
+        destinations: Mutex::new(HashMap::new()),
+        workers,
+    });
+    let span = tracing::Span::current();
+    tokio::spawn(
+        async move {
+            loop {
+                if *shutdown.borrow() {
+                    break;
+                }
+                runner.clone().round().await;
+                let notify = runner.shared.queue_notify.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = notify.notified() => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        .instrument(span),
+    );
+}
+
+impl Runner {
+    async fn round(self: Arc<Self>) {
+        let store = self.shared.store.clone();
+        let now = now_unix();
+        let due = match tokio::task::spawn_blocking(move || store.queue_due(now, BATCH)).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "reading the queue failed");
+                return;
+            }
+            Err(_) => return,
+        };
+        for entry in due {
+            let mut groups: HashMap<String, (Destination, Vec<QueueRecipient>)> = HashMap::new();
+            {
+                let Ok(mut in_flight) = self.in_flight.lock() else {
+                    return;
+                };
+                for r in &entry.recipients {
+                    if r.status != "pending" || r.next_attempt > now || in_flight.contains(&r.id) {
+                        continue;
+                    }
+                    in_flight.insert(r.id);
+                    let dest = route::choose(
+                        &self.shared.config,
+                        &mailroom_store::domain_of(&r.recipient),
+                    );
+                    groups
+                        .entry(dest.key())
+                        .or_insert_with(|| (dest, Vec::new()))
+                        .1
+                        .push(r.clone());
+                }
+            }
+            for (key, (dest, rcpts)) in groups {
+                let runner = self.clone();
+                let entry = QueueEntry {
+                    recipients: Vec::new(),
+                    ..entry.clone()
+                };
+                tokio::spawn(
+                    async move {
+                        let ids: Vec<i64> = rcpts.iter().map(|r| r.id).collect();
+                        runner.attempt(&key, entry, dest, rcpts).await;
+                        if let Ok(mut in_flight) = runner.in_flight.lock() {
+                            for id in ids {
+                                in_flight.remove(&id);
+                            }
+                        }
+                    }
+                    .instrument(tracing::Span::current()),
+                );
+            }
+        }
+    }
+
+    fn destination_slot(&self, key: &str) -> Arc<Semaphore> {
+        let per = self.shared.config.queue.per_destination;
+        match self.destinations.lock() {
+            Ok(mut m) => m
+                .entry(key.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(per)))
+                .clone(),
+            Err(_) => Arc::new(Semaphore::new(per)),
+        }
+    }
+
+    async fn attempt(
+        &self,
+        key: &str,
+        entry: QueueEntry,
+        dest: Destination,
+        rcpts: Vec<QueueRecipient>,
+    ) {
+        let slot = self.destination_slot(key);
+        let (Ok(_worker), Ok(_dest)) = (
+            self.workers.clone().acquire_owned().await,
+            slot.acquire_owned().await,
+        ) else {
+            return;
+        };
+        let store = self.shared.store.clone();
+        let msg_id = entry.message;
+        let message = match tokio::task::spawn_blocking(move || {
+            mailroom_store::read_message(store.as_ref(), msg_id)
+        })
+        .await
+        {
+            Ok(Ok(m)) => m,
+            _ => {
+                tracing::error!(
+                    queue_id = entry.id.0,
+                    "cannot read a queued message; will retry"
+                );
+                return;
+            }
+        };
+        let addresses: Vec<String> = rcpts.iter().map(|r| r.recipient.clone()).collect();
+        let outcomes = self
+            .deliver(&dest, &entry.sender, &addresses, &message)
+            .await;
+        self.record(&entry, &rcpts, outcomes, &message).await;
+    }
+
+    /// One attempt at one destination: tries its hosts in order until one answers.
+    async fn deliver(
+        &self,
+        dest: &Destination,
+        sender: &str,
+        rcpts: &[String],
+        message: &[u8],
+    ) -> Vec<Outcome> {
+        let all = |o: Outcome| vec![o; rcpts.len()];
+        let (hosts, auth) = match dest {
+            Destination::Fixed { host, port, auth } => (vec![(host.clone(), *port)], auth.clone()),
+            Destination::Mx { domain } => {
+                let answer = match route::lookup_mx(domain).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        return all(Outcome::Transient {
+                            diagnostic: e,
+                            host: None,
+                        })
+                    }
+                };
+                match route::mx_hosts(domain, answer) {
+                    Ok(h) => (h.into_iter().map(|h| (h, 25)).collect(), None),
+                    Err(e) => {
+                        return all(Outcome::Permanent {
+                            diagnostic: e,
+                            status: "5.1.2".into(),
+                            host: None,
+                        })
+                    }
+                }
+            }
+        };
+        let cfg = &self.shared.config;
+        let trace = self.trace_fn();
+        let mut last_error = String::from("no host to try");
+        for (host, port) in hosts {
+            let server = format!("{host}:{port}");
+            let mut client = match SmtpClient::connect(
+                &server,
+                cfg.queue.connect_timeout,
+                trace.clone(),
+            )
+            .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    last_error = e.to_string();
+                    continue;
+                }
+            };
+            if let Err(e) = client.hello(&cfg.hostname).await {
+                last_error = e.to_string();
+                continue;
+            }
+            if let Some((user, password)) = &auth {
+                if let Err(e) = client.authenticate(user, password).await {
+                    last_error = e.to_string();
+                    continue;
+                }
+            }
+            let result = tokio::time::timeout(
+                cfg.queue.command_timeout * 4,
+                client.send_mail(sender, rcpts, message),
+            )
+            .await;
+            let outcome = match result {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
+                    return all(Outcome::Transient {
+                        diagnostic: e.to_string(),
+                        host: Some(server),
+                    })
+                }
+                Err(_) => {
+                    return all(Outcome::Transient {
+                        diagnostic: format!("{server} timed out during the transaction"),
+                        host: Some(server),
+                    })
+                }
+            };
+            let _ = client.quit().await;
+            return outcomes_of(
+                &server,
+                rcpts,
+                &outcome.mail,
+                &outcome.rcpts,
+                outcome.data.as_ref(),
+            );
+        }
+        all(Outcome::Transient {
+            diagnostic: last_error,
+            host: None,
+        })
+    }
+
+    fn trace_fn(&self) -> Option<TraceFn> {
+        if !self.shared.config.trace.smtp {
+            return None;
+        }
+        let id = self.shared.next_session_id();
+        Some(Arc::new(move |dir: Direction, line: &str| {
+            let who = match dir {
+                Direction::Client => "C",
+                Direction::Server => "S",
+            };
+            tracing::info!(target: "mailroom::trace", "[queue {id}] {who}: {line}");
+        }))
+    }
+
+    /// Turns outcomes into store updates (and a bounce), committed together.
+    async fn record(
+        &self,
+        entry: &QueueEntry,
+        rcpts: &[QueueRecipient],
+        outcomes: Vec<Outcome>,
+        message: &[u8],
+    ) {
+        let cfg = &self.shared.config.queue;
+        let now = now_unix();
+        let expired = now.saturating_sub(entry.created) >= cfg.max_age.as_secs() as i64;
+        let mut updates = Vec::new();
+        let mut failures = Vec::new();
+        for (r, outcome) in rcpts.iter().zip(outcomes) {
+            let attempts = r.attempts + 1;
+            let (status, next, last_error) = match outcome {
+                Outcome::Delivered => {
+                    tracing::info!(queue_id = entry.id.0, rcpt = %r.recipient, "delivered");
+                    ("delivered", now, None)
+                }
+                Outcome::Permanent {
+                    diagnostic,
+                    status,
+                    host,
+                } => {
+                    tracing::warn!(queue_id = entry.id.0, rcpt = %r.recipient, %diagnostic, "delivery failed permanently");
+                    failures.push(Failure {
+                        recipient: r.recipient.clone(),
+                        status,
+                        diagnostic: diagnostic.clone(),
+                        remote_mta: host,
+                    });
+                    ("failed", now, Some(diagnostic))
+                }
+                Outcome::Transient { diagnostic, host } => {
+                    if expired {
+                        let text = format!(
+                            "delivery time expired after {} attempts; last error: {diagnostic}",
+                            attempts
+                        );
+                        failures.push(Failure {
+                            recipient: r.recipient.clone(),
+                            status: "4.4.7".into(),
+                            diagnostic: text.clone(),
+                            remote_mta: host,
+                        });
+                        ("failed", now, Some(text))
+                    } else {
+                        let step = cfg.retry[(attempts as usize - 1).min(cfg.retry.len() - 1)];
+                        tracing::info!(queue_id = entry.id.0, rcpt = %r.recipient, %diagnostic, retry_in = step.as_secs(), "delivery deferred");
+                        ("pending", now + step.as_secs() as i64, Some(diagnostic))
+                    }
+                }
+            };
+            updates.push(RecipientUpdate {
+                id: r.id,
+                status: status.into(),
+                attempts,
+                next_attempt: next,
+                last_error,
+            });
+        }
+        let store = self.shared.store.clone();
+        let hostname = self.shared.config.hostname.clone();
+        let sender = entry.sender.clone();
+        let created = entry.created;
+        let message = message.to_vec();
+        let res = tokio::task::spawn_blocking(move || {
+            // RFC 3464 §2 / RFC 5321 §4.5.5: never bounce a bounce (null sender).
+            let bounce = if failures.is_empty() || sender.is_empty() {
+                None
+            } else {
+                let dsn = bounce::build_dsn(&hostname, &sender, created, &failures, &message);
+                bounce_delivery(&store, &sender, dsn)?
+            };
+            store.queue_update(updates, bounce)
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => self.shared.queue_notify.notify_one(),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "recording delivery results failed; they will be retried")
+            }
+            Err(e) => tracing::error!(error = %e, "recording delivery results panicked"),
+        }
+    }
+}
+
+/// Per-recipient outcomes from the replies of one transaction.
+fn outcomes_of(
+    server: &str,
+    rcpts: &[String],
+    mail: &SmtpReply,
+    rcpt_replies: &[(String, SmtpReply)],
+    data: Option<&SmtpReply>,
+) -> Vec<Outcome> {
+    let failed = |r: &SmtpReply| {
+        let diagnostic = format!("{} {}", r.code, r.lines.join(" "));
+        if r.code >= 500 {
+            Outcome::Permanent {
+                status: bounce::status_of(
+                    r.code,
+                    r.lines.first().map(String::as_str).unwrap_or(""),
+                ),
+                diagnostic,
+                host: Some(server.to_string()),
+            }
+        } else {
+            Outcome::Transient {
+                diagnostic,
+                host: Some(server.to_string()),
+            }
+        }
+    };
+    if !(200..300).contains(&mail.code) {
+        return vec![failed(mail); rcpts.len()];
+    }
+    rcpts
+        .iter()
+        .enumerate()
+        .map(|(i, _)| match rcpt_replies.get(i) {
+            Some((_, r)) if !(200..300).contains(&r.code) => failed(r),
+            Some(_) => match data {
+                Some(d) if (200..300).contains(&d.code) => Outcome::Delivered,
+                Some(d) => failed(d),
+                None => Outcome::Transient {
+                    diagnostic: format!("{server} did not take the message data"),
+                    host: Some(server.to_string()),
+                },
+            },
+            None => Outcome::Transient {
+                diagnostic: format!("{server} gave no reply for this recipient"),
+                host: Some(server.to_string()),
+            },
+        })
+        .collect()
+}
+
+/// Where a bounce for `sender` goes: local accounts directly, other addresses through the
+/// queue with the null sender. None when the sender is a local address that does not exist.
+fn bounce_delivery(
+    store: &mailroom_store::Store,
+    sender: &str,
+    dsn: Vec<u8>,
+) -> mailroom_store::Result<Option<Delivery>> {
+    let targets = match delivery::resolve(store, sender)? {
+        Route::Local(t) => t,
+        Route::Remote { address } => vec![Target::Remote { address }],
+        Route::UnknownUser => {
+            tracing::warn!(%sender, "bounce dropped: the sender is not a local address any more");
+            return Ok(None);
+        }
+    };
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    for t in targets {
+        match t {
+            Target::Account { account, .. } => local.push(account),
+            Target::Remote { address } => remote.push(address),
+        }
+    }
+    let mut local_message = b"Return-Path: <>\r\n".to_vec();
+    local_message.extend_from_slice(&dsn);
+    Ok(Some(Delivery {
+        local_message: if local.is_empty() {
+            Vec::new()
+        } else {
+            local_message
+        },
+        local,
+        outbound: (!remote.is_empty()).then(|| Outbound {
+            sender: String::new(),
+            recipients: remote,
+            message: dsn,
+            first_attempt: now_unix(),
+        }),
+    }))
+}
