@@ -19,7 +19,7 @@ fn curl_lists_and_retrieves() {
     s.deliver(
         BOB.0,
         &[ALICE.0],
-        "From: <bob@example.test>\r\nSubject: one\r\n\r\n..dot-stuffed on SMTP\r\nbody\r\n",
+        "From: <bob@example.test>\r\nSubject: one\r\n\r\n.a dot line\r\nbody\r\n",
     );
     s.deliver(BOB.0, &[ALICE.0], "Subject: two\r\n\r\nsecond\r\n");
     let stored = s.inbox(ALICE.0);
@@ -39,7 +39,7 @@ fn curl_lists_and_retrieves() {
         assert!(out.status.success(), "curl retr: {out:?}");
         assert_eq!(&out.stdout, want, "message {}", n + 1);
     }
-    assert!(String::from_utf8_lossy(&stored[0]).contains("\r\n.dot-stuffed on SMTP\r\n"));
+    assert!(String::from_utf8_lossy(&stored[0]).contains("\r\n.a dot line\r\n"));
 
     // A message that does not exist and a wrong password are failures.
     let out = curl(&format!("{base}/3"), &user);

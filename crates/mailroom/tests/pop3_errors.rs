@@ -567,18 +567,8 @@ fn uidl_is_stable_across_sessions_and_restarts_and_deletions_are_durable() {
 fn retr_is_octet_exact_and_byte_stuffed() {
     let s = TestServer::start();
     let body = ".starts with a dot\r\n..two dots\r\n.\r\nnormal\r\n . space first";
-    // TestServer::deliver sends the text as is, so dot-stuff it for SMTP (RFC 5321 §4.5.2).
-    let smtp_body: Vec<String> = body
-        .split("\r\n")
-        .map(|l| {
-            if l.starts_with('.') {
-                format!(".{l}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    s.deliver(BOB.0, &[ALICE.0], &message("dots", &smtp_body.join("\r\n")));
+    // TestServer::deliver dot-stuffs for SMTP (RFC 5321 §4.5.2); the store has it unstuffed.
+    s.deliver(BOB.0, &[ALICE.0], &message("dots", body));
     let stored = s.inbox(ALICE.0).remove(0);
     assert!(
         String::from_utf8_lossy(&stored).contains(body),
@@ -608,4 +598,71 @@ fn retr_is_octet_exact_and_byte_stuffed() {
         "{wire}"
     );
     p.ok("QUIT");
+}
+
+#[test]
+fn an_unterminated_stored_message_gets_a_crlf_that_its_size_counts() {
+    let s = TestServer::start();
+    let raw = b"Subject: x\r\n\r\n.no line break at the end".to_vec();
+    pop3_support::store_directly(s.dir.path(), ALICE.0, [raw.clone(), Vec::new()]);
+    let mut p = Pop::login(s.pop3(), ALICE.0, ALICE.1);
+    let (_, got) = p.retr(1);
+    let mut want = raw.clone();
+    want.extend_from_slice(b"\r\n");
+    assert_eq!(got, want);
+    assert_eq!(p.ok("LIST 1"), format!("+OK 1 {}", want.len()));
+    // An empty message is just the terminator.
+    assert_eq!(p.ok("LIST 2"), "+OK 2 0");
+    let (status, empty) = p.retr(2);
+    assert_eq!(status, "+OK 0 octets follow");
+    assert!(empty.is_empty());
+    assert_eq!(p.stat(), (2, want.len() as u64));
+    p.ok("QUIT");
+}
+
+#[test]
+fn trace_masks_passwords_and_sasl_responses() {
+    let s = TestServer::start_with("", &["--trace"]);
+    s.deliver(
+        BOB.0,
+        &[ALICE.0],
+        &message("traced", "body text not traced"),
+    );
+    let mut p = Pop::login(s.pop3(), ALICE.0, ALICE.1);
+    p.retr(1);
+    p.ok("QUIT");
+    let mut p = Pop::connect(s.pop3());
+    p.ok(&format!(
+        "AUTH PLAIN {}",
+        b64("\0bob@example.test\0hunter2")
+    ));
+    p.ok("QUIT");
+    let mut p = Pop::connect(s.pop3());
+    p.send("AUTH LOGIN");
+    p.line();
+    p.send(&b64("carol@example.test"));
+    p.line();
+    p.ok(&b64("carolpw"));
+    p.ok("QUIT");
+    s.wait_for(10, "the trace of the last session", || {
+        s.log_text().matches("connection closed").count() >= 3
+    });
+    let log = s.log_text();
+    assert!(log.contains("C: PASS ****"), "{log}");
+    assert!(log.contains("C: AUTH PLAIN ****"), "{log}");
+    assert!(log.contains("C: ****"), "{log}");
+    assert!(
+        log.contains("S: +OK alice@example.test has 1 message"),
+        "{log}"
+    );
+    assert!(log.contains("octets of message 1, not traced>"), "{log}");
+    for secret in [
+        "secret",
+        "hunter2",
+        "carolpw",
+        &b64("carolpw"),
+        "body text not traced",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
 }

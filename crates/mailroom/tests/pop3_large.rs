@@ -80,10 +80,10 @@ fn big_message() -> Vec<u8> {
         i += 1;
         // Line lengths vary from 1 to 120 octets so line starts fall on every offset.
         let len = (i * 7919 % 120) as usize;
-        if i % 5 == 0 {
+        if matches!(i % 5, 0) {
             m.push(b'.');
         }
-        if i % 11 == 0 {
+        if matches!(i % 11, 0) {
             m.push(b'.');
         }
         m.extend((0..len).map(|k| b'a' + ((i as usize + k) % 26) as u8));

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod delivery;
+pub mod imap;
 pub mod pop3;
 pub mod queue;
 pub mod smtp;
@@ -32,6 +33,7 @@ pub enum ListenerKind {
     /// Message submission (RFC 6409): AUTH before MAIL, may relay.
     Submission,
     Pop3,
+    Imap,
 }
 
 impl ListenerKind {
@@ -40,6 +42,7 @@ impl ListenerKind {
             ListenerKind::Smtp => "smtp",
             ListenerKind::Submission => "submission",
             ListenerKind::Pop3 => "pop3",
+            ListenerKind::Imap => "imap",
         }
     }
 }
@@ -162,6 +165,7 @@ impl Server {
             (ListenerKind::Smtp, listen.smtp),
             (ListenerKind::Submission, listen.submission),
             (ListenerKind::Pop3, listen.pop3),
+            (ListenerKind::Imap, listen.imap),
         ];
         for (kind, addr) in wanted {
             let Some(addr) = addr else { continue };
@@ -184,9 +188,6 @@ impl Server {
                 )
                 .instrument(tracing::Span::current()),
             );
-        }
-        if let Some(imap) = listen.imap {
-            tracing::warn!(%imap, "IMAP is not implemented yet; [listen] imap is ignored");
         }
         let services = mailroom_services::start(&shared.config.services, shutdown_rx.clone())
             .await
@@ -293,6 +294,7 @@ async fn run_session(
             smtp::run_session(kind, stream, peer, shared, shutdown).await
         }
         ListenerKind::Pop3 => pop3::run_session(stream, peer, shared, shutdown).await,
+        ListenerKind::Imap => imap::run_session(stream, peer, shared, shutdown).await,
     }
 }
 
@@ -304,6 +306,7 @@ async fn refuse_busy(mut stream: TcpStream, kind: ListenerKind, hostname: String
             "421 4.7.0 {hostname} Too many connections from your address or in total; try again later\r\n"
         ),
         ListenerKind::Pop3 => "-ERR [SYS/TEMP] Too many connections; try again later\r\n".to_string(),
+        ListenerKind::Imap => "* BYE [UNAVAILABLE] Too many connections; try again later\r\n".to_string(),
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(msg.as_bytes())).await;
     let _ = stream.shutdown().await;

@@ -113,14 +113,14 @@ pub async fn run_session(
             break;
         }
     }
-    // Dropping the session releases the maildrop lock; nothing marked is deleted unless QUIT
-    // did it (RFC 1939 §3).
+    // Dropping the state releases the maildrop lock (at once, not after a slow client has
+    // read the last reply); nothing marked is deleted unless QUIT did it (RFC 1939 §3).
     let Session {
         mut conn, state, ..
     } = s;
+    drop(state);
     conn.trace.note("connection closed");
     conn.close().await;
-    drop(state);
 }
 
 /// `<pid.clock@hostname>`, different for every greeting (RFC 1939 §7): the clock is the time
