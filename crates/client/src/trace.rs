@@ -42,8 +42,11 @@ pub const MASK: &str = "****";
 /// How many lines of a message body the trace shows before summarizing the rest.
 pub const BODY_LINES_SHOWN: usize = 60;
 
-/// `"C: EHLO pc1.example.test"`.
+/// `"C: EHLO pc1.example.test"`; an empty line is just `"C:"`.
 pub fn format_line(dir: Direction, line: &str) -> String {
+    if line.is_empty() {
+        return dir.prefix().trim_end().to_string();
+    }
     format!("{}{}", dir.prefix(), line)
 }
 
@@ -127,6 +130,12 @@ impl BodyTracer {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn format_lines() {
+        assert_eq!(format_line(Direction::Client, "EHLO x"), "C: EHLO x");
+        assert_eq!(format_line(Direction::Server, ""), "S:");
+    }
 
     #[test]
     fn printable_escapes_control_characters() {

@@ -131,9 +131,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Calc(args) => return lab_clients::calc_main(args),
         Command::Sntp(args) => return lab_clients::sntp_main(args),
-        Command::Agent(args) => return agent::agent_main(args),
-        Command::Send(args) => return agent::send_main(args),
-        Command::Inbox(args) => return agent::inbox_main(args),
+        Command::Agent(mut args) => {
+            args.config = args.config.or(cli.config);
+            return agent::agent_main(args);
+        }
+        Command::Send(mut args) => {
+            args.config = args.config.or(cli.config);
+            return agent::send_main(args);
+        }
+        Command::Inbox(mut args) => {
+            args.config = args.config.or(cli.config);
+            return agent::inbox_main(args);
+        }
         _ => {}
     }
     if let Command::Lab { trace } = cli.command {

@@ -117,7 +117,12 @@ async fn a_whole_session() {
     ])
     .await;
     let (trace, lines) = collector();
-    let mut c = Pop3Client::connect(&addr, T, trace).await.expect("connect");
+    // Spawned: the client's futures are Send.
+    let addr2 = addr.clone();
+    let mut c = tokio::spawn(async move { Pop3Client::connect(&addr2, T, trace).await })
+        .await
+        .expect("task")
+        .expect("connect");
     assert_eq!(c.timestamp(), Some("<1.2@mx>"));
     c.user_pass("bob@example.test", "hunter2")
         .await
@@ -213,4 +218,20 @@ async fn not_pop3_at_all() {
         .expect("not pop3");
     assert!(matches!(err, Pop3Error::Protocol { .. }), "{err:?}");
     assert!(err.to_string().contains("expected +OK or -ERR"), "{err}");
+}
+
+/// Compile-time check: every future of the client can move between threads.
+#[allow(dead_code)]
+fn futures_are_send(c: &mut Pop3Client) {
+    fn send<T: std::marker::Send>(_: T) {}
+    send(c.capa());
+    send(c.user_pass("a", "b"));
+    send(c.apop("a", "b"));
+    send(c.stat());
+    send(c.list());
+    send(c.uidl());
+    send(c.top(1, 0));
+    send(c.retr(1));
+    send(c.dele(1));
+    send(c.raw_command("NOOP"));
 }

@@ -28,7 +28,8 @@ fn parse_all(input: &[u8], chunk: usize) -> Vec<Result<SmtpReply, ReplyError>> {
 
 #[test]
 fn reply_lines_table() {
-    let cases: Vec<(&[u8], Result<(u16, bool, &str), ()>)> = vec![
+    type Case<'a> = (&'a [u8], Result<(u16, bool, &'a str), ()>);
+    let cases: Vec<Case> = vec![
         (b"250 ok", Ok((250, true, "ok"))),
         (b"250-first", Ok((250, false, "first"))),
         (b"250", Ok((250, true, ""))),
@@ -314,15 +315,20 @@ async fn no_recipient_accepted_sends_no_content() {
         Send("221 bye\r\n"),
     ])
     .await;
-    let mut c = SmtpClient::connect(&addr, T, None).await.expect("connect");
-    c.hello("me").await.expect("ehlo");
-    let out = c
-        .send_mail("", &["x@example.test".to_string()], b"body\r\n")
-        .await
-        .expect("send");
-    assert!(out.data.is_none());
-    assert!(out.accepted().is_empty());
-    c.quit().await.expect("quit");
+    // Inside tokio::spawn: the client's futures are Send (the outbound queue needs that).
+    tokio::spawn(async move {
+        let mut c = SmtpClient::connect(&addr, T, None).await.expect("connect");
+        c.hello("me").await.expect("ehlo");
+        let out = c
+            .send_mail("", &["x@example.test".to_string()], b"body\r\n")
+            .await
+            .expect("send");
+        assert!(out.data.is_none());
+        assert!(out.accepted().is_empty());
+        c.quit().await.expect("quit");
+    })
+    .await
+    .expect("task");
     let seen = task.await.expect("join").expect("script");
     assert!(seen.data.is_empty());
 }
@@ -671,4 +677,16 @@ async fn long_bodies_are_summarized_in_the_trace() {
         "{lines:#?}"
     );
     assert!(lines.len() < 100);
+}
+
+/// Compile-time check: every future of the client can move between threads.
+#[allow(dead_code)]
+fn futures_are_send(c: &mut SmtpClient, rcpts: &[String]) {
+    fn send<T: std::marker::Send>(_: T) {}
+    send(SmtpClient::connect("x:25", T, None));
+    send(c.hello("me"));
+    send(c.authenticate("a", "b"));
+    send(c.send_mail("", rcpts, b""));
+    send(c.rset());
+    send(c.raw_command("NOOP"));
 }

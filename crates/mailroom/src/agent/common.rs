@@ -5,14 +5,14 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use mailroom_client::pop3::Pop3Error;
 use mailroom_client::smtp::SmtpError;
 use mailroom_client::{trace, TraceFn};
-use mailroom_server::config::{defaults, Config};
+use mailroom_server::config::{defaults, Config, ConfigError};
 
 /// The exit codes of `agent`, `send` and `inbox` (docs/AGENT.md). 2 is left to the argument
 /// parser, which uses it for usage errors.
@@ -93,10 +93,18 @@ pub fn smtp_failure(e: SmtpError, phase: SmtpPhase, user: &str) -> AgentError {
                 "cannot connect to the SMTP server {server}: {source} (is `mailroom serve` running there? check --smtp or the config)"
             ),
         ),
-        SmtpError::Timeout { server, waiting_for } => AgentError::new(
-            Failure::Connect,
-            format!("the SMTP server {server} did not answer in time (waiting for {waiting_for}){not_sent}"),
-        ),
+        SmtpError::Timeout { server, waiting_for } => {
+            // After the message went out, silence is not a refusal either: say what we know.
+            let what = if phase == SmtpPhase::Transfer && waiting_for.contains("end of data") {
+                "; the message was NOT confirmed, so it does not count as sent (the server may still deliver it)"
+            } else {
+                not_sent
+            };
+            AgentError::new(
+                Failure::Connect,
+                format!("the SMTP server {server} did not answer in time (waiting for {waiting_for}){what}"),
+            )
+        }
         SmtpError::Closed { server } => AgentError::new(
             Failure::Broken,
             format!("the SMTP server {server} closed the connection unexpectedly{not_sent}"),
@@ -276,56 +284,120 @@ pub enum Service {
     Pop3,
 }
 
-/// Where the server config comes from: the top-level `--config FILE` (passed in by main.rs
-/// through the args' `config` field, or found in argv), else `MAILROOM_CONFIG`.
-pub fn config_path(explicit: &Option<PathBuf>) -> Option<PathBuf> {
-    if let Some(p) = explicit {
-        return Some(p.clone());
-    }
-    if let Some(p) = config_from_argv(std::env::args_os().skip(1)) {
-        return Some(p);
-    }
-    std::env::var_os("MAILROOM_CONFIG")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+/// The server config and lab server name the top-level command was given: `--config FILE`
+/// (passed in by main.rs through the args' `config` field, or found on the command line),
+/// else `MAILROOM_CONFIG`; `--name NAME` from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigRef {
+    pub path: Option<PathBuf>,
+    pub name: Option<String>,
 }
 
-/// Finds the global `--config FILE` / `--config=FILE` / `-c FILE` / `-cFILE` in the command
-/// line (the top-level parser consumed it; this is how the agent sees it).
-fn config_from_argv(args: impl Iterator<Item = OsString>) -> Option<PathBuf> {
-    let args: Vec<OsString> = args.collect();
+impl ConfigRef {
+    pub fn find(explicit: &Option<PathBuf>) -> ConfigRef {
+        let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+        let path = explicit
+            .clone()
+            .or_else(|| global_flag(&argv, "--config", Some("-c")).map(PathBuf::from))
+            .or_else(|| {
+                std::env::var_os("MAILROOM_CONFIG")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            });
+        let name = global_flag(&argv, "--name", None).map(|n| n.to_string_lossy().into_owned());
+        ConfigRef { path, name }
+    }
+}
+
+/// Finds a global flag of the top-level command (`--config FILE`, `--config=FILE`, `-c FILE`,
+/// `-cFILE`) on the command line: the top-level parser consumed it, so this is how the agent
+/// sees it.
+fn global_flag(args: &[OsString], long: &str, short: Option<&str>) -> Option<OsString> {
     let mut i = 0;
     let mut found = None;
+    let long_eq = format!("{long}=");
     while i < args.len() {
         let a = args[i].to_string_lossy();
         if a == "--" {
             break;
         }
-        if a == "--config" || a == "-c" {
-            found = args.get(i + 1).map(PathBuf::from);
+        if a == long || short.is_some_and(|s| a == s) {
+            found = args.get(i + 1).cloned();
             i += 2;
             continue;
         }
-        if let Some(v) = a.strip_prefix("--config=") {
-            found = Some(PathBuf::from(v));
-        } else if let Some(v) = a
-            .strip_prefix("-c")
-            .filter(|v| !v.is_empty() && !a.starts_with("--"))
-        {
-            found = Some(PathBuf::from(v));
+        if let Some(v) = a.strip_prefix(&long_eq) {
+            found = Some(OsString::from(v));
+        } else if let Some(s) = short {
+            if let Some(v) = a
+                .strip_prefix(s)
+                .filter(|v| !v.is_empty() && !a.starts_with("--"))
+            {
+                found = Some(OsString::from(v));
+            }
         }
         i += 1;
     }
     found
 }
 
+/// The server config for `user`: a plain server config, or from a lab file (`[[server]]`
+/// entries) the server named by `--name`, else the one whose domains include the user's.
+fn load_config(cfg: &ConfigRef, path: &Path, user: &str) -> Result<Config, AgentError> {
+    let bad = |e: ConfigError| AgentError::local(format!("cannot use the server config: {e}"));
+    let servers = match Config::load_lab(path) {
+        Ok(s) => s,
+        // Not a lab file: a plain server config.
+        Err(ConfigError::Invalid { key, .. }) if key == "server" => {
+            return Config::load(path).map_err(bad)
+        }
+        Err(e) => return Err(bad(e)),
+    };
+    let names = || {
+        servers
+            .iter()
+            .filter_map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(name) = &cfg.name {
+        return servers
+            .iter()
+            .find(|s| s.name.as_deref() == Some(name.as_str()))
+            .cloned()
+            .ok_or_else(|| {
+                AgentError::local(format!(
+                    "{} has no server named '{name}' (it has {})",
+                    path.display(),
+                    names()
+                ))
+            });
+    }
+    let domain = user
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default();
+    servers
+        .iter()
+        .find(|s| s.local_domains().contains(&domain))
+        .cloned()
+        .ok_or_else(|| {
+            AgentError::local(format!(
+                "no server in the lab file {} hosts {domain} (its servers are {}); choose one with --name",
+                path.display(),
+                names()
+            ))
+        })
+}
+
 /// The server address for `service`: the explicit `--smtp`/`--pop3` value, else the listener
-/// from the config file (submission preferred for SMTP), else the dev default. The second
-/// value says where it came from (for the banner).
+/// from the config file (submission preferred for SMTP; in a lab file, the user's server),
+/// else the dev default. The second value says where it came from (for the banner).
 pub fn server_addr(
     service: Service,
     explicit: &Option<String>,
     config: &Option<PathBuf>,
+    user: &str,
 ) -> Result<(String, String), AgentError> {
     if let Some(s) = explicit {
         if !s.contains(':') {
@@ -335,17 +407,20 @@ pub fn server_addr(
         }
         return Ok((s.clone(), "given".into()));
     }
-    if let Some(path) = config_path(config) {
-        let cfg = Config::load(&path)
-            .map_err(|e| AgentError::local(format!("cannot use the server config: {e}")))?;
+    let cfg_ref = ConfigRef::find(config);
+    if let Some(path) = &cfg_ref.path {
+        let cfg = load_config(&cfg_ref, path, user)?;
+        let file = match &cfg.name {
+            Some(n) => format!("server {n} of {}", path.display()),
+            None => path.display().to_string(),
+        };
         let (addr, key) = match service {
             Service::Smtp => match (cfg.listen.submission, cfg.listen.smtp) {
                 (Some(a), _) => (a, "listen.submission"),
                 (None, Some(a)) => (a, "listen.smtp"),
                 (None, None) => {
                     return Err(AgentError::local(format!(
-                        "{} has no listen.submission or listen.smtp; give --smtp HOST:PORT",
-                        path.display()
+                        "{file} has no listen.submission or listen.smtp; give --smtp HOST:PORT"
                     )))
                 }
             },
@@ -353,16 +428,14 @@ pub fn server_addr(
                 Some(a) => (a, "listen.pop3"),
                 None => {
                     return Err(AgentError::local(format!(
-                        "{} has no listen.pop3; give --pop3 HOST:PORT",
-                        path.display()
+                        "{file} has no listen.pop3; give --pop3 HOST:PORT"
                     )))
                 }
             },
         };
         let addr = connectable(addr).ok_or_else(|| {
             AgentError::local(format!(
-                "{key} in {} is port 0 (any free port): give the real one with --{}",
-                path.display(),
+                "{key} of {file} is port 0 (any free port): give the real one with --{}",
                 if service == Service::Smtp {
                     "smtp"
                 } else {
@@ -370,7 +443,7 @@ pub fn server_addr(
                 }
             ))
         })?;
-        return Ok((addr, format!("{key} in {}", path.display())));
+        return Ok((addr, format!("{key} of {file}")));
     }
     let default = match service {
         Service::Smtp => defaults::SUBMISSION,
@@ -409,7 +482,8 @@ mod tests {
     use super::*;
 
     fn argv(a: &[&str]) -> Option<PathBuf> {
-        config_from_argv(a.iter().map(OsString::from))
+        let a: Vec<OsString> = a.iter().map(OsString::from).collect();
+        global_flag(&a, "--config", Some("-c")).map(PathBuf::from)
     }
 
     #[test]
@@ -424,6 +498,11 @@ mod tests {
         assert_eq!(argv(&["-cw.toml", "send"]), Some("w.toml".into()));
         assert_eq!(argv(&["send", "--", "--config", "no"]), None);
         assert_eq!(argv(&["send", "--cc", "a@b"]), None);
+        let a: Vec<OsString> = ["--name", "school", "agent"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(global_flag(&a, "--name", None), Some("school".into()));
     }
 
     #[test]

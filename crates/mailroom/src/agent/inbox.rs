@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use mailroom_client::pop3::Pop3Client;
+use mailroom_client::pop3::{Pop3Client, Pop3Error};
 
 use super::common::{self, pop3_failure, AgentError, Service};
 use super::show;
@@ -34,7 +34,6 @@ pub async fn login(
 }
 
 pub fn run(args: InboxArgs) -> Result<ExitCode, AgentError> {
-    let (server, _) = common::server_addr(Service::Pop3, &args.pop3, &args.config)?;
     let user = match &args.user {
         Some(u) => super::compose::Mailbox::parse(u)?.address,
         None => {
@@ -43,6 +42,7 @@ pub fn run(args: InboxArgs) -> Result<ExitCode, AgentError> {
             ))
         }
     };
+    let (server, _) = common::server_addr(Service::Pop3, &args.pop3, &args.config, &user)?;
     // Check local arguments before any network traffic.
     if let InboxAction::Delete { numbers } = &args.action {
         if numbers.is_empty() {
@@ -62,7 +62,12 @@ pub fn run(args: InboxArgs) -> Result<ExitCode, AgentError> {
                 let uids = c.uidl().await.unwrap_or_default();
                 let mut rows = Vec::new();
                 for (n, size) in &list {
-                    let head = c.top(*n, 0).await.map_err(fail)?;
+                    // TOP is optional (RFC 1939 §7): without it the row has no header fields.
+                    let head = match c.top(*n, 0).await {
+                        Ok(h) => h,
+                        Err(Pop3Error::Rejected { .. }) => Vec::new(),
+                        Err(e) => return Err(fail(e)),
+                    };
                     let uid = uids
                         .iter()
                         .find(|(m, _)| m == n)

@@ -113,7 +113,7 @@ pub fn smtp_target(
     common_args: &common::CommonArgs,
     trace_to_stdout: bool,
 ) -> Result<SmtpTarget, AgentError> {
-    let (server, _) = common::server_addr(Service::Smtp, smtp, config)?;
+    let (server, _) = common::server_addr(Service::Smtp, smtp, config, user)?;
     let login = if no_auth {
         None
     } else {

@@ -625,7 +625,13 @@ impl Session {
         n: u32,
     ) -> Flow {
         let store = self.shared.store.clone();
-        let buf = vec![0u8; maildrop::read_size(size)];
+        // One octet more than the message: a small message then comes back in one short read.
+        let cap = maildrop::read_size(size).min(
+            usize::try_from(size)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+        );
+        let buf = vec![0u8; cap];
         let (mut buf, mut got) = match maildrop::read_chunk(&store, message, 0, buf).await {
             Ok(x) => x,
             Err(e) => {
@@ -654,7 +660,8 @@ impl Session {
                 }
             }
             offset += got as u64;
-            if filter.as_ref().is_some_and(TopFilter::done) {
+            // A short read means the end of the message: no need to ask the store again.
+            if got < buf.len() || filter.as_ref().is_some_and(TopFilter::done) {
                 break;
             }
             match maildrop::read_chunk(&store, message, offset, buf).await {
