@@ -116,7 +116,12 @@ c.quit()
 
 #[test]
 fn authenticated_mail_to_other_domains_is_queued_durably() {
-    let s = TestServer::start();
+    // far.test is routed to a closed port: delivery keeps failing, so the mail must wait.
+    let closed = free_port();
+    let s = TestServer::start_with(
+        &format!("[routes]\n\"far.test\" = \"127.0.0.1:{closed}\"\n[queue]\nretry = [\"1h\"]\nconnect_timeout = \"1s\"\n"),
+        &[],
+    );
     s.python(
         r#"
 import os, smtplib
