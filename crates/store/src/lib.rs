@@ -89,6 +89,14 @@ impl Flags {
     }
 }
 
+/// How `store_flags` combines the given flags with a message's flags (RFC 9051 §6.4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Replace,
+    Add,
+    Remove,
+}
+
 /// Special-use attributes of RFC 6154 given to the folders every new account gets.
 pub const DEFAULT_FOLDERS: &[(&str, Option<&str>)] = &[
     ("INBOX", None),
@@ -122,6 +130,8 @@ pub struct MessageMeta {
     /// Seconds since the Unix epoch when the message arrived (IMAP INTERNALDATE).
     pub internal_date: i64,
     pub modseq: u64,
+    /// The message's last octet is a line feed (or it is empty): POP3 counts sizes with it.
+    pub ends_with_lf: bool,
 }
 
 /// What one accepted SMTP transaction asks the store to keep, atomically.
@@ -230,6 +240,49 @@ pub trait MailStore: Send + Sync {
     fn read_message_at(&self, message: MessageId, offset: u64, buf: &mut [u8]) -> Result<usize>;
     /// Removes the given UIDs from a mailbox (missing ones are ignored); returns those removed.
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
+
+    // ---- IMAP (RFC 9051) ----
+    /// A mailbox by id (`None` once deleted).
+    fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<MailboxInfo>>;
+    /// Creates a mailbox with a fresh UIDVALIDITY; `Exists` if the name is taken.
+    fn create_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxId>;
+    /// Deletes a mailbox and its messages (inferior names stay).
+    fn delete_mailbox(&self, mailbox: MailboxId) -> Result<()>;
+    /// Renames a mailbox and every `from/...` below it; each renamed mailbox gets a new
+    /// UIDVALIDITY (RFC 9051 §6.3.6 lets a name never reuse an older, smaller one).
+    fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    fn set_subscribed(&self, mailbox: MailboxId, subscribed: bool) -> Result<()>;
+    /// Adds a message to a mailbox; returns (UIDVALIDITY, UID).
+    fn append_message(
+        &self,
+        mailbox: MailboxId,
+        data: &[u8],
+        flags: Flags,
+        keywords: &[String],
+        internal_date: i64,
+    ) -> Result<(u32, u32)>;
+    /// Changes flags of the given UIDs (missing ones are ignored); every message whose flags
+    /// changed gets a new MODSEQ. With `unchanged_since` (RFC 7162 UNCHANGEDSINCE), messages
+    /// whose MODSEQ is higher are left alone and returned as the second list, checked in the
+    /// same transaction. Returns the changed messages as they are now.
+    fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<(Vec<MessageMeta>, Vec<u32>)>;
+    /// Copies (or, with `remove`, moves) messages to another mailbox in one transaction;
+    /// returns the target's UIDVALIDITY and (source UID, new UID) pairs in source UID order.
+    fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+        remove: bool,
+    ) -> Result<(u32, Vec<(u32, u32)>)>;
 
     // ---- outbound queue ----
     fn queue_list(&self) -> Result<Vec<QueueEntry>>;

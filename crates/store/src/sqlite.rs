@@ -109,6 +109,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, target)
     );
     "#,
+    // v3: whether each message ends in LF, so POP3 can give exact sizes without reading blobs.
+    r#"
+    ALTER TABLE messages ADD COLUMN ends_lf INTEGER NOT NULL DEFAULT 1;
+    UPDATE messages SET ends_lf = (size = 0 OR substr(data, size, 1) = x'0a');
+    "#,
 ];
 
 impl SqliteStore {
@@ -303,8 +308,13 @@ const MAILBOX_COLS: &str =
 
 fn insert_message(conn: &Connection, data: &[u8]) -> Result<MessageId> {
     conn.execute(
-        "INSERT INTO messages (size, created, data) VALUES (?1, ?2, ?3)",
-        params![data.len() as i64, now_unix(), data],
+        "INSERT INTO messages (size, created, data, ends_lf) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            data.len() as i64,
+            now_unix(),
+            data,
+            data.last().is_none_or(|b| *b == b'\n')
+        ],
     )?;
     Ok(MessageId(conn.last_insert_rowid()))
 }
@@ -667,7 +677,7 @@ impl MailStore for SqliteStore {
     fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT mm.uid, mm.message_id, m.size, mm.flags, mm.keywords, mm.internal_date, mm.modseq
+                "SELECT mm.uid, mm.message_id, m.size, mm.flags, mm.keywords, mm.internal_date, mm.modseq, m.ends_lf
                    FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
                   WHERE mm.mailbox_id = ?1 ORDER BY mm.uid",
             )?;
@@ -681,6 +691,7 @@ impl MailStore for SqliteStore {
                     keywords: kw.split_whitespace().map(String::from).collect(),
                     internal_date: r.get(5)?,
                     modseq: r.get::<_, i64>(6)? as u64,
+                    ends_with_lf: r.get::<_, i64>(7)? != 0,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -742,6 +753,292 @@ impl MailStore for SqliteStore {
                 collect_message(c, m)?;
             }
             Ok(removed)
+        })
+    }
+
+    fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<MailboxInfo>> {
+        self.read(|c| {
+            let sql = format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1");
+            Ok(c.query_row(&sql, params![mailbox.0], row_to_mailbox)
+                .optional()?)
+        })
+    }
+
+    fn create_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxId> {
+        let name = name.to_string();
+        self.write(move |c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM mailboxes WHERE account_id = ?1 AND name = ?2",
+                params![account.0, name],
+                |r| r.get(0),
+            )?;
+            if n > 0 {
+                return Err(StoreError::Exists(format!("mailbox {name}")));
+            }
+            let uv = new_uidvalidity(c)?;
+            c.execute(
+                "INSERT INTO mailboxes (account_id, name, uidvalidity) VALUES (?1, ?2, ?3)",
+                params![account.0, name, uv],
+            )?;
+            Ok(MailboxId(c.last_insert_rowid()))
+        })
+    }
+
+    fn delete_mailbox(&self, mailbox: MailboxId) -> Result<()> {
+        self.write(move |c| {
+            let mut st = c.prepare(
+                "SELECT DISTINCT message_id FROM mailbox_messages WHERE mailbox_id = ?1",
+            )?;
+            let messages: Vec<i64> = st
+                .query_map(params![mailbox.0], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            c.execute(
+                "DELETE FROM mailbox_messages WHERE mailbox_id = ?1",
+                params![mailbox.0],
+            )?;
+            let n = c.execute("DELETE FROM mailboxes WHERE id = ?1", params![mailbox.0])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("mailbox {}", mailbox.0)));
+            }
+            for m in messages {
+                collect_message(c, m)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.write(move |c| {
+            let taken: i64 = c.query_row(
+                "SELECT COUNT(*) FROM mailboxes WHERE account_id = ?1 AND name = ?2",
+                params![account.0, to],
+                |r| r.get(0),
+            )?;
+            if taken > 0 {
+                return Err(StoreError::Exists(format!("mailbox {to}")));
+            }
+            let mut st = c.prepare(
+                "SELECT id, name FROM mailboxes WHERE account_id = ?1
+                   AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
+            )?;
+            let rows: Vec<(i64, String)> = st
+                .query_map(params![account.0, from], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            if !rows.iter().any(|(_, n)| *n == from) {
+                return Err(StoreError::NotFound(format!("mailbox {from}")));
+            }
+            for (id, name) in rows {
+                let new_name = format!("{to}{}", &name[from.len()..]);
+                let uv = new_uidvalidity(c)?;
+                c.execute(
+                    "UPDATE mailboxes SET name = ?2, uidvalidity = ?3 WHERE id = ?1",
+                    params![id, new_name, uv],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn set_subscribed(&self, mailbox: MailboxId, subscribed: bool) -> Result<()> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE mailboxes SET subscribed = ?2 WHERE id = ?1",
+                params![mailbox.0, subscribed as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn append_message(
+        &self,
+        mailbox: MailboxId,
+        data: &[u8],
+        flags: Flags,
+        keywords: &[String],
+        internal_date: i64,
+    ) -> Result<(u32, u32)> {
+        let data = data.to_vec();
+        let kw = keywords.join(" ");
+        self.write(move |c| {
+            let (uv, uid, modseq): (u32, u32, i64) = c
+                .query_row(
+                    "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+                       WHERE id = ?1 RETURNING uidvalidity, uidnext - 1, highest_modseq",
+                    params![mailbox.0],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.0)))?;
+            let msg = insert_message(c, &data)?;
+            c.execute(
+                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![mailbox.0, uid, msg.0, flags.0, kw, internal_date, modseq],
+            )?;
+            Ok((uv, uid))
+        })
+    }
+
+    fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<(Vec<MessageMeta>, Vec<u32>)> {
+        let uids = uids.to_vec();
+        let keywords = keywords.to_vec();
+        self.write(move |c| {
+            let mut changed = Vec::new();
+            let mut modified = Vec::new();
+            let mut modseq: Option<i64> = None;
+            for uid in uids {
+                let row: Option<(i64, u32, String, i64, i64, i64, bool)> = c
+                    .query_row(
+                        "SELECT mm.message_id, mm.flags, mm.keywords, mm.internal_date, m.size, mm.modseq, m.ends_lf
+                           FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                          WHERE mm.mailbox_id = ?1 AND mm.uid = ?2",
+                        params![mailbox.0, uid],
+                        |r| {
+                            Ok((
+                                r.get(0)?,
+                                r.get(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                                r.get(5)?,
+                                r.get::<_, i64>(6)? != 0,
+                            ))
+                        },
+                    )
+                    .optional()?;
+                let Some((message, old_flags, old_kw, internal_date, size, old_modseq, ends_with_lf)) = row
+                else {
+                    continue;
+                };
+                if unchanged_since.is_some_and(|u| old_modseq as u64 > u) {
+                    modified.push(uid);
+                    continue;
+                }
+                let old_kw: Vec<String> = old_kw.split_whitespace().map(String::from).collect();
+                let (new_flags, new_kw) = match op {
+                    FlagOp::Replace => (flags, keywords.clone()),
+                    FlagOp::Add => {
+                        let mut k = old_kw.clone();
+                        for w in &keywords {
+                            if !k.iter().any(|x| x.eq_ignore_ascii_case(w)) {
+                                k.push(w.clone());
+                            }
+                        }
+                        (Flags(old_flags).union(flags), k)
+                    }
+                    FlagOp::Remove => (
+                        Flags(old_flags).without(flags),
+                        old_kw
+                            .iter()
+                            .filter(|x| !keywords.iter().any(|w| w.eq_ignore_ascii_case(x)))
+                            .cloned()
+                            .collect(),
+                    ),
+                };
+                if new_flags.0 == old_flags && new_kw == old_kw {
+                    continue;
+                }
+                let ms = match modseq {
+                    Some(m) => m,
+                    None => {
+                        let m: i64 = c.query_row(
+                            "UPDATE mailboxes SET highest_modseq = highest_modseq + 1
+                               WHERE id = ?1 RETURNING highest_modseq",
+                            params![mailbox.0],
+                            |r| r.get(0),
+                        )?;
+                        modseq = Some(m);
+                        m
+                    }
+                };
+                c.execute(
+                    "UPDATE mailbox_messages SET flags = ?3, keywords = ?4, modseq = ?5
+                      WHERE mailbox_id = ?1 AND uid = ?2",
+                    params![mailbox.0, uid, new_flags.0, new_kw.join(" "), ms],
+                )?;
+                changed.push(MessageMeta {
+                    uid,
+                    message: MessageId(message),
+                    size: size as u64,
+                    flags: new_flags,
+                    keywords: new_kw,
+                    internal_date,
+                    modseq: ms as u64,
+                    ends_with_lf,
+                });
+            }
+            Ok((changed, modified))
+        })
+    }
+
+    fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+        remove: bool,
+    ) -> Result<(u32, Vec<(u32, u32)>)> {
+        let mut uids = uids.to_vec();
+        uids.sort_unstable();
+        uids.dedup();
+        self.write(move |c| {
+            let uv: u32 = c
+                .query_row(
+                    "SELECT uidvalidity FROM mailboxes WHERE id = ?1",
+                    params![to.0],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", to.0)))?;
+            let mut pairs = Vec::new();
+            for uid in uids {
+                let row: Option<(i64, u32, String, i64)> = c
+                    .query_row(
+                        "SELECT message_id, flags, keywords, internal_date FROM mailbox_messages
+                          WHERE mailbox_id = ?1 AND uid = ?2",
+                        params![from.0, uid],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .optional()?;
+                let Some((message, flags, kw, date)) = row else {
+                    continue;
+                };
+                // RFC 9051 §2.3.1.1: UIDs strictly ascending in the target, never reused.
+                let (new_uid, modseq): (u32, i64) = c.query_row(
+                    "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+                       WHERE id = ?1 RETURNING uidnext - 1, highest_modseq",
+                    params![to.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                c.execute(
+                    "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![to.0, new_uid, message, flags, kw, date, modseq],
+                )?;
+                if remove {
+                    c.execute(
+                        "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2",
+                        params![from.0, uid],
+                    )?;
+                }
+                pairs.push((uid, new_uid));
+            }
+            if remove && !pairs.is_empty() {
+                c.execute(
+                    "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1",
+                    params![from.0],
+                )?;
+            }
+            Ok((uv, pairs))
         })
     }
 
@@ -1097,6 +1394,85 @@ mod tests {
         s.queue_remove(q2).unwrap();
         assert!(s.queue_list().unwrap().is_empty());
         assert!(s.queue_remove(q2).is_err());
+    }
+
+    #[test]
+    fn imap_mailbox_operations() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let work = s.create_mailbox(a, "Work").unwrap();
+        assert!(matches!(
+            s.create_mailbox(a, "Work"),
+            Err(StoreError::Exists(_))
+        ));
+        s.create_mailbox(a, "Work/Sub").unwrap();
+        let (uv, uid) = s
+            .append_message(
+                work,
+                b"Subject: x\r\n\r\nhi\r\n",
+                Flags::SEEN,
+                &["$Label".into()],
+                100,
+            )
+            .unwrap();
+        assert_eq!(uid, 1);
+        let m = s.list_messages(work).unwrap();
+        assert_eq!(m[0].keywords, vec!["$Label"]);
+        assert_eq!(m[0].internal_date, 100);
+        let (ch, modified) = s
+            .store_flags(work, &[1, 9], FlagOp::Add, Flags::FLAGGED, &[], None)
+            .unwrap();
+        assert!(modified.is_empty());
+        assert_eq!(ch.len(), 1);
+        assert_eq!(ch[0].flags, Flags::SEEN.union(Flags::FLAGGED));
+        assert!(ch[0].modseq > m[0].modseq);
+        assert!(s
+            .store_flags(work, &[1], FlagOp::Add, Flags::FLAGGED, &[], None)
+            .unwrap()
+            .0
+            .is_empty());
+        // UNCHANGEDSINCE below the message's MODSEQ: refused, reported as modified.
+        let (ch2, modified) = s
+            .store_flags(
+                work,
+                &[1],
+                FlagOp::Remove,
+                Flags::FLAGGED,
+                &[],
+                Some(ch[0].modseq - 1),
+            )
+            .unwrap();
+        assert!(ch2.is_empty());
+        assert_eq!(modified, vec![1]);
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
+        let (iuv, pairs) = s.copy_messages(work, &[1], inbox, false).unwrap();
+        assert_eq!(pairs, vec![(1, 1)]);
+        assert_ne!(iuv, uv);
+        let (_, pairs) = s.copy_messages(work, &[1], inbox, true).unwrap();
+        assert_eq!(pairs, vec![(1, 2)]);
+        assert!(s.list_messages(work).unwrap().is_empty());
+        s.rename_mailbox(a, "Work", "Job").unwrap();
+        assert!(s.mailbox(a, "Job/Sub").unwrap().is_some());
+        assert!(s.mailbox(a, "Work").unwrap().is_none());
+        let job = s.mailbox(a, "Job").unwrap().unwrap();
+        assert!(job.uidvalidity > uv);
+        s.set_subscribed(job.id, false).unwrap();
+        assert!(!s.mailbox_by_id(job.id).unwrap().unwrap().subscribed);
+        s.delete_mailbox(job.id).unwrap();
+        assert!(s.mailbox_by_id(job.id).unwrap().is_none());
+        assert_eq!(s.list_messages(inbox).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn ends_with_lf_is_recorded() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        for body in [&b"line\r\n"[..], b"no newline", b""] {
+            s.deliver(Delivery { local_message: body.to_vec(), local: vec![a], outbound: None }).unwrap();
+        }
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
+        let ends: Vec<bool> = s.list_messages(inbox.id).unwrap().iter().map(|m| m.ends_with_lf).collect();
+        assert_eq!(ends, vec![true, false, true]);
     }
 
     #[test]

@@ -96,15 +96,9 @@ impl Maildrop {
             };
             let mut msgs = Vec::new();
             for m in st.list_messages(mb.id)? {
-                // The last octet decides whether the sender adds a CRLF (RFC 1939 §3: the
-                // terminator is on a line of its own), which the size must count.
-                let mut last = [0u8; 1];
-                let tail = if m.size == 0 {
-                    None
-                } else {
-                    let n = st.read_message_at(m.message, m.size - 1, &mut last)?;
-                    (n == 1).then_some(last[0])
-                };
+                // RFC 1939 §3: the terminator is on a line of its own, so a message that does
+                // not end in LF is sent with a CRLF added, which the size must count.
+                let tail = (m.size > 0).then_some(if m.ends_with_lf { b'\n' } else { 0 });
                 msgs.push(Msg {
                     uid: m.uid,
                     message: m.message,
@@ -196,14 +190,25 @@ impl Maildrop {
     }
 }
 
-/// Reads one chunk of a message at `offset` into `buf` (its whole length) on a blocking thread;
-/// returns the buffer and the number of octets read (0 at the end).
+/// Reads up to this much inline on the async worker: a few cached SQLite pages take
+/// microseconds, less than the hand-off to the blocking pool costs.
+const INLINE_READ: usize = 64 * 1024;
+
+/// Reads one chunk of a message at `offset` into `buf` (its whole length); returns the buffer
+/// and the number of octets read (0 at the end). Small reads run inline, larger ones on a
+/// blocking thread.
 pub async fn read_chunk(
     store: &Store,
     message: MessageId,
     offset: u64,
     mut buf: Vec<u8>,
 ) -> Result<(Vec<u8>, usize), String> {
+    if buf.len() <= INLINE_READ {
+        return store
+            .read_message_at(message, offset, &mut buf)
+            .map(|n| (buf, n))
+            .map_err(|e| e.to_string());
+    }
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let n = store.read_message_at(message, offset, &mut buf)?;
