@@ -1,6 +1,5 @@
-//! The connection under both clients: a stream (plain TCP today; TLS slots in as another
-//! [`Stream`] variant when STARTTLS arrives), a bounded line reader, per-wait timeouts and the
-//! trace.
+//! The connection under both clients: a stream (plain TCP, or TLS after STARTTLS/STLS or on
+//! an implicit-TLS port), a bounded line reader, per-wait timeouts and the trace.
 
 use std::io;
 use std::pin::Pin;
@@ -13,12 +12,20 @@ use tokio::net::TcpStream;
 
 use crate::trace::{printable, Direction, TraceFn};
 
-/// The byte stream a client talks over. A `Tls(...)` variant is added with STARTTLS
-/// (RFC 3207 for SMTP, RFC 2595 for POP3); everything above this type stays the same.
+/// The byte stream a client talks over: plain TCP or TLS (RFC 3207 for SMTP, RFC 2595 for
+/// POP3, RFC 8314 for implicit TLS); everything above this type stays the same.
 #[derive(Debug)]
 pub enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Only while a plain stream is being wrapped; every I/O on it fails.
+    Gone,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
 }
 
 impl AsyncRead for Stream {
@@ -29,6 +36,8 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 }
@@ -41,18 +50,24 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 }
@@ -68,6 +83,11 @@ pub(crate) enum ConnError {
     LineTooLong(usize),
     /// Any other I/O error.
     Io(io::Error),
+    /// The TLS handshake failed (certificate not trusted, name mismatch, protocol error).
+    Tls(String),
+    /// The server sent more after its go-ahead for TLS: a possible injection (the client side
+    /// of CVE-2011-0411), so the session is abandoned.
+    TlsInjection,
 }
 
 fn is_closed(e: &io::Error) -> bool {
@@ -131,6 +151,37 @@ impl Conn {
             timeout,
             trace,
         })
+    }
+
+    /// True when the connection runs over TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// Runs the TLS handshake on the plain connection (after the server's go-ahead for
+    /// STARTTLS/STLS, or at once for implicit TLS). Anything the server sent after its
+    /// go-ahead, in clear, is refused (RFC 3207 §4.2: it must not be trusted).
+    pub(crate) async fn start_tls(&mut self, tls: &crate::tls::ClientTls) -> Result<(), ConnError> {
+        if self.lines.buffered_len() > 0 {
+            return Err(ConnError::TlsInjection);
+        }
+        let Some(name) = crate::tls::server_name(&self.server) else {
+            return Err(ConnError::Tls(format!(
+                "'{}' is not a host name or address to check a certificate against",
+                self.server
+            )));
+        };
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(ConnError::Tls("TLS is already active".into()));
+        };
+        match tokio::time::timeout(self.timeout, tls.connector().connect(name, tcp)).await {
+            Err(_) => Err(ConnError::Timeout("the TLS handshake")),
+            Ok(Err(e)) => Err(ConnError::Tls(e.to_string())),
+            Ok(Ok(s)) => {
+                self.stream = Stream::Tls(Box::new(s));
+                Ok(())
+            }
+        }
     }
 
     pub(crate) fn set_max_line(&mut self, max: usize) {

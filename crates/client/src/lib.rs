@@ -15,9 +15,11 @@
 mod conn;
 pub mod pop3;
 pub mod smtp;
+pub mod tls;
 pub mod trace;
 
 pub use conn::Stream;
+pub use tls::{ClientTls, TlsSetupError};
 pub use trace::{Direction, TraceFn};
 
 #[cfg(test)]

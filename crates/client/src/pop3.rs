@@ -22,6 +22,7 @@ use std::time::Duration;
 use md5::{Digest, Md5};
 
 use crate::conn::{Conn, ConnError, ConnectError};
+use crate::tls::ClientTls;
 use crate::trace::{BodyTracer, Direction, TraceFn, MASK};
 
 /// RFC 2449 §4: status lines are at most 512 octets; we allow more before giving up.
@@ -152,6 +153,8 @@ pub enum Pop3Error {
     Protocol { server: String, message: String },
     #[error(transparent)]
     Io(std::io::Error),
+    #[error("TLS with {server} failed: {message}")]
+    Tls { server: String, message: String },
 }
 
 /// A POP3 client session.
@@ -167,7 +170,26 @@ impl Pop3Client {
         timeout: Duration,
         trace: Option<TraceFn>,
     ) -> Result<Pop3Client, Pop3Error> {
-        let conn = match Conn::connect(server, timeout, trace, MAX_STATUS_LINE).await {
+        Self::connect_with(server, timeout, trace, None).await
+    }
+
+    /// Connects with implicit TLS (RFC 8314, the port 995 kind).
+    pub async fn connect_tls(
+        server: &str,
+        timeout: Duration,
+        trace: Option<TraceFn>,
+        tls: &ClientTls,
+    ) -> Result<Pop3Client, Pop3Error> {
+        Self::connect_with(server, timeout, trace, Some(tls)).await
+    }
+
+    async fn connect_with(
+        server: &str,
+        timeout: Duration,
+        trace: Option<TraceFn>,
+        tls: Option<&ClientTls>,
+    ) -> Result<Pop3Client, Pop3Error> {
+        let mut conn = match Conn::connect(server, timeout, trace, MAX_STATUS_LINE).await {
             Ok(c) => c,
             Err(ConnectError::Timeout) => {
                 return Err(Pop3Error::Timeout {
@@ -182,6 +204,12 @@ impl Pop3Client {
                 })
             }
         };
+        if let Some(tls) = tls {
+            if let Err(e) = conn.start_tls(tls).await {
+                let server = conn.server.clone();
+                return Err(conn_error(server, e));
+            }
+        }
         let mut c = Pop3Client {
             conn,
             greeting: Pop3Reply {
@@ -195,6 +223,23 @@ impl Pop3Client {
         }
         c.greeting = greeting;
         Ok(c)
+    }
+
+    /// True when the session runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.conn.is_tls()
+    }
+
+    /// STLS (RFC 2595 §4): `+OK`, then the handshake. CAPA may differ afterwards.
+    pub async fn stls(&mut self, tls: &ClientTls) -> Result<(), Pop3Error> {
+        let reply = self.raw_command("STLS").await?;
+        if !reply.ok {
+            return Err(self.rejected("STLS", reply));
+        }
+        self.conn
+            .start_tls(tls)
+            .await
+            .map_err(|e| self.conn_error(e))
     }
 
     /// "host:port" as given to [`Pop3Client::connect`].
@@ -438,19 +483,7 @@ impl Pop3Client {
     }
 
     fn conn_error(&self, e: ConnError) -> Pop3Error {
-        let server = self.conn.server.clone();
-        match e {
-            ConnError::Timeout(waiting_for) => Pop3Error::Timeout {
-                server,
-                waiting_for,
-            },
-            ConnError::Closed => Pop3Error::Closed { server },
-            ConnError::LineTooLong(limit) => Pop3Error::Protocol {
-                server,
-                message: format!("sent a line longer than {limit} octets"),
-            },
-            ConnError::Io(e) => Pop3Error::Io(e),
-        }
+        conn_error(self.conn.server.clone(), e)
     }
 
     fn rejected(&self, command: &str, reply: Pop3Reply) -> Pop3Error {
@@ -482,3 +515,23 @@ fn lines_of(body: &[u8]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+fn conn_error(server: String, e: ConnError) -> Pop3Error {
+    match e {
+        ConnError::Timeout(waiting_for) => Pop3Error::Timeout {
+            server,
+            waiting_for,
+        },
+        ConnError::Closed => Pop3Error::Closed { server },
+        ConnError::LineTooLong(limit) => Pop3Error::Protocol {
+            server,
+            message: format!("sent a line longer than {limit} octets"),
+        },
+        ConnError::Io(e) => Pop3Error::Io(e),
+        ConnError::Tls(message) => Pop3Error::Tls { server, message },
+        ConnError::TlsInjection => Pop3Error::Tls {
+            server,
+            message: "the server sent data after its STLS go-ahead (possible injection); session abandoned".into(),
+        },
+    }
+}

@@ -24,6 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use crate::conn::{Conn, ConnError, ConnectError};
+use crate::tls::ClientTls;
 use crate::trace::{BodyTracer, Direction, TraceFn, MASK};
 
 /// Reply lines longer than this are a protocol error. RFC 5321 §4.5.3.1.5 allows 512 octets;
@@ -362,6 +363,8 @@ pub enum SmtpError {
     Protocol { server: String, message: String },
     #[error(transparent)]
     Io(std::io::Error),
+    #[error("TLS with {server} failed: {message}")]
+    Tls { server: String, message: String },
 }
 
 /// Every reply of one mail transaction.
@@ -436,7 +439,27 @@ impl SmtpClient {
         timeout: Duration,
         trace: Option<TraceFn>,
     ) -> Result<SmtpClient, SmtpError> {
-        let conn = match Conn::connect(server, timeout, trace, MAX_REPLY_LINE).await {
+        Self::connect_with(server, timeout, trace, None).await
+    }
+
+    /// Connects with implicit TLS (RFC 8314 §3.3, the port 465 kind): the handshake comes
+    /// first, then the 220 greeting.
+    pub async fn connect_tls(
+        server: &str,
+        timeout: Duration,
+        trace: Option<TraceFn>,
+        tls: &ClientTls,
+    ) -> Result<SmtpClient, SmtpError> {
+        Self::connect_with(server, timeout, trace, Some(tls)).await
+    }
+
+    async fn connect_with(
+        server: &str,
+        timeout: Duration,
+        trace: Option<TraceFn>,
+        tls: Option<&ClientTls>,
+    ) -> Result<SmtpClient, SmtpError> {
+        let mut conn = match Conn::connect(server, timeout, trace, MAX_REPLY_LINE).await {
             Ok(c) => c,
             Err(ConnectError::Timeout) => {
                 return Err(SmtpError::Timeout {
@@ -451,6 +474,12 @@ impl SmtpClient {
                 })
             }
         };
+        if let Some(tls) = tls {
+            if let Err(e) = conn.start_tls(tls).await {
+                let server = conn.server.clone();
+                return Err(conn_error(server, e));
+            }
+        }
         let mut client = SmtpClient {
             conn,
             greeting: SmtpReply {
@@ -488,6 +517,26 @@ impl SmtpClient {
     /// Changes how long each wait for the server may take from now on.
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.conn.timeout = timeout;
+    }
+
+    /// True when the session runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.conn.is_tls()
+    }
+
+    /// STARTTLS (RFC 3207): asks for 220, runs the handshake. The server forgets the session
+    /// (§4.2), and so do we: call [`SmtpClient::hello`] again before anything else.
+    pub async fn starttls(&mut self, tls: &ClientTls) -> Result<(), SmtpError> {
+        let reply = self.command("STARTTLS", "the reply to STARTTLS").await?;
+        if reply.code != 220 {
+            return Err(self.rejected("STARTTLS", reply));
+        }
+        self.conn
+            .start_tls(tls)
+            .await
+            .map_err(|e| self.conn_error(e))?;
+        self.extensions = Extensions::default();
+        Ok(())
     }
 
     /// EHLO, falling back to HELO when EHLO gets a 5xx (RFC 5321 §4.1.1.1). Fills extensions().
@@ -823,19 +872,7 @@ impl SmtpClient {
     }
 
     fn conn_error(&self, e: ConnError) -> SmtpError {
-        let server = self.conn.server.clone();
-        match e {
-            ConnError::Timeout(waiting_for) => SmtpError::Timeout {
-                server,
-                waiting_for,
-            },
-            ConnError::Closed => SmtpError::Closed { server },
-            ConnError::LineTooLong(limit) => SmtpError::Protocol {
-                server,
-                message: format!("sent a reply line longer than {limit} octets"),
-            },
-            ConnError::Io(e) => SmtpError::Io(e),
-        }
+        conn_error(self.conn.server.clone(), e)
     }
 
     fn rejected(&self, command: &str, reply: SmtpReply) -> SmtpError {
@@ -851,6 +888,26 @@ impl SmtpClient {
             server: self.conn.server.clone(),
             message,
         }
+    }
+}
+
+fn conn_error(server: String, e: ConnError) -> SmtpError {
+    match e {
+        ConnError::Timeout(waiting_for) => SmtpError::Timeout {
+            server,
+            waiting_for,
+        },
+        ConnError::Closed => SmtpError::Closed { server },
+        ConnError::LineTooLong(limit) => SmtpError::Protocol {
+            server,
+            message: format!("sent a reply line longer than {limit} octets"),
+        },
+        ConnError::Io(e) => SmtpError::Io(e),
+        ConnError::Tls(message) => SmtpError::Tls { server, message },
+        ConnError::TlsInjection => SmtpError::Tls {
+            server,
+            message: "the server sent data after its STARTTLS go-ahead (possible injection); session abandoned".into(),
+        },
     }
 }
 

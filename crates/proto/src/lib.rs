@@ -11,6 +11,7 @@
 //! - [`sasl`]: the SASL pieces used by SMTP AUTH and POP3 AUTH (RFC 4954, RFC 4616, LOGIN).
 //! - [`pop3`]: the POP3 codec (RFC 1939).
 
+pub mod imap;
 pub mod line;
 pub mod pop3;
 pub mod sasl;

@@ -53,3 +53,114 @@ pub async fn find_account(store: &Store, address: &str) -> Option<Account> {
         })
         .flatten()
 }
+
+/// How long a failed authentication counts against the client address.
+pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// Addresses remembered at most (oldest forgotten first): bounds the memory an attacker with
+/// many addresses can make the server use.
+const MAX_TRACKED: usize = 10_000;
+
+/// Recent authentication failures per client address, across connections and protocols, so
+/// that opening a new connection does not reset the delay (the per-address dimension).
+#[derive(Default)]
+pub struct FailureTracker {
+    map: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+}
+
+impl FailureTracker {
+    /// Records one failure from `ip` and returns how many it has within the window.
+    pub fn record(&self, ip: std::net::IpAddr) -> u32 {
+        self.record_at(ip, std::time::Instant::now())
+    }
+
+    fn record_at(&self, ip: std::net::IpAddr, now: std::time::Instant) -> u32 {
+        let Ok(mut map) = self.map.lock() else {
+            return 1;
+        };
+        if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
+            map.retain(|_, (_, last)| now.duration_since(*last) < FAILURE_WINDOW);
+            if map.len() >= MAX_TRACKED {
+                if let Some(oldest) = map.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k) {
+                    map.remove(&oldest);
+                }
+            }
+        }
+        let e = map.entry(ip).or_insert((0, now));
+        if now.duration_since(e.1) >= FAILURE_WINDOW {
+            e.0 = 0;
+        }
+        e.0 = e.0.saturating_add(1);
+        e.1 = now;
+        e.0
+    }
+
+    /// Failures of `ip` within the window (0 when none).
+    pub fn count(&self, ip: std::net::IpAddr) -> u32 {
+        let now = std::time::Instant::now();
+        self.map
+            .lock()
+            .ok()
+            .and_then(|m| {
+                m.get(&ip)
+                    .filter(|(_, t)| now.duration_since(*t) < FAILURE_WINDOW)
+                    .map(|(n, _)| *n)
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// Records a failed authentication from `peer` and returns the delay to wait before
+/// answering: the larger of the per-connection and the per-address doubling (each capped at
+/// eight times the base). Logs one line with the address (never the password).
+pub fn note_failure(
+    shared: &crate::Shared,
+    proto: &str,
+    peer: std::net::SocketAddr,
+    user: &str,
+    conn_failures: u32,
+) -> std::time::Duration {
+    let per_ip = shared.auth_failures.record(peer.ip());
+    tracing::warn!(
+        proto,
+        peer = %peer,
+        ip = %peer.ip(),
+        user = %user,
+        failures_on_connection = conn_failures,
+        failures_from_address = per_ip,
+        "authentication failed"
+    );
+    failure_delay(
+        shared.config.limits.auth_failure_delay,
+        conn_failures.max(per_ip),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn delay_doubles_and_is_capped() {
+        let b = Duration::from_millis(100);
+        assert_eq!(failure_delay(b, 1), b);
+        assert_eq!(failure_delay(b, 2), b * 2);
+        assert_eq!(failure_delay(b, 4), b * 8);
+        assert_eq!(failure_delay(b, 40), b * 8);
+    }
+
+    #[test]
+    fn per_address_failures_count_and_expire() {
+        let t = FailureTracker::default();
+        let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+        let now = Instant::now();
+        assert_eq!(t.record_at(a, now), 1);
+        assert_eq!(t.record_at(a, now), 2);
+        assert_eq!(t.record_at(b, now), 1);
+        assert_eq!(
+            t.record_at(a, now + FAILURE_WINDOW + Duration::from_secs(1)),
+            1
+        );
+    }
+}

@@ -15,6 +15,8 @@ pub mod defaults {
     pub const SUBMISSION: &str = "127.0.0.1:2587";
     pub const POP3: &str = "127.0.0.1:2110";
     pub const IMAP: &str = "127.0.0.1:2143";
+    pub const SUBMISSIONS: &str = "127.0.0.1:2465";
+    pub const POP3S: &str = "127.0.0.1:2995";
     pub const DATA_DIR: &str = "./mailroom-data";
     /// Gmail's limit; a 10 MiB attachment grows by a third in base64.
     pub const MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
@@ -76,10 +78,11 @@ pub struct Config {
     /// `"user@domain" = "target"` or `= ["t1", "t2"]`; `"@domain"` is the domain's catch-all.
     #[serde(default)]
     pub aliases: std::collections::BTreeMap<String, AliasTargets>,
-    /// Static routes for mail that leaves: `"domain" = "host:port"`, `"*"` = default route.
+    /// Static routes for mail that leaves: `"domain" = "host:port"`, `"*"` = default route, or
+    /// `"domain" = { host = "host:port", require_tls = true, verify = true, ca = "FILE" }`.
     /// They always win over the relay host and DNS.
     #[serde(default)]
-    pub routes: std::collections::BTreeMap<String, String>,
+    pub routes: std::collections::BTreeMap<String, Route>,
     /// Optional smart host that takes all outbound mail without a static route.
     #[serde(default)]
     pub relay: Option<RelayConfig>,
@@ -87,6 +90,14 @@ pub struct Config {
     pub queue: QueueConfig,
     #[serde(default)]
     pub services: mailroom_services::ServicesConfig,
+    /// Certificate and key for STARTTLS/STLS and the implicit-TLS listeners.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Where plaintext passwords (AUTH PLAIN/LOGIN, USER/PASS) are accepted:
+    /// `false` (default) = over TLS or from a loopback address; `true` = over TLS only;
+    /// `"never"` = anywhere, even in clear over the network (throwaway labs only).
+    #[serde(default)]
+    pub auth_require_tls: AuthTlsPolicy,
     /// Where the config came from (for messages); not a key.
     #[serde(skip)]
     pub source: String,
@@ -118,6 +129,74 @@ pub struct RelayConfig {
     pub host: String,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// Deliver only over STARTTLS (else opportunistic: TLS when offered).
+    #[serde(default)]
+    pub require_tls: bool,
+    /// Verify the smart host's certificate (implies `require_tls`).
+    #[serde(default)]
+    pub verify: bool,
+    /// PEM file of the certificate(s) to trust instead of the built-in roots.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+}
+
+/// One static route: where to deliver and how strict to be about TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `host:port`.
+    pub host: String,
+    /// Deliver only over STARTTLS; without it TLS is opportunistic (used when offered).
+    pub require_tls: bool,
+    /// Verify the peer's certificate (against `ca`, else the built-in roots); implies
+    /// `require_tls`.
+    pub verify: bool,
+    pub ca: Option<PathBuf>,
+}
+
+impl From<String> for Route {
+    fn from(host: String) -> Route {
+        Route {
+            host,
+            require_tls: false,
+            verify: false,
+            ca: None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Route {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            host: String,
+            #[serde(default)]
+            require_tls: bool,
+            #[serde(default)]
+            verify: bool,
+            #[serde(default)]
+            ca: Option<PathBuf>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Addr(String),
+            Table(Table),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "a route is \"host:port\" or { host = \"host:port\", require_tls = true, verify = true, ca = \"FILE\" }",
+            )
+        })? {
+            Raw::Addr(host) => Ok(Route::from(host)),
+            Raw::Table(t) => Ok(Route {
+                host: t.host,
+                require_tls: t.require_tls || t.verify,
+                verify: t.verify || t.ca.is_some(),
+                ca: t.ca,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,6 +243,74 @@ pub struct Listen {
     pub submission: Option<SocketAddr>,
     pub pop3: Option<SocketAddr>,
     pub imap: Option<SocketAddr>,
+    /// Submission over implicit TLS (RFC 8314 §3.3, the port 465 kind).
+    pub submissions: Option<SocketAddr>,
+    /// POP3 over implicit TLS (RFC 8314, the port 995 kind).
+    pub pop3s: Option<SocketAddr>,
+    /// IMAP over implicit TLS (the port 993 kind); reserved: not served yet.
+    pub imaps: Option<SocketAddr>,
+}
+
+/// `[tls]`: PEM files. Without them a self-signed certificate is made in `<data_dir>/tls/`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain (leaf first), PEM.
+    pub cert: Option<PathBuf>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key: Option<PathBuf>,
+}
+
+/// Where plaintext authentication is allowed (`auth_require_tls`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthTlsPolicy {
+    /// Over TLS, or in clear from a loopback address (`false`, the default).
+    #[default]
+    TlsOrLoopback,
+    /// Over TLS only (`true`).
+    Always,
+    /// Anywhere (`"never"`).
+    Never,
+}
+
+impl AuthTlsPolicy {
+    /// May a client at `peer` send a password on this connection?
+    pub fn allows(self, tls: bool, peer: std::net::IpAddr) -> bool {
+        tls || match self {
+            AuthTlsPolicy::Always => false,
+            AuthTlsPolicy::Never => true,
+            AuthTlsPolicy::TlsOrLoopback => is_loopback(peer),
+        }
+    }
+}
+
+/// 127.0.0.0/8, ::1, and IPv4-mapped loopback.
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AuthTlsPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(false) => Ok(AuthTlsPolicy::TlsOrLoopback),
+            Raw::Bool(true) => Ok(AuthTlsPolicy::Always),
+            Raw::Text(t) if t == "never" => Ok(AuthTlsPolicy::Never),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "auth_require_tls is true, false or \"never\", not \"{t}\""
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -313,7 +460,12 @@ impl Config {
                 submission: parse(defaults::SUBMISSION),
                 pop3: parse(defaults::POP3),
                 imap: parse(defaults::IMAP),
+                submissions: parse(defaults::SUBMISSIONS),
+                pop3s: parse(defaults::POP3S),
+                imaps: None,
             },
+            tls: TlsConfig::default(),
+            auth_require_tls: AuthTlsPolicy::default(),
             accounts: Vec::new(),
             limits: Limits::default(),
             trace: TraceConfig::default(),
@@ -489,10 +641,13 @@ impl Config {
         }
         for (domain, target) in &self.routes {
             let key = format!("routes.\"{domain}\"");
-            if parse_host_port(target).is_none() {
+            if parse_host_port(&target.host).is_none() {
                 return Err(bad(
                     &key,
-                    format!("'{target}' is not host:port (e.g. \"127.0.0.1:3525\")"),
+                    format!(
+                        "'{}' is not host:port (e.g. \"127.0.0.1:3525\")",
+                        target.host
+                    ),
                 ));
             }
         }
@@ -506,6 +661,13 @@ impl Config {
                     "give both user and password, or neither".into(),
                 ));
             }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(bad(
+                "tls",
+                "give both cert and key (PEM files), or neither for a self-signed certificate"
+                    .into(),
+            ));
         }
         let q = &self.queue;
         if q.retry.is_empty() || q.retry.iter().any(|d| d.is_zero()) {
@@ -643,7 +805,9 @@ fn parse_lab(text: &str, file: &str) -> Result<Vec<Config>, ConfigError> {
                         ),
                     });
                 }
-                cfg.routes.entry(d).or_insert_with(|| addr.to_string());
+                cfg.routes
+                    .entry(d)
+                    .or_insert_with(|| Route::from(addr.to_string()));
             }
         }
         cfg.validate()?;
@@ -748,11 +912,11 @@ password = "pw"
         let all = Config::load_lab(&path).unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(
-            all[0].routes.get("webmail.test").map(String::as_str),
+            all[0].routes.get("webmail.test").map(|r| r.host.as_str()),
             Some("127.0.0.1:4525")
         );
         assert_eq!(
-            all[1].routes.get("school.test").map(String::as_str),
+            all[1].routes.get("school.test").map(|r| r.host.as_str()),
             Some("127.0.0.1:3525")
         );
         let one = Config::load_named(&path, Some("webmail")).unwrap();
@@ -763,6 +927,47 @@ password = "pw"
             .unwrap_err()
             .to_string();
         assert!(e.contains("no server named 'nope'"), "{e}");
+    }
+
+    #[test]
+    fn tls_keys() {
+        let c = Config::parse(
+            r#"
+auth_require_tls = true
+[tls]
+cert = "/etc/mail/cert.pem"
+key = "/etc/mail/key.pem"
+[listen]
+submissions = "127.0.0.1:0"
+pop3s = "127.0.0.1:0"
+[routes]
+"a.test" = "127.0.0.1:25"
+"b.test" = { host = "127.0.0.1:26", verify = true }
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.auth_require_tls, AuthTlsPolicy::Always);
+        assert!(c.listen.submissions.is_some() && c.listen.pop3s.is_some());
+        assert!(!c.routes["a.test"].require_tls);
+        assert!(c.routes["b.test"].require_tls && c.routes["b.test"].verify);
+        let c = Config::parse("auth_require_tls = \"never\"\n", "t.toml").unwrap();
+        assert_eq!(c.auth_require_tls, AuthTlsPolicy::Never);
+        assert_eq!(
+            Config::parse("", "t.toml").unwrap().auth_require_tls,
+            AuthTlsPolicy::TlsOrLoopback
+        );
+        assert!(Config::parse("auth_require_tls = \"sometimes\"\n", "t.toml").is_err());
+        let e = Config::parse("[tls]\ncert = \"/x.pem\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls"), "{e}");
+        let lo = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let p = AuthTlsPolicy::TlsOrLoopback;
+        assert!(p.allows(false, lo("127.0.0.1")) && p.allows(false, lo("::1")));
+        assert!(!p.allows(false, lo("192.0.2.1")) && p.allows(true, lo("192.0.2.1")));
+        assert!(!AuthTlsPolicy::Always.allows(false, lo("127.0.0.1")));
+        assert!(AuthTlsPolicy::Never.allows(false, lo("192.0.2.1")));
     }
 
     #[test]

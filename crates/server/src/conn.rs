@@ -19,9 +19,52 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Buffered output beyond this is written out at once (message downloads).
 const OUT_HIGH_WATER: usize = 64 * 1024;
 
-/// The byte stream under a session (TLS variants join this enum).
+/// The byte stream under a session: plain TCP or TLS over TCP.
 pub enum Stream {
     Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Only while the plain stream is being wrapped (STARTTLS); every I/O on it fails.
+    Gone,
+}
+
+impl From<TcpStream> for Stream {
+    fn from(s: TcpStream) -> Stream {
+        Stream::Plain(s)
+    }
+}
+
+impl Stream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Plain(s) => Some(s),
+            Stream::Tls(t) => Some(t.get_ref().0),
+            Stream::Gone => None,
+        }
+    }
+
+    /// Runs the server side of a TLS handshake on a plain stream (implicit TLS listeners).
+    pub async fn accept_tls(
+        self,
+        acceptor: &tokio_rustls::TlsAcceptor,
+        timeout: Duration,
+    ) -> std::io::Result<Stream> {
+        match self {
+            Stream::Plain(tcp) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "TLS handshake timed out",
+                )),
+            },
+            Stream::Tls(_) => Err(std::io::Error::other("TLS is already active")),
+            Stream::Gone => Err(gone()),
+        }
+    }
+}
+
+fn gone() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotConnected, "connection closed")
 }
 
 impl AsyncRead for Stream {
@@ -32,6 +75,8 @@ impl AsyncRead for Stream {
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 }
@@ -44,16 +89,22 @@ impl AsyncWrite for Stream {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Gone => Poll::Ready(Err(gone())),
         }
     }
 }
@@ -115,17 +166,23 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(
-        stream: TcpStream,
+        stream: impl Into<Stream>,
         peer: SocketAddr,
         max_line: usize,
         idle: Duration,
         trace: Trace,
         shutdown: watch::Receiver<bool>,
     ) -> Conn {
-        let local = stream.local_addr().unwrap_or(peer);
-        let _ = stream.set_nodelay(true);
+        let stream = stream.into();
+        let local = stream
+            .tcp()
+            .and_then(|t| {
+                let _ = t.set_nodelay(true);
+                t.local_addr().ok()
+            })
+            .unwrap_or(peer);
         Conn {
-            stream: Stream::Plain(stream),
+            stream,
             lines: LineReader::new(max_line),
             out: Vec::with_capacity(1024),
             trace,
@@ -222,6 +279,32 @@ impl Conn {
             self.lines.push(bytes);
             self.lines.push(&rest);
         }
+    }
+
+    /// True when the session runs over TLS (implicit, or after STARTTLS/STLS).
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// STARTTLS/STLS: sends the queued replies (the "go ahead") in clear, throws away whatever
+    /// the client pipelined behind the command (RFC 3207 §4.2, RFC 2595 §4; the CVE-2011-0411
+    /// class of command injection), then runs the TLS handshake. Returns how many plaintext
+    /// octets were discarded. On an error the connection is unusable and must be closed.
+    pub async fn start_tls(
+        &mut self,
+        acceptor: &tokio_rustls::TlsAcceptor,
+    ) -> std::io::Result<usize> {
+        self.flush().await?;
+        let discarded = self.lines.take_buffered().len();
+        if discarded > 0 {
+            self.trace.note(&format!(
+                "discarded {discarded} octets sent in clear behind the TLS command"
+            ));
+        }
+        let plain = std::mem::replace(&mut self.stream, Stream::Gone);
+        self.stream = plain.accept_tls(acceptor, self.idle).await?;
+        self.trace.note("TLS established");
+        Ok(discarded)
     }
 
     /// Sends what is queued and closes the write side.

@@ -12,6 +12,7 @@ pub mod imap;
 pub mod pop3;
 pub mod queue;
 pub mod smtp;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +35,10 @@ pub enum ListenerKind {
     Submission,
     Pop3,
     Imap,
+    /// Submission over implicit TLS (RFC 8314 §3.3, the port 465 kind).
+    SubmissionTls,
+    /// POP3 over implicit TLS (RFC 8314, the port 995 kind).
+    Pop3Tls,
 }
 
 impl ListenerKind {
@@ -43,7 +48,24 @@ impl ListenerKind {
             ListenerKind::Submission => "submission",
             ListenerKind::Pop3 => "pop3",
             ListenerKind::Imap => "imap",
+            ListenerKind::SubmissionTls => "submissions",
+            ListenerKind::Pop3Tls => "pop3s",
         }
+    }
+
+    /// The protocol policy of the listener (an implicit-TLS listener behaves like its
+    /// plaintext twin once TLS is up).
+    pub fn base(self) -> ListenerKind {
+        match self {
+            ListenerKind::SubmissionTls => ListenerKind::Submission,
+            ListenerKind::Pop3Tls => ListenerKind::Pop3,
+            k => k,
+        }
+    }
+
+    /// True for listeners where TLS starts before the first byte (RFC 8314).
+    pub fn implicit_tls(self) -> bool {
+        matches!(self, ListenerKind::SubmissionTls | ListenerKind::Pop3Tls)
     }
 }
 
@@ -55,6 +77,12 @@ pub struct Shared {
     pub maildrop_locks: Mutex<std::collections::HashSet<i64>>,
     /// Wakes the outbound queue runner when a message was queued.
     pub queue_notify: Arc<Notify>,
+    /// IMAP state shared by sessions (the MIME structure cache).
+    pub imap: imap::ImapShared,
+    /// The TLS acceptor for STARTTLS/STLS and the implicit-TLS listeners.
+    pub tls: Option<tls::ServerTls>,
+    /// Recent authentication failures per client address (the per-address delay).
+    pub auth_failures: auth::FailureTracker,
     session_ids: AtomicU64,
 }
 
@@ -74,6 +102,8 @@ pub enum ServerError {
     },
     #[error("store: {0}")]
     Store(#[from] mailroom_store::StoreError),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Counts sessions so shutdown can wait for them.
@@ -151,11 +181,23 @@ impl Server {
     /// Binds every configured listener and starts serving.
     pub async fn start(config: Config, store: Store) -> Result<Server, ServerError> {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let tls = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || tls::load_or_create(&config))
+                .await
+                .map_err(|e| tls::TlsError::Generate(e.to_string()))??
+        };
+        if tls.created {
+            tracing::info!(path = %tls.cert_path.display(), fingerprint = %tls.fingerprint, "created a self-signed TLS certificate");
+        }
         let shared = Arc::new(Shared {
             config,
             store,
             maildrop_locks: Mutex::new(Default::default()),
             queue_notify: Arc::new(Notify::new()),
+            imap: imap::ImapShared::default(),
+            tls: Some(tls),
+            auth_failures: auth::FailureTracker::default(),
             session_ids: AtomicU64::new(0),
         });
         let sessions = Arc::new(Sessions::default());
@@ -166,7 +208,12 @@ impl Server {
             (ListenerKind::Submission, listen.submission),
             (ListenerKind::Pop3, listen.pop3),
             (ListenerKind::Imap, listen.imap),
+            (ListenerKind::SubmissionTls, listen.submissions),
+            (ListenerKind::Pop3Tls, listen.pop3s),
         ];
+        if let Some(addr) = listen.imaps {
+            tracing::warn!(%addr, "[listen] imaps is reserved: IMAP over implicit TLS is not served yet");
+        }
         for (kind, addr) in wanted {
             let Some(addr) = addr else { continue };
             let listener = TcpListener::bind(addr)
@@ -204,6 +251,11 @@ impl Server {
             shutdown_tx,
             sessions,
         })
+    }
+
+    /// The start-up line about the TLS certificate (`tls: certificate SHA256 ...`).
+    pub fn tls_summary(&self) -> Option<String> {
+        self.shared.tls.as_ref().map(|t| t.summary())
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -289,23 +341,56 @@ async fn run_session(
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) {
+    let stream = match (kind.implicit_tls(), &shared.tls) {
+        (false, _) => conn::Stream::Plain(stream),
+        (true, Some(tls)) => {
+            let timeout = shared
+                .config
+                .limits
+                .idle_timeout
+                .min(Duration::from_secs(60));
+            match conn::Stream::Plain(stream)
+                .accept_tls(&tls.acceptor, timeout)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::info!(%peer, listener = kind.name(), error = %e, "TLS handshake failed");
+                    return;
+                }
+            }
+        }
+        (true, None) => return,
+    };
     match kind {
-        ListenerKind::Smtp | ListenerKind::Submission => {
+        ListenerKind::Smtp | ListenerKind::Submission | ListenerKind::SubmissionTls => {
             smtp::run_session(kind, stream, peer, shared, shutdown).await
         }
-        ListenerKind::Pop3 => pop3::run_session(stream, peer, shared, shutdown).await,
-        ListenerKind::Imap => imap::run_session(stream, peer, shared, shutdown).await,
+        ListenerKind::Pop3 | ListenerKind::Pop3Tls => {
+            pop3::run_session(kind, stream, peer, shared, shutdown).await
+        }
+        ListenerKind::Imap => {
+            let conn::Stream::Plain(tcp) = stream else {
+                return;
+            };
+            imap::run_session(tcp, peer, shared, shutdown).await
+        }
     }
 }
 
 /// Answers a connection over the limits with the protocol's "busy" reply and closes it.
 async fn refuse_busy(mut stream: TcpStream, kind: ListenerKind, hostname: String) {
     use tokio::io::AsyncWriteExt;
+    if kind.implicit_tls() {
+        // No TLS session to say it in: a plaintext reply would be garbage to the client.
+        let _ = stream.shutdown().await;
+        return;
+    }
     let msg = match kind {
-        ListenerKind::Smtp | ListenerKind::Submission => format!(
+        ListenerKind::Smtp | ListenerKind::Submission | ListenerKind::SubmissionTls => format!(
             "421 4.7.0 {hostname} Too many connections from your address or in total; try again later\r\n"
         ),
-        ListenerKind::Pop3 => "-ERR [SYS/TEMP] Too many connections; try again later\r\n".to_string(),
+        ListenerKind::Pop3 | ListenerKind::Pop3Tls => "-ERR [SYS/TEMP] Too many connections; try again later\r\n".to_string(),
         ListenerKind::Imap => "* BYE [UNAVAILABLE] Too many connections; try again later\r\n".to_string(),
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(msg.as_bytes())).await;

@@ -1468,10 +1468,20 @@ mod tests {
         let (_d, s) = store();
         let a = s.add_account("a@x.test", "h").unwrap();
         for body in [&b"line\r\n"[..], b"no newline", b""] {
-            s.deliver(Delivery { local_message: body.to_vec(), local: vec![a], outbound: None }).unwrap();
+            s.deliver(Delivery {
+                local_message: body.to_vec(),
+                local: vec![a],
+                outbound: None,
+            })
+            .unwrap();
         }
         let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
-        let ends: Vec<bool> = s.list_messages(inbox.id).unwrap().iter().map(|m| m.ends_with_lf).collect();
+        let ends: Vec<bool> = s
+            .list_messages(inbox.id)
+            .unwrap()
+            .iter()
+            .map(|m| m.ends_with_lf)
+            .collect();
         assert_eq!(ends, vec![true, false, true]);
     }
 

@@ -690,3 +690,61 @@ fn futures_are_send(c: &mut SmtpClient, rcpts: &[String]) {
     send(c.rset());
     send(c.raw_command("NOOP"));
 }
+
+/// The client side of CVE-2011-0411: a server (or a man in the middle) that sends more after
+/// its 220 go-ahead for STARTTLS is not trusted; the session is abandoned before TLS.
+#[tokio::test]
+async fn starttls_refuses_data_sent_after_the_go_ahead() {
+    let (addr, task) = fake(vec![
+        Send("220 fake ESMTP\r\n"),
+        Expect("EHLO pc1"),
+        Send("250-fake\r\n250 STARTTLS\r\n"),
+        Expect("STARTTLS"),
+        Send("220 go ahead\r\n250 injected\r\n"),
+        Sleep(200),
+    ])
+    .await;
+    let mut c = SmtpClient::connect(&addr, Duration::from_secs(5), None)
+        .await
+        .unwrap();
+    c.hello("pc1").await.unwrap();
+    assert!(c.extensions().starttls);
+    // The 220 and the injected line may arrive in one read; give them the chance.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let e = c
+        .starttls(&crate::tls::ClientTls::insecure())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SmtpError::Tls { .. }), "{e}");
+    assert!(!c.is_tls());
+    task.await.unwrap().unwrap();
+}
+
+/// A refused STARTTLS is a Rejected error, and the session stays usable in clear.
+#[tokio::test]
+async fn starttls_refused_is_rejected() {
+    let (addr, task) = fake(vec![
+        Send("220 fake ESMTP\r\n"),
+        Expect("EHLO pc1"),
+        Send("250-fake\r\n250 STARTTLS\r\n"),
+        Expect("STARTTLS"),
+        Send("454 4.7.0 TLS not available due to temporary reason\r\n"),
+        Expect("QUIT"),
+        Send("221 bye\r\n"),
+    ])
+    .await;
+    let mut c = SmtpClient::connect(&addr, Duration::from_secs(5), None)
+        .await
+        .unwrap();
+    c.hello("pc1").await.unwrap();
+    let e = c
+        .starttls(&crate::tls::ClientTls::insecure())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, SmtpError::Rejected { reply, .. } if reply.code == 454),
+        "{e}"
+    );
+    c.quit().await.unwrap();
+    task.await.unwrap().unwrap();
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use mailroom_client::pop3::Pop3Error;
 use mailroom_client::smtp::SmtpError;
+use mailroom_client::ClientTls;
 use mailroom_client::{trace, TraceFn};
 use mailroom_server::config::{defaults, Config, ConfigError};
 
@@ -79,6 +80,9 @@ pub enum SmtpPhase {
     Transfer,
 }
 
+/// What to try when a certificate is not trusted.
+const TLS_HINT: &str = " (for a mailroom server's self-signed certificate give --ca <data_dir>/tls/cert.pem; --insecure skips the check on throwaway setups)";
+
 /// One clear sentence for an SMTP failure. `Transfer` errors say that nothing was sent.
 pub fn smtp_failure(e: SmtpError, phase: SmtpPhase, user: &str) -> AgentError {
     let not_sent = if phase == SmtpPhase::Transfer {
@@ -141,6 +145,10 @@ pub fn smtp_failure(e: SmtpError, phase: SmtpPhase, user: &str) -> AgentError {
             Failure::Broken,
             format!("network error talking to the SMTP server: {e}{not_sent}"),
         ),
+        SmtpError::Tls { server, message } => AgentError::new(
+            Failure::Connect,
+            format!("TLS with the SMTP server {server} failed: {message}{not_sent}{TLS_HINT}"),
+        ),
     }
 }
 
@@ -191,6 +199,10 @@ pub fn pop3_failure(e: Pop3Error, login: bool, user: &str) -> AgentError {
             Failure::Broken,
             format!("network error talking to the POP3 server: {e}"),
         ),
+        Pop3Error::Tls { server, message } => AgentError::new(
+            Failure::Connect,
+            format!("TLS with the POP3 server {server} failed: {message}{TLS_HINT}"),
+        ),
     }
 }
 
@@ -213,11 +225,61 @@ pub struct CommonArgs {
     /// Seconds to wait for the server at each step.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, global = true)]
     pub timeout: u64,
+    /// Implicit TLS (RFC 8314): TLS from the first byte, as on ports 465/995 (the config's
+    /// listen.submissions / listen.pop3s when no --smtp / --pop3 is given).
+    #[arg(long, global = true, conflicts_with = "starttls")]
+    pub tls: bool,
+    /// Upgrade the plain connection with STARTTLS (SMTP) / STLS (POP3) before logging in;
+    /// fails if the server does not offer it.
+    #[arg(long, global = true)]
+    pub starttls: bool,
+    /// Trust the certificate(s) in this PEM file (e.g. the server's self-signed
+    /// `<data_dir>/tls/cert.pem`) instead of the built-in root certificates.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub ca: Option<PathBuf>,
+    /// Do not verify the server's certificate at all (throwaway dev setups only).
+    #[arg(long, global = true, conflicts_with = "ca")]
+    pub insecure: bool,
+}
+
+/// How a client session uses TLS.
+#[derive(Debug, Clone)]
+pub enum TlsMode {
+    /// No TLS.
+    Plain,
+    /// TLS from the first byte (RFC 8314).
+    Implicit(ClientTls),
+    /// STARTTLS / STLS before logging in.
+    StartTls(ClientTls),
 }
 
 impl CommonArgs {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout.max(1))
+    }
+
+    /// `--tls` / `--starttls` with `--ca` / `--insecure`; verification is on by default.
+    pub fn tls_mode(&self) -> Result<TlsMode, AgentError> {
+        if !self.tls && !self.starttls {
+            if self.ca.is_some() || self.insecure {
+                return Err(AgentError::local(
+                    "--ca and --insecure need --tls or --starttls",
+                ));
+            }
+            return Ok(TlsMode::Plain);
+        }
+        let tls = if self.insecure {
+            ClientTls::insecure()
+        } else if let Some(ca) = &self.ca {
+            ClientTls::with_ca_file(ca).map_err(|e| AgentError::local(e.to_string()))?
+        } else {
+            ClientTls::webpki_roots().map_err(|e| AgentError::local(e.to_string()))?
+        };
+        Ok(if self.tls {
+            TlsMode::Implicit(tls)
+        } else {
+            TlsMode::StartTls(tls)
+        })
     }
 
     /// The password from -p / MAILROOM_PASSWORD, or asked on the terminal without echo.
@@ -282,6 +344,25 @@ pub fn helo_name() -> String {
 pub enum Service {
     Smtp,
     Pop3,
+    /// Submission over implicit TLS (listen.submissions).
+    SmtpTls,
+    /// POP3 over implicit TLS (listen.pop3s).
+    Pop3Tls,
+}
+
+impl Service {
+    /// The implicit-TLS twin when `tls` is set.
+    pub fn with_tls(self, tls: bool) -> Service {
+        match (self, tls) {
+            (Service::Smtp, true) => Service::SmtpTls,
+            (Service::Pop3, true) => Service::Pop3Tls,
+            (s, _) => s,
+        }
+    }
+
+    fn is_smtp(self) -> bool {
+        matches!(self, Service::Smtp | Service::SmtpTls)
+    }
 }
 
 /// The server config and lab server name the top-level command was given: `--config FILE`
@@ -432,15 +513,27 @@ pub fn server_addr(
                     )))
                 }
             },
+            Service::SmtpTls => match cfg.listen.submissions {
+                Some(a) => (a, "listen.submissions"),
+                None => {
+                    return Err(AgentError::local(format!(
+                        "{file} has no listen.submissions (implicit TLS); give --smtp HOST:PORT, or use --starttls"
+                    )))
+                }
+            },
+            Service::Pop3Tls => match cfg.listen.pop3s {
+                Some(a) => (a, "listen.pop3s"),
+                None => {
+                    return Err(AgentError::local(format!(
+                        "{file} has no listen.pop3s (implicit TLS); give --pop3 HOST:PORT, or use --starttls"
+                    )))
+                }
+            },
         };
         let addr = connectable(addr).ok_or_else(|| {
             AgentError::local(format!(
                 "{key} of {file} is port 0 (any free port): give the real one with --{}",
-                if service == Service::Smtp {
-                    "smtp"
-                } else {
-                    "pop3"
-                }
+                if service.is_smtp() { "smtp" } else { "pop3" }
             ))
         })?;
         return Ok((addr, format!("{key} of {file}")));
@@ -448,6 +541,8 @@ pub fn server_addr(
     let default = match service {
         Service::Smtp => defaults::SUBMISSION,
         Service::Pop3 => defaults::POP3,
+        Service::SmtpTls => defaults::SUBMISSIONS,
+        Service::Pop3Tls => defaults::POP3S,
     };
     Ok((default.to_string(), "default".into()))
 }

@@ -17,13 +17,18 @@ pub async fn login(
     common_args: &common::CommonArgs,
     trace_to_stdout: bool,
 ) -> Result<(Pop3Client, String), AgentError> {
-    let mut c = Pop3Client::connect(
-        server,
-        common_args.timeout(),
-        common::tracer(common_args.trace, trace_to_stdout),
-    )
-    .await
+    let trace = common::tracer(common_args.trace, trace_to_stdout);
+    let tls = common_args.tls_mode()?;
+    let mut c = match &tls {
+        common::TlsMode::Implicit(t) => {
+            Pop3Client::connect_tls(server, common_args.timeout(), trace, t).await
+        }
+        _ => Pop3Client::connect(server, common_args.timeout(), trace).await,
+    }
     .map_err(|e| pop3_failure(e, false, user))?;
+    if let common::TlsMode::StartTls(t) = &tls {
+        c.stls(t).await.map_err(|e| pop3_failure(e, false, user))?;
+    }
     let r = if apop {
         c.apop(user, password).await
     } else {
@@ -42,7 +47,12 @@ pub fn run(args: InboxArgs) -> Result<ExitCode, AgentError> {
             ))
         }
     };
-    let (server, _) = common::server_addr(Service::Pop3, &args.pop3, &args.config, &user)?;
+    let (server, _) = common::server_addr(
+        Service::Pop3.with_tls(args.common.tls),
+        &args.pop3,
+        &args.config,
+        &user,
+    )?;
     // Check local arguments before any network traffic.
     if let InboxAction::Delete { numbers } = &args.action {
         if numbers.is_empty() {

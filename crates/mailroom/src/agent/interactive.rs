@@ -110,9 +110,18 @@ fn fail(session: &mut Session, e: AgentError) {
 
 pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
     let user = Mailbox::parse(&args.user)?.address;
-    let (pop3, pop3_from) = common::server_addr(Service::Pop3, &args.pop3, &args.config, &user)?;
-    let (smtp_server, smtp_from) =
-        common::server_addr(Service::Smtp, &args.smtp, &args.config, &user)?;
+    let (pop3, pop3_from) = common::server_addr(
+        Service::Pop3.with_tls(args.common.tls),
+        &args.pop3,
+        &args.config,
+        &user,
+    )?;
+    let (smtp_server, smtp_from) = common::server_addr(
+        Service::Smtp.with_tls(args.common.tls),
+        &args.smtp,
+        &args.config,
+        &user,
+    )?;
     let password = args.common.password(&user)?;
     let mut common_args = args.common.clone();
     common_args.password = Some(password.clone());

@@ -19,6 +19,7 @@ pub struct SmtpTarget {
     pub login: Option<(String, String)>,
     pub timeout: Duration,
     pub trace: Option<TraceFn>,
+    pub tls: common::TlsMode,
 }
 
 /// What happened to one recipient.
@@ -75,13 +76,37 @@ pub async fn send_message(
         .map(|(u, _)| u.as_str())
         .unwrap_or(from);
     let fail = |e, phase| smtp_failure(e, phase, user);
-    let mut c = SmtpClient::connect(&target.server, target.timeout, target.trace.clone())
-        .await
-        .map_err(|e| fail(e, SmtpPhase::Connect))?;
+    let mut c = match &target.tls {
+        common::TlsMode::Implicit(tls) => {
+            SmtpClient::connect_tls(&target.server, target.timeout, target.trace.clone(), tls).await
+        }
+        _ => SmtpClient::connect(&target.server, target.timeout, target.trace.clone()).await,
+    }
+    .map_err(|e| fail(e, SmtpPhase::Connect))?;
     progress(format!("connected to {}: {}", c.server(), c.greeting()));
     c.hello(&common::helo_name())
         .await
         .map_err(|e| fail(e, SmtpPhase::Hello))?;
+    if let common::TlsMode::StartTls(tls) = &target.tls {
+        if !c.extensions().starttls {
+            return Err(AgentError::new(
+                common::Failure::Connect,
+                format!(
+                    "the SMTP server {} does not offer STARTTLS (RFC 3207); nothing was sent",
+                    c.server()
+                ),
+            ));
+        }
+        c.starttls(tls)
+            .await
+            .map_err(|e| fail(e, SmtpPhase::Hello))?;
+        c.hello(&common::helo_name())
+            .await
+            .map_err(|e| fail(e, SmtpPhase::Hello))?;
+    }
+    if c.is_tls() {
+        progress("TLS established".to_string());
+    }
     if let Some((user, password)) = &target.login {
         c.authenticate(user, password)
             .await
@@ -113,7 +138,9 @@ pub fn smtp_target(
     common_args: &common::CommonArgs,
     trace_to_stdout: bool,
 ) -> Result<SmtpTarget, AgentError> {
-    let (server, _) = common::server_addr(Service::Smtp, smtp, config, user)?;
+    let tls = common_args.tls_mode()?;
+    let (server, _) =
+        common::server_addr(Service::Smtp.with_tls(common_args.tls), smtp, config, user)?;
     let login = if no_auth {
         None
     } else {
@@ -124,6 +151,7 @@ pub fn smtp_target(
         login,
         timeout: common_args.timeout(),
         trace: common::tracer(common_args.trace, trace_to_stdout),
+        tls,
     })
 }
 

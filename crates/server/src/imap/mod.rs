@@ -1,16 +1,1647 @@
-//! IMAP4 driver (being written).
+//! IMAP4 driver (RFC 9051 IMAP4rev2, RFC 3501 IMAP4rev1 compatibility).
+//!
+//! ```text
+//!   connect ──"* OK [CAPABILITY ...] ready"──▶ NotAuthenticated
+//!     LOGIN / AUTHENTICATE PLAIN|LOGIN ──ok──▶ Authenticated
+//!        wrong ─▶ wait failure_delay, NO [AUTHENTICATIONFAILED]; after max_auth_failures: BYE
+//!   Authenticated ──SELECT/EXAMINE ok──▶ Selected ──CLOSE/UNSELECT/failed SELECT──▶ Authenticated
+//!   any state ──LOGOUT──▶ "* BYE", "tag OK", close
+//!   autologout timer (RFC 9051 §5.4: at least 30 min), shutdown ─▶ "* BYE", close
+//! ```
+//!
+//! Commands are framed by [`mailroom_proto::imap::Assembler`]: a literal is an explicit state
+//! whose declared size is checked before any of it is read (`NO [TOOBIG]` for a synchronizing
+//! literal, `BYE` for a non-synchronizing one, RFC 7888 §4). Every failure goes through
+//! [`error::ImapError::to_reply`].
+//!
+//! Changes by other sessions, SMTP deliveries and POP3 deletions are found by polling the
+//! mailbox row (see [`selected`]) after each command and every 500 ms during IDLE. Writes
+//! (APPEND, STORE, EXPUNGE, COPY, MOVE) are answered OK only after the store reports them
+//! committed to disk.
+
+mod error;
+pub mod fetch;
+mod selected;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use mailroom_proto::imap::encode::{parse_date_time, push_string};
+use mailroom_proto::imap::{
+    assemble::FrameError, parse_command, Assembler, Command, CommandBody, FetchAtt, ListOptions,
+    ParseError, Progress, SearchReturn, StoreMode,
+};
+use mailroom_proto::line::LineError;
+use mailroom_proto::sasl;
+use mailroom_store::{now_unix, Account, FlagOp, Flags, MailStore, MailboxInfo, Store, StoreError};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::auth::{check_password, failure_delay};
+use crate::conn::{Conn, Event, Trace};
 use crate::Shared;
+use error::ImapError;
+pub use fetch::ImapShared;
+use selected::{compress, flag_list, split_flags, Selected};
 
+/// RFC 9051 §5.4: the autologout timer is at least 30 minutes.
+const AUTOLOGOUT_MIN: Duration = Duration::from_secs(30 * 60);
+/// A command line (and a command's text without literals) may be this long: UID sets from
+/// synchronising clients get long (RFC 7162 §4 suggests at least 8192 octets).
+const MAX_COMMAND_TEXT: usize = 64 * 1024;
+/// Literals of commands other than APPEND (user names, passwords, mailbox names, search
+/// strings) are small; APPEND's limit is `limits.max_message_size`.
+const MAX_SMALL_LITERAL: u64 = 64 * 1024;
+/// How often IDLE looks for changes ("within a second").
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// The hierarchy delimiter (RFC 9051 §5.1.1).
+const DELIM: char = '/';
+
+const CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 AUTH=PLAIN AUTH=LOGIN SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH STATUS=SIZE BINARY CONDSTORE";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// RFC 9051 §3.
+enum State {
+    NotAuthenticated,
+    Authenticated(Account),
+    Selected(Account, Box<Selected>),
+}
+
+struct Session {
+    conn: Conn,
+    shared: Arc<Shared>,
+    state: State,
+    /// The client said ENABLE IMAP4rev2 (RFC 9051 §6.3.1).
+    rev2: bool,
+    /// A CONDSTORE-enabling command was seen (RFC 7162 §3.1): untagged FETCH responses
+    /// then carry MODSEQ.
+    condstore: bool,
+    asm: Assembler,
+    errors: u32,
+    auth_failures: u32,
+}
+
+/// Serves one IMAP connection until LOGOUT, a drop, the autologout timer or shutdown.
 pub async fn run_session(
-    _stream: TcpStream,
-    _peer: SocketAddr,
-    _shared: Arc<Shared>,
-    _shutdown: watch::Receiver<bool>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    let trace = Trace {
+        enabled: shared.config.trace.imap,
+        proto: "imap",
+        id: shared.next_session_id(),
+    };
+    trace.note(&format!("connection from {peer}"));
+    let idle = shared.config.limits.idle_timeout.max(AUTOLOGOUT_MIN);
+    let conn = Conn::new(stream, peer, MAX_COMMAND_TEXT, idle, trace, shutdown);
+    let mut s = Session {
+        conn,
+        shared,
+        state: State::NotAuthenticated,
+        rev2: false,
+        condstore: false,
+        asm: Assembler::new(),
+        errors: 0,
+        auth_failures: 0,
+    };
+    // RFC 9051 §7.1.1 greeting with the capabilities (saves a round trip).
+    s.send_line(&format!(
+        "* OK [CAPABILITY {CAPABILITIES}] mailroom IMAP4 server ready"
+    ));
+    loop {
+        let event = s.conn.next_line().await;
+        let flow = match event {
+            Event::Line(Ok(line)) => s.line(line).await,
+            Event::Line(Err(LineError::TooLong { limit })) => {
+                s.conn
+                    .trace
+                    .client(&format!("<line longer than {limit} octets>"));
+                s.asm.reset();
+                // The tag is lost with the line: an untagged BAD (RFC 9051 §7.1.5).
+                s.fail(
+                    None,
+                    ImapError::bad(format!(
+                        "command line too long (the limit is {limit} octets); send long strings as literals"
+                    )),
+                )
+            }
+            Event::Timeout => {
+                s.conn.trace.note("autologout timer expired");
+                s.send_line("* BYE autologout: no command for too long");
+                Flow::Close
+            }
+            Event::Shutdown => {
+                s.send_line("* BYE the server is shutting down; reconnect later");
+                Flow::Close
+            }
+            Event::Closed => Flow::Close,
+        };
+        if flow == Flow::Close {
+            break;
+        }
+    }
+    s.conn.trace.note("connection closed");
+    s.conn.close().await;
+}
+
+fn normalize_mailbox(name: &str) -> String {
+    // RFC 9051 §5.1: INBOX is case-insensitive, also as the first level of a hierarchy.
+    let trimmed = name.trim_end_matches(DELIM);
+    let base = if trimmed.is_empty() { name } else { trimmed };
+    if let (Some(head), Some(rest)) = (base.get(..5), base.get(5..)) {
+        if head.eq_ignore_ascii_case("INBOX") && (rest.is_empty() || rest.starts_with(DELIM)) {
+            return format!("INBOX{rest}");
+        }
+    }
+    base.to_string()
+}
+
+/// LIST pattern matching (RFC 9051 §6.3.9): `*` matches anything, `%` anything but the
+/// hierarchy delimiter. Dynamic programming over (pattern, name) positions, so a hostile
+/// pattern like `*a*a*a*...` costs O(pattern × name), not exponential time.
+fn pattern_match(pat: &[u8], name: &[u8]) -> bool {
+    // reach[j]: the pattern prefix consumed so far can end at name position j.
+    let mut reach = vec![false; name.len() + 1];
+    reach[0] = true;
+    for &p in pat {
+        let mut next = vec![false; name.len() + 1];
+        match p {
+            b'*' | b'%' => {
+                let mut on = false;
+                for j in 0..=name.len() {
+                    if reach[j] {
+                        on = true;
+                    }
+                    next[j] = on;
+                    if p == b'%' && j < name.len() && name[j] == DELIM as u8 {
+                        // `%` cannot cross a delimiter: stop carrying past it.
+                        on = false;
+                    }
+                }
+            }
+            c => {
+                for j in 0..name.len() {
+                    if reach[j] && name[j] == c {
+                        next[j + 1] = true;
+                    }
+                }
+            }
+        }
+        reach = next;
+        if !reach.iter().any(|&r| r) {
+            return false;
+        }
+    }
+    reach[name.len()]
+}
+
+impl Session {
+    fn send_line(&mut self, line: &str) {
+        let mut b = line.as_bytes().to_vec();
+        b.extend_from_slice(b"\r\n");
+        self.conn.send(&b);
+    }
+
+    fn account(&self) -> Option<&Account> {
+        match &self.state {
+            State::NotAuthenticated => None,
+            State::Authenticated(a) | State::Selected(a, _) => Some(a),
+        }
+    }
+
+    fn selected(&mut self) -> Option<&mut Selected> {
+        match &mut self.state {
+            State::Selected(_, s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Sends the reply of a failure; too many BADs end the session.
+    fn fail(&mut self, tag: Option<&str>, e: ImapError) -> Flow {
+        if e.is_bad() {
+            self.errors += 1;
+            let max = self.shared.config.limits.max_errors;
+            if self.errors >= max {
+                let reply = e.to_reply(tag);
+                self.conn.send(&reply);
+                self.send_line(&format!(
+                    "* BYE too many bad commands ({max}); closing the connection"
+                ));
+                return Flow::Close;
+            }
+        }
+        let reply = e.to_reply(tag);
+        self.conn.send(&reply);
+        Flow::Continue
+    }
+
+    /// One line from the client: frame it, reading literals as needed.
+    async fn line(&mut self, line: Vec<u8>) -> Flow {
+        let progress = self.asm.push_line(&line, MAX_COMMAND_TEXT);
+        match progress {
+            Err(e) => {
+                let tag = line
+                    .split(|&b| b == b' ')
+                    .next()
+                    .filter(|t| {
+                        !t.is_empty() && t.iter().all(|&b| mailroom_proto::imap::is_tag_char(b))
+                    })
+                    .map(|t| String::from_utf8_lossy(t).into_owned());
+                self.conn.trace.client(&format!("<bad command: {e}>"));
+                let text = match e {
+                    FrameError::Nul => {
+                        "NUL octets are not allowed in commands (RFC 9051 §4)".to_string()
+                    }
+                    FrameError::TooLong(n) => format!("command longer than {n} octets"),
+                };
+                self.fail(tag.as_deref(), ImapError::bad(text))
+            }
+            Ok(Progress::Literal { size, sync }) => self.literal(size, sync).await,
+            Ok(Progress::Complete(buf)) => self.command(buf).await,
+        }
+    }
+
+    /// A literal was announced: refuse it if too large, else read it.
+    async fn literal(&mut self, size: u64, sync: bool) -> Flow {
+        let is_append = self.asm.command_name().as_deref() == Some("APPEND");
+        let limit = if is_append {
+            self.shared.config.limits.max_message_size
+        } else {
+            MAX_SMALL_LITERAL
+        };
+        let total = self.asm.literal_total().saturating_add(size);
+        if total > limit {
+            let tag = self.asm.tag();
+            self.asm.reset();
+            self.conn.trace.client(&format!(
+                "{} <literal of {size} octets refused>",
+                tag.as_deref().unwrap_or("*")
+            ));
+            let e = ImapError::no(
+                "TOOBIG",
+                format!(
+                    "a literal of {size} octets is over the limit of {limit} octets{}",
+                    if is_append {
+                        " for a message"
+                    } else {
+                        " for this command"
+                    }
+                ),
+            );
+            let reply = e.to_reply(tag.as_deref());
+            self.conn.send(&reply);
+            if !sync {
+                // RFC 7888 §4: the octets of a non-synchronizing literal are on their way;
+                // we will not read them, so the connection must end.
+                self.send_line("* BYE the literal is too large to read; closing the connection");
+                return Flow::Close;
+            }
+            return Flow::Continue;
+        }
+        if sync {
+            // RFC 9051 §7.5: go ahead.
+            self.send_line("+ go ahead");
+        }
+        let mut got: u64 = 0;
+        while got < size {
+            match self.conn.read_raw().await {
+                Ok(Some(chunk)) => {
+                    let need = usize::try_from(size - got).unwrap_or(usize::MAX);
+                    if chunk.len() > need {
+                        self.asm.push_literal(&chunk[..need]);
+                        self.conn.unread(&chunk[need..]);
+                        got = size;
+                    } else {
+                        self.asm.push_literal(&chunk);
+                        got += chunk.len() as u64;
+                    }
+                }
+                _ => return Flow::Close,
+            }
+        }
+        Flow::Continue
+    }
+
+    fn trace_command(&self, cmd: &Command, buf: &[u8]) {
+        let text = match &cmd.body {
+            CommandBody::Login { user, .. } => format!("{} LOGIN {user} ****", cmd.tag),
+            CommandBody::Authenticate { mechanism, initial } => format!(
+                "{} AUTHENTICATE {mechanism}{}",
+                cmd.tag,
+                if initial.is_some() { " ****" } else { "" }
+            ),
+            CommandBody::Append {
+                mailbox, message, ..
+            } => format!("{} APPEND {mailbox} <{} octets>", cmd.tag, message.len()),
+            _ => {
+                let s = String::from_utf8_lossy(buf);
+                s.chars()
+                    .take(300)
+                    .collect::<String>()
+                    .replace("\r\n", "\\r\\n")
+            }
+        };
+        self.conn.trace.client(&text);
+    }
+
+    async fn command(&mut self, buf: Vec<u8>) -> Flow {
+        let cmd = match parse_command(&buf) {
+            Ok(c) => c,
+            Err(e) => {
+                // Never trace what might hold a password.
+                let lead = String::from_utf8_lossy(&buf[..buf.len().min(60)]).to_ascii_uppercase();
+                if lead.contains("LOGIN") || lead.contains("AUTHENTICATE") {
+                    self.conn
+                        .trace
+                        .client("<malformed LOGIN/AUTHENTICATE, not traced>");
+                } else {
+                    self.conn.trace.client(
+                        &String::from_utf8_lossy(&buf)
+                            .chars()
+                            .take(300)
+                            .collect::<String>(),
+                    );
+                }
+                let text = match e.error {
+                    ParseError::NoTag => ParseError::NoTag.to_string(),
+                    other => other.to_string(),
+                };
+                return self.fail(e.tag.as_deref(), ImapError::bad(text));
+            }
+        };
+        self.trace_command(&cmd, &buf);
+        let tag = cmd.tag.clone();
+        let name = cmd.body.name();
+        // RFC 9051 §7.5.1: no EXPUNGE responses while answering FETCH, STORE or SEARCH.
+        let allow_expunge = !matches!(
+            cmd.body,
+            CommandBody::Fetch { uid: false, .. }
+                | CommandBody::Store { uid: false, .. }
+                | CommandBody::Search { uid: false, .. }
+        );
+        let result = self.dispatch(&tag, cmd.body).await;
+        match result {
+            Ok(Done::Ok(code_text)) => {
+                if let Err(e) = self.sync(allow_expunge).await {
+                    return self.fail(Some(&tag), e);
+                }
+                self.send_line(&format!("{tag} OK {code_text}"));
+                Flow::Continue
+            }
+            Ok(Done::Close) => Flow::Close,
+            Ok(Done::Replied) => Flow::Continue,
+            Err(e) => {
+                if !e.is_bad() {
+                    let _ = self.sync(allow_expunge).await;
+                }
+                let flow = self.fail(Some(&tag), e);
+                tracing::debug!(command = name, "IMAP command failed");
+                flow
+            }
+        }
+    }
+
+    /// Runs a blocking store call on a blocking thread.
+    async fn store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn MailStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ImapError> {
+        let store: Store = self.shared.store.clone();
+        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+            Ok(r) => r.map_err(ImapError::store),
+            Err(e) => {
+                tracing::error!(error = %e, "IMAP store task failed");
+                Err(ImapError::no(
+                    "SERVERBUG",
+                    "internal error; nothing was changed, try again",
+                ))
+            }
+        }
+    }
+
+    /// Brings the selected mailbox up to date and queues the untagged responses.
+    async fn sync(&mut self, allow_expunge: bool) -> Result<(), ImapError> {
+        let Some(sel) = self.selected() else {
+            return Ok(());
+        };
+        let id = sel.id;
+        let info = self.store(move |s| s.mailbox_by_id(id)).await?;
+        let Some(sel) = self.selected() else {
+            return Ok(());
+        };
+        if !sel.changed(info.as_ref()) {
+            return Ok(());
+        }
+        let list = if info.is_some() {
+            self.store(move |s| s.list_messages(id)).await?
+        } else {
+            Vec::new()
+        };
+        let with_modseq = self.condstore;
+        let Some(sel) = self.selected() else {
+            return Ok(());
+        };
+        let lines = sel.apply(info.as_ref(), &list, allow_expunge, with_modseq);
+        for l in lines {
+            self.send_line(&l);
+        }
+        Ok(())
+    }
+
+    fn capability_line(&self) -> String {
+        format!("* CAPABILITY {CAPABILITIES}")
+    }
+
+    async fn dispatch(&mut self, tag: &str, body: CommandBody) -> Result<Done, ImapError> {
+        use CommandBody as C;
+        // Commands valid in every state (RFC 9051 §6.1).
+        match body {
+            C::Capability => {
+                let l = self.capability_line();
+                self.send_line(&l);
+                return ok("CAPABILITY completed");
+            }
+            C::Noop => return ok("NOOP completed"),
+            C::Logout => {
+                self.send_line("* BYE mailroom IMAP4 server signing off");
+                self.send_line(&format!("{tag} OK LOGOUT completed"));
+                return Ok(Done::Close);
+            }
+            C::Id(params) => {
+                // RFC 2971: log what the client says about itself, answer with ours.
+                if !params.is_empty() {
+                    let desc: Vec<String> = params
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("NIL")))
+                        .collect();
+                    self.conn
+                        .trace
+                        .note(&format!("client ID: {}", desc.join(", ")));
+                }
+                self.send_line(&format!(
+                    "* ID (\"name\" \"mailroom\" \"version\" \"{}\")",
+                    env!("CARGO_PKG_VERSION")
+                ));
+                return ok("ID completed");
+            }
+            _ => {}
+        }
+        if let State::NotAuthenticated = self.state {
+            return match body {
+                C::StartTls => Err(ImapError::no_code(
+                    "STARTTLS is not available on this server yet; TLS support is still to come",
+                )),
+                C::Login { user, password } => self.login(tag, &user, &password).await,
+                C::Authenticate { mechanism, initial } => {
+                    self.authenticate(tag, &mechanism, initial).await
+                }
+                other => Err(ImapError::bad(format!(
+                    "{} needs you to log in first: LOGIN user password or AUTHENTICATE PLAIN",
+                    other.name()
+                ))),
+            };
+        }
+        match body {
+            C::StartTls | C::Login { .. } | C::Authenticate { .. } => {
+                return Err(ImapError::bad("you are already logged in"))
+            }
+            C::Enable(caps) => {
+                let mut enabled = Vec::new();
+                for c in caps {
+                    if c == "IMAP4REV2" && !self.rev2 {
+                        self.rev2 = true;
+                        enabled.push("IMAP4rev2");
+                    }
+                    if c == "CONDSTORE" && !self.condstore {
+                        self.condstore = true;
+                        enabled.push("CONDSTORE");
+                    }
+                }
+                self.send_line(format!("* ENABLED {}", enabled.join(" ")).trim_end());
+                return ok("ENABLE completed");
+            }
+            C::Select {
+                mailbox,
+                read_only,
+                condstore,
+            } => {
+                self.condstore |= condstore;
+                return self.select(&mailbox, read_only).await;
+            }
+            C::Create(name) => return self.create(&name).await,
+            C::Delete(name) => return self.delete(&name).await,
+            C::Rename(from, to) => return self.rename(&from, &to).await,
+            C::Subscribe(name) => return self.subscribe(&name, true).await,
+            C::Unsubscribe(name) => return self.subscribe(&name, false).await,
+            C::List {
+                reference,
+                patterns,
+                options,
+            } => return self.list(&reference, &patterns, &options, false).await,
+            C::Lsub { reference, pattern } => {
+                let options = ListOptions {
+                    subscribed: true,
+                    ..ListOptions::default()
+                };
+                return self.list(&reference, &[pattern], &options, true).await;
+            }
+            C::Namespace => {
+                // RFC 2342: one personal namespace, no others.
+                self.send_line("* NAMESPACE ((\"\" \"/\")) NIL NIL");
+                return ok("NAMESPACE completed");
+            }
+            C::Status { mailbox, items } => {
+                self.condstore |= items.iter().any(|i| i == "HIGHESTMODSEQ");
+                return self.status(&mailbox, &items).await;
+            }
+            C::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                return self
+                    .append(&mailbox, &flags, date.as_deref(), message)
+                    .await
+            }
+            C::Idle => return self.idle().await,
+            _ => {}
+        }
+        if self.selected().is_none() {
+            return Err(ImapError::bad(format!(
+                "{} needs a selected mailbox: SELECT or EXAMINE one first",
+                body.name()
+            )));
+        }
+        match body {
+            C::Check => ok("CHECK completed"),
+            C::Close => {
+                self.close_mailbox(true).await?;
+                Ok(Done::Ok("CLOSE completed".into()))
+            }
+            C::Unselect => {
+                self.close_mailbox(false).await?;
+                Ok(Done::Ok("UNSELECT completed".into()))
+            }
+            C::Expunge { uids } => self.expunge(uids).await,
+            C::Search {
+                uid,
+                ret,
+                charset,
+                key,
+            } => self.search(tag, uid, ret, charset, key).await,
+            C::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+            } => self.fetch(uid, &set, items, changed_since).await,
+            C::Store {
+                uid,
+                set,
+                mode,
+                silent,
+                flags,
+                unchanged_since,
+            } => {
+                self.store_cmd(uid, &set, mode, silent, &flags, unchanged_since)
+                    .await
+            }
+            C::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false).await,
+            C::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true).await,
+            other => Err(ImapError::bad(format!(
+                "{} is not valid here",
+                other.name()
+            ))),
+        }
+    }
+
+    // ------------------------------------------------------------ authentication
+
+    fn full_name(&self, name: &str) -> String {
+        match self.shared.config.domains.as_slice() {
+            [only] if !name.contains('@') => format!("{name}@{only}"),
+            _ => name.to_string(),
+        }
+    }
+
+    async fn login(&mut self, tag: &str, user: &str, password: &str) -> Result<Done, ImapError> {
+        let user = self.full_name(user);
+        let account = check_password(&self.shared.store, &user, password).await;
+        self.finish_auth(tag, account, "LOGIN").await
+    }
+
+    async fn finish_auth(
+        &mut self,
+        tag: &str,
+        account: Option<Account>,
+        what: &str,
+    ) -> Result<Done, ImapError> {
+        match account {
+            Some(a) => {
+                self.conn.trace.note(&format!("logged in as {}", a.address));
+                self.state = State::Authenticated(a);
+                Ok(Done::Ok(format!(
+                    "[CAPABILITY {CAPABILITIES}] {what} completed, welcome"
+                )))
+            }
+            None => {
+                self.auth_failures += 1;
+                let limits = &self.shared.config.limits;
+                let delay = failure_delay(limits.auth_failure_delay, self.auth_failures);
+                let max = limits.max_auth_failures;
+                tokio::time::sleep(delay).await;
+                let e = ImapError::no(
+                    "AUTHENTICATIONFAILED",
+                    "wrong user name or password; check both and try again",
+                );
+                let reply = e.to_reply(Some(tag));
+                self.conn.send(&reply);
+                if self.auth_failures >= max {
+                    self.send_line(&format!(
+                        "* BYE too many failed logins ({max}); closing the connection"
+                    ));
+                    return Ok(Done::Close);
+                }
+                Ok(Done::Replied)
+            }
+        }
+    }
+
+    /// Reads one SASL response line (RFC 9051 §6.2.2); `None` if the connection ended.
+    async fn sasl_line(&mut self, challenge: &str) -> Option<String> {
+        self.send_line(&format!("+ {challenge}"));
+        match self.conn.next_line().await {
+            Event::Line(Ok(l)) => {
+                self.conn.trace.client("****");
+                Some(String::from_utf8_lossy(&l).into_owned())
+            }
+            Event::Line(Err(_)) => Some(String::from("\u{0}invalid")),
+            _ => None,
+        }
+    }
+
+    async fn authenticate(
+        &mut self,
+        tag: &str,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> Result<Done, ImapError> {
+        let cancelled = || ImapError::bad("AUTHENTICATE cancelled");
+        let sasl_err = |e: sasl::SaslError| match e {
+            sasl::SaslError::Cancelled => ImapError::bad("AUTHENTICATE cancelled"),
+            other => ImapError::bad(format!("{other}")),
+        };
+        match mechanism {
+            "PLAIN" => {
+                let resp = match initial {
+                    Some(r) => r,
+                    None => match self.sasl_line("").await {
+                        Some(r) => r,
+                        None => return Ok(Done::Close),
+                    },
+                };
+                let decoded = sasl::decode_response(&resp).map_err(sasl_err)?;
+                let creds = sasl::parse_plain(&decoded).map_err(sasl_err)?;
+                let user = self.full_name(&creds.authcid);
+                if !creds.authzid.is_empty() && self.full_name(&creds.authzid) != user {
+                    return Err(ImapError::no(
+                        "AUTHORIZATIONFAILED",
+                        "you may only act as yourself (leave the authorization id empty)",
+                    ));
+                }
+                let account = check_password(&self.shared.store, &user, &creds.password).await;
+                self.finish_auth(tag, account, "AUTHENTICATE").await
+            }
+            "LOGIN" => {
+                let user_line = match initial {
+                    Some(r) => r,
+                    None => match self.sasl_line(sasl::LOGIN_USERNAME_CHALLENGE).await {
+                        Some(r) => r,
+                        None => return Ok(Done::Close),
+                    },
+                };
+                if user_line.trim() == "*" {
+                    return Err(cancelled());
+                }
+                let user = sasl::decode_text(&user_line).map_err(sasl_err)?;
+                let Some(pass_line) = self.sasl_line(sasl::LOGIN_PASSWORD_CHALLENGE).await else {
+                    return Ok(Done::Close);
+                };
+                let password = sasl::decode_text(&pass_line).map_err(sasl_err)?;
+                let user = self.full_name(&user);
+                let account = check_password(&self.shared.store, &user, &password).await;
+                self.finish_auth(tag, account, "AUTHENTICATE").await
+            }
+            other => Err(ImapError::no(
+                "CANNOT",
+                format!("SASL mechanism {other} is not supported; use PLAIN or LOGIN"),
+            )),
+        }
+    }
+
+    // ------------------------------------------------------------ mailboxes
+
+    async fn find_mailbox(&self, name: &str) -> Result<Option<MailboxInfo>, ImapError> {
+        let Some(acct) = self.account().map(|a| a.id) else {
+            return Ok(None);
+        };
+        let name = normalize_mailbox(name);
+        self.store(move |s| s.mailbox(acct, &name)).await
+    }
+
+    async fn must_mailbox(&self, name: &str, code: &'static str) -> Result<MailboxInfo, ImapError> {
+        self.find_mailbox(name).await?.ok_or_else(|| {
+            ImapError::no(
+                code,
+                format!(
+                    "there is no mailbox {:?}{}",
+                    normalize_mailbox(name),
+                    if code == "TRYCREATE" {
+                        "; CREATE it first"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+        })
+    }
+
+    async fn select(&mut self, name: &str, read_only: bool) -> Result<Done, ImapError> {
+        // RFC 9051 §6.3.2: a SELECT first deselects the current mailbox, even if it fails.
+        let account = match std::mem::replace(&mut self.state, State::NotAuthenticated) {
+            State::Selected(a, _) => {
+                self.send_line("* OK [CLOSED] previous mailbox closed");
+                a
+            }
+            State::Authenticated(a) => a,
+            State::NotAuthenticated => return Err(ImapError::bad("log in first")),
+        };
+        self.state = State::Authenticated(account.clone());
+        let info = self.must_mailbox(name, "NONEXISTENT").await?;
+        let id = info.id;
+        let list = self.store(move |s| s.list_messages(id)).await?;
+        let sel = Selected::new(id, info.name.clone(), read_only, &info, &list);
+        let mut keywords: Vec<String> = Vec::new();
+        for m in &sel.msgs {
+            for k in &m.keywords {
+                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    keywords.push(k.clone());
+                }
+            }
+        }
+        let kw = if keywords.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", keywords.join(" "))
+        };
+        self.send_line(&format!(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})"
+        ));
+        self.send_line(&sel.exists_line());
+        if !self.rev2 {
+            // RFC 3501 §7.3.2: rev1 clients expect RECENT; we keep no \Recent.
+            self.send_line("* 0 RECENT");
+            if let Some(i) = sel.msgs.iter().position(|m| !m.flags.contains(Flags::SEEN)) {
+                self.send_line(&format!("* OK [UNSEEN {}] first unseen message", i + 1));
+            }
+        }
+        self.send_line(&format!(
+            "* OK [UIDVALIDITY {}] UIDs valid",
+            sel.uidvalidity
+        ));
+        self.send_line(&format!(
+            "* OK [UIDNEXT {}] predicted next UID",
+            info.uidnext
+        ));
+        // RFC 7162 §3.1.2.1.
+        self.send_line(&format!(
+            "* OK [HIGHESTMODSEQ {}] highest mod-sequence",
+            info.highest_modseq
+        ));
+        if read_only {
+            self.send_line("* OK [PERMANENTFLAGS ()] read-only mailbox");
+        } else {
+            self.send_line(&format!(
+                "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] flags you can change"
+            ));
+        }
+        if self.rev2 {
+            let mut l = b"* LIST () \"/\" ".to_vec();
+            push_string(&mut l, info.name.as_bytes());
+            l.extend_from_slice(b"\r\n");
+            self.conn.send(&l);
+        }
+        self.state = State::Selected(account, Box::new(sel));
+        Ok(Done::Ok(if read_only {
+            "[READ-ONLY] EXAMINE completed".into()
+        } else {
+            "[READ-WRITE] SELECT completed".into()
+        }))
+    }
+
+    async fn close_mailbox(&mut self, expunge: bool) -> Result<(), ImapError> {
+        if expunge {
+            if let Some(sel) = self.selected() {
+                if !sel.read_only {
+                    let id = sel.id;
+                    // RFC 9051 §6.4.1: CLOSE removes \Deleted messages silently; read the
+                    // current flags so \Deleted set by other sessions counts too.
+                    let list = self.store(move |s| s.list_messages(id)).await?;
+                    let uids: Vec<u32> = list
+                        .iter()
+                        .filter(|m| m.flags.contains(Flags::DELETED))
+                        .map(|m| m.uid)
+                        .collect();
+                    if !uids.is_empty() {
+                        self.store(move |s| s.expunge(id, &uids)).await?;
+                    }
+                }
+            }
+        }
+        if let State::Selected(a, _) = std::mem::replace(&mut self.state, State::NotAuthenticated) {
+            self.state = State::Authenticated(a);
+        }
+        Ok(())
+    }
+
+    fn check_name(name: &str) -> Result<String, ImapError> {
+        let n = normalize_mailbox(name);
+        if n.is_empty() {
+            return Err(ImapError::bad("the mailbox name is empty"));
+        }
+        if n.split(DELIM).any(str::is_empty) {
+            return Err(ImapError::no(
+                "CANNOT",
+                format!("{n:?} has an empty level; use names like Work/Projects"),
+            ));
+        }
+        if n.chars().any(|c| c.is_control() || c == '*' || c == '%') {
+            return Err(ImapError::no(
+                "CANNOT",
+                "mailbox names cannot contain control characters, * or %",
+            ));
+        }
+        Ok(n)
+    }
+
+    async fn create(&mut self, name: &str) -> Result<Done, ImapError> {
+        let n = Self::check_name(name)?;
+        if n == "INBOX" {
+            return Err(ImapError::no("ALREADYEXISTS", "INBOX always exists"));
+        }
+        let Some(acct) = self.account().map(|a| a.id) else {
+            return Err(ImapError::bad("log in first"));
+        };
+        if self.find_mailbox(&n).await?.is_some() {
+            return Err(ImapError::no(
+                "ALREADYEXISTS",
+                format!("mailbox {n:?} already exists"),
+            ));
+        }
+        // RFC 9051 §6.3.4: create the superior levels that are missing.
+        let levels: Vec<&str> = n.split(DELIM).collect();
+        for i in 1..levels.len() {
+            let parent = levels[..i].join("/");
+            if parent != "INBOX" && self.find_mailbox(&parent).await?.is_none() {
+                self.store(move |s| s.create_mailbox(acct, &parent)).await?;
+            }
+        }
+        let n2 = n.clone();
+        self.store(move |s| s.create_mailbox(acct, &n2)).await?;
+        ok("CREATE completed")
+    }
+
+    async fn delete(&mut self, name: &str) -> Result<Done, ImapError> {
+        let n = normalize_mailbox(name);
+        if n == "INBOX" {
+            return Err(ImapError::no("CANNOT", "INBOX cannot be deleted"));
+        }
+        let info = self.must_mailbox(&n, "NONEXISTENT").await?;
+        let id = info.id;
+        self.store(move |s| s.delete_mailbox(id)).await?;
+        if self.selected().is_some_and(|s| s.id == id) {
+            // The selected mailbox is gone: back to Authenticated (RFC 9051 §6.3.5).
+            self.close_mailbox(false).await?;
+            self.send_line("* OK [CLOSED] the selected mailbox was deleted");
+        }
+        ok("DELETE completed")
+    }
+
+    async fn rename(&mut self, from: &str, to: &str) -> Result<Done, ImapError> {
+        let from = normalize_mailbox(from);
+        let to = Self::check_name(to)?;
+        let Some(acct) = self.account().map(|a| a.id) else {
+            return Err(ImapError::bad("log in first"));
+        };
+        let src = self.must_mailbox(&from, "NONEXISTENT").await?;
+        if self.find_mailbox(&to).await?.is_some() || to == "INBOX" {
+            return Err(ImapError::no(
+                "ALREADYEXISTS",
+                format!("mailbox {to:?} already exists"),
+            ));
+        }
+        if from == "INBOX" {
+            // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new mailbox and
+            // leaves INBOX empty.
+            let to2 = to.clone();
+            let new_id = self.store(move |s| s.create_mailbox(acct, &to2)).await?;
+            let src_id = src.id;
+            let list = self.store(move |s| s.list_messages(src_id)).await?;
+            let uids: Vec<u32> = list.iter().map(|m| m.uid).collect();
+            self.store(move |s| s.copy_messages(src_id, &uids, new_id, true))
+                .await?;
+            return ok("RENAME completed");
+        }
+        let (f, t) = (from.clone(), to.clone());
+        self.store(move |s| s.rename_mailbox(acct, &f, &t)).await?;
+        if let Some(sel) = self.selected() {
+            if sel.id == src.id {
+                sel.name = to;
+            }
+        }
+        ok("RENAME completed")
+    }
+
+    async fn subscribe(&mut self, name: &str, on: bool) -> Result<Done, ImapError> {
+        let info = self.must_mailbox(name, "NONEXISTENT").await?;
+        let id = info.id;
+        self.store(move |s| s.set_subscribed(id, on)).await?;
+        ok(if on {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        })
+    }
+
+    async fn list(
+        &mut self,
+        reference: &str,
+        patterns: &[String],
+        opts: &ListOptions,
+        lsub: bool,
+    ) -> Result<Done, ImapError> {
+        let word = if lsub { "LSUB" } else { "LIST" };
+        let Some(acct) = self.account().map(|a| a.id) else {
+            return Err(ImapError::bad("log in first"));
+        };
+        // RFC 9051 §6.3.9: an empty pattern asks for the delimiter.
+        if patterns.len() == 1 && patterns[0].is_empty() {
+            self.send_line(&format!("* {word} (\\Noselect) \"/\" \"\""));
+            return ok(&format!("{word} completed"));
+        }
+        let boxes = self.store(move |s| s.list_mailboxes(acct)).await?;
+        let names: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
+        let mut out: Vec<&MailboxInfo> = Vec::new();
+        for b in &boxes {
+            let matched = patterns.iter().any(|p| {
+                let full = normalize_mailbox(&format!("{reference}{p}"));
+                let full = if full.is_empty() {
+                    format!("{reference}{p}")
+                } else {
+                    full
+                };
+                pattern_match(full.as_bytes(), b.name.as_bytes())
+            });
+            if !matched {
+                continue;
+            }
+            if opts.subscribed && !b.subscribed {
+                continue;
+            }
+            if opts.special_use_only && b.special_use.is_none() {
+                continue;
+            }
+            out.push(b);
+        }
+        out.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));
+        let status_items = opts.return_status.clone();
+        for b in out {
+            let prefix = format!("{}/", b.name);
+            let children = names.iter().any(|n| n.starts_with(&prefix));
+            let mut attrs: Vec<&str> = Vec::new();
+            if !lsub {
+                // RFC 3348 CHILDREN, always given (cheap here).
+                attrs.push(if children {
+                    "\\HasChildren"
+                } else {
+                    "\\HasNoChildren"
+                });
+                // RFC 6154: special-use attributes are always listed.
+                if let Some(su) = &b.special_use {
+                    attrs.push(su);
+                }
+                if (opts.subscribed || opts.return_subscribed) && b.subscribed {
+                    attrs.push("\\Subscribed");
+                }
+            }
+            let mut line = format!("* {word} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+            push_string(&mut line, b.name.as_bytes());
+            line.extend_from_slice(b"\r\n");
+            self.conn.send(&line);
+            if let Some(items) = &status_items {
+                // RFC 5819 LIST-STATUS.
+                let l = self.status_line(b, items).await?;
+                self.conn.send(&l);
+            }
+        }
+        ok(&format!("{word} completed"))
+    }
+
+    async fn status_line(&self, b: &MailboxInfo, items: &[String]) -> Result<Vec<u8>, ImapError> {
+        let id = b.id;
+        let list = self.store(move |s| s.list_messages(id)).await?;
+        let mut parts = Vec::new();
+        for i in items {
+            let v: u64 = match i.as_str() {
+                "MESSAGES" => list.len() as u64,
+                "UIDNEXT" => u64::from(b.uidnext),
+                "UIDVALIDITY" => u64::from(b.uidvalidity),
+                "UNSEEN" => list
+                    .iter()
+                    .filter(|m| !m.flags.contains(Flags::SEEN))
+                    .count() as u64,
+                "DELETED" => list
+                    .iter()
+                    .filter(|m| m.flags.contains(Flags::DELETED))
+                    .count() as u64,
+                "SIZE" => list.iter().map(|m| m.size).sum(),
+                "RECENT" => 0,
+                "HIGHESTMODSEQ" => b.highest_modseq,
+                "APPENDLIMIT" => self.shared.config.limits.max_message_size,
+                _ => continue,
+            };
+            parts.push(format!("{i} {v}"));
+        }
+        let mut line = b"* STATUS ".to_vec();
+        push_string(&mut line, b.name.as_bytes());
+        line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+        Ok(line)
+    }
+
+    async fn status(&mut self, name: &str, items: &[String]) -> Result<Done, ImapError> {
+        let info = self.must_mailbox(name, "NONEXISTENT").await?;
+        let line = self.status_line(&info, items).await?;
+        self.conn.send(&line);
+        ok("STATUS completed")
+    }
+
+    async fn append(
+        &mut self,
+        name: &str,
+        flags: &[mailroom_proto::imap::Flag],
+        date: Option<&str>,
+        message: Vec<u8>,
+    ) -> Result<Done, ImapError> {
+        let (bits, kws) = split_flags(flags)?;
+        let when = match date {
+            None => now_unix(),
+            Some(d) => parse_date_time(d).ok_or_else(|| {
+                ImapError::bad(format!(
+                    "{d:?} is not a date-time like \"01-Feb-2024 10:00:00 +0000\""
+                ))
+            })?,
+        };
+        if message.is_empty() {
+            return Err(ImapError::no("CANNOT", "the message is empty"));
+        }
+        let max = self.shared.config.limits.max_message_size;
+        if message.len() as u64 > max {
+            return Err(ImapError::no(
+                "TOOBIG",
+                format!("the message is over the limit of {max} octets"),
+            ));
+        }
+        let info = self.must_mailbox(name, "TRYCREATE").await?;
+        let id = info.id;
+        let (uv, uid) = self
+            .store(move |s| s.append_message(id, &message, bits, &kws, when))
+            .await?;
+        // RFC 4315 §3 APPENDUID.
+        Ok(Done::Ok(format!("[APPENDUID {uv} {uid}] APPEND completed")))
+    }
+
+    // ------------------------------------------------------------ IDLE (RFC 2177)
+
+    async fn idle(&mut self) -> Result<Done, ImapError> {
+        self.send_line("+ idling; send DONE to stop");
+        let started = Instant::now();
+        let limit = self.conn.idle;
+        loop {
+            self.sync(true).await?;
+            if self.conn.flush().await.is_err() {
+                return Ok(Done::Close);
+            }
+            match tokio::time::timeout(IDLE_POLL, self.conn.next_line()).await {
+                Err(_) => {
+                    if started.elapsed() > limit {
+                        self.send_line("* BYE autologout: idle for too long");
+                        return Ok(Done::Close);
+                    }
+                }
+                Ok(Event::Line(Ok(l))) => {
+                    let text = String::from_utf8_lossy(&l).trim().to_string();
+                    self.conn.trace.client(&text);
+                    if text.eq_ignore_ascii_case("DONE") {
+                        return Ok(Done::Ok("IDLE terminated".into()));
+                    }
+                    return Err(ImapError::bad("expected DONE to end IDLE"));
+                }
+                Ok(Event::Line(Err(_))) => {
+                    return Err(ImapError::bad("expected DONE to end IDLE"));
+                }
+                Ok(Event::Shutdown) => {
+                    self.send_line("* BYE the server is shutting down; reconnect later");
+                    return Ok(Done::Close);
+                }
+                Ok(Event::Timeout) => {
+                    self.send_line("* BYE autologout: idle for too long");
+                    return Ok(Done::Close);
+                }
+                Ok(Event::Closed) => return Ok(Done::Close),
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ selected state
+
+    async fn expunge(
+        &mut self,
+        uids: Option<mailroom_proto::imap::SeqSet>,
+    ) -> Result<Done, ImapError> {
+        self.sync(true).await?;
+        let Some(sel) = self.selected() else {
+            return Err(ImapError::bad("no mailbox selected"));
+        };
+        if sel.read_only {
+            return Err(ImapError::no(
+                "READ-ONLY",
+                "the mailbox was opened with EXAMINE",
+            ));
+        }
+        let largest = sel.msgs.last().map_or(0, |m| m.uid);
+        let ranges = uids.as_ref().map(|s| s.normalized(largest));
+        let targets: Vec<u32> = sel
+            .msgs
+            .iter()
+            .filter(|m| m.flags.contains(Flags::DELETED))
+            .filter(|m| {
+                ranges
+                    .as_ref()
+                    .is_none_or(|r| mailroom_proto::imap::SeqSet::in_normalized(r, m.uid))
+            })
+            .map(|m| m.uid)
+            .collect();
+        let id = sel.id;
+        let removed = if targets.is_empty() {
+            Vec::new()
+        } else {
+            self.store(move |s| s.expunge(id, &targets)).await?
+        };
+        if let Some(sel) = self.selected() {
+            let lines = sel.remove_uids(&removed);
+            for l in lines {
+                self.send_line(&l);
+            }
+        }
+        ok("EXPUNGE completed")
+    }
+
+    async fn fetch(
+        &mut self,
+        uid: bool,
+        set: &mailroom_proto::imap::SeqSet,
+        mut items: Vec<FetchAtt>,
+        changed_since: Option<u64>,
+    ) -> Result<Done, ImapError> {
+        // RFC 7162 §3.1.4: MODSEQ and CHANGEDSINCE enable CONDSTORE; CHANGEDSINCE implies
+        // MODSEQ.
+        if changed_since.is_some() && !items.contains(&FetchAtt::ModSeq) {
+            items.push(FetchAtt::ModSeq);
+        }
+        if items.contains(&FetchAtt::ModSeq) {
+            self.condstore = true;
+        }
+        let condstore = self.condstore;
+        // Bring in new messages first, so "1:*" covers what just arrived.
+        self.sync(uid).await?;
+        let Some(sel) = self.selected() else {
+            return Err(ImapError::bad("no mailbox selected"));
+        };
+        let mut idx = sel.resolve(set, uid)?;
+        if let Some(since) = changed_since {
+            idx.retain(|&i| sel.msgs[i].modseq > since);
+        }
+        // RFC 9051 §6.4.5: BODY[...] (not PEEK), RFC822 and RFC822.TEXT set \Seen.
+        let sets_seen = !sel.read_only
+            && items.iter().any(|i| {
+                matches!(
+                    i,
+                    FetchAtt::BodySection { peek: false, .. }
+                        | FetchAtt::Binary { peek: false, .. }
+                        | FetchAtt::Rfc822
+                        | FetchAtt::Rfc822Text
+                )
+            });
+        let mut newly_seen: Vec<u32> = Vec::new();
+        if sets_seen {
+            let unseen: Vec<u32> = idx
+                .iter()
+                .map(|&i| &sel.msgs[i])
+                .filter(|m| !m.gone && !m.flags.contains(Flags::SEEN))
+                .map(|m| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let id = sel.id;
+                let (changed, _) = self
+                    .store(move |s| s.store_flags(id, &unseen, FlagOp::Add, Flags::SEEN, &[], None))
+                    .await?;
+                if let Some(sel) = self.selected() {
+                    for m in &changed {
+                        sel.update(m);
+                        newly_seen.push(m.uid);
+                    }
+                }
+            }
+        }
+        let Some(sel) = self.selected() else {
+            return Err(ImapError::bad("no mailbox selected"));
+        };
+        let job = fetch::FetchJob {
+            mailbox: sel.id,
+            uidvalidity: sel.uidvalidity,
+            items,
+            msgs: idx
+                .iter()
+                .map(|&i| {
+                    let m = sel.msgs[i].clone();
+                    let add = newly_seen.contains(&m.uid);
+                    (i + 1, m, add)
+                })
+                .filter(|(_, m, _)| !m.gone)
+                .collect(),
+            uid,
+            condstore,
+        };
+        let shared = self.shared.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            fetch::run_fetch(shared.store.as_ref(), &shared.imap, &job)
+        })
+        .await;
+        let responses = match res {
+            Ok(Ok(r)) => r,
+            Ok(Err(fetch::FetchFail::Store(e))) => return Err(ImapError::store(e)),
+            Ok(Err(fetch::FetchFail::UnknownCte)) => {
+                return Err(ImapError::no(
+                    "UNKNOWN-CTE",
+                    "a part has a Content-Transfer-Encoding this server cannot decode; fetch it with BODY[] instead",
+                ))
+            }
+            Err(_) => return Err(ImapError::no("SERVERBUG", "internal error while fetching")),
+        };
+        let mut octets = 0usize;
+        for r in &responses {
+            octets += r.len();
+            if self.conn.send_raw(r).await.is_err() {
+                return Ok(Done::Close);
+            }
+        }
+        self.conn.trace.server(
+            format!(
+                "<{} FETCH responses, {octets} octets, not traced>\r\n",
+                responses.len()
+            )
+            .as_bytes(),
+        );
+        ok(if uid {
+            "UID FETCH completed"
+        } else {
+            "FETCH completed"
+        })
+    }
+
+    async fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<SearchReturn>,
+        charset: Option<String>,
+        key: mailroom_proto::imap::SearchKey,
+    ) -> Result<Done, ImapError> {
+        if let Some(cs) = &charset {
+            let c = cs.to_ascii_uppercase();
+            if c != "UTF-8" && c != "US-ASCII" {
+                // RFC 9051 §6.4.4 BADCHARSET.
+                return Err(ImapError::no(
+                    "BADCHARSET (UTF-8 US-ASCII)",
+                    format!("charset {cs} is not supported; use UTF-8"),
+                ));
+            }
+        }
+        let uses_modseq = key_uses_modseq(&key);
+        if uses_modseq {
+            self.condstore = true;
+        }
+        self.sync(uid).await?;
+        let Some(sel) = self.selected() else {
+            return Err(ImapError::bad("no mailbox selected"));
+        };
+        let job = fetch::SearchJob {
+            mailbox: sel.id,
+            uidvalidity: sel.uidvalidity,
+            key,
+            msgs: sel.msgs.clone(),
+        };
+        let uids: Vec<u32> = sel.msgs.iter().map(|m| m.uid).collect();
+        let modseqs: Vec<u64> = sel.msgs.iter().map(|m| m.modseq).collect();
+        let shared = self.shared.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            fetch::run_search(shared.store.as_ref(), &shared.imap, &job)
+        })
+        .await;
+        let hits = match res {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => return Err(ImapError::store(e)),
+            Err(_) => return Err(ImapError::no("SERVERBUG", "internal error while searching")),
+        };
+        let nums: Vec<u32> = hits
+            .iter()
+            .map(|&s| if uid { uids[s - 1] } else { s as u32 })
+            .collect();
+        // RFC 7162 §3.1.5: a search with MODSEQ reports the highest mod-sequence found.
+        let highest = if uses_modseq {
+            hits.iter().map(|&s| modseqs[s - 1]).max()
+        } else {
+            None
+        };
+        if ret.is_some() || self.rev2 {
+            // RFC 4731 / RFC 9051 §7.3.4 ESEARCH.
+            let r = ret.unwrap_or_default();
+            let all = r.all || !(r.min || r.max || r.count);
+            let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+            if uid {
+                line.push_str(" UID");
+            }
+            if r.min {
+                if let Some(m) = nums.iter().min() {
+                    line.push_str(&format!(" MIN {m}"));
+                }
+            }
+            if r.max {
+                if let Some(m) = nums.iter().max() {
+                    line.push_str(&format!(" MAX {m}"));
+                }
+            }
+            if r.count {
+                line.push_str(&format!(" COUNT {}", nums.len()));
+            }
+            if all && !nums.is_empty() {
+                let mut sorted = nums.clone();
+                sorted.sort_unstable();
+                line.push_str(&format!(" ALL {}", compress(&sorted)));
+            }
+            if let Some(h) = highest {
+                line.push_str(&format!(" MODSEQ {h}"));
+            }
+            self.send_line(&line);
+        } else {
+            let list: Vec<String> = nums.iter().map(|n| n.to_string()).collect();
+            let line = match (list.is_empty(), highest) {
+                (true, _) => "* SEARCH".to_string(),
+                (false, Some(h)) => format!("* SEARCH {} (MODSEQ {h})", list.join(" ")),
+                (false, None) => format!("* SEARCH {}", list.join(" ")),
+            };
+            self.send_line(&line);
+        }
+        ok(if uid {
+            "UID SEARCH completed"
+        } else {
+            "SEARCH completed"
+        })
+    }
+
+    async fn store_cmd(
+        &mut self,
+        uid: bool,
+        set: &mailroom_proto::imap::SeqSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: &[mailroom_proto::imap::Flag],
+        unchanged_since: Option<u64>,
+    ) -> Result<Done, ImapError> {
+        let (bits, kws) = split_flags(flags)?;
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let condstore = self.condstore;
+        self.sync(uid).await?;
+        let Some(sel) = self.selected() else {
+            return Err(ImapError::bad("no mailbox selected"));
+        };
+        if sel.read_only {
+            return Err(ImapError::no(
+                "READ-ONLY",
+                "the mailbox was opened with EXAMINE",
+            ));
+        }
+        let idx = sel.resolve(set, uid)?;
+        let uids: Vec<u32> = idx
+            .iter()
+            .map(|&i| &sel.msgs[i])
+            .filter(|m| !m.gone)
+            .map(|m| m.uid)
+            .collect();
+        let id = sel.id;
+        let op = match mode {
+            StoreMode::Replace => FlagOp::Replace,
+            StoreMode::Add => FlagOp::Add,
+            StoreMode::Remove => FlagOp::Remove,
+        };
+        let targets = uids.clone();
+        let (changed, modified) = if targets.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            self.store(move |s| s.store_flags(id, &targets, op, bits, &kws, unchanged_since))
+                .await?
+        };
+        let mut lines = Vec::new();
+        let mut modified_set: Vec<u32> = Vec::new();
+        if let Some(sel) = self.selected() {
+            for m in &changed {
+                sel.update(m);
+            }
+            for u in &uids {
+                let Some(s) = sel.seq_of_uid(*u) else {
+                    continue;
+                };
+                if modified.contains(u) {
+                    modified_set.push(if uid { *u } else { s as u32 });
+                    continue;
+                }
+                let m = &sel.msgs[s - 1];
+                let modseq = if condstore {
+                    format!(" MODSEQ ({})", m.modseq)
+                } else {
+                    String::new()
+                };
+                if !silent {
+                    // RFC 9051 §6.4.6: the new flags of every message in the set.
+                    lines.push(format!(
+                        "* {s} FETCH (FLAGS {} UID {}{modseq})",
+                        flag_list(m.flags, &m.keywords),
+                        m.uid
+                    ));
+                } else if condstore && changed.iter().any(|c| c.uid == *u) {
+                    // RFC 7162 §3.1.3: the new MODSEQ even with .SILENT.
+                    lines.push(format!("* {s} FETCH (UID {}{modseq})", m.uid));
+                }
+            }
+        }
+        for l in lines {
+            self.send_line(&l);
+        }
+        let word = if uid { "UID STORE" } else { "STORE" };
+        if !modified_set.is_empty() {
+            modified_set.sort_unstable();
+            // RFC 7162 §3.1.3: these were changed since UNCHANGEDSINCE and left alone.
+            return Ok(Done::Ok(format!(
+                "[MODIFIED {}] {word} completed, except for messages changed meanwhile",
+                compress(&modified_set)
+            )));
+        }
+        ok(&format!("{word} completed"))
+    }
+
+    async fn copy(
+        &mut self,
+        uid: bool,
+        set: &mailroom_proto::imap::SeqSet,
+        target: &str,
+        is_move: bool,
+    ) -> Result<Done, ImapError> {
+        let word = match (uid, is_move) {
+            (false, false) => "COPY",
+            (true, false) => "UID COPY",
+            (false, true) => "MOVE",
+            (true, true) => "UID MOVE",
+        };
+        let dest = self.must_mailbox(target, "TRYCREATE").await?;
+        let Some(sel) = self.selected() else {
+            return Err(ImapError::bad("no mailbox selected"));
+        };
+        if is_move && sel.read_only {
+            return Err(ImapError::no(
+                "READ-ONLY",
+                "the mailbox was opened with EXAMINE",
+            ));
+        }
+        let idx = sel.resolve(set, uid)?;
+        let uids: Vec<u32> = idx
+            .iter()
+            .map(|&i| &sel.msgs[i])
+            .filter(|m| !m.gone)
+            .map(|m| m.uid)
+            .collect();
+        let src = sel.id;
+        let same = src == dest.id;
+        if uids.is_empty() {
+            return ok(&format!("{word} completed (no messages)"));
+        }
+        if is_move && same {
+            return Err(ImapError::no(
+                "CANNOT",
+                "the source and target mailbox are the same",
+            ));
+        }
+        let dest_id = dest.id;
+        let (uv, pairs) = self
+            .store(move |s| s.copy_messages(src, &uids, dest_id, is_move))
+            .await?;
+        if pairs.is_empty() {
+            return ok(&format!("{word} completed (no messages)"));
+        }
+        let from: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+        let to: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+        // RFC 4315 §3 COPYUID (the source set in the order of the target UIDs).
+        let code = format!("[COPYUID {uv} {} {}]", join_uids(&from), compress(&to));
+        if is_move {
+            // RFC 6851 §4.3: COPYUID in an untagged OK, then the EXPUNGEs.
+            self.send_line(&format!("* OK {code} moved"));
+            if let Some(sel) = self.selected() {
+                let lines = sel.remove_uids(&from);
+                for l in lines {
+                    self.send_line(&l);
+                }
+            }
+            return ok(&format!("{word} completed"));
+        }
+        Ok(Done::Ok(format!("{code} {word} completed")))
+    }
+}
+
+fn key_uses_modseq(k: &mailroom_proto::imap::SearchKey) -> bool {
+    use mailroom_proto::imap::SearchKey as K;
+    match k {
+        K::ModSeq(_) => true,
+        K::Not(a) => key_uses_modseq(a),
+        K::Or(a, b) => key_uses_modseq(a) || key_uses_modseq(b),
+        K::And(v) => v.iter().any(key_uses_modseq),
+        _ => false,
+    }
+}
+
+fn join_uids(u: &[u32]) -> String {
+    compress(u)
+}
+
+/// How a command ended when it did not fail.
+enum Done {
+    /// Untagged data is queued; send `tag OK <text>` after the sync.
+    Ok(String),
+    /// The command sent its own tagged reply.
+    Replied,
+    Close,
+}
+
+fn ok(text: &str) -> Result<Done, ImapError> {
+    Ok(Done::Ok(text.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_patterns() {
+        assert_eq!(normalize_mailbox("inbox"), "INBOX");
+        assert_eq!(normalize_mailbox("Inbox/Sub"), "INBOX/Sub");
+        assert_eq!(normalize_mailbox("Inboxes"), "Inboxes");
+        assert_eq!(normalize_mailbox("Work/"), "Work");
+        assert!(pattern_match(b"*", b"a/b"));
+        assert!(pattern_match(b"%", b"a"));
+        assert!(!pattern_match(b"%", b"a/b"));
+        assert!(pattern_match(b"a/%", b"a/b"));
+        assert!(pattern_match(b"INBOX", b"INBOX"));
+        assert!(!pattern_match(b"S%", b"Drafts"));
+        assert!(pattern_match(b"%/%", b"a/b"));
+        assert!(!pattern_match(b"%b", b"a/b"));
+        assert!(pattern_match(b"*b", b"a/b"));
+        assert!(pattern_match(b"a%", b"a"));
+        assert!(!pattern_match(b"a", b"ab"));
+        assert_eq!(normalize_mailbox("abcdé"), "abcdé");
+        assert_eq!(normalize_mailbox("é"), "é");
+        let hostile = "*a".repeat(2000);
+        assert!(!pattern_match(
+            hostile.as_bytes(),
+            "a".repeat(1000).as_bytes()
+        ));
+    }
 }

@@ -55,6 +55,14 @@ pub enum Pop3Error {
     /// RFC 2595 §4: TLS is not configured yet.
     #[error("STLS is not available: this server has no TLS configured; log in with USER and PASS")]
     NoTls,
+    /// `auth_require_tls`: passwords only over TLS here (RFC 2595 §4).
+    #[error(
+        "plaintext authentication is not allowed on this connection: use STLS first, then log in"
+    )]
+    NeedTls,
+    /// RFC 2595 §4: STLS on a connection that already runs TLS.
+    #[error("TLS is already active on this connection")]
+    AlreadyTls,
     /// RFC 2595 §4: STLS only in the AUTHORIZATION state.
     #[error("STLS is only possible before logging in")]
     StlsAfterLogin,
@@ -113,6 +121,7 @@ impl Pop3Error {
                 | SaslBase64
                 | UnknownMechanism(_)
                 | StlsAfterLogin
+                | AlreadyTls
         )
     }
 

@@ -28,12 +28,11 @@ use mailroom_proto::pop3::{self, Command, CommandError, Stuffer, TopFilter};
 use mailroom_proto::sasl::{self, SaslError};
 use mailroom_store::{password, Account, MessageId};
 use md5::{Digest, Md5};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::auth::{check_password, failure_delay};
-use crate::conn::{Conn, Event, Trace};
-use crate::Shared;
+use crate::auth::check_password;
+use crate::conn::{Conn, Event, Stream, Trace};
+use crate::{ListenerKind, Shared};
 use error::Pop3Error;
 use maildrop::{Maildrop, MaildropLock, CHUNK};
 
@@ -64,7 +63,8 @@ struct Session {
 
 /// Serves one POP3 connection until QUIT, a drop, the autologout timer or shutdown.
 pub async fn run_session(
-    stream: TcpStream,
+    listener: ListenerKind,
+    stream: Stream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
@@ -72,7 +72,7 @@ pub async fn run_session(
     let limits = &shared.config.limits;
     let trace = Trace {
         enabled: shared.config.trace.pop3,
-        proto: "pop3",
+        proto: listener.name(),
         id: shared.next_session_id(),
     };
     trace.note(&format!("connection from {peer}"));
@@ -257,9 +257,18 @@ impl Session {
     }
 
     fn capa(&mut self) {
-        // RFC 2449 §5: the same list in both states (none of our capabilities differ).
+        // RFC 2449 §5: the list may differ by state; STLS is offered only before login and
+        // before TLS (RFC 2595 §4).
         self.ok("capability list follows");
-        let body = pop3::multiline(pop3::capabilities(false));
+        let stls = !self.conn.is_tls()
+            && self.shared.tls.is_some()
+            && matches!(self.state, State::Authorization { .. });
+        let mut caps = pop3::capabilities(stls);
+        // RFC 2595 §4 practice: no USER/SASL where passwords are refused in clear.
+        if !self.auth_allowed() {
+            caps.retain(|c| *c != "USER" && !c.starts_with("SASL"));
+        }
+        let body = pop3::multiline(caps);
         self.conn.send(&body);
     }
 
@@ -275,7 +284,12 @@ impl Session {
                 self.ok("mailroom POP3 server signing off");
                 Flow::Close
             }
-            Command::Stls => self.fail(Pop3Error::NoTls),
+            Command::Stls => self.stls().await,
+            Command::User(_) | Command::Pass(_) | Command::Auth { .. } if !self.auth_allowed() => {
+                self.clear_user();
+                tracing::info!(peer = %self.conn.peer, "POP3 login refused: TLS required");
+                self.fail(Pop3Error::NeedTls)
+            }
             Command::User(name) => {
                 let name = self.full_name(&name);
                 // RFC 1939 §7 allows -ERR for an unknown mailbox; we always say +OK, so the
@@ -319,6 +333,39 @@ impl Session {
             }
             // `command` only passes AUTHORIZATION commands here.
             other => self.fail(Pop3Error::NotLoggedIn(other.keyword())),
+        }
+    }
+
+    /// The `auth_require_tls` policy: may this client send a password now?
+    fn auth_allowed(&self) -> bool {
+        self.shared
+            .config
+            .auth_require_tls
+            .allows(self.conn.is_tls(), self.conn.peer.ip())
+    }
+
+    /// STLS (RFC 2595 §4): +OK, then the handshake; plaintext pipelined behind the command is
+    /// discarded (CVE-2011-0411 class) and the session starts over in AUTHORIZATION.
+    async fn stls(&mut self) -> Flow {
+        if self.conn.is_tls() {
+            return self.fail(Pop3Error::AlreadyTls);
+        }
+        let Some(acceptor) = self.shared.tls.as_ref().map(|t| t.acceptor.clone()) else {
+            return self.fail(Pop3Error::NoTls);
+        };
+        self.ok("begin TLS negotiation");
+        match self.conn.start_tls(&acceptor).await {
+            Ok(discarded) => {
+                if discarded > 0 {
+                    tracing::warn!(peer = %self.conn.peer, discarded, "plaintext pipelined behind STLS was discarded");
+                }
+                self.clear_user();
+                Flow::Continue
+            }
+            Err(e) => {
+                tracing::info!(peer = %self.conn.peer, error = %e, "STLS handshake failed");
+                Flow::Close
+            }
         }
     }
 
@@ -388,9 +435,14 @@ impl Session {
     /// `limits.max_auth_failures`.
     async fn auth_failed(&mut self, e: Pop3Error) -> Flow {
         self.auth_failures += 1;
-        let limits = &self.shared.config.limits;
-        let delay = failure_delay(limits.auth_failure_delay, self.auth_failures);
-        let max = limits.max_auth_failures;
+        let delay = crate::auth::note_failure(
+            &self.shared,
+            self.conn.trace.proto,
+            self.conn.peer,
+            "",
+            self.auth_failures,
+        );
+        let max = self.shared.config.limits.max_auth_failures;
         self.conn.trace.note(&format!(
             "authentication failure {} of {max}",
             self.auth_failures

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mailroom_client::smtp::{SmtpClient, SmtpReply};
+use mailroom_client::ClientTls;
 use mailroom_client::{Direction, TraceFn};
 use mailroom_store::{now_unix, Delivery, Outbound, QueueEntry, QueueRecipient, RecipientUpdate};
 use tokio::sync::{watch, Semaphore};
@@ -202,8 +203,13 @@ impl Runner {
         message: &[u8],
     ) -> Vec<Outcome> {
         let all = |o: Outcome| vec![o; rcpts.len()];
-        let (hosts, auth) = match dest {
-            Destination::Fixed { host, port, auth } => (vec![(host.clone(), *port)], auth.clone()),
+        let (hosts, auth, tls) = match dest {
+            Destination::Fixed {
+                host,
+                port,
+                auth,
+                tls,
+            } => (vec![(host.clone(), *port)], auth.clone(), tls.clone()),
             Destination::Mx { domain } => {
                 let answer = match route::lookup_mx(domain).await {
                     Ok(a) => a,
@@ -215,7 +221,11 @@ impl Runner {
                     }
                 };
                 match route::mx_hosts(domain, answer) {
-                    Ok(h) => (h.into_iter().map(|h| (h, 25)).collect(), None),
+                    Ok(h) => (
+                        h.into_iter().map(|h| (h, 25)).collect(),
+                        None,
+                        route::TlsPolicy::default(),
+                    ),
                     Err(e) => {
                         return all(Outcome::Permanent {
                             diagnostic: e,
@@ -231,23 +241,13 @@ impl Runner {
         let mut last_error = String::from("no host to try");
         for (host, port) in hosts {
             let server = format!("{host}:{port}");
-            let mut client = match SmtpClient::connect(
-                &server,
-                cfg.queue.connect_timeout,
-                trace.clone(),
-            )
-            .await
-            {
+            let mut client = match self.open(&server, &tls, trace.clone()).await {
                 Ok(c) => c,
                 Err(e) => {
-                    last_error = e.to_string();
+                    last_error = e;
                     continue;
                 }
             };
-            if let Err(e) = client.hello(&cfg.hostname).await {
-                last_error = e.to_string();
-                continue;
-            }
             if let Some((user, password)) = &auth {
                 if let Err(e) = client.authenticate(user, password).await {
                     last_error = e.to_string();
@@ -287,6 +287,57 @@ impl Runner {
             diagnostic: last_error,
             host: None,
         })
+    }
+
+    /// Connects, says EHLO and upgrades with STARTTLS when the peer offers it (RFC 3207).
+    /// Opportunistic by default: a failed handshake is retried once in plaintext (RFC 7435
+    /// §3); with `require` there is no delivery without TLS, and with `verify` the peer's
+    /// certificate must check out.
+    async fn open(
+        &self,
+        server: &str,
+        tls: &route::TlsPolicy,
+        trace: Option<TraceFn>,
+    ) -> Result<SmtpClient, String> {
+        let cfg = &self.shared.config;
+        let connect = || async {
+            let mut c = SmtpClient::connect(server, cfg.queue.connect_timeout, trace.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            c.hello(&cfg.hostname).await.map_err(|e| e.to_string())?;
+            Ok::<SmtpClient, String>(c)
+        };
+        let mut client = connect().await?;
+        if !client.extensions().starttls {
+            if tls.require {
+                let _ = client.quit().await;
+                return Err(format!(
+                    "{server} does not offer STARTTLS, and the route requires TLS (require_tls)"
+                ));
+            }
+            return Ok(client);
+        }
+        let client_tls = if tls.verify {
+            let made = match &tls.ca {
+                Some(ca) => ClientTls::with_ca_file(ca),
+                None => ClientTls::webpki_roots(),
+            };
+            made.map_err(|e| e.to_string())?
+        } else {
+            ClientTls::insecure()
+        };
+        let upgraded = match client.starttls(&client_tls).await {
+            Ok(()) => client.hello(&cfg.hostname).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match upgraded {
+            Ok(()) => Ok(client),
+            Err(e) if tls.require => Err(format!("STARTTLS with {server} failed: {e}")),
+            Err(e) => {
+                tracing::info!(%server, error = %e, "STARTTLS failed; delivering without TLS");
+                connect().await
+            }
+        }
     }
 
     fn trace_fn(&self) -> Option<TraceFn> {

@@ -6,6 +6,17 @@
 
 use crate::config::{parse_host_port, Config};
 
+/// How strict a delivery is about TLS. The default is opportunistic STARTTLS (RFC 3207,
+/// RFC 7435): used when the peer offers it, certificate not checked, plaintext otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsPolicy {
+    /// No delivery without STARTTLS.
+    pub require: bool,
+    /// Check the peer's certificate (against `ca`, else the built-in roots).
+    pub verify: bool,
+    pub ca: Option<std::path::PathBuf>,
+}
+
 /// A destination: one delivery attempt goes to its hosts in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
@@ -14,6 +25,7 @@ pub enum Destination {
         host: String,
         port: u16,
         auth: Option<(String, String)>,
+        tls: TlsPolicy,
     },
     /// Look up the domain's MX records at delivery time.
     Mx { domain: String },
@@ -37,17 +49,34 @@ pub fn choose(config: &Config, domain: &str) -> Destination {
         .iter()
         .find(|(d, _)| d.eq_ignore_ascii_case(&domain))
         .or_else(|| config.routes.iter().find(|(d, _)| d.as_str() == "*"));
-    if let Some((host, port)) = route.and_then(|(_, t)| parse_host_port(t)) {
+    if let Some((r, (host, port))) =
+        route.and_then(|(_, r)| parse_host_port(&r.host).map(|hp| (r, hp)))
+    {
         return Destination::Fixed {
             host,
             port,
             auth: None,
+            tls: TlsPolicy {
+                require: r.require_tls || r.verify,
+                verify: r.verify,
+                ca: r.ca.clone(),
+            },
         };
     }
     if let Some(relay) = &config.relay {
         if let Some((host, port)) = parse_host_port(&relay.host) {
             let auth = relay.user.clone().zip(relay.password.clone());
-            return Destination::Fixed { host, port, auth };
+            let tls = TlsPolicy {
+                require: relay.require_tls || relay.verify || relay.ca.is_some(),
+                verify: relay.verify || relay.ca.is_some(),
+                ca: relay.ca.clone(),
+            };
+            return Destination::Fixed {
+                host,
+                port,
+                auth,
+                tls,
+            };
         }
     }
     Destination::Mx { domain }
@@ -132,7 +161,8 @@ mod tests {
             Destination::Fixed {
                 host: "smart.test".into(),
                 port: 587,
-                auth: Some(("u".into(), "p".into()))
+                auth: Some(("u".into(), "p".into())),
+                tls: TlsPolicy::default(),
             }
         );
         let c = cfg("");

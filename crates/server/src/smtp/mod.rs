@@ -29,10 +29,9 @@ use mailroom_proto::smtp::{
     DataReceiver, ForwardPath, Param, Reply, ReversePath,
 };
 use mailroom_store::Account;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::conn::{Conn, Event, Trace};
+use crate::conn::{Conn, Event, Stream, Trace};
 use crate::delivery::{self, Accepted, Route, Target};
 use crate::{auth, ListenerKind, Shared};
 
@@ -84,12 +83,30 @@ enum Refusal {
     AuthUnknownMechanism(String),
     AuthFailed,
     NoStartTls,
-    SenderNotOwned { sender: String, user: String },
+    AlreadyTls,
+    /// Plaintext AUTH refused by `auth_require_tls` (RFC 3207 §4, RFC 4954 §4).
+    AuthNeedsTls,
+    /// Submission without AUTH where AUTH needs TLS first (RFC 3207 §4: 530 5.7.0).
+    StartTlsFirst,
+    SenderNotOwned {
+        sender: String,
+        user: String,
+    },
     NeedSmtpUtf8,
-    UnknownParam { verb: &'static str, keyword: String },
-    BadParamValue { keyword: String, hint: &'static str },
-    SizeDeclaredTooBig { limit: u64 },
-    TooManyRecipients { limit: usize },
+    UnknownParam {
+        verb: &'static str,
+        keyword: String,
+    },
+    BadParamValue {
+        keyword: String,
+        hint: &'static str,
+    },
+    SizeDeclaredTooBig {
+        limit: u64,
+    },
+    TooManyRecipients {
+        limit: usize,
+    },
     UnknownUser(String),
     RelayDenied(String),
     NoPostmaster,
@@ -144,6 +161,17 @@ impl Refusal {
             ),
             AuthFailed => Reply::new(535, "5.7.8", "Authentication credentials invalid"),
             NoStartTls => Reply::new(502, "5.5.1", "STARTTLS is not available on this server"),
+            AlreadyTls => Reply::new(503, "5.5.1", "TLS is already active on this connection"),
+            AuthNeedsTls => Reply::new(
+                538,
+                "5.7.11",
+                "Encryption required for authentication: use STARTTLS first, then EHLO and AUTH",
+            ),
+            StartTlsFirst => Reply::new(
+                530,
+                "5.7.0",
+                "Must issue a STARTTLS command first: passwords are not accepted in clear here",
+            ),
             SenderNotOwned { sender, user } => Reply::new(
                 553,
                 "5.7.1",
@@ -246,20 +274,21 @@ struct Session {
 }
 
 pub async fn run_session(
-    kind: ListenerKind,
-    stream: TcpStream,
+    listener: ListenerKind,
+    stream: Stream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) {
     let id = shared.next_session_id();
     let cfg = &shared.config;
+    let kind = listener.base();
     let trace = Trace {
         enabled: match kind {
             ListenerKind::Submission => cfg.trace.submission,
             _ => cfg.trace.smtp,
         },
-        proto: kind.name(),
+        proto: listener.name(),
         id,
     };
     trace.note(&format!("connection from {peer}"));
@@ -410,7 +439,7 @@ impl Session {
                 self.reply(r);
                 Flow::Continue
             }
-            Command::StartTls => self.refuse(Refusal::NoStartTls),
+            Command::StartTls => self.start_tls().await,
             Command::Auth {
                 mechanism,
                 initial_response,
@@ -431,8 +460,44 @@ impl Session {
         }
     }
 
+    /// The `auth_require_tls` policy: may this client send a password now?
     fn auth_allowed(&self) -> bool {
-        true
+        self.shared
+            .config
+            .auth_require_tls
+            .allows(self.conn.is_tls(), self.conn.peer.ip())
+    }
+
+    /// STARTTLS (RFC 3207): 220, then the handshake. Whatever the client pipelined behind the
+    /// command is discarded (§4.2, CVE-2011-0411), and the session starts over (§4.2: the
+    /// server forgets the EHLO and any AUTH; the client must EHLO again).
+    async fn start_tls(&mut self) -> Flow {
+        if self.conn.is_tls() {
+            return self.refuse(Refusal::AlreadyTls);
+        }
+        let Some(acceptor) = self.shared.tls.as_ref().map(|t| t.acceptor.clone()) else {
+            return self.refuse(Refusal::NoStartTls);
+        };
+        if matches!(self.state, State::Connected) {
+            return self.refuse(Refusal::HeloFirst);
+        }
+        self.ok(220, "2.0.0", "Ready to start TLS");
+        match self.conn.start_tls(&acceptor).await {
+            Ok(discarded) => {
+                if discarded > 0 {
+                    tracing::warn!(session = self.id, peer = %self.conn.peer, discarded, "plaintext pipelined behind STARTTLS was discarded");
+                }
+                self.helo = None;
+                self.esmtp = false;
+                self.auth = None;
+                self.state = State::Connected;
+                Flow::Continue
+            }
+            Err(e) => {
+                tracing::info!(session = self.id, peer = %self.conn.peer, error = %e, "STARTTLS handshake failed");
+                Flow::Close
+            }
+        }
     }
 
     fn hello(&mut self, domain: String, esmtp: bool) -> Flow {
@@ -458,6 +523,10 @@ impl Session {
             "CHUNKING".to_string(),
             "HELP".to_string(),
         ];
+        if !self.conn.is_tls() && self.shared.tls.is_some() {
+            lines.push("STARTTLS".to_string());
+        }
+        // RFC 4954 §4 / RFC 3207 §4: AUTH is advertised only where it is allowed.
         if self.auth_allowed() && self.auth.is_none() {
             lines.push("AUTH PLAIN LOGIN".to_string());
         }
@@ -472,6 +541,9 @@ impl Session {
             _ => return self.refuse(Refusal::NestedMail),
         }
         if self.kind == ListenerKind::Submission && self.auth.is_none() {
+            if !self.auth_allowed() {
+                return self.refuse(Refusal::StartTlsFirst);
+            }
             return self.refuse(Refusal::AuthRequired);
         }
         let mut smtputf8 = false;
@@ -775,13 +847,23 @@ impl Session {
             return self.refuse(Refusal::TooManyHops(hops));
         }
         let id = delivery::new_id();
-        let with = match (env.smtputf8, self.esmtp, self.auth.is_some()) {
-            (true, _, true) => "UTF8SMTPA",
-            (true, _, false) => "UTF8SMTP",
-            (false, true, true) => "ESMTPA",
-            (false, true, false) => "ESMTP",
-            (false, false, true) => "SMTPA",
-            (false, false, false) => "SMTP",
+        // RFC 3848 / RFC 6531 §3.7.4: S for TLS, A for AUTH.
+        let with = match (
+            env.smtputf8,
+            self.esmtp,
+            self.conn.is_tls(),
+            self.auth.is_some(),
+        ) {
+            (true, _, true, true) => "UTF8SMTPSA",
+            (true, _, true, false) => "UTF8SMTPS",
+            (true, _, false, true) => "UTF8SMTPA",
+            (true, _, false, false) => "UTF8SMTP",
+            (false, true, true, true) => "ESMTPSA",
+            (false, true, true, false) => "ESMTPS",
+            (false, true, false, true) => "ESMTPA",
+            (false, true, false, false) => "ESMTP",
+            (false, false, _, true) => "SMTPA",
+            (false, false, _, false) => "SMTP",
         };
         let single = match env.rcpts.as_slice() {
             [only] => Some(only.address.as_str()),
@@ -862,6 +944,10 @@ impl Session {
         if self.auth.is_some() {
             return self.refuse(Refusal::AlreadyAuthenticated);
         }
+        if !self.auth_allowed() {
+            tracing::info!(session = self.id, peer = %self.conn.peer, "AUTH refused: TLS required");
+            return self.refuse(Refusal::AuthNeedsTls);
+        }
         let creds = match mechanism.as_str() {
             "PLAIN" => {
                 let resp = match initial {
@@ -914,9 +1000,11 @@ impl Session {
             }
             None => {
                 self.auth_failures += 1;
-                tracing::warn!(session = self.id, peer = %self.conn.peer, user = %user, "authentication failed");
-                let delay = auth::failure_delay(
-                    self.shared.config.limits.auth_failure_delay,
+                let delay = auth::note_failure(
+                    &self.shared,
+                    self.conn.trace.proto,
+                    self.conn.peer,
+                    &user,
                     self.auth_failures,
                 );
                 tokio::time::sleep(delay).await;

@@ -1,0 +1,249 @@
+//! The client side of TLS: the agent's `--tls`, `--starttls`, `--ca`, `--insecure` against the
+//! server's self-signed certificate, and the outbound queue's STARTTLS (opportunistic, and per
+//! route `require_tls` / `verify` / `ca`).
+
+mod agent_common;
+mod common;
+mod tls_support;
+
+use agent_common::mailroom;
+use common::*;
+use tls_support::{cert_path, tls_server};
+
+#[test]
+fn agent_send_and_read_over_tls_with_ca() {
+    let s = tls_server("auth_require_tls = true", "");
+    let ca = cert_path(&s).display().to_string();
+    // STARTTLS on the submission port, verified against the self-signed certificate.
+    let r = mailroom(
+        &[
+            "send",
+            "--starttls",
+            "--ca",
+            &ca,
+            "--smtp",
+            &s.submission().to_string(),
+            "--from",
+            ALICE.0,
+            "--to",
+            BOB.0,
+            "-s",
+            "tls",
+            "-p",
+            ALICE.1,
+        ],
+        b"over starttls\n",
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    // Implicit TLS on the submissions port.
+    let r = mailroom(
+        &[
+            "send",
+            "--tls",
+            "--ca",
+            &ca,
+            "--smtp",
+            &s.addr("submissions").to_string(),
+            "--from",
+            ALICE.0,
+            "--to",
+            BOB.0,
+            "-s",
+            "tls2",
+            "-p",
+            ALICE.1,
+        ],
+        b"over implicit tls\n",
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(s.inbox(BOB.0).len(), 2);
+    // Reading: STLS and implicit POP3.
+    let r = mailroom(
+        &[
+            "inbox",
+            "-e",
+            BOB.0,
+            "-p",
+            BOB.1,
+            "--starttls",
+            "--ca",
+            &ca,
+            "--pop3",
+            &s.pop3().to_string(),
+            "list",
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.starts_with("2 messages"), "{}", r.all());
+    let r = mailroom(
+        &[
+            "inbox",
+            "-e",
+            BOB.0,
+            "-p",
+            BOB.1,
+            "--tls",
+            "--ca",
+            &ca,
+            "--pop3",
+            &s.addr("pop3s").to_string(),
+            "list",
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    // Plain text is refused by the policy: the login fails with a clear message.
+    let r = mailroom(
+        &[
+            "inbox",
+            "-e",
+            BOB.0,
+            "-p",
+            BOB.1,
+            "--pop3",
+            &s.pop3().to_string(),
+            "list",
+        ],
+        b"",
+        &[],
+    );
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("STLS"), "{}", r.all());
+}
+
+#[test]
+fn agent_verifies_certificates_by_default() {
+    let s = tls_server("", "");
+    // No --ca: the self-signed certificate is not trusted (exit 3, with a hint).
+    let r = mailroom(
+        &[
+            "send",
+            "--tls",
+            "--smtp",
+            &s.addr("submissions").to_string(),
+            "--from",
+            ALICE.0,
+            "--to",
+            BOB.0,
+            "-s",
+            "x",
+            "-p",
+            ALICE.1,
+        ],
+        b"x\n",
+        &[],
+    );
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stderr.contains("--ca"), "{}", r.all());
+    assert!(s.inbox(BOB.0).is_empty());
+    // --insecure: accepted without verification.
+    let r = mailroom(
+        &[
+            "send",
+            "--tls",
+            "--insecure",
+            "--smtp",
+            &s.addr("submissions").to_string(),
+            "--from",
+            ALICE.0,
+            "--to",
+            BOB.0,
+            "-s",
+            "x",
+            "-p",
+            ALICE.1,
+        ],
+        b"x\n",
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+}
+
+const ALICE_A: (&str, &str) = ("alice@a.test", "alicepw");
+const BOB_B: (&str, &str) = ("bob@b.test", "bobpw");
+
+fn server_b() -> TestServer {
+    TestServer::start_raw(&format!(
+        r#"hostname = "mx.b.test"
+data_dir = "{{data}}"
+[listen]
+smtp = "127.0.0.1:0"
+[[accounts]]
+address = "{b}"
+password = "{bp}"
+"#,
+        b = BOB_B.0,
+        bp = BOB_B.1,
+    ))
+}
+
+fn server_a(route: &str) -> TestServer {
+    TestServer::start_raw(&format!(
+        r#"hostname = "mx.a.test"
+data_dir = "{{data}}"
+[listen]
+submission = "127.0.0.1:0"
+[[accounts]]
+address = "{a}"
+password = "{ap}"
+[routes]
+"b.test" = {route}
+[queue]
+retry = ["1h"]
+"#,
+        a = ALICE_A.0,
+        ap = ALICE_A.1,
+    ))
+}
+
+/// The queue upgrades with STARTTLS when the peer offers it: B records ESMTPS.
+#[test]
+fn queue_uses_starttls_opportunistically() {
+    let b = server_b();
+    let a = server_a(&format!("\"{}\"", b.smtp()));
+    submit(a.submission(), ALICE_A, &[BOB_B.0], "Subject: x\n\nhello\n");
+    b.wait_for(15, "delivery to B", || b.inbox(BOB_B.0).len() == 1);
+    let m = String::from_utf8_lossy(&b.inbox(BOB_B.0)[0]).to_string();
+    assert!(m.contains("by mx.b.test (mailroom) with ESMTPS"), "{m}");
+}
+
+/// `verify = true` with `ca` = B's certificate: delivered over verified TLS.
+#[test]
+fn queue_route_verify_with_ca() {
+    let b = server_b();
+    let route = format!(
+        "{{ host = \"{}\", verify = true, ca = {:?} }}",
+        b.smtp(),
+        cert_path(&b).display().to_string()
+    );
+    let a = server_a(&route);
+    submit(a.submission(), ALICE_A, &[BOB_B.0], "Subject: x\n\nhello\n");
+    b.wait_for(15, "delivery to B", || b.inbox(BOB_B.0).len() == 1);
+}
+
+/// `verify = true` without a CA that trusts B's self-signed certificate: no delivery, the
+/// message stays queued with the TLS failure as the reason.
+#[test]
+fn queue_route_verify_refuses_untrusted_certificate() {
+    let b = server_b();
+    let route = format!(
+        "{{ host = \"{}\", require_tls = true, verify = true }}",
+        b.smtp()
+    );
+    let a = server_a(&route);
+    submit(a.submission(), ALICE_A, &[BOB_B.0], "Subject: x\n\nhello\n");
+    a.wait_for(15, "a failed attempt", || {
+        a.queue()
+            .iter()
+            .any(|q| q.recipients.iter().any(|r| r.attempts > 0))
+    });
+    let q = a.queue();
+    let err = q[0].recipients[0].last_error.clone().unwrap_or_default();
+    assert!(err.contains("STARTTLS") || err.contains("TLS"), "{err}");
+    assert!(b.inbox(BOB_B.0).is_empty());
+}

@@ -1,0 +1,1608 @@
+//! The IMAP command grammar (RFC 9051 §9, with the RFC 3501 forms rev1 clients send).
+//!
+//! [`parse_command`] takes one complete command as framed by [`super::Assembler`] (literals
+//! inline as `{N}` CRLF octets) and returns a typed [`Command`] or a [`ParseError`] that says
+//! what was wrong, carrying the tag when there was one so the driver answers `tag BAD ...`.
+
+/// One parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub tag: String,
+    pub body: CommandBody,
+}
+
+/// A sequence number or UID, or `*` (the largest in use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqNum {
+    Num(u32),
+    Star,
+}
+
+/// A sequence set (RFC 9051 §9 `sequence-set`): ranges as written; a range's bounds may be in
+/// either order (RFC 9051 §9: "2:4" and "4:2" are equivalent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqSet(pub Vec<(SeqNum, SeqNum)>);
+
+impl SeqSet {
+    /// The set as sorted, merged, inclusive ranges, with `*` standing for `largest`: lookups
+    /// are then a binary search, however many ranges a client sent.
+    pub fn normalized(&self, largest: u32) -> Vec<(u32, u32)> {
+        let v = |s: SeqNum| match s {
+            SeqNum::Num(x) => x,
+            SeqNum::Star => largest,
+        };
+        let mut r: Vec<(u32, u32)> = self
+            .0
+            .iter()
+            .map(|&(a, b)| (v(a).min(v(b)), v(a).max(v(b))))
+            .collect();
+        r.sort_unstable();
+        let mut out: Vec<(u32, u32)> = Vec::with_capacity(r.len());
+        for (lo, hi) in r {
+            match out.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => out.push((lo, hi)),
+            }
+        }
+        out
+    }
+
+    /// Membership in a [`SeqSet::normalized`] list.
+    pub fn in_normalized(ranges: &[(u32, u32)], n: u32) -> bool {
+        let i = ranges.partition_point(|&(lo, _)| lo <= n);
+        i > 0 && ranges[i - 1].1 >= n
+    }
+
+    /// True if `n` is in the set, where `*` stands for `largest`.
+    pub fn contains(&self, n: u32, largest: u32) -> bool {
+        self.0.iter().any(|&(a, b)| {
+            let v = |s: SeqNum| match s {
+                SeqNum::Num(x) => x,
+                SeqNum::Star => largest,
+            };
+            let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
+            n >= lo && n <= hi
+        })
+    }
+}
+
+/// A message flag as a client names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flag {
+    Seen,
+    Answered,
+    Flagged,
+    Deleted,
+    Draft,
+    Recent,
+    /// `\*` in PERMANENTFLAGS only.
+    Keyword(String),
+    /// Another `\Word` (not storable).
+    Extension(String),
+}
+
+impl Flag {
+    pub fn parse(s: &str) -> Flag {
+        match s.to_ascii_lowercase().as_str() {
+            "\\seen" => Flag::Seen,
+            "\\answered" => Flag::Answered,
+            "\\flagged" => Flag::Flagged,
+            "\\deleted" => Flag::Deleted,
+            "\\draft" => Flag::Draft,
+            "\\recent" => Flag::Recent,
+            _ if s.starts_with('\\') => Flag::Extension(s.to_string()),
+            _ => Flag::Keyword(s.to_string()),
+        }
+    }
+}
+
+/// STORE's operation (RFC 9051 §6.4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    Replace,
+    Add,
+    Remove,
+}
+
+/// A BODY[...] section (RFC 9051 §6.4.5).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Section {
+    /// Part numbers, empty for the whole message.
+    pub part: Vec<u32>,
+    pub text: Option<SectionText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    HeaderFields(Vec<String>),
+    HeaderFieldsNot(Vec<String>),
+    Text,
+    Mime,
+}
+
+impl Section {
+    /// The section spec as echoed in the response, e.g. `1.2.HEADER.FIELDS (FROM)`.
+    pub fn spec(&self) -> String {
+        let mut s: Vec<String> = self.part.iter().map(|n| n.to_string()).collect();
+        if let Some(t) = &self.text {
+            s.push(match t {
+                SectionText::Header => "HEADER".into(),
+                SectionText::Text => "TEXT".into(),
+                SectionText::Mime => "MIME".into(),
+                SectionText::HeaderFields(f) => format!("HEADER.FIELDS ({})", f.join(" ")),
+                SectionText::HeaderFieldsNot(f) => {
+                    format!("HEADER.FIELDS.NOT ({})", f.join(" "))
+                }
+            });
+        }
+        s.join(".")
+    }
+}
+
+/// One FETCH data item (RFC 9051 §6.4.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchAtt {
+    Envelope,
+    Flags,
+    InternalDate,
+    Rfc822Size,
+    Rfc822,
+    Rfc822Header,
+    Rfc822Text,
+    Body,
+    BodyStructure,
+    Uid,
+    ModSeq,
+    BodySection {
+        peek: bool,
+        section: Section,
+        /// `<origin.count>`.
+        partial: Option<(u32, u32)>,
+    },
+    Binary {
+        peek: bool,
+        part: Vec<u32>,
+        partial: Option<(u32, u32)>,
+    },
+    BinarySize(Vec<u32>),
+}
+
+/// A SEARCH key (RFC 9051 §6.4.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    Answered,
+    Deleted,
+    Draft,
+    Flagged,
+    Seen,
+    Recent,
+    New,
+    Old,
+    Unanswered,
+    Undeleted,
+    Undraft,
+    Unflagged,
+    Unseen,
+    Keyword(String),
+    Unkeyword(String),
+    Bcc(String),
+    Cc(String),
+    From(String),
+    To(String),
+    Subject(String),
+    Body(String),
+    Text(String),
+    Header(String, String),
+    /// Dates as (year, month, day).
+    Before((i32, u32, u32)),
+    On((i32, u32, u32)),
+    Since((i32, u32, u32)),
+    SentBefore((i32, u32, u32)),
+    SentOn((i32, u32, u32)),
+    SentSince((i32, u32, u32)),
+    Larger(u64),
+    Smaller(u64),
+    Uid(SeqSet),
+    Seq(SeqSet),
+    ModSeq(u64),
+    Not(Box<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    And(Vec<SearchKey>),
+}
+
+/// ESEARCH result options (RFC 4731 / RFC 9051 §6.4.4).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchReturn {
+    pub min: bool,
+    pub max: bool,
+    pub all: bool,
+    pub count: bool,
+    pub save: bool,
+}
+
+/// LIST options (RFC 5258 LIST-EXTENDED, RFC 6154, RFC 5819).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListOptions {
+    pub subscribed: bool,
+    pub special_use_only: bool,
+    pub recursive_match: bool,
+    pub return_subscribed: bool,
+    pub return_children: bool,
+    pub return_special_use: bool,
+    pub return_status: Option<Vec<String>>,
+    /// Any selection or return option was given (the extended syntax).
+    pub extended: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandBody {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Authenticate {
+        mechanism: String,
+        initial: Option<String>,
+    },
+    Login {
+        user: String,
+        password: String,
+    },
+    Enable(Vec<String>),
+    Select {
+        mailbox: String,
+        read_only: bool,
+        condstore: bool,
+    },
+    Create(String),
+    Delete(String),
+    Rename(String, String),
+    Subscribe(String),
+    Unsubscribe(String),
+    List {
+        reference: String,
+        patterns: Vec<String>,
+        options: ListOptions,
+    },
+    Lsub {
+        reference: String,
+        pattern: String,
+    },
+    Namespace,
+    Status {
+        mailbox: String,
+        items: Vec<String>,
+    },
+    Append {
+        mailbox: String,
+        flags: Vec<Flag>,
+        date: Option<String>,
+        message: Vec<u8>,
+    },
+    Idle,
+    Check,
+    Close,
+    Unselect,
+    Expunge {
+        uids: Option<SeqSet>,
+    },
+    Search {
+        uid: bool,
+        ret: Option<SearchReturn>,
+        charset: Option<String>,
+        key: SearchKey,
+    },
+    Fetch {
+        uid: bool,
+        set: SeqSet,
+        items: Vec<FetchAtt>,
+        /// The items were given as a macro or in parentheses (affects nothing but tracing).
+        changed_since: Option<u64>,
+    },
+    Store {
+        uid: bool,
+        set: SeqSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<Flag>,
+        unchanged_since: Option<u64>,
+    },
+    Copy {
+        uid: bool,
+        set: SeqSet,
+        mailbox: String,
+    },
+    Move {
+        uid: bool,
+        set: SeqSet,
+        mailbox: String,
+    },
+    Id(Vec<(String, Option<String>)>),
+}
+
+impl CommandBody {
+    /// The command name for replies ("UID FETCH", "SELECT", ...).
+    pub fn name(&self) -> &'static str {
+        use CommandBody::*;
+        match self {
+            Capability => "CAPABILITY",
+            Noop => "NOOP",
+            Logout => "LOGOUT",
+            StartTls => "STARTTLS",
+            Authenticate { .. } => "AUTHENTICATE",
+            Login { .. } => "LOGIN",
+            Enable(_) => "ENABLE",
+            Select {
+                read_only: false, ..
+            } => "SELECT",
+            Select { .. } => "EXAMINE",
+            Create(_) => "CREATE",
+            Delete(_) => "DELETE",
+            Rename(..) => "RENAME",
+            Subscribe(_) => "SUBSCRIBE",
+            Unsubscribe(_) => "UNSUBSCRIBE",
+            List { .. } => "LIST",
+            Lsub { .. } => "LSUB",
+            Namespace => "NAMESPACE",
+            Status { .. } => "STATUS",
+            Append { .. } => "APPEND",
+            Idle => "IDLE",
+            Check => "CHECK",
+            Close => "CLOSE",
+            Unselect => "UNSELECT",
+            Expunge { uids: None } => "EXPUNGE",
+            Expunge { .. } => "UID EXPUNGE",
+            Search { uid: false, .. } => "SEARCH",
+            Search { .. } => "UID SEARCH",
+            Fetch { uid: false, .. } => "FETCH",
+            Fetch { .. } => "UID FETCH",
+            Store { uid: false, .. } => "STORE",
+            Store { .. } => "UID STORE",
+            Copy { uid: false, .. } => "COPY",
+            Copy { .. } => "UID COPY",
+            Move { uid: false, .. } => "MOVE",
+            Move { .. } => "UID MOVE",
+            Id(_) => "ID",
+        }
+    }
+}
+
+/// Why a command was refused by the grammar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("a command starts with a tag, a space and a command name, e.g. \"a1 CAPABILITY\"")]
+    NoTag,
+    #[error("unknown command {0}; try CAPABILITY for the list of what this server does")]
+    Unknown(String),
+    #[error("{0}")]
+    Syntax(String),
+}
+
+/// A parse error with the tag it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedError {
+    pub tag: Option<String>,
+    pub error: ParseError,
+}
+
+/// RFC 9051 §9 `tag`: ASTRING-CHAR except "+".
+pub fn is_tag_char(b: u8) -> bool {
+    is_astring_char(b) && b != b'+'
+}
+
+fn is_atom_char(b: u8) -> bool {
+    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+}
+
+fn is_astring_char(b: u8) -> bool {
+    is_atom_char(b) || b == b']'
+}
+
+fn is_list_char(b: u8) -> bool {
+    is_astring_char(b) || b == b'%' || b == b'*'
+}
+
+type PResult<T> = Result<T, ParseError>;
+
+fn syntax<T>(msg: impl Into<String>) -> PResult<T> {
+    Err(ParseError::Syntax(msg.into()))
+}
+
+struct P<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> P<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+    fn at_end(&self) -> bool {
+        self.i >= self.b.len()
+    }
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn sp(&mut self, what: &str) -> PResult<()> {
+        if self.eat(b' ') {
+            Ok(())
+        } else if self.at_end() {
+            syntax(format!("missing {what}"))
+        } else {
+            syntax(format!("expected a space before {what}"))
+        }
+    }
+    fn expect(&mut self, c: u8, what: &str) -> PResult<()> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            syntax(format!("expected {what}"))
+        }
+    }
+    fn end(&mut self) -> PResult<()> {
+        if self.at_end() {
+            Ok(())
+        } else {
+            let rest = String::from_utf8_lossy(&self.b[self.i..]);
+            syntax(format!("unexpected text at the end: {:?}", truncate(&rest)))
+        }
+    }
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.i;
+        while self.peek().is_some_and(&f) {
+            self.i += 1;
+        }
+        &self.b[start..self.i]
+    }
+    fn atom(&mut self, what: &str) -> PResult<String> {
+        let a = self.take_while(is_atom_char);
+        if a.is_empty() {
+            return syntax(format!("expected {what}"));
+        }
+        Ok(String::from_utf8_lossy(a).into_owned())
+    }
+    fn number(&mut self, what: &str) -> PResult<u64> {
+        let d = self.take_while(|b| b.is_ascii_digit());
+        if d.is_empty() || d.len() > 19 {
+            return syntax(format!("expected a number for {what}"));
+        }
+        std::str::from_utf8(d)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or_else(|| syntax(format!("bad number for {what}")), Ok)
+    }
+    fn nz_number(&mut self, what: &str) -> PResult<u32> {
+        let n = self.number(what)?;
+        if n == 0 || n > u64::from(u32::MAX) {
+            return syntax(format!("{what} must be between 1 and 4294967295"));
+        }
+        Ok(n as u32)
+    }
+    fn quoted(&mut self) -> PResult<Vec<u8>> {
+        self.expect(b'"', "a quoted string")?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None => return syntax("unterminated quoted string"),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => {
+                            out.push(c);
+                            self.i += 1;
+                        }
+                        _ => return syntax("in a quoted string only \\\" and \\\\ may be escaped"),
+                    }
+                }
+                Some(b'\r' | b'\n') => return syntax("a quoted string cannot contain CR or LF"),
+                Some(c) => {
+                    out.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+    }
+    fn literal(&mut self) -> PResult<Vec<u8>> {
+        self.eat(b'~');
+        self.expect(b'{', "a literal")?;
+        let n = self.number("the literal size")?;
+        self.eat(b'+');
+        self.expect(b'}', "} after the literal size")?;
+        if !(self.eat(b'\r') && self.eat(b'\n')) {
+            return syntax("a literal size must end the line");
+        }
+        let n = usize::try_from(n).map_or_else(|_| syntax("literal too large"), Ok)?;
+        if self.b.len() - self.i < n {
+            return syntax("the literal is shorter than its declared size");
+        }
+        let v = self.b[self.i..self.i + n].to_vec();
+        self.i += n;
+        Ok(v)
+    }
+    fn string(&mut self, what: &str) -> PResult<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{' | b'~') => self.literal(),
+            _ => syntax(format!("expected {what} as a quoted string or a literal")),
+        }
+    }
+    fn astring_bytes(&mut self, what: &str) -> PResult<Vec<u8>> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string(what),
+            _ => {
+                let a = self.take_while(is_astring_char);
+                if a.is_empty() {
+                    return syntax(format!("expected {what}"));
+                }
+                Ok(a.to_vec())
+            }
+        }
+    }
+    fn astring(&mut self, what: &str) -> PResult<String> {
+        let b = self.astring_bytes(what)?;
+        String::from_utf8(b).map_or_else(|_| syntax(format!("{what} is not UTF-8")), Ok)
+    }
+    fn list_mailbox(&mut self) -> PResult<String> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.astring("a mailbox pattern"),
+            _ => {
+                let a = self.take_while(is_list_char);
+                if a.is_empty() {
+                    return syntax("expected a mailbox pattern");
+                }
+                Ok(String::from_utf8_lossy(a).into_owned())
+            }
+        }
+    }
+    fn seq_num(&mut self) -> PResult<SeqNum> {
+        if self.eat(b'*') {
+            Ok(SeqNum::Star)
+        } else {
+            Ok(SeqNum::Num(self.nz_number("a message number")?))
+        }
+    }
+    fn seq_set(&mut self) -> PResult<SeqSet> {
+        let mut v = Vec::new();
+        loop {
+            let a = self.seq_num()?;
+            let b = if self.eat(b':') { self.seq_num()? } else { a };
+            v.push((a, b));
+            if !self.eat(b',') {
+                break;
+            }
+        }
+        Ok(SeqSet(v))
+    }
+    fn flag(&mut self) -> PResult<Flag> {
+        let start = self.i;
+        if self.eat(b'\\') {
+            if self.eat(b'*') {
+                return Ok(Flag::Keyword("\\*".into()));
+            }
+            self.atom("a flag name after \\")?;
+        } else {
+            self.atom("a flag")?;
+        }
+        Ok(Flag::parse(&String::from_utf8_lossy(
+            &self.b[start..self.i],
+        )))
+    }
+    fn flag_list(&mut self) -> PResult<Vec<Flag>> {
+        self.expect(b'(', "( to start the flag list")?;
+        let mut v = Vec::new();
+        if self.eat(b')') {
+            return Ok(v);
+        }
+        loop {
+            v.push(self.flag()?);
+            if self.eat(b')') {
+                return Ok(v);
+            }
+            self.sp("the next flag or )")?;
+        }
+    }
+    /// `(a b c)` of atoms/astrings.
+    fn paren_list(&mut self, what: &str) -> PResult<Vec<String>> {
+        self.expect(b'(', &format!("( to start {what}"))?;
+        let mut v = Vec::new();
+        if self.eat(b')') {
+            return Ok(v);
+        }
+        loop {
+            v.push(self.astring(what)?);
+            if self.eat(b')') {
+                return Ok(v);
+            }
+            self.sp(&format!("the rest of {what}"))?;
+        }
+    }
+    fn date(&mut self) -> PResult<(i32, u32, u32)> {
+        let quoted = self.eat(b'"');
+        let d = self.take_while(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let s = String::from_utf8_lossy(d).into_owned();
+        if quoted {
+            self.expect(b'"', "\" after the date")?;
+        }
+        parse_date(&s).map_or_else(
+            || syntax(format!("{s:?} is not a date like 1-Feb-2024")),
+            Ok,
+        )
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// `d-Mon-yyyy` (RFC 9051 §9 `date-text`).
+pub fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
+    let mut it = s.split('-');
+    let day: u32 = it.next()?.trim().parse().ok()?;
+    let mon = month_number(it.next()?)?;
+    let year: i32 = it.next()?.parse().ok()?;
+    if it.next().is_some() || !(1..=31).contains(&day) {
+        return None;
+    }
+    Some((year, mon, day))
+}
+
+pub const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+pub fn month_number(m: &str) -> Option<u32> {
+    MONTHS
+        .iter()
+        .position(|x| x.eq_ignore_ascii_case(m))
+        .map(|i| i as u32 + 1)
+}
+
+/// Parses one complete command (see [`super::Assembler`]).
+pub fn parse_command(buf: &[u8]) -> Result<Command, TaggedError> {
+    let mut p = P { b: buf, i: 0 };
+    let tag = p.take_while(is_tag_char);
+    if tag.is_empty() || !p.eat(b' ') {
+        return Err(TaggedError {
+            tag: None,
+            error: ParseError::NoTag,
+        });
+    }
+    let tag = String::from_utf8_lossy(tag).into_owned();
+    match parse_body(&mut p) {
+        Ok(body) => Ok(Command { tag, body }),
+        Err(error) => Err(TaggedError {
+            tag: Some(tag),
+            error,
+        }),
+    }
+}
+
+fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
+    let name = p
+        .take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        .to_ascii_uppercase();
+    let name = String::from_utf8_lossy(&name).into_owned();
+    if name.is_empty() {
+        return Err(ParseError::NoTag);
+    }
+    let body = match name.as_str() {
+        "CAPABILITY" => CommandBody::Capability,
+        "NOOP" => CommandBody::Noop,
+        "LOGOUT" => CommandBody::Logout,
+        "STARTTLS" => CommandBody::StartTls,
+        "IDLE" => CommandBody::Idle,
+        "CHECK" => CommandBody::Check,
+        "CLOSE" => CommandBody::Close,
+        "UNSELECT" => CommandBody::Unselect,
+        "NAMESPACE" => CommandBody::Namespace,
+        "EXPUNGE" => CommandBody::Expunge { uids: None },
+        "AUTHENTICATE" => {
+            p.sp("the SASL mechanism")?;
+            let mechanism = p.atom("a SASL mechanism name")?.to_ascii_uppercase();
+            let initial = if p.eat(b' ') {
+                // RFC 4959 SASL-IR: base64 or "=".
+                let r = p.take_while(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+                if r.is_empty() {
+                    return syntax("expected a base64 initial response");
+                }
+                Some(String::from_utf8_lossy(r).into_owned())
+            } else {
+                None
+            };
+            CommandBody::Authenticate { mechanism, initial }
+        }
+        "LOGIN" => {
+            p.sp("the user name")?;
+            let user = p.astring("the user name")?;
+            p.sp("the password")?;
+            let password = p.astring("the password")?;
+            CommandBody::Login { user, password }
+        }
+        "ENABLE" => {
+            let mut caps = Vec::new();
+            while p.eat(b' ') {
+                caps.push(p.atom("a capability name")?.to_ascii_uppercase());
+            }
+            if caps.is_empty() {
+                return syntax("ENABLE needs at least one capability, e.g. ENABLE IMAP4rev2");
+            }
+            CommandBody::Enable(caps)
+        }
+        "SELECT" | "EXAMINE" => {
+            p.sp("the mailbox name")?;
+            let mailbox = p.astring("the mailbox name")?;
+            let mut condstore = false;
+            if p.eat(b' ') {
+                // RFC 4466 select-params, e.g. (CONDSTORE).
+                for o in p.paren_list("select parameters")? {
+                    if o.eq_ignore_ascii_case("CONDSTORE") {
+                        condstore = true;
+                    } else {
+                        return syntax(format!("unsupported SELECT parameter {o}"));
+                    }
+                }
+            }
+            CommandBody::Select {
+                mailbox,
+                read_only: name == "EXAMINE",
+                condstore,
+            }
+        }
+        "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
+            p.sp("the mailbox name")?;
+            let m = p.astring("the mailbox name")?;
+            if name == "CREATE" && p.eat(b' ') {
+                // RFC 4466 create-params (USE (...)) are accepted and ignored.
+                p.paren_list("create parameters").ok();
+                p.i = p.b.len();
+            }
+            match name.as_str() {
+                "CREATE" => CommandBody::Create(m),
+                "DELETE" => CommandBody::Delete(m),
+                "SUBSCRIBE" => CommandBody::Subscribe(m),
+                _ => CommandBody::Unsubscribe(m),
+            }
+        }
+        "RENAME" => {
+            p.sp("the existing mailbox name")?;
+            let a = p.astring("the existing mailbox name")?;
+            p.sp("the new mailbox name")?;
+            let b = p.astring("the new mailbox name")?;
+            CommandBody::Rename(a, b)
+        }
+        "LIST" => parse_list(p)?,
+        "LSUB" => {
+            p.sp("the reference name")?;
+            let reference = p.astring("the reference name")?;
+            p.sp("the mailbox pattern")?;
+            let pattern = p.list_mailbox()?;
+            CommandBody::Lsub { reference, pattern }
+        }
+        "STATUS" => {
+            p.sp("the mailbox name")?;
+            let mailbox = p.astring("the mailbox name")?;
+            p.sp("the status items")?;
+            let items = p
+                .paren_list("the status items")?
+                .into_iter()
+                .map(|s| s.to_ascii_uppercase())
+                .collect::<Vec<_>>();
+            for i in &items {
+                if !matches!(
+                    i.as_str(),
+                    "MESSAGES"
+                        | "UIDNEXT"
+                        | "UIDVALIDITY"
+                        | "UNSEEN"
+                        | "DELETED"
+                        | "SIZE"
+                        | "RECENT"
+                        | "HIGHESTMODSEQ"
+                        | "APPENDLIMIT"
+                ) {
+                    return syntax(format!("unknown STATUS item {i}"));
+                }
+            }
+            CommandBody::Status { mailbox, items }
+        }
+        "APPEND" => {
+            p.sp("the mailbox name")?;
+            let mailbox = p.astring("the mailbox name")?;
+            p.sp("the message literal")?;
+            let mut flags = Vec::new();
+            let mut date = None;
+            if p.peek() == Some(b'(') {
+                flags = p.flag_list()?;
+                p.sp("the message literal")?;
+            }
+            if p.peek() == Some(b'"') {
+                let d = p.quoted()?;
+                date = Some(String::from_utf8_lossy(&d).into_owned());
+                p.sp("the message literal")?;
+            }
+            if !matches!(p.peek(), Some(b'{' | b'~')) {
+                return syntax("APPEND needs the message as a literal, e.g. {310}");
+            }
+            let message = p.literal()?;
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            }
+        }
+        "SEARCH" => parse_search(p, false)?,
+        "FETCH" => parse_fetch(p, false)?,
+        "STORE" => parse_store(p, false)?,
+        "COPY" | "MOVE" => parse_copy(p, false, name == "MOVE")?,
+        "UID" => {
+            p.sp("the UID command")?;
+            let sub = p.atom("FETCH, SEARCH, STORE, COPY, MOVE or EXPUNGE")?;
+            match sub.to_ascii_uppercase().as_str() {
+                "SEARCH" => parse_search(p, true)?,
+                "FETCH" => parse_fetch(p, true)?,
+                "STORE" => parse_store(p, true)?,
+                "COPY" => parse_copy(p, true, false)?,
+                "MOVE" => parse_copy(p, true, true)?,
+                "EXPUNGE" => {
+                    p.sp("the UID set")?;
+                    CommandBody::Expunge {
+                        uids: Some(p.seq_set()?),
+                    }
+                }
+                other => {
+                    return syntax(format!(
+                        "UID {other} is not a command; UID goes with FETCH, SEARCH, STORE, COPY, MOVE or EXPUNGE"
+                    ))
+                }
+            }
+        }
+        "ID" => {
+            p.sp("the ID parameters (or NIL)")?;
+            let mut v = Vec::new();
+            if p.eat(b'(') {
+                if !p.eat(b')') {
+                    loop {
+                        let k = p.string("an ID field name")?;
+                        p.sp("the ID field value")?;
+                        let val = nstring(p)?;
+                        v.push((
+                            String::from_utf8_lossy(&k).into_owned(),
+                            val.map(|x| String::from_utf8_lossy(&x).into_owned()),
+                        ));
+                        if p.eat(b')') {
+                            break;
+                        }
+                        p.sp("the next ID field")?;
+                    }
+                }
+            } else {
+                let a = p.atom("NIL")?;
+                if !a.eq_ignore_ascii_case("NIL") {
+                    return syntax("ID takes a list of field/value pairs or NIL");
+                }
+            }
+            CommandBody::Id(v)
+        }
+        _ => return Err(ParseError::Unknown(name)),
+    };
+    p.end()?;
+    Ok(body)
+}
+
+fn nstring(p: &mut P<'_>) -> PResult<Option<Vec<u8>>> {
+    if matches!(p.peek(), Some(b'"' | b'{')) {
+        return Ok(Some(p.string("a string")?));
+    }
+    let a = p.atom("a string or NIL")?;
+    if a.eq_ignore_ascii_case("NIL") {
+        Ok(None)
+    } else {
+        syntax("expected a string or NIL")
+    }
+}
+
+fn parse_list(p: &mut P<'_>) -> PResult<CommandBody> {
+    let mut options = ListOptions::default();
+    p.sp("the reference name")?;
+    if p.peek() == Some(b'(') {
+        // RFC 5258 §3: selection options.
+        options.extended = true;
+        for o in p.paren_list("the LIST selection options")? {
+            match o.to_ascii_uppercase().as_str() {
+                "SUBSCRIBED" => options.subscribed = true,
+                "SPECIAL-USE" => options.special_use_only = true,
+                "RECURSIVEMATCH" => options.recursive_match = true,
+                "REMOTE" => {}
+                other => return syntax(format!("unknown LIST selection option {other}")),
+            }
+        }
+        p.sp("the reference name")?;
+    }
+    let reference = p.astring("the reference name")?;
+    p.sp("the mailbox pattern")?;
+    let mut patterns = Vec::new();
+    if p.eat(b'(') {
+        loop {
+            patterns.push(p.list_mailbox()?);
+            if p.eat(b')') {
+                break;
+            }
+            p.sp("the next pattern")?;
+        }
+        options.extended = true;
+    } else {
+        patterns.push(p.list_mailbox()?);
+    }
+    if p.eat(b' ') {
+        let kw = p.atom("RETURN")?;
+        if !kw.eq_ignore_ascii_case("RETURN") {
+            return syntax("expected RETURN (...) after the pattern");
+        }
+        p.sp("the return options")?;
+        options.extended = true;
+        p.expect(b'(', "( to start the return options")?;
+        if !p.eat(b')') {
+            loop {
+                let o = p.atom("a return option")?.to_ascii_uppercase();
+                match o.as_str() {
+                    "SUBSCRIBED" => options.return_subscribed = true,
+                    "CHILDREN" => options.return_children = true,
+                    "SPECIAL-USE" => options.return_special_use = true,
+                    "STATUS" => {
+                        p.sp("the status items")?;
+                        options.return_status = Some(
+                            p.paren_list("the status items")?
+                                .into_iter()
+                                .map(|s| s.to_ascii_uppercase())
+                                .collect(),
+                        );
+                    }
+                    other => return syntax(format!("unknown LIST return option {other}")),
+                }
+                if p.eat(b')') {
+                    break;
+                }
+                p.sp("the next return option")?;
+            }
+        }
+    }
+    if options.recursive_match && !options.subscribed {
+        return syntax("RECURSIVEMATCH needs another selection option (RFC 5258 §3)");
+    }
+    Ok(CommandBody::List {
+        reference,
+        patterns,
+        options,
+    })
+}
+
+fn parse_copy(p: &mut P<'_>, uid: bool, mv: bool) -> PResult<CommandBody> {
+    p.sp("the message set")?;
+    let set = p.seq_set()?;
+    p.sp("the target mailbox")?;
+    let mailbox = p.astring("the target mailbox")?;
+    Ok(if mv {
+        CommandBody::Move { uid, set, mailbox }
+    } else {
+        CommandBody::Copy { uid, set, mailbox }
+    })
+}
+
+fn parse_store(p: &mut P<'_>, uid: bool) -> PResult<CommandBody> {
+    p.sp("the message set")?;
+    let set = p.seq_set()?;
+    p.sp("FLAGS, +FLAGS or -FLAGS")?;
+    let mut unchanged_since = None;
+    if p.eat(b'(') {
+        let k = p.atom("UNCHANGEDSINCE")?;
+        if !k.eq_ignore_ascii_case("UNCHANGEDSINCE") {
+            return syntax("the only STORE modifier is UNCHANGEDSINCE");
+        }
+        p.sp("the mod-sequence")?;
+        unchanged_since = Some(p.number("UNCHANGEDSINCE")?);
+        p.expect(b')', ") after the modifier")?;
+        p.sp("FLAGS, +FLAGS or -FLAGS")?;
+    }
+    let mode = if p.eat(b'+') {
+        StoreMode::Add
+    } else if p.eat(b'-') {
+        StoreMode::Remove
+    } else {
+        StoreMode::Replace
+    };
+    let item = p.atom("FLAGS or FLAGS.SILENT")?.to_ascii_uppercase();
+    let silent = match item.as_str() {
+        "FLAGS" => false,
+        "FLAGS.SILENT" => true,
+        other => return syntax(format!("STORE changes FLAGS or FLAGS.SILENT, not {other}")),
+    };
+    p.sp("the flags")?;
+    let flags = if p.peek() == Some(b'(') {
+        p.flag_list()?
+    } else {
+        let mut v = vec![p.flag()?];
+        while p.eat(b' ') {
+            v.push(p.flag()?);
+        }
+        v
+    };
+    Ok(CommandBody::Store {
+        uid,
+        set,
+        mode,
+        silent,
+        flags,
+        unchanged_since,
+    })
+}
+
+fn parse_fetch(p: &mut P<'_>, uid: bool) -> PResult<CommandBody> {
+    p.sp("the message set")?;
+    let set = p.seq_set()?;
+    p.sp("the data items")?;
+    let mut items = Vec::new();
+    if p.eat(b'(') {
+        loop {
+            items.push(fetch_att(p)?);
+            if p.eat(b')') {
+                break;
+            }
+            p.sp("the next data item or )")?;
+        }
+    } else {
+        let save = p.i;
+        let a = p.atom("a data item")?.to_ascii_uppercase();
+        match a.as_str() {
+            // RFC 9051 §6.4.5 macros.
+            "ALL" => items.extend([
+                FetchAtt::Flags,
+                FetchAtt::InternalDate,
+                FetchAtt::Rfc822Size,
+                FetchAtt::Envelope,
+            ]),
+            "FAST" => items.extend([
+                FetchAtt::Flags,
+                FetchAtt::InternalDate,
+                FetchAtt::Rfc822Size,
+            ]),
+            "FULL" => items.extend([
+                FetchAtt::Flags,
+                FetchAtt::InternalDate,
+                FetchAtt::Rfc822Size,
+                FetchAtt::Envelope,
+                FetchAtt::Body,
+            ]),
+            _ => {
+                p.i = save;
+                items.push(fetch_att(p)?);
+            }
+        }
+    }
+    let mut changed_since = None;
+    if p.eat(b' ') {
+        // RFC 7162 §3.1.4: (CHANGEDSINCE n).
+        p.expect(b'(', "( to start the FETCH modifiers")?;
+        let k = p.atom("CHANGEDSINCE")?;
+        if !k.eq_ignore_ascii_case("CHANGEDSINCE") {
+            return syntax("the only FETCH modifier is CHANGEDSINCE");
+        }
+        p.sp("the mod-sequence")?;
+        changed_since = Some(p.number("CHANGEDSINCE")?);
+        p.expect(b')', ") after the modifier")?;
+    }
+    Ok(CommandBody::Fetch {
+        uid,
+        set,
+        items,
+        changed_since,
+    })
+}
+
+fn partial(p: &mut P<'_>) -> PResult<Option<(u32, u32)>> {
+    if !p.eat(b'<') {
+        return Ok(None);
+    }
+    let a = p.number("the partial origin")?;
+    p.expect(b'.', ". in <origin.count>")?;
+    let b = p.number("the partial count")?;
+    p.expect(b'>', "> after the partial range")?;
+    if a > u64::from(u32::MAX) || b == 0 || b > u64::from(u32::MAX) {
+        return syntax("the partial range is out of bounds");
+    }
+    Ok(Some((a as u32, b as u32)))
+}
+
+fn part_numbers(p: &mut P<'_>) -> PResult<Vec<u32>> {
+    let mut v = Vec::new();
+    while p.peek().is_some_and(|b| b.is_ascii_digit()) {
+        v.push(p.nz_number("a part number")?);
+        if !p.eat(b'.') {
+            break;
+        }
+    }
+    Ok(v)
+}
+
+fn section(p: &mut P<'_>) -> PResult<Section> {
+    p.expect(b'[', "[")?;
+    let part = part_numbers(p)?;
+    let mut text = None;
+    if p.peek() != Some(b']') {
+        let t = p
+            .take_while(|b| b.is_ascii_alphabetic() || b == b'.')
+            .to_ascii_uppercase();
+        text = Some(match t.as_slice() {
+            b"HEADER" => SectionText::Header,
+            b"TEXT" => SectionText::Text,
+            b"MIME" if !part.is_empty() => SectionText::Mime,
+            b"HEADER.FIELDS" | b"HEADER.FIELDS.NOT" => {
+                p.sp("the header field list")?;
+                let f = p.paren_list("the header field names")?;
+                if f.is_empty() {
+                    return syntax("the header field list is empty");
+                }
+                if t.len() == 13 {
+                    SectionText::HeaderFields(f)
+                } else {
+                    SectionText::HeaderFieldsNot(f)
+                }
+            }
+            other => {
+                return syntax(format!(
+                    "unknown section {:?}; use HEADER, TEXT, MIME or HEADER.FIELDS (...)",
+                    String::from_utf8_lossy(other)
+                ))
+            }
+        });
+    }
+    p.expect(b']', "] to end the section")?;
+    Ok(Section { part, text })
+}
+
+fn fetch_att(p: &mut P<'_>) -> PResult<FetchAtt> {
+    let name = p
+        .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
+        .to_ascii_uppercase();
+    let name = String::from_utf8_lossy(&name).into_owned();
+    Ok(match name.as_str() {
+        "ENVELOPE" => FetchAtt::Envelope,
+        "FLAGS" => FetchAtt::Flags,
+        "INTERNALDATE" => FetchAtt::InternalDate,
+        "RFC822.SIZE" => FetchAtt::Rfc822Size,
+        "RFC822" => FetchAtt::Rfc822,
+        "RFC822.HEADER" => FetchAtt::Rfc822Header,
+        "RFC822.TEXT" => FetchAtt::Rfc822Text,
+        "BODYSTRUCTURE" => FetchAtt::BodyStructure,
+        "UID" => FetchAtt::Uid,
+        "MODSEQ" => FetchAtt::ModSeq,
+        "BODY" | "BODY.PEEK" => {
+            if p.peek() != Some(b'[') {
+                if name == "BODY" {
+                    return Ok(FetchAtt::Body);
+                }
+                return syntax("BODY.PEEK needs a section, e.g. BODY.PEEK[]");
+            }
+            let section = section(p)?;
+            FetchAtt::BodySection {
+                peek: name == "BODY.PEEK",
+                section,
+                partial: partial(p)?,
+            }
+        }
+        "BINARY" | "BINARY.PEEK" | "BINARY.SIZE" => {
+            p.expect(b'[', "[ after BINARY")?;
+            let part = part_numbers(p)?;
+            p.expect(b']', "] (BINARY takes part numbers only)")?;
+            if name == "BINARY.SIZE" {
+                FetchAtt::BinarySize(part)
+            } else {
+                FetchAtt::Binary {
+                    peek: name == "BINARY.PEEK",
+                    part,
+                    partial: partial(p)?,
+                }
+            }
+        }
+        "" => return syntax("expected a FETCH data item such as FLAGS or BODY[]"),
+        other => return syntax(format!("unknown FETCH data item {other}")),
+    })
+}
+
+fn parse_search(p: &mut P<'_>, uid: bool) -> PResult<CommandBody> {
+    p.sp("the search criteria")?;
+    let mut ret = None;
+    let mut charset = None;
+    let save = p.i;
+    let first = p
+        .take_while(|b| b.is_ascii_alphabetic())
+        .to_ascii_uppercase();
+    if first == b"RETURN" && p.peek() == Some(b' ') {
+        p.sp("the return options")?;
+        let mut r = SearchReturn::default();
+        for o in p.paren_list("the SEARCH return options")? {
+            match o.to_ascii_uppercase().as_str() {
+                "MIN" => r.min = true,
+                "MAX" => r.max = true,
+                "ALL" => r.all = true,
+                "COUNT" => r.count = true,
+                "SAVE" => r.save = true,
+                other => return syntax(format!("unknown SEARCH return option {other}")),
+            }
+        }
+        ret = Some(r);
+        p.sp("the search criteria")?;
+    } else {
+        p.i = save;
+    }
+    let save = p.i;
+    let first = p
+        .take_while(|b| b.is_ascii_alphabetic())
+        .to_ascii_uppercase();
+    if first == b"CHARSET" && p.peek() == Some(b' ') {
+        p.sp("the charset")?;
+        charset = Some(p.astring("the charset")?);
+        p.sp("the search criteria")?;
+    } else {
+        p.i = save;
+    }
+    let mut keys = vec![search_key(p, 0)?];
+    while p.eat(b' ') {
+        keys.push(search_key(p, 0)?);
+    }
+    let key = if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    };
+    Ok(CommandBody::Search {
+        uid,
+        ret,
+        charset,
+        key,
+    })
+}
+
+/// Nesting limit for NOT/OR/parentheses, so a hostile command cannot exhaust the stack.
+const MAX_SEARCH_DEPTH: usize = 32;
+
+fn search_key(p: &mut P<'_>, depth: usize) -> PResult<SearchKey> {
+    if depth > MAX_SEARCH_DEPTH {
+        return syntax("search criteria nested too deeply");
+    }
+    if p.eat(b'(') {
+        let mut keys = vec![search_key(p, depth + 1)?];
+        loop {
+            if p.eat(b')') {
+                break;
+            }
+            p.sp("the next search key or )")?;
+            keys.push(search_key(p, depth + 1)?);
+        }
+        return Ok(SearchKey::And(keys));
+    }
+    if p.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
+        return Ok(SearchKey::Seq(p.seq_set()?));
+    }
+    let name = p
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .to_ascii_uppercase();
+    let name = String::from_utf8_lossy(&name).into_owned();
+    macro_rules! arg {
+        () => {{
+            p.sp(&format!("the argument of {name}"))?;
+            p.astring(&format!("the argument of {name}"))?
+        }};
+    }
+    macro_rules! date {
+        () => {{
+            p.sp(&format!("the date of {name}"))?;
+            p.date()?
+        }};
+    }
+    Ok(match name.as_str() {
+        "ALL" => SearchKey::All,
+        "ANSWERED" => SearchKey::Answered,
+        "DELETED" => SearchKey::Deleted,
+        "DRAFT" => SearchKey::Draft,
+        "FLAGGED" => SearchKey::Flagged,
+        "SEEN" => SearchKey::Seen,
+        "RECENT" => SearchKey::Recent,
+        "NEW" => SearchKey::New,
+        "OLD" => SearchKey::Old,
+        "UNANSWERED" => SearchKey::Unanswered,
+        "UNDELETED" => SearchKey::Undeleted,
+        "UNDRAFT" => SearchKey::Undraft,
+        "UNFLAGGED" => SearchKey::Unflagged,
+        "UNSEEN" => SearchKey::Unseen,
+        "KEYWORD" => SearchKey::Keyword(arg!()),
+        "UNKEYWORD" => SearchKey::Unkeyword(arg!()),
+        "BCC" => SearchKey::Bcc(arg!()),
+        "CC" => SearchKey::Cc(arg!()),
+        "FROM" => SearchKey::From(arg!()),
+        "TO" => SearchKey::To(arg!()),
+        "SUBJECT" => SearchKey::Subject(arg!()),
+        "BODY" => SearchKey::Body(arg!()),
+        "TEXT" => SearchKey::Text(arg!()),
+        "HEADER" => {
+            let f = arg!();
+            let v = arg!();
+            SearchKey::Header(f, v)
+        }
+        "BEFORE" => SearchKey::Before(date!()),
+        "ON" => SearchKey::On(date!()),
+        "SINCE" => SearchKey::Since(date!()),
+        "SENTBEFORE" => SearchKey::SentBefore(date!()),
+        "SENTON" => SearchKey::SentOn(date!()),
+        "SENTSINCE" => SearchKey::SentSince(date!()),
+        "LARGER" => {
+            p.sp("the size")?;
+            SearchKey::Larger(p.number("LARGER")?)
+        }
+        "SMALLER" => {
+            p.sp("the size")?;
+            SearchKey::Smaller(p.number("SMALLER")?)
+        }
+        "MODSEQ" => {
+            p.sp("the mod-sequence")?;
+            // RFC 7162 §3.1.5: optional entry name and type (priv/shared/all), ignored.
+            if p.peek() == Some(b'"') {
+                p.quoted()?;
+                p.sp("the entry type")?;
+                let t = p.atom("priv, shared or all")?.to_ascii_lowercase();
+                if !matches!(t.as_str(), "priv" | "shared" | "all") {
+                    return syntax("the MODSEQ entry type is priv, shared or all");
+                }
+                p.sp("the mod-sequence")?;
+            }
+            SearchKey::ModSeq(p.number("MODSEQ")?)
+        }
+        "UID" => {
+            p.sp("the UID set")?;
+            SearchKey::Uid(p.seq_set()?)
+        }
+        "NOT" => {
+            p.sp("the key to negate")?;
+            SearchKey::Not(Box::new(search_key(p, depth + 1)?))
+        }
+        "OR" => {
+            p.sp("the first key of OR")?;
+            let a = search_key(p, depth + 1)?;
+            p.sp("the second key of OR")?;
+            let b = search_key(p, depth + 1)?;
+            SearchKey::Or(Box::new(a), Box::new(b))
+        }
+        "" => return syntax("expected a search key such as ALL, UNSEEN or FROM \"x\""),
+        other => return syntax(format!("unknown search key {other}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> CommandBody {
+        parse_command(s.as_bytes())
+            .unwrap_or_else(|e| panic!("{s}: {e:?}"))
+            .body
+    }
+    fn err(s: &str) -> TaggedError {
+        parse_command(s.as_bytes()).expect_err(s)
+    }
+
+    #[test]
+    fn simple_commands() {
+        assert_eq!(ok("a CAPABILITY"), CommandBody::Capability);
+        assert_eq!(ok("a noop"), CommandBody::Noop);
+        assert_eq!(
+            ok("a LOGIN alice \"se\\\"cret\""),
+            CommandBody::Login {
+                user: "alice".into(),
+                password: "se\"cret".into()
+            }
+        );
+        assert_eq!(
+            ok("a LOGIN {5}\r\nalice {3}\r\npw!"),
+            CommandBody::Login {
+                user: "alice".into(),
+                password: "pw!".into()
+            }
+        );
+        assert_eq!(
+            ok("a select INBOX"),
+            CommandBody::Select {
+                mailbox: "INBOX".into(),
+                read_only: false,
+                condstore: false
+            }
+        );
+        assert!(matches!(
+            ok("a UID EXPUNGE 1:3"),
+            CommandBody::Expunge { uids: Some(_) }
+        ));
+    }
+
+    #[test]
+    fn errors_keep_tags() {
+        let e = err("a1 FROB");
+        assert_eq!(e.tag.as_deref(), Some("a1"));
+        assert_eq!(e.error, ParseError::Unknown("FROB".into()));
+        assert_eq!(err("").tag, None);
+        assert_eq!(err("a1").error, ParseError::NoTag);
+        assert!(matches!(err("a LOGIN alice").error, ParseError::Syntax(_)));
+        assert!(matches!(
+            err("a FETCH 1 (FLAGS").error,
+            ParseError::Syntax(_)
+        ));
+        assert!(matches!(
+            err("a FETCH 1 FLAGS)").error,
+            ParseError::Syntax(_)
+        ));
+        assert!(matches!(
+            err("a FETCH 0 FLAGS").error,
+            ParseError::Syntax(_)
+        ));
+        assert!(matches!(err("a NOOP extra").error, ParseError::Syntax(_)));
+        assert!(matches!(
+            err("a LOGIN {9}\r\nab c").error,
+            ParseError::Syntax(_)
+        ));
+    }
+
+    #[test]
+    fn fetch_items() {
+        let CommandBody::Fetch { set, items, uid, .. } =
+            ok("a UID FETCH 1:*,4 (FLAGS BODY.PEEK[HEADER.FIELDS (From To)] BODY[1.2.MIME] BODY[]<0.10> RFC822.SIZE)")
+        else {
+            panic!()
+        };
+        assert!(uid);
+        assert_eq!(
+            set,
+            SeqSet(vec![
+                (SeqNum::Num(1), SeqNum::Star),
+                (SeqNum::Num(4), SeqNum::Num(4))
+            ])
+        );
+        assert_eq!(items.len(), 5);
+        assert_eq!(
+            items[1],
+            FetchAtt::BodySection {
+                peek: true,
+                section: Section {
+                    part: vec![],
+                    text: Some(SectionText::HeaderFields(vec!["From".into(), "To".into()]))
+                },
+                partial: None
+            }
+        );
+        assert_eq!(
+            items[2],
+            FetchAtt::BodySection {
+                peek: false,
+                section: Section {
+                    part: vec![1, 2],
+                    text: Some(SectionText::Mime)
+                },
+                partial: None
+            }
+        );
+        assert_eq!(
+            items[3],
+            FetchAtt::BodySection {
+                peek: false,
+                section: Section::default(),
+                partial: Some((0, 10))
+            }
+        );
+        let CommandBody::Fetch { items, .. } = ok("a FETCH 1 FULL") else {
+            panic!()
+        };
+        assert_eq!(items.len(), 5);
+        let CommandBody::Fetch { items, .. } = ok("a FETCH 1 body[text]") else {
+            panic!()
+        };
+        assert!(matches!(items[0], FetchAtt::BodySection { .. }));
+    }
+
+    #[test]
+    fn search_keys() {
+        let CommandBody::Search { key, charset, .. } =
+            ok("a SEARCH CHARSET UTF-8 OR FROM alice NOT SEEN SINCE 1-Feb-2024 (LARGER 10 2:4)")
+        else {
+            panic!()
+        };
+        assert_eq!(charset.as_deref(), Some("UTF-8"));
+        let SearchKey::And(keys) = key else { panic!() };
+        assert_eq!(keys.len(), 3);
+        assert_eq!(keys[1], SearchKey::Since((2024, 2, 1)));
+        let CommandBody::Search { ret, .. } = ok("a UID SEARCH RETURN (MIN COUNT) ALL") else {
+            panic!()
+        };
+        assert!(ret.is_some_and(|r| r.min && r.count));
+        assert!(matches!(err("a SEARCH FROB").error, ParseError::Syntax(_)));
+        let deep = format!("a SEARCH {}ALL", "NOT ".repeat(100));
+        assert!(matches!(err(&deep).error, ParseError::Syntax(_)));
+    }
+
+    #[test]
+    fn store_append_list() {
+        assert_eq!(
+            ok("a STORE 1 +FLAGS.SILENT (\\Seen $Junk)"),
+            CommandBody::Store {
+                uid: false,
+                set: SeqSet(vec![(SeqNum::Num(1), SeqNum::Num(1))]),
+                mode: StoreMode::Add,
+                silent: true,
+                flags: vec![Flag::Seen, Flag::Keyword("$Junk".into())],
+                unchanged_since: None
+            }
+        );
+        let CommandBody::Append {
+            mailbox,
+            flags,
+            date,
+            message,
+        } = ok("a APPEND Sent (\\Seen) \"1-Feb-2024 10:00:00 +0000\" {4+}\r\nab\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(mailbox, "Sent");
+        assert_eq!(flags, vec![Flag::Seen]);
+        assert!(date.is_some());
+        assert_eq!(message, b"ab\r\n");
+        let CommandBody::List {
+            patterns, options, ..
+        } = ok("a LIST (SUBSCRIBED) \"\" (INBOX \"*\") RETURN (CHILDREN STATUS (MESSAGES))")
+        else {
+            panic!()
+        };
+        assert_eq!(patterns, vec!["INBOX", "*"]);
+        assert!(options.subscribed && options.return_children);
+        assert_eq!(options.return_status, Some(vec!["MESSAGES".to_string()]));
+        assert!(matches!(ok("a LIST \"\" %"), CommandBody::List { .. }));
+        assert!(
+            matches!(ok("a ID (\"name\" \"x\" \"v\" NIL)"), CommandBody::Id(v) if v.len() == 2)
+        );
+    }
+
+    #[test]
+    fn seqset_contains() {
+        let s = SeqSet(vec![(SeqNum::Num(5), SeqNum::Num(2))]);
+        assert!(s.contains(3, 10));
+        assert!(!s.contains(6, 10));
+        let s = SeqSet(vec![(SeqNum::Num(3), SeqNum::Star)]);
+        assert!(s.contains(10, 10));
+        assert!(!s.contains(2, 10));
+        let s = SeqSet(vec![
+            (SeqNum::Num(9), SeqNum::Num(7)),
+            (SeqNum::Num(1), SeqNum::Num(2)),
+            (SeqNum::Num(3), SeqNum::Num(3)),
+            (SeqNum::Star, SeqNum::Star),
+        ]);
+        let n = s.normalized(20);
+        assert_eq!(n, vec![(1, 3), (7, 9), (20, 20)]);
+        for (x, want) in [
+            (0, false),
+            (1, true),
+            (3, true),
+            (4, false),
+            (8, true),
+            (10, false),
+            (20, true),
+        ] {
+            assert_eq!(SeqSet::in_normalized(&n, x), want, "{x}");
+        }
+    }
+}

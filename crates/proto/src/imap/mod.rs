@@ -1,0 +1,23 @@
+//! IMAP4 codec (RFC 9051 IMAP4rev2, RFC 3501 IMAP4rev1), sans-IO.
+//!
+//! - [`assemble`]: turns lines and literals into one complete command buffer. A literal
+//!   (`{N}` / `{N+}`, RFC 9051 §4.3, RFC 7888) is an explicit state: the driver is told the
+//!   declared size *before* any of it is read and may refuse it; bytes are never pre-allocated
+//!   from the declared size.
+//! - [`command`]: the command grammar (RFC 9051 §9) over a complete buffer.
+//! - [`mime`]: MIME structure for ENVELOPE, BODYSTRUCTURE and BODY[section] (RFC 9051 §7.5.2),
+//!   computed once per message so the server can cache it.
+//! - [`encode`]: response strings (quoted / literal / NIL, flag lists, dates).
+//!
+//! Why hand-written rather than imap-codec: imap-codec's parser is strict in places where we
+//! want to be lenient (bare LF line ends from telnet users) and it hides literal sizes behind
+//! its own framing; our driver needs the declared size first, to refuse a huge literal with
+//! `NO [TOOBIG]` before reading it, and it needs exact octet offsets of MIME parts.
+
+pub mod assemble;
+pub mod command;
+pub mod encode;
+pub mod mime;
+
+pub use assemble::{Assembler, Progress};
+pub use command::*;

@@ -1,0 +1,388 @@
+//! The SELECTED state's view of a mailbox (RFC 9051 §3.3): the message sequence as this
+//! session knows it, and the poll that brings in changes made by other sessions, SMTP
+//! deliveries and POP3 deletions.
+//!
+//! The poll is cheap when nothing changed: one row read compares the mailbox's
+//! HIGHESTMODSEQ and UIDNEXT with what the session last saw (every write in the store bumps
+//! one of them). Only then is the message list read and diffed. Expunges found while a
+//! FETCH, STORE or SEARCH is answered stay pending (RFC 9051 §7.5.1 forbids EXPUNGE
+//! responses then); the messages keep their sequence numbers until a later command.
+
+use mailroom_proto::imap::{Flag, SeqSet};
+use mailroom_store::{Flags, MailboxId, MessageId, MessageMeta};
+
+use super::error::ImapError;
+
+/// One message as this session sees it.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub uid: u32,
+    pub message: MessageId,
+    pub size: u64,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub internal_date: i64,
+    pub modseq: u64,
+    /// Expunged elsewhere, not yet reported.
+    pub gone: bool,
+}
+
+impl Msg {
+    pub fn from_meta(m: &MessageMeta) -> Msg {
+        Msg {
+            uid: m.uid,
+            message: m.message,
+            size: m.size,
+            flags: m.flags,
+            keywords: m.keywords.clone(),
+            internal_date: m.internal_date,
+            modseq: m.modseq,
+            gone: false,
+        }
+    }
+}
+
+pub struct Selected {
+    pub id: MailboxId,
+    pub name: String,
+    pub read_only: bool,
+    pub uidvalidity: u32,
+    pub msgs: Vec<Msg>,
+    /// HIGHESTMODSEQ and UIDNEXT when the list was last read.
+    pub seen_modseq: u64,
+    pub seen_uidnext: u32,
+    /// Some messages are `gone` and still to be reported.
+    pub pending_expunge: bool,
+}
+
+/// `(\Seen \Flagged $Label)`.
+pub fn flag_list(flags: Flags, keywords: &[String]) -> String {
+    let mut v: Vec<&str> = Vec::new();
+    for (bit, name) in [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ] {
+        if flags.contains(bit) {
+            v.push(name);
+        }
+    }
+    v.extend(keywords.iter().map(String::as_str));
+    format!("({})", v.join(" "))
+}
+
+/// Splits client flags into system flag bits and keywords. `\Recent` cannot be stored
+/// (RFC 9051 §2.3.2) and is ignored; other `\Word` flags are refused.
+pub fn split_flags(flags: &[Flag]) -> Result<(Flags, Vec<String>), ImapError> {
+    let mut bits = Flags::default();
+    let mut kws: Vec<String> = Vec::new();
+    for f in flags {
+        match f {
+            Flag::Seen => bits = bits.union(Flags::SEEN),
+            Flag::Answered => bits = bits.union(Flags::ANSWERED),
+            Flag::Flagged => bits = bits.union(Flags::FLAGGED),
+            Flag::Deleted => bits = bits.union(Flags::DELETED),
+            Flag::Draft => bits = bits.union(Flags::DRAFT),
+            Flag::Recent => {}
+            Flag::Keyword(k) if k.starts_with('\\') => {
+                return Err(ImapError::bad(format!("{k} cannot be stored")))
+            }
+            Flag::Keyword(k) => {
+                if !kws.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    kws.push(k.clone());
+                }
+            }
+            Flag::Extension(e) => {
+                return Err(ImapError::bad(format!(
+                    "{e} is not a flag this server stores; use \\Seen \\Answered \\Flagged \\Deleted \\Draft or a keyword"
+                )))
+            }
+        }
+    }
+    Ok((bits, kws))
+}
+
+/// What a sync produced, as untagged response lines.
+pub type Untagged = Vec<String>;
+
+impl Selected {
+    pub fn new(
+        id: MailboxId,
+        name: String,
+        read_only: bool,
+        info: &mailroom_store::MailboxInfo,
+        list: &[MessageMeta],
+    ) -> Selected {
+        Selected {
+            id,
+            name,
+            read_only,
+            uidvalidity: info.uidvalidity,
+            msgs: list.iter().map(Msg::from_meta).collect(),
+            seen_modseq: info.highest_modseq,
+            seen_uidnext: info.uidnext,
+            pending_expunge: false,
+        }
+    }
+
+    /// True when the mailbox row says something changed since the last list.
+    pub fn changed(&self, info: Option<&mailroom_store::MailboxInfo>) -> bool {
+        match info {
+            None => true,
+            Some(i) => {
+                i.highest_modseq != self.seen_modseq
+                    || i.uidnext != self.seen_uidnext
+                    || self.pending_expunge
+            }
+        }
+    }
+
+    /// Applies a fresh message list (`None`: the mailbox was deleted) and returns the
+    /// untagged responses: EXPUNGE (only if allowed), EXISTS, FETCH FLAGS.
+    pub fn apply(
+        &mut self,
+        info: Option<&mailroom_store::MailboxInfo>,
+        list: &[MessageMeta],
+        allow_expunge: bool,
+        with_modseq: bool,
+    ) -> Untagged {
+        let mut out = Vec::new();
+        let mut flag_changes: Vec<u32> = Vec::new();
+        let mut j = 0;
+        // Both lists are in UID order: walk them together.
+        for m in self.msgs.iter_mut() {
+            while j < list.len() && list[j].uid < m.uid {
+                j += 1;
+            }
+            if j < list.len() && list[j].uid == m.uid {
+                let n = &list[j];
+                if n.flags != m.flags || n.keywords != m.keywords {
+                    m.flags = n.flags;
+                    m.keywords = n.keywords.clone();
+                    if !m.gone {
+                        flag_changes.push(m.uid);
+                    }
+                }
+                m.modseq = n.modseq;
+            } else {
+                m.gone = true;
+            }
+        }
+        let last_uid = self.msgs.last().map_or(0, |m| m.uid);
+        let before = self.msgs.len();
+        self.msgs
+            .extend(list.iter().filter(|n| n.uid > last_uid).map(Msg::from_meta));
+        let added = self.msgs.len() > before;
+        if allow_expunge {
+            // Highest sequence number first, so each number is right when it is sent.
+            for seq in (1..=self.msgs.len()).rev() {
+                if self.msgs[seq - 1].gone {
+                    out.push(format!("* {seq} EXPUNGE"));
+                    self.msgs.remove(seq - 1);
+                }
+            }
+            self.pending_expunge = false;
+        } else {
+            self.pending_expunge = self.msgs.iter().any(|m| m.gone);
+        }
+        if added {
+            out.push(format!("* {} EXISTS", self.msgs.len()));
+        }
+        for uid in flag_changes {
+            if let Some((i, m)) = self.msgs.iter().enumerate().find(|(_, m)| m.uid == uid) {
+                let modseq = if with_modseq {
+                    format!(" MODSEQ ({})", m.modseq)
+                } else {
+                    String::new()
+                };
+                out.push(format!(
+                    "* {} FETCH (FLAGS {} UID {}{modseq})",
+                    i + 1,
+                    flag_list(m.flags, &m.keywords),
+                    m.uid
+                ));
+            }
+        }
+        if let Some(i) = info {
+            self.seen_modseq = i.highest_modseq;
+            self.seen_uidnext = i.uidnext;
+        }
+        out
+    }
+
+    /// Indexes (0-based) named by a sequence set or UID set.
+    ///
+    /// RFC 9051 §6.4.5 / §9: a message sequence number above the number of messages (and `*`
+    /// in an empty mailbox) is a BAD; UIDs that do not exist are ignored, and a UID range
+    /// `n:*` always includes the last message.
+    pub fn resolve(&self, set: &SeqSet, uid: bool) -> Result<Vec<usize>, ImapError> {
+        let n = self.msgs.len();
+        if uid {
+            let largest = self.msgs.last().map_or(0, |m| m.uid);
+            if n == 0 {
+                return Ok(Vec::new());
+            }
+            let ranges = set.normalized(largest);
+            return Ok(self
+                .msgs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| SeqSet::in_normalized(&ranges, m.uid))
+                .map(|(i, _)| i)
+                .collect());
+        }
+        let ranges = set.normalized(n as u32);
+        let bad = ranges
+            .iter()
+            .any(|&(lo, hi)| lo == 0 || hi as usize > n || n == 0);
+        if bad || set.0.is_empty() {
+            return Err(ImapError::bad(if n == 0 {
+                "the mailbox is empty, so no message sequence number (not even *) is valid"
+                    .to_string()
+            } else {
+                format!("message sequence numbers go from 1 to {n} in this mailbox")
+            }));
+        }
+        Ok(ranges
+            .iter()
+            .flat_map(|&(lo, hi)| (lo as usize - 1)..(hi as usize))
+            .collect())
+    }
+
+    pub fn seq_of_uid(&self, uid: u32) -> Option<usize> {
+        self.msgs
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| i + 1)
+    }
+
+    /// Replaces a message's flags after this session's STORE.
+    pub fn update(&mut self, meta: &MessageMeta) {
+        if let Some(s) = self.seq_of_uid(meta.uid) {
+            let m = &mut self.msgs[s - 1];
+            m.flags = meta.flags;
+            m.keywords = meta.keywords.clone();
+            m.modseq = meta.modseq;
+        }
+    }
+
+    /// Removes messages this session expunged (or moved); returns EXPUNGE lines.
+    pub fn remove_uids(&mut self, uids: &[u32]) -> Untagged {
+        let mut seqs: Vec<usize> = uids.iter().filter_map(|&u| self.seq_of_uid(u)).collect();
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+        seqs.dedup();
+        let mut out = Vec::new();
+        for s in seqs {
+            self.msgs.remove(s - 1);
+            out.push(format!("* {s} EXPUNGE"));
+        }
+        out
+    }
+
+    pub fn exists_line(&self) -> String {
+        format!("* {} EXISTS", self.msgs.len())
+    }
+}
+
+/// `1:3,5` from sorted numbers.
+pub fn compress(nums: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < nums.len() {
+        let start = nums[i];
+        let mut end = start;
+        while i + 1 < nums.len() && nums[i + 1] == end.wrapping_add(1) {
+            i += 1;
+            end = nums[i];
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailroom_proto::imap::SeqNum;
+
+    fn meta(uid: u32, flags: Flags) -> MessageMeta {
+        MessageMeta {
+            uid,
+            message: MessageId(uid as i64),
+            size: 10,
+            flags,
+            keywords: vec![],
+            internal_date: 0,
+            modseq: 1,
+            ends_with_lf: true,
+        }
+    }
+
+    fn info(modseq: u64) -> mailroom_store::MailboxInfo {
+        mailroom_store::MailboxInfo {
+            id: MailboxId(1),
+            account: mailroom_store::AccountId(1),
+            name: "INBOX".into(),
+            uidvalidity: 7,
+            uidnext: 10,
+            highest_modseq: modseq,
+            special_use: None,
+            subscribed: true,
+        }
+    }
+
+    #[test]
+    fn sync_diffs() {
+        let list = vec![meta(1, Flags(0)), meta(2, Flags(0)), meta(3, Flags(0))];
+        let mut s = Selected::new(MailboxId(1), "INBOX".into(), false, &info(1), &list);
+        let new = vec![meta(1, Flags::SEEN), meta(3, Flags(0)), meta(4, Flags(0))];
+        let out = s.apply(Some(&info(2)), &new, false, false);
+        assert_eq!(out, vec!["* 4 EXISTS", "* 1 FETCH (FLAGS (\\Seen) UID 1)"]);
+        assert!(s.pending_expunge);
+        assert_eq!(s.msgs.len(), 4);
+        let out = s.apply(Some(&info(2)), &new, true, false);
+        assert_eq!(out, vec!["* 2 EXPUNGE"]);
+        assert_eq!(s.msgs.len(), 3);
+    }
+
+    #[test]
+    fn resolve_sets() {
+        let list = vec![meta(5, Flags(0)), meta(9, Flags(0))];
+        let s = Selected::new(MailboxId(1), "INBOX".into(), false, &info(1), &list);
+        let set = |a, b| SeqSet(vec![(a, b)]);
+        assert_eq!(
+            s.resolve(&set(SeqNum::Num(1), SeqNum::Star), false)
+                .unwrap(),
+            vec![0, 1]
+        );
+        assert!(s
+            .resolve(&set(SeqNum::Num(3), SeqNum::Num(3)), false)
+            .is_err());
+        assert_eq!(
+            s.resolve(&set(SeqNum::Num(9), SeqNum::Num(6)), true)
+                .unwrap(),
+            vec![1]
+        );
+        assert_eq!(
+            s.resolve(&set(SeqNum::Num(100), SeqNum::Star), true)
+                .unwrap(),
+            vec![1]
+        );
+        let empty = Selected::new(MailboxId(1), "INBOX".into(), false, &info(1), &[]);
+        assert!(empty
+            .resolve(&set(SeqNum::Num(1), SeqNum::Star), false)
+            .is_err());
+        assert!(empty
+            .resolve(&set(SeqNum::Num(1), SeqNum::Star), true)
+            .unwrap()
+            .is_empty());
+        assert_eq!(compress(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+    }
+}

@@ -1,0 +1,8 @@
+//! IMAP command parser: never panics on any input.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = mailroom_proto::imap::parse_command(data);
+});
