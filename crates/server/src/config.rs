@@ -17,6 +17,7 @@ pub mod defaults {
     pub const IMAP: &str = "127.0.0.1:2143";
     pub const SUBMISSIONS: &str = "127.0.0.1:2465";
     pub const POP3S: &str = "127.0.0.1:2995";
+    pub const IMAPS: &str = "127.0.0.1:2993";
     pub const DATA_DIR: &str = "./mailroom-data";
     /// Gmail's limit; a 10 MiB attachment grows by a third in base64.
     pub const MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
@@ -462,7 +463,7 @@ impl Config {
                 imap: parse(defaults::IMAP),
                 submissions: parse(defaults::SUBMISSIONS),
                 pop3s: parse(defaults::POP3S),
-                imaps: None,
+                imaps: parse(defaults::IMAPS),
             },
             tls: TlsConfig::default(),
             auth_require_tls: AuthTlsPolicy::default(),

@@ -39,6 +39,8 @@ pub enum ListenerKind {
     SubmissionTls,
     /// POP3 over implicit TLS (RFC 8314, the port 995 kind).
     Pop3Tls,
+    /// IMAP over implicit TLS (RFC 8314, the port 993 kind).
+    ImapTls,
 }
 
 impl ListenerKind {
@@ -50,6 +52,7 @@ impl ListenerKind {
             ListenerKind::Imap => "imap",
             ListenerKind::SubmissionTls => "submissions",
             ListenerKind::Pop3Tls => "pop3s",
+            ListenerKind::ImapTls => "imaps",
         }
     }
 
@@ -59,13 +62,17 @@ impl ListenerKind {
         match self {
             ListenerKind::SubmissionTls => ListenerKind::Submission,
             ListenerKind::Pop3Tls => ListenerKind::Pop3,
+            ListenerKind::ImapTls => ListenerKind::Imap,
             k => k,
         }
     }
 
     /// True for listeners where TLS starts before the first byte (RFC 8314).
     pub fn implicit_tls(self) -> bool {
-        matches!(self, ListenerKind::SubmissionTls | ListenerKind::Pop3Tls)
+        matches!(
+            self,
+            ListenerKind::SubmissionTls | ListenerKind::Pop3Tls | ListenerKind::ImapTls
+        )
     }
 }
 
@@ -210,10 +217,8 @@ impl Server {
             (ListenerKind::Imap, listen.imap),
             (ListenerKind::SubmissionTls, listen.submissions),
             (ListenerKind::Pop3Tls, listen.pop3s),
+            (ListenerKind::ImapTls, listen.imaps),
         ];
-        if let Some(addr) = listen.imaps {
-            tracing::warn!(%addr, "[listen] imaps is reserved: IMAP over implicit TLS is not served yet");
-        }
         for (kind, addr) in wanted {
             let Some(addr) = addr else { continue };
             let listener = TcpListener::bind(addr)
@@ -369,11 +374,8 @@ async fn run_session(
         ListenerKind::Pop3 | ListenerKind::Pop3Tls => {
             pop3::run_session(kind, stream, peer, shared, shutdown).await
         }
-        ListenerKind::Imap => {
-            let conn::Stream::Plain(tcp) = stream else {
-                return;
-            };
-            imap::run_session(tcp, peer, shared, shutdown).await
+        ListenerKind::Imap | ListenerKind::ImapTls => {
+            imap::run_session(stream, peer, shared, shutdown).await
         }
     }
 }
@@ -391,7 +393,7 @@ async fn refuse_busy(mut stream: TcpStream, kind: ListenerKind, hostname: String
             "421 4.7.0 {hostname} Too many connections from your address or in total; try again later\r\n"
         ),
         ListenerKind::Pop3 | ListenerKind::Pop3Tls => "-ERR [SYS/TEMP] Too many connections; try again later\r\n".to_string(),
-        ListenerKind::Imap => "* BYE [UNAVAILABLE] Too many connections; try again later\r\n".to_string(),
+        ListenerKind::Imap | ListenerKind::ImapTls => "* BYE [UNAVAILABLE] Too many connections; try again later\r\n".to_string(),
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(msg.as_bytes())).await;
     let _ = stream.shutdown().await;

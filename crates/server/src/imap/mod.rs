@@ -35,7 +35,6 @@ use mailroom_proto::imap::{
 use mailroom_proto::line::LineError;
 use mailroom_proto::sasl;
 use mailroom_store::{now_unix, Account, FlagOp, Flags, MailStore, MailboxInfo, Store, StoreError};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::auth::{check_password, failure_delay};
@@ -58,7 +57,8 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// The hierarchy delimiter (RFC 9051 §5.1.1).
 const DELIM: char = '/';
 
-const CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 AUTH=PLAIN AUTH=LOGIN SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH STATUS=SIZE BINARY CONDSTORE";
+/// The capabilities every session has; [`Session::capabilities`] adds the state-dependent ones.
+const CAPABILITIES: &str = "SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH STATUS=SIZE BINARY CONDSTORE";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -89,7 +89,7 @@ struct Session {
 
 /// Serves one IMAP connection until LOGOUT, a drop, the autologout timer or shutdown.
 pub async fn run_session(
-    stream: TcpStream,
+    stream: crate::conn::Stream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
@@ -113,8 +113,9 @@ pub async fn run_session(
         auth_failures: 0,
     };
     // RFC 9051 §7.1.1 greeting with the capabilities (saves a round trip).
+    let caps = s.capabilities();
     s.send_line(&format!(
-        "* OK [CAPABILITY {CAPABILITIES}] mailroom IMAP4 server ready"
+        "* OK [CAPABILITY {caps}] mailroom IMAP4 server ready"
     ));
     loop {
         let event = s.conn.next_line().await;
@@ -457,7 +458,62 @@ impl Session {
     }
 
     fn capability_line(&self) -> String {
-        format!("* CAPABILITY {CAPABILITIES}")
+        format!("* CAPABILITY {}", self.capabilities())
+    }
+
+    /// The capabilities for the session's current state: STARTTLS while TLS can still be
+    /// started; LOGINDISABLED instead of the AUTH= mechanisms while the `auth_require_tls`
+    /// policy forbids a password on this connection (RFC 9051 §6.2.3, §7.2.2).
+    fn capabilities(&self) -> String {
+        let tls = self.conn.is_tls();
+        let mut caps = String::from("IMAP4rev1 IMAP4rev2");
+        if !tls && self.shared.tls.is_some() && matches!(self.state, State::NotAuthenticated) {
+            caps.push_str(" STARTTLS");
+        }
+        if self.auth_allowed() {
+            caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
+        } else {
+            caps.push_str(" LOGINDISABLED");
+        }
+        caps.push(' ');
+        caps.push_str(CAPABILITIES);
+        caps
+    }
+
+    /// The `auth_require_tls` policy: may this client send a password now?
+    fn auth_allowed(&self) -> bool {
+        self.shared
+            .config
+            .auth_require_tls
+            .allows(self.conn.is_tls(), self.conn.peer.ip())
+    }
+
+    /// STARTTLS (RFC 9051 §6.2.1): the tagged OK, then the handshake. Anything the client sent
+    /// behind the command in clear is discarded (the CVE-2011-0411 class), and the session
+    /// starts over, not authenticated.
+    async fn starttls(&mut self, tag: &str) -> Result<Done, ImapError> {
+        if self.conn.is_tls() {
+            return Err(ImapError::bad("TLS is already active on this connection"));
+        }
+        let Some(acceptor) = self.shared.tls.as_ref().map(|t| t.acceptor.clone()) else {
+            return Err(ImapError::no_code(
+                "STARTTLS is not available: this server has no TLS certificate",
+            ));
+        };
+        self.send_line(&format!("{tag} OK Begin TLS negotiation now"));
+        match self.conn.start_tls(&acceptor).await {
+            Ok(discarded) => {
+                if discarded > 0 {
+                    tracing::warn!(peer = %self.conn.peer, discarded, "plaintext pipelined behind STARTTLS was discarded");
+                }
+                self.asm = Assembler::new();
+                Ok(Done::Replied)
+            }
+            Err(e) => {
+                tracing::info!(peer = %self.conn.peer, error = %e, "STARTTLS handshake failed");
+                Ok(Done::Close)
+            }
+        }
     }
 
     async fn dispatch(&mut self, tag: &str, body: CommandBody) -> Result<Done, ImapError> {
@@ -496,8 +552,10 @@ impl Session {
         }
         if let State::NotAuthenticated = self.state {
             return match body {
-                C::StartTls => Err(ImapError::no_code(
-                    "STARTTLS is not available on this server yet; TLS support is still to come",
+                C::StartTls => self.starttls(tag).await,
+                C::Login { .. } | C::Authenticate { .. } if !self.auth_allowed() => Err(ImapError::no(
+                    "PRIVACYREQUIRED",
+                    "passwords are only accepted over TLS here: use STARTTLS first, or the implicit-TLS port",
                 )),
                 C::Login { user, password } => self.login(tag, &user, &password).await,
                 C::Authenticate { mechanism, initial } => {
@@ -649,8 +707,9 @@ impl Session {
             Some(a) => {
                 self.conn.trace.note(&format!("logged in as {}", a.address));
                 self.state = State::Authenticated(a);
+                let caps = self.capabilities();
                 Ok(Done::Ok(format!(
-                    "[CAPABILITY {CAPABILITIES}] {what} completed, welcome"
+                    "[CAPABILITY {caps}] {what} completed, welcome"
                 )))
             }
             None => {
