@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mailroom_services::config::de_duration;
+pub use mailroom_services::config::parse_duration;
 use serde::{Deserialize, Deserializer};
 
 /// Embedded defaults (also documented in docs/CONFIG.md).
@@ -404,48 +406,11 @@ pub fn system_hostname() -> String {
     "localhost".to_string()
 }
 
-/// Parses "30s", "5m", "1h", "2d", "500ms" or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration like \"30s\", \"5m\", \"1h\" or \"2d\""))?;
-    let secs = match unit.trim() {
-        "" | "s" => return Ok(Duration::from_secs(n)),
-        "ms" => return Ok(Duration::from_millis(n)),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        "d" => n.checked_mul(86400),
-        other => {
-            return Err(format!(
-                "unknown unit '{other}' in '{s}' (use ms, s, m, h or d)"
-            ))
-        }
-    };
-    secs.map(Duration::from_secs)
-        .ok_or_else(|| format!("'{s}' is too long"))
-}
-
 fn de_durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
     let raw: Vec<String> = Vec::deserialize(d)?;
     raw.iter()
         .map(|s| parse_duration(s).map_err(serde::de::Error::custom))
         .collect()
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(n) => Ok(Duration::from_secs(n)),
-        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-    }
 }
 
 impl Config {
