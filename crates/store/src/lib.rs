@@ -234,6 +234,14 @@ pub trait MailStore: Send + Sync {
     fn list_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>>;
     /// Messages of a mailbox in UID order.
     fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
+    /// What a session that has seen the mailbox up to `since_modseq` needs to catch up: every
+    /// UID now in the mailbox (in order; missing ones were expunged) and the full rows of the
+    /// messages whose modseq is above `since_modseq` (new ones and changed flags).
+    fn mailbox_changes(
+        &self,
+        mailbox: MailboxId,
+        since_modseq: u64,
+    ) -> Result<(Vec<u32>, Vec<MessageMeta>)>;
     /// Size in octets of a stored message.
     fn message_size(&self, message: MessageId) -> Result<u64>;
     /// Reads up to `buf.len()` octets at `offset`; returns how many were read (0 at the end).

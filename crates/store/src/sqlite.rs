@@ -109,10 +109,21 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, target)
     );
     "#,
-    // v3: whether each message ends in LF, so POP3 can give exact sizes without reading blobs.
+    // v3: the facts about a message that listings need, in a narrow table of their own, so a
+    // mailbox listing never touches message blobs (a column after a blob is read by walking the
+    // blob's overflow pages). ends_lf: POP3 gives exact sizes without reading the message.
     r#"
-    ALTER TABLE messages ADD COLUMN ends_lf INTEGER NOT NULL DEFAULT 1;
-    UPDATE messages SET ends_lf = (size = 0 OR substr(data, size, 1) = x'0a');
+    CREATE TABLE message_info (
+        message_id INTEGER PRIMARY KEY,
+        size INTEGER NOT NULL,
+        ends_lf INTEGER NOT NULL
+    );
+    INSERT INTO message_info (message_id, size, ends_lf)
+        SELECT id, size, (size = 0 OR substr(data, size, 1) = x'0a') FROM messages;
+    "#,
+    // v4: IMAP sessions catch up on changes by modseq instead of re-reading whole mailboxes.
+    r#"
+    CREATE INDEX mailbox_messages_modseq ON mailbox_messages(mailbox_id, modseq);
     "#,
 ];
 
@@ -290,6 +301,23 @@ fn new_uidvalidity(conn: &Connection) -> Result<u32> {
     Ok(next)
 }
 
+const META_COLS: &str =
+    "mm.uid, mm.message_id, mi.size, mm.flags, mm.keywords, mm.internal_date, mm.modseq, mi.ends_lf";
+
+fn row_to_meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
+    let kw: String = r.get(4)?;
+    Ok(MessageMeta {
+        uid: r.get(0)?,
+        message: MessageId(r.get(1)?),
+        size: r.get::<_, i64>(2)? as u64,
+        flags: Flags(r.get(3)?),
+        keywords: kw.split_whitespace().map(String::from).collect(),
+        internal_date: r.get(5)?,
+        modseq: r.get::<_, i64>(6)? as u64,
+        ends_with_lf: r.get::<_, i64>(7)? != 0,
+    })
+}
+
 fn row_to_mailbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxInfo> {
     Ok(MailboxInfo {
         id: MailboxId(r.get(0)?),
@@ -308,25 +336,35 @@ const MAILBOX_COLS: &str =
 
 fn insert_message(conn: &Connection, data: &[u8]) -> Result<MessageId> {
     conn.execute(
-        "INSERT INTO messages (size, created, data, ends_lf) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO messages (size, created, data) VALUES (?1, ?2, ?3)",
+        params![data.len() as i64, now_unix(), data],
+    )?;
+    let id = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO message_info (message_id, size, ends_lf) VALUES (?1, ?2, ?3)",
         params![
+            id,
             data.len() as i64,
-            now_unix(),
-            data,
             data.last().is_none_or(|b| *b == b'\n')
         ],
     )?;
-    Ok(MessageId(conn.last_insert_rowid()))
+    Ok(MessageId(id))
 }
 
 /// Deletes a message blob once nothing refers to it any more.
 fn collect_message(conn: &Connection, message: i64) -> Result<()> {
-    conn.execute(
+    let gone = conn.execute(
         "DELETE FROM messages WHERE id = ?1
            AND NOT EXISTS (SELECT 1 FROM mailbox_messages WHERE message_id = ?1)
            AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?1)",
         params![message],
     )?;
+    if gone > 0 {
+        conn.execute(
+            "DELETE FROM message_info WHERE message_id = ?1",
+            params![message],
+        )?;
+    }
     Ok(())
 }
 
@@ -676,32 +714,45 @@ impl MailStore for SqliteStore {
 
     fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT mm.uid, mm.message_id, m.size, mm.flags, mm.keywords, mm.internal_date, mm.modseq, m.ends_lf
-                   FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-                  WHERE mm.mailbox_id = ?1 ORDER BY mm.uid",
-            )?;
-            let rows = st.query_map(params![mailbox.0], |r| {
-                let kw: String = r.get(4)?;
-                Ok(MessageMeta {
-                    uid: r.get(0)?,
-                    message: MessageId(r.get(1)?),
-                    size: r.get::<_, i64>(2)? as u64,
-                    flags: Flags(r.get(3)?),
-                    keywords: kw.split_whitespace().map(String::from).collect(),
-                    internal_date: r.get(5)?,
-                    modseq: r.get::<_, i64>(6)? as u64,
-                    ends_with_lf: r.get::<_, i64>(7)? != 0,
-                })
-            })?;
+            let sql = format!(
+                "SELECT {META_COLS} FROM mailbox_messages mm JOIN message_info mi ON mi.message_id = mm.message_id
+                  WHERE mm.mailbox_id = ?1 ORDER BY mm.uid"
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(params![mailbox.0], row_to_meta)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn mailbox_changes(
+        &self,
+        mailbox: MailboxId,
+        since_modseq: u64,
+    ) -> Result<(Vec<u32>, Vec<MessageMeta>)> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT uid FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid",
+            )?;
+            let uids = st
+                .query_map(params![mailbox.0], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<u32>>>()?;
+            let sql = format!(
+                "SELECT {META_COLS} FROM mailbox_messages mm JOIN message_info mi ON mi.message_id = mm.message_id
+                  WHERE mm.mailbox_id = ?1 AND mm.modseq > ?2 ORDER BY mm.uid"
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            let since = i64::try_from(since_modseq).unwrap_or(i64::MAX);
+            let changed = st
+                .query_map(params![mailbox.0, since], row_to_meta)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((uids, changed))
         })
     }
 
     fn message_size(&self, message: MessageId) -> Result<u64> {
         self.read(|c| {
             c.query_row(
-                "SELECT size FROM messages WHERE id = ?1",
+                "SELECT size FROM message_info WHERE message_id = ?1",
                 params![message.0],
                 |r| r.get::<_, i64>(0),
             )
@@ -898,8 +949,8 @@ impl MailStore for SqliteStore {
             for uid in uids {
                 let row: Option<(i64, u32, String, i64, i64, i64, bool)> = c
                     .query_row(
-                        "SELECT mm.message_id, mm.flags, mm.keywords, mm.internal_date, m.size, mm.modseq, m.ends_lf
-                           FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                        "SELECT mm.message_id, mm.flags, mm.keywords, mm.internal_date, mi.size, mm.modseq, mi.ends_lf
+                           FROM mailbox_messages mm JOIN message_info mi ON mi.message_id = mm.message_id
                           WHERE mm.mailbox_id = ?1 AND mm.uid = ?2",
                         params![mailbox.0, uid],
                         |r| {

@@ -313,6 +313,7 @@ impl Session {
         }
         let mut got: u64 = 0;
         while got < size {
+            self.conn.quick_ack();
             match self.conn.read_raw().await {
                 Ok(Some(chunk)) => {
                     let need = usize::try_from(size - got).unwrap_or(usize::MAX);
@@ -328,6 +329,8 @@ impl Session {
                 _ => return Flow::Close,
             }
         }
+        // The literal is in: acknowledge it now, so a client holding its CRLF back (Nagle) sends it.
+        self.conn.quick_ack();
         Flow::Continue
     }
 
@@ -441,8 +444,13 @@ impl Session {
         if !sel.changed(info.as_ref()) {
             return Ok(());
         }
+        let since = sel.seen_modseq;
         let list = if info.is_some() {
-            self.store(move |s| s.list_messages(id)).await?
+            let (uids, changed) = self.store(move |s| s.mailbox_changes(id, since)).await?;
+            match self.selected().and_then(|sel| sel.rebuild(&uids, changed)) {
+                Some(list) => list,
+                None => self.store(move |s| s.list_messages(id)).await?,
+            }
         } else {
             Vec::new()
         };

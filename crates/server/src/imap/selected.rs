@@ -127,6 +127,37 @@ impl Selected {
         }
     }
 
+    /// The mailbox's current list, rebuilt from what this session holds plus the store's
+    /// changes since `seen_modseq` (`uids`: every UID now present; `changed`: full rows with a
+    /// higher modseq). `None` when a present message is in neither (the caller then reads the
+    /// whole list): only what changed is read from the store, not every message.
+    pub fn rebuild(&self, uids: &[u32], changed: Vec<MessageMeta>) -> Option<Vec<MessageMeta>> {
+        let mut changed = changed.into_iter().peekable();
+        let mut out = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            while changed.peek().is_some_and(|c| c.uid < uid) {
+                changed.next();
+            }
+            if changed.peek().is_some_and(|c| c.uid == uid) {
+                out.push(changed.next()?);
+                continue;
+            }
+            let i = self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()?;
+            let m = &self.msgs[i];
+            out.push(MessageMeta {
+                uid: m.uid,
+                message: m.message,
+                size: m.size,
+                flags: m.flags,
+                keywords: m.keywords.clone(),
+                internal_date: m.internal_date,
+                modseq: m.modseq,
+                ends_with_lf: true,
+            });
+        }
+        Some(out)
+    }
+
     /// True when the mailbox row says something changed since the last list.
     pub fn changed(&self, info: Option<&mailroom_store::MailboxInfo>) -> bool {
         match info {
@@ -350,6 +381,24 @@ mod tests {
         let out = s.apply(Some(&info(2)), &new, true, false);
         assert_eq!(out, vec!["* 2 EXPUNGE"]);
         assert_eq!(s.msgs.len(), 3);
+    }
+
+    #[test]
+    fn rebuild_from_changes_matches_a_full_list() {
+        let list = vec![meta(1, Flags(0)), meta(2, Flags(0)), meta(3, Flags(0))];
+        let mut a = Selected::new(MailboxId(1), "INBOX".into(), false, &info(1), &list);
+        let mut b = Selected::new(MailboxId(1), "INBOX".into(), false, &info(1), &list);
+        // Elsewhere: 1 got \Seen, 2 was expunged, 4 arrived.
+        let full = vec![meta(1, Flags::SEEN), meta(3, Flags(0)), meta(4, Flags(0))];
+        let changed = vec![meta(1, Flags::SEEN), meta(4, Flags(0))];
+        let rebuilt = a.rebuild(&[1, 3, 4], changed).expect("rebuildable");
+        assert_eq!(rebuilt, full);
+        assert_eq!(
+            a.apply(Some(&info(2)), &rebuilt, true, false),
+            b.apply(Some(&info(2)), &full, true, false)
+        );
+        // A present UID the session never saw and the store did not list as changed: fall back.
+        assert!(a.rebuild(&[1, 3, 4, 7], vec![]).is_none());
     }
 
     #[test]
