@@ -107,3 +107,43 @@ assert time.monotonic() - t >= 0.38, time.monotonic() - t
 "#,
     );
 }
+
+/// IMAP failures count towards the same per-address delay: an IMAP login after SMTP failures
+/// from the same address waits longer, and the failure is logged with proto=imap.
+#[test]
+fn imap_failures_share_the_per_address_delay() {
+    let s = tls_server("", "auth_failure_delay = \"150ms\"\nmax_auth_failures = 5");
+    python_tls(
+        &s,
+        r#"
+import imaplib, smtplib
+for i in range(2):
+    c = smtplib.SMTP(HOST, port("SUBMISSION"), timeout=20)
+    c.ehlo("pc1")
+    try:
+        c.login(ALICE, "wrong-%d" % i)
+    except smtplib.SMTPAuthenticationError:
+        pass
+    c.quit()
+m = imaplib.IMAP4(HOST, port("IMAP"), timeout=20)
+t = time.monotonic()
+try:
+    m.login(ALICE, "wrong-imap")
+    raise SystemExit("IMAP login with a wrong password worked")
+except imaplib.IMAP4.error as e:
+    assert "AUTHENTICATIONFAILED" in str(e), e
+took = time.monotonic() - t
+# smtplib tries two mechanisms per login: 4 failures already, so the fifth waits 8x (capped).
+assert took >= 0.9, took
+"#,
+    );
+    let log = s.log_text();
+    assert!(
+        log.contains("proto=\"imap\"") || log.contains("proto=imap"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("wrong-imap"),
+        "a password reached the log:\n{log}"
+    );
+}

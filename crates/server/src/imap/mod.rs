@@ -37,7 +37,7 @@ use mailroom_proto::sasl;
 use mailroom_store::{now_unix, Account, FlagOp, Flags, MailStore, MailboxInfo, Store, StoreError};
 use tokio::sync::watch;
 
-use crate::auth::{check_password, failure_delay};
+use crate::auth::check_password;
 use crate::conn::{Conn, Event, Trace};
 use crate::Shared;
 use error::ImapError;
@@ -702,12 +702,13 @@ impl Session {
     async fn login(&mut self, tag: &str, user: &str, password: &str) -> Result<Done, ImapError> {
         let user = self.full_name(user);
         let account = check_password(&self.shared.store, &user, password).await;
-        self.finish_auth(tag, account, "LOGIN").await
+        self.finish_auth(tag, &user, account, "LOGIN").await
     }
 
     async fn finish_auth(
         &mut self,
         tag: &str,
+        user: &str,
         account: Option<Account>,
         what: &str,
     ) -> Result<Done, ImapError> {
@@ -722,9 +723,15 @@ impl Session {
             }
             None => {
                 self.auth_failures += 1;
-                let limits = &self.shared.config.limits;
-                let delay = failure_delay(limits.auth_failure_delay, self.auth_failures);
-                let max = limits.max_auth_failures;
+                // Per connection and per client address, shared with SMTP and POP3.
+                let delay = crate::auth::note_failure(
+                    &self.shared,
+                    "imap",
+                    self.conn.peer,
+                    user,
+                    self.auth_failures,
+                );
+                let max = self.shared.config.limits.max_auth_failures;
                 tokio::time::sleep(delay).await;
                 let e = ImapError::no(
                     "AUTHENTICATIONFAILED",
@@ -786,7 +793,7 @@ impl Session {
                     ));
                 }
                 let account = check_password(&self.shared.store, &user, &creds.password).await;
-                self.finish_auth(tag, account, "AUTHENTICATE").await
+                self.finish_auth(tag, &user, account, "AUTHENTICATE").await
             }
             "LOGIN" => {
                 let user_line = match initial {
@@ -806,7 +813,7 @@ impl Session {
                 let password = sasl::decode_text(&pass_line).map_err(sasl_err)?;
                 let user = self.full_name(&user);
                 let account = check_password(&self.shared.store, &user, &password).await;
-                self.finish_auth(tag, account, "AUTHENTICATE").await
+                self.finish_auth(tag, &user, account, "AUTHENTICATE").await
             }
             other => Err(ImapError::no(
                 "CANNOT",
