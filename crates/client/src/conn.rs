@@ -83,6 +83,8 @@ pub(crate) enum ConnError {
     LineTooLong(usize),
     /// Any other I/O error.
     Io(io::Error),
+    /// The connection could not be made (refused, unreachable, no such host).
+    Connect(io::Error),
     /// The TLS handshake failed (certificate not trusted, name mismatch, protocol error).
     Tls(String),
     /// The server sent more after its go-ahead for TLS: a possible injection (the client side
@@ -110,13 +112,6 @@ impl From<io::Error> for ConnError {
     }
 }
 
-/// Why connecting failed.
-#[derive(Debug)]
-pub(crate) enum ConnectError {
-    Timeout,
-    Io(io::Error),
-}
-
 pub(crate) struct Conn {
     stream: Stream,
     lines: LineReader,
@@ -128,16 +123,31 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Resolves `server` ("host:port"), connects within `timeout`.
-    pub(crate) async fn connect(
+    /// Resolves `server` ("host:port"), connects within `timeout`, and with `tls` runs the
+    /// handshake at once (implicit TLS, RFC 8314). Every client opens its connection here.
+    pub(crate) async fn open(
         server: &str,
         timeout: Duration,
         trace: Option<TraceFn>,
         max_line: usize,
-    ) -> Result<Conn, ConnectError> {
+        tls: Option<&crate::tls::ClientTls>,
+    ) -> Result<Conn, ConnError> {
+        let mut conn = Conn::connect(server, timeout, trace, max_line).await?;
+        if let Some(tls) = tls {
+            conn.start_tls(tls).await?;
+        }
+        Ok(conn)
+    }
+
+    async fn connect(
+        server: &str,
+        timeout: Duration,
+        trace: Option<TraceFn>,
+        max_line: usize,
+    ) -> Result<Conn, ConnError> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(server)).await {
-            Err(_) => return Err(ConnectError::Timeout),
-            Ok(Err(e)) => return Err(ConnectError::Io(e)),
+            Err(_) => return Err(ConnError::Timeout("the connection to be accepted")),
+            Ok(Err(e)) => return Err(ConnError::Connect(e)),
             Ok(Ok(s)) => s,
         };
         // Commands are small and we wait for each answer: do not let Nagle hold them back.

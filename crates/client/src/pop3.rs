@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 
-use crate::conn::{Conn, ConnError, ConnectError};
+use crate::conn::{Conn, ConnError};
 use crate::tls::ClientTls;
 use crate::trace::{BodyTracer, Direction, TraceFn, MASK};
 
@@ -189,27 +189,9 @@ impl Pop3Client {
         trace: Option<TraceFn>,
         tls: Option<&ClientTls>,
     ) -> Result<Pop3Client, Pop3Error> {
-        let mut conn = match Conn::connect(server, timeout, trace, MAX_STATUS_LINE).await {
-            Ok(c) => c,
-            Err(ConnectError::Timeout) => {
-                return Err(Pop3Error::Timeout {
-                    server: server.to_string(),
-                    waiting_for: "the connection to be accepted",
-                })
-            }
-            Err(ConnectError::Io(source)) => {
-                return Err(Pop3Error::Connect {
-                    server: server.to_string(),
-                    source,
-                })
-            }
-        };
-        if let Some(tls) = tls {
-            if let Err(e) = conn.start_tls(tls).await {
-                let server = conn.server.clone();
-                return Err(conn_error(server, e));
-            }
-        }
+        let conn = Conn::open(server, timeout, trace, MAX_STATUS_LINE, tls)
+            .await
+            .map_err(|e| conn_error(server.to_string(), e))?;
         let mut c = Pop3Client {
             conn,
             greeting: Pop3Reply {
@@ -528,6 +510,7 @@ fn conn_error(server: String, e: ConnError) -> Pop3Error {
             message: format!("sent a line longer than {limit} octets"),
         },
         ConnError::Io(e) => Pop3Error::Io(e),
+        ConnError::Connect(source) => Pop3Error::Connect { server, source },
         ConnError::Tls(message) => Pop3Error::Tls { server, message },
         ConnError::TlsInjection => Pop3Error::Tls {
             server,

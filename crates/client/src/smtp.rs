@@ -23,7 +23,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::conn::{Conn, ConnError, ConnectError};
+use crate::conn::{Conn, ConnError};
 use crate::tls::ClientTls;
 use crate::trace::{BodyTracer, Direction, TraceFn, MASK};
 
@@ -459,27 +459,9 @@ impl SmtpClient {
         trace: Option<TraceFn>,
         tls: Option<&ClientTls>,
     ) -> Result<SmtpClient, SmtpError> {
-        let mut conn = match Conn::connect(server, timeout, trace, MAX_REPLY_LINE).await {
-            Ok(c) => c,
-            Err(ConnectError::Timeout) => {
-                return Err(SmtpError::Timeout {
-                    server: server.to_string(),
-                    waiting_for: "the connection to be accepted",
-                })
-            }
-            Err(ConnectError::Io(source)) => {
-                return Err(SmtpError::Connect {
-                    server: server.to_string(),
-                    source,
-                })
-            }
-        };
-        if let Some(tls) = tls {
-            if let Err(e) = conn.start_tls(tls).await {
-                let server = conn.server.clone();
-                return Err(conn_error(server, e));
-            }
-        }
+        let conn = Conn::open(server, timeout, trace, MAX_REPLY_LINE, tls)
+            .await
+            .map_err(|e| conn_error(server.to_string(), e))?;
         let mut client = SmtpClient {
             conn,
             greeting: SmtpReply {
@@ -903,6 +885,7 @@ fn conn_error(server: String, e: ConnError) -> SmtpError {
             message: format!("sent a reply line longer than {limit} octets"),
         },
         ConnError::Io(e) => SmtpError::Io(e),
+        ConnError::Connect(source) => SmtpError::Connect { server, source },
         ConnError::Tls(message) => SmtpError::Tls { server, message },
         ConnError::TlsInjection => SmtpError::Tls {
             server,
