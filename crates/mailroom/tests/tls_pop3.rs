@@ -92,20 +92,7 @@ fn stls_injection_is_discarded() {
     python_tls(
         &s,
         r#"
-raw = socket.create_connection((HOST, port("POP3")), timeout=10)
-f = raw.makefile("rb")
-assert f.readline().startswith(b"+OK")
-raw.sendall(b"STLS\r\nNOOP\r\n")
-l = f.readline()
-assert l.startswith(b"+OK"), l
-tls = ctx.wrap_socket(raw, server_hostname=HOST)
-tls.settimeout(1.5)
-try:
-    data = tls.recv(1024)
-    raise SystemExit("the injected NOOP was answered inside TLS: %r" % data)
-except (socket.timeout, TimeoutError):
-    pass
-tls.settimeout(10)
+tls = tls_after_injection("POP3", b"+OK", [], b"STLS\r\n", b"NOOP\r\n", b"+OK")
 tls.sendall(b"STLS\r\n")
 r = tls.recv(1024)
 assert r.startswith(b"-ERR"), r

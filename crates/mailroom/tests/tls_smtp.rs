@@ -109,25 +109,7 @@ fn starttls_injection_is_discarded() {
     python_tls(
         &s,
         r#"
-raw = socket.create_connection((HOST, port("SMTP")), timeout=10)
-f = raw.makefile("rb")
-assert f.readline().startswith(b"220")
-raw.sendall(b"EHLO pc1.example.test\r\n")
-while True:
-    l = f.readline()
-    if l[3:4] == b" ":
-        break
-raw.sendall(b"STARTTLS\r\nRSET\r\n")
-l = f.readline()
-assert l.startswith(b"220 "), l
-tls = ctx.wrap_socket(raw, server_hostname=HOST)
-tls.settimeout(1.5)
-try:
-    data = tls.recv(1024)
-    raise SystemExit("the injected RSET was answered inside TLS: %r" % data)
-except (socket.timeout, TimeoutError):
-    pass
-tls.settimeout(10)
+tls = tls_after_injection("SMTP", b"220", [b"EHLO pc1.example.test\r\n"], b"STARTTLS\r\n", b"RSET\r\n", b"220 ")
 tls.sendall(b"MAIL FROM:<a@remote.test>\r\n")
 r = tls.recv(1024)
 assert r.startswith(b"503"), r

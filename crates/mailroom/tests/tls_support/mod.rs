@@ -63,6 +63,28 @@ ctx = ssl.create_default_context(cafile=CERT)
 ctx.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
 def port(name):
     return int(os.environ[name + "_PORT"])
+def tls_after_injection(port_name, greeting, prelude, command, injected, go_ahead):
+    """Sends `command` and `injected` in one write (CVE-2011-0411), checks the go-ahead,
+    starts TLS and asserts the injected command is not answered inside it."""
+    raw = socket.create_connection((HOST, port(port_name)), timeout=10)
+    f = raw.makefile("rb")
+    assert f.readline().startswith(greeting), "greeting"
+    for line in prelude:
+        raw.sendall(line)
+        while f.readline()[3:4] == b"-":
+            pass
+    raw.sendall(command + injected)
+    l = f.readline()
+    assert l.startswith(go_ahead), l
+    tls = ctx.wrap_socket(raw, server_hostname=HOST)
+    tls.settimeout(1.5)
+    try:
+        data = tls.recv(1024)
+        raise SystemExit("the injected %r was answered inside TLS: %r" % (injected, data))
+    except (socket.timeout, TimeoutError):
+        pass
+    tls.settimeout(10)
+    return tls
 "#,
         cert = cert_path(s).display().to_string(),
         a = ALICE.0,
