@@ -250,6 +250,45 @@ impl Conn {
         }
     }
 
+    /// Exactly `n` octets, raw (an IMAP literal): first what the line reader holds, then from
+    /// the stream; octets beyond `n` go back to the line reader. Each read has the timeout, so
+    /// a large literal that keeps arriving is not cut off. The caller bounds `n`.
+    pub(crate) async fn read_exact(
+        &mut self,
+        n: usize,
+        waiting_for: &'static str,
+    ) -> Result<Vec<u8>, ConnError> {
+        let mut out = self.lines.take_buffered();
+        if out.len() >= n {
+            let rest = out.split_off(n);
+            self.lines.push(&rest);
+            return Ok(out);
+        }
+        out.reserve(n.min(16 * 1024 * 1024) - out.len().min(n));
+        while out.len() < n {
+            if self.eof {
+                return Err(ConnError::Closed);
+            }
+            let got =
+                match tokio::time::timeout(self.timeout, self.stream.read(&mut self.buf)).await {
+                    Err(_) => return Err(ConnError::Timeout(waiting_for)),
+                    Ok(r) => r?,
+                };
+            if got == 0 {
+                self.eof = true;
+                return Err(ConnError::Closed);
+            }
+            let need = n - out.len();
+            if got <= need {
+                out.extend_from_slice(&self.buf[..got]);
+            } else {
+                out.extend_from_slice(&self.buf[..need]);
+                self.lines.push(&self.buf[need..got]);
+            }
+        }
+        Ok(out)
+    }
+
     /// Writes and flushes `bytes` within the timeout.
     pub(crate) async fn write_all(
         &mut self,

@@ -59,11 +59,11 @@ enum Command {
     /// Inspect and steer the outbound queue.
     #[command(subcommand)]
     Queue(QueueCommand),
-    /// The interactive mail client: `[smtp|pop|exit]>>>` (reads commands from stdin when piped).
+    /// The interactive mail client: `[smtp|pop|imap|exit]>>>` (reads commands from stdin when piped).
     Agent(agent::AgentArgs),
     /// Send one message over SMTP (exit code 0 only if every recipient was accepted).
     Send(agent::SendArgs),
-    /// List, read and delete messages over POP3.
+    /// List, read and delete messages over POP3 (or IMAP: --imap, --folder).
     Inbox(agent::InboxArgs),
     /// Send one expression to a calculator server and print the answer.
     Calc(lab_clients::CalcArgs),

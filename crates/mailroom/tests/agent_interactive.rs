@@ -1,4 +1,4 @@
-//! The interactive agent, `[smtp|pop|exit]>>>`: driven through a pipe (a lab's batch script)
+//! The interactive agent, `[smtp|pop|imap|exit]>>>`: driven through a pipe (a lab's batch script)
 //! and once through a pseudo-terminal (password asked without echo, line editing).
 mod agent_common;
 mod common;
@@ -26,7 +26,7 @@ fn a_batch_script_sends_reads_and_deletes() {
     assert_eq!(r.code, 0, "{}", r.all());
     let out = &r.stdout;
     for want in [
-        "[smtp|pop|exit]>>> smtp\n",
+        "[smtp|pop|imap|exit]>>> smtp\n",
         "To: bob@example.test\n",
         "Cc: carol@example.test\n",
         "Subject: Hallo Bob, schöne Grüße\n",
@@ -39,7 +39,7 @@ fn a_batch_script_sends_reads_and_deletes() {
         "DATA -> 250 2.0.0 ",
         "sent to bob@example.test\n",
         "sent to carol@example.test\n",
-        "[smtp|pop|exit]>>> exit\n",
+        "[smtp|pop|imap|exit]>>> exit\n",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{}", r.all());
     }
@@ -60,7 +60,7 @@ fn a_batch_script_sends_reads_and_deletes() {
     assert_eq!(r.code, 5, "{}", r.all());
     let out = &r.stdout;
     for want in [
-        "[smtp|pop|exit]>>> pop\n",
+        "[smtp|pop|imap|exit]>>> pop\n",
         "C: USER bob@example.test\n",
         "C: PASS ****\n",
         "+OK bob@example.test has 1 message",
@@ -79,7 +79,7 @@ fn a_batch_script_sends_reads_and_deletes() {
         "pop>>> quit\n",
         "C: QUIT\n",
         "+OK bob@example.test signing off",
-        "[smtp|pop|exit]>>> exit\n",
+        "[smtp|pop|imap|exit]>>> exit\n",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{}", r.all());
     }
@@ -116,7 +116,7 @@ fn end_of_input_ends_the_pop_session_with_quit() {
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(
         r.stderr
-            .contains("unknown command 'hello': type smtp, pop or exit"),
+            .contains("unknown command 'hello': type smtp, pop, imap or exit"),
         "{}",
         r.all()
     );
@@ -169,7 +169,7 @@ def send(text):
 
 expect("Password for bob@example.test: ")
 send("hunter2\r")
-out = expect("[smtp|pop|exit]>>> ")
+out = expect("[smtp|pop|imap|exit]>>> ")
 assert "hunter2" not in out, "the password was echoed: %r" % out
 # Line editing: a typo fixed with backspace.
 send("popx\x7f\r")
@@ -180,13 +180,13 @@ out = expect("pop>>> ")
 assert "Subject: Grüße" in out, out
 assert "Hello over a tty" in out, out
 send("quit\r")
-out = expect("[smtp|pop|exit]>>> ")
+out = expect("[smtp|pop|imap|exit]>>> ")
 assert "signing off" in out, out
 # History (shared by both prompts): three times up is "pop" again.
 send("\x1b[A\x1b[A\x1b[A\r")
 expect("pop>>> ")
 send("quit\r")
-expect("[smtp|pop|exit]>>> ")
+expect("[smtp|pop|imap|exit]>>> ")
 send("exit\r")
 _, status = os.waitpid(pid, 0)
 assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use mailroom_client::imap::ImapError;
 use mailroom_client::pop3::Pop3Error;
 use mailroom_client::smtp::SmtpError;
 use mailroom_client::ClientTls;
@@ -206,6 +207,65 @@ pub fn pop3_failure(e: Pop3Error, login: bool, user: &str) -> AgentError {
     }
 }
 
+/// One clear sentence for an IMAP failure (`login`: the failure happened while logging in).
+pub fn imap_failure(e: ImapError, login: bool, user: &str) -> AgentError {
+    match e {
+        ImapError::Connect { server, source } => AgentError::new(
+            Failure::Connect,
+            format!(
+                "cannot connect to the IMAP server {server}: {source} (is `mailroom serve` running there? check --imap or the config)"
+            ),
+        ),
+        ImapError::Timeout { server, waiting_for } => AgentError::new(
+            Failure::Connect,
+            format!("the IMAP server {server} did not answer in time (waiting for {waiting_for})"),
+        ),
+        ImapError::Closed { server } => AgentError::new(
+            Failure::Broken,
+            format!("the IMAP server {server} closed the connection unexpectedly"),
+        ),
+        ImapError::Rejected {
+            server,
+            command,
+            reply,
+        } => {
+            if command == "the connection" {
+                AgentError::new(
+                    Failure::Connect,
+                    format!("the IMAP server {server} refused the connection: {reply}"),
+                )
+            } else if login {
+                AgentError::new(
+                    Failure::Auth,
+                    format!("the IMAP server {server} refused the login of {user} ({command}): {reply}"),
+                )
+            } else if reply.status == mailroom_client::imap::parse::Status::Bye {
+                AgentError::new(
+                    Failure::Broken,
+                    format!("the IMAP server {server} ended the session during {command}: {reply}"),
+                )
+            } else {
+                AgentError::new(
+                    Failure::Refused,
+                    format!("the IMAP server {server} refused {command}: {reply}"),
+                )
+            }
+        }
+        ImapError::Protocol { server, message } => AgentError::new(
+            if login { Failure::Auth } else { Failure::Broken },
+            format!("the IMAP server {server} {message}"),
+        ),
+        ImapError::Io(e) => AgentError::new(
+            Failure::Broken,
+            format!("network error talking to the IMAP server: {e}"),
+        ),
+        ImapError::Tls { server, message } => AgentError::new(
+            Failure::Connect,
+            format!("TLS with the IMAP server {server} failed: {message}{TLS_HINT}"),
+        ),
+    }
+}
+
 /// Options shared by `agent`, `send` and `inbox`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
@@ -226,10 +286,10 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 30, global = true)]
     pub timeout: u64,
     /// Implicit TLS (RFC 8314): TLS from the first byte, as on ports 465/995 (the config's
-    /// listen.submissions / listen.pop3s when no --smtp / --pop3 is given).
+    /// listen.submissions / listen.pop3s / listen.imaps when no --smtp / --pop3 / --imap is given).
     #[arg(long, global = true, conflicts_with = "starttls")]
     pub tls: bool,
-    /// Upgrade the plain connection with STARTTLS (SMTP) / STLS (POP3) before logging in;
+    /// Upgrade the plain connection with STARTTLS (SMTP, IMAP) / STLS (POP3) before logging in;
     /// fails if the server does not offer it.
     #[arg(long, global = true)]
     pub starttls: bool,
@@ -348,6 +408,9 @@ pub enum Service {
     SmtpTls,
     /// POP3 over implicit TLS (listen.pop3s).
     Pop3Tls,
+    Imap,
+    /// IMAP over implicit TLS (listen.imaps).
+    ImapTls,
 }
 
 impl Service {
@@ -356,12 +419,18 @@ impl Service {
         match (self, tls) {
             (Service::Smtp, true) => Service::SmtpTls,
             (Service::Pop3, true) => Service::Pop3Tls,
+            (Service::Imap, true) => Service::ImapTls,
             (s, _) => s,
         }
     }
 
-    fn is_smtp(self) -> bool {
-        matches!(self, Service::Smtp | Service::SmtpTls)
+    /// The command-line flag that gives this server's address.
+    fn flag(self) -> &'static str {
+        match self {
+            Service::Smtp | Service::SmtpTls => "--smtp",
+            Service::Pop3 | Service::Pop3Tls => "--pop3",
+            Service::Imap | Service::ImapTls => "--imap",
+        }
     }
 }
 
@@ -471,7 +540,7 @@ fn load_config(cfg: &ConfigRef, path: &Path, user: &str) -> Result<Config, Agent
         })
 }
 
-/// The server address for `service`: the explicit `--smtp`/`--pop3` value, else the listener
+/// The server address for `service`: the explicit `--smtp`/`--pop3`/`--imap` value, else the listener
 /// from the config file (submission preferred for SMTP; in a lab file, the user's server),
 /// else the dev default. The second value says where it came from (for the banner).
 pub fn server_addr(
@@ -529,11 +598,27 @@ pub fn server_addr(
                     )))
                 }
             },
+            Service::Imap => match cfg.listen.imap {
+                Some(a) => (a, "listen.imap"),
+                None => {
+                    return Err(AgentError::local(format!(
+                        "{file} has no listen.imap; give --imap HOST:PORT"
+                    )))
+                }
+            },
+            Service::ImapTls => match cfg.listen.imaps {
+                Some(a) => (a, "listen.imaps"),
+                None => {
+                    return Err(AgentError::local(format!(
+                        "{file} has no listen.imaps (implicit TLS); give --imap HOST:PORT, or use --starttls"
+                    )))
+                }
+            },
         };
         let addr = connectable(addr).ok_or_else(|| {
             AgentError::local(format!(
-                "{key} of {file} is port 0 (any free port): give the real one with --{}",
-                if service.is_smtp() { "smtp" } else { "pop3" }
+                "{key} of {file} is port 0 (any free port): give the real one with {}",
+                service.flag()
             ))
         })?;
         return Ok((addr, format!("{key} of {file}")));
@@ -543,6 +628,8 @@ pub fn server_addr(
         Service::Pop3 => defaults::POP3,
         Service::SmtpTls => defaults::SUBMISSIONS,
         Service::Pop3Tls => defaults::POP3S,
+        Service::Imap => defaults::IMAP,
+        Service::ImapTls => defaults::IMAPS,
     };
     Ok((default.to_string(), "default".into()))
 }

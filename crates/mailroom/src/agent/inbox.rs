@@ -1,12 +1,15 @@
-//! `mailroom inbox list|read|delete|save`: reading mail over POP3 from scripts.
+//! `mailroom inbox list|read|delete|save`: reading mail over POP3 (or IMAP, with `--imap`,
+//! `--folder` or `--protocol imap`) from scripts. The same actions and output either way;
+//! over IMAP, listing and reading change no flags (EXAMINE, BODY.PEEK).
 
 use std::process::ExitCode;
 
+use mailroom_client::imap::FlagOp;
 use mailroom_client::pop3::{Pop3Client, Pop3Error};
 
-use super::common::{self, pop3_failure, AgentError, Service};
+use super::common::{self, imap_failure, pop3_failure, AgentError, Failure, Service};
 use super::show;
-use super::{InboxAction, InboxArgs};
+use super::{InboxAction, InboxArgs, Protocol};
 
 /// Connects and logs in (USER/PASS, or APOP with `--apop`).
 pub async fn login(
@@ -47,12 +50,33 @@ pub fn run(args: InboxArgs) -> Result<ExitCode, AgentError> {
             ))
         }
     };
-    let (server, _) = common::server_addr(
-        Service::Pop3.with_tls(args.common.tls),
-        &args.pop3,
-        &args.config,
-        &user,
-    )?;
+    let imap =
+        args.imap.is_some() || args.folder.is_some() || args.protocol == Some(Protocol::Imap);
+    if imap && args.protocol == Some(Protocol::Pop3) {
+        return Err(AgentError::local(
+            "--imap and --folder read over IMAP: they do not go with --protocol pop3",
+        ));
+    }
+    if imap && args.apop {
+        return Err(AgentError::local(
+            "--apop is a POP3 login: it does not go with IMAP",
+        ));
+    }
+    let (server, _) = if imap {
+        common::server_addr(
+            Service::Imap.with_tls(args.common.tls),
+            &args.imap,
+            &args.config,
+            &user,
+        )?
+    } else {
+        common::server_addr(
+            Service::Pop3.with_tls(args.common.tls),
+            &args.pop3,
+            &args.config,
+            &user,
+        )?
+    };
     // Check local arguments before any network traffic.
     if let InboxAction::Delete { numbers } = &args.action {
         if numbers.is_empty() {
@@ -63,6 +87,10 @@ pub fn run(args: InboxArgs) -> Result<ExitCode, AgentError> {
     }
     let password = args.common.password(&user)?;
     let rt = common::runtime().map_err(|e| AgentError::local(e.to_string()))?;
+    if imap {
+        let folder = args.folder.as_deref().unwrap_or("INBOX");
+        return rt.block_on(run_imap(&args, &server, &user, &password, folder));
+    }
     rt.block_on(async {
         let (mut c, _) = login(&server, &user, &password, args.apop, &args.common, false).await?;
         let fail = |e| pop3_failure(e, false, &user);
@@ -83,38 +111,26 @@ pub fn run(args: InboxArgs) -> Result<ExitCode, AgentError> {
                         .find(|(m, _)| m == n)
                         .map(|(_, u)| u.clone())
                         .unwrap_or_default();
-                    rows.push((*n, *size, uid, show::summary(&head)));
+                    rows.push(Row {
+                        number: *n,
+                        size: *size,
+                        uid,
+                        flags: None,
+                        summary: show::summary(&head),
+                    });
                 }
                 let _ = c.quit().await;
-                if *json {
-                    print_json(&rows);
-                } else {
-                    print_table(&rows);
-                }
+                print_rows(&rows, *json);
             }
             InboxAction::Read { number, raw } => {
                 let msg = c.retr(*number).await.map_err(fail)?;
                 let _ = c.quit().await;
-                if *raw {
-                    use std::io::Write;
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&msg)
-                        .and_then(|_| out.flush())
-                        .map_err(|e| AgentError::local(format!("cannot write the message: {e}")))?;
-                } else {
-                    print!("{}", show::render(&msg));
-                }
+                print_message(&msg, *raw)?;
             }
             InboxAction::Save { number, dir } => {
                 let msg = c.retr(*number).await.map_err(fail)?;
                 let _ = c.quit().await;
-                let saved = show::save_attachments(&msg, dir)?;
-                if saved.is_empty() {
-                    println!("message {number} has no attachments");
-                }
-                for (path, size) in saved {
-                    println!("saved {} ({size} bytes)", path.display());
-                }
+                save(&msg, *number, dir)?;
             }
             InboxAction::Delete { numbers } => {
                 // All or nothing: if one DELE is refused, RSET unmarks the others and QUIT
@@ -139,25 +155,172 @@ pub fn run(args: InboxArgs) -> Result<ExitCode, AgentError> {
     })
 }
 
-type Row = (u32, u64, String, show::Summary);
+/// One message of a listing.
+struct Row {
+    number: u32,
+    size: u64,
+    /// POP3 UIDL, or the IMAP UID.
+    uid: String,
+    /// IMAP only.
+    flags: Option<Vec<String>>,
+    summary: show::Summary,
+}
+
+fn print_rows(rows: &[Row], json: bool) {
+    if json {
+        print_json(rows);
+    } else {
+        print_table(rows);
+    }
+}
+
+fn print_message(msg: &[u8], raw: bool) -> Result<(), AgentError> {
+    if raw {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(msg)
+            .and_then(|_| out.flush())
+            .map_err(|e| AgentError::local(format!("cannot write the message: {e}")))?;
+    } else {
+        print!("{}", show::render(msg));
+    }
+    Ok(())
+}
+
+fn save(msg: &[u8], number: u32, dir: &std::path::Path) -> Result<(), AgentError> {
+    let saved = show::save_attachments(msg, dir)?;
+    if saved.is_empty() {
+        println!("message {number} has no attachments");
+    }
+    for (path, size) in saved {
+        println!("saved {} ({size} bytes)", path.display());
+    }
+    Ok(())
+}
+
+/// The same actions over IMAP: EXAMINE (read-only) to list and read, SELECT to delete.
+async fn run_imap(
+    args: &InboxArgs,
+    server: &str,
+    user: &str,
+    password: &str,
+    folder: &str,
+) -> Result<ExitCode, AgentError> {
+    let (mut c, _) = super::imap::login(server, user, password, &args.common, false).await?;
+    let fail = |e| imap_failure(e, false, user);
+    let read_only = !matches!(args.action, InboxAction::Delete { .. });
+    let sel = c.select(folder, read_only).await.map_err(fail)?;
+    // Numbers beyond the folder are refused here, before anything changes.
+    let check = |numbers: &[u32]| -> Result<(), AgentError> {
+        match numbers.iter().find(|&&n| n == 0 || n > sel.exists) {
+            Some(n) => Err(AgentError::new(
+                Failure::Refused,
+                format!(
+                    "the IMAP server {server} has no message {n} in {} (it has {})",
+                    printable(folder),
+                    sel.exists
+                ),
+            )),
+            None => Ok(()),
+        }
+    };
+    match &args.action {
+        InboxAction::List { json } => {
+            let list = super::imap::list_messages(&mut c).await.map_err(fail)?;
+            let _ = c.logout().await;
+            let rows: Vec<Row> = list
+                .into_iter()
+                .map(|f| Row {
+                    number: f.seq,
+                    size: f.size.unwrap_or(0),
+                    uid: f.uid.map(|u| u.to_string()).unwrap_or_default(),
+                    summary: show::summary(f.body().unwrap_or(b"")),
+                    flags: Some(f.flags.unwrap_or_default()),
+                })
+                .collect();
+            print_rows(&rows, *json);
+        }
+        InboxAction::Read { number, raw } => {
+            check(&[*number])?;
+            let msg = c.fetch_message(*number, true).await.map_err(fail)?;
+            let _ = c.logout().await;
+            print_message(&msg, *raw)?;
+        }
+        InboxAction::Save { number, dir } => {
+            check(&[*number])?;
+            let msg = c.fetch_message(*number, true).await.map_err(fail)?;
+            let _ = c.logout().await;
+            save(&msg, *number, dir)?;
+        }
+        InboxAction::Delete { numbers } => {
+            let nothing = |e: AgentError| {
+                AgentError::new(e.failure, format!("{}; nothing was deleted", e.message))
+            };
+            check(numbers).map_err(nothing)?;
+            let set: Vec<String> = numbers.iter().map(u32::to_string).collect();
+            let set = set.join(",");
+            // UIDs first, so that UID EXPUNGE removes exactly these messages and leaves any
+            // other message flagged \Deleted alone (RFC 4315).
+            let uids: Vec<u32> = c
+                .fetch(&set, "(UID)")
+                .await
+                .map_err(|e| nothing(fail(e)))?
+                .iter()
+                .filter_map(|f| f.uid)
+                .collect();
+            c.store(&set, FlagOp::Add, &["\\Deleted"])
+                .await
+                .map_err(|e| nothing(fail(e)))?;
+            let gone = if c.has("UIDPLUS") || c.has("IMAP4rev2") {
+                c.uid_expunge(&uids).await
+            } else {
+                c.expunge().await
+            }
+            .map_err(fail)?;
+            let _ = c.logout().await;
+            println!(
+                "deleted {} ({} message{} expunged from {})",
+                numbers
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                gone.len(),
+                if gone.len() == 1 { "" } else { "s" },
+                printable(folder)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn printable(s: &str) -> String {
+    mailroom_client::trace::printable(s.as_bytes())
+}
 
 fn print_table(rows: &[Row]) {
-    let total: u64 = rows.iter().map(|r| r.1).sum();
+    let total: u64 = rows.iter().map(|r| r.size).sum();
     println!(
         "{} message{}, {total} octets",
         rows.len(),
         if rows.len() == 1 { "" } else { "s" }
     );
-    for (n, size, _, s) in rows {
+    for r in rows {
+        let flags = match &r.flags {
+            Some(f) => format!("{:<4} ", super::imap::flag_letters(f)),
+            None => String::new(),
+        };
         println!(
-            "{n:>4} {size:>8}  {:<32}  {}",
-            truncate(&s.from, 32),
-            s.subject
+            "{:>4} {flags}{:>8}  {:<32}  {}",
+            r.number,
+            r.size,
+            truncate(&r.summary.from, 32),
+            r.summary.subject
         );
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(super) fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         return s.to_string();
     }
@@ -170,10 +333,20 @@ fn print_json(rows: &[Row]) {
     use show::json_string as j;
     let items: Vec<String> = rows
         .iter()
-        .map(|(n, size, uid, s)| {
+        .map(|r| {
+            let s = &r.summary;
+            let flags = match &r.flags {
+                Some(f) => format!(
+                    ",\"flags\":[{}]",
+                    f.iter().map(|x| j(x)).collect::<Vec<_>>().join(",")
+                ),
+                None => String::new(),
+            };
             format!(
-                "{{\"number\":{n},\"size\":{size},\"uid\":{},\"from\":{},\"to\":{},\"subject\":{},\"date\":{},\"message_id\":{}}}",
-                j(uid),
+                "{{\"number\":{},\"size\":{},\"uid\":{},\"from\":{},\"to\":{},\"subject\":{},\"date\":{},\"message_id\":{}{flags}}}",
+                r.number,
+                r.size,
+                j(&r.uid),
                 j(&s.from),
                 j(&s.to),
                 j(&s.subject),

@@ -1,4 +1,4 @@
-//! `mailroom agent`: the interactive client of the networking labs, `[smtp|pop|exit]>>>`.
+//! `mailroom agent`: the interactive client of the networking labs, `[smtp|pop|imap|exit]>>>`.
 //!
 //! On a terminal the prompts have line editing and history (rustyline). Driven by a pipe,
 //! the same agent reads its commands from stdin and echoes each one after its prompt, so a
@@ -16,11 +16,11 @@ use super::compose::{Attachment, Draft, Mailbox};
 use super::send::{recipient_results, send_message, smtp_target};
 use super::{inbox, show, AgentArgs};
 
-const MAIN_PROMPT: &str = "[smtp|pop|exit]>>> ";
+const MAIN_PROMPT: &str = "[smtp|pop|imap|exit]>>> ";
 const POP_PROMPT: &str = "pop>>> ";
 
 /// What one read gave.
-enum Read {
+pub(super) enum Read {
     Line(String),
     /// End of input (Ctrl-D, or the end of the piped script).
     Eof,
@@ -29,7 +29,7 @@ enum Read {
 }
 
 /// Where commands come from: a terminal with line editing, or a pipe.
-enum Input {
+pub(super) enum Input {
     Tty(Box<rustyline::DefaultEditor>),
     Pipe(std::io::StdinLock<'static>),
 }
@@ -44,7 +44,7 @@ impl Input {
         Input::Pipe(std::io::stdin().lock())
     }
 
-    fn read(&mut self, prompt: &str, history: bool) -> Result<Read, AgentError> {
+    pub(super) fn read(&mut self, prompt: &str, history: bool) -> Result<Read, AgentError> {
         match self {
             Input::Tty(ed) => match ed.readline(prompt) {
                 Ok(line) => {
@@ -83,27 +83,28 @@ impl Input {
 }
 
 /// Everything a session needs.
-struct Session {
-    user: String,
-    password: String,
+pub(super) struct Session {
+    pub(super) user: String,
+    pub(super) password: String,
     smtp: super::send::SmtpTarget,
     pop3: String,
+    pub(super) imap: String,
     apop: bool,
-    common: common::CommonArgs,
-    rt: tokio::runtime::Runtime,
-    input: Input,
+    pub(super) common: common::CommonArgs,
+    pub(super) rt: tokio::runtime::Runtime,
+    pub(super) input: Input,
     /// The last failure, which becomes the exit code.
-    failure: Option<Failure>,
+    pub(super) failure: Option<Failure>,
 }
 
 /// Whether the agent goes on after a command.
 #[derive(PartialEq, Eq)]
-enum Flow {
+pub(super) enum Flow {
     Continue,
     Exit,
 }
 
-fn fail(session: &mut Session, e: AgentError) {
+pub(super) fn fail(session: &mut Session, e: AgentError) {
     eprintln!("mailroom: {}", e.message);
     session.failure = Some(e.failure);
 }
@@ -113,6 +114,12 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
     let (pop3, pop3_from) = common::server_addr(
         Service::Pop3.with_tls(args.common.tls),
         &args.pop3,
+        &args.config,
+        &user,
+    )?;
+    let (imap, imap_from) = common::server_addr(
+        Service::Imap.with_tls(args.common.tls),
+        &args.imap,
         &args.config,
         &user,
     )?;
@@ -139,6 +146,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
         password,
         smtp,
         pop3,
+        imap,
         apop: args.apop,
         common: common_args,
         rt,
@@ -146,10 +154,12 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
         failure: None,
     };
     println!(
-        "mailroom agent for {}: SMTP {smtp_server} ({smtp_from}), POP3 {} ({pop3_from})",
-        s.user, s.pop3
+        "mailroom agent for {}: SMTP {smtp_server} ({smtp_from}), POP3 {} ({pop3_from}), IMAP {} ({imap_from})",
+        s.user, s.pop3, s.imap
     );
-    println!("Type smtp to send a message, pop to read your mail, exit to leave, help for help.");
+    println!(
+        "Type smtp to send a message, pop or imap to read your mail, exit to leave, help for help."
+    );
     loop {
         let line = match s.input.read(MAIN_PROMPT, true)? {
             Read::Eof => break,
@@ -163,14 +173,16 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
             "" => Flow::Continue,
             "smtp" | "send" => smtp_command(&mut s)?,
             "pop" | "pop3" => pop_command(&mut s)?,
+            "imap" => super::imap::session(&mut s)?,
             "exit" | "quit" | "bye" => Flow::Exit,
             "help" | "?" => {
                 print_help();
                 Flow::Continue
             }
             other => {
-                let e =
-                    AgentError::local(format!("unknown command '{other}': type smtp, pop or exit"));
+                let e = AgentError::local(format!(
+                    "unknown command '{other}': type smtp, pop, imap or exit"
+                ));
                 fail(&mut s, e);
                 Flow::Continue
             }
@@ -187,6 +199,7 @@ fn print_help() {
     println!(
         "  pop    read your mail over POP3: STAT, LIST, UIDL, TOP, RETR, DELE, RSET, NOOP, QUIT"
     );
+    println!("  imap   read your mail over IMAP: folders, flags, search, copy/move, expunge");
     println!("  exit   leave the agent");
 }
 

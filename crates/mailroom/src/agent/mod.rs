@@ -1,9 +1,10 @@
 //! The agent: a mail client for people and scripts, with the protocol on show (docs/AGENT.md).
 //!
 //! - `mailroom agent -e ADDRESS`: the interactive client of the networking labs,
-//!   `[smtp|pop|exit]>>>` ([`interactive`]); from a pipe it runs a batch script.
+//!   `[smtp|pop|imap|exit]>>>` ([`interactive`], the IMAP sub-prompt in [`imap`]); from a
+//!   pipe it runs a batch script.
 //! - `mailroom send`: one message from the command line ([`send`]).
-//! - `mailroom inbox list|read|save|delete`: reading over POP3 from scripts ([`inbox`]).
+//! - `mailroom inbox list|read|save|delete`: reading over POP3 or IMAP from scripts ([`inbox`]).
 //!
 //! Messages are built with mail-builder ([`compose`]) and shown with mail-parser ([`show`]);
 //! the protocol work is `mailroom-client`. Every failure is one sentence on stderr and an exit
@@ -16,6 +17,7 @@
 
 mod common;
 mod compose;
+mod imap;
 mod inbox;
 mod interactive;
 mod send;
@@ -45,6 +47,9 @@ pub struct AgentArgs {
     /// POP3 server to read from (default: listen.pop3 of the config, else 127.0.0.1:2110).
     #[arg(long, value_name = "HOST:PORT")]
     pub pop3: Option<String>,
+    /// IMAP server to read from (default: listen.imap of the config, else 127.0.0.1:2143).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub imap: Option<String>,
     /// Send without AUTH (to an MX port that accepts mail for its own users).
     #[arg(long)]
     pub no_auth: bool,
@@ -104,7 +109,7 @@ pub struct SendArgs {
     pub config: Option<PathBuf>,
 }
 
-/// `mailroom inbox ...`: list, read and delete messages over POP3.
+/// `mailroom inbox ...`: list, read and delete messages over POP3 (or IMAP).
 #[derive(Debug, clap::Args)]
 pub struct InboxArgs {
     /// Your address, which is also your login name (required; before or after the action).
@@ -124,11 +129,28 @@ pub struct InboxArgs {
     /// Log in with APOP (RFC 1939 §7) instead of USER/PASS.
     #[arg(long, global = true)]
     pub apop: bool,
+    /// Read over IMAP from this server instead of POP3 (default with --protocol imap:
+    /// listen.imap of the config, else 127.0.0.1:2143).
+    #[arg(long, value_name = "HOST:PORT", global = true)]
+    pub imap: Option<String>,
+    /// The IMAP folder to read (implies IMAP; default INBOX).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub folder: Option<String>,
+    /// pop3 (the default) or imap; --imap or --folder choose imap too.
+    #[arg(long, value_enum, global = true)]
+    pub protocol: Option<Protocol>,
     #[command(subcommand)]
     pub action: InboxAction,
     /// The server config file; filled in from the top-level `--config` (not a flag here).
     #[arg(skip)]
     pub config: Option<PathBuf>,
+}
+
+/// The protocol `mailroom inbox` reads with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    Pop3,
+    Imap,
 }
 
 /// What `mailroom inbox` does.

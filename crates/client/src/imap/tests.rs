@@ -1,0 +1,251 @@
+use super::parse::*;
+use super::*;
+use crate::testutil::{collector, fake, Step::*};
+
+const T: Duration = Duration::from_secs(5);
+
+fn atom(s: &str) -> Value {
+    Value::Atom(s.into())
+}
+
+#[test]
+fn values_atoms_strings_literals_lists() {
+    let v = values(b"(\\Seen \\Flagged) \"a \\\"q\\\" b\" NIL {5}\r\nhe(l) x").expect("parse");
+    assert_eq!(
+        v,
+        vec![
+            Value::List(vec![atom("\\Seen"), atom("\\Flagged")]),
+            Value::Str(b"a \"q\" b".to_vec()),
+            Value::Nil,
+            Value::Str(b"he(l)".to_vec()),
+            atom("x"),
+        ]
+    );
+    // Sections with spaces and parentheses stay one atom; a partial origin stays on it.
+    let v = values(b"(BODY[HEADER.FIELDS (FROM TO)] {2}\r\nab BODY[]<0> \"x\")").expect("parse");
+    assert_eq!(
+        v,
+        vec![Value::List(vec![
+            atom("BODY[HEADER.FIELDS (FROM TO)]"),
+            Value::Str(b"ab".to_vec()),
+            atom("BODY[]<0>"),
+            Value::Str(b"x".to_vec()),
+        ])]
+    );
+    assert_eq!(
+        values(b"{3+}\r\nabc").expect("plus"),
+        vec![Value::Str(b"abc".to_vec())]
+    );
+}
+
+#[test]
+fn values_refuse_broken_input() {
+    for bad in [
+        &b"(a b"[..],
+        b"\"open",
+        b"{10}\r\nshort",
+        b"{x}\r\nab",
+        b"{2}ab",
+        b")",
+    ] {
+        assert!(values(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+    }
+    let deep = "(".repeat(200) + &")".repeat(200);
+    assert!(values(deep.as_bytes()).is_err());
+}
+
+#[test]
+fn responses_are_classified() {
+    assert_eq!(
+        response(b"a1 OK [READ-WRITE] SELECT completed").expect("tagged"),
+        Response::Tagged {
+            tag: "a1".into(),
+            status: StatusText {
+                status: Status::Ok,
+                code: Some("READ-WRITE".into()),
+                text: "SELECT completed".into()
+            }
+        }
+    );
+    assert_eq!(
+        response(b"* OK [UIDVALIDITY 7] UIDs valid (see RFC)").expect("status"),
+        Response::UntaggedStatus(StatusText {
+            status: Status::Ok,
+            code: Some("UIDVALIDITY 7".into()),
+            text: "UIDs valid (see RFC)".into()
+        })
+    );
+    assert_eq!(
+        response(b"* 3 EXISTS").expect("numbered"),
+        Response::Numbered {
+            n: 3,
+            keyword: "EXISTS".into(),
+            rest: vec![]
+        }
+    );
+    assert_eq!(
+        response(b"* SEARCH 2 5").expect("search"),
+        Response::Data {
+            keyword: "SEARCH".into(),
+            rest: vec![atom("2"), atom("5")]
+        }
+    );
+    assert_eq!(
+        response(b"+ go ahead").expect("cont"),
+        Response::Continue("go ahead".into())
+    );
+    assert!(response(b"a1 MAYBE").is_err());
+    assert!(response(b"garbage").is_err());
+    assert_eq!(trailing_literal(b"* 1 FETCH (BODY[] {12}"), Some(12));
+    assert_eq!(trailing_literal(b"* 1 FETCH (BODY[] {12+}"), Some(12));
+    assert_eq!(trailing_literal(b"* OK {not}"), None);
+    assert_eq!(trailing_literal(b"* OK done"), None);
+}
+
+#[test]
+fn fetch_items_and_sets() {
+    let r = response(b"* 2 FETCH (UID 9 FLAGS (\\Seen) RFC822.SIZE 120 BODY[]<0> {3}\r\nabc)")
+        .expect("fetch");
+    let Response::Numbered { n, rest, .. } = r else {
+        panic!("not numbered")
+    };
+    let f = fetched(n, &rest).expect("items");
+    assert_eq!(f.seq, 2);
+    assert_eq!(f.uid, Some(9));
+    assert_eq!(f.flags, Some(vec!["\\Seen".to_string()]));
+    assert_eq!(f.size, Some(120));
+    assert_eq!(f.sections, vec![("BODY[]".to_string(), b"abc".to_vec())]);
+    assert!(fetched(1, &[atom("UID")]).is_err());
+    assert_eq!(expand_set("1:3,7,9:8"), vec![1, 2, 3, 7, 8, 9]);
+    assert_eq!(quote("INBOX").as_deref(), Some("INBOX"));
+    assert_eq!(quote("My Folder").as_deref(), Some("\"My Folder\""));
+    assert_eq!(quote("a\"b\\").as_deref(), Some("\"a\\\"b\\\\\""));
+    assert_eq!(quote("nil").as_deref(), Some("\"nil\""));
+    assert_eq!(quote(""), Some("\"\"".into()));
+    assert_eq!(quote("Grüße"), None);
+    assert_eq!(
+        split_words(r#"FROM alice SUBJECT "lunch \"at\" noon"  x"#),
+        vec![
+            ("FROM".to_string(), false),
+            ("alice".to_string(), false),
+            ("SUBJECT".to_string(), false),
+            ("lunch \"at\" noon".to_string(), true),
+            ("x".to_string(), false),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn login_select_fetch_logout_with_a_literal() {
+    let (addr, task) = fake(vec![
+        Send("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n"),
+        Expect("a1 LOGIN bob \"p w\""),
+        Send("a1 OK [CAPABILITY IMAP4rev1 MOVE] logged in\r\n"),
+        Expect("a2 SELECT INBOX"),
+        Send("* 2 EXISTS\r\n* FLAGS (\\Seen \\Deleted)\r\n* OK [UIDVALIDITY 42] ok\r\n"),
+        Send("* OK [UIDNEXT 5] ok\r\na2 OK [READ-WRITE] SELECT completed\r\n"),
+        Expect("a3 FETCH 2 BODY.PEEK[]"),
+        Send("* 2 FETCH (BODY[] {14}\r\nSubject: x\r\n\r\n UID 4)\r\n"),
+        Send("a3 OK FETCH completed\r\n"),
+        Expect("a4 LOGOUT"),
+        Send("* BYE bye\r\na4 OK LOGOUT completed\r\n"),
+    ])
+    .await;
+    let (trace, lines) = collector();
+    let mut c = ImapClient::connect(&addr, T, trace).await.expect("connect");
+    assert!(c.has("literal+"));
+    c.login("bob", "p w").await.expect("login");
+    assert!(c.has("MOVE"), "{:?}", c.capabilities());
+    let sel = c.select("INBOX", false).await.expect("select");
+    assert_eq!(sel.exists, 2);
+    assert_eq!(sel.uidvalidity, Some(42));
+    assert_eq!(sel.uidnext, Some(5));
+    assert!(!sel.read_only);
+    let msg = c.fetch_message(2, true).await.expect("fetch");
+    assert_eq!(msg, b"Subject: x\r\n\r\n");
+    c.logout().await.expect("logout");
+    task.await.expect("join").expect("script");
+    let lines = lines.lock().expect("lock").clone();
+    assert!(
+        lines.contains(&"C: a1 LOGIN bob ****".to_string()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"S: Subject: x".to_string()), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("p w")), "{lines:?}");
+}
+
+#[tokio::test]
+async fn synchronizing_literal_waits_for_go_ahead() {
+    let (addr, task) = fake(vec![
+        Send("* OK [CAPABILITY IMAP4rev1] ready\r\n"),
+        Expect("a1 CREATE {6}"),
+        Send("+ Ready for literal data\r\n"),
+        Expect("Grüß"),
+        Send("a1 OK CREATE completed\r\n"),
+    ])
+    .await;
+    let mut c = ImapClient::connect(&addr, T, None).await.expect("connect");
+    c.create("Grüß").await.expect("create");
+    task.await.expect("join").expect("script");
+}
+
+#[tokio::test]
+async fn refusals_and_a_bye_before_close() {
+    let (addr, task) = fake(vec![Send("* BYE too many connections\r\n")]).await;
+    let err = ImapClient::connect(&addr, T, None)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        format!("{addr} refused the connection: BYE too many connections")
+    );
+    task.await.expect("join").expect("script");
+
+    let (addr, task) = fake(vec![
+        Send("* OK [CAPABILITY IMAP4rev1] ready\r\n"),
+        Expect("a1 LOGIN bob x"),
+        Send("a1 NO [AUTHENTICATIONFAILED] wrong user name or password\r\n"),
+        Expect("a2 SELECT Nope"),
+        Send("* BYE autologout\r\n"),
+        Close,
+    ])
+    .await;
+    let mut c = ImapClient::connect(&addr, T, None).await.expect("connect");
+    let err = c.login("bob", "x").await.expect_err("refused");
+    assert!(
+        matches!(&err, ImapError::Rejected { command, reply, .. }
+            if command == "LOGIN" && reply.code.as_deref() == Some("AUTHENTICATIONFAILED")),
+        "{err:?}"
+    );
+    let err = c.select("Nope", false).await.expect_err("bye");
+    assert!(
+        matches!(&err, ImapError::Rejected { reply, .. } if reply.status == Status::Bye),
+        "{err:?}"
+    );
+    task.await.expect("join").expect("script");
+}
+
+#[tokio::test]
+async fn close_in_the_middle_of_a_literal_is_closed() {
+    let (addr, _task) = fake(vec![
+        Send("* OK [CAPABILITY IMAP4rev1] ready\r\n"),
+        Expect("a1 FETCH 1 BODY[]"),
+        Send("* 1 FETCH (BODY[] {100}\r\nonly a part"),
+        Close,
+    ])
+    .await;
+    let mut c = ImapClient::connect(&addr, T, None).await.expect("connect");
+    let err = c.fetch_message(1, false).await.expect_err("closed");
+    assert!(matches!(err, ImapError::Closed { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn login_disabled_is_refused_locally() {
+    let (addr, _task) = fake(vec![Send(
+        "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n",
+    )])
+    .await;
+    let mut c = ImapClient::connect(&addr, T, None).await.expect("connect");
+    let err = c.login("bob", "x").await.expect_err("disabled");
+    assert!(err.to_string().contains("LOGINDISABLED"), "{err}");
+}

@@ -1,0 +1,588 @@
+//! Reading mail over IMAP (RFC 9051): the `imap` sub-prompt of `mailroom agent`, and the
+//! login and listing that `mailroom inbox --imap` shares with it.
+//!
+//! Message numbers are IMAP sequence numbers, as POP3's are: 1 is the oldest message of the
+//! selected folder. Where a command takes several messages it also takes an IMAP sequence set
+//! (`1,3`, `2:4`, `5:*`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use mailroom_client::imap::parse::StatusText;
+use mailroom_client::imap::{Fetched, FlagOp, ImapClient, ImapError};
+use mailroom_client::trace::printable;
+
+use super::common::{self, imap_failure, AgentError, Failure};
+use super::interactive::{fail, Flow, Read, Session};
+use super::show;
+
+/// What a listing fetches: enough for number, flags, size, sender, subject and date, without
+/// setting `\Seen` (BODY.PEEK, RFC 9051 §6.4.5).
+pub const LIST_ITEMS: &str =
+    "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])";
+
+/// Connects (plain, implicit TLS, or STARTTLS), logs in with LOGIN and selects `folder`
+/// (EXAMINE, read-only, with `read_only`). Returns the client and the login's tagged OK.
+pub async fn login(
+    server: &str,
+    user: &str,
+    password: &str,
+    common_args: &common::CommonArgs,
+    trace_to_stdout: bool,
+) -> Result<(ImapClient, StatusText), AgentError> {
+    let trace = common::tracer(common_args.trace, trace_to_stdout);
+    let tls = common_args.tls_mode()?;
+    let mut c = match &tls {
+        common::TlsMode::Implicit(t) => {
+            ImapClient::connect_tls(server, common_args.timeout(), trace, t).await
+        }
+        _ => ImapClient::connect(server, common_args.timeout(), trace).await,
+    }
+    .map_err(|e| imap_failure(e, false, user))?;
+    if let common::TlsMode::StartTls(t) = &tls {
+        c.starttls(t)
+            .await
+            .map_err(|e| imap_failure(e, false, user))?;
+    }
+    let ok = c
+        .login(user, password)
+        .await
+        .map_err(|e| imap_failure(e, true, user))?;
+    Ok((c, ok))
+}
+
+/// The listing of every message in the selected folder (nothing is fetched when it is empty:
+/// `1:*` would then name no message).
+pub async fn list_messages(c: &mut ImapClient) -> Result<Vec<Fetched>, ImapError> {
+    if c.selected().map(|s| s.exists).unwrap_or(0) == 0 {
+        return Ok(Vec::new());
+    }
+    c.fetch("1:*", LIST_ITEMS).await
+}
+
+/// `N` for a message without `\Seen`, then `D` (\Deleted), `F` (\Flagged), `A` (\Answered):
+/// the compact flags column of mail readers.
+pub fn flag_letters(flags: &[String]) -> String {
+    let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
+    let mut s = String::new();
+    s.push(if has("\\Seen") { ' ' } else { 'N' });
+    for (flag, letter) in [("\\Deleted", 'D'), ("\\Flagged", 'F'), ("\\Answered", 'A')] {
+        if has(flag) {
+            s.push(letter);
+        }
+    }
+    s
+}
+
+/// A sequence set typed by a person: numbers, `a:b` ranges, `*`, separated by commas.
+pub fn message_set(s: &str) -> Result<String, AgentError> {
+    let bad = || {
+        AgentError::local(format!(
+            "'{s}' is not a message number or set (3, 1,4 or 2:5, as list shows them)"
+        ))
+    };
+    if s.is_empty() {
+        return Err(bad());
+    }
+    for part in s.split(',') {
+        let (a, b) = part.split_once(':').unwrap_or((part, part));
+        for n in [a, b] {
+            if n != "*" && !n.parse::<u32>().is_ok_and(|n| n > 0) {
+                return Err(bad());
+            }
+        }
+    }
+    Ok(s.to_string())
+}
+
+/// A flag as typed: `seen`, `\Seen`, `flagged`, ... become the system flags (RFC 9051
+/// §2.3.2); other words are keywords, which must be atoms.
+pub fn flag_name(w: &str) -> Result<String, AgentError> {
+    let bare = w.trim_start_matches('\\');
+    let system = ["Seen", "Answered", "Flagged", "Deleted", "Draft"]
+        .into_iter()
+        .find(|f| f.eq_ignore_ascii_case(bare));
+    if let Some(f) = system {
+        return Ok(format!("\\{f}"));
+    }
+    if w.starts_with('\\')
+        || w.is_empty()
+        || !w.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']' | b'['
+                )
+        })
+    {
+        return Err(AgentError::local(format!(
+            "'{w}' is not a flag: use seen, answered, flagged, deleted, draft or a keyword (letters, digits, $)"
+        )));
+    }
+    Ok(w.to_string())
+}
+
+const IMAP_COMMANDS: &str =
+    "folders select list read raw save flag unflag delete undelete expunge search copy move create rmfolder noop quit";
+
+fn imap_help() {
+    println!("  folders             the folders (LIST), with message and unseen counts (STATUS)");
+    println!("  select FOLDER       open another folder (SELECT); INBOX is opened at login");
+    println!("  list                the messages: number, flags, size, sender, subject (FETCH)");
+    println!(
+        "                      flags: N new (not \\Seen), D \\Deleted, F \\Flagged, A \\Answered"
+    );
+    println!("  read N              read message N, decoded; marks it \\Seen (FETCH BODY[])");
+    println!("  raw N               message N exactly as the server sent it (BODY.PEEK[])");
+    println!("  save N DIR          save message N's attachments into DIR");
+    println!("  flag N FLAG...      add flags: seen, answered, flagged, deleted, draft, keywords");
+    println!("  unflag N FLAG...    remove flags (STORE -FLAGS)");
+    println!("  delete N            mark N \\Deleted; expunge removes it (undelete N undoes it)");
+    println!("  expunge             remove the messages marked \\Deleted now (EXPUNGE)");
+    println!("  search KEYS...      IMAP search keys: unseen, from alice, subject lunch, since 1-Nov-2026");
+    println!("  copy N FOLDER       copy message(s) to FOLDER; move N FOLDER moves them (MOVE)");
+    println!("  create FOLDER       create a folder; rmfolder FOLDER deletes one (DELETE)");
+    println!("  noop                ask for news: new or removed messages (NOOP)");
+    println!(
+        "  quit                log out (LOGOUT); messages marked \\Deleted stay until expunged"
+    );
+    println!("  N may be a set where it makes sense: 1,3 or 2:4 or 5:*");
+}
+
+/// `imap`: log in, select INBOX, then the sub-prompt `imap:FOLDER>>> `.
+pub(super) fn session(s: &mut Session) -> Result<Flow, AgentError> {
+    let login = {
+        let (server, user, password) = (s.imap.clone(), s.user.clone(), s.password.clone());
+        let common_args = s.common.clone();
+        s.rt.block_on(async move {
+            let (mut c, ok) = login(&server, &user, &password, &common_args, true).await?;
+            let sel = c
+                .select("INBOX", false)
+                .await
+                .map_err(|e| imap_failure(e, false, &user))?;
+            Ok::<_, AgentError>((c, ok, sel))
+        })
+    };
+    let mut c = match login {
+        Ok((c, ok, sel)) => {
+            println!("{ok}");
+            println!(
+                "{}",
+                describe_selected(&sel.name, sel.exists, sel.read_only)
+            );
+            c
+        }
+        Err(e) => {
+            fail(s, e);
+            return Ok(Flow::Continue);
+        }
+    };
+    println!("Logged in to {}. Commands: {IMAP_COMMANDS} (help).", s.imap);
+    loop {
+        let folder = c
+            .selected()
+            .map(|f| printable(f.name.as_bytes()))
+            .unwrap_or_else(|| "-".into());
+        let prompt = format!("imap:{folder}>>> ");
+        let line = match s.input.read(&prompt, true)? {
+            Read::Eof => {
+                println!("(end of input: sending LOGOUT)");
+                logout(s, c);
+                return Ok(Flow::Exit);
+            }
+            Read::Interrupted => {
+                println!("(type quit to end the IMAP session)");
+                continue;
+            }
+            Read::Line(l) => l,
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(cmd) = words.first().map(|w| w.to_ascii_lowercase()) else {
+            continue;
+        };
+        let args = &words[1..];
+        match cmd.as_str() {
+            "quit" | "logout" => {
+                logout(s, c);
+                return Ok(Flow::Continue);
+            }
+            "exit" => {
+                logout(s, c);
+                return Ok(Flow::Exit);
+            }
+            "help" | "?" => imap_help(),
+            _ => match one(s, &mut c, &cmd, args, &line) {
+                Ok(()) => {}
+                Err(ImapFailure::Local(e)) => fail(s, e),
+                Err(ImapFailure::Server(ImapError::Rejected { reply, .. }))
+                    if reply.status != mailroom_client::imap::parse::Status::Bye =>
+                {
+                    // A tagged NO or BAD: show it; the session goes on.
+                    println!("{reply}");
+                    s.failure = Some(Failure::Refused);
+                }
+                Err(ImapFailure::Server(e)) => {
+                    let e = imap_failure(e, false, &s.user);
+                    fail(s, e);
+                    println!("(the IMAP session is over; type imap to log in again)");
+                    return Ok(Flow::Continue);
+                }
+            },
+        }
+    }
+}
+
+fn describe_selected(name: &str, exists: u32, read_only: bool) -> String {
+    format!(
+        "{}: {exists} message{}{}",
+        printable(name.as_bytes()),
+        if exists == 1 { "" } else { "s" },
+        if read_only { " (read-only)" } else { "" }
+    )
+}
+
+fn logout(s: &mut Session, c: ImapClient) {
+    match s.rt.block_on(c.logout()) {
+        Ok(r) => println!("{r}"),
+        Err(e) => {
+            let e = imap_failure(e, false, &s.user);
+            fail(s, e);
+        }
+    }
+}
+
+enum ImapFailure {
+    Local(AgentError),
+    Server(ImapError),
+}
+
+impl From<AgentError> for ImapFailure {
+    fn from(e: AgentError) -> Self {
+        ImapFailure::Local(e)
+    }
+}
+
+impl From<ImapError> for ImapFailure {
+    fn from(e: ImapError) -> Self {
+        ImapFailure::Server(e)
+    }
+}
+
+fn arg<'a>(args: &[&'a str], i: usize, usage: &str) -> Result<&'a str, AgentError> {
+    args.get(i)
+        .copied()
+        .ok_or_else(|| AgentError::local(format!("usage: {usage}")))
+}
+
+fn number(args: &[&str], usage: &str) -> Result<u32, AgentError> {
+    common::message_number(arg(args, 0, usage)?)
+}
+
+/// The rest of the typed line after the command word and `skip` arguments (a folder name may
+/// hold spaces).
+fn rest_of_line(line: &str, skip: usize) -> &str {
+    let mut rest = line.trim_start();
+    for _ in 0..=skip {
+        rest = rest
+            .split_once(char::is_whitespace)
+            .map(|(_, r)| r.trim_start())
+            .unwrap_or("");
+    }
+    rest.trim_end()
+}
+
+fn print_flags(changed: &[Fetched]) {
+    for f in changed {
+        let flags = f.flags.clone().unwrap_or_default();
+        println!(
+            "message {}: {}",
+            f.seq,
+            if flags.is_empty() {
+                "(no flags)".to_string()
+            } else {
+                printable(flags.join(" ").as_bytes())
+            }
+        );
+    }
+}
+
+/// Prints what untagged news a command brought (new messages, expunges) in the folder that
+/// was selected before it.
+fn print_news(before: Option<(String, u32)>, c: &ImapClient) {
+    let (Some(sel), Some((name, before))) = (c.selected(), before) else {
+        return;
+    };
+    if sel.name == name && sel.exists != before {
+        println!(
+            "({} now has {} message{}; it had {before})",
+            printable(sel.name.as_bytes()),
+            sel.exists,
+            if sel.exists == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// One command of the sub-prompt.
+fn one(
+    s: &Session,
+    c: &mut ImapClient,
+    cmd: &str,
+    args: &[&str],
+    line: &str,
+) -> Result<(), ImapFailure> {
+    let rt = &s.rt;
+    let before = c.selected().map(|f| (f.name.clone(), f.exists));
+    match cmd {
+        "folders" | "lsub" | "mailboxes" => {
+            let folders = rt.block_on(c.list("*"))?;
+            for f in folders {
+                let noselect = f
+                    .attributes
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case("\\Noselect"));
+                let counts = if noselect {
+                    String::new()
+                } else {
+                    match rt.block_on(c.status(&f.name, &["MESSAGES", "UNSEEN"])) {
+                        Ok(st) => {
+                            let get = |k: &str| {
+                                st.iter()
+                                    .find(|(n, _)| n == k)
+                                    .map(|(_, v)| *v)
+                                    .unwrap_or(0)
+                            };
+                            let n = get("MESSAGES");
+                            let messages = format!("{n} message{}", if n == 1 { "" } else { "s" });
+                            format!("{messages:>14}, {} unseen", get("UNSEEN"))
+                        }
+                        Err(ImapError::Rejected { .. }) => String::new(),
+                        Err(e) => return Err(e.into()),
+                    }
+                };
+                let special: Vec<&str> = f
+                    .attributes
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|a| {
+                        !a.eq_ignore_ascii_case("\\HasNoChildren")
+                            && !a.eq_ignore_ascii_case("\\HasChildren")
+                    })
+                    .collect();
+                let row = format!(
+                    "  {:<24} {counts:<28} {}",
+                    printable(f.name.as_bytes()),
+                    printable(special.join(" ").as_bytes())
+                );
+                println!("{}", row.trim_end());
+            }
+        }
+        "select" | "cd" | "examine" => {
+            let name = rest_of_line(line, 0);
+            if name.is_empty() {
+                return Err(AgentError::local(format!("usage: {cmd} FOLDER")).into());
+            }
+            let sel = rt.block_on(c.select(name, cmd == "examine"))?;
+            println!(
+                "{}",
+                describe_selected(&sel.name, sel.exists, sel.read_only)
+            );
+        }
+        "list" | "ls" | "headers" => {
+            let list = rt.block_on(list_messages(c))?;
+            let name = c.selected().map(|f| f.name.clone()).unwrap_or_default();
+            println!(
+                "{} message{} in {}",
+                list.len(),
+                if list.len() == 1 { "" } else { "s" },
+                printable(name.as_bytes())
+            );
+            for f in list {
+                let sum = show::summary(f.body().unwrap_or(b""));
+                println!(
+                    "{:>4} {:<4} {:>8}  {:<32}  {}",
+                    f.seq,
+                    flag_letters(f.flags.as_deref().unwrap_or(&[])),
+                    f.size.unwrap_or(0),
+                    super::inbox::truncate(&sum.from, 32),
+                    sum.subject
+                );
+            }
+        }
+        "read" | "retr" | "fetch" => {
+            let n = number(args, "read N")?;
+            let msg = rt.block_on(c.fetch_message(n, false))?;
+            println!("--- message {n} ({} octets) ---", msg.len());
+            print!("{}", show::render(&msg));
+            println!("--- end of message {n} ---");
+        }
+        "raw" => {
+            let n = number(args, "raw N")?;
+            let msg = rt.block_on(c.fetch_message(n, true))?;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&msg);
+            let _ = out.flush();
+        }
+        "save" => {
+            let n = number(args, "save N DIR")?;
+            let dir = rest_of_line(line, 1);
+            if dir.is_empty() {
+                return Err(AgentError::local("usage: save N DIR").into());
+            }
+            let msg = rt.block_on(c.fetch_message(n, true))?;
+            let saved = show::save_attachments(&msg, &PathBuf::from(dir))?;
+            if saved.is_empty() {
+                println!("message {n} has no attachments");
+            }
+            for (path, size) in saved {
+                println!("saved {} ({size} bytes)", path.display());
+            }
+        }
+        "flag" | "unflag" => {
+            let usage = format!("{cmd} N FLAG... (seen, answered, flagged, deleted, draft)");
+            let set = message_set(arg(args, 0, &usage)?)?;
+            if args.len() < 2 {
+                return Err(AgentError::local(format!("usage: {usage}")).into());
+            }
+            let flags = args[1..]
+                .iter()
+                .map(|w| flag_name(w))
+                .collect::<Result<Vec<_>, _>>()?;
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            let op = if cmd == "flag" {
+                FlagOp::Add
+            } else {
+                FlagOp::Remove
+            };
+            print_flags(&rt.block_on(c.store(&set, op, &flags))?);
+        }
+        "delete" | "dele" | "undelete" => {
+            let set = message_set(arg(args, 0, &format!("{cmd} N"))?)?;
+            let op = if cmd == "undelete" {
+                FlagOp::Remove
+            } else {
+                FlagOp::Add
+            };
+            rt.block_on(c.store(&set, op, &["\\Deleted"]))?;
+            if cmd == "undelete" {
+                println!("message {set} no longer marked \\Deleted");
+            } else {
+                println!(
+                    "message {set} marked \\Deleted (expunge removes it; undelete {set} undoes this)"
+                );
+            }
+        }
+        "expunge" => {
+            let gone = rt.block_on(c.expunge())?;
+            if gone.is_empty() {
+                println!("no message was marked \\Deleted: nothing removed");
+            } else {
+                let count = gone.len();
+                println!(
+                    "removed {count} message{}; the others are renumbered (type list)",
+                    if count == 1 { "" } else { "s" }
+                );
+            }
+        }
+        "search" | "find" => {
+            let keys = rest_of_line(line, 0);
+            if keys.is_empty() {
+                return Err(AgentError::local(
+                    "usage: search KEYS (e.g. search unseen, search from alice, search subject \"lunch plans\")",
+                )
+                .into());
+            }
+            let found = rt.block_on(c.search(keys))?;
+            if found.is_empty() {
+                println!("no message matches");
+            } else {
+                let list: Vec<String> = found.iter().map(u32::to_string).collect();
+                println!(
+                    "{} match{}: {}",
+                    found.len(),
+                    if found.len() == 1 { "" } else { "es" },
+                    list.join(" ")
+                );
+            }
+        }
+        "copy" | "move" => {
+            let usage = format!("{cmd} N FOLDER");
+            let set = message_set(arg(args, 0, &usage)?)?;
+            let folder = rest_of_line(line, 1);
+            if folder.is_empty() {
+                return Err(AgentError::local(format!("usage: {usage}")).into());
+            }
+            if cmd == "copy" {
+                rt.block_on(c.copy(&set, folder))?;
+                println!("copied {set} to {}", printable(folder.as_bytes()));
+            } else {
+                rt.block_on(c.move_to(&set, folder))?;
+                println!(
+                    "moved {set} to {}; the others are renumbered (type list)",
+                    printable(folder.as_bytes())
+                );
+            }
+        }
+        "create" | "mkdir" => {
+            let name = rest_of_line(line, 0);
+            if name.is_empty() {
+                return Err(AgentError::local("usage: create FOLDER").into());
+            }
+            println!("{}", rt.block_on(c.create(name))?);
+        }
+        "rmfolder" | "rmdir" => {
+            let name = rest_of_line(line, 0);
+            if name.is_empty() {
+                return Err(AgentError::local("usage: rmfolder FOLDER").into());
+            }
+            println!("{}", rt.block_on(c.delete(name))?);
+        }
+        "noop" => {
+            let a = rt.block_on(c.noop())?;
+            println!("{}", a.status);
+        }
+        "close" => {
+            println!("{}", rt.block_on(c.close())?);
+            println!("(no folder is selected now: select one, or quit)");
+        }
+        other => {
+            return Err(AgentError::local(format!(
+                "unknown command '{other}': type help for the list"
+            ))
+            .into())
+        }
+    }
+    print_news(before, c);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sets_flags_and_letters() {
+        assert_eq!(message_set("3").ok().as_deref(), Some("3"));
+        assert_eq!(message_set("1,3:5,7:*").ok().as_deref(), Some("1,3:5,7:*"));
+        for bad in ["", "0", "a", "1,,2", "1:", "-1", "1 2", "(1)"] {
+            assert!(message_set(bad).is_err(), "{bad}");
+        }
+        assert_eq!(flag_name("seen").ok().as_deref(), Some("\\Seen"));
+        assert_eq!(flag_name("\\FLAGGED").ok().as_deref(), Some("\\Flagged"));
+        assert_eq!(flag_name("$Junk").ok().as_deref(), Some("$Junk"));
+        for bad in ["\\Recent", "a(b", "x\"", "\\Foo"] {
+            assert!(flag_name(bad).is_err(), "{bad}");
+        }
+        let f = |v: &[&str]| flag_letters(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(f(&[]), "N");
+        assert_eq!(f(&["\\Seen"]), " ");
+        assert_eq!(f(&["\\Seen", "\\Deleted", "\\Answered"]), " DA");
+        assert_eq!(f(&["\\Flagged"]), "NF");
+    }
+
+    #[test]
+    fn rest_of_line_keeps_spaces_in_names() {
+        assert_eq!(rest_of_line("select My Folder ", 0), "My Folder");
+        assert_eq!(rest_of_line("  copy 3  Old Mail", 1), "Old Mail");
+        assert_eq!(rest_of_line("select", 0), "");
+    }
+}
