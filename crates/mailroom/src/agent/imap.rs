@@ -164,7 +164,15 @@ pub(super) fn session(s: &mut Session) -> Result<Flow, AgentError> {
         })
     };
     let mut c = match login {
-        Ok((c, ok, sel)) => {
+        Ok((c, mut ok, sel)) => {
+            // The capability list in the OK is for programs (--trace shows it); not for people.
+            if ok
+                .code
+                .as_deref()
+                .is_some_and(|c| c.to_ascii_uppercase().starts_with("CAPABILITY"))
+            {
+                ok.code = None;
+            }
             println!("{ok}");
             println!(
                 "{}",
