@@ -583,11 +583,17 @@ impl ImapClient {
         Ok(a.status)
     }
 
-    /// DELETE mailbox (RFC 9051 §6.3.5).
+    /// DELETE mailbox (RFC 9051 §6.3.5). Deleting the selected mailbox leaves it unselected.
     pub async fn delete(&mut self, mailbox: &str) -> Result<StatusText, ImapError> {
         let a = self
             .command(&[Arg::Raw("DELETE"), Arg::Str(mailbox)], "DELETE")
             .await?;
+        if self.selected.as_ref().is_some_and(|s| {
+            s.name == mailbox
+                || (s.name.eq_ignore_ascii_case("INBOX") && mailbox.eq_ignore_ascii_case("INBOX"))
+        }) {
+            self.selected = None;
+        }
         Ok(a.status)
     }
 
@@ -601,13 +607,6 @@ impl ImapClient {
         let a = self.command(&[Arg::Raw("CLOSE")], "CLOSE").await?;
         self.selected = None;
         Ok(a.status)
-    }
-
-    /// Any command line, as typed (for teaching: `imap>>> raw ...` is not offered, but tests
-    /// and tools can use it). Returns every response.
-    pub async fn raw_command(&mut self, line: &str) -> Result<Answer, ImapError> {
-        let name = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
-        self.command(&[Arg::Raw(line)], &name).await
     }
 
     /// LOGOUT (RFC 9051 §6.1.3): `* BYE`, then the tagged OK; then closes. Messages flagged

@@ -331,7 +331,9 @@ fn the_lab_command_runs_examples_lab_toml_and_mail_flows() {
         std::fs::read_to_string(repo_root().join("examples/lab.toml")).expect("examples/lab.toml");
     // Same file, on free ports and in a scratch data directory.
     let mut lab = example.replace("lab-data/", &format!("{}/", dir.path().display()));
-    for p in ["3525", "3587", "3110", "4525", "4587", "4110"] {
+    for p in [
+        "3525", "3587", "3110", "3143", "4525", "4587", "4110", "4143",
+    ] {
         lab = lab.replace(
             &format!("127.0.0.1:{p}"),
             &format!("127.0.0.1:{}", free_port()),

@@ -149,10 +149,15 @@ fn imap_help() {
     println!("  N may be a set where it makes sense: 1,3 or 2:4 or 5:*");
 }
 
-/// `imap`: log in, select INBOX, then the sub-prompt `imap:FOLDER>>> `.
+/// `imap`: log in, select INBOX, then the sub-prompt `imap:FOLDER>>> ` (`imap>>> ` while no
+/// folder is selected).
 pub(super) fn session(s: &mut Session) -> Result<Flow, AgentError> {
+    let imap = s.imap.clone();
+    let Some(server) = super::interactive::server_of(s, &imap) else {
+        return Ok(Flow::Continue);
+    };
     let login = {
-        let (server, user, password) = (s.imap.clone(), s.user.clone(), s.password.clone());
+        let (server, user, password) = (server.clone(), s.user.clone(), s.password.clone());
         let common_args = s.common.clone();
         s.rt.block_on(async move {
             let (mut c, ok) = login(&server, &user, &password, &common_args, true).await?;
@@ -185,13 +190,12 @@ pub(super) fn session(s: &mut Session) -> Result<Flow, AgentError> {
             return Ok(Flow::Continue);
         }
     };
-    println!("Logged in to {}. Commands: {IMAP_COMMANDS} (help).", s.imap);
+    println!("Logged in to {server}. Commands: {IMAP_COMMANDS} (help).");
     loop {
-        let folder = c
-            .selected()
-            .map(|f| printable(f.name.as_bytes()))
-            .unwrap_or_else(|| "-".into());
-        let prompt = format!("imap:{folder}>>> ");
+        let prompt = match c.selected() {
+            Some(f) => format!("imap:{}>>> ", printable(f.name.as_bytes())),
+            None => "imap>>> ".to_string(),
+        };
         let line = match s.input.read(&prompt, true)? {
             Read::Eof => {
                 println!("(end of input: sending LOGOUT)");
@@ -396,6 +400,12 @@ fn one(
             );
         }
         "list" | "ls" | "headers" => {
+            if c.selected().is_none() {
+                return Err(AgentError::local(
+                    "no folder is selected: type select FOLDER first (folders lists them)",
+                )
+                .into());
+            }
             let list = rt.block_on(list_messages(c))?;
             let name = c.selected().map(|f| f.name.clone()).unwrap_or_default();
             println!(

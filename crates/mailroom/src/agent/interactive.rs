@@ -87,8 +87,10 @@ pub(super) struct Session {
     pub(super) user: String,
     pub(super) password: String,
     smtp: super::send::SmtpTarget,
-    pop3: String,
-    pub(super) imap: String,
+    /// The POP3 and IMAP servers, or why there is none (said when `pop` / `imap` is typed,
+    /// so that a config without those listeners still lets you send).
+    pop3: Result<String, String>,
+    pub(super) imap: Result<String, String>,
     apop: bool,
     pub(super) common: common::CommonArgs,
     pub(super) rt: tokio::runtime::Runtime,
@@ -111,18 +113,18 @@ pub(super) fn fail(session: &mut Session, e: AgentError) {
 
 pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
     let user = Mailbox::parse(&args.user)?.address;
-    let (pop3, pop3_from) = common::server_addr(
+    let (pop3, pop3_shown) = optional_server(common::server_addr(
         Service::Pop3.with_tls(args.common.tls),
         &args.pop3,
         &args.config,
         &user,
-    )?;
-    let (imap, imap_from) = common::server_addr(
+    ));
+    let (imap, imap_shown) = optional_server(common::server_addr(
         Service::Imap.with_tls(args.common.tls),
         &args.imap,
         &args.config,
         &user,
-    )?;
+    ));
     let (smtp_server, smtp_from) = common::server_addr(
         Service::Smtp.with_tls(args.common.tls),
         &args.smtp,
@@ -154,8 +156,8 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
         failure: None,
     };
     println!(
-        "mailroom agent for {}: SMTP {smtp_server} ({smtp_from}), POP3 {} ({pop3_from}), IMAP {} ({imap_from})",
-        s.user, s.pop3, s.imap
+        "mailroom agent for {}: SMTP {smtp_server} ({smtp_from}), POP3 {pop3_shown}, IMAP {imap_shown}",
+        s.user
     );
     println!(
         "Type smtp to send a message, pop or imap to read your mail, exit to leave, help for help."
@@ -192,6 +194,31 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
         }
     }
     Ok(s.failure.map(Failure::code).unwrap_or(ExitCode::SUCCESS))
+}
+
+/// A reading server's address for the session and for the banner: `127.0.0.1:2110 (default)`,
+/// or `none (the reason)`. A local problem (no such listener in the config) waits until the
+/// command that needs the server.
+fn optional_server(r: Result<(String, String), AgentError>) -> (Result<String, String>, String) {
+    match r {
+        Ok((addr, from)) => {
+            let shown = format!("{addr} ({from})");
+            (Ok(addr), shown)
+        }
+        Err(e) => (Err(e.message), "none".to_string()),
+    }
+}
+
+/// The address of a reading server, or the failure that says why there is none.
+pub(super) fn server_of(s: &mut Session, which: &Result<String, String>) -> Option<String> {
+    match which {
+        Ok(a) => Some(a.clone()),
+        Err(m) => {
+            let e = AgentError::local(m.clone());
+            fail(s, e);
+            None
+        }
+    }
 }
 
 fn print_help() {
@@ -347,9 +374,13 @@ fn pop_help() {
 
 /// `pop`: log in, then the sub-prompt.
 fn pop_command(s: &mut Session) -> Result<Flow, AgentError> {
+    let pop3 = s.pop3.clone();
+    let Some(server) = server_of(s, &pop3) else {
+        return Ok(Flow::Continue);
+    };
     let login = {
         let (server, user, password, apop) =
-            (s.pop3.clone(), s.user.clone(), s.password.clone(), s.apop);
+            (server.clone(), s.user.clone(), s.password.clone(), s.apop);
         let common_args = s.common.clone();
         s.rt.block_on(async move {
             inbox::login(&server, &user, &password, apop, &common_args, true).await
@@ -366,8 +397,7 @@ fn pop_command(s: &mut Session) -> Result<Flow, AgentError> {
         }
     };
     println!(
-        "Logged in to {}. Commands: stat list uidl top retr raw save dele rset noop quit (help).",
-        s.pop3
+        "Logged in to {server}. Commands: stat list uidl top retr raw save dele rset noop quit (help)."
     );
     loop {
         let line = match s.input.read(POP_PROMPT, true)? {
