@@ -35,35 +35,9 @@ pub const MAX_RESPONSE_LINE: usize = 1024 * 1024;
 /// A single response (all its literals together) larger than this is refused.
 pub const MAX_RESPONSE_SIZE: usize = 512 * 1024 * 1024;
 
-/// Errors of the IMAP client, in the style of [`crate::pop3::Pop3Error`].
-#[derive(Debug, thiserror::Error)]
-pub enum ImapError {
-    #[error("cannot connect to {server}: {source}")]
-    Connect {
-        server: String,
-        source: std::io::Error,
-    },
-    #[error("{server} did not answer in time (waiting for {waiting_for})")]
-    Timeout {
-        server: String,
-        waiting_for: &'static str,
-    },
-    #[error("{server} closed the connection")]
-    Closed { server: String },
-    /// A tagged `NO` or `BAD`, a greeting `* BYE`, or a `* BYE` before the connection closed.
-    #[error("{server} refused {command}: {reply}")]
-    Rejected {
-        server: String,
-        command: String,
-        reply: StatusText,
-    },
-    #[error("{server}: {message}")]
-    Protocol { server: String, message: String },
-    #[error(transparent)]
-    Io(std::io::Error),
-    #[error("TLS with {server} failed: {message}")]
-    Tls { server: String, message: String },
-}
+/// Errors of the IMAP client. A tagged `NO` or `BAD`, a greeting `* BYE`, or a `* BYE`
+/// before the connection closed is [`ClientError::Rejected`](crate::error::ClientError).
+pub type ImapError = crate::error::ClientError<StatusText>;
 
 /// A mailbox as LIST shows it (RFC 9051 §7.3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -940,22 +914,5 @@ pub fn expand_set(set: &str) -> Vec<u32> {
 mod tests;
 
 fn conn_error(server: String, e: ConnError) -> ImapError {
-    match e {
-        ConnError::Timeout(waiting_for) => ImapError::Timeout {
-            server,
-            waiting_for,
-        },
-        ConnError::Closed => ImapError::Closed { server },
-        ConnError::LineTooLong(limit) => ImapError::Protocol {
-            server,
-            message: format!("sent a line longer than {limit} octets"),
-        },
-        ConnError::Io(e) => ImapError::Io(e),
-        ConnError::Connect(source) => ImapError::Connect { server, source },
-        ConnError::Tls(message) => ImapError::Tls { server, message },
-        ConnError::TlsInjection => ImapError::Tls {
-            server,
-            message: "the server sent data after its STARTTLS go-ahead (possible injection); session abandoned".into(),
-        },
-    }
+    ImapError::from_conn(server, e)
 }

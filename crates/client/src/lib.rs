@@ -16,6 +16,7 @@
 //! Each wait for the server has a timeout, and every line has a length limit.
 
 mod conn;
+pub mod error;
 pub mod imap;
 pub mod pop3;
 pub mod smtp;
@@ -23,6 +24,7 @@ pub mod tls;
 pub mod trace;
 
 pub use conn::Stream;
+pub use error::ClientError;
 pub use tls::{ClientTls, TlsSetupError};
 pub use trace::{Direction, TraceFn};
 

@@ -128,34 +128,8 @@ pub fn apop_digest(timestamp: &str, password: &str) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Errors of the POP3 client, in the same style as [`crate::smtp::SmtpError`].
-#[derive(Debug, thiserror::Error)]
-pub enum Pop3Error {
-    #[error("cannot connect to {server}: {source}")]
-    Connect {
-        server: String,
-        source: std::io::Error,
-    },
-    #[error("{server} did not answer in time (waiting for {waiting_for})")]
-    Timeout {
-        server: String,
-        waiting_for: &'static str,
-    },
-    #[error("{server} closed the connection")]
-    Closed { server: String },
-    #[error("{server} refused {command}: {reply}")]
-    Rejected {
-        server: String,
-        command: String,
-        reply: Pop3Reply,
-    },
-    #[error("{server}: {message}")]
-    Protocol { server: String, message: String },
-    #[error(transparent)]
-    Io(std::io::Error),
-    #[error("TLS with {server} failed: {message}")]
-    Tls { server: String, message: String },
-}
+/// Errors of the POP3 client.
+pub type Pop3Error = crate::error::ClientError<Pop3Reply>;
 
 /// A POP3 client session.
 pub struct Pop3Client {
@@ -499,22 +473,5 @@ fn lines_of(body: &[u8]) -> Vec<String> {
 mod tests;
 
 fn conn_error(server: String, e: ConnError) -> Pop3Error {
-    match e {
-        ConnError::Timeout(waiting_for) => Pop3Error::Timeout {
-            server,
-            waiting_for,
-        },
-        ConnError::Closed => Pop3Error::Closed { server },
-        ConnError::LineTooLong(limit) => Pop3Error::Protocol {
-            server,
-            message: format!("sent a line longer than {limit} octets"),
-        },
-        ConnError::Io(e) => Pop3Error::Io(e),
-        ConnError::Connect(source) => Pop3Error::Connect { server, source },
-        ConnError::Tls(message) => Pop3Error::Tls { server, message },
-        ConnError::TlsInjection => Pop3Error::Tls {
-            server,
-            message: "the server sent data after its STLS go-ahead (possible injection); session abandoned".into(),
-        },
-    }
+    Pop3Error::from_conn(server, e)
 }

@@ -339,33 +339,7 @@ pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
 
 /// Errors of the SMTP client. Refusals of MAIL, RCPT and DATA inside [`SmtpClient::send_mail`]
 /// are not errors: they are in the [`SendOutcome`].
-#[derive(Debug, thiserror::Error)]
-pub enum SmtpError {
-    #[error("cannot connect to {server}: {source}")]
-    Connect {
-        server: String,
-        source: std::io::Error,
-    },
-    #[error("{server} did not answer in time (waiting for {waiting_for})")]
-    Timeout {
-        server: String,
-        waiting_for: &'static str,
-    },
-    #[error("{server} closed the connection")]
-    Closed { server: String },
-    #[error("{server} refused {command}: {reply}")]
-    Rejected {
-        server: String,
-        command: String,
-        reply: SmtpReply,
-    },
-    #[error("{server}: {message}")]
-    Protocol { server: String, message: String },
-    #[error(transparent)]
-    Io(std::io::Error),
-    #[error("TLS with {server} failed: {message}")]
-    Tls { server: String, message: String },
-}
+pub type SmtpError = crate::error::ClientError<SmtpReply>;
 
 /// Every reply of one mail transaction.
 #[derive(Debug, Clone)]
@@ -874,24 +848,7 @@ impl SmtpClient {
 }
 
 fn conn_error(server: String, e: ConnError) -> SmtpError {
-    match e {
-        ConnError::Timeout(waiting_for) => SmtpError::Timeout {
-            server,
-            waiting_for,
-        },
-        ConnError::Closed => SmtpError::Closed { server },
-        ConnError::LineTooLong(limit) => SmtpError::Protocol {
-            server,
-            message: format!("sent a reply line longer than {limit} octets"),
-        },
-        ConnError::Io(e) => SmtpError::Io(e),
-        ConnError::Connect(source) => SmtpError::Connect { server, source },
-        ConnError::Tls(message) => SmtpError::Tls { server, message },
-        ConnError::TlsInjection => SmtpError::Tls {
-            server,
-            message: "the server sent data after its STARTTLS go-ahead (possible injection); session abandoned".into(),
-        },
-    }
+    SmtpError::from_conn(server, e)
 }
 
 /// Refuses arguments that would break the command line (CR, LF, other controls, angle

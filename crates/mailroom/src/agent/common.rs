@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use mailroom_client::imap::parse::Status;
 use mailroom_client::imap::ImapError;
 use mailroom_client::pop3::Pop3Error;
 use mailroom_client::smtp::SmtpError;
-use mailroom_client::ClientTls;
 use mailroom_client::{trace, TraceFn};
+use mailroom_client::{ClientError, ClientTls};
 use mailroom_server::config::{defaults, Config, ConfigError};
 
 /// The exit codes of `agent`, `send` and `inbox` (docs/AGENT.md). 2 is left to the argument
@@ -84,6 +85,62 @@ pub enum SmtpPhase {
 /// What to try when a certificate is not trusted.
 const TLS_HINT: &str = " (for a mailroom server's self-signed certificate give --ca <data_dir>/tls/cert.pem; --insecure skips the check on throwaway setups)";
 
+/// The endings of the shared sentences: after a timeout, after a closed connection, after
+/// anything else (e.g. "; nothing was sent").
+struct Tails<'a> {
+    timeout: &'a str,
+    closed: &'a str,
+    other: &'a str,
+}
+
+/// The sentences the three protocols share: cannot connect, no answer in time, closed, a
+/// network error, TLS. A refusal (`Rejected`) or a broken protocol (`Protocol`) is given back
+/// for the protocol's own sentence.
+fn transport_failure<R: fmt::Display + fmt::Debug>(
+    proto: &str,
+    flag: &str,
+    e: ClientError<R>,
+    tails: Tails<'_>,
+) -> Result<AgentError, ClientError<R>> {
+    Ok(match e {
+        ClientError::Connect { server, source } => AgentError::new(
+            Failure::Connect,
+            format!(
+                "cannot connect to the {proto} server {server}: {source} (is `mailroom serve` running there? check {flag} or the config)"
+            ),
+        ),
+        ClientError::Timeout {
+            server,
+            waiting_for,
+        } => AgentError::new(
+            Failure::Connect,
+            format!(
+                "the {proto} server {server} did not answer in time (waiting for {waiting_for}){}",
+                tails.timeout
+            ),
+        ),
+        ClientError::Closed { server } => AgentError::new(
+            Failure::Broken,
+            format!(
+                "the {proto} server {server} closed the connection unexpectedly{}",
+                tails.closed
+            ),
+        ),
+        ClientError::Io(e) => AgentError::new(
+            Failure::Broken,
+            format!("network error talking to the {proto} server: {e}{}", tails.other),
+        ),
+        ClientError::Tls { server, message } => AgentError::new(
+            Failure::Connect,
+            format!(
+                "TLS with the {proto} server {server} failed: {message}{}{TLS_HINT}",
+                tails.other
+            ),
+        ),
+        other => return Err(other),
+    })
+}
+
 /// One clear sentence for an SMTP failure. `Transfer` errors say that nothing was sent.
 pub fn smtp_failure(e: SmtpError, phase: SmtpPhase, user: &str) -> AgentError {
     let not_sent = if phase == SmtpPhase::Transfer {
@@ -91,34 +148,27 @@ pub fn smtp_failure(e: SmtpError, phase: SmtpPhase, user: &str) -> AgentError {
     } else {
         "; nothing was sent"
     };
-    match e {
-        SmtpError::Connect { server, source } => AgentError::new(
-            Failure::Connect,
-            format!(
-                "cannot connect to the SMTP server {server}: {source} (is `mailroom serve` running there? check --smtp or the config)"
-            ),
-        ),
-        SmtpError::Timeout { server, waiting_for } => {
-            // After the message went out, silence is not a refusal either: say what we know.
-            let what = if phase == SmtpPhase::Transfer && waiting_for.contains("end of data") {
-                "; the message was NOT confirmed, so it does not count as sent (the server may still deliver it)"
-            } else {
-                not_sent
-            };
-            AgentError::new(
-                Failure::Connect,
-                format!("the SMTP server {server} did not answer in time (waiting for {waiting_for}){what}"),
-            )
+    // After the message went out, silence is not a refusal either: say what we know.
+    let timeout = match &e {
+        SmtpError::Timeout { waiting_for, .. }
+            if phase == SmtpPhase::Transfer && waiting_for.contains("end of data") =>
+        {
+            "; the message was NOT confirmed, so it does not count as sent (the server may still deliver it)"
         }
-        SmtpError::Closed { server } => AgentError::new(
-            Failure::Broken,
-            format!("the SMTP server {server} closed the connection unexpectedly{not_sent}"),
-        ),
-        SmtpError::Rejected {
+        _ => not_sent,
+    };
+    let tails = Tails {
+        timeout,
+        closed: not_sent,
+        other: not_sent,
+    };
+    match transport_failure("SMTP", "--smtp", e, tails) {
+        Ok(e) => e,
+        Err(SmtpError::Rejected {
             server,
             command,
             reply,
-        } => {
+        }) => {
             let failure = match phase {
                 SmtpPhase::Connect => Failure::Connect,
                 SmtpPhase::Login => Failure::Auth,
@@ -134,135 +184,102 @@ pub fn smtp_failure(e: SmtpError, phase: SmtpPhase, user: &str) -> AgentError {
                 format!("the SMTP server {server} refused {what}: {reply}{not_sent}"),
             )
         }
-        SmtpError::Protocol { server, message } => AgentError::new(
-            if phase == SmtpPhase::Login {
-                Failure::Auth
-            } else {
-                Failure::Broken
-            },
-            format!("the SMTP server {server} {message}{not_sent}"),
+        Err(other) => protocol_failure("SMTP", other, phase == SmtpPhase::Login, not_sent),
+    }
+}
+
+/// A broken protocol: a failed login when it happened while logging in, else a broken session.
+fn protocol_failure<R: fmt::Display + fmt::Debug>(
+    proto: &str,
+    e: ClientError<R>,
+    login: bool,
+    tail: &str,
+) -> AgentError {
+    let failure = if login {
+        Failure::Auth
+    } else {
+        Failure::Broken
+    };
+    match e {
+        ClientError::Protocol { server, message } => AgentError::new(
+            failure,
+            format!("the {proto} server {server} {message}{tail}"),
         ),
-        SmtpError::Io(e) => AgentError::new(
-            Failure::Broken,
-            format!("network error talking to the SMTP server: {e}{not_sent}"),
-        ),
-        SmtpError::Tls { server, message } => AgentError::new(
+        // transport_failure took every other kind.
+        other => AgentError::new(failure, format!("{proto}: {other}{tail}")),
+    }
+}
+
+/// The sentence for a refusal by a reading server (POP3 or IMAP): of the connection, of the
+/// login, or of a command.
+fn read_refusal(
+    proto: &str,
+    server: String,
+    command: String,
+    reply: &dyn fmt::Display,
+    login: bool,
+    user: &str,
+) -> AgentError {
+    if command == "the connection" {
+        AgentError::new(
             Failure::Connect,
-            format!("TLS with the SMTP server {server} failed: {message}{not_sent}{TLS_HINT}"),
-        ),
+            format!("the {proto} server {server} refused the connection: {reply}"),
+        )
+    } else if login {
+        AgentError::new(
+            Failure::Auth,
+            format!("the {proto} server {server} refused the login of {user} ({command}): {reply}"),
+        )
+    } else {
+        AgentError::new(
+            Failure::Refused,
+            format!("the {proto} server {server} refused {command}: {reply}"),
+        )
     }
 }
 
 /// One clear sentence for a POP3 failure.
 pub fn pop3_failure(e: Pop3Error, login: bool, user: &str) -> AgentError {
-    match e {
-        Pop3Error::Connect { server, source } => AgentError::new(
-            Failure::Connect,
-            format!(
-                "cannot connect to the POP3 server {server}: {source} (is `mailroom serve` running there? check --pop3 or the config)"
-            ),
-        ),
-        Pop3Error::Timeout { server, waiting_for } => AgentError::new(
-            Failure::Connect,
-            format!("the POP3 server {server} did not answer in time (waiting for {waiting_for})"),
-        ),
-        Pop3Error::Closed { server } => AgentError::new(
-            Failure::Broken,
-            format!("the POP3 server {server} closed the connection unexpectedly; messages marked for deletion were NOT deleted"),
-        ),
-        Pop3Error::Rejected {
+    let tails = Tails {
+        timeout: "",
+        closed: "; messages marked for deletion were NOT deleted",
+        other: "",
+    };
+    match transport_failure("POP3", "--pop3", e, tails) {
+        Ok(e) => e,
+        Err(Pop3Error::Rejected {
             server,
             command,
             reply,
-        } => {
-            if login {
-                AgentError::new(
-                    Failure::Auth,
-                    format!("the POP3 server {server} refused the login of {user} ({command}): {reply}"),
-                )
-            } else if command == "the connection" {
-                AgentError::new(
-                    Failure::Connect,
-                    format!("the POP3 server {server} refused the connection: {reply}"),
-                )
-            } else {
-                AgentError::new(
-                    Failure::Refused,
-                    format!("the POP3 server {server} refused {command}: {reply}"),
-                )
-            }
-        }
-        Pop3Error::Protocol { server, message } => AgentError::new(
-            if login { Failure::Auth } else { Failure::Broken },
-            format!("the POP3 server {server} {message}"),
-        ),
-        Pop3Error::Io(e) => AgentError::new(
-            Failure::Broken,
-            format!("network error talking to the POP3 server: {e}"),
-        ),
-        Pop3Error::Tls { server, message } => AgentError::new(
-            Failure::Connect,
-            format!("TLS with the POP3 server {server} failed: {message}{TLS_HINT}"),
-        ),
+        }) => read_refusal("POP3", server, command, &reply, login, user),
+        Err(other) => protocol_failure("POP3", other, login, ""),
     }
 }
 
 /// One clear sentence for an IMAP failure (`login`: the failure happened while logging in).
 pub fn imap_failure(e: ImapError, login: bool, user: &str) -> AgentError {
-    match e {
-        ImapError::Connect { server, source } => AgentError::new(
-            Failure::Connect,
-            format!(
-                "cannot connect to the IMAP server {server}: {source} (is `mailroom serve` running there? check --imap or the config)"
-            ),
-        ),
-        ImapError::Timeout { server, waiting_for } => AgentError::new(
-            Failure::Connect,
-            format!("the IMAP server {server} did not answer in time (waiting for {waiting_for})"),
-        ),
-        ImapError::Closed { server } => AgentError::new(
-            Failure::Broken,
-            format!("the IMAP server {server} closed the connection unexpectedly"),
-        ),
-        ImapError::Rejected {
+    let tails = Tails {
+        timeout: "",
+        closed: "",
+        other: "",
+    };
+    match transport_failure("IMAP", "--imap", e, tails) {
+        Ok(e) => e,
+        // A BYE (not a NO or BAD) ends the session, whatever the command was.
+        Err(ImapError::Rejected {
             server,
             command,
             reply,
-        } => {
-            if command == "the connection" {
-                AgentError::new(
-                    Failure::Connect,
-                    format!("the IMAP server {server} refused the connection: {reply}"),
-                )
-            } else if login {
-                AgentError::new(
-                    Failure::Auth,
-                    format!("the IMAP server {server} refused the login of {user} ({command}): {reply}"),
-                )
-            } else if reply.status == mailroom_client::imap::parse::Status::Bye {
-                AgentError::new(
-                    Failure::Broken,
-                    format!("the IMAP server {server} ended the session during {command}: {reply}"),
-                )
-            } else {
-                AgentError::new(
-                    Failure::Refused,
-                    format!("the IMAP server {server} refused {command}: {reply}"),
-                )
-            }
-        }
-        ImapError::Protocol { server, message } => AgentError::new(
-            if login { Failure::Auth } else { Failure::Broken },
-            format!("the IMAP server {server} {message}"),
-        ),
-        ImapError::Io(e) => AgentError::new(
+        }) if reply.status == Status::Bye && command != "the connection" => AgentError::new(
             Failure::Broken,
-            format!("network error talking to the IMAP server: {e}"),
+            format!("the IMAP server {server} ended the session during {command}: {reply}"),
         ),
-        ImapError::Tls { server, message } => AgentError::new(
-            Failure::Connect,
-            format!("TLS with the IMAP server {server} failed: {message}{TLS_HINT}"),
-        ),
+        Err(ImapError::Rejected {
+            server,
+            command,
+            reply,
+        }) => read_refusal("IMAP", server, command, &reply, login, user),
+        Err(other) => protocol_failure("IMAP", other, login, ""),
     }
 }
 
