@@ -11,6 +11,8 @@ use mailroom_store::{Flags, MailStore, MailboxId, StoreError};
 
 use super::selected::{flag_list, Msg};
 
+mod decode;
+
 /// Cached structures at most; beyond this the cache starts over (simple and bounded).
 const CACHE_ENTRIES: usize = 4096;
 
@@ -54,9 +56,45 @@ struct Loaded<'a> {
     msg: &'a Msg,
     data: Option<Vec<u8>>,
     mime: Option<Arc<Mime>>,
+    search: SearchText,
 }
 
-impl Loaded<'_> {
+/// The lower-cased texts SEARCH matches against, each computed at most once per message and
+/// only when a key needs it.
+#[derive(Default)]
+struct SearchText {
+    /// The top-level header fields.
+    fields: Option<Vec<Field>>,
+    /// The whole message, raw (TEXT).
+    raw: Option<String>,
+    /// The top-level body, raw (BODY).
+    raw_body: Option<String>,
+    /// The decoded text parts that differ from their raw octets (see [`decode::body_texts`]).
+    body_texts: Option<Vec<String>>,
+}
+
+/// One header field for SEARCH, lower-cased.
+struct Field {
+    name: String,
+    /// The unfolded value as sent.
+    raw: String,
+    /// The value with encoded words decoded and blanks collapsed, when that differs.
+    decoded: Option<String>,
+}
+
+impl<'a> Loaded<'a> {
+    fn new(store: &'a dyn MailStore, cache: &'a ImapShared, key: Key, msg: &'a Msg) -> Self {
+        Loaded {
+            store,
+            cache,
+            key,
+            msg,
+            data: None,
+            mime: None,
+            search: SearchText::default(),
+        }
+    }
+
     fn data(&mut self) -> Result<&[u8], StoreError> {
         if self.data.is_none() {
             self.data = Some(mailroom_store::read_message(self.store, self.msg.message)?);
@@ -113,14 +151,7 @@ pub fn run_fetch(
 ) -> Result<Vec<Vec<u8>>, FetchFail> {
     let mut out = Vec::with_capacity(job.msgs.len());
     for (seq, msg, add_flags) in &job.msgs {
-        let mut l = Loaded {
-            store,
-            cache,
-            key: (job.mailbox, job.uidvalidity, msg.uid),
-            msg,
-            data: None,
-            mime: None,
-        };
+        let mut l = Loaded::new(store, cache, (job.mailbox, job.uidvalidity, msg.uid), msg);
         match fetch_one(&mut l, *seq, job, *add_flags) {
             Ok(r) => out.push(r),
             // Expunged by another session meanwhile: RFC 9051 §7.5.1 lets us leave it out.
@@ -296,24 +327,9 @@ fn binary(l: &mut Loaded<'_>, part: &[u32]) -> Result<Option<Vec<u8>>, FetchFail
         .unwrap_or_default();
     match cte.as_str() {
         "" | "7bit" | "8bit" | "binary" => Ok(Some(body.to_vec())),
-        "base64" => {
-            use base64::Engine;
-            let clean: Vec<u8> = body
-                .iter()
-                .copied()
-                .filter(|b| !b.is_ascii_whitespace())
-                .collect();
-            let engine = base64::engine::GeneralPurpose::new(
-                &base64::alphabet::STANDARD,
-                base64::engine::GeneralPurposeConfig::new()
-                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
-                    .with_decode_allow_trailing_bits(true),
-            );
-            engine
-                .decode(&clean)
-                .map(Some)
-                .map_err(|_| FetchFail::UnknownCte)
-        }
+        "base64" => decode::decode_base64(body)
+            .map(Some)
+            .ok_or(FetchFail::UnknownCte),
         "quoted-printable" => Ok(Some(decode_qp(body))),
         _ => Err(FetchFail::UnknownCte),
     }
@@ -372,14 +388,7 @@ pub fn run_search(
         if msg.gone {
             continue;
         }
-        let mut l = Loaded {
-            store,
-            cache,
-            key: (job.mailbox, job.uidvalidity, msg.uid),
-            msg,
-            data: None,
-            mime: None,
-        };
+        let mut l = Loaded::new(store, cache, (job.mailbox, job.uidvalidity, msg.uid), msg);
         let ctx = Ctx {
             seq: i as u32 + 1,
             count,
@@ -405,20 +414,97 @@ fn lower(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_lowercase()
 }
 
-fn contains_ci(hay: &[u8], needle: &str) -> bool {
-    let n = needle.to_lowercase();
-    if n.is_empty() {
-        return true;
-    }
-    lower(hay).contains(&n)
+/// Substring match, case-insensitive by Unicode lower-casing (RFC 9051 §6.4.4); `hay` is
+/// already lower-cased.
+fn has(hay: &str, needle: &str) -> bool {
+    needle.is_empty() || hay.contains(needle)
 }
 
+impl Loaded<'_> {
+    fn search_fields(&mut self) -> Result<&[Field], StoreError> {
+        if self.search.fields.is_none() {
+            let mime = self.mime()?;
+            let data = self.data()?;
+            let fields = mailroom_proto::imap::mime::fields(data, &mime.root.header)
+                .into_iter()
+                .map(|(name, value)| Field {
+                    name: name.to_lowercase(),
+                    raw: lower(&value),
+                    decoded: decode::header_text(&value).map(|t| t.to_lowercase()),
+                })
+                .collect();
+            self.search.fields = Some(fields);
+        }
+        Ok(self.search.fields.as_deref().unwrap_or_default())
+    }
+
+    fn search_raw(&mut self) -> Result<&str, StoreError> {
+        if self.search.raw.is_none() {
+            self.search.raw = Some(lower(self.data()?));
+        }
+        Ok(self.search.raw.as_deref().unwrap_or_default())
+    }
+
+    fn search_raw_body(&mut self) -> Result<&str, StoreError> {
+        if self.search.raw_body.is_none() {
+            let mime = self.mime()?;
+            let data = self.data()?;
+            self.search.raw_body =
+                Some(lower(data.get(mime.root.body.clone()).unwrap_or_default()));
+        }
+        Ok(self.search.raw_body.as_deref().unwrap_or_default())
+    }
+
+    fn search_body_texts(&mut self) -> Result<&[String], StoreError> {
+        if self.search.body_texts.is_none() {
+            let mime = self.mime()?;
+            let data = self.data()?;
+            let mut texts = Vec::new();
+            decode::body_texts(data, &mime.root, &mut texts);
+            for t in &mut texts {
+                *t = t.to_lowercase();
+            }
+            self.search.body_texts = Some(texts);
+        }
+        Ok(self.search.body_texts.as_deref().unwrap_or_default())
+    }
+}
+
+/// FROM, TO, CC, BCC, SUBJECT, HEADER: the needle in a field's value as sent or decoded.
 fn header_contains(l: &mut Loaded<'_>, field: &str, needle: &str) -> Result<bool, StoreError> {
-    let mime = l.mime()?;
-    let data = l.data()?;
-    let values = header_values(data, &mime.root.header, field);
+    let n = needle.to_lowercase();
+    let field = field.to_lowercase();
     // RFC 9051 §6.4.4 HEADER with an empty string matches every message with the field.
-    Ok(values.iter().any(|v| contains_ci(v, needle)))
+    Ok(l.search_fields()?.iter().any(|f| {
+        f.name == field && (has(&f.raw, &n) || f.decoded.as_deref().is_some_and(|d| has(d, &n)))
+    }))
+}
+
+/// BODY: the needle in the raw body or in the decoded text of a text part.
+fn body_contains(l: &mut Loaded<'_>, needle: &str) -> Result<bool, StoreError> {
+    let n = needle.to_lowercase();
+    if has(l.search_raw_body()?, &n) {
+        return Ok(true);
+    }
+    Ok(l.search_body_texts()?.iter().any(|t| has(t, &n)))
+}
+
+/// TEXT: the needle in the raw message, a decoded header field (`name: value`) or the
+/// decoded text of a text part.
+fn text_contains(l: &mut Loaded<'_>, needle: &str) -> Result<bool, StoreError> {
+    let n = needle.to_lowercase();
+    if has(l.search_raw()?, &n) {
+        return Ok(true);
+    }
+    let in_header = l.search_fields()?.iter().any(|f| {
+        f.decoded.as_deref().is_some_and(|d| {
+            has(d, &n) || (n.contains(':') && has(&format!("{}: {d}", f.name), &n))
+        })
+    });
+    if in_header {
+        return Ok(true);
+    }
+    Ok(l.search_body_texts()?.iter().any(|t| has(t, &n)))
 }
 
 fn day_of(unix: i64) -> i64 {
@@ -478,12 +564,8 @@ fn matches(key: &SearchKey, l: &mut Loaded<'_>, c: &Ctx) -> Result<bool, StoreEr
         K::To(s) => header_contains(l, "To", s)?,
         K::Subject(s) => header_contains(l, "Subject", s)?,
         K::Header(h, s) => header_contains(l, h, s)?,
-        K::Body(s) => {
-            let mime = l.mime()?;
-            let data = l.data()?;
-            contains_ci(data.get(mime.root.body.clone()).unwrap_or_default(), s)
-        }
-        K::Text(s) => contains_ci(l.data()?, s),
+        K::Body(s) => body_contains(l, s)?,
+        K::Text(s) => text_contains(l, s)?,
         K::Before(d) => day_of(m.internal_date) < key_day(*d),
         K::On(d) => day_of(m.internal_date) == key_day(*d),
         K::Since(d) => day_of(m.internal_date) >= key_day(*d),
@@ -522,6 +604,133 @@ mod tests {
     #[test]
     fn qp() {
         assert_eq!(decode_qp(b"a=3Db=\r\nc=ZZ"), b"a=bc=ZZ");
+    }
+
+    /// A store in a temporary directory with the given messages in one INBOX.
+    fn mailbox(messages: &[&[u8]]) -> (tempfile::TempDir, mailroom_store::Store, SearchJob) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = mailroom_store::open(dir.path()).unwrap();
+        store.add_domain("x.test").unwrap();
+        let acct = store.add_account("a@x.test", "h").unwrap();
+        let inbox = store.mailbox(acct, "INBOX").unwrap().unwrap();
+        for m in messages {
+            store
+                .append_message(inbox.id, m, Flags::default(), &[], 1_700_000_000)
+                .unwrap();
+        }
+        let msgs = store
+            .list_messages(inbox.id)
+            .unwrap()
+            .iter()
+            .map(Msg::from_meta)
+            .collect();
+        let job = SearchJob {
+            mailbox: inbox.id,
+            uidvalidity: inbox.uidvalidity,
+            key: SearchKey::All,
+            msgs,
+        };
+        (dir, store, job)
+    }
+
+    const ENCODED: &[&[u8]] = &[
+        // 1: UTF-8 base64 subject, ISO-8859-1 display name, plain body.
+        b"From: =?iso-8859-1?q?J=FCrgen?= <j@x.test>\r\nSubject: =?utf-8?B?R3LDvMOfZSBhdXMgS8O2bG4=?=\r\n\r\nhello\r\n",
+        // 2: ISO-8859-1 Q subject, base64 UTF-8 body.
+        b"Subject: =?ISO-8859-1?Q?Gr=FC=DFe_aus_M=FCnchen?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nU2Now7ZuZSBHcsO8w59lIHZvbSBCb2RlbnNlZQ==\r\n",
+        // 3: folded subject of two encoded words, folded plain field, QP ISO-8859-1 body.
+        b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n =?utf-8?q?_aus_K=C3=B6ln?=\r\nX-Note: a\r\n\tb\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nStra=DFe in K=F6ln\r\n",
+        // 4: raw UTF-8 subject (RFC 6532), nothing encoded.
+        "Subject: KÖLN, Straße\r\n\r\nnothing\r\n".as_bytes(),
+    ];
+
+    fn search(job: &mut SearchJob, store: &mailroom_store::Store, key: SearchKey) -> Vec<usize> {
+        job.key = key;
+        run_search(store.as_ref(), &ImapShared::default(), job).unwrap()
+    }
+
+    #[test]
+    fn search_decodes_headers() {
+        use SearchKey as K;
+        let (_d, store, mut job) = mailbox(ENCODED);
+        let mut q = |k| search(&mut job, &store, k);
+        assert_eq!(q(K::Subject("köln".into())), vec![1, 3, 4]);
+        assert_eq!(q(K::Subject("KÖLN".into())), vec![1, 3, 4]);
+        assert_eq!(q(K::Subject("aus K".into())), vec![1, 3]);
+        assert_eq!(q(K::Subject("grüße aus".into())), vec![1, 2, 3]);
+        assert_eq!(q(K::Subject("münchen".into())), vec![2]);
+        assert_eq!(q(K::Subject("straße".into())), vec![4]);
+        // The raw octets still match.
+        assert_eq!(q(K::Subject("=?utf-8?B?".into())), vec![1]);
+        assert_eq!(q(K::Subject("gr=C3=BC".into())), vec![3]);
+        assert_eq!(q(K::From("jürgen".into())), vec![1]);
+        assert_eq!(q(K::From("jürgen <j@x".into())), vec![1]);
+        // A fold with a tab matches as one space; the raw unfolded value still matches too.
+        assert_eq!(q(K::Header("X-Note".into(), "a b".into())), vec![3]);
+        assert_eq!(q(K::Header("x-note".into(), "a\tb".into())), vec![3]);
+        assert_eq!(q(K::Header("X-Note".into(), "".into())), vec![3]);
+        assert_eq!(q(K::Header("Subject".into(), "".into())), vec![1, 2, 3, 4]);
+        // Negative: words from different messages, a needle in the body only.
+        assert_eq!(q(K::Subject("münchen köln".into())), Vec::<usize>::new());
+        assert_eq!(q(K::Subject("bodensee".into())), Vec::<usize>::new());
+        assert_eq!(q(K::To("köln".into())), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn search_decodes_bodies() {
+        use SearchKey as K;
+        let (_d, store, mut job) = mailbox(ENCODED);
+        let mut q = |k| search(&mut job, &store, k);
+        assert_eq!(q(K::Body("grüße vom BODENSEE".into())), vec![2]);
+        assert_eq!(q(K::Body("straße in köln".into())), vec![3]);
+        // Raw transfer-encoded octets still match.
+        assert_eq!(q(K::Body("K=F6ln".into())), vec![3]);
+        assert_eq!(q(K::Body("U2Now7Z".into())), vec![2]);
+        // BODY does not look at the header; TEXT does, raw and decoded.
+        assert_eq!(q(K::Body("köln".into())), vec![3]);
+        assert_eq!(q(K::Text("köln".into())), vec![1, 3, 4]);
+        assert_eq!(q(K::Text("subject: grüße aus köln".into())), vec![1, 3]);
+        assert_eq!(q(K::Text("bodensee".into())), vec![2]);
+        assert_eq!(q(K::Text("".into())), vec![1, 2, 3, 4]);
+        assert_eq!(q(K::Not(Box::new(K::Body("köln".into())))), vec![1, 2, 4]);
+        assert_eq!(q(K::Body("grüße".into())), vec![2]);
+        assert_eq!(q(K::Body("münchen".into())), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn search_decodes_lazily_and_once() {
+        use SearchKey as K;
+        let (_d, store, job) = mailbox(&[]);
+        let cache = ImapShared::default();
+        let msg = Msg {
+            uid: 1,
+            message: mailroom_store::MessageId(1),
+            size: 0,
+            flags: Flags::default(),
+            keywords: Vec::new(),
+            internal_date: 0,
+            modseq: 1,
+            gone: false,
+        };
+        let mut l = Loaded::new(store.as_ref(), &cache, (job.mailbox, 1, 1), &msg);
+        l.data = Some(ENCODED[1].to_vec());
+        let c = Ctx {
+            seq: 1,
+            count: 1,
+            largest_uid: 1,
+        };
+        let subject = K::Or(
+            Box::new(K::Subject("xyz".into())),
+            Box::new(K::Subject("münchen".into())),
+        );
+        assert!(matches(&subject, &mut l, &c).unwrap());
+        assert!(l.search.fields.is_some());
+        assert!(l.search.body_texts.is_none() && l.search.raw.is_none());
+        assert!(matches(&K::Body("bodensee".into()), &mut l, &c).unwrap());
+        assert_eq!(l.search.body_texts.as_ref().map(Vec::len), Some(1));
+        // A second key reuses what is cached: mark it and see the mark found.
+        l.search.body_texts = Some(vec!["marker".into()]);
+        assert!(matches(&K::Body("MARKER".into()), &mut l, &c).unwrap());
     }
 
     #[test]
