@@ -40,6 +40,8 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE_SECS: u64 = 10;
     /// RFC 5321 §6.3: a message with more Received: headers than this is looping.
     pub const MAX_HOPS: usize = 50;
+    /// Octets of messages being received at once, all sessions together (512 MiB).
+    pub const MAX_INCOMING_MEMORY: u64 = 512 * 1024 * 1024;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -359,6 +361,9 @@ pub struct Limits {
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
     pub max_hops: usize,
+    /// Octets of messages being received at once, all sessions together: each is held in
+    /// memory until stored (see budget.rs).
+    pub max_incoming_memory: u64,
 }
 
 impl Default for Limits {
@@ -378,6 +383,7 @@ impl Default for Limits {
             auth_failure_delay: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(SHUTDOWN_GRACE_SECS),
             max_hops: MAX_HOPS,
+            max_incoming_memory: MAX_INCOMING_MEMORY,
         }
     }
 }
@@ -633,6 +639,15 @@ impl Config {
                 "tls",
                 "give both cert and key (PEM files), or neither for a self-signed certificate"
                     .into(),
+            ));
+        }
+        if self.limits.max_incoming_memory < self.limits.max_message_size {
+            return Err(bad(
+                "limits.max_incoming_memory",
+                format!(
+                    "must be at least limits.max_message_size ({} octets), or no message of the largest size could ever be received",
+                    self.limits.max_message_size
+                ),
             ));
         }
         let q = &self.queue;

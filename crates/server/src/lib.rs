@@ -5,6 +5,7 @@
 //! tells idle sessions to say goodbye, waits a bounded time for busy ones and closes the store.
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod delivery;
@@ -90,6 +91,8 @@ pub struct Shared {
     pub tls: Option<tls::ServerTls>,
     /// Recent authentication failures per client address (the per-address delay).
     pub auth_failures: auth::FailureTracker,
+    /// Octets of messages being received, all sessions together (`limits.max_incoming_memory`).
+    pub incoming: Arc<budget::MemoryBudget>,
     session_ids: AtomicU64,
 }
 
@@ -197,6 +200,7 @@ impl Server {
         if tls.created {
             tracing::info!(path = %tls.cert_path.display(), fingerprint = %tls.fingerprint, "created a self-signed TLS certificate");
         }
+        let incoming = budget::MemoryBudget::new(config.limits.max_incoming_memory);
         let shared = Arc::new(Shared {
             config,
             store,
@@ -205,6 +209,7 @@ impl Server {
             imap: imap::ImapShared::default(),
             tls: Some(tls),
             auth_failures: auth::FailureTracker::default(),
+            incoming,
             session_ids: AtomicU64::new(0),
         });
         let sessions = Arc::new(Sessions::default());

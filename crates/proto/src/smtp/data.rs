@@ -62,6 +62,10 @@ pub enum DataError {
         /// The line holding the dot.
         line: usize,
     },
+    /// The receiving side stopped keeping the content for a reason of its own (the server's
+    /// memory budget for incoming messages, say): see [`DataReceiver::abandon`]. Temporary.
+    #[error("the message was not kept (the receiver abandoned it)")]
+    Abandoned,
 }
 
 /// Result of [`DataReceiver::feed`].
@@ -235,6 +239,18 @@ impl DataReceiver {
     /// The first error so far, if any (the driver may log it before the data ends).
     pub fn error(&self) -> Option<&DataError> {
         self.error.as_ref()
+    }
+
+    /// Stops keeping the content (frees what was kept) while still consuming up to the
+    /// terminator, so the session stays in sync; the result is then [`DataError::Abandoned`]
+    /// unless an error came first.
+    pub fn abandon(&mut self) {
+        self.fail(DataError::Abandoned);
+    }
+
+    /// Octets of content kept so far (what the receiver holds in memory).
+    pub fn kept(&self) -> usize {
+        self.content.len()
     }
 
     /// The message (CRLF line ends, unstuffed, ending in CRLF unless empty) or the first error.
@@ -733,5 +749,27 @@ mod tests {
         let ptr = body.as_ptr();
         let out = normalize_body(body, 1000).unwrap();
         assert_eq!(out.as_ptr(), ptr);
+    }
+
+    #[test]
+    fn abandon_frees_the_content_and_still_finds_the_end() {
+        let mut r = DataReceiver::new(1000, 1000);
+        assert_eq!(
+            r.feed(b"Subject: x\r\n\r\nbody\r\n"),
+            DataProgress::NeedMore
+        );
+        assert!(r.kept() > 0);
+        r.abandon();
+        assert_eq!(r.kept(), 0);
+        assert_eq!(
+            r.feed(b"more\r\n.\r\nQUIT\r\n"),
+            DataProgress::Done { consumed: 9 }
+        );
+        assert_eq!(r.finish(), Err(DataError::Abandoned));
+        // An earlier error wins.
+        let mut r = DataReceiver::new(3, 1000);
+        r.feed(b"toolong\r\n");
+        r.abandon();
+        assert_eq!(r.finish(), Err(DataError::TooBig { limit: 3 }));
     }
 }

@@ -83,6 +83,9 @@ struct Session {
     /// then carry MODSEQ.
     condstore: bool,
     asm: Assembler,
+    /// The share of the memory budget held by an APPEND's literals while they are read and
+    /// until the command is done (`limits.max_incoming_memory`).
+    append_held: Option<crate::budget::Reservation>,
     errors: u32,
     auth_failures: u32,
 }
@@ -109,6 +112,7 @@ pub async fn run_session(
         rev2: false,
         condstore: false,
         asm: Assembler::new(),
+        append_held: None,
         errors: 0,
         auth_failures: 0,
     };
@@ -266,7 +270,12 @@ impl Session {
                 self.fail(tag.as_deref(), ImapError::bad(text))
             }
             Ok(Progress::Literal { size, sync }) => self.literal(size, sync).await,
-            Ok(Progress::Complete(buf)) => self.command(buf).await,
+            Ok(Progress::Complete(buf)) => {
+                let flow = self.command(buf).await;
+                // The message is stored (or refused): its memory is free again.
+                self.append_held = None;
+                flow
+            }
         }
     }
 
@@ -279,7 +288,41 @@ impl Session {
             MAX_SMALL_LITERAL
         };
         let total = self.asm.literal_total().saturating_add(size);
+        // An APPEND holds its message in memory until stored: reserve it from the budget
+        // shared by all sessions before reading it.
+        let over_budget = is_append && total <= limit && {
+            let budget = &self.shared.incoming;
+            let held = self.append_held.get_or_insert_with(|| budget.reserve());
+            !held.grow_to(total)
+        };
+        if over_budget {
+            self.append_held = None;
+            let tag = self.asm.tag();
+            self.asm.reset();
+            let budget = self.shared.config.limits.max_incoming_memory;
+            tracing::warn!(
+                size,
+                limit = budget,
+                "limits.max_incoming_memory reached: an APPEND is refused"
+            );
+            self.conn.trace.client(&format!(
+                "{} <literal of {size} octets refused: memory budget used up>",
+                tag.as_deref().unwrap_or("*")
+            ));
+            let e = ImapError::no(
+                "UNAVAILABLE",
+                "the server is receiving too many messages at once; try the APPEND again in a few minutes",
+            );
+            let reply = e.to_reply(tag.as_deref());
+            self.conn.send(&reply);
+            if !sync {
+                self.send_line("* BYE the literal cannot be read now; closing the connection");
+                return Flow::Close;
+            }
+            return Flow::Continue;
+        }
         if total > limit {
+            self.append_held = None;
             let tag = self.asm.tag();
             self.asm.reset();
             self.conn.trace.client(&format!(

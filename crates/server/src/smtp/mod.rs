@@ -31,6 +31,7 @@ use mailroom_proto::smtp::{
 use mailroom_store::Account;
 use tokio::sync::watch;
 
+use crate::budget::Reservation;
 use crate::conn::{Conn, Event, Stream, Trace};
 use crate::delivery::{self, Accepted, Route, Target};
 use crate::{auth, ListenerKind, Shared};
@@ -57,11 +58,13 @@ enum State {
     Greeted,
     Mail(Envelope),
     Rcpt(Envelope),
-    /// BDAT chunks received so far (RFC 3030); `too_big` once the limit was passed.
+    /// BDAT chunks received so far (RFC 3030), their share of the memory budget, and why
+    /// the chunks are no longer kept, once they are not (too big, or the budget used up).
     Bdat {
         env: Envelope,
         body: Vec<u8>,
-        too_big: bool,
+        held: Reservation,
+        dropped: Option<DataError>,
     },
 }
 
@@ -222,6 +225,11 @@ impl Refusal {
                     550,
                     "5.6.0",
                     format!("Message refused: line {line} contains a bare CR; end every line with CRLF"),
+                ),
+                DataError::Abandoned => Reply::new(
+                    452,
+                    "4.3.1",
+                    "Insufficient system storage: the server is receiving too many messages at once; try again in a few minutes (nothing was stored)",
                 ),
                 DataError::Smuggling { line } => Reply::new(
                     550,
@@ -731,6 +739,8 @@ impl Session {
         let limits = &self.shared.config.limits;
         let max_size = usize::try_from(limits.max_message_size).unwrap_or(usize::MAX);
         let mut rx = DataReceiver::new(max_size, limits.max_line_length);
+        // The message is held in memory until stored: its share of the budget for all sessions.
+        let mut held = self.shared.incoming.reserve();
         loop {
             let chunk = match self.conn.read_raw().await {
                 Ok(Some(c)) => c,
@@ -750,7 +760,12 @@ impl Session {
                     return Flow::Close;
                 }
             };
-            match rx.feed(&chunk) {
+            let progress = rx.feed(&chunk);
+            if rx.error().is_none() && !held.grow_to(rx.kept() as u64) {
+                self.over_budget(rx.kept());
+                rx.abandon();
+            }
+            match progress {
                 DataProgress::NeedMore => continue,
                 DataProgress::Done { consumed } => {
                     self.conn.unread(&chunk[consumed..]);
@@ -771,8 +786,16 @@ impl Session {
         // RFC 3030 §2: the chunk is always read, even when the command is refused.
         let limit = self.shared.config.limits.max_message_size;
         let (mut env_body, refusal) = match std::mem::replace(&mut self.state, State::Greeted) {
-            State::Rcpt(env) => (Some((env, Vec::new(), false)), None),
-            State::Bdat { env, body, too_big } => (Some((env, body, too_big)), None),
+            State::Rcpt(env) => (
+                Some((env, Vec::new(), self.shared.incoming.reserve(), None)),
+                None,
+            ),
+            State::Bdat {
+                env,
+                body,
+                held,
+                dropped,
+            } => (Some((env, body, held, dropped)), None),
             State::Mail(env) => {
                 self.state = State::Mail(env);
                 (None, Some(Refusal::BdatWithoutRecipients))
@@ -796,10 +819,17 @@ impl Session {
             let take = usize::try_from(remaining)
                 .unwrap_or(usize::MAX)
                 .min(chunk.len());
-            if let Some((_, body, too_big)) = env_body.as_mut() {
-                if !*too_big {
-                    if (body.len() + take) as u64 > limit {
-                        *too_big = true;
+            if let Some((_, body, held, dropped)) = env_body.as_mut() {
+                if dropped.is_none() {
+                    let total = (body.len() + take) as u64;
+                    if total > limit {
+                        *dropped = Some(DataError::TooBig {
+                            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                        });
+                        *body = Vec::new();
+                    } else if !held.grow_to(total) {
+                        self.over_budget(body.len() + take);
+                        *dropped = Some(DataError::Abandoned);
                         *body = Vec::new();
                     } else {
                         body.extend_from_slice(&chunk[..take]);
@@ -816,12 +846,17 @@ impl Session {
         if let Some(r) = refusal {
             return self.refuse(r);
         }
-        let Some((env, body, too_big)) = env_body else {
+        let Some((env, body, held, dropped)) = env_body else {
             return self.refuse(Refusal::BdatWithoutRecipients);
         };
         if !last {
             let total = body.len();
-            self.state = State::Bdat { env, body, too_big };
+            self.state = State::Bdat {
+                env,
+                body,
+                held,
+                dropped,
+            };
             self.ok(
                 250,
                 "2.0.0",
@@ -829,15 +864,28 @@ impl Session {
             );
             return Flow::Continue;
         }
-        if too_big {
-            return self.refuse(Refusal::Data(DataError::TooBig {
-                limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            }));
+        if let Some(e) = dropped {
+            return self.refuse(Refusal::Data(e));
         }
-        match normalize_body(body, self.shared.config.limits.max_line_length) {
+        let flow = match normalize_body(body, self.shared.config.limits.max_line_length) {
             Ok(body) => self.accept(env, body).await,
             Err(e) => self.refuse(Refusal::Data(e)),
-        }
+        };
+        drop(held);
+        flow
+    }
+
+    /// The memory budget for incoming messages is used up: this message is not kept.
+    fn over_budget(&mut self, octets: usize) {
+        let limit = self.shared.config.limits.max_incoming_memory;
+        tracing::warn!(
+            octets,
+            limit,
+            "limits.max_incoming_memory reached: a message is refused with 452 4.3.1"
+        );
+        self.conn.trace.note(&format!(
+            "memory budget for incoming messages ({limit} octets) used up; this message is refused"
+        ));
     }
 
     /// Adds the trace headers and stores the message for every recipient, durably.
