@@ -15,6 +15,7 @@ stdlib only.
 """
 import argparse
 import imaplib
+import re
 import socket
 import sys
 import threading
@@ -43,7 +44,9 @@ def mix(a):
         while time.perf_counter() < stop:
             typ, data = m.select("INBOX")
             n += 1
-            exists = int(data[0])
+            # The count after SELECT: its EXISTS, less any EXPUNGE reported with it (another
+            # client's expunge can land between the listing and the end of the command).
+            exists = int(data[-1]) - len(m.untagged_responses.pop("EXPUNGE", []))
             if exists:
                 lo = max(1, exists - 9)
                 m.fetch(f"{lo}:{exists}", "(FLAGS BODY.PEEK[HEADER])")
@@ -53,8 +56,9 @@ def mix(a):
             typ, resp = m.append("INBOX", None, None, MSG)
             n += 2
             # APPENDUID [uidvalidity uid]: delete exactly what this client appended.
-            uid = resp[0].split()[-1].rstrip(b"]") if resp and resp[0] else None
-            if uid and uid.isdigit():
+            found = re.search(rb"\[APPENDUID \d+ (\d+)\]", resp[0] or b"") if resp else None
+            uid = found.group(1) if found else None
+            if uid:
                 m.uid("STORE", uid.decode(), "+FLAGS", "(\\Deleted)")
                 m.uid("EXPUNGE", uid.decode())
                 n += 2
