@@ -54,31 +54,41 @@ pub async fn find_account(store: &Store, address: &str) -> Option<Account> {
         .flatten()
 }
 
-/// How long a failed authentication counts against the client address.
-pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 /// Addresses remembered at most (oldest forgotten first): bounds the memory an attacker with
 /// many addresses can make the server use.
 const MAX_TRACKED: usize = 10_000;
 
 /// Recent authentication failures per client address, across connections and protocols, so
 /// that opening a new connection does not reset the delay (the per-address dimension).
-#[derive(Default)]
 pub struct FailureTracker {
     map: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+    /// How long a failure counts against its address (`limits.auth_failure_window`); zero
+    /// turns the per-address count off.
+    window: std::time::Duration,
 }
 
 impl FailureTracker {
+    pub fn new(window: std::time::Duration) -> Self {
+        FailureTracker {
+            map: Default::default(),
+            window,
+        }
+    }
+
     /// Records one failure from `ip` and returns how many it has within the window.
     pub fn record(&self, ip: std::net::IpAddr) -> u32 {
         self.record_at(ip, std::time::Instant::now())
     }
 
     fn record_at(&self, ip: std::net::IpAddr, now: std::time::Instant) -> u32 {
+        if self.window.is_zero() {
+            return 1;
+        }
         let Ok(mut map) = self.map.lock() else {
             return 1;
         };
         if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
-            map.retain(|_, (_, last)| now.duration_since(*last) < FAILURE_WINDOW);
+            map.retain(|_, (_, last)| now.duration_since(*last) < self.window);
             if map.len() >= MAX_TRACKED {
                 if let Some(oldest) = map.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k) {
                     map.remove(&oldest);
@@ -86,7 +96,7 @@ impl FailureTracker {
             }
         }
         let e = map.entry(ip).or_insert((0, now));
-        if now.duration_since(e.1) >= FAILURE_WINDOW {
+        if now.duration_since(e.1) >= self.window {
             e.0 = 0;
         }
         e.0 = e.0.saturating_add(1);
@@ -102,7 +112,7 @@ impl FailureTracker {
             .ok()
             .and_then(|m| {
                 m.get(&ip)
-                    .filter(|(_, t)| now.duration_since(*t) < FAILURE_WINDOW)
+                    .filter(|(_, t)| now.duration_since(*t) < self.window)
                     .map(|(n, _)| *n)
             })
             .unwrap_or(0)
@@ -151,16 +161,26 @@ mod tests {
 
     #[test]
     fn per_address_failures_count_and_expire() {
-        let t = FailureTracker::default();
-        let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
-        let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+        let window = Duration::from_secs(15 * 60);
+        let t = FailureTracker::new(window);
+        let a: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        let b: std::net::IpAddr = "127.0.0.3".parse().unwrap();
         let now = Instant::now();
         assert_eq!(t.record_at(a, now), 1);
         assert_eq!(t.record_at(a, now), 2);
         assert_eq!(t.record_at(b, now), 1);
         assert_eq!(
-            t.record_at(a, now + FAILURE_WINDOW + Duration::from_secs(1)),
+            t.record_at(a, now + window + Duration::from_secs(1)),
             1
         );
+    }
+
+    #[test]
+    fn a_zero_window_counts_nothing_per_address() {
+        let t = FailureTracker::new(Duration::ZERO);
+        let a: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(t.record(a), 1);
+        assert_eq!(t.record(a), 1);
+        assert_eq!(t.count(a), 0);
     }
 }

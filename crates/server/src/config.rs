@@ -358,6 +358,9 @@ pub struct Limits {
     /// Delay before answering a failed authentication (doubles per failure, capped at 8x).
     #[serde(deserialize_with = "de_duration")]
     pub auth_failure_delay: Duration,
+    /// How long a failed login counts against the client's address, across connections.
+    #[serde(deserialize_with = "de_duration")]
+    pub auth_failure_window: Duration,
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
     pub max_hops: usize,
@@ -381,6 +384,7 @@ impl Default for Limits {
             max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
             max_auth_failures: MAX_AUTH_FAILURES,
             auth_failure_delay: Duration::from_millis(500),
+            auth_failure_window: Duration::from_secs(15 * 60),
             shutdown_grace: Duration::from_secs(SHUTDOWN_GRACE_SECS),
             max_hops: MAX_HOPS,
             max_incoming_memory: MAX_INCOMING_MEMORY,

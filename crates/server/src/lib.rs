@@ -201,6 +201,7 @@ impl Server {
             tracing::info!(path = %tls.cert_path.display(), fingerprint = %tls.fingerprint, "created a self-signed TLS certificate");
         }
         let incoming = budget::MemoryBudget::new(config.limits.max_incoming_memory);
+        let auth_failures = auth::FailureTracker::new(config.limits.auth_failure_window);
         let shared = Arc::new(Shared {
             config,
             store,
@@ -208,7 +209,7 @@ impl Server {
             queue_notify: Arc::new(Notify::new()),
             imap: imap::ImapShared::default(),
             tls: Some(tls),
-            auth_failures: auth::FailureTracker::default(),
+            auth_failures,
             incoming,
             session_ids: AtomicU64::new(0),
         });
