@@ -169,10 +169,7 @@ mod tests {
         assert_eq!(t.record_at(a, now), 1);
         assert_eq!(t.record_at(a, now), 2);
         assert_eq!(t.record_at(b, now), 1);
-        assert_eq!(
-            t.record_at(a, now + window + Duration::from_secs(1)),
-            1
-        );
+        assert_eq!(t.record_at(a, now + window + Duration::from_secs(1)), 1);
     }
 
     #[test]
