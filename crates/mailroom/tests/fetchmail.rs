@@ -69,16 +69,28 @@ fn subjects(mbox: &str) -> Vec<&str> {
 }
 
 fn deliver_three(s: &TestServer) {
-    for (subject, body) in [("one", "first body"), ("two", "second body"), ("three", "x")] {
+    for (subject, body) in [
+        ("one", "first body"),
+        ("two", "second body"),
+        ("three", "x"),
+    ] {
         s.deliver(ALICE.0, &[BOB.0], &msg(ALICE.0, BOB.0, subject, body));
     }
 }
 
 fn check_fetched(code: i32, out: &str, mbox: &str, s: &TestServer) {
-    assert_eq!(code, 0, "fetchmail failed:\n{out}\nserver log:\n{}", s.log_text());
+    assert_eq!(
+        code,
+        0,
+        "fetchmail failed:\n{out}\nserver log:\n{}",
+        s.log_text()
+    );
     assert!(out.contains("3 messages for bob@example.test"), "{out}");
     assert_eq!(subjects(mbox), vec!["one", "two", "three"], "{mbox}");
-    assert!(mbox.contains("first body") && mbox.contains("second body"), "{mbox}");
+    assert!(
+        mbox.contains("first body") && mbox.contains("second body"),
+        "{mbox}"
+    );
 }
 
 #[test]
@@ -94,7 +106,9 @@ fn fetchmail_over_pop3_with_stls_fetches_and_deletes() {
     check_fetched(code, &out, &mbox, &s);
     // It upgraded to TLS (and checked the certificate: sslcertck) before logging in.
     let stls = out.find("POP3> STLS").expect("fetchmail sent STLS");
-    let user = out.find("POP3> USER").expect("fetchmail logged in with USER");
+    let user = out
+        .find("POP3> USER")
+        .expect("fetchmail logged in with USER");
     assert!(stls < user, "{out}");
     // Fetched and deleted (fetchmail's default without `keep`): nothing left on the server,
     // and a second run finds no mail (fetchmail's exit code 1).
@@ -128,4 +142,3 @@ fn fetchmail_over_imap_with_starttls_keeps_and_marks_seen() {
     let log = s.log_text();
     assert!(!log.contains(" BAD "), "fetchmail got a BAD:\n{log}");
 }
-
