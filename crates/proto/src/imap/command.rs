@@ -378,6 +378,12 @@ pub enum ParseError {
     Unknown(String),
     #[error("{0}")]
     Syntax(String),
+    /// A mailbox name (or LIST reference / pattern) whose octets are not UTF-8, e.g. Latin-1
+    /// in a literal. Not a syntax error but a name the server refuses: the driver answers
+    /// `NO` with a text that fits the session (modified UTF-7 or UTF-8), so it gets the
+    /// octets.
+    #[error("the mailbox name is not valid UTF-8 (nor modified UTF-7)")]
+    MailboxNotUtf8(Vec<u8>),
 }
 
 /// A parse error with the tag it belongs to.
@@ -553,9 +559,15 @@ impl<'a> P<'a> {
         let b = self.astring_bytes(what)?;
         String::from_utf8(b).map_or_else(|_| syntax(format!("{what} is not UTF-8")), Ok)
     }
+    /// A mailbox name, or a LIST reference: an astring whose octets must be UTF-8 (see
+    /// [`ParseError::MailboxNotUtf8`]); the driver decodes modified UTF-7 where it applies.
+    fn mailbox(&mut self, what: &str) -> PResult<String> {
+        let b = self.astring_bytes(what)?;
+        String::from_utf8(b).map_err(|e| ParseError::MailboxNotUtf8(e.into_bytes()))
+    }
     fn list_mailbox(&mut self) -> PResult<String> {
         match self.peek() {
-            Some(b'"' | b'{') => self.astring("a mailbox pattern"),
+            Some(b'"' | b'{') => self.mailbox("a mailbox pattern"),
             _ => {
                 let a = self.take_while(is_list_char);
                 if a.is_empty() {
@@ -741,7 +753,7 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
         }
         "SELECT" | "EXAMINE" => {
             p.sp("the mailbox name")?;
-            let mailbox = p.astring("the mailbox name")?;
+            let mailbox = p.mailbox("the mailbox name")?;
             let mut condstore = false;
             if p.eat(b' ') {
                 // RFC 4466 select-params, e.g. (CONDSTORE).
@@ -761,7 +773,7 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
         }
         "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
             p.sp("the mailbox name")?;
-            let m = p.astring("the mailbox name")?;
+            let m = p.mailbox("the mailbox name")?;
             if name == "CREATE" && p.eat(b' ') {
                 // RFC 4466 create-params (USE (...)) are accepted and ignored.
                 p.paren_list("create parameters").ok();
@@ -776,22 +788,22 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
         }
         "RENAME" => {
             p.sp("the existing mailbox name")?;
-            let a = p.astring("the existing mailbox name")?;
+            let a = p.mailbox("the existing mailbox name")?;
             p.sp("the new mailbox name")?;
-            let b = p.astring("the new mailbox name")?;
+            let b = p.mailbox("the new mailbox name")?;
             CommandBody::Rename(a, b)
         }
         "LIST" => parse_list(p)?,
         "LSUB" => {
             p.sp("the reference name")?;
-            let reference = p.astring("the reference name")?;
+            let reference = p.mailbox("the reference name")?;
             p.sp("the mailbox pattern")?;
             let pattern = p.list_mailbox()?;
             CommandBody::Lsub { reference, pattern }
         }
         "STATUS" => {
             p.sp("the mailbox name")?;
-            let mailbox = p.astring("the mailbox name")?;
+            let mailbox = p.mailbox("the mailbox name")?;
             p.sp("the status items")?;
             let items = p
                 .paren_list("the status items")?
@@ -818,7 +830,7 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
         }
         "APPEND" => {
             p.sp("the mailbox name")?;
-            let mailbox = p.astring("the mailbox name")?;
+            let mailbox = p.mailbox("the mailbox name")?;
             p.sp("the message literal")?;
             let mut flags = Vec::new();
             let mut date = None;
@@ -930,7 +942,7 @@ fn parse_list(p: &mut P<'_>) -> PResult<CommandBody> {
         }
         p.sp("the reference name")?;
     }
-    let reference = p.astring("the reference name")?;
+    let reference = p.mailbox("the reference name")?;
     p.sp("the mailbox pattern")?;
     let mut patterns = Vec::new();
     if p.eat(b'(') {
@@ -992,7 +1004,7 @@ fn parse_copy(p: &mut P<'_>, uid: bool, mv: bool) -> PResult<CommandBody> {
     p.sp("the message set")?;
     let set = p.seq_set()?;
     p.sp("the target mailbox")?;
-    let mailbox = p.astring("the target mailbox")?;
+    let mailbox = p.mailbox("the target mailbox")?;
     Ok(if mv {
         CommandBody::Move { uid, set, mailbox }
     } else {
@@ -1575,6 +1587,37 @@ mod tests {
         assert!(
             matches!(ok("a ID (\"name\" \"x\" \"v\" NIL)"), CommandBody::Id(v) if v.len() == 2)
         );
+    }
+
+    #[test]
+    fn mailbox_names_not_utf8() {
+        // Names travel as sent (modified UTF-7 is the driver's business); octets that are
+        // not UTF-8 come back whole so the driver can say how to write the name.
+        assert_eq!(
+            ok("a CREATE Entw&APw-rfe"),
+            CommandBody::Create("Entw&APw-rfe".into())
+        );
+        assert_eq!(
+            ok("a CREATE {9}\r\nEntwürfe"),
+            CommandBody::Create("Entwürfe".into())
+        );
+        for cmd in [
+            &b"a CREATE {4}\r\nx\xfcyz"[..],
+            b"a SELECT \"x\xfc\"",
+            b"a RENAME a {1}\r\n\xfc",
+            b"a LIST \"\" \"\xfc*\"",
+            b"a LSUB \"\xfc\" *",
+            b"a STATUS {1}\r\n\xfc (MESSAGES)",
+            b"a APPEND {1}\r\n\xfc {1}\r\nx",
+            b"a UID MOVE 1 {1}\r\n\xfc",
+        ] {
+            let e = parse_command(cmd).expect_err("not UTF-8");
+            assert_eq!(e.tag.as_deref(), Some("a"));
+            assert!(
+                matches!(&e.error, ParseError::MailboxNotUtf8(b) if b.contains(&0xfc)),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

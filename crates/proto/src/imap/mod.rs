@@ -8,6 +8,7 @@
 //! - [`mime`]: MIME structure for ENVELOPE, BODYSTRUCTURE and BODY[section] (RFC 9051 §7.5.2),
 //!   computed once per message so the server can cache it.
 //! - [`encode`]: response strings (quoted / literal / NIL, flag lists, dates).
+//! - [`mutf7`]: modified UTF-7, the IMAP4rev1 spelling of mailbox names (RFC 3501 §5.1.3).
 //!
 //! Why hand-written rather than imap-codec: imap-codec's parser is strict in places where we
 //! want to be lenient (bare LF line ends from telnet users) and it hides literal sizes behind
@@ -18,6 +19,7 @@ pub mod assemble;
 pub mod command;
 pub mod encode;
 pub mod mime;
+pub mod mutf7;
 
 pub use assemble::{Assembler, Progress};
 pub use command::*;

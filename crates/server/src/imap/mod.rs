@@ -14,6 +14,11 @@
 //! literal, `BYE` for a non-synchronizing one, RFC 7888 §4). Every failure goes through
 //! [`error::ImapError::to_reply`].
 //!
+//! Mailbox names are stored in UTF-8. On the wire they are modified UTF-7 (RFC 3501 §5.1.3)
+//! until the client sends `ENABLE IMAP4rev2`, UTF-8 after it (RFC 9051 §5.1, Appendix E):
+//! [`Session::names_from_wire`] converts every name a command carries, at the top of
+//! [`Session::dispatch`], and [`Session::name_to_wire`] every name a response carries.
+//!
 //! Changes by other sessions, SMTP deliveries and POP3 deletions are found by polling the
 //! mailbox row (see [`selected`]) after each command and every 500 ms during IDLE. Writes
 //! (APPEND, STORE, EXPUNGE, COPY, MOVE) are answered OK only after the store reports them
@@ -23,14 +28,15 @@ mod error;
 pub mod fetch;
 mod selected;
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailroom_proto::imap::encode::{parse_date_time, push_string};
 use mailroom_proto::imap::{
-    assemble::FrameError, parse_command, Assembler, Command, CommandBody, FetchAtt, ListOptions,
-    ParseError, Progress, SearchReturn, StoreMode,
+    assemble::FrameError, mutf7, parse_command, Assembler, Command, CommandBody, FetchAtt,
+    ListOptions, ParseError, Progress, SearchReturn, StoreMode,
 };
 use mailroom_proto::line::LineError;
 use mailroom_proto::sasl;
@@ -77,7 +83,9 @@ struct Session {
     conn: Conn,
     shared: Arc<Shared>,
     state: State,
-    /// The client said ENABLE IMAP4rev2 (RFC 9051 §6.3.1).
+    /// The client said ENABLE IMAP4rev2 (RFC 9051 §6.3.1). Besides the rev2 responses, this
+    /// makes mailbox names UTF-8 on the wire instead of modified UTF-7 (see
+    /// [`Session::utf8_names`]).
     rev2: bool,
     /// A CONDSTORE-enabling command was seen (RFC 7162 §3.1): untagged FETCH responses
     /// then carry MODSEQ.
@@ -155,6 +163,27 @@ pub async fn run_session(
     }
     s.conn.trace.note("connection closed");
     s.conn.close().await;
+}
+
+/// Octets from the client for a response text: printable ASCII as is, anything else as
+/// `\xNN`, quoted, cut at 80 octets (a rev1 response text is 7-bit).
+fn show_octets(b: &[u8]) -> String {
+    let mut s = String::from("\"");
+    for &c in b.iter().take(80) {
+        match c {
+            b'"' | b'\\' => {
+                s.push('\\');
+                s.push(c as char);
+            }
+            0x20..=0x7e => s.push(c as char),
+            _ => s.push_str(&format!("\\x{c:02X}")),
+        }
+    }
+    if b.len() > 80 {
+        s.push_str("...");
+    }
+    s.push('"');
+    s
 }
 
 fn normalize_mailbox(name: &str) -> String {
@@ -419,6 +448,10 @@ impl Session {
                 }
                 let text = match e.error {
                     ParseError::NoTag => ParseError::NoTag.to_string(),
+                    ParseError::MailboxNotUtf8(octets) => {
+                        let err = self.bad_name(&octets, None);
+                        return self.fail(e.tag.as_deref(), err);
+                    }
                     other => other.to_string(),
                 };
                 return self.fail(e.tag.as_deref(), ImapError::bad(text));
@@ -618,6 +651,17 @@ impl Session {
                 ))),
             };
         }
+        let is_select = matches!(body, C::Select { .. });
+        let body = match self.names_from_wire(body) {
+            Ok(b) => b,
+            Err(e) => {
+                if is_select {
+                    // RFC 9051 §6.3.2: a SELECT that fails still deselects.
+                    self.leave_selected();
+                }
+                return Err(e);
+            }
+        };
         match body {
             C::StartTls | C::Login { .. } | C::Authenticate { .. } => {
                 return Err(ImapError::bad("you are already logged in"))
@@ -865,6 +909,191 @@ impl Session {
         }
     }
 
+    // ------------------------------------------------------------ mailbox names on the wire
+
+    /// Mailbox names on the wire are UTF-8 (RFC 9051 §5.1) once the client enabled
+    /// IMAP4rev2, modified UTF-7 (RFC 3501 §5.1.3) before. The store always holds UTF-8.
+    fn utf8_names(&self) -> bool {
+        self.rev2
+    }
+
+    /// A mailbox name (or LIST reference / pattern) as the client sent it, in the store's
+    /// UTF-8. Wildcards pass through (`*` and `%` are printable ASCII, never inside a
+    /// modified BASE64 run), so LIST matches decoded names.
+    fn name_from_wire(&self, wire: String) -> Result<String, ImapError> {
+        if self.utf8_names() || mutf7::is_plain(&wire) {
+            return Ok(wire);
+        }
+        mutf7::decode(wire.as_bytes()).map_err(|e| self.bad_name(wire.as_bytes(), Some(&e)))
+    }
+
+    /// A stored (UTF-8) mailbox name as this session writes it.
+    fn name_to_wire<'a>(&self, name: &'a str) -> Cow<'a, str> {
+        if self.utf8_names() || mutf7::is_plain(name) {
+            Cow::Borrowed(name)
+        } else {
+            Cow::Owned(mutf7::encode(name))
+        }
+    }
+
+    /// A stored name quoted for a response text (`"Entw&APw-rfe"` in a rev1 session).
+    fn show_name(&self, name: &str) -> String {
+        format!("{:?}", self.name_to_wire(name))
+    }
+
+    /// Every mailbox name in a command, from the wire into UTF-8: the one place names come
+    /// in (SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB,
+    /// STATUS, APPEND, COPY, MOVE).
+    fn names_from_wire(&self, body: CommandBody) -> Result<CommandBody, ImapError> {
+        use CommandBody as C;
+        let n = |s: String| self.name_from_wire(s);
+        Ok(match body {
+            C::Select {
+                mailbox,
+                read_only,
+                condstore,
+            } => C::Select {
+                mailbox: n(mailbox)?,
+                read_only,
+                condstore,
+            },
+            C::Create(m) => C::Create(n(m)?),
+            C::Delete(m) => C::Delete(n(m)?),
+            C::Rename(from, to) => C::Rename(n(from)?, n(to)?),
+            C::Subscribe(m) => C::Subscribe(n(m)?),
+            C::Unsubscribe(m) => C::Unsubscribe(n(m)?),
+            C::List {
+                reference,
+                patterns,
+                options,
+            } => C::List {
+                reference: n(reference)?,
+                patterns: patterns.into_iter().map(n).collect::<Result<_, _>>()?,
+                options,
+            },
+            C::Lsub { reference, pattern } => C::Lsub {
+                reference: n(reference)?,
+                pattern: n(pattern)?,
+            },
+            C::Status { mailbox, items } => C::Status {
+                mailbox: n(mailbox)?,
+                items,
+            },
+            C::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => C::Append {
+                mailbox: n(mailbox)?,
+                flags,
+                date,
+                message,
+            },
+            C::Copy { uid, set, mailbox } => C::Copy {
+                uid,
+                set,
+                mailbox: n(mailbox)?,
+            },
+            C::Move { uid, set, mailbox } => C::Move {
+                uid,
+                set,
+                mailbox: n(mailbox)?,
+            },
+            // Listed one by one, so that a new command with a name cannot slip past.
+            other @ (C::Capability
+            | C::Noop
+            | C::Logout
+            | C::StartTls
+            | C::Authenticate { .. }
+            | C::Login { .. }
+            | C::Enable(_)
+            | C::Namespace
+            | C::Idle
+            | C::Check
+            | C::Close
+            | C::Unselect
+            | C::Expunge { .. }
+            | C::Search { .. }
+            | C::Fetch { .. }
+            | C::Store { .. }
+            | C::Id(_)) => other,
+        })
+    }
+
+    /// The refusal of a name that is not valid on the wire in this session: not modified
+    /// UTF-7 in a rev1 session (`mutf7` says why, or the octets are not even UTF-8), not
+    /// UTF-8 in a rev2 session. The text says how to write the name instead, in 7-bit ASCII
+    /// (a rev1 response text cannot carry anything else).
+    ///
+    /// `NO`, not `BAD`: the command is well-formed (a literal may carry any octets), it is
+    /// the name's spelling that RFC 3501 §5.1.3 / RFC 9051 §5.1 rule out, and RFC 9051 §7.1
+    /// keeps BAD for protocol-level errors. Dovecot answers such names the same way
+    /// (`NO Mailbox name is not valid mUTF-7`), and a NO does not count towards
+    /// `limits.max_errors`. Raw 8-bit names in a rev1 session get this refusal too, as in
+    /// Dovecot: RFC 3501 names are 7-bit, and storing the octets as sent (the old behaviour)
+    /// left names no UTF-8 client could read.
+    fn bad_name(&self, octets: &[u8], why: Option<&mutf7::DecodeError>) -> ImapError {
+        let shown = show_octets(octets);
+        if self.utf8_names() {
+            let at = std::str::from_utf8(octets)
+                .err()
+                .map_or(0, |e| e.valid_up_to());
+            return ImapError::no(
+                "CANNOT",
+                format!(
+                    "mailbox name {shown} is not valid UTF-8 (at octet {at}); after ENABLE IMAP4rev2 mailbox names are UTF-8 (RFC 9051 section 5.1)"
+                ),
+            );
+        }
+        let decoded;
+        let why = match why {
+            Some(w) => w,
+            None => match mutf7::decode(octets) {
+                Err(e) => {
+                    decoded = e;
+                    &decoded
+                }
+                // Cannot happen (the caller had a refusal); say the general rule.
+                Ok(_) => {
+                    return ImapError::no("CANNOT", "the mailbox name is not valid modified UTF-7")
+                }
+            },
+        };
+        let hint = match &why.suggestion {
+            Some(s) => format!("; write it as {s:?}"),
+            None => String::new(),
+        };
+        ImapError::no(
+            "CANNOT",
+            format!(
+                "mailbox name {shown} is not valid modified UTF-7: {why}{hint}. IMAP4rev1 mailbox names are 7-bit (RFC 3501 section 5.1.3): write & as &- and other characters outside printable ASCII as one &...- run of modified BASE64 of UTF-16 (e.g. U+00FC is &APw-, so Entw&APw-rfe); or send ENABLE IMAP4rev2 first and use UTF-8"
+            ),
+        )
+    }
+
+    /// A store refusal about a mailbox (a concurrent CREATE or RENAME) with the name as this
+    /// session spells it (the store's own text has the UTF-8 name).
+    fn name_store_error(&self, e: ImapError, exists: &str, missing: &str) -> ImapError {
+        match e {
+            ImapError::No {
+                code: Some("ALREADYEXISTS"),
+                ..
+            } => ImapError::no(
+                "ALREADYEXISTS",
+                format!("mailbox {} already exists", self.show_name(exists)),
+            ),
+            ImapError::No {
+                code: Some("NONEXISTENT"),
+                ..
+            } => ImapError::no(
+                "NONEXISTENT",
+                format!("there is no mailbox {}", self.show_name(missing)),
+            ),
+            other => other,
+        }
+    }
+
     // ------------------------------------------------------------ mailboxes
 
     async fn find_mailbox(&self, name: &str) -> Result<Option<MailboxInfo>, ImapError> {
@@ -880,8 +1109,8 @@ impl Session {
             ImapError::no(
                 code,
                 format!(
-                    "there is no mailbox {:?}{}",
-                    normalize_mailbox(name),
+                    "there is no mailbox {}{}",
+                    self.show_name(&normalize_mailbox(name)),
                     if code == "TRYCREATE" {
                         "; CREATE it first"
                     } else {
@@ -892,17 +1121,25 @@ impl Session {
         })
     }
 
-    async fn select(&mut self, name: &str, read_only: bool) -> Result<Done, ImapError> {
-        // RFC 9051 §6.3.2: a SELECT first deselects the current mailbox, even if it fails.
-        let account = match std::mem::replace(&mut self.state, State::NotAuthenticated) {
+    /// Back to the authenticated state with `* OK [CLOSED]` (RFC 9051 §7.1) if a mailbox
+    /// is selected.
+    fn leave_selected(&mut self) {
+        self.state = match std::mem::replace(&mut self.state, State::NotAuthenticated) {
             State::Selected(a, _) => {
                 self.send_line("* OK [CLOSED] previous mailbox closed");
-                a
+                State::Authenticated(a)
             }
-            State::Authenticated(a) => a,
-            State::NotAuthenticated => return Err(ImapError::bad("log in first")),
+            other => other,
         };
-        self.state = State::Authenticated(account.clone());
+    }
+
+    async fn select(&mut self, name: &str, read_only: bool) -> Result<Done, ImapError> {
+        // RFC 9051 §6.3.2: a SELECT first deselects the current mailbox, even if it fails.
+        self.leave_selected();
+        let account = match &self.state {
+            State::Authenticated(a) => a.clone(),
+            _ => return Err(ImapError::bad("log in first")),
+        };
         let info = self.must_mailbox(name, "NONEXISTENT").await?;
         let id = info.id;
         let list = self.store(move |s| s.list_messages(id)).await?;
@@ -953,7 +1190,7 @@ impl Session {
         }
         if self.rev2 {
             let mut l = b"* LIST () \"/\" ".to_vec();
-            push_string(&mut l, info.name.as_bytes());
+            push_string(&mut l, self.name_to_wire(&info.name).as_bytes());
             l.extend_from_slice(b"\r\n");
             self.conn.send(&l);
         }
@@ -990,7 +1227,7 @@ impl Session {
         Ok(())
     }
 
-    fn check_name(name: &str) -> Result<String, ImapError> {
+    fn check_name(&self, name: &str) -> Result<String, ImapError> {
         let n = normalize_mailbox(name);
         if n.is_empty() {
             return Err(ImapError::bad("the mailbox name is empty"));
@@ -998,7 +1235,10 @@ impl Session {
         if n.split(DELIM).any(str::is_empty) {
             return Err(ImapError::no(
                 "CANNOT",
-                format!("{n:?} has an empty level; use names like Work/Projects"),
+                format!(
+                    "{} has an empty level; use names like Work/Projects",
+                    self.show_name(&n)
+                ),
             ));
         }
         if n.chars().any(|c| c.is_control() || c == '*' || c == '%') {
@@ -1011,7 +1251,7 @@ impl Session {
     }
 
     async fn create(&mut self, name: &str) -> Result<Done, ImapError> {
-        let n = Self::check_name(name)?;
+        let n = self.check_name(name)?;
         if n == "INBOX" {
             return Err(ImapError::no("ALREADYEXISTS", "INBOX always exists"));
         }
@@ -1021,7 +1261,7 @@ impl Session {
         if self.find_mailbox(&n).await?.is_some() {
             return Err(ImapError::no(
                 "ALREADYEXISTS",
-                format!("mailbox {n:?} already exists"),
+                format!("mailbox {} already exists", self.show_name(&n)),
             ));
         }
         // RFC 9051 §6.3.4: create the superior levels that are missing.
@@ -1029,11 +1269,16 @@ impl Session {
         for i in 1..levels.len() {
             let parent = levels[..i].join("/");
             if parent != "INBOX" && self.find_mailbox(&parent).await?.is_none() {
-                self.store(move |s| s.create_mailbox(acct, &parent)).await?;
+                let p2 = parent.clone();
+                self.store(move |s| s.create_mailbox(acct, &p2))
+                    .await
+                    .map_err(|e| self.name_store_error(e, &parent, &parent))?;
             }
         }
         let n2 = n.clone();
-        self.store(move |s| s.create_mailbox(acct, &n2)).await?;
+        self.store(move |s| s.create_mailbox(acct, &n2))
+            .await
+            .map_err(|e| self.name_store_error(e, &n, &n))?;
         ok("CREATE completed")
     }
 
@@ -1055,7 +1300,7 @@ impl Session {
 
     async fn rename(&mut self, from: &str, to: &str) -> Result<Done, ImapError> {
         let from = normalize_mailbox(from);
-        let to = Self::check_name(to)?;
+        let to = self.check_name(to)?;
         let Some(acct) = self.account().map(|a| a.id) else {
             return Err(ImapError::bad("log in first"));
         };
@@ -1063,14 +1308,17 @@ impl Session {
         if self.find_mailbox(&to).await?.is_some() || to == "INBOX" {
             return Err(ImapError::no(
                 "ALREADYEXISTS",
-                format!("mailbox {to:?} already exists"),
+                format!("mailbox {} already exists", self.show_name(&to)),
             ));
         }
         if from == "INBOX" {
             // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new mailbox and
             // leaves INBOX empty.
             let to2 = to.clone();
-            let new_id = self.store(move |s| s.create_mailbox(acct, &to2)).await?;
+            let new_id = self
+                .store(move |s| s.create_mailbox(acct, &to2))
+                .await
+                .map_err(|e| self.name_store_error(e, &to, &from))?;
             let src_id = src.id;
             let list = self.store(move |s| s.list_messages(src_id)).await?;
             let uids: Vec<u32> = list.iter().map(|m| m.uid).collect();
@@ -1079,7 +1327,9 @@ impl Session {
             return ok("RENAME completed");
         }
         let (f, t) = (from.clone(), to.clone());
-        self.store(move |s| s.rename_mailbox(acct, &f, &t)).await?;
+        self.store(move |s| s.rename_mailbox(acct, &f, &t))
+            .await
+            .map_err(|e| self.name_store_error(e, &to, &from))?;
         if let Some(sel) = self.selected() {
             if sel.id == src.id {
                 sel.name = to;
@@ -1161,7 +1411,7 @@ impl Session {
                 }
             }
             let mut line = format!("* {word} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            push_string(&mut line, b.name.as_bytes());
+            push_string(&mut line, self.name_to_wire(&b.name).as_bytes());
             line.extend_from_slice(b"\r\n");
             self.conn.send(&line);
             if let Some(items) = &status_items {
@@ -1199,7 +1449,7 @@ impl Session {
             parts.push(format!("{i} {v}"));
         }
         let mut line = b"* STATUS ".to_vec();
-        push_string(&mut line, b.name.as_bytes());
+        push_string(&mut line, self.name_to_wire(&b.name).as_bytes());
         line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
         Ok(line)
     }
@@ -1737,6 +1987,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn octets_in_response_texts() {
+        assert_eq!(show_octets(b"Entw&APw-rfe"), "\"Entw&APw-rfe\"");
+        assert_eq!(show_octets("Entwü".as_bytes()), "\"Entw\\xC3\\xBC\"");
+        assert_eq!(show_octets(b"a\"b\\\t"), "\"a\\\"b\\\\\\x09\"");
+        let long = show_octets(&[b'x'; 100]);
+        assert!(long.ends_with("x...\"") && long.len() == 85, "{long}");
+    }
+
+    #[test]
     fn names_and_patterns() {
         assert_eq!(normalize_mailbox("inbox"), "INBOX");
         assert_eq!(normalize_mailbox("Inbox/Sub"), "INBOX/Sub");
@@ -1755,6 +2014,15 @@ mod tests {
         assert!(!pattern_match(b"a", b"ab"));
         assert_eq!(normalize_mailbox("abcdé"), "abcdé");
         assert_eq!(normalize_mailbox("é"), "é");
+        // Patterns match names after decoding: wildcards stop at character boundaries.
+        assert!(pattern_match("Entwü*".as_bytes(), "Entwürfe".as_bytes()));
+        assert!(pattern_match("%ü%".as_bytes(), "Entwürfe".as_bytes()));
+        assert!(pattern_match(
+            "Привет/%".as_bytes(),
+            "Привет/台北".as_bytes()
+        ));
+        assert!(!pattern_match("%北".as_bytes(), "Привет/台北".as_bytes()));
+        assert!(!pattern_match("Entwu*".as_bytes(), "Entwürfe".as_bytes()));
         let hostile = "*a".repeat(2000);
         assert!(!pattern_match(
             hostile.as_bytes(),
