@@ -26,6 +26,7 @@ use std::time::Duration;
 use crate::conn::{Conn, ConnError};
 use crate::tls::ClientTls;
 use crate::trace::{BodyTracer, Direction, TraceFn, MASK};
+use mailroom_proto::imap::mutf7;
 use parse::{Response, Status, StatusText, Value};
 
 /// A response line (literals aside) longer than this is a protocol error. It must stay well
@@ -115,6 +116,9 @@ enum Arg<'a> {
     Raw(&'a str),
     /// An astring: atom, quoted string or literal, whichever the text needs.
     Str(&'a str),
+    /// A mailbox name (or LIST pattern): sent in modified UTF-7 (RFC 3501 §5.1.3), which
+    /// every server understands while the session has not enabled UTF-8.
+    Mailbox(&'a str),
     /// An astring shown as `****` in the trace.
     Secret(&'a str),
 }
@@ -298,7 +302,7 @@ impl ImapClient {
     pub async fn list(&mut self, pattern: &str) -> Result<Vec<Folder>, ImapError> {
         let a = self
             .command(
-                &[Arg::Raw("LIST"), Arg::Raw("\"\""), Arg::Str(pattern)],
+                &[Arg::Raw("LIST"), Arg::Raw("\"\""), Arg::Mailbox(pattern)],
                 "LIST",
             )
             .await?;
@@ -318,7 +322,7 @@ impl ImapClient {
                 return Err(self.protocol(format!("sent a LIST response without a name: {rest:?}")));
             };
             out.push(Folder {
-                name,
+                name: mailbox_name(&name),
                 delimiter: delim.text().and_then(|d| d.chars().next()),
                 attributes: attrs.iter().filter_map(Value::text).collect(),
             });
@@ -335,7 +339,7 @@ impl ImapClient {
         let list = format!("({})", items.join(" "));
         let a = self
             .command(
-                &[Arg::Raw("STATUS"), Arg::Str(mailbox), Arg::Raw(&list)],
+                &[Arg::Raw("STATUS"), Arg::Mailbox(mailbox), Arg::Raw(&list)],
                 "STATUS",
             )
             .await?;
@@ -363,7 +367,7 @@ impl ImapClient {
         let cmd = if read_only { "EXAMINE" } else { "SELECT" };
         self.selected = None;
         let a = self
-            .command(&[Arg::Raw(cmd), Arg::Str(mailbox)], cmd)
+            .command(&[Arg::Raw(cmd), Arg::Mailbox(mailbox)], cmd)
             .await?;
         let mut sel = Selected {
             name: mailbox.to_string(),
@@ -531,7 +535,7 @@ impl ImapClient {
     pub async fn copy(&mut self, set: &str, mailbox: &str) -> Result<StatusText, ImapError> {
         let a = self
             .command(
-                &[Arg::Raw("COPY"), Arg::Raw(set), Arg::Str(mailbox)],
+                &[Arg::Raw("COPY"), Arg::Raw(set), Arg::Mailbox(mailbox)],
                 "COPY",
             )
             .await?;
@@ -542,7 +546,7 @@ impl ImapClient {
     pub async fn move_to(&mut self, set: &str, mailbox: &str) -> Result<Vec<u32>, ImapError> {
         let a = self
             .command(
-                &[Arg::Raw("MOVE"), Arg::Raw(set), Arg::Str(mailbox)],
+                &[Arg::Raw("MOVE"), Arg::Raw(set), Arg::Mailbox(mailbox)],
                 "MOVE",
             )
             .await?;
@@ -552,7 +556,7 @@ impl ImapClient {
     /// CREATE mailbox (RFC 9051 §6.3.4).
     pub async fn create(&mut self, mailbox: &str) -> Result<StatusText, ImapError> {
         let a = self
-            .command(&[Arg::Raw("CREATE"), Arg::Str(mailbox)], "CREATE")
+            .command(&[Arg::Raw("CREATE"), Arg::Mailbox(mailbox)], "CREATE")
             .await?;
         Ok(a.status)
     }
@@ -560,7 +564,7 @@ impl ImapClient {
     /// DELETE mailbox (RFC 9051 §6.3.5). Deleting the selected mailbox leaves it unselected.
     pub async fn delete(&mut self, mailbox: &str) -> Result<StatusText, ImapError> {
         let a = self
-            .command(&[Arg::Raw("DELETE"), Arg::Str(mailbox)], "DELETE")
+            .command(&[Arg::Raw("DELETE"), Arg::Mailbox(mailbox)], "DELETE")
             .await?;
         if self.selected.as_ref().is_some_and(|s| {
             s.name == mailbox
@@ -599,7 +603,7 @@ impl ImapClient {
         let tag = format!("a{}", self.next_tag);
         self.next_tag += 1;
         for a in args {
-            let (Arg::Raw(s) | Arg::Str(s) | Arg::Secret(s)) = a;
+            let (Arg::Raw(s) | Arg::Str(s) | Arg::Mailbox(s) | Arg::Secret(s)) = a;
             if s.contains(['\r', '\n', '\0']) {
                 return Err(self.protocol(format!(
                     "the {} command cannot carry a line break or NUL",
@@ -612,12 +616,20 @@ impl ImapClient {
         let mut wire = tag.clone().into_bytes();
         let mut shown = tag.clone();
         let mut pieces: Vec<(Vec<u8>, String)> = Vec::new();
-        for a in args {
+        let encoded: Vec<String> = args
+            .iter()
+            .map(|a| match a {
+                Arg::Mailbox(m) => mutf7::encode(m),
+                _ => String::new(),
+            })
+            .collect();
+        for (a, enc) in args.iter().zip(&encoded) {
             wire.push(b' ');
             shown.push(' ');
             let (text, secret, raw) = match a {
                 Arg::Raw(s) => (*s, false, true),
                 Arg::Str(s) => (*s, false, false),
+                Arg::Mailbox(_) => (enc.as_str(), false, false),
                 Arg::Secret(s) => (*s, true, false),
             };
             let quoted = if raw {
@@ -845,6 +857,12 @@ impl ImapClient {
             message,
         }
     }
+}
+
+/// A mailbox name from the server, decoded from modified UTF-7; a name that is not valid
+/// modified UTF-7 (a server sending UTF-8 anyway) is kept as it came.
+fn mailbox_name(wire: &str) -> String {
+    mutf7::decode(wire.as_bytes()).unwrap_or_else(|_| wire.to_string())
 }
 
 /// The sequence numbers of the `* n EXPUNGE` responses, in order.

@@ -750,3 +750,47 @@ fn a_config_without_imap_still_starts_and_imap_says_why() {
         r.all()
     );
 }
+
+/// Folder names that are not plain ASCII, and one with `&`: the agent sends them in modified
+/// UTF-7 (RFC 3501 §5.1.3) and shows them decoded; an IMAP4rev1 client sees the same folders
+/// under their encoded names.
+#[test]
+fn folder_names_beyond_ascii_go_in_modified_utf7() {
+    let s = imap_support::start();
+    let imap = s.addr("imap").to_string();
+    send_to_bob(&s, "Grüße", "Hallo", None);
+    wait_for_inbox(&s, 1);
+    let script = "imap\ncreate Entwürfe\ncreate R&D\ncopy 1 Entwürfe\nfolders\n\
+                  select Entwürfe\nlist\nrmfolder R&D\nquit\nexit\n";
+    let r = mailroom(
+        &["agent", "-e", BOB.0, "-p", BOB.1, "--imap", &imap, "--trace"],
+        script.as_bytes(),
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let out = &r.stdout;
+    for want in [
+        "C: a3 CREATE Entw&APw-rfe\n",
+        "C: a4 CREATE R&-D\n",
+        "imap:INBOX>>> copy 1 Entwürfe\n",
+        "copied 1 to Entwürfe\n",
+        "imap:INBOX>>> select Entwürfe\n",
+        "Entwürfe: 1 message\n",
+        "imap:Entwürfe>>> list\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{}", r.all());
+    }
+    let folders = after(out, "imap:INBOX>>> folders", 0);
+    let shown: Vec<&str> = folders
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert!(shown.contains(&"Entwürfe"), "{folders}");
+    assert!(shown.contains(&"R&D"), "{folders}");
+    // An IMAP4rev1 client (no ENABLE) lists the encoded names.
+    let mut i = imap_support::Imap::login(s.addr("imap"), BOB);
+    let names = i.ok("LIST \"\" *").join("\n");
+    assert!(names.contains("Entw&APw-rfe"), "{names}");
+    assert!(!names.contains("R&-D"), "R&D was deleted: {names}");
+}

@@ -176,16 +176,52 @@ async fn login_select_fetch_logout_with_a_literal() {
 
 #[tokio::test]
 async fn synchronizing_literal_waits_for_go_ahead() {
+    // An 8-bit password can only go as a literal; without LITERAL+ the client waits for "+".
     let (addr, task) = fake(vec![
         Send("* OK [CAPABILITY IMAP4rev1] ready\r\n"),
-        Expect("a1 CREATE {6}"),
+        Expect("a1 LOGIN bob {9}"),
         Send("+ Ready for literal data\r\n"),
-        Expect("Grüß"),
+        Expect("pässwort"),
+        Send("a1 OK [CAPABILITY IMAP4rev1] logged in\r\n"),
+    ])
+    .await;
+    let (trace, lines) = collector();
+    let mut c = ImapClient::connect(&addr, T, trace).await.expect("connect");
+    c.login("bob", "pässwort").await.expect("login");
+    task.await.expect("join").expect("script");
+    let lines = lines.lock().expect("lock").clone();
+    assert!(lines.contains(&"C: ****".to_string()), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("pässwort")), "{lines:?}");
+}
+
+#[tokio::test]
+async fn mailbox_names_go_in_modified_utf7_both_ways() {
+    let (addr, task) = fake(vec![
+        Send("* OK [CAPABILITY IMAP4rev1] ready\r\n"),
+        Expect("a1 CREATE Gr&APwA3w-"),
         Send("a1 OK CREATE completed\r\n"),
+        Expect("a2 LIST \"\" \"*\""),
+        Send("* LIST (\\HasNoChildren) \"/\" Gr&APwA3w-\r\n"),
+        Send("* LIST (\\HasNoChildren) \"/\" \"R&-D\"\r\n"),
+        Send("* LIST () \"/\" \"Bad&-&\"\r\n"),
+        Send("a2 OK LIST completed\r\n"),
+        Expect("a3 SELECT R&-D"),
+        Send("* 0 EXISTS\r\na3 OK [READ-WRITE] SELECT completed\r\n"),
     ])
     .await;
     let mut c = ImapClient::connect(&addr, T, None).await.expect("connect");
     c.create("Grüß").await.expect("create");
+    let names: Vec<String> = c
+        .list("*")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    // A name that is not valid modified UTF-7 is shown as it came.
+    assert_eq!(names, vec!["Grüß", "R&D", "Bad&-&"]);
+    let sel = c.select("R&D", false).await.expect("select");
+    assert_eq!(sel.name, "R&D");
     task.await.expect("join").expect("script");
 }
 
