@@ -763,7 +763,9 @@ fn folder_names_beyond_ascii_go_in_modified_utf7() {
     let script = "imap\ncreate Entwürfe\ncreate R&D\ncopy 1 Entwürfe\nfolders\n\
                   select Entwürfe\nlist\nrmfolder R&D\nquit\nexit\n";
     let r = mailroom(
-        &["agent", "-e", BOB.0, "-p", BOB.1, "--imap", &imap, "--trace"],
+        &[
+            "agent", "-e", BOB.0, "-p", BOB.1, "--imap", &imap, "--trace",
+        ],
         script.as_bytes(),
         &[],
     );
