@@ -20,28 +20,47 @@ const CACHE_ENTRIES: usize = 4096;
 /// blob id, which SQLite may hand out again after a delete.
 type Key = (MailboxId, u32, u32);
 
-/// IMAP state shared by all sessions: the MIME structure cache. A message's ENVELOPE,
-/// BODYSTRUCTURE and part offsets are computed once and kept here, so FETCH does not re-parse.
-#[derive(Default)]
-pub struct ImapShared {
-    mime: Mutex<HashMap<Key, Arc<Mime>>>,
+/// A per-process cache of what is computed from a message's octets, bounded to
+/// [`CACHE_ENTRIES`] (then it starts over: simple, and a message never changes under its key).
+struct Cache<V>(Mutex<HashMap<Key, Arc<V>>>);
+
+impl<V> Default for Cache<V> {
+    fn default() -> Self {
+        Cache(Mutex::new(HashMap::new()))
+    }
 }
 
-impl ImapShared {
-    fn get(&self, key: Key) -> Option<Arc<Mime>> {
-        self.mime.lock().ok()?.get(&key).cloned()
+impl<V> Cache<V> {
+    fn get(&self, key: Key) -> Option<Arc<V>> {
+        self.0.lock().ok()?.get(&key).cloned()
     }
-    fn put(&self, key: Key, m: Arc<Mime>) {
-        if let Ok(mut c) = self.mime.lock() {
+    fn put(&self, key: Key, v: Arc<V>) {
+        if let Ok(mut c) = self.0.lock() {
             if c.len() >= CACHE_ENTRIES {
                 c.clear();
             }
-            c.insert(key, m);
+            c.insert(key, v);
         }
     }
-    /// Entries cached (for tests and stats).
+    fn len(&self) -> usize {
+        self.0.lock().map(|c| c.len()).unwrap_or(0)
+    }
+}
+
+/// IMAP state shared by all sessions: caches of what a message's octets give. A message's
+/// ENVELOPE, BODYSTRUCTURE and part offsets are computed once, so FETCH does not re-parse;
+/// its header fields as SEARCH matches them (lower-cased, RFC 2047 decoded) likewise, so a
+/// header search does not read the message again.
+#[derive(Default)]
+pub struct ImapShared {
+    mime: Cache<Mime>,
+    fields: Cache<Vec<Field>>,
+}
+
+impl ImapShared {
+    /// MIME structures cached (for tests and stats).
     pub fn len(&self) -> usize {
-        self.mime.lock().map(|c| c.len()).unwrap_or(0)
+        self.mime.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -63,8 +82,8 @@ struct Loaded<'a> {
 /// only when a key needs it.
 #[derive(Default)]
 struct SearchText {
-    /// The top-level header fields.
-    fields: Option<Vec<Field>>,
+    /// The top-level header fields (shared through [`ImapShared`]).
+    fields: Option<Arc<Vec<Field>>>,
     /// The whole message, raw (TEXT).
     raw: Option<String>,
     /// The top-level body, raw (BODY).
@@ -105,11 +124,11 @@ impl<'a> Loaded<'a> {
         if let Some(m) = &self.mime {
             return Ok(m.clone());
         }
-        let m = match self.cache.get(self.key) {
+        let m = match self.cache.mime.get(self.key) {
             Some(m) => m,
             None => {
                 let m = Arc::new(Mime::parse(self.data()?));
-                self.cache.put(self.key, m.clone());
+                self.cache.mime.put(self.key, m.clone());
                 m
             }
         };
@@ -423,19 +442,33 @@ fn has(hay: &str, needle: &str) -> bool {
 impl Loaded<'_> {
     fn search_fields(&mut self) -> Result<&[Field], StoreError> {
         if self.search.fields.is_none() {
-            let mime = self.mime()?;
-            let data = self.data()?;
-            let fields = mailroom_proto::imap::mime::fields(data, &mime.root.header)
-                .into_iter()
-                .map(|(name, value)| Field {
-                    name: name.to_lowercase(),
-                    raw: lower(&value),
-                    decoded: decode::header_text(&value).map(|t| t.to_lowercase()),
-                })
-                .collect();
+            let fields = match self.cache.fields.get(self.key) {
+                Some(f) => f,
+                None => {
+                    let mime = self.mime()?;
+                    let data = self.data()?;
+                    let fields: Vec<Field> =
+                        mailroom_proto::imap::mime::fields(data, &mime.root.header)
+                            .into_iter()
+                            .map(|(name, value)| Field {
+                                name: name.to_lowercase(),
+                                raw: lower(&value),
+                                decoded: decode::header_text(&value).map(|t| t.to_lowercase()),
+                            })
+                            .collect();
+                    let fields = Arc::new(fields);
+                    self.cache.fields.put(self.key, fields.clone());
+                    fields
+                }
+            };
             self.search.fields = Some(fields);
         }
-        Ok(self.search.fields.as_deref().unwrap_or_default())
+        Ok(self
+            .search
+            .fields
+            .as_deref()
+            .map(Vec::as_slice)
+            .unwrap_or_default())
     }
 
     fn search_raw(&mut self) -> Result<&str, StoreError> {
@@ -731,6 +764,16 @@ mod tests {
         // A second key reuses what is cached: mark it and see the mark found.
         l.search.body_texts = Some(vec!["marker".into()]);
         assert!(matches(&K::Body("MARKER".into()), &mut l, &c).unwrap());
+
+        // The header fields outlive the search: a later one (a new Loaded, no octets) finds
+        // them in the shared cache and does not read the message.
+        let mut again = Loaded::new(store.as_ref(), &cache, (job.mailbox, 1, 1), &msg);
+        assert!(matches(&subject, &mut again, &c).unwrap());
+        assert!(
+            again.data.is_none(),
+            "a cached header search read the message"
+        );
+        assert_eq!(cache.fields.len(), 1);
     }
 
     #[test]
