@@ -209,3 +209,22 @@ fn wrong_passwords_then_bye() {
         .starts_with("b1 OK [CAPABILITY "));
     assert!(!s.log_text().contains("nope"));
 }
+
+/// What a person typing at telnet gets wrong first, answered with what to type.
+#[test]
+fn telnet_mistakes_get_a_hint() {
+    let s = start();
+    let mut i = Imap::connect(s.addr("imap"));
+    // A forgotten tag, as typed at telnet: untagged, saying what to type instead.
+    assert_eq!(
+        i.raw("LOGIN alice@example.test secret"),
+        "* BAD every command starts with a tag of your choosing, then the command: type \"a1 LOGIN ...\" (your line with \"a1 \" in front)"
+    );
+    assert!(i.raw("a8 FETCH 1").starts_with(
+        "a8 BAD missing the data items: say what to fetch, e.g. FETCH 1 (FLAGS BODY[])"
+    ));
+    assert!(i
+        .raw("a9 SEARCH SUBJECT Grüße")
+        .contains("text beyond ASCII must be a quoted string"));
+    assert_eq!(i.raw("a10 NOOP"), "a10 OK NOOP completed");
+}

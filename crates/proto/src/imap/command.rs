@@ -376,6 +376,10 @@ pub enum ParseError {
     NoTag,
     #[error("unknown command {0}; try CAPABILITY for the list of what this server does")]
     Unknown(String),
+    /// The line starts with a command name where the tag belongs (`LOGIN alice secret`): the
+    /// tag was forgotten. What the person typed at telnet, answered with what to type.
+    #[error("every command starts with a tag of your choosing, then the command: type \"a1 {0} ...\" (your line with \"a1 \" in front)")]
+    TagMissing(String),
     #[error("{0}")]
     Syntax(String),
     /// A mailbox name (or LIST reference / pattern) whose octets are not UTF-8, e.g. Latin-1
@@ -457,7 +461,16 @@ impl<'a> P<'a> {
             Ok(())
         } else {
             let rest = String::from_utf8_lossy(&self.b[self.i..]);
-            syntax(format!("unexpected text at the end: {:?}", truncate(&rest)))
+            // An atom stops at the first octet beyond ASCII: `SUBJECT Grüße` leaves "üße".
+            let hint = if self.b[self.i] >= 0x80 {
+                " (text beyond ASCII must be a quoted string, e.g. SUBJECT \"Grüße\", or a literal)"
+            } else {
+                ""
+            };
+            syntax(format!(
+                "unexpected text at the end: {:?}{hint}",
+                truncate(&rest)
+            ))
         }
     }
     fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
@@ -693,12 +706,57 @@ pub fn parse_command(buf: &[u8]) -> Result<Command, TaggedError> {
     let tag = String::from_utf8_lossy(tag).into_owned();
     match parse_body(&mut p) {
         Ok(body) => Ok(Command { tag, body }),
+        // `LOGIN alice secret`: the "tag" is a command name and the "command" is its first
+        // argument. The tag was forgotten; there is no tag to answer with.
+        Err(ParseError::Unknown(_))
+            if COMMAND_NAMES.contains(&tag.to_ascii_uppercase().as_str()) =>
+        {
+            Err(TaggedError {
+                tag: None,
+                error: ParseError::TagMissing(tag.to_ascii_uppercase()),
+            })
+        }
         Err(error) => Err(TaggedError {
             tag: Some(tag),
             error,
         }),
     }
 }
+
+/// The command names [`parse_body`] knows (to recognise a forgotten tag).
+const COMMAND_NAMES: &[&str] = &[
+    "CAPABILITY",
+    "NOOP",
+    "LOGOUT",
+    "STARTTLS",
+    "IDLE",
+    "CHECK",
+    "CLOSE",
+    "UNSELECT",
+    "NAMESPACE",
+    "EXPUNGE",
+    "AUTHENTICATE",
+    "LOGIN",
+    "SELECT",
+    "EXAMINE",
+    "CREATE",
+    "DELETE",
+    "RENAME",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "LIST",
+    "LSUB",
+    "STATUS",
+    "APPEND",
+    "ENABLE",
+    "SEARCH",
+    "FETCH",
+    "STORE",
+    "COPY",
+    "MOVE",
+    "UID",
+    "ID",
+];
 
 fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
     let name = p
@@ -1063,6 +1121,11 @@ fn parse_store(p: &mut P<'_>, uid: bool) -> PResult<CommandBody> {
 fn parse_fetch(p: &mut P<'_>, uid: bool) -> PResult<CommandBody> {
     p.sp("the message set")?;
     let set = p.seq_set()?;
+    if p.at_end() {
+        return syntax(
+            "missing the data items: say what to fetch, e.g. FETCH 1 (FLAGS BODY[]) or FETCH 1:* (FLAGS ENVELOPE)",
+        );
+    }
     p.sp("the data items")?;
     let mut items = Vec::new();
     if p.eat(b'(') {
@@ -1450,6 +1513,23 @@ mod tests {
         let e = err("a1 FROB");
         assert_eq!(e.tag.as_deref(), Some("a1"));
         assert_eq!(e.error, ParseError::Unknown("FROB".into()));
+        // A forgotten tag: untagged, with what to type.
+        let e = err("login alice secret");
+        assert_eq!(e.tag, None);
+        assert_eq!(e.error, ParseError::TagMissing("LOGIN".into()));
+        assert!(e.error.to_string().contains("\"a1 LOGIN ...\""));
+        assert_eq!(
+            err("SELECT INBOX").error,
+            ParseError::TagMissing("SELECT".into())
+        );
+        assert!(err("a1 FETCH 1")
+            .error
+            .to_string()
+            .contains("e.g. FETCH 1 (FLAGS BODY[])"));
+        assert!(err("a1 SEARCH SUBJECT Grüße")
+            .error
+            .to_string()
+            .contains("must be a quoted string"));
         assert_eq!(err("").tag, None);
         assert_eq!(err("a1").error, ParseError::NoTag);
         assert!(matches!(err("a LOGIN alice").error, ParseError::Syntax(_)));
