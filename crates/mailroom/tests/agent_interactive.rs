@@ -133,7 +133,7 @@ fn the_interactive_prompt_on_a_pseudo_terminal() {
     // Python's pty module plays the person at the keyboard.
     let script = format!(
         r#"
-import os, pty, select, sys, time
+import os, pty, select, sys, termios, time
 
 argv = [{bin:?}, "agent", "-e", "bob@example.test", "--smtp", {smtp:?}, "--pop3", {pop:?}]
 env = dict(os.environ, TERM="xterm")
@@ -168,6 +168,13 @@ def send(text):
     os.write(fd, text.encode())
 
 expect("Password for bob@example.test: ")
+# The prompt is printed a moment before echo is switched off; a person cannot type in that
+# moment, a script can: wait until the terminal no longer echoes.
+end = time.time() + 20
+while termios.tcgetattr(fd)[3] & termios.ECHO:
+    if time.time() > end:
+        raise SystemExit("echo was never switched off for the password")
+    time.sleep(0.01)
 send("hunter2\r")
 out = expect("[smtp|pop|imap|exit]>>> ")
 assert "hunter2" not in out, "the password was echoed: %r" % out
@@ -186,6 +193,16 @@ assert "signing off" in out, out
 send("\x1b[A\x1b[A\x1b[A\r")
 expect("pop>>> ")
 send("quit\r")
+expect("[smtp|pop|imap|exit]>>> ")
+# Tab completes the command word at each prompt.
+send("po\t\r")
+expect("pop>>> ")
+send("re\t1\r")
+# (After Tab the line is redrawn, prompt included: wait for the message's end instead.)
+out = expect("--- end of message 1 ---")
+assert "retr " in out and "Hello over a tty" in out, out
+expect("pop>>> ")
+send("qu\t\r")
 expect("[smtp|pop|imap|exit]>>> ")
 send("exit\r")
 _, status = os.waitpid(pid, 0)

@@ -122,7 +122,7 @@ pub fn flag_name(w: &str) -> Result<String, AgentError> {
     Ok(w.to_string())
 }
 
-const IMAP_COMMANDS: &str =
+pub(super) const IMAP_COMMANDS: &str =
     "folders select list read raw save flag unflag delete undelete expunge search copy move create rmfolder noop quit";
 
 fn imap_help() {

@@ -18,6 +18,71 @@ use super::{inbox, show, AgentArgs};
 
 const MAIN_PROMPT: &str = "[smtp|pop|imap|exit]>>> ";
 const POP_PROMPT: &str = "pop>>> ";
+const MAIN_COMMANDS: &str = "smtp pop imap exit help";
+const POP_COMMANDS: &str = "stat list uidl top retr raw save dele rset noop quit";
+
+/// What Tab completes at the current prompt.
+#[derive(Clone, Copy)]
+pub(super) enum Complete {
+    /// The command word, from this list.
+    Words(&'static str),
+    /// File names (the attachment prompt).
+    Files,
+    Nothing,
+}
+
+/// Tab completion for the terminal: command words at the three prompts, file names at
+/// `Attach:`.
+pub(super) struct AgentHelper {
+    mode: std::cell::Cell<Complete>,
+    files: rustyline::completion::FilenameCompleter,
+}
+
+impl rustyline::completion::Completer for AgentHelper {
+    type Candidate = rustyline::completion::Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Self::Candidate>)> {
+        match self.mode.get() {
+            Complete::Files => self.files.complete(line, pos, ctx),
+            Complete::Nothing => Ok((pos, Vec::new())),
+            Complete::Words(words) => {
+                let typed = &line[..pos];
+                // Only the first word is a command.
+                if typed.trim_start().contains(char::is_whitespace) {
+                    return Ok((pos, Vec::new()));
+                }
+                let start = typed.len() - typed.trim_start().len();
+                let prefix = typed.trim_start().to_ascii_lowercase();
+                let found = words
+                    .split_whitespace()
+                    .chain(["help", "exit"])
+                    .filter(|w| w.starts_with(&prefix))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .map(|w| rustyline::completion::Pair {
+                        display: w.to_string(),
+                        replacement: format!("{w} "),
+                    })
+                    .collect();
+                Ok((start, found))
+            }
+        }
+    }
+}
+
+impl rustyline::hint::Hinter for AgentHelper {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for AgentHelper {}
+impl rustyline::validate::Validator for AgentHelper {}
+impl rustyline::Helper for AgentHelper {}
+
+type Editor = rustyline::Editor<AgentHelper, rustyline::history::DefaultHistory>;
 
 /// What one read gave.
 pub(super) enum Read {
@@ -30,14 +95,18 @@ pub(super) enum Read {
 
 /// Where commands come from: a terminal with line editing, or a pipe.
 pub(super) enum Input {
-    Tty(Box<rustyline::DefaultEditor>),
+    Tty(Box<Editor>),
     Pipe(std::io::StdinLock<'static>),
 }
 
 impl Input {
     fn new() -> Input {
         if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-            if let Ok(ed) = rustyline::DefaultEditor::new() {
+            if let Ok(mut ed) = Editor::new() {
+                ed.set_helper(Some(AgentHelper {
+                    mode: std::cell::Cell::new(Complete::Nothing),
+                    files: rustyline::completion::FilenameCompleter::new(),
+                }));
                 return Input::Tty(Box::new(ed));
             }
         }
@@ -46,7 +115,12 @@ impl Input {
 
     pub(super) fn read(&mut self, prompt: &str, history: bool) -> Result<Read, AgentError> {
         match self {
-            Input::Tty(ed) => match ed.readline(prompt) {
+            Input::Tty(ed) => match {
+                if let Some(h) = ed.helper() {
+                    h.mode.set(completion_for(prompt));
+                }
+                ed.readline(prompt)
+            } {
                 Ok(line) => {
                     if history && !line.trim().is_empty() {
                         let _ = ed.add_history_entry(line.as_str());
@@ -79,6 +153,21 @@ impl Input {
                 }
             }
         }
+    }
+}
+
+/// What Tab completes after `prompt`.
+fn completion_for(prompt: &str) -> Complete {
+    if prompt == MAIN_PROMPT {
+        Complete::Words(MAIN_COMMANDS)
+    } else if prompt == POP_PROMPT {
+        Complete::Words(POP_COMMANDS)
+    } else if prompt.starts_with("imap") {
+        Complete::Words(super::imap::IMAP_COMMANDS)
+    } else if prompt == "Attach: " {
+        Complete::Files
+    } else {
+        Complete::Nothing
     }
 }
 
@@ -396,9 +485,7 @@ fn pop_command(s: &mut Session) -> Result<Flow, AgentError> {
             return Ok(Flow::Continue);
         }
     };
-    println!(
-        "Logged in to {server}. Commands: stat list uidl top retr raw save dele rset noop quit (help)."
-    );
+    println!("Logged in to {server}. Commands: {POP_COMMANDS} (help).");
     loop {
         let line = match s.input.read(POP_PROMPT, true)? {
             Read::Eof => {
