@@ -115,24 +115,25 @@ impl Input {
 
     pub(super) fn read(&mut self, prompt: &str, history: bool) -> Result<Read, AgentError> {
         match self {
-            Input::Tty(ed) => match {
+            Input::Tty(ed) => {
                 if let Some(h) = ed.helper() {
                     h.mode.set(completion_for(prompt));
                 }
-                ed.readline(prompt)
-            } {
-                Ok(line) => {
-                    if history && !line.trim().is_empty() {
-                        let _ = ed.add_history_entry(line.as_str());
+                let read = ed.readline(prompt);
+                match read {
+                    Ok(line) => {
+                        if history && !line.trim().is_empty() {
+                            let _ = ed.add_history_entry(line.as_str());
+                        }
+                        Ok(Read::Line(line))
                     }
-                    Ok(Read::Line(line))
+                    Err(ReadlineError::Eof) => Ok(Read::Eof),
+                    Err(ReadlineError::Interrupted) => Ok(Read::Interrupted),
+                    Err(e) => Err(AgentError::local(format!(
+                        "cannot read from the terminal: {e}"
+                    ))),
                 }
-                Err(ReadlineError::Eof) => Ok(Read::Eof),
-                Err(ReadlineError::Interrupted) => Ok(Read::Interrupted),
-                Err(e) => Err(AgentError::local(format!(
-                    "cannot read from the terminal: {e}"
-                ))),
-            },
+            }
             Input::Pipe(stdin) => {
                 let mut out = std::io::stdout().lock();
                 let _ = write!(out, "{prompt}");
