@@ -4,7 +4,7 @@ mod agent;
 mod lab_clients;
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -35,7 +35,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (with no config: loopback only, SMTP 2525, submission 2587, POP3 2110).
+    /// Run the server (with no config: loopback only, SMTP 2525, submission 2587, POP3 2110,
+    /// IMAP 2143, and their TLS twins 2465, 2995, 2993).
     Serve {
         /// Log every session's dialogue as C:/S: lines (AUTH secrets masked).
         #[arg(long)]
@@ -59,6 +60,13 @@ enum Command {
     /// Inspect and steer the outbound queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Copy the data directory (every message, account, folder and queue entry, and the
+    /// self-signed TLS certificate) into a new directory while the server runs. The copy is a
+    /// data directory itself: point `data_dir` at it (or copy it back) to restore.
+    Backup {
+        /// The directory to create (it must not exist, or be empty).
+        dir: PathBuf,
+    },
     /// The interactive mail client: `[smtp|pop|imap|exit]>>>` (reads commands from stdin when piped).
     Agent(agent::AgentArgs),
     /// Send one message over SMTP (exit code 0 only if every recipient was accepted).
@@ -179,6 +187,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Domain(cmd) => domain(config, cmd),
         Command::Alias(cmd) => alias(config, cmd),
         Command::Queue(cmd) => queue(config, cmd),
+        Command::Backup { dir } => backup(config, &dir),
         Command::Lab { .. } => Ok(ExitCode::SUCCESS),
         Command::Calc(_)
         | Command::Sntp(_)
@@ -330,6 +339,55 @@ fn open_store(config: &Config) -> Result<mailroom_store::Store> {
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     mailroom_server::apply_config_to_store(config, &store)?;
     Ok(store)
+}
+
+/// `mailroom backup DIR`: a consistent copy of the store (SQLite VACUUM INTO, while the server
+/// runs) and the data directory's TLS files, as a new data directory.
+fn backup(config: Config, dir: &Path) -> Result<ExitCode> {
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .next()
+            .is_some()
+    {
+        bail!(
+            "{} exists and is not empty: give a new directory for the backup",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let store = mailroom_store::open(&config.data_dir)
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let size = store
+        .backup(&dir.join("mailroom.db"))
+        .with_context(|| format!("cannot write the backup into {}", dir.display()))?;
+    let mut copied = vec![format!("mailroom.db ({size} octets)")];
+    let tls = config.data_dir.join("tls");
+    if tls.is_dir() {
+        let to = dir.join("tls");
+        std::fs::create_dir_all(&to)?;
+        for name in ["cert.pem", "key.pem"] {
+            let from = tls.join(name);
+            if from.is_file() {
+                // std::fs::copy keeps the permission bits: the key stays private.
+                std::fs::copy(&from, to.join(name))
+                    .with_context(|| format!("cannot copy {}", from.display()))?;
+                copied.push(format!("tls/{name}"));
+            }
+        }
+    }
+    println!(
+        "backed up {} to {}: {}",
+        config.data_dir.display(),
+        dir.display(),
+        copied.join(", ")
+    );
+    println!(
+        "to restore: stop the server, then use {} as data_dir (or copy its files into {})",
+        dir.display(),
+        config.data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A password from the terminal (asked twice, without echo) or the first line of stdin.

@@ -292,6 +292,12 @@ pub trait MailStore: Send + Sync {
         remove: bool,
     ) -> Result<(u32, Vec<(u32, u32)>)>;
 
+    // ---- backup ----
+    /// Writes a consistent copy of the whole store to `dest` (a new file: an existing one is
+    /// an error), flushed to disk, while the server keeps running; returns its size in
+    /// octets. Restoring is copying it back in place of the store while the server is stopped.
+    fn backup(&self, dest: &std::path::Path) -> Result<u64>;
+
     // ---- outbound queue ----
     fn queue_list(&self) -> Result<Vec<QueueEntry>>;
     /// Entries with at least one pending recipient whose next attempt is due at `now`
