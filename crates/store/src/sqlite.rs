@@ -1294,8 +1294,14 @@ mod tests {
         assert!(size > 0);
         assert!(matches!(s.backup(&dest), Err(StoreError::Exists(_))));
         // A change after the backup is not in it.
-        s.append_message(inbox.id, b"Subject: later\r\n\r\n", Flags::default(), &[], 0)
-            .unwrap();
+        s.append_message(
+            inbox.id,
+            b"Subject: later\r\n\r\n",
+            Flags::default(),
+            &[],
+            0,
+        )
+        .unwrap();
         let copy = SqliteStore::open(dest.parent().unwrap()).unwrap();
         let acct = copy.find_account("a@x.test").unwrap().unwrap();
         let inbox2 = copy.mailbox(acct.id, "INBOX").unwrap().unwrap();
