@@ -580,6 +580,81 @@ impl ImapClient {
         self.command(&[Arg::Raw("NOOP")], "NOOP").await
     }
 
+    /// IDLE (RFC 2177, RFC 9051 §6.3.13) for at most `wait`: the server reports news as it
+    /// happens (new messages, expunges, flag changes); each untagged response is handed to
+    /// `on_news` as it arrives. Then DONE, and the tagged OK is returned.
+    pub async fn idle(
+        &mut self,
+        wait: Duration,
+        mut on_news: impl FnMut(&Response),
+    ) -> Result<StatusText, ImapError> {
+        if !self.has("IDLE") && !self.has("IMAP4rev2") {
+            return Err(self.protocol("does not offer IDLE".into()));
+        }
+        let tag = format!("a{}", self.next_tag);
+        self.next_tag += 1;
+        let line = format!("{tag} IDLE");
+        self.conn.trace_text(Direction::Client, &line);
+        self.conn
+            .write_all(format!("{line}\r\n").as_bytes(), "IDLE to be sent")
+            .await
+            .map_err(|e| self.conn_error(e))?;
+        // The server says "+ idling" (news may come before it).
+        loop {
+            match self.read_response("the go-ahead (+) for IDLE").await? {
+                Response::Continue(_) => break,
+                Response::Tagged { tag: t, status } if t == tag => {
+                    return Err(self.rejected("IDLE", status));
+                }
+                r => {
+                    self.note_untagged(&r);
+                    on_news(&r);
+                }
+            }
+        }
+        // Wait, with the wait as the read timeout (reading a line is cancel-safe: nothing read
+        // is lost when the time is up).
+        let deadline = tokio::time::Instant::now() + wait;
+        let timeout = self.conn.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.conn.timeout = left;
+            let r = self.read_response("news during IDLE").await;
+            self.conn.timeout = timeout;
+            match r {
+                Ok(r) => {
+                    self.note_untagged(&r);
+                    on_news(&r);
+                }
+                Err(ImapError::Timeout { .. }) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        self.conn.timeout = timeout;
+        self.conn.trace_text(Direction::Client, "DONE");
+        self.conn
+            .write_all(b"DONE\r\n", "DONE to be sent")
+            .await
+            .map_err(|e| self.conn_error(e))?;
+        loop {
+            match self.read_response("the end of IDLE").await? {
+                Response::Tagged { tag: t, status } if t == tag => {
+                    return match status.status {
+                        Status::Ok => Ok(status),
+                        _ => Err(self.rejected("IDLE", status)),
+                    };
+                }
+                r => {
+                    self.note_untagged(&r);
+                    on_news(&r);
+                }
+            }
+        }
+    }
+
     /// CLOSE (RFC 9051 §6.4.1): expunges silently and leaves the selected state.
     pub async fn close(&mut self) -> Result<StatusText, ImapError> {
         let a = self.command(&[Arg::Raw("CLOSE")], "CLOSE").await?;

@@ -796,3 +796,55 @@ fn folder_names_beyond_ascii_go_in_modified_utf7() {
     assert!(names.contains("Entw&APw-rfe"), "{names}");
     assert!(!names.contains("R&-D"), "R&D was deleted: {names}");
 }
+
+/// `idle`: the agent waits with IMAP IDLE and shows a message that arrives meanwhile as it
+/// happens, then ends the wait with DONE.
+#[test]
+fn idle_shows_new_mail_as_it_arrives() {
+    let s = imap_support::start();
+    let imap = s.addr("imap").to_string();
+    send_to_bob(&s, "first", "one", None);
+    wait_for_inbox(&s, 1);
+    let sender = {
+        let smtp = s.smtp();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(1000));
+            let mut c = Client::connect(smtp);
+            c.expect_code(220);
+            c.cmd("EHLO test.example", 250);
+            c.cmd(&format!("MAIL FROM:<{}>", ALICE.0), 250);
+            c.cmd(&format!("RCPT TO:<{}>", BOB.0), 250);
+            c.cmd("DATA", 354);
+            c.send_raw(b"Subject: second\r\n\r\ntwo\r\n");
+            c.cmd(".", 250);
+        })
+    };
+    let r = mailroom(
+        &[
+            "agent", "-e", BOB.0, "-p", BOB.1, "--imap", &imap, "--trace",
+        ],
+        b"imap\nidle 3\nidle 0\nquit\nexit\n",
+        &[],
+    );
+    sender.join().expect("sender");
+    // `idle 0` is refused locally: exit code 1.
+    assert_eq!(r.code, 1, "{}", r.all());
+    let out = &r.stdout;
+    for want in [
+        "imap:INBOX>>> idle 3\nwaiting up to 3 s for news (IDLE, RFC 2177)",
+        "C: a3 IDLE\n",
+        "S: + ",
+        "* 2 EXISTS: the folder has 2 messages now\n",
+        "C: DONE\n",
+        "S: a3 OK ",
+        "(INBOX now has 2 messages; it had 1)\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{}", r.all());
+    }
+    assert!(
+        r.stderr
+            .contains("'0' is not a number of seconds from 1 to 1740"),
+        "{}",
+        r.all()
+    );
+}

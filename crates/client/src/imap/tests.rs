@@ -285,3 +285,31 @@ async fn login_disabled_is_refused_locally() {
     let err = c.login("bob", "x").await.expect_err("disabled");
     assert!(err.to_string().contains("LOGINDISABLED"), "{err}");
 }
+
+#[tokio::test]
+async fn idle_reports_news_then_done() {
+    let (addr, task) = fake(vec![
+        Send("* OK [CAPABILITY IMAP4rev1 IDLE] ready\r\n"),
+        Expect("a1 IDLE"),
+        Send("+ idling\r\n"),
+        Sleep(100),
+        Send("* 3 EXISTS\r\n* 1 EXPUNGE\r\n"),
+        Expect("DONE"),
+        Send("a1 OK IDLE terminated\r\n"),
+    ])
+    .await;
+    let mut c = ImapClient::connect(&addr, T, None).await.expect("connect");
+    let mut news = Vec::new();
+    let started = std::time::Instant::now();
+    let done = c
+        .idle(Duration::from_millis(600), |r| news.push(r.clone()))
+        .await
+        .expect("idle");
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert_eq!(done.text, "IDLE terminated");
+    assert_eq!(news.len(), 2, "{news:?}");
+    assert!(matches!(&news[0], Response::Numbered { n: 3, keyword, .. } if keyword == "EXISTS"));
+    // The connection's own timeout is back in force afterwards.
+    assert_eq!(c.conn.timeout, T);
+    task.await.expect("join").expect("script");
+}

@@ -123,7 +123,7 @@ pub fn flag_name(w: &str) -> Result<String, AgentError> {
 }
 
 pub(super) const IMAP_COMMANDS: &str =
-    "folders select list read raw save flag unflag delete undelete expunge search copy move create rmfolder noop quit";
+    "folders select list read raw save flag unflag delete undelete expunge search copy move create rmfolder noop idle quit";
 
 fn imap_help() {
     println!("  folders             the folders (LIST), with message and unseen counts (STATUS)");
@@ -143,6 +143,7 @@ fn imap_help() {
     println!("  copy N FOLDER       copy message(s) to FOLDER; move N FOLDER moves them (MOVE)");
     println!("  create FOLDER       create a folder; rmfolder FOLDER deletes one (DELETE)");
     println!("  noop                ask for news: new or removed messages (NOOP)");
+    println!("  idle [SECONDS]      wait for news as it happens, 30 s unless told (IDLE)");
     println!(
         "  quit                log out (LOGOUT); messages marked \\Deleted stay until expunged"
     );
@@ -241,6 +242,27 @@ pub(super) fn session(s: &mut Session) -> Result<Flow, AgentError> {
                 }
             },
         }
+    }
+}
+
+/// What an untagged response during IDLE means, in words (`None`: nothing to say).
+fn describe_news(r: &mailroom_client::imap::parse::Response) -> Option<String> {
+    use mailroom_client::imap::parse::Response;
+    match r {
+        Response::Numbered { n, keyword, .. } => Some(match keyword.as_str() {
+            "EXISTS" => format!(
+                "* {n} EXISTS: the folder has {n} message{} now",
+                if *n == 1 { "" } else { "s" }
+            ),
+            "EXPUNGE" => {
+                format!("* {n} EXPUNGE: message {n} was removed (the ones after it move up)")
+            }
+            "FETCH" => format!("* {n} FETCH: the flags of message {n} changed"),
+            "RECENT" => return None,
+            other => format!("* {n} {other}"),
+        }),
+        Response::UntaggedStatus(s) => Some(format!("* {s}")),
+        _ => None,
     }
 }
 
@@ -557,6 +579,27 @@ fn one(
         "noop" => {
             let a = rt.block_on(c.noop())?;
             println!("{}", a.status);
+        }
+        "idle" | "wait" => {
+            let secs = match args.first() {
+                Some(a) => match a.parse::<u64>() {
+                    Ok(n) if (1..=1740).contains(&n) => n,
+                    _ => {
+                        return Err(AgentError::local(format!(
+                            "'{a}' is not a number of seconds from 1 to 1740 (29 minutes, RFC 9051 §5.4)"
+                        ))
+                        .into())
+                    }
+                },
+                None => 30,
+            };
+            println!("waiting up to {secs} s for news (IDLE, RFC 2177): new mail shows here as it arrives");
+            let done = rt.block_on(c.idle(std::time::Duration::from_secs(secs), |r| {
+                if let Some(text) = describe_news(r) {
+                    println!("{text}");
+                }
+            }))?;
+            println!("{done}");
         }
         "close" => {
             println!("{}", rt.block_on(c.close())?);
