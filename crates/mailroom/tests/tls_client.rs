@@ -114,6 +114,60 @@ fn agent_send_and_read_over_tls_with_ca() {
     );
     assert_ne!(r.code, 0, "{}", r.all());
     assert!(r.stderr.contains("STLS"), "{}", r.all());
+
+    // Reading over IMAP: STARTTLS, then implicit TLS (the imaps listener), both verified.
+    for (mode, addr) in [("--starttls", s.addr("imap")), ("--tls", s.addr("imaps"))] {
+        let r = mailroom(
+            &[
+                "inbox",
+                "-e",
+                BOB.0,
+                "-p",
+                BOB.1,
+                mode,
+                "--ca",
+                &ca,
+                "--imap",
+                &addr.to_string(),
+                "list",
+                "--trace",
+            ],
+            b"",
+            &[],
+        );
+        assert_eq!(r.code, 0, "{mode}: {}", r.all());
+        assert!(r.stdout.starts_with("2 messages"), "{}", r.all());
+        if mode == "--starttls" {
+            let starttls = r.stderr.find("C: a1 STARTTLS").expect("STARTTLS sent");
+            let login = r.stderr.find(" LOGIN ").expect("LOGIN sent");
+            assert!(starttls < login, "{}", r.all());
+        }
+    }
+    // In clear the policy forbids a password: the server says LOGINDISABLED, and the agent
+    // does not send one.
+    let r = mailroom(
+        &[
+            "inbox",
+            "-e",
+            BOB.0,
+            "-p",
+            BOB.1,
+            "--imap",
+            &s.addr("imap").to_string(),
+            "list",
+            "--trace",
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stderr.contains("LOGINDISABLED"), "{}", r.all());
+    assert!(r.stderr.contains("give --starttls or --tls"), "{}", r.all());
+    assert!(
+        !r.stderr.contains(" LOGIN "),
+        "a password was sent: {}",
+        r.all()
+    );
 }
 
 #[test]

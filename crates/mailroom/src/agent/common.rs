@@ -279,6 +279,15 @@ pub fn imap_failure(e: ImapError, login: bool, user: &str) -> AgentError {
             command,
             reply,
         }) => read_refusal("IMAP", server, command, &reply, login, user),
+        // The server takes no password in clear (RFC 9051 §6.2.3): say which flag fixes it.
+        Err(other @ ImapError::Protocol { .. }) if other.to_string().contains("LOGINDISABLED") => {
+            protocol_failure(
+                "IMAP",
+                other,
+                true,
+                ": give --starttls or --tls (with --ca FILE for a self-signed certificate)",
+            )
+        }
         Err(other) => protocol_failure("IMAP", other, login, ""),
     }
 }
