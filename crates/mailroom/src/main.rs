@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use mailroom_server::config::Config;
+use mailroom_server::config::{parse_size, show_size, Config};
 use mailroom_store::password;
 use tracing::Instrument;
 
@@ -83,12 +83,16 @@ enum Command {
 enum UserCommand {
     /// Add an account (its domain becomes local). Password from stdin, or asked on a terminal.
     Add { address: String },
-    /// List accounts.
+    /// List accounts, each with its storage usage and quota.
     List,
     /// Remove an account and all its mail.
     Remove { address: String },
     /// Change an account's password (from stdin, or asked on a terminal).
     Passwd { address: String },
+    /// Set an account's storage quota: SIZE like 500M or 2G (1K = 1024 octets), 0 for
+    /// unlimited, `none` to go back to the default (limits.account_quota). A running server
+    /// applies it at once.
+    Quota { address: String, size: String },
 }
 
 #[derive(Subcommand)]
@@ -429,8 +433,46 @@ fn user(config: Config, cmd: UserCommand) -> Result<ExitCode> {
         }
         UserCommand::List => {
             for a in store.list_accounts()? {
+                // The address alone on its line (scripts read these), the storage below it.
                 println!("{}", a.address);
+                let used = store.account_usage(a.id)?;
+                println!("    {}", storage_line(&config, &a, used));
             }
+        }
+        UserCommand::Quota { address, size } => {
+            let Some(account) = store.find_account(&address)? else {
+                bail!("no account {address}");
+            };
+            if let Some(q) = config
+                .accounts
+                .iter()
+                .find(|c| c.address.trim().eq_ignore_ascii_case(&account.address))
+                .and_then(|c| c.quota)
+            {
+                bail!(
+                    "{} has `quota = {q}` in its [[accounts]] entry of {}, which wins over `mailroom user quota`; change it there (nothing changed)",
+                    account.address,
+                    config.source
+                );
+            }
+            let quota = if size.trim().eq_ignore_ascii_case("none") {
+                None
+            } else {
+                Some(
+                    parse_size(&size)
+                        .map_err(|e| anyhow::anyhow!("{e}; or `none` for the default"))?,
+                )
+            };
+            store.set_quota(&account.address, quota)?;
+            let account = store
+                .find_account(&account.address)?
+                .context("the account vanished")?;
+            let used = store.account_usage(account.id)?;
+            println!(
+                "{}: {}",
+                account.address,
+                storage_line(&config, &account, used)
+            );
         }
         UserCommand::Remove { address } => {
             store.remove_account(&address)?;
@@ -447,6 +489,31 @@ fn user(config: Config, cmd: UserCommand) -> Result<ExitCode> {
     }
     store.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+/// `used 3.1 KiB of 4 KiB (78%), quota from limits.account_quota`: what an account's mail
+/// takes, its limit and where the limit comes from.
+fn storage_line(config: &Config, account: &mailroom_store::Account, used: u64) -> String {
+    use mailroom_server::delivery::{quota_limit, QuotaSource};
+    let (limit, source) = quota_limit(config, account);
+    let from = match source {
+        QuotaSource::Config => "from [[accounts]] in the config",
+        QuotaSource::Store => "set with `mailroom user quota`",
+        QuotaSource::Default => "from limits.account_quota",
+    };
+    match limit {
+        Some(limit) => {
+            let percent = u128::from(used) * 100 / u128::from(limit);
+            let over = if used >= limit { ", FULL" } else { "" };
+            format!(
+                "used {} of {} ({percent}%{over}), quota {from}",
+                show_size(used),
+                show_size(limit)
+            )
+        }
+        None if source == QuotaSource::Default => format!("used {}, no quota", show_size(used)),
+        None => format!("used {}, no quota ({from})", show_size(used)),
+    }
 }
 
 fn domain(config: Config, cmd: DomainCommand) -> Result<ExitCode> {

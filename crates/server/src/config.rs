@@ -42,6 +42,8 @@ pub mod defaults {
     pub const MAX_HOPS: usize = 50;
     /// Octets of messages being received at once, all sessions together (512 MiB).
     pub const MAX_INCOMING_MEMORY: u64 = 512 * 1024 * 1024;
+    /// Storage quota of an account without its own: 0 = unlimited.
+    pub const ACCOUNT_QUOTA: u64 = 0;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -324,6 +326,10 @@ pub struct AccountConfig {
     pub address: String,
     /// Plain text or an `$argon2id$` hash.
     pub password: String,
+    /// Storage quota in octets (a size: `"500M"`); wins over `limits.account_quota` and over
+    /// `mailroom user quota`. 0 = unlimited.
+    #[serde(default, deserialize_with = "de_opt_size")]
+    pub quota: Option<u64>,
 }
 
 /// Which listeners write the C:/S: dialogue of every session to the log.
@@ -367,6 +373,10 @@ pub struct Limits {
     /// Octets of messages being received at once, all sessions together: each is held in
     /// memory until stored (see budget.rs).
     pub max_incoming_memory: u64,
+    /// Storage quota in octets of every account without its own (`[[accounts]] quota`,
+    /// `mailroom user quota`); 0 = unlimited.
+    #[serde(deserialize_with = "de_size")]
+    pub account_quota: u64,
 }
 
 impl Default for Limits {
@@ -388,6 +398,7 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(SHUTDOWN_GRACE_SECS),
             max_hops: MAX_HOPS,
             max_incoming_memory: MAX_INCOMING_MEMORY,
+            account_quota: ACCOUNT_QUOTA,
         }
     }
 }
@@ -414,6 +425,83 @@ pub fn system_hostname() -> String {
         }
     }
     "localhost".to_string()
+}
+
+/// A size in octets: digits, optionally followed by `K`, `M`, `G` or `T` (binary: 1K = 1024;
+/// `KiB`, `KB` and lower case mean the same), e.g. `"500M"`. Used for config sizes and by
+/// `mailroom user quota`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let hint = "a size is a number of octets, or a number with K, M or G (1K = 1024), like \"4096\", \"500M\" or \"2G\"";
+    if num.is_empty() {
+        return Err(format!("{s:?} is not a size: {hint}"));
+    }
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is too large for a size"))?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let prefix = unit
+        .strip_suffix("IB")
+        .filter(|p| !p.is_empty())
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(&unit);
+    let shift = match prefix {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("{s:?} is not a size: {hint}")),
+    };
+    n.checked_mul(1u64 << shift)
+        .filter(|v| i64::try_from(*v).is_ok())
+        .ok_or_else(|| format!("{s:?} is too large for a size"))
+}
+
+/// A size for people: `512 octets`, `4 KiB`, `3.1 MiB` (binary units, one decimal).
+pub fn show_size(octets: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if octets < 1024 {
+        return format!("{octets} octets");
+    }
+    let mut unit = 0;
+    let mut scale = 1024u64;
+    while unit + 1 < UNITS.len() && octets >= scale * 1024 {
+        unit += 1;
+        scale *= 1024;
+    }
+    if octets.is_multiple_of(scale) {
+        format!("{} {}", octets / scale, UNITS[unit])
+    } else {
+        // Tenths, rounded down: "4.0 KiB" never stands for a little less than 4 KiB.
+        let tenths = (u128::from(octets) * 10 / u128::from(scale)) as u64;
+        format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[unit])
+    }
+}
+
+/// Serde helper: a size given as a number of octets or as text for [`parse_size`].
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Octets(i64),
+        Text(String),
+    }
+    match Raw::deserialize(d).map_err(|_| {
+        serde::de::Error::custom(
+            "a size is a number of octets or a string like \"500M\" (K, M, G: 1K = 1024)",
+        )
+    })? {
+        Raw::Octets(n) => u64::try_from(n)
+            .map_err(|_| serde::de::Error::custom(format!("{n} is negative: a size is 0 or more"))),
+        Raw::Text(s) => parse_size(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+fn de_opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    de_size(d).map(Some)
 }
 
 fn de_durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
@@ -953,6 +1041,85 @@ pop3s = "127.0.0.1:0"
         assert!(!p.allows(false, lo("192.0.2.1")) && p.allows(true, lo("192.0.2.1")));
         assert!(!AuthTlsPolicy::Always.allows(false, lo("127.0.0.1")));
         assert!(AuthTlsPolicy::Never.allows(false, lo("192.0.2.1")));
+    }
+
+    #[test]
+    fn sizes() {
+        let good: &[(&str, u64)] = &[
+            ("0", 0),
+            ("1024", 1024),
+            ("1K", 1024),
+            ("1k", 1024),
+            ("4KiB", 4096),
+            ("500M", 500 * 1024 * 1024),
+            ("500 MB", 500 * 1024 * 1024),
+            ("2G", 2 * 1024 * 1024 * 1024),
+            ("3T", 3 << 40),
+            (" 7 ", 7),
+            ("12B", 12),
+        ];
+        for (text, want) in good {
+            assert_eq!(parse_size(text), Ok(*want), "{text:?}");
+        }
+        let bad = [
+            "",
+            "M",
+            "-1",
+            "1.5G",
+            "5X",
+            "2 GG",
+            "1IB",
+            "KB",
+            "ten",
+            "9999999999999999999999",
+            "8E",
+            "16777216T",
+        ];
+        for text in bad {
+            let e = parse_size(text).expect_err(text);
+            assert!(e.contains(&format!("{text:?}")), "{text:?}: {e}");
+        }
+        assert!(parse_size("5X").unwrap_err().contains("\"500M\""));
+    }
+
+    #[test]
+    fn sizes_in_the_config() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert_eq!(c.limits.account_quota, 0, "unlimited by default");
+        let c = Config::parse("[limits]\naccount_quota = 1048576\n", "t.toml").unwrap();
+        assert_eq!(c.limits.account_quota, 1 << 20);
+        let c = Config::parse(
+            "[limits]\naccount_quota = \"4K\"\n[[accounts]]\naddress = \"a@x.test\"\npassword = \"p\"\nquota = \"2G\"\n[[accounts]]\naddress = \"b@x.test\"\npassword = \"p\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.limits.account_quota, 4096);
+        assert_eq!(c.accounts[0].quota, Some(2 << 30));
+        assert_eq!(c.accounts[1].quota, None);
+        for (text, key) in [
+            ("[limits]\naccount_quota = \"5 parsecs\"\n", "account_quota"),
+            ("[limits]\naccount_quota = -1\n", "account_quota"),
+            ("[limits]\naccount_quota = 1.5\n", "account_quota"),
+            (
+                "[[accounts]]\naddress = \"a@x.test\"\npassword = \"p\"\nquota = \"lots\"\n",
+                "quota",
+            ),
+        ] {
+            let e = Config::parse(text, "q.toml").unwrap_err().to_string();
+            assert!(e.contains("q.toml") && e.contains(key), "{text}: {e}");
+            assert!(e.contains("size"), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(show_size(0), "0 octets");
+        assert_eq!(show_size(1023), "1023 octets");
+        assert_eq!(show_size(1024), "1 KiB");
+        assert_eq!(show_size(4095), "3.9 KiB");
+        assert_eq!(show_size(3 * 1024 * 1024 / 2), "1.5 MiB");
+        assert_eq!(show_size(2 << 30), "2 GiB");
+        assert_eq!(show_size(u64::MAX), "16777215.9 TiB");
     }
 
     #[test]

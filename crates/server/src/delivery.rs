@@ -1,9 +1,14 @@
-//! Delivery: where a recipient goes, what headers a stored message gets, and the one atomic
-//! hand-off to the store (local INBOXes and the outbound queue in the same commit).
+//! Delivery: where a recipient goes, what headers a stored message gets, storage quotas, and
+//! the one atomic hand-off to the store (local INBOXes and the outbound queue in the same
+//! commit).
 
 use std::net::SocketAddr;
 
-use mailroom_store::{AccountId, Delivery, Outbound, Receipt, Store, StoreError};
+use mailroom_store::{
+    Account, AccountId, Delivery, MailStore, Outbound, Receipt, Store, StoreError,
+};
+
+use crate::config::Config;
 
 /// Where one recipient address leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +88,116 @@ fn expand(
         }
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------- storage quotas
+//
+// An account's usage is the sum of the sizes of its messages in all its mailboxes
+// (`MailStore::account_usage`). The checks are made where mail comes in: SMTP RCPT (a
+// temporary `452 4.2.2`, so the sending server keeps the message and retries) and IMAP APPEND
+// and COPY (`NO [OVERQUOTA]`). They read the usage before the write, without a lock, so
+// messages arriving at the same moment can take an account a little over its limit; and an
+// SMTP client that does not declare SIZE= gets one message in while the account is under its
+// limit, whatever its size. The next one is refused. Mail the server writes itself is never
+// refused: DSN bounces go straight to the store with the queue's update (queue/mod.rs
+// `record` -> `MailStore::queue_update`) and are not checked, so a full mailbox still learns
+// that its owner's mail bounced; and `<Postmaster>` (RFC 5321 §4.5.1) is not checked either
+// (smtp/mod.rs), so reports about problems, a full mailbox among them, get through.
+
+/// Where an account's limit comes from (for `mailroom user list` and messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaSource {
+    /// `[[accounts]] quota` in the config.
+    Config,
+    /// `mailroom user quota` (the store's accounts.quota).
+    Store,
+    /// `limits.account_quota`.
+    Default,
+}
+
+/// The storage limit in octets that applies to an account (`None`: unlimited) and where it
+/// comes from. The config's `[[accounts]] quota` wins, then the store's (`mailroom user
+/// quota`), then `limits.account_quota`; 0 at any level means unlimited.
+pub fn quota_limit(config: &Config, account: &Account) -> (Option<u64>, QuotaSource) {
+    let configured = config
+        .accounts
+        .iter()
+        .find(|a| a.address.trim().eq_ignore_ascii_case(&account.address))
+        .and_then(|a| a.quota);
+    let (octets, source) = match (configured, account.quota) {
+        (Some(q), _) => (q, QuotaSource::Config),
+        (None, Some(q)) => (q, QuotaSource::Store),
+        (None, None) => (config.limits.account_quota, QuotaSource::Default),
+    };
+    ((octets > 0).then_some(octets), source)
+}
+
+/// How much of its quota an account uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaUsage {
+    /// Octets the account's messages take now.
+    pub used: u64,
+    /// The account's limit in octets (never 0).
+    pub limit: u64,
+}
+
+impl QuotaUsage {
+    /// Can `more` octets be added without going over the limit?
+    pub fn fits(&self, more: u64) -> bool {
+        self.used.saturating_add(more) <= self.limit
+    }
+    /// Is the account at or over its limit (nothing more fits)?
+    pub fn full(&self) -> bool {
+        self.used >= self.limit
+    }
+}
+
+/// The usage of an account that has a limit; `None` for an unlimited account (whose usage is
+/// then not computed, so accounts without a quota cost nothing). Blocking.
+pub fn quota_usage(
+    store: &dyn MailStore,
+    config: &Config,
+    account: &Account,
+) -> Result<Option<QuotaUsage>, StoreError> {
+    let (Some(limit), _) = quota_limit(config, account) else {
+        return Ok(None);
+    };
+    let used = store.account_usage(account.id)?;
+    Ok(Some(QuotaUsage { used, limit }))
+}
+
+/// The SMTP check at RCPT (RFC 5321 §4.2.5 452, RFC 3463 X.2.2): is a local target of this
+/// recipient at or over its quota, or would `declared` octets (MAIL FROM's SIZE=, RFC 1870)
+/// take it over? Returns the first full target's address. Blocking.
+///
+/// An alias that expands to several accounts is refused when *any* of them is full. The RCPT
+/// is one promise for every target: accepting it while one member's mailbox cannot take the
+/// message would mean dropping that member's copy without anybody being told. A temporary
+/// refusal makes the sending server keep the message and retry (and bounce it to the sender
+/// if the mailbox stays full), so nobody loses mail silently; the price is that one full
+/// mailbox delays the alias for the others until its owner cleans up (or the administrator
+/// raises that quota).
+pub fn full_target(
+    store: &dyn MailStore,
+    config: &Config,
+    targets: &[Target],
+    declared: Option<u64>,
+) -> Result<Option<String>, StoreError> {
+    for t in targets {
+        let Target::Account { address, .. } = t else {
+            continue;
+        };
+        // The account as it is now: its quota may have been changed since it was resolved.
+        let Some(account) = store.find_account(address)? else {
+            continue;
+        };
+        if let Some(u) = quota_usage(store, config, &account)? {
+            if u.full() || declared.is_some_and(|size| !u.fits(size)) {
+                return Ok(Some(account.address));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The facts about a transaction that go into its trace headers.
@@ -233,6 +348,99 @@ mod tests {
             submission_fixups(b"Date: x\r\nMessage-ID: <y>\r\n\r\n", "h", "i"),
             ""
         );
+    }
+
+    #[test]
+    fn quota_precedence() {
+        let config = Config::parse(
+            "[limits]\naccount_quota = \"4K\"\n[[accounts]]\naddress = \"Cfg@x.test\"\npassword = \"p\"\nquota = \"1M\"\n[[accounts]]\naddress = \"free@x.test\"\npassword = \"p\"\nquota = 0\n",
+            "t.toml",
+        )
+        .unwrap();
+        let acct = |address: &str, quota: Option<u64>| Account {
+            id: AccountId(1),
+            address: address.into(),
+            password_hash: String::new(),
+            quota,
+        };
+        use QuotaSource::{Default, Store};
+        assert_eq!(
+            quota_limit(&config, &acct("a@x.test", None)),
+            (Some(4096), Default)
+        );
+        assert_eq!(
+            quota_limit(&config, &acct("a@x.test", Some(8192))),
+            (Some(8192), Store)
+        );
+        assert_eq!(
+            quota_limit(&config, &acct("a@x.test", Some(0))),
+            (None, Store),
+            "0 in the store: unlimited despite the default"
+        );
+        assert_eq!(
+            quota_limit(&config, &acct("cfg@x.test", Some(8192))),
+            (Some(1 << 20), QuotaSource::Config),
+            "the config wins over the store"
+        );
+        assert_eq!(
+            quota_limit(&config, &acct("free@x.test", None)),
+            (None, QuotaSource::Config)
+        );
+        let unlimited = Config::parse("", "t.toml").unwrap();
+        assert_eq!(
+            quota_limit(&unlimited, &acct("a@x.test", None)),
+            (None, Default)
+        );
+        let u = QuotaUsage {
+            used: 3000,
+            limit: 4096,
+        };
+        assert!(!u.full() && u.fits(1096) && !u.fits(1097));
+        assert!(QuotaUsage {
+            used: 4096,
+            limit: 4096
+        }
+        .full());
+    }
+
+    #[test]
+    fn full_targets_of_accounts_and_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Store = mailroom_store::open(dir.path()).unwrap();
+        let config = Config::parse("[limits]\naccount_quota = \"4K\"\n", "t.toml").unwrap();
+        let a = store.add_account("a@x.test", "h").unwrap();
+        store.add_account("b@x.test", "h").unwrap();
+        store.add_alias("team@x.test", "a@x.test").unwrap();
+        store.add_alias("team@x.test", "b@x.test").unwrap();
+        store
+            .add_alias("team@x.test", "far@elsewhere.test")
+            .unwrap();
+        let targets = |addr: &str| match resolve(&store, addr).unwrap() {
+            Route::Local(t) => t,
+            other => panic!("{other:?}"),
+        };
+        let full = |addr: &str, declared| {
+            full_target(store.as_ref(), &config, &targets(addr), declared).unwrap()
+        };
+        assert_eq!(full("team@x.test", None), None);
+        assert_eq!(full("a@x.test", Some(4096)), None, "exactly fits");
+        assert_eq!(full("a@x.test", Some(4097)), Some("a@x.test".into()));
+        store
+            .deliver(Delivery {
+                local_message: vec![b'x'; 4096],
+                local: vec![a],
+                outbound: None,
+            })
+            .unwrap();
+        assert_eq!(full("a@x.test", None), Some("a@x.test".into()));
+        assert_eq!(full("b@x.test", None), None);
+        // One full member refuses the alias.
+        assert_eq!(full("team@x.test", None), Some("a@x.test".into()));
+        // The administrator raises a's quota: accepted again at once.
+        store.set_quota("a@x.test", Some(8192)).unwrap();
+        assert_eq!(full("team@x.test", None), None);
+        assert_eq!(full("team@x.test", Some(5000)), Some("a@x.test".into()));
+        store.shutdown();
     }
 
     #[test]

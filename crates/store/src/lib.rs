@@ -65,6 +65,9 @@ pub struct Account {
     pub id: AccountId,
     pub address: String,
     pub password_hash: String,
+    /// The account's own storage quota in octets, set with `mailroom user quota` (`None`:
+    /// the server's default applies; `Some(0)`: unlimited). The server decides what counts.
+    pub quota: Option<u64>,
 }
 
 /// System flags as a bit set (RFC 9051 §2.3.2). `\Recent` is per session and not stored.
@@ -211,6 +214,12 @@ pub trait MailStore: Send + Sync {
     /// Case-insensitive lookup.
     fn find_account(&self, address: &str) -> Result<Option<Account>>;
     fn list_accounts(&self) -> Result<Vec<Account>>;
+    /// Sets (or with `None` clears) an account's own quota in octets (see [`Account::quota`]).
+    fn set_quota(&self, address: &str, quota: Option<u64>) -> Result<()>;
+    /// Octets the account's messages take: the sum of their sizes over all its mailboxes, a
+    /// message in two mailboxes counted twice (as Dovecot's STORAGE does). Reads only the
+    /// message sizes, never the messages.
+    fn account_usage(&self, account: AccountId) -> Result<u64>;
 
     /// Removes a local domain; refused while accounts of it exist.
     fn remove_domain(&self, domain: &str) -> Result<()>;

@@ -125,7 +125,39 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX mailbox_messages_modseq ON mailbox_messages(mailbox_id, modseq);
     "#,
+    // v5: per-account storage quota in octets, set with `mailroom user quota`. NULL: the
+    // server's default (`limits.account_quota`) applies, so existing accounts keep it.
+    r#"
+    ALTER TABLE accounts ADD COLUMN quota INTEGER;
+    "#,
 ];
+
+/// The octets an account's messages take (see [`MailStore::account_usage`]). Every step is an
+/// index lookup, never a scan (`usage_query_uses_indexes` checks the plan):
+/// ```text
+/// SEARCH m USING COVERING INDEX sqlite_autoindex_mailboxes_1 (account_id=?)
+/// SEARCH mm USING PRIMARY KEY (mailbox_id=?)
+/// SEARCH mi USING INTEGER PRIMARY KEY (rowid=?)
+/// ```
+/// CROSS JOIN fixes that order (SQLite never reorders a CROSS JOIN), so the planner cannot
+/// start from message_info and walk every message of every account. The cost is one lookup
+/// per message of the account.
+const USAGE_SQL: &str = "SELECT COALESCE(SUM(mi.size), 0)
+       FROM mailboxes m
+      CROSS JOIN mailbox_messages mm ON mm.mailbox_id = m.id
+      CROSS JOIN message_info mi ON mi.message_id = mm.message_id
+      WHERE m.account_id = ?1";
+
+const ACCOUNT_COLS: &str = "id, address, password_hash, quota";
+
+fn row_to_account(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: AccountId(r.get(0)?),
+        address: r.get(1)?,
+        password_hash: r.get(2)?,
+        quota: r.get::<_, Option<i64>>(3)?.map(|q| q.max(0) as u64),
+    })
+}
 
 impl SqliteStore {
     /// Opens `DATA_DIR/mailroom.db`, creating the directory and the schema as needed.
@@ -600,34 +632,49 @@ impl MailStore for SqliteStore {
     fn find_account(&self, address: &str) -> Result<Option<Account>> {
         let address = normalize_address(address);
         self.read(|c| {
-            Ok(c.query_row(
-                "SELECT id, address, password_hash FROM accounts WHERE address = ?1",
-                params![address],
-                |r| {
-                    Ok(Account {
-                        id: AccountId(r.get(0)?),
-                        address: r.get(1)?,
-                        password_hash: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+            let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE address = ?1");
+            Ok(c.query_row(&sql, params![address], row_to_account)
+                .optional()?)
         })
     }
 
     fn list_accounts(&self) -> Result<Vec<Account>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, address, password_hash FROM accounts ORDER BY address",
-            )?;
-            let rows = st.query_map([], |r| {
-                Ok(Account {
-                    id: AccountId(r.get(0)?),
-                    address: r.get(1)?,
-                    password_hash: r.get(2)?,
-                })
-            })?;
+            let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY address");
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map([], row_to_account)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn set_quota(&self, address: &str, quota: Option<u64>) -> Result<()> {
+        let address = normalize_address(address);
+        let quota = match quota.map(i64::try_from) {
+            None => None,
+            Some(Ok(q)) => Some(q),
+            Some(Err(_)) => {
+                return Err(StoreError::Invalid(
+                    "a quota must be less than 8 EiB".into(),
+                ))
+            }
+        };
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE accounts SET quota = ?2 WHERE address = ?1",
+                params![address, quota],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("account {address}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn account_usage(&self, account: AccountId) -> Result<u64> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(USAGE_SQL)?;
+            let used: i64 = st.query_row(params![account.0], |r| r.get(0))?;
+            Ok(used.max(0) as u64)
         })
     }
 
@@ -1590,6 +1637,123 @@ mod tests {
             .map(|m| m.ends_with_lf)
             .collect();
         assert_eq!(ends, vec![true, false, true]);
+    }
+
+    #[test]
+    fn usage_sums_sizes_over_all_mailboxes() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let b = s.add_account("b@x.test", "h").unwrap();
+        assert_eq!(s.account_usage(a).unwrap(), 0);
+        // One delivery to both: one blob, but each account counts its copy.
+        s.deliver(Delivery {
+            local_message: vec![b'x'; 1000],
+            local: vec![a, b],
+            outbound: None,
+        })
+        .unwrap();
+        assert_eq!(s.account_usage(a).unwrap(), 1000);
+        assert_eq!(s.account_usage(b).unwrap(), 1000);
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
+        let sent = s.mailbox(a, "Sent").unwrap().unwrap().id;
+        s.append_message(sent, &[b'y'; 300], Flags::default(), &[], 0)
+            .unwrap();
+        assert_eq!(s.account_usage(a).unwrap(), 1300);
+        // A copy in a second folder counts twice (the blob is shared, the quota is not).
+        let work = s.create_mailbox(a, "Work").unwrap();
+        s.copy_messages(inbox, &[1], work, false).unwrap();
+        assert_eq!(s.account_usage(a).unwrap(), 2300);
+        // A move changes nothing.
+        s.copy_messages(work, &[1], sent, true).unwrap();
+        assert_eq!(s.account_usage(a).unwrap(), 2300);
+        assert_eq!(s.account_usage(b).unwrap(), 1000, "b is not touched");
+        // Expunge gives the space back.
+        assert_eq!(s.expunge(inbox, &[1]).unwrap(), vec![1]);
+        assert_eq!(s.account_usage(a).unwrap(), 1300);
+        s.delete_mailbox(sent).unwrap();
+        assert_eq!(s.account_usage(a).unwrap(), 0);
+        assert_eq!(s.account_usage(b).unwrap(), 1000);
+        assert_eq!(s.account_usage(AccountId(999)).unwrap(), 0);
+    }
+
+    #[test]
+    fn quota_is_stored_per_account() {
+        let (_d, s) = store();
+        s.add_account("a@x.test", "h").unwrap();
+        assert_eq!(s.find_account("a@x.test").unwrap().unwrap().quota, None);
+        s.set_quota("A@x.test", Some(500 * 1024 * 1024)).unwrap();
+        assert_eq!(
+            s.find_account("a@x.test").unwrap().unwrap().quota,
+            Some(500 * 1024 * 1024)
+        );
+        assert_eq!(s.list_accounts().unwrap()[0].quota, Some(500 * 1024 * 1024));
+        s.set_quota("a@x.test", Some(0)).unwrap();
+        assert_eq!(s.find_account("a@x.test").unwrap().unwrap().quota, Some(0));
+        s.set_quota("a@x.test", None).unwrap();
+        assert_eq!(s.find_account("a@x.test").unwrap().unwrap().quota, None);
+        assert!(matches!(
+            s.set_quota("nobody@x.test", Some(1)),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.set_quota("a@x.test", Some(u64::MAX)),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn usage_query_uses_indexes() {
+        let (_d, s) = store();
+        s.add_account("a@x.test", "h").unwrap();
+        let plan: Vec<String> = s
+            .read(|c| {
+                let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {USAGE_SQL}"))?;
+                let rows = st.query_map(params![1], |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .unwrap();
+        assert_eq!(plan.len(), 3, "{plan:?}");
+        assert!(plan.iter().all(|l| l.starts_with("SEARCH")), "{plan:?}");
+        assert!(
+            plan[0].contains("INDEX sqlite_autoindex_mailboxes_1 (account_id=?)"),
+            "{plan:?}"
+        );
+        assert!(plan[1].contains("PRIMARY KEY (mailbox_id=?)"), "{plan:?}");
+        assert!(
+            plan[2].contains("INTEGER PRIMARY KEY (rowid=?)"),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn migration_to_v5_keeps_accounts_without_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A data directory as the previous release (schema v4) left it.
+            let c = Connection::open(dir.path().join("mailroom.db")).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 4).unwrap();
+            c.execute(
+                "INSERT INTO accounts (address, password_hash, created) VALUES ('old@x.test', 'h', 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let v: i64 = s
+            .read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(v, 5);
+        let a = s.find_account("old@x.test").unwrap().unwrap();
+        assert_eq!(a.password_hash, "h");
+        assert_eq!(a.quota, None, "existing accounts get the default");
+        s.set_quota("old@x.test", Some(4096)).unwrap();
+        assert_eq!(
+            s.find_account("old@x.test").unwrap().unwrap().quota,
+            Some(4096)
+        );
     }
 
     #[test]

@@ -320,6 +320,15 @@ pub enum CommandBody {
         mailbox: String,
     },
     Id(Vec<(String, Option<String>)>),
+    /// `GETQUOTA root` (RFC 9208 §4.1.1): a quota root's usage and limits.
+    GetQuota(String),
+    /// `GETQUOTAROOT mailbox` (RFC 9208 §4.1.2): the mailbox's quota roots and their quotas.
+    GetQuotaRoot(String),
+    /// `SETQUOTA root (RESOURCE limit ...)` (RFC 9208 §4.1.3); resource names upper-cased.
+    SetQuota {
+        root: String,
+        limits: Vec<(String, u64)>,
+    },
 }
 
 impl CommandBody {
@@ -365,6 +374,9 @@ impl CommandBody {
             Move { uid: false, .. } => "MOVE",
             Move { .. } => "UID MOVE",
             Id(_) => "ID",
+            GetQuota(_) => "GETQUOTA",
+            GetQuotaRoot(_) => "GETQUOTAROOT",
+            SetQuota { .. } => "SETQUOTA",
         }
     }
 }
@@ -756,6 +768,9 @@ const COMMAND_NAMES: &[&str] = &[
     "MOVE",
     "UID",
     "ID",
+    "GETQUOTA",
+    "GETQUOTAROOT",
+    "SETQUOTA",
 ];
 
 fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
@@ -964,6 +979,42 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
                 }
             }
             CommandBody::Id(v)
+        }
+        // RFC 9208 §4.1.1: getquota = "GETQUOTA" SP quota-root-name; quota-root-name = astring.
+        "GETQUOTA" => {
+            p.sp("the quota root (\"\" for your account)")?;
+            CommandBody::GetQuota(p.astring("the quota root")?)
+        }
+        // RFC 9208 §4.1.2: getquotaroot = "GETQUOTAROOT" SP mailbox.
+        "GETQUOTAROOT" => {
+            p.sp("the mailbox name")?;
+            CommandBody::GetQuotaRoot(p.mailbox("the mailbox name")?)
+        }
+        // RFC 9208 §4.1.3: setquota = "SETQUOTA" SP quota-root-name SP setquota-list;
+        // setquota-list = "(" [setquota-resource *(SP setquota-resource)] ")";
+        // setquota-resource = resource-name SP resource-limit (a number64).
+        "SETQUOTA" => {
+            p.sp("the quota root")?;
+            let root = p.astring("the quota root")?;
+            p.sp("the resource limits, e.g. (STORAGE 512)")?;
+            p.expect(b'(', "( to start the resource limits, e.g. (STORAGE 512)")?;
+            let mut limits = Vec::new();
+            if !p.eat(b')') {
+                loop {
+                    let resource = p.atom("a resource name such as STORAGE")?;
+                    p.sp("the limit")?;
+                    let limit = p.number("the resource limit")?;
+                    if limit > i64::MAX as u64 {
+                        return syntax("the resource limit is too large (RFC 9208 number64)");
+                    }
+                    limits.push((resource.to_ascii_uppercase(), limit));
+                    if p.eat(b')') {
+                        break;
+                    }
+                    p.sp("the next resource or )")?;
+                }
+            }
+            CommandBody::SetQuota { root, limits }
         }
         _ => return Err(ParseError::Unknown(name)),
     };
@@ -1670,6 +1721,73 @@ mod tests {
     }
 
     #[test]
+    fn quota_commands() {
+        // RFC 9208 §4.1.
+        for (cmd, want) in [
+            ("a GETQUOTA \"\"", CommandBody::GetQuota(String::new())),
+            (
+                "a getquota user.bob",
+                CommandBody::GetQuota("user.bob".into()),
+            ),
+            ("a GETQUOTA {3}\r\nx y", CommandBody::GetQuota("x y".into())),
+            (
+                "a GETQUOTAROOT INBOX",
+                CommandBody::GetQuotaRoot("INBOX".into()),
+            ),
+            (
+                "a GetQuotaRoot \"Entw&APw-rfe\"",
+                CommandBody::GetQuotaRoot("Entw&APw-rfe".into()),
+            ),
+            (
+                "a SETQUOTA \"\" (STORAGE 512)",
+                CommandBody::SetQuota {
+                    root: String::new(),
+                    limits: vec![("STORAGE".into(), 512)],
+                },
+            ),
+            (
+                "a SETQUOTA r (storage 1 MESSAGE 20)",
+                CommandBody::SetQuota {
+                    root: "r".into(),
+                    limits: vec![("STORAGE".into(), 1), ("MESSAGE".into(), 20)],
+                },
+            ),
+            (
+                "a SETQUOTA \"\" ()",
+                CommandBody::SetQuota {
+                    root: String::new(),
+                    limits: vec![],
+                },
+            ),
+        ] {
+            assert_eq!(ok(cmd), want, "{cmd}");
+        }
+        assert_eq!(ok("a GETQUOTAROOT inbox").name(), "GETQUOTAROOT");
+        for bad in [
+            "a GETQUOTA",
+            "a GETQUOTAROOT",
+            "a GETQUOTA \"\" extra",
+            "a GETQUOTAROOT INBOX Sent",
+            "a SETQUOTA \"\"",
+            "a SETQUOTA \"\" STORAGE 512",
+            "a SETQUOTA \"\" (STORAGE)",
+            "a SETQUOTA \"\" (STORAGE x)",
+            "a SETQUOTA \"\" (STORAGE 512",
+            "a SETQUOTA \"\" (STORAGE 99999999999999999999)",
+            "a SETQUOTA \"\" (STORAGE 9223372036854775808)",
+        ] {
+            let e = err(bad);
+            assert_eq!(e.tag.as_deref(), Some("a"), "{bad}");
+            assert!(matches!(e.error, ParseError::Syntax(_)), "{bad}: {e:?}");
+        }
+        // A forgotten tag is recognised for the new names too.
+        assert_eq!(
+            err("GETQUOTAROOT INBOX").error,
+            ParseError::TagMissing("GETQUOTAROOT".into())
+        );
+    }
+
+    #[test]
     fn mailbox_names_not_utf8() {
         // Names travel as sent (modified UTF-7 is the driver's business); octets that are
         // not UTF-8 come back whole so the driver can say how to write the name.
@@ -1690,6 +1808,7 @@ mod tests {
             b"a STATUS {1}\r\n\xfc (MESSAGES)",
             b"a APPEND {1}\r\n\xfc {1}\r\nx",
             b"a UID MOVE 1 {1}\r\n\xfc",
+            b"a GETQUOTAROOT {1}\r\n\xfc",
         ] {
             let e = parse_command(cmd).expect_err("not UTF-8");
             assert_eq!(e.tag.as_deref(), Some("a"));

@@ -26,6 +26,7 @@
 
 mod error;
 pub mod fetch;
+mod quota;
 mod selected;
 
 use std::borrow::Cow;
@@ -64,7 +65,7 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 const DELIM: char = '/';
 
 /// The capabilities every session has; [`Session::capabilities`] adds the state-dependent ones.
-const CAPABILITIES: &str = "SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH STATUS=SIZE BINARY CONDSTORE";
+const CAPABILITIES: &str = "SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH STATUS=SIZE BINARY CONDSTORE QUOTA QUOTA=RES-STORAGE";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -726,6 +727,9 @@ impl Session {
                     .await
             }
             C::Idle => return self.idle().await,
+            C::GetQuotaRoot(mailbox) => return self.get_quota_root(&mailbox).await,
+            C::GetQuota(root) => return self.get_quota(&root).await,
+            C::SetQuota { .. } => return Err(quota::setquota_refused()),
             _ => {}
         }
         if self.selected().is_none() {
@@ -943,7 +947,8 @@ impl Session {
 
     /// Every mailbox name in a command, from the wire into UTF-8: the one place names come
     /// in (SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB,
-    /// STATUS, APPEND, COPY, MOVE).
+    /// STATUS, APPEND, COPY, MOVE, GETQUOTAROOT). Quota root names (GETQUOTA, SETQUOTA) are
+    /// not mailbox names and pass as sent.
     fn names_from_wire(&self, body: CommandBody) -> Result<CommandBody, ImapError> {
         use CommandBody as C;
         let n = |s: String| self.name_from_wire(s);
@@ -1000,6 +1005,7 @@ impl Session {
                 set,
                 mailbox: n(mailbox)?,
             },
+            C::GetQuotaRoot(m) => C::GetQuotaRoot(n(m)?),
             // Listed one by one, so that a new command with a name cannot slip past.
             other @ (C::Capability
             | C::Noop
@@ -1017,7 +1023,9 @@ impl Session {
             | C::Search { .. }
             | C::Fetch { .. }
             | C::Store { .. }
-            | C::Id(_)) => other,
+            | C::Id(_)
+            | C::GetQuota(_)
+            | C::SetQuota { .. }) => other,
         })
     }
 
@@ -1488,12 +1496,60 @@ impl Session {
             ));
         }
         let info = self.must_mailbox(name, "TRYCREATE").await?;
+        // RFC 9208 §4.3: refused before anything is stored when it would not fit.
+        if let Some(u) = self.quota().await? {
+            let size = message.len() as u64;
+            if !u.fits(size) {
+                return Err(quota::over_quota(&u, size, "the message"));
+            }
+        }
         let id = info.id;
         let (uv, uid) = self
             .store(move |s| s.append_message(id, &message, bits, &kws, when))
             .await?;
         // RFC 4315 §3 APPENDUID.
         Ok(Done::Ok(format!("[APPENDUID {uv} {uid}] APPEND completed")))
+    }
+
+    // ------------------------------------------------------------ QUOTA (RFC 9208)
+
+    /// The account's usage and limit, `None` when it has no limit.
+    async fn quota(&self) -> Result<Option<crate::delivery::QuotaUsage>, ImapError> {
+        let Some(account) = self.account().cloned() else {
+            return Ok(None);
+        };
+        let shared = self.shared.clone();
+        self.store(move |s| {
+            // The account as stored now: `mailroom user quota` may have changed its limit
+            // since LOGIN, and the change counts at once.
+            let current = s.find_account(&account.address)?.unwrap_or(account);
+            crate::delivery::quota_usage(s, &shared.config, &current)
+        })
+        .await
+    }
+
+    /// GETQUOTAROOT (RFC 9208 §4.1.2): every mailbox has the account's root `""`.
+    async fn get_quota_root(&mut self, name: &str) -> Result<Done, ImapError> {
+        let info = self.must_mailbox(name, "NONEXISTENT").await?;
+        let usage = self.quota().await?;
+        let wire = self.name_to_wire(&info.name).into_owned();
+        let lines = quota::quotaroot_response(&wire, usage.as_ref());
+        self.conn.send(&lines);
+        ok("GETQUOTAROOT completed")
+    }
+
+    /// GETQUOTA (RFC 9208 §4.1.1): only `""`, and only when the account has a limit.
+    async fn get_quota(&mut self, root: &str) -> Result<Done, ImapError> {
+        if root != quota::ROOT {
+            return Err(quota::no_such_root(root, false));
+        }
+        match self.quota().await? {
+            Some(u) => {
+                self.conn.send(&quota::quota_line(&u));
+                ok("GETQUOTA completed")
+            }
+            None => Err(quota::no_such_root(root, true)),
+        }
     }
 
     // ------------------------------------------------------------ IDLE (RFC 2177)
@@ -1911,12 +1967,14 @@ impl Session {
             ));
         }
         let idx = sel.resolve(set, uid)?;
-        let uids: Vec<u32> = idx
+        let picked: Vec<(u32, u64)> = idx
             .iter()
             .map(|&i| &sel.msgs[i])
             .filter(|m| !m.gone)
-            .map(|m| m.uid)
+            .map(|m| (m.uid, m.size))
             .collect();
+        let uids: Vec<u32> = picked.iter().map(|p| p.0).collect();
+        let octets: u64 = picked.iter().map(|p| p.1).sum();
         let src = sel.id;
         let same = src == dest.id;
         if uids.is_empty() {
@@ -1927,6 +1985,22 @@ impl Session {
                 "CANNOT",
                 "the source and target mailbox are the same",
             ));
+        }
+        // RFC 9208 §4.3: a COPY adds the messages' sizes to the account's usage and is refused
+        // when they do not fit. A MOVE stays within the account and changes nothing (the
+        // copy and the removal are one transaction), so it is never refused: an account over
+        // its quota can still move mail to Trash, which is how clients delete.
+        if !is_move {
+            if let Some(u) = self.quota().await? {
+                if !u.fits(octets) {
+                    let what = if uids.len() == 1 {
+                        "the message".to_string()
+                    } else {
+                        format!("the {} messages", uids.len())
+                    };
+                    return Err(quota::over_quota(&u, octets, &what));
+                }
+            }
         }
         let dest_id = dest.id;
         let (uv, pairs) = self

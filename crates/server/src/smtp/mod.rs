@@ -48,6 +48,8 @@ struct Recipient {
 struct Envelope {
     from: ReversePath,
     smtputf8: bool,
+    /// The size the client declared with MAIL FROM's SIZE= (RFC 1870), if it did.
+    declared_size: Option<u64>,
     rcpts: Vec<Recipient>,
 }
 
@@ -111,6 +113,12 @@ enum Refusal {
         limit: usize,
     },
     UnknownUser(String),
+    /// A local mailbox the recipient leads to is at its storage quota, or the declared size
+    /// would take it over (RFC 5321 §4.2.5 452, RFC 3463 §3.3 X.2.2).
+    MailboxFull {
+        address: String,
+        declared: Option<u64>,
+    },
     RelayDenied(String),
     NoPostmaster,
     Data(DataError),
@@ -204,6 +212,19 @@ impl Refusal {
                 format!("Too many recipients (at most {limit} per message); send the rest in another message"),
             ),
             UnknownUser(a) => Reply::new(550, "5.1.1", format!("<{a}>: no such user here")),
+            // Temporary, so the sending server keeps the message and tries again; the text
+            // gives no numbers (how full a mailbox is is nobody else's business) and, for an
+            // alias, does not say which member is full (EXPN is disabled for the same reason).
+            MailboxFull { address, declared: None } => Reply::new(
+                452,
+                "4.2.2",
+                format!("<{address}>: mailbox full; the recipient has to delete some mail first. Keep the message and try again later; other recipients are not affected"),
+            ),
+            MailboxFull { address, declared: Some(size) } => Reply::new(
+                452,
+                "4.2.2",
+                format!("<{address}>: mailbox full: a message of {size} octets does not fit in what is left of its quota. Keep the message and try again later, or send a smaller one; other recipients are not affected"),
+            ),
             RelayDenied(a) => Reply::new(
                 554,
                 "5.7.1",
@@ -555,6 +576,7 @@ impl Session {
             return self.refuse(Refusal::AuthRequired);
         }
         let mut smtputf8 = false;
+        let mut declared_size = None;
         let limit = self.shared.config.limits.max_message_size;
         for p in &params {
             match p.keyword.as_str() {
@@ -563,7 +585,8 @@ impl Session {
                     Some(n) if n > limit => {
                         return self.refuse(Refusal::SizeDeclaredTooBig { limit })
                     }
-                    Some(_) => {}
+                    // Kept for the quota check at RCPT; SIZE=0 tells nothing.
+                    Some(n) => declared_size = (n > 0).then_some(n),
                     None => {
                         return self.refuse(Refusal::BadParamValue {
                             keyword: "SIZE".into(),
@@ -615,6 +638,7 @@ impl Session {
         self.state = State::Mail(Envelope {
             from,
             smtputf8,
+            declared_size,
             rcpts: Vec::new(),
         });
         self.ok(250, "2.1.0", format!("Sender {shown} ok"));
@@ -638,6 +662,11 @@ impl Session {
             return self.refuse(Refusal::TooManyRecipients { limit });
         }
         let smtputf8 = env.smtputf8;
+        let declared_size = env.declared_size;
+        let to_postmaster = match &to {
+            ForwardPath::Postmaster => true,
+            ForwardPath::Address(a) => a.local.eq_ignore_ascii_case("postmaster"),
+        };
         let address: Address = match to {
             ForwardPath::Address(a) => a,
             // RFC 5321 §4.5.1: <Postmaster> must be accepted; it goes to postmaster@ a local domain.
@@ -650,12 +679,31 @@ impl Session {
             return self.refuse(Refusal::NeedSmtpUtf8);
         }
         let text = address.to_string();
-        let store = self.shared.store.clone();
+        let shared = self.shared.clone();
         let lookup = text.clone();
-        let route = tokio::task::spawn_blocking(move || delivery::resolve(&store, &lookup)).await;
-        let route = match route {
+        // RFC 5321 §4.5.1: mail to the postmaster must get through, so that people can report
+        // problems (a full mailbox among them): no quota check for it.
+        let check_quota = !to_postmaster;
+        let looked = tokio::task::spawn_blocking(move || {
+            let route = delivery::resolve(&shared.store, &lookup)?;
+            let full = match &route {
+                Route::Local(targets) if check_quota => delivery::full_target(
+                    shared.store.as_ref(),
+                    &shared.config,
+                    targets,
+                    declared_size,
+                )?,
+                _ => None,
+            };
+            Ok::<_, mailroom_store::StoreError>((route, full))
+        })
+        .await;
+        let (route, full) = match looked {
             Ok(Ok(r)) => r,
-            _ => {
+            other => {
+                if let Ok(Err(e)) = other {
+                    tracing::error!(session = self.id, error = %e, "recipient lookup failed");
+                }
                 self.ok(
                     451,
                     "4.3.0",
@@ -664,6 +712,19 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        if let Some(full) = full {
+            // RFC 5321 §4.2.5 452 / RFC 3463 X.2.2: a full mailbox refuses this recipient
+            // only, for now; the others of the transaction go on. Not the client's mistake,
+            // so not counted towards max_errors (a list server with many full recipients is
+            // not cut off).
+            tracing::info!(session = self.id, rcpt = %text, account = %full, declared = ?declared_size, "recipient refused: mailbox over quota");
+            let r = Refusal::MailboxFull {
+                address: text,
+                declared: declared_size,
+            };
+            self.reply(r.reply());
+            return Flow::Continue;
+        }
         let (targets, relayed) = match route {
             Route::Local(targets) => (targets, false),
             Route::UnknownUser => return self.refuse(Refusal::UnknownUser(text)),

@@ -1,0 +1,158 @@
+//! IMAP QUOTA (RFC 9208) responses and refusals, as plain functions of an account's usage.
+//!
+//! mailroom has one quota root per account, named `""` (the empty name, as Dovecot calls its
+//! user quota), with one resource, STORAGE: the sum of the sizes of the account's messages in
+//! all its mailboxes (see `delivery::quota_usage`). Every mailbox of the account has that root.
+//! An account without a limit has no quota root at all (RFC 9208 §4.1.2 lets GETQUOTAROOT
+//! answer with none). Limits are set by the administrator (`mailroom user quota`,
+//! `limits.account_quota`, `[[accounts]] quota`), so SETQUOTA is refused and QUOTASET is not
+//! advertised (RFC 9208 §4.1.3).
+
+use mailroom_proto::imap::encode::push_astring;
+
+use super::error::ImapError;
+use crate::config::show_size;
+use crate::delivery::QuotaUsage;
+
+/// The name of the one quota root of an account.
+pub const ROOT: &str = "";
+
+/// RFC 9208 §5.1: STORAGE is counted in units of 1024 octets. Rounded up, so a client never
+/// sees room that is not there (and 1 octet used is not shown as 0).
+pub fn kib(octets: u64) -> u64 {
+    octets.div_ceil(1024)
+}
+
+/// `* QUOTA "" (STORAGE used limit)` (RFC 9208 §5.1), CRLF included.
+pub fn quota_line(u: &QuotaUsage) -> Vec<u8> {
+    format!(
+        "* QUOTA \"\" (STORAGE {} {})\r\n",
+        kib(u.used),
+        kib(u.limit)
+    )
+    .into_bytes()
+}
+
+/// The answer to GETQUOTAROOT (RFC 9208 §4.1.2): `* QUOTAROOT mailbox ""` and the root's
+/// QUOTA, or `* QUOTAROOT mailbox` alone for an account without a limit. `mailbox` is the
+/// name as the session writes it on the wire.
+pub fn quotaroot_response(mailbox: &str, usage: Option<&QuotaUsage>) -> Vec<u8> {
+    let mut out = b"* QUOTAROOT ".to_vec();
+    push_astring(&mut out, mailbox);
+    match usage {
+        Some(u) => {
+            out.extend_from_slice(b" \"\"\r\n");
+            out.extend_from_slice(&quota_line(u));
+        }
+        None => out.extend_from_slice(b"\r\n"),
+    }
+    out
+}
+
+/// GETQUOTA of a root that does not exist: any name but `""`, and `""` itself for an account
+/// without a limit (RFC 9208 §4.1.1: NO; RFC 5530 NONEXISTENT).
+pub fn no_such_root(root: &str, unlimited: bool) -> ImapError {
+    if unlimited && root == ROOT {
+        return ImapError::no(
+            "NONEXISTENT",
+            "your account has no storage limit, so it has no quota root",
+        );
+    }
+    ImapError::no(
+        "NONEXISTENT",
+        format!(
+            "there is no quota root {root:?}; the only one is \"\" (GETQUOTAROOT INBOX shows it)"
+        ),
+    )
+}
+
+/// SETQUOTA: quotas are the administrator's (RFC 5530 NOPERM).
+pub fn setquota_refused() -> ImapError {
+    ImapError::no(
+        "NOPERM",
+        "quotas are set by the administrator (mailroom user quota ADDRESS SIZE), not over IMAP",
+    )
+}
+
+/// APPEND or COPY that would take the account over its limit (RFC 9208 §4.3: `NO
+/// [OVERQUOTA]`): says what is used, the limit, what the command needs, and what to do.
+pub fn over_quota(u: &QuotaUsage, needed: u64, what: &str) -> ImapError {
+    let state = if u.full() {
+        format!(
+            "your mailbox is full: {} of your {} quota is used",
+            show_size(u.used),
+            show_size(u.limit)
+        )
+    } else {
+        format!(
+            "{what} ({}) does not fit: {} of your {} quota is used, {} is left",
+            show_size(needed),
+            show_size(u.used),
+            show_size(u.limit),
+            show_size(u.limit - u.used)
+        )
+    };
+    ImapError::no(
+        "OVERQUOTA",
+        format!("{state}; delete messages and EXPUNGE them (or empty the Trash), then try again"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(used: u64, limit: u64) -> QuotaUsage {
+        QuotaUsage { used, limit }
+    }
+
+    #[test]
+    fn storage_in_kib_rounded_up() {
+        for (octets, want) in [(0, 0), (1, 1), (1023, 1), (1024, 1), (1025, 2), (4096, 4)] {
+            assert_eq!(kib(octets), want, "{octets}");
+        }
+        assert_eq!(
+            quota_line(&u(3000, 4096)),
+            b"* QUOTA \"\" (STORAGE 3 4)\r\n"
+        );
+    }
+
+    #[test]
+    fn quotaroot() {
+        assert_eq!(
+            quotaroot_response("INBOX", Some(&u(5000, 1 << 20))),
+            b"* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 5 1024)\r\n"
+        );
+        assert_eq!(
+            quotaroot_response("My Mail", None),
+            b"* QUOTAROOT \"My Mail\"\r\n"
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let e = over_quota(&u(4200, 4096), 10, "the message");
+        let t = String::from_utf8(e.to_reply(Some("a1"))).unwrap();
+        assert_eq!(
+            t,
+            "a1 NO [OVERQUOTA] your mailbox is full: 4.1 KiB of your 4 KiB quota is used; delete messages and EXPUNGE them (or empty the Trash), then try again\r\n"
+        );
+        let t =
+            String::from_utf8(over_quota(&u(3072, 4096), 2048, "the message").to_reply(Some("a2")))
+                .unwrap();
+        assert!(
+            t.starts_with("a2 NO [OVERQUOTA] the message (2 KiB) does not fit: 3 KiB of your 4 KiB quota is used, 1 KiB is left;"),
+            "{t}"
+        );
+        let t = String::from_utf8(no_such_root("user.bob", false).to_reply(Some("a3"))).unwrap();
+        assert!(
+            t.starts_with("a3 NO [NONEXISTENT] there is no quota root \"user.bob\""),
+            "{t}"
+        );
+        let t = String::from_utf8(no_such_root("", true).to_reply(Some("a4"))).unwrap();
+        assert!(t.contains("no storage limit"), "{t}");
+        let t = String::from_utf8(setquota_refused().to_reply(Some("a5"))).unwrap();
+        assert!(t.starts_with("a5 NO [NOPERM] "), "{t}");
+        assert!(t.contains("mailroom user quota"), "{t}");
+    }
+}
