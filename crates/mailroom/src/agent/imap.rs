@@ -13,7 +13,7 @@ use mailroom_client::imap::{Fetched, FlagOp, ImapClient, ImapError};
 use mailroom_client::trace::printable;
 
 use super::common::{self, imap_failure, AgentError, Failure};
-use super::interactive::{fail, Flow, Read, Session};
+use super::interactive::{fail, CommandFailure, Flow, Read, Session};
 use super::show;
 
 /// What a listing fetches: enough for number, flags, size, sender, subject and date, without
@@ -226,15 +226,15 @@ pub(super) fn session(s: &mut Session) -> Result<Flow, AgentError> {
             "help" | "?" => imap_help(),
             _ => match one(s, &mut c, &cmd, args, &line) {
                 Ok(()) => {}
-                Err(ImapFailure::Local(e)) => fail(s, e),
-                Err(ImapFailure::Server(ImapError::Rejected { reply, .. }))
+                Err(CommandFailure::Local(e)) => fail(s, e),
+                Err(CommandFailure::Server(ImapError::Rejected { reply, .. }))
                     if reply.status != mailroom_client::imap::parse::Status::Bye =>
                 {
                     // A tagged NO or BAD: show it; the session goes on.
                     println!("{reply}");
                     s.failure = Some(Failure::Refused);
                 }
-                Err(ImapFailure::Server(e)) => {
+                Err(CommandFailure::Server(e)) => {
                     let e = imap_failure(e, false, &s.user);
                     fail(s, e);
                     println!("(the IMAP session is over; type imap to log in again)");
@@ -285,22 +285,7 @@ fn logout(s: &mut Session, c: ImapClient) {
     }
 }
 
-enum ImapFailure {
-    Local(AgentError),
-    Server(ImapError),
-}
-
-impl From<AgentError> for ImapFailure {
-    fn from(e: AgentError) -> Self {
-        ImapFailure::Local(e)
-    }
-}
-
-impl From<ImapError> for ImapFailure {
-    fn from(e: ImapError) -> Self {
-        ImapFailure::Server(e)
-    }
-}
+type ImapFailure = super::interactive::CommandFailure<StatusText>;
 
 fn arg<'a>(args: &[&'a str], i: usize, usage: &str) -> Result<&'a str, AgentError> {
     args.get(i)

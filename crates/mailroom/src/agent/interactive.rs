@@ -517,15 +517,15 @@ fn pop_command(s: &mut Session) -> Result<Flow, AgentError> {
             "help" | "?" => pop_help(),
             _ => match pop_one(s, &mut c, &cmd, args) {
                 Ok(()) => {}
-                Err(PopFailure::Local(e)) => fail(s, e),
-                Err(PopFailure::Server(e @ Pop3Error::Rejected { .. })) => {
+                Err(CommandFailure::Local(e)) => fail(s, e),
+                Err(CommandFailure::Server(e @ Pop3Error::Rejected { .. })) => {
                     // The server said -ERR: show its reply; the session goes on.
                     if let Pop3Error::Rejected { reply, .. } = &e {
                         println!("{reply}");
                     }
                     s.failure = Some(Failure::Refused);
                 }
-                Err(PopFailure::Server(e)) => {
+                Err(CommandFailure::Server(e)) => {
                     let e = pop3_failure(e, false, &s.user);
                     fail(s, e);
                     println!("(the POP3 session is over; type pop to log in again)");
@@ -546,22 +546,28 @@ fn pop_quit(s: &mut Session, c: Pop3Client) {
     }
 }
 
-enum PopFailure {
+/// Why a command of a sub-prompt (`pop>>>`, `imap>>>`) failed: locally (a bad argument), or
+/// at the server (`R` is the protocol's reply type).
+pub(super) enum CommandFailure<R: std::fmt::Display + std::fmt::Debug> {
     Local(AgentError),
-    Server(Pop3Error),
+    Server(mailroom_client::ClientError<R>),
 }
 
-impl From<AgentError> for PopFailure {
+impl<R: std::fmt::Display + std::fmt::Debug> From<AgentError> for CommandFailure<R> {
     fn from(e: AgentError) -> Self {
-        PopFailure::Local(e)
+        CommandFailure::Local(e)
     }
 }
 
-impl From<Pop3Error> for PopFailure {
-    fn from(e: Pop3Error) -> Self {
-        PopFailure::Server(e)
+impl<R: std::fmt::Display + std::fmt::Debug> From<mailroom_client::ClientError<R>>
+    for CommandFailure<R>
+{
+    fn from(e: mailroom_client::ClientError<R>) -> Self {
+        CommandFailure::Server(e)
     }
 }
+
+type PopFailure = CommandFailure<mailroom_client::pop3::Pop3Reply>;
 
 fn number_arg(args: &[&str], i: usize, usage: &str) -> Result<u32, AgentError> {
     match args.get(i) {
