@@ -149,6 +149,11 @@ fn full_mailbox_over_smtp_imap_and_the_cli() {
     assert!(t.contains(" NO [OVERQUOTA] your mailbox is full: "), "{t}");
     assert!(t.contains("of your 4 KiB quota is used"), "{t}");
     assert!(t.contains("delete messages and EXPUNGE them"), "{t}");
+    // A synchronizing literal is refused before the client sends it: no "+ go ahead".
+    i.c.send(&format!("q1 APPEND Drafts {{{}}}", small.len()));
+    let line = i.line().expect("reply to APPEND");
+    assert!(line.starts_with("q1 NO [OVERQUOTA] "), "{line}");
+    i.ok("NOOP");
     i.ok("SELECT INBOX");
     let (t, _) = i.cmd("COPY 1 Archive");
     assert!(t.contains(" NO [OVERQUOTA] "), "{t}");

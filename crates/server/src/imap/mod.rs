@@ -326,39 +326,19 @@ impl Session {
             !held.grow_to(total)
         };
         if over_budget {
-            self.append_held = None;
-            let tag = self.asm.tag();
-            self.asm.reset();
             let budget = self.shared.config.limits.max_incoming_memory;
             tracing::warn!(
                 size,
                 limit = budget,
                 "limits.max_incoming_memory reached: an APPEND is refused"
             );
-            self.conn.trace.client(&format!(
-                "{} <literal of {size} octets refused: memory budget used up>",
-                tag.as_deref().unwrap_or("*")
-            ));
             let e = ImapError::no(
                 "UNAVAILABLE",
                 "the server is receiving too many messages at once; try the APPEND again in a few minutes",
             );
-            let reply = e.to_reply(tag.as_deref());
-            self.conn.send(&reply);
-            if !sync {
-                self.send_line("* BYE the literal cannot be read now; closing the connection");
-                return Flow::Close;
-            }
-            return Flow::Continue;
+            return self.refuse_literal(size, sync, e, "memory budget used up");
         }
         if total > limit {
-            self.append_held = None;
-            let tag = self.asm.tag();
-            self.asm.reset();
-            self.conn.trace.client(&format!(
-                "{} <literal of {size} octets refused>",
-                tag.as_deref().unwrap_or("*")
-            ));
             let e = ImapError::no(
                 "TOOBIG",
                 format!(
@@ -370,15 +350,18 @@ impl Session {
                     }
                 ),
             );
-            let reply = e.to_reply(tag.as_deref());
-            self.conn.send(&reply);
-            if !sync {
-                // RFC 7888 §4: the octets of a non-synchronizing literal are on their way;
-                // we will not read them, so the connection must end.
-                self.send_line("* BYE the literal is too large to read; closing the connection");
-                return Flow::Close;
+            return self.refuse_literal(size, sync, e, "too large");
+        }
+        // RFC 9208 §4.3: a message that cannot fit the account's quota is refused before the
+        // client sends it (only a synchronizing literal waits for our go-ahead; the octets of
+        // a non-synchronizing one are on their way, and APPEND checks again once it is read).
+        if is_append && sync {
+            if let Ok(Some(u)) = self.quota().await {
+                if !u.fits(total) {
+                    let e = quota::over_quota(&u, total, "the message");
+                    return self.refuse_literal(size, sync, e, "over quota");
+                }
             }
-            return Flow::Continue;
         }
         if sync {
             // RFC 9051 §7.5: go ahead.
@@ -404,6 +387,26 @@ impl Session {
         }
         // The literal is in: acknowledge it now, so a client holding its CRLF back (Nagle) sends it.
         self.conn.quick_ack();
+        Flow::Continue
+    }
+
+    /// Refuses an announced literal without reading it: the command's tagged NO, and for a
+    /// non-synchronizing literal, whose octets are already on their way (RFC 7888 §4), the end
+    /// of the connection.
+    fn refuse_literal(&mut self, size: u64, sync: bool, e: ImapError, why: &str) -> Flow {
+        self.append_held = None;
+        let tag = self.asm.tag();
+        self.asm.reset();
+        self.conn.trace.client(&format!(
+            "{} <literal of {size} octets refused: {why}>",
+            tag.as_deref().unwrap_or("*")
+        ));
+        let reply = e.to_reply(tag.as_deref());
+        self.conn.send(&reply);
+        if !sync {
+            self.send_line("* BYE the literal cannot be read now; closing the connection");
+            return Flow::Close;
+        }
         Flow::Continue
     }
 
