@@ -121,6 +121,15 @@ enum Arg<'a> {
     Mailbox(&'a str),
     /// An astring shown as `****` in the trace.
     Secret(&'a str),
+    /// Octets that always go as a literal (a message for APPEND); traced line by line.
+    Literal(&'a [u8]),
+}
+
+/// What the trace shows of a command, in order.
+enum Shown {
+    Line(String),
+    /// A literal's octets, shown as lines (the first few, then a summary).
+    Body(Vec<u8>),
 }
 
 /// The responses of one command: the untagged ones in order, then the tagged status.
@@ -553,6 +562,31 @@ impl ImapClient {
         Ok(expunged(&a.untagged))
     }
 
+    /// APPEND mailbox (flags) message (RFC 9051 §6.3.12): stores a message the client has,
+    /// as a literal. Line ends are made CRLF first (RFC 5322 §2.1). Returns the tagged OK
+    /// (with `[APPENDUID uidvalidity uid]` where the server has UIDPLUS).
+    pub async fn append(
+        &mut self,
+        mailbox: &str,
+        flags: &[&str],
+        message: &[u8],
+    ) -> Result<StatusText, ImapError> {
+        let message = crlf(message);
+        let flags = format!("({})", flags.join(" "));
+        let a = self
+            .command(
+                &[
+                    Arg::Raw("APPEND"),
+                    Arg::Mailbox(mailbox),
+                    Arg::Raw(&flags),
+                    Arg::Literal(&message),
+                ],
+                "APPEND",
+            )
+            .await?;
+        Ok(a.status)
+    }
+
     /// CREATE mailbox (RFC 9051 §6.3.4).
     pub async fn create(&mut self, mailbox: &str) -> Result<StatusText, ImapError> {
         let a = self
@@ -678,7 +712,9 @@ impl ImapClient {
         let tag = format!("a{}", self.next_tag);
         self.next_tag += 1;
         for a in args {
-            let (Arg::Raw(s) | Arg::Str(s) | Arg::Mailbox(s) | Arg::Secret(s)) = a;
+            let (Arg::Raw(s) | Arg::Str(s) | Arg::Mailbox(s) | Arg::Secret(s)) = a else {
+                continue;
+            };
             if s.contains(['\r', '\n', '\0']) {
                 return Err(self.protocol(format!(
                     "the {} command cannot carry a line break or NUL",
@@ -689,8 +725,9 @@ impl ImapClient {
         // Pieces: each ends where a synchronizing literal must wait for the server's "+".
         let literal_plus = self.has("LITERAL+") || self.has("LITERAL-");
         let mut wire = tag.clone().into_bytes();
-        let mut shown = tag.clone();
-        let mut pieces: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut line = tag.clone();
+        let mut shown: Vec<Shown> = Vec::new();
+        let mut pieces: Vec<(Vec<u8>, Vec<Shown>)> = Vec::new();
         let encoded: Vec<String> = args
             .iter()
             .map(|a| match a {
@@ -700,51 +737,69 @@ impl ImapClient {
             .collect();
         for (a, enc) in args.iter().zip(&encoded) {
             wire.push(b' ');
-            shown.push(' ');
-            let (text, secret, raw) = match a {
-                Arg::Raw(s) => (*s, false, true),
-                Arg::Str(s) => (*s, false, false),
-                Arg::Mailbox(_) => (enc.as_str(), false, false),
-                Arg::Secret(s) => (*s, true, false),
-            };
-            let quoted = if raw {
-                Some(text.to_string())
-            } else {
-                parse::quote(text)
+            line.push(' ');
+            let (octets, secret, quoted): (&[u8], bool, Option<String>) = match a {
+                Arg::Raw(s) => (s.as_bytes(), false, Some(s.to_string())),
+                Arg::Str(s) => (s.as_bytes(), false, parse::quote(s)),
+                Arg::Mailbox(_) => (enc.as_bytes(), false, parse::quote(enc)),
+                Arg::Secret(s) => (s.as_bytes(), true, parse::quote(s)),
+                Arg::Literal(b) => (b, false, None),
             };
             match quoted {
                 Some(q) => {
                     wire.extend_from_slice(q.as_bytes());
-                    shown.push_str(if secret { MASK } else { &q });
+                    line.push_str(if secret { MASK } else { &q });
                 }
                 None => {
-                    // Only a literal can carry it (8-bit text).
-                    let n = text.len();
+                    // A literal (8-bit text, or a message): `{n}` CRLF, then the octets.
+                    let n = octets.len();
                     let head = if literal_plus {
                         format!("{{{n}+}}")
                     } else {
                         format!("{{{n}}}")
                     };
                     wire.extend_from_slice(head.as_bytes());
-                    shown.push_str(&head);
+                    wire.extend_from_slice(b"\r\n");
+                    line.push_str(&head);
+                    shown.push(Shown::Line(std::mem::take(&mut line)));
                     if !literal_plus {
-                        wire.extend_from_slice(b"\r\n");
                         pieces.push((std::mem::take(&mut wire), std::mem::take(&mut shown)));
-                    } else {
-                        wire.extend_from_slice(b"\r\n");
-                        self.conn.trace_text(Direction::Client, &shown);
-                        shown.clear();
                     }
-                    wire.extend_from_slice(text.as_bytes());
-                    shown.push_str(if secret { MASK } else { text });
+                    wire.extend_from_slice(octets);
+                    if secret {
+                        line.push_str(MASK);
+                    } else if matches!(a, Arg::Literal(_)) {
+                        shown.push(Shown::Body(octets.to_vec()));
+                    } else {
+                        line.push_str(&String::from_utf8_lossy(octets));
+                    }
                 }
             }
         }
         wire.extend_from_slice(b"\r\n");
+        // After a message literal the command's last line is empty: nothing to show.
+        if !line.is_empty() || !matches!(shown.last(), Some(Shown::Body(_))) {
+            shown.push(Shown::Line(line));
+        }
         pieces.push((wire, shown));
         let last = pieces.len() - 1;
         for (i, (bytes, shown)) in pieces.into_iter().enumerate() {
-            self.conn.trace_text(Direction::Client, &shown);
+            for item in shown {
+                match item {
+                    Shown::Line(l) => self.conn.trace_text(Direction::Client, &l),
+                    Shown::Body(b) => {
+                        if self.conn.trace.is_some() {
+                            let mut tracer = BodyTracer::new();
+                            let body = b.strip_suffix(b"\r\n").unwrap_or(&b);
+                            for l in body.split(|&c| c == b'\n') {
+                                let l = l.strip_suffix(b"\r").unwrap_or(l);
+                                tracer.line(&self.conn.trace, Direction::Client, l);
+                            }
+                            tracer.finish(&self.conn.trace, Direction::Client);
+                        }
+                    }
+                }
+            }
             self.conn
                 .write_all(&bytes, "the command to be sent")
                 .await
@@ -938,6 +993,20 @@ impl ImapClient {
 /// modified UTF-7 (a server sending UTF-8 anyway) is kept as it came.
 fn mailbox_name(wire: &str) -> String {
     mutf7::decode(wire.as_bytes()).unwrap_or_else(|_| wire.to_string())
+}
+
+/// `message` with every line ending in CRLF (a bare LF becomes CRLF; a lone CR stays).
+pub fn crlf(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 40);
+    let mut prev = 0u8;
+    for &b in message {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
 }
 
 /// The sequence numbers of the `* n EXPUNGE` responses, in order.

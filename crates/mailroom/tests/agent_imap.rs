@@ -848,3 +848,43 @@ fn idle_shows_new_mail_as_it_arrives() {
         r.all()
     );
 }
+
+/// `append FILE [FOLDER]`: a message file (LF line ends, as an editor writes them) is stored
+/// with APPEND as a literal, CRLF on the wire and in the store.
+#[test]
+fn append_stores_a_message_file() {
+    let s = imap_support::start();
+    let imap = s.addr("imap").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("draft.eml");
+    std::fs::write(
+        &file,
+        "From: bob@example.test\nSubject: offline draft\n\nwritten on the train\n",
+    )
+    .expect("write");
+    let script = format!(
+        "imap\nappend {f} Drafts\nselect Drafts\nlist\nraw 1\nappend {f}/missing\nquit\nexit\n",
+        f = file.display()
+    );
+    let r = mailroom(
+        &[
+            "agent", "-e", BOB.0, "-p", BOB.1, "--imap", &imap, "--trace",
+        ],
+        script.as_bytes(),
+        &[],
+    );
+    // The missing file is a local error: exit code 1, and the session went on.
+    assert_eq!(r.code, 1, "{}", r.all());
+    let out = &r.stdout;
+    for want in [
+        "C: a3 APPEND Drafts () {",
+        "C: Subject: offline draft\n",
+        "OK [APPENDUID ",
+        "1 message in Drafts\n",
+        "Subject: offline draft\r\n\r\nwritten on the train\r\n",
+        "OK LOGOUT completed",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{}", r.all());
+    }
+    assert!(r.stderr.contains("cannot read "), "{}", r.all());
+}

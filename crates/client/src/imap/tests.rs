@@ -313,3 +313,32 @@ async fn idle_reports_news_then_done() {
     assert_eq!(c.conn.timeout, T);
     task.await.expect("join").expect("script");
 }
+
+#[tokio::test]
+async fn append_sends_the_message_as_a_literal_with_crlf() {
+    let (addr, task) = fake(vec![
+        Send("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n"),
+        Expect("a1 APPEND Entw&APw-rfe (\\Draft) {20+}"),
+        Expect("Subject: x"),
+        Expect(""),
+        Expect("body"),
+        Expect(""),
+        Send("a1 OK [APPENDUID 7 5] APPEND completed\r\n"),
+    ])
+    .await;
+    let (trace, lines) = collector();
+    let mut c = ImapClient::connect(&addr, T, trace).await.expect("connect");
+    let ok = c
+        .append("Entwürfe", &["\\Draft"], b"Subject: x\n\nbody\n")
+        .await
+        .expect("append");
+    assert_eq!(ok.code.as_deref(), Some("APPENDUID 7 5"));
+    task.await.expect("join").expect("script");
+    let lines = lines.lock().expect("lock").clone();
+    let at = lines
+        .iter()
+        .position(|l| l == "C: a1 APPEND Entw&APw-rfe (\\Draft) {20+}")
+        .expect("the command line traced");
+    assert_eq!(lines[at + 1..at + 4], ["C: Subject: x", "C:", "C: body"]);
+    assert_eq!(crlf(b"a\nb\r\nc\rd\n"), b"a\r\nb\r\nc\rd\r\n");
+}

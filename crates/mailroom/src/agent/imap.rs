@@ -123,7 +123,7 @@ pub fn flag_name(w: &str) -> Result<String, AgentError> {
 }
 
 pub(super) const IMAP_COMMANDS: &str =
-    "folders select list read raw save flag unflag delete undelete expunge search copy move create rmfolder noop idle quit";
+    "folders select list read raw save flag unflag delete undelete expunge search copy move create rmfolder append noop idle quit";
 
 fn imap_help() {
     println!("  folders             the folders (LIST), with message and unseen counts (STATUS)");
@@ -142,6 +142,7 @@ fn imap_help() {
     println!("  search KEYS...      IMAP search keys: unseen, from alice, subject lunch, since 1-Nov-2026");
     println!("  copy N FOLDER       copy message(s) to FOLDER; move N FOLDER moves them (MOVE)");
     println!("  create FOLDER       create a folder; rmfolder FOLDER deletes one (DELETE)");
+    println!("  append FILE [FOLDER] store the message in FILE (RFC 5322) in FOLDER (APPEND)");
     println!("  noop                ask for news: new or removed messages (NOOP)");
     println!("  idle [SECONDS]      wait for news as it happens, 30 s unless told (IDLE)");
     println!(
@@ -546,6 +547,25 @@ fn one(
                     printable(folder.as_bytes())
                 );
             }
+        }
+        "append" | "upload" => {
+            let path = arg(args, 0, "append FILE [FOLDER]")?;
+            let folder = match rest_of_line(line, 1) {
+                "" => c
+                    .selected()
+                    .map(|f| f.name.clone())
+                    .unwrap_or_else(|| "INBOX".to_string()),
+                f => f.to_string(),
+            };
+            let message = std::fs::read(path)
+                .map_err(|e| AgentError::local(format!("cannot read {path}: {e}")))?;
+            if message.is_empty() {
+                return Err(
+                    AgentError::local(format!("{path} is empty: nothing to append")).into(),
+                );
+            }
+            let ok = rt.block_on(c.append(&folder, &[], &message))?;
+            println!("{ok}");
         }
         "create" | "mkdir" => {
             let name = rest_of_line(line, 0);
