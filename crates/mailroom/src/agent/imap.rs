@@ -12,8 +12,8 @@ use mailroom_client::imap::parse::StatusText;
 use mailroom_client::imap::{Fetched, FlagOp, ImapClient, ImapError};
 use mailroom_client::trace::printable;
 
-use super::common::{self, imap_failure, AgentError, Failure};
-use super::interactive::{fail, CommandFailure, Flow, Read, Session};
+use super::common::{self, imap_failure, AgentError};
+use super::interactive::{fail, Flow, Session};
 use super::show;
 
 /// What a listing fetches: enough for number, flags, size, sender, subject and date, without
@@ -170,7 +170,7 @@ pub(super) fn session(s: &mut Session) -> Result<Flow, AgentError> {
             Ok::<_, AgentError>((c, ok, sel))
         })
     };
-    let mut c = match login {
+    let c = match login {
         Ok((c, mut ok, sel)) => {
             // The capability list in the OK is for programs (--trace shows it); not for people.
             if ok
@@ -193,56 +193,52 @@ pub(super) fn session(s: &mut Session) -> Result<Flow, AgentError> {
         }
     };
     println!("Logged in to {server}. Commands: {IMAP_COMMANDS} (help).");
-    loop {
-        let prompt = match c.selected() {
+    super::interactive::run_sub_prompt(s, ImapPrompt(c))
+}
+
+struct ImapPrompt(ImapClient);
+
+impl super::interactive::SubPrompt for ImapPrompt {
+    type Reply = StatusText;
+    const PROTOCOL: &'static str = "IMAP";
+    const AGAIN: &'static str = "imap";
+    const QUIT: &'static str = "LOGOUT";
+
+    /// `imap:FOLDER>>> `, or `imap>>> ` while no folder is selected.
+    fn prompt(&self) -> String {
+        match self.0.selected() {
             Some(f) => format!("imap:{}>>> ", printable(f.name.as_bytes())),
             None => "imap>>> ".to_string(),
-        };
-        let line = match s.input.read(&prompt, true)? {
-            Read::Eof => {
-                println!("(end of input: sending LOGOUT)");
-                logout(s, c);
-                return Ok(Flow::Exit);
-            }
-            Read::Interrupted => {
-                println!("(type quit to end the IMAP session)");
-                continue;
-            }
-            Read::Line(l) => l,
-        };
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let Some(cmd) = words.first().map(|w| w.to_ascii_lowercase()) else {
-            continue;
-        };
-        let args = &words[1..];
-        match cmd.as_str() {
-            "quit" | "logout" => {
-                logout(s, c);
-                return Ok(Flow::Continue);
-            }
-            "exit" => {
-                logout(s, c);
-                return Ok(Flow::Exit);
-            }
-            "help" | "?" => imap_help(),
-            _ => match one(s, &mut c, &cmd, args, &line) {
-                Ok(()) => {}
-                Err(CommandFailure::Local(e)) => fail(s, e),
-                Err(CommandFailure::Server(ImapError::Rejected { reply, .. }))
-                    if reply.status != mailroom_client::imap::parse::Status::Bye =>
-                {
-                    // A tagged NO or BAD: show it; the session goes on.
-                    println!("{reply}");
-                    s.failure = Some(Failure::Refused);
-                }
-                Err(CommandFailure::Server(e)) => {
-                    let e = imap_failure(e, false, &s.user);
-                    fail(s, e);
-                    println!("(the IMAP session is over; type imap to log in again)");
-                    return Ok(Flow::Continue);
-                }
-            },
         }
+    }
+    fn help(&self) {
+        imap_help()
+    }
+    fn one(
+        &mut self,
+        s: &Session,
+        cmd: &str,
+        args: &[&str],
+        line: &str,
+    ) -> Result<(), ImapFailure> {
+        one(s, &mut self.0, cmd, args, line)
+    }
+    fn quit(self, s: &mut Session) {
+        logout(s, self.0)
+    }
+    /// A tagged NO or BAD; a BYE ends the session.
+    fn refusal(e: &ImapError) -> Option<String> {
+        match e {
+            ImapError::Rejected { reply, .. }
+                if reply.status != mailroom_client::imap::parse::Status::Bye =>
+            {
+                Some(reply.to_string())
+            }
+            _ => None,
+        }
+    }
+    fn failure(e: ImapError, user: &str) -> AgentError {
+        imap_failure(e, false, user)
     }
 }
 

@@ -476,7 +476,7 @@ fn pop_command(s: &mut Session) -> Result<Flow, AgentError> {
             inbox::login(&server, &user, &password, apop, &common_args, true).await
         })
     };
-    let mut c = match login {
+    let c = match login {
         Ok((c, reply)) => {
             println!("{reply}");
             c
@@ -487,15 +487,47 @@ fn pop_command(s: &mut Session) -> Result<Flow, AgentError> {
         }
     };
     println!("Logged in to {server}. Commands: {POP_COMMANDS} (help).");
+    run_sub_prompt(s, PopPrompt(c))
+}
+
+/// A protocol's sub-prompt (`pop>>>`, `imap:FOLDER>>>`): what differs between them. The loop
+/// that reads commands, and what happens on end of input, a refusal or a lost connection, is
+/// [`run_sub_prompt`] for both.
+pub(super) trait SubPrompt {
+    type Reply: std::fmt::Display + std::fmt::Debug;
+    /// "POP3" or "IMAP", and the main-prompt command that logs in again.
+    const PROTOCOL: &'static str;
+    const AGAIN: &'static str;
+    /// The command that ends the session (QUIT, LOGOUT), for the end-of-input notice.
+    const QUIT: &'static str;
+    fn prompt(&self) -> String;
+    fn help(&self);
+    fn one(
+        &mut self,
+        s: &Session,
+        cmd: &str,
+        args: &[&str],
+        line: &str,
+    ) -> Result<(), CommandFailure<Self::Reply>>;
+    /// Ends the session politely (QUIT, LOGOUT), reporting the answer.
+    fn quit(self, s: &mut Session);
+    /// The server's refusal of one command, which the session survives (`-ERR`, `NO`,
+    /// `BAD`), as it should be shown; `None` when the error ends the session.
+    fn refusal(e: &mailroom_client::ClientError<Self::Reply>) -> Option<String>;
+    fn failure(e: mailroom_client::ClientError<Self::Reply>, user: &str) -> AgentError;
+}
+
+/// Reads and runs sub-prompt commands until quit, exit, end of input or a lost connection.
+pub(super) fn run_sub_prompt<P: SubPrompt>(s: &mut Session, mut p: P) -> Result<Flow, AgentError> {
     loop {
-        let line = match s.input.read(POP_PROMPT, true)? {
+        let line = match s.input.read(&p.prompt(), true)? {
             Read::Eof => {
-                println!("(end of input: sending QUIT)");
-                pop_quit(s, c);
+                println!("(end of input: sending {})", P::QUIT);
+                p.quit(s);
                 return Ok(Flow::Exit);
             }
             Read::Interrupted => {
-                println!("(type quit to end the POP3 session)");
+                println!("(type quit to end the {} session)", P::PROTOCOL);
                 continue;
             }
             Read::Line(l) => l,
@@ -506,33 +538,74 @@ fn pop_command(s: &mut Session) -> Result<Flow, AgentError> {
         };
         let args = &words[1..];
         match cmd.as_str() {
-            "quit" => {
-                pop_quit(s, c);
+            "quit" | "logout" => {
+                p.quit(s);
                 return Ok(Flow::Continue);
             }
             "exit" => {
-                pop_quit(s, c);
+                p.quit(s);
                 return Ok(Flow::Exit);
             }
-            "help" | "?" => pop_help(),
-            _ => match pop_one(s, &mut c, &cmd, args) {
+            "help" | "?" => p.help(),
+            _ => match p.one(s, &cmd, args, &line) {
                 Ok(()) => {}
                 Err(CommandFailure::Local(e)) => fail(s, e),
-                Err(CommandFailure::Server(e @ Pop3Error::Rejected { .. })) => {
-                    // The server said -ERR: show its reply; the session goes on.
-                    if let Pop3Error::Rejected { reply, .. } = &e {
+                Err(CommandFailure::Server(e)) => match P::refusal(&e) {
+                    // The server refused this command: show its reply; the session goes on.
+                    Some(reply) => {
                         println!("{reply}");
+                        s.failure = Some(Failure::Refused);
                     }
-                    s.failure = Some(Failure::Refused);
-                }
-                Err(CommandFailure::Server(e)) => {
-                    let e = pop3_failure(e, false, &s.user);
-                    fail(s, e);
-                    println!("(the POP3 session is over; type pop to log in again)");
-                    return Ok(Flow::Continue);
-                }
+                    None => {
+                        let e = P::failure(e, &s.user);
+                        fail(s, e);
+                        println!(
+                            "(the {} session is over; type {} to log in again)",
+                            P::PROTOCOL,
+                            P::AGAIN
+                        );
+                        return Ok(Flow::Continue);
+                    }
+                },
             },
         }
+    }
+}
+
+struct PopPrompt(Pop3Client);
+
+impl SubPrompt for PopPrompt {
+    type Reply = mailroom_client::pop3::Pop3Reply;
+    const PROTOCOL: &'static str = "POP3";
+    const AGAIN: &'static str = "pop";
+    const QUIT: &'static str = "QUIT";
+
+    fn prompt(&self) -> String {
+        POP_PROMPT.to_string()
+    }
+    fn help(&self) {
+        pop_help()
+    }
+    fn one(
+        &mut self,
+        s: &Session,
+        cmd: &str,
+        args: &[&str],
+        _line: &str,
+    ) -> Result<(), PopFailure> {
+        pop_one(s, &mut self.0, cmd, args)
+    }
+    fn quit(self, s: &mut Session) {
+        pop_quit(s, self.0)
+    }
+    fn refusal(e: &Pop3Error) -> Option<String> {
+        match e {
+            Pop3Error::Rejected { reply, .. } => Some(reply.to_string()),
+            _ => None,
+        }
+    }
+    fn failure(e: Pop3Error, user: &str) -> AgentError {
+        pop3_failure(e, false, user)
     }
 }
 
