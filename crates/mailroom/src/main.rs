@@ -17,7 +17,7 @@ use tracing::Instrument;
 #[command(
     name = "mailroom",
     version,
-    about = "A complete mail system in one binary: SMTP, POP3, accounts, lab services"
+    about = "A complete mail system in one binary: SMTP, POP3, IMAP, the outbound queue, a mail client (agent) and the socket-lab services"
 )]
 struct Cli {
     /// Config file (TOML, see docs/CONFIG.md). Without it the embedded default is used.
@@ -60,9 +60,11 @@ enum Command {
     /// Inspect and steer the outbound queue.
     #[command(subcommand)]
     Queue(QueueCommand),
-    /// Copy the data directory (every message, account, folder and queue entry, and the
-    /// self-signed TLS certificate) into a new directory while the server runs. The copy is a
-    /// data directory itself: point `data_dir` at it (or copy it back) to restore.
+    /// Copy the data directory into a new directory while the server runs
+    ///
+    /// Every message, account, folder and queue entry, and the self-signed TLS certificate.
+    /// The copy is a data directory itself: point `data_dir` at it (or copy it back) to
+    /// restore.
     Backup {
         /// The directory to create (it must not exist, or be empty).
         dir: PathBuf,
@@ -89,9 +91,10 @@ enum UserCommand {
     Remove { address: String },
     /// Change an account's password (from stdin, or asked on a terminal).
     Passwd { address: String },
-    /// Set an account's storage quota: SIZE like 500M or 2G (1K = 1024 octets), 0 for
-    /// unlimited, `none` to go back to the default (limits.account_quota). A running server
-    /// applies it at once.
+    /// Set an account's storage quota (SIZE: 500M, 2G, 0 for unlimited, none for the default)
+    ///
+    /// SIZE in octets or with K, M, G (1K = 1024 octets); 0 means unlimited and `none` goes
+    /// back to the default (limits.account_quota). A running server applies it at once.
     Quota { address: String, size: String },
 }
 
