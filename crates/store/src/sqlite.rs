@@ -130,10 +130,36 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE accounts ADD COLUMN quota INTEGER;
     "#,
+    // v6: each account's usage kept by the database itself, in the same transaction as every
+    // change: a row added to or removed from mailbox_messages adds or subtracts its message's
+    // size. (Every delete path removes an account's mailbox_messages rows before its
+    // mailboxes, so the mailbox is still there to name the account.) The quota check then
+    // reads one row instead of summing the whole account.
+    r#"
+    ALTER TABLE accounts ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
+    UPDATE accounts SET used = (
+        SELECT COALESCE(SUM(mi.size), 0)
+          FROM mailboxes m
+         CROSS JOIN mailbox_messages mm ON mm.mailbox_id = m.id
+         CROSS JOIN message_info mi ON mi.message_id = mm.message_id
+         WHERE m.account_id = accounts.id);
+    CREATE TRIGGER mailbox_messages_used_insert AFTER INSERT ON mailbox_messages BEGIN
+        UPDATE accounts
+           SET used = used + COALESCE((SELECT size FROM message_info WHERE message_id = NEW.message_id), 0)
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+    END;
+    CREATE TRIGGER mailbox_messages_used_delete AFTER DELETE ON mailbox_messages BEGIN
+        UPDATE accounts
+           SET used = used - COALESCE((SELECT size FROM message_info WHERE message_id = OLD.message_id), 0)
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+    END;
+    "#,
 ];
 
-/// The octets an account's messages take (see [`MailStore::account_usage`]). Every step is an
-/// index lookup, never a scan (`usage_query_uses_indexes` checks the plan):
+/// The octets an account's messages take, computed from scratch: what the `accounts.used`
+/// counter (schema v6) must always equal (the tests check it after every kind of change; the
+/// v6 migration fills the counter with the same sum). Every step is an index lookup, never a
+/// scan (`usage_query_uses_indexes` checks the plan):
 /// ```text
 /// SEARCH m USING COVERING INDEX sqlite_autoindex_mailboxes_1 (account_id=?)
 /// SEARCH mm USING PRIMARY KEY (mailbox_id=?)
@@ -142,6 +168,7 @@ const MIGRATIONS: &[&str] = &[
 /// CROSS JOIN fixes that order (SQLite never reorders a CROSS JOIN), so the planner cannot
 /// start from message_info and walk every message of every account. The cost is one lookup
 /// per message of the account.
+#[cfg(test)]
 const USAGE_SQL: &str = "SELECT COALESCE(SUM(mi.size), 0)
        FROM mailboxes m
       CROSS JOIN mailbox_messages mm ON mm.mailbox_id = m.id
@@ -671,10 +698,13 @@ impl MailStore for SqliteStore {
     }
 
     fn account_usage(&self, account: AccountId) -> Result<u64> {
+        // The counter the v6 triggers keep (USAGE_SQL computes the same from scratch).
         self.read(|c| {
-            let mut st = c.prepare_cached(USAGE_SQL)?;
-            let used: i64 = st.query_row(params![account.0], |r| r.get(0))?;
-            Ok(used.max(0) as u64)
+            let used: Option<i64> = c
+                .prepare_cached("SELECT used FROM accounts WHERE id = ?1")?
+                .query_row(params![account.0], |r| r.get(0))
+                .optional()?;
+            Ok(used.unwrap_or(0).max(0) as u64)
         })
     }
 
@@ -1639,6 +1669,59 @@ mod tests {
         assert_eq!(ends, vec![true, false, true]);
     }
 
+    /// The counter the triggers keep equals the sum from scratch, for every account.
+    fn counter_matches_sum(s: &SqliteStore) {
+        let rows: Vec<(i64, i64, i64)> = s
+            .read(|c| {
+                let mut st = c.prepare(&format!(
+                    "SELECT id, used, ({}) FROM accounts",
+                    USAGE_SQL.replace("?1", "accounts.id")
+                ))?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .unwrap();
+        for (id, used, sum) in rows {
+            assert_eq!(used, sum, "account {id}: counter {used}, sum {sum}");
+        }
+    }
+
+    #[test]
+    fn usage_counter_follows_every_change() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let b = s.add_account("b@x.test", "h").unwrap();
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
+        for i in 0..5 {
+            s.deliver(Delivery {
+                local_message: vec![b'x'; 100 + i],
+                local: vec![a, b],
+                outbound: None,
+            })
+            .unwrap();
+            counter_matches_sum(&s);
+        }
+        let work = s.create_mailbox(a, "Work").unwrap();
+        s.copy_messages(inbox, &[1, 2, 3], work, false).unwrap();
+        counter_matches_sum(&s);
+        s.copy_messages(inbox, &[4], work, true).unwrap();
+        counter_matches_sum(&s);
+        s.expunge(inbox, &[1, 5]).unwrap();
+        counter_matches_sum(&s);
+        s.rename_mailbox(a, "Work", "Old").unwrap();
+        counter_matches_sum(&s);
+        s.delete_mailbox(work).unwrap();
+        counter_matches_sum(&s);
+        s.remove_account("b@x.test").unwrap();
+        counter_matches_sum(&s);
+        assert!(s.account_usage(a).unwrap() > 0);
+        assert_eq!(
+            s.account_usage(b).unwrap(),
+            0,
+            "a removed account uses nothing"
+        );
+    }
+
     #[test]
     fn usage_sums_sizes_over_all_mailboxes() {
         let (_d, s) = store();
@@ -1726,7 +1809,7 @@ mod tests {
     }
 
     #[test]
-    fn migration_to_v5_keeps_accounts_without_quota() {
+    fn migration_from_v4_keeps_accounts_and_counts_usage() {
         let dir = tempfile::tempdir().unwrap();
         {
             // A data directory as the previous release (schema v4) left it.
@@ -1740,14 +1823,28 @@ mod tests {
                 [],
             )
             .unwrap();
+            // One message of 42 octets in its INBOX: the v6 counter starts from it.
+            c.execute_batch(
+                "INSERT INTO mailboxes (account_id, name, uidvalidity) VALUES (1, 'INBOX', 1);
+                 INSERT INTO messages (size, created, data) VALUES (42, 0, x'00');
+                 INSERT INTO message_info (message_id, size, ends_lf) VALUES (1, 42, 0);
+                 INSERT INTO mailbox_messages (mailbox_id, uid, message_id, internal_date)
+                      VALUES (1, 1, 1, 0);",
+            )
+            .unwrap();
         }
         let s = SqliteStore::open(dir.path()).unwrap();
         let v: i64 = s
             .read(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
             .unwrap();
-        assert_eq!(v, 5);
+        assert_eq!(v as usize, MIGRATIONS.len());
         let a = s.find_account("old@x.test").unwrap().unwrap();
         assert_eq!(a.password_hash, "h");
+        assert_eq!(
+            s.account_usage(a.id).unwrap(),
+            42,
+            "the counter starts at the sum"
+        );
         assert_eq!(a.quota, None, "existing accounts get the default");
         s.set_quota("old@x.test", Some(4096)).unwrap();
         assert_eq!(
