@@ -166,20 +166,12 @@ impl ImapClient {
         timeout: Duration,
         trace: Option<TraceFn>,
     ) -> Result<ImapClient, ImapError> {
-        Self::connect_with(server, timeout, trace, None).await
+        Self::open(server, timeout, trace, None).await
     }
 
-    /// Connects with implicit TLS (RFC 8314, the port 993 kind).
-    pub async fn connect_tls(
-        server: &str,
-        timeout: Duration,
-        trace: Option<TraceFn>,
-        tls: &ClientTls,
-    ) -> Result<ImapClient, ImapError> {
-        Self::connect_with(server, timeout, trace, Some(tls)).await
-    }
-
-    async fn connect_with(
+    /// Connects, with `tls` at once (implicit TLS, RFC 8314: the port 465/993/995 kind) or
+    /// in clear, and reads the greeting.
+    pub async fn open(
         server: &str,
         timeout: Duration,
         trace: Option<TraceFn>,
@@ -280,6 +272,10 @@ impl ImapClient {
 
     /// LOGIN (RFC 9051 §6.2.3), the password masked in the trace. Returns the tagged OK.
     pub async fn login(&mut self, user: &str, password: &str) -> Result<StatusText, ImapError> {
+        // A PREAUTH greeting (RFC 9051 §7.1.4) logged us in already; LOGIN would be a BAD.
+        if self.authenticated {
+            return Ok(self.greeting.clone());
+        }
         if self.capabilities.is_empty() {
             self.capability().await?;
         }

@@ -144,20 +144,12 @@ impl Pop3Client {
         timeout: Duration,
         trace: Option<TraceFn>,
     ) -> Result<Pop3Client, Pop3Error> {
-        Self::connect_with(server, timeout, trace, None).await
+        Self::open(server, timeout, trace, None).await
     }
 
-    /// Connects with implicit TLS (RFC 8314, the port 995 kind).
-    pub async fn connect_tls(
-        server: &str,
-        timeout: Duration,
-        trace: Option<TraceFn>,
-        tls: &ClientTls,
-    ) -> Result<Pop3Client, Pop3Error> {
-        Self::connect_with(server, timeout, trace, Some(tls)).await
-    }
-
-    async fn connect_with(
+    /// Connects, with `tls` at once (implicit TLS, RFC 8314: the port 465/993/995 kind) or
+    /// in clear, and reads the greeting.
+    pub async fn open(
         server: &str,
         timeout: Duration,
         trace: Option<TraceFn>,

@@ -413,21 +413,12 @@ impl SmtpClient {
         timeout: Duration,
         trace: Option<TraceFn>,
     ) -> Result<SmtpClient, SmtpError> {
-        Self::connect_with(server, timeout, trace, None).await
+        Self::open(server, timeout, trace, None).await
     }
 
-    /// Connects with implicit TLS (RFC 8314 §3.3, the port 465 kind): the handshake comes
-    /// first, then the 220 greeting.
-    pub async fn connect_tls(
-        server: &str,
-        timeout: Duration,
-        trace: Option<TraceFn>,
-        tls: &ClientTls,
-    ) -> Result<SmtpClient, SmtpError> {
-        Self::connect_with(server, timeout, trace, Some(tls)).await
-    }
-
-    async fn connect_with(
+    /// Connects, with `tls` at once (implicit TLS, RFC 8314: the port 465/993/995 kind) or
+    /// in clear, and reads the greeting.
+    pub async fn open(
         server: &str,
         timeout: Duration,
         trace: Option<TraceFn>,

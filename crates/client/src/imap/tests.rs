@@ -342,3 +342,19 @@ async fn append_sends_the_message_as_a_literal_with_crlf() {
     assert_eq!(lines[at + 1..at + 4], ["C: Subject: x", "C:", "C: body"]);
     assert_eq!(crlf(b"a\nb\r\nc\rd\n"), b"a\r\nb\r\nc\rd\r\n");
 }
+
+#[tokio::test]
+async fn preauth_needs_no_login() {
+    let (addr, task) = fake(vec![
+        Send("* PREAUTH [CAPABILITY IMAP4rev1] welcome back\r\n"),
+        Expect("a1 NOOP"),
+        Send("a1 OK NOOP completed\r\n"),
+    ])
+    .await;
+    let mut c = ImapClient::connect(&addr, T, None).await.expect("connect");
+    let ok = c.login("bob", "x").await.expect("login");
+    assert_eq!(ok.status, Status::PreAuth);
+    // No LOGIN went out: the next command the server sees is the NOOP.
+    c.noop().await.expect("noop");
+    task.await.expect("join").expect("script");
+}

@@ -339,6 +339,16 @@ pub enum TlsMode {
     StartTls(ClientTls),
 }
 
+impl TlsMode {
+    /// The TLS to start at once (implicit TLS), if that is the mode.
+    pub fn implicit(&self) -> Option<&ClientTls> {
+        match self {
+            TlsMode::Implicit(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
 impl CommonArgs {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout.max(1))

@@ -32,13 +32,9 @@ pub async fn login(
 ) -> Result<(ImapClient, StatusText), AgentError> {
     let trace = common::tracer(common_args.trace, trace_to_stdout);
     let tls = common_args.tls_mode()?;
-    let mut c = match &tls {
-        common::TlsMode::Implicit(t) => {
-            ImapClient::connect_tls(server, common_args.timeout(), trace, t).await
-        }
-        _ => ImapClient::connect(server, common_args.timeout(), trace).await,
-    }
-    .map_err(|e| imap_failure(e, false, user))?;
+    let mut c = ImapClient::open(server, common_args.timeout(), trace, tls.implicit())
+        .await
+        .map_err(|e| imap_failure(e, false, user))?;
     if let common::TlsMode::StartTls(t) = &tls {
         c.starttls(t)
             .await

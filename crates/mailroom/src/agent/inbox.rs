@@ -22,13 +22,9 @@ pub async fn login(
 ) -> Result<(Pop3Client, String), AgentError> {
     let trace = common::tracer(common_args.trace, trace_to_stdout);
     let tls = common_args.tls_mode()?;
-    let mut c = match &tls {
-        common::TlsMode::Implicit(t) => {
-            Pop3Client::connect_tls(server, common_args.timeout(), trace, t).await
-        }
-        _ => Pop3Client::connect(server, common_args.timeout(), trace).await,
-    }
-    .map_err(|e| pop3_failure(e, false, user))?;
+    let mut c = Pop3Client::open(server, common_args.timeout(), trace, tls.implicit())
+        .await
+        .map_err(|e| pop3_failure(e, false, user))?;
     if let common::TlsMode::StartTls(t) = &tls {
         c.stls(t).await.map_err(|e| pop3_failure(e, false, user))?;
     }

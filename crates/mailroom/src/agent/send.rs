@@ -76,12 +76,13 @@ pub async fn send_message(
         .map(|(u, _)| u.as_str())
         .unwrap_or(from);
     let fail = |e, phase| smtp_failure(e, phase, user);
-    let mut c = match &target.tls {
-        common::TlsMode::Implicit(tls) => {
-            SmtpClient::connect_tls(&target.server, target.timeout, target.trace.clone(), tls).await
-        }
-        _ => SmtpClient::connect(&target.server, target.timeout, target.trace.clone()).await,
-    }
+    let mut c = SmtpClient::open(
+        &target.server,
+        target.timeout,
+        target.trace.clone(),
+        target.tls.implicit(),
+    )
+    .await
     .map_err(|e| fail(e, SmtpPhase::Connect))?;
     progress(format!("connected to {}: {}", c.server(), c.greeting()));
     c.hello(&common::helo_name())
