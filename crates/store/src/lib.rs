@@ -51,14 +51,39 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+// Identifiers. The store never hands out an id twice (schema v7: AUTOINCREMENT on every
+// table whose ids leave the store), so an id a session still holds after its row was deleted
+// names nothing rather than somebody else's row.
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AccountId(pub i64);
+
+/// A mailbox as a session holds it: the account it belongs to and the mailbox's own id.
+/// Every store call that takes one checks both, so a handle can only ever reach a mailbox of
+/// its own account (and, ids never being reused, only the mailbox it was made for).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MailboxId(pub i64);
+pub struct MailboxId {
+    pub account: AccountId,
+    pub id: i64,
+}
+
+/// A stored message's octets. Never reused and never changed, so it is also what caches of
+/// things computed from a message are keyed by. Sessions do not read by it: they read through
+/// a [`MessageRef`] that names where they are entitled to see the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MessageId(pub i64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueId(pub i64);
+
+/// Where a reader is entitled to see a message; the store reads a message only through the
+/// place that holds it, and answers `NotFound` once it is no longer there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageRef {
+    /// The message with this UID in this mailbox of this account.
+    Mailbox { mailbox: MailboxId, uid: u32 },
+    /// The message of this outbound queue entry (the queue runner's own reads).
+    Queued(QueueId),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -214,6 +239,9 @@ pub trait MailStore: Send + Sync {
     /// Case-insensitive lookup.
     fn find_account(&self, address: &str) -> Result<Option<Account>>;
     fn list_accounts(&self) -> Result<Vec<Account>>;
+    /// The account with this id, as stored now (`None` once removed). Sessions check it
+    /// before acting, so a removed account or a changed password ends them.
+    fn account_by_id(&self, id: AccountId) -> Result<Option<Account>>;
     /// Sets (or with `None` clears) an account's own quota in octets (see [`Account::quota`]).
     fn set_quota(&self, address: &str, quota: Option<u64>) -> Result<()>;
     /// Octets the account's messages take: the sum of their sizes over all its mailboxes, a
@@ -251,15 +279,16 @@ pub trait MailStore: Send + Sync {
         mailbox: MailboxId,
         since_modseq: u64,
     ) -> Result<(Vec<u32>, Vec<MessageMeta>)>;
-    /// Size in octets of a stored message.
-    fn message_size(&self, message: MessageId) -> Result<u64>;
+    /// Size in octets of a stored message; `NotFound` once it is no longer where `message` says.
+    fn message_size(&self, message: MessageRef) -> Result<u64>;
     /// Reads up to `buf.len()` octets at `offset`; returns how many were read (0 at the end).
-    fn read_message_at(&self, message: MessageId, offset: u64, buf: &mut [u8]) -> Result<usize>;
+    /// `NotFound` once the message is no longer where `message` says.
+    fn read_message_at(&self, message: MessageRef, offset: u64, buf: &mut [u8]) -> Result<usize>;
     /// Removes the given UIDs from a mailbox (missing ones are ignored); returns those removed.
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
 
     // ---- IMAP (RFC 9051) ----
-    /// A mailbox by id (`None` once deleted).
+    /// A mailbox by id (`None` once deleted; never another account's).
     fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<MailboxInfo>>;
     /// Creates a mailbox with a fresh UIDVALIDITY; `Exists` if the name is taken.
     fn create_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxId>;
@@ -327,7 +356,7 @@ pub trait MailStore: Send + Sync {
 }
 
 /// Reads a whole message (for small messages and tests; drivers stream with `read_message_at`).
-pub fn read_message(store: &dyn MailStore, message: MessageId) -> Result<Vec<u8>> {
+pub fn read_message(store: &dyn MailStore, message: MessageRef) -> Result<Vec<u8>> {
     let size = store.message_size(message)?;
     let mut out = vec![
         0u8;

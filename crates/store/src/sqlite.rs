@@ -154,6 +154,92 @@ const MIGRATIONS: &[&str] = &[
          WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
     END;
     "#,
+    // v7: ids are never handed out twice. Without AUTOINCREMENT, SQLite gives a new row the id
+    // of a deleted row that had the highest id, and a session still holding the old id (a
+    // selected mailbox, a POP3 maildrop, a logged-in account) reached the new row: another
+    // account's mail. Each table is rebuilt with AUTOINCREMENT (SQLite's documented 12-step
+    // procedure: new table, copy, drop, rename; foreign keys are off while migrating, and the
+    // triggers that name the tables are dropped and made again). The counter in
+    // sqlite_sequence starts at the highest id present. UIDVALIDITY gets a counter of its own
+    // (`counters`), so a mailbox deleted and created again never gets the same value even in
+    // the same second (RFC 9051 §2.3.1.1); it was the highest value present, which a delete
+    // could lower.
+    r#"
+    DROP TRIGGER mailbox_messages_used_insert;
+    DROP TRIGGER mailbox_messages_used_delete;
+
+    CREATE TABLE accounts_v7 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        address TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        quota INTEGER,
+        used INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO accounts_v7 (id, address, password_hash, created, quota, used)
+        SELECT id, address, password_hash, created, quota, used FROM accounts;
+    DROP TABLE accounts;
+    ALTER TABLE accounts_v7 RENAME TO accounts;
+
+    CREATE TABLE mailboxes_v7 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uidnext INTEGER NOT NULL DEFAULT 1,
+        highest_modseq INTEGER NOT NULL DEFAULT 1,
+        special_use TEXT,
+        subscribed INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (account_id, name)
+    );
+    INSERT INTO mailboxes_v7 SELECT id, account_id, name, uidvalidity, uidnext, highest_modseq,
+        special_use, subscribed FROM mailboxes;
+    DROP TABLE mailboxes;
+    ALTER TABLE mailboxes_v7 RENAME TO mailboxes;
+
+    CREATE TABLE messages_v7 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        size INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    INSERT INTO messages_v7 (id, size, created, data) SELECT id, size, created, data FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_v7 RENAME TO messages;
+
+    CREATE TABLE queue_recipients_v7 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt INTEGER NOT NULL,
+        last_error TEXT
+    );
+    INSERT INTO queue_recipients_v7 SELECT id, queue_id, recipient, status, attempts,
+        next_attempt, last_error FROM queue_recipients;
+    DROP TABLE queue_recipients;
+    ALTER TABLE queue_recipients_v7 RENAME TO queue_recipients;
+    CREATE INDEX queue_recipients_due ON queue_recipients(status, next_attempt);
+
+    CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO counters (name, value)
+        VALUES ('uidvalidity', (SELECT COALESCE(MAX(uidvalidity), 0) FROM mailboxes));
+
+    CREATE TRIGGER mailbox_messages_used_insert AFTER INSERT ON mailbox_messages BEGIN
+        UPDATE accounts
+           SET used = used + COALESCE((SELECT size FROM message_info WHERE message_id = NEW.message_id), 0)
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+    END;
+    CREATE TRIGGER mailbox_messages_used_delete AFTER DELETE ON mailbox_messages BEGIN
+        UPDATE accounts
+           SET used = used - COALESCE((SELECT size FROM message_info WHERE message_id = OLD.message_id), 0)
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+    END;
+    "#,
 ];
 
 /// The octets an account's messages take, computed from scratch: what the `accounts.used`
@@ -271,14 +357,33 @@ fn migrate(conn: &Connection) -> Result<()> {
             MIGRATIONS.len()
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
-        tracing::info!(version = i + 1, "store schema migrated");
+    if version == MIGRATIONS.len() {
+        return Ok(());
     }
-    Ok(())
+    // Rebuilding a table (v7) drops the old one: foreign keys must be off meanwhile (the
+    // pragma is a no-op inside a transaction), and are checked before each commit.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = (|| -> Result<()> {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            let broken: Option<String> = tx
+                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                .optional()?;
+            if let Some(table) = broken {
+                return Err(StoreError::Invalid(format!(
+                    "schema migration to version {} left a broken reference in table {table}",
+                    i + 1
+                )));
+            }
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+            tracing::info!(version = i + 1, "store schema migrated");
+        }
+        Ok(())
+    })();
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
 }
 
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
@@ -349,15 +454,18 @@ fn normalize_address(address: &str) -> String {
 
 fn new_uidvalidity(conn: &Connection) -> Result<u32> {
     // RFC 9051 §2.3.1.1: UIDVALIDITY must never repeat for a name. Base it on the clock and
-    // make it strictly greater than any we handed out before.
-    let now = u32::try_from(now_unix()).unwrap_or(u32::MAX - 1);
-    let max: Option<i64> =
-        conn.query_row("SELECT MAX(uidvalidity) FROM mailboxes", [], |r| r.get(0))?;
-    let next = match max {
-        Some(m) if m >= i64::from(now) => u32::try_from(m + 1).unwrap_or(u32::MAX),
-        _ => now.max(1),
-    };
-    Ok(next)
+    // make it strictly greater than any value handed out before, deleted mailboxes included:
+    // the last one is kept in `counters` (schema v7), which survives deletes, restarts and
+    // backups (a restored backup goes on from the clock, past anything given out since).
+    let now = now_unix().clamp(1, i64::from(u32::MAX));
+    let next: i64 = conn.query_row(
+        "UPDATE counters SET value = MAX(value + 1, ?1) WHERE name = 'uidvalidity' RETURNING value",
+        params![now],
+        |r| r.get(0),
+    )?;
+    u32::try_from(next).map_err(|_| {
+        StoreError::Invalid("UIDVALIDITY values are exhausted (beyond 2^32 - 1)".into())
+    })
 }
 
 const META_COLS: &str =
@@ -379,7 +487,10 @@ fn row_to_meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
 
 fn row_to_mailbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxInfo> {
     Ok(MailboxInfo {
-        id: MailboxId(r.get(0)?),
+        id: MailboxId {
+            account: AccountId(r.get(1)?),
+            id: r.get(0)?,
+        },
         account: AccountId(r.get(1)?),
         name: r.get(2)?,
         uidvalidity: r.get(3)?,
@@ -408,6 +519,35 @@ fn insert_message(conn: &Connection, data: &[u8]) -> Result<MessageId> {
         ],
     )?;
     Ok(MessageId(id))
+}
+
+/// `NotFound` unless the mailbox exists and belongs to the handle's account: every call that
+/// takes a [`MailboxId`] goes through here (or has both in its own WHERE clause).
+fn check_mailbox(c: &Connection, mailbox: MailboxId) -> Result<()> {
+    let found = c
+        .prepare_cached("SELECT 1 FROM mailboxes WHERE id = ?1 AND account_id = ?2")?
+        .query_row(params![mailbox.id, mailbox.account.0], |_| Ok(()))
+        .optional()?;
+    found.ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))
+}
+
+/// The stored message a reader may see through `r`, if it is still there.
+fn resolve_message(c: &Connection, r: MessageRef) -> Result<i64> {
+    let found: Option<i64> = match r {
+        MessageRef::Mailbox { mailbox, uid } => c
+            .prepare_cached(
+                "SELECT mm.message_id FROM mailbox_messages mm
+                   JOIN mailboxes m ON m.id = mm.mailbox_id
+                  WHERE mm.mailbox_id = ?1 AND mm.uid = ?2 AND m.account_id = ?3",
+            )?
+            .query_row(params![mailbox.id, uid, mailbox.account.0], |r| r.get(0))
+            .optional()?,
+        MessageRef::Queued(q) => c
+            .prepare_cached("SELECT message_id FROM queue WHERE id = ?1")?
+            .query_row(params![q.0], |r| r.get(0))
+            .optional()?,
+    };
+    found.ok_or_else(|| StoreError::NotFound("message".into()))
 }
 
 /// Deletes a message blob once nothing refers to it any more.
@@ -674,6 +814,15 @@ impl MailStore for SqliteStore {
         })
     }
 
+    fn account_by_id(&self, id: AccountId) -> Result<Option<Account>> {
+        self.read(|c| {
+            let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1");
+            Ok(c.prepare_cached(&sql)?
+                .query_row(params![id.0], row_to_account)
+                .optional()?)
+        })
+    }
+
     fn set_quota(&self, address: &str, quota: Option<u64>) -> Result<()> {
         let address = normalize_address(address);
         let quota = match quota.map(i64::try_from) {
@@ -814,12 +963,13 @@ impl MailStore for SqliteStore {
 
     fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
         self.read(|c| {
+            check_mailbox(c, mailbox)?;
             let sql = format!(
                 "SELECT {META_COLS} FROM mailbox_messages mm JOIN message_info mi ON mi.message_id = mm.message_id
                   WHERE mm.mailbox_id = ?1 ORDER BY mm.uid"
             );
             let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(params![mailbox.0], row_to_meta)?;
+            let rows = st.query_map(params![mailbox.id], row_to_meta)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -830,11 +980,12 @@ impl MailStore for SqliteStore {
         since_modseq: u64,
     ) -> Result<(Vec<u32>, Vec<MessageMeta>)> {
         self.read(|c| {
+            check_mailbox(c, mailbox)?;
             let mut st = c.prepare_cached(
                 "SELECT uid FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid",
             )?;
             let uids = st
-                .query_map(params![mailbox.0], |r| r.get(0))?
+                .query_map(params![mailbox.id], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<u32>>>()?;
             let sql = format!(
                 "SELECT {META_COLS} FROM mailbox_messages mm JOIN message_info mi ON mi.message_id = mm.message_id
@@ -843,28 +994,32 @@ impl MailStore for SqliteStore {
             let mut st = c.prepare_cached(&sql)?;
             let since = i64::try_from(since_modseq).unwrap_or(i64::MAX);
             let changed = st
-                .query_map(params![mailbox.0, since], row_to_meta)?
+                .query_map(params![mailbox.id, since], row_to_meta)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok((uids, changed))
         })
     }
 
-    fn message_size(&self, message: MessageId) -> Result<u64> {
+    fn message_size(&self, message: MessageRef) -> Result<u64> {
         self.read(|c| {
+            let id = resolve_message(c, message)?;
             c.query_row(
                 "SELECT size FROM message_info WHERE message_id = ?1",
-                params![message.0],
+                params![id],
                 |r| r.get::<_, i64>(0),
             )
             .optional()?
             .map(|s| s as u64)
-            .ok_or_else(|| StoreError::NotFound(format!("message {}", message.0)))
+            .ok_or_else(|| StoreError::NotFound(format!("message {id}")))
         })
     }
 
-    fn read_message_at(&self, message: MessageId, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    fn read_message_at(&self, message: MessageRef, offset: u64, buf: &mut [u8]) -> Result<usize> {
         self.read(|c| {
-            let blob = c.blob_open("main", "messages", "data", message.0, true)?;
+            // The reference is checked and the blob read on one connection, one after the
+            // other; the message may go meanwhile, but its id is never given to another.
+            let id = resolve_message(c, message)?;
+            let blob = c.blob_open("main", "messages", "data", id, true)?;
             let size = blob.len() as u64;
             if offset >= size {
                 return Ok(0);
@@ -879,13 +1034,14 @@ impl MailStore for SqliteStore {
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
         let uids = uids.to_vec();
         self.write(move |c| {
+            check_mailbox(c, mailbox)?;
             let mut removed = Vec::new();
             let mut touched = Vec::new();
             for uid in uids {
                 let msg: Option<i64> = c
                     .query_row(
                         "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2 RETURNING message_id",
-                        params![mailbox.0, uid],
+                        params![mailbox.id, uid],
                         |r| r.get(0),
                     )
                     .optional()?;
@@ -897,7 +1053,7 @@ impl MailStore for SqliteStore {
             if !removed.is_empty() {
                 c.execute(
                     "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1",
-                    params![mailbox.0],
+                    params![mailbox.id],
                 )?;
             }
             for m in touched {
@@ -909,8 +1065,10 @@ impl MailStore for SqliteStore {
 
     fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<MailboxInfo>> {
         self.read(|c| {
-            let sql = format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1");
-            Ok(c.query_row(&sql, params![mailbox.0], row_to_mailbox)
+            let sql =
+                format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1 AND account_id = ?2");
+            Ok(c.prepare_cached(&sql)?
+                .query_row(params![mailbox.id, mailbox.account.0], row_to_mailbox)
                 .optional()?)
         })
     }
@@ -931,26 +1089,27 @@ impl MailStore for SqliteStore {
                 "INSERT INTO mailboxes (account_id, name, uidvalidity) VALUES (?1, ?2, ?3)",
                 params![account.0, name, uv],
             )?;
-            Ok(MailboxId(c.last_insert_rowid()))
+            Ok(MailboxId {
+                account,
+                id: c.last_insert_rowid(),
+            })
         })
     }
 
     fn delete_mailbox(&self, mailbox: MailboxId) -> Result<()> {
         self.write(move |c| {
+            check_mailbox(c, mailbox)?;
             let mut st = c.prepare(
                 "SELECT DISTINCT message_id FROM mailbox_messages WHERE mailbox_id = ?1",
             )?;
             let messages: Vec<i64> = st
-                .query_map(params![mailbox.0], |r| r.get(0))?
+                .query_map(params![mailbox.id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             c.execute(
                 "DELETE FROM mailbox_messages WHERE mailbox_id = ?1",
-                params![mailbox.0],
+                params![mailbox.id],
             )?;
-            let n = c.execute("DELETE FROM mailboxes WHERE id = ?1", params![mailbox.0])?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("mailbox {}", mailbox.0)));
-            }
+            c.execute("DELETE FROM mailboxes WHERE id = ?1", params![mailbox.id])?;
             for m in messages {
                 collect_message(c, m)?;
             }
@@ -994,8 +1153,8 @@ impl MailStore for SqliteStore {
     fn set_subscribed(&self, mailbox: MailboxId, subscribed: bool) -> Result<()> {
         self.write(move |c| {
             c.execute(
-                "UPDATE mailboxes SET subscribed = ?2 WHERE id = ?1",
-                params![mailbox.0, subscribed as i64],
+                "UPDATE mailboxes SET subscribed = ?2 WHERE id = ?1 AND account_id = ?3",
+                params![mailbox.id, subscribed as i64, mailbox.account.0],
             )?;
             Ok(())
         })
@@ -1015,17 +1174,18 @@ impl MailStore for SqliteStore {
             let (uv, uid, modseq): (u32, u32, i64) = c
                 .query_row(
                     "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
-                       WHERE id = ?1 RETURNING uidvalidity, uidnext - 1, highest_modseq",
-                    params![mailbox.0],
+                       WHERE id = ?1 AND account_id = ?2
+                       RETURNING uidvalidity, uidnext - 1, highest_modseq",
+                    params![mailbox.id, mailbox.account.0],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.0)))?;
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))?;
             let msg = insert_message(c, &data)?;
             c.execute(
                 "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![mailbox.0, uid, msg.0, flags.0, kw, internal_date, modseq],
+                params![mailbox.id, uid, msg.0, flags.0, kw, internal_date, modseq],
             )?;
             Ok((uv, uid))
         })
@@ -1043,6 +1203,7 @@ impl MailStore for SqliteStore {
         let uids = uids.to_vec();
         let keywords = keywords.to_vec();
         self.write(move |c| {
+            check_mailbox(c, mailbox)?;
             let mut changed = Vec::new();
             let mut modified = Vec::new();
             let mut modseq: Option<i64> = None;
@@ -1052,7 +1213,7 @@ impl MailStore for SqliteStore {
                         "SELECT mm.message_id, mm.flags, mm.keywords, mm.internal_date, mi.size, mm.modseq, mi.ends_lf
                            FROM mailbox_messages mm JOIN message_info mi ON mi.message_id = mm.message_id
                           WHERE mm.mailbox_id = ?1 AND mm.uid = ?2",
-                        params![mailbox.0, uid],
+                        params![mailbox.id, uid],
                         |r| {
                             Ok((
                                 r.get(0)?,
@@ -1104,7 +1265,7 @@ impl MailStore for SqliteStore {
                         let m: i64 = c.query_row(
                             "UPDATE mailboxes SET highest_modseq = highest_modseq + 1
                                WHERE id = ?1 RETURNING highest_modseq",
-                            params![mailbox.0],
+                            params![mailbox.id],
                             |r| r.get(0),
                         )?;
                         modseq = Some(m);
@@ -1114,7 +1275,7 @@ impl MailStore for SqliteStore {
                 c.execute(
                     "UPDATE mailbox_messages SET flags = ?3, keywords = ?4, modseq = ?5
                       WHERE mailbox_id = ?1 AND uid = ?2",
-                    params![mailbox.0, uid, new_flags.0, new_kw.join(" "), ms],
+                    params![mailbox.id, uid, new_flags.0, new_kw.join(" "), ms],
                 )?;
                 changed.push(MessageMeta {
                     uid,
@@ -1142,21 +1303,22 @@ impl MailStore for SqliteStore {
         uids.sort_unstable();
         uids.dedup();
         self.write(move |c| {
+            check_mailbox(c, from)?;
             let uv: u32 = c
                 .query_row(
-                    "SELECT uidvalidity FROM mailboxes WHERE id = ?1",
-                    params![to.0],
+                    "SELECT uidvalidity FROM mailboxes WHERE id = ?1 AND account_id = ?2",
+                    params![to.id, to.account.0],
                     |r| r.get(0),
                 )
                 .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", to.0)))?;
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", to.id)))?;
             let mut pairs = Vec::new();
             for uid in uids {
                 let row: Option<(i64, u32, String, i64)> = c
                     .query_row(
                         "SELECT message_id, flags, keywords, internal_date FROM mailbox_messages
                           WHERE mailbox_id = ?1 AND uid = ?2",
-                        params![from.0, uid],
+                        params![from.id, uid],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                     )
                     .optional()?;
@@ -1167,18 +1329,18 @@ impl MailStore for SqliteStore {
                 let (new_uid, modseq): (u32, i64) = c.query_row(
                     "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
                        WHERE id = ?1 RETURNING uidnext - 1, highest_modseq",
-                    params![to.0],
+                    params![to.id],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
                 c.execute(
                     "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![to.0, new_uid, message, flags, kw, date, modseq],
+                    params![to.id, new_uid, message, flags, kw, date, modseq],
                 )?;
                 if remove {
                     c.execute(
                         "DELETE FROM mailbox_messages WHERE mailbox_id = ?1 AND uid = ?2",
-                        params![from.0, uid],
+                        params![from.id, uid],
                     )?;
                 }
                 pairs.push((uid, new_uid));
@@ -1186,7 +1348,7 @@ impl MailStore for SqliteStore {
             if remove && !pairs.is_empty() {
                 c.execute(
                     "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1",
-                    params![from.0],
+                    params![from.id],
                 )?;
             }
             Ok((uv, pairs))
@@ -1384,7 +1546,14 @@ mod tests {
         let inbox2 = copy.mailbox(acct.id, "INBOX").unwrap().unwrap();
         let msgs = copy.list_messages(inbox2.id).unwrap();
         assert_eq!(msgs.len(), 3);
-        let body = crate::read_message(&copy, msgs[2].message).unwrap();
+        let body = crate::read_message(
+            &copy,
+            MessageRef::Mailbox {
+                mailbox: inbox2.id,
+                uid: msgs[2].uid,
+            },
+        )
+        .unwrap();
         assert_eq!(body, b"Subject: 2\r\n\r\nbody 2\r\n");
     }
 
@@ -1411,11 +1580,26 @@ mod tests {
         assert_eq!(inbox.uidnext, 2);
         let msgs = s.list_messages(inbox.id).unwrap();
         assert_eq!(msgs.len(), 1);
-        let data = read_message(s.as_ref(), msgs[0].message).unwrap();
+        let data = read_message(
+            s.as_ref(),
+            MessageRef::Mailbox {
+                mailbox: inbox.id,
+                uid: msgs[0].uid,
+            },
+        )
+        .unwrap();
         assert_eq!(data, b"Subject: hi\r\n\r\nbody\r\n");
         let mut small = [0u8; 4];
         assert_eq!(
-            s.read_message_at(msgs[0].message, 9, &mut small).unwrap(),
+            s.read_message_at(
+                MessageRef::Mailbox {
+                    mailbox: inbox.id,
+                    uid: msgs[0].uid
+                },
+                9,
+                &mut small
+            )
+            .unwrap(),
             4
         );
         assert_eq!(&small, b"hi\r\n");
@@ -1424,7 +1608,18 @@ mod tests {
         // b's copy shares the blob and must survive a's expunge.
         let inbox_b = s.mailbox(b, "INBOX").unwrap().unwrap();
         let mb = s.list_messages(inbox_b.id).unwrap();
-        assert_eq!(read_message(s.as_ref(), mb[0].message).unwrap().len(), 21);
+        assert_eq!(
+            read_message(
+                s.as_ref(),
+                MessageRef::Mailbox {
+                    mailbox: inbox_b.id,
+                    uid: mb[0].uid
+                }
+            )
+            .unwrap()
+            .len(),
+            21
+        );
         let q = s.queue_list().unwrap();
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].recipients[0].recipient, "z@far.test");
@@ -1851,6 +2046,200 @@ mod tests {
             s.find_account("old@x.test").unwrap().unwrap().quota,
             Some(4096)
         );
+    }
+
+    // ---- isolation (ids never reused, handles checked against their account) ----
+
+    fn deliver_to(s: &SqliteStore, to: AccountId, body: &str) {
+        s.deliver(Delivery {
+            local_message: body.as_bytes().to_vec(),
+            local: vec![to],
+            outbound: None,
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn ids_are_never_handed_out_again() {
+        let (_d, s) = store();
+        // Accounts: the removed one had the highest id.
+        let a = s.add_account("a@x.test", "h").unwrap();
+        s.remove_account("a@x.test").unwrap();
+        let b = s.add_account("b@x.test", "h").unwrap();
+        assert!(b.0 > a.0, "account id {} reused as {}", a.0, b.0);
+        // Mailboxes: the deleted one had the highest id; UIDVALIDITY too (same second).
+        let tmp = s.create_mailbox(b, "Tmp").unwrap();
+        let uv = s.mailbox_by_id(tmp).unwrap().unwrap().uidvalidity;
+        s.delete_mailbox(tmp).unwrap();
+        let again = s.create_mailbox(b, "Tmp").unwrap();
+        assert!(again.id > tmp.id, "mailbox id reused");
+        assert!(s.mailbox_by_id(again).unwrap().unwrap().uidvalidity > uv);
+        assert_eq!(s.mailbox_by_id(tmp).unwrap(), None);
+        // Messages: the expunged one had the highest id.
+        deliver_to(&s, b, "Subject: one\r\n\r\n1\r\n");
+        let inbox = s.mailbox(b, "INBOX").unwrap().unwrap().id;
+        let first = s.list_messages(inbox).unwrap()[0].clone();
+        s.expunge(inbox, &[first.uid]).unwrap();
+        deliver_to(&s, b, "Subject: two\r\n\r\n2\r\n");
+        let second = s.list_messages(inbox).unwrap()[0].clone();
+        assert!(second.message > first.message, "message id reused");
+        // Queue recipients (the runner holds their ids during an attempt).
+        let out = |to: &str| Delivery {
+            outbound: Some(Outbound {
+                sender: String::new(),
+                recipients: vec![to.into()],
+                message: b"x".to_vec(),
+                first_attempt: 0,
+            }),
+            ..Delivery::default()
+        };
+        let q1 = s.deliver(out("z@far.test")).unwrap().queued.unwrap();
+        let r1 = s.queue_list().unwrap()[0].recipients[0].id;
+        s.queue_remove(q1).unwrap();
+        s.deliver(out("y@far.test")).unwrap();
+        let r2 = s.queue_list().unwrap()[0].recipients[0].id;
+        assert!(r2 > r1, "queue recipient id reused");
+        // And across a restart.
+        s.shutdown();
+        let s = SqliteStore::open(_d.path()).unwrap();
+        s.remove_account("b@x.test").unwrap();
+        let c = s.add_account("c@x.test", "h").unwrap();
+        assert!(c.0 > b.0);
+    }
+
+    #[test]
+    fn a_handle_reaches_only_its_own_account() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let b = s.add_account("b@x.test", "h").unwrap();
+        deliver_to(&s, b, "Subject: b's secret\r\n\r\nPIN 4711\r\n");
+        let b_inbox = s.mailbox(b, "INBOX").unwrap().unwrap().id;
+        let a_inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
+        // a's account with b's mailbox row: every call refuses it.
+        let forged = MailboxId {
+            account: a,
+            id: b_inbox.id,
+        };
+        let not_found = |r: Result<()>| matches!(r, Err(StoreError::NotFound(_)));
+        assert_eq!(s.mailbox_by_id(forged).unwrap(), None);
+        assert!(not_found(s.list_messages(forged).map(drop)));
+        assert!(not_found(s.mailbox_changes(forged, 0).map(drop)));
+        assert!(not_found(s.expunge(forged, &[1]).map(drop)));
+        assert!(not_found(
+            s.store_flags(forged, &[1], FlagOp::Add, Flags::DELETED, &[], None)
+                .map(drop)
+        ));
+        assert!(not_found(
+            s.copy_messages(forged, &[1], a_inbox, false).map(drop)
+        ));
+        assert!(not_found(
+            s.copy_messages(a_inbox, &[1], forged, false).map(drop)
+        ));
+        assert!(not_found(
+            s.append_message(forged, b"x", Flags::default(), &[], 0)
+                .map(drop)
+        ));
+        assert!(not_found(s.delete_mailbox(forged)));
+        let mut buf = [0u8; 64];
+        let msg = MessageRef::Mailbox {
+            mailbox: forged,
+            uid: 1,
+        };
+        assert!(not_found(s.read_message_at(msg, 0, &mut buf).map(drop)));
+        assert!(not_found(s.message_size(msg).map(drop)));
+        s.set_subscribed(forged, false).unwrap();
+        // b's mail is untouched.
+        let left = s.list_messages(b_inbox).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].flags, Flags::default());
+        assert!(s.mailbox_by_id(b_inbox).unwrap().unwrap().subscribed);
+        assert!(s.list_messages(a_inbox).unwrap().is_empty());
+        let body = read_message(
+            s.as_ref(),
+            MessageRef::Mailbox {
+                mailbox: b_inbox,
+                uid: 1,
+            },
+        )
+        .unwrap();
+        assert!(body.ends_with(b"PIN 4711\r\n"));
+    }
+
+    #[test]
+    fn a_reference_to_an_expunged_message_finds_nothing() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let b = s.add_account("b@x.test", "h").unwrap();
+        deliver_to(&s, a, "Subject: a\r\n\r\na's\r\n");
+        let a_inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
+        let held = MessageRef::Mailbox {
+            mailbox: a_inbox,
+            uid: 1,
+        };
+        assert!(s.message_size(held).is_ok());
+        s.expunge(a_inbox, &[1]).unwrap();
+        deliver_to(&s, b, "Subject: b\r\n\r\nb's secret\r\n");
+        let mut buf = [0u8; 64];
+        assert!(matches!(
+            s.read_message_at(held, 0, &mut buf),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(s.message_size(held), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn migration_to_v7_keeps_ids_and_counts_on_from_the_highest() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A v6 data directory whose highest account, mailbox and message were deleted.
+            let c = Connection::open(dir.path().join("mailroom.db")).unwrap();
+            for sql in &MIGRATIONS[..6] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 6).unwrap();
+            c.execute_batch(
+                "INSERT INTO accounts (id, address, password_hash, created) VALUES (1, 'a@x.test', 'h', 0);
+                 INSERT INTO mailboxes (id, account_id, name, uidvalidity) VALUES (1, 1, 'INBOX', 1000);
+                 INSERT INTO mailboxes (id, account_id, name, uidvalidity) VALUES (2, 1, 'Old', 5000);
+                 INSERT INTO messages (id, size, created, data) VALUES (1, 3, 0, x'610d0a');
+                 INSERT INTO message_info (message_id, size, ends_lf) VALUES (1, 3, 1);
+                 INSERT INTO mailbox_messages (mailbox_id, uid, message_id, internal_date)
+                      VALUES (1, 1, 1, 0);
+                 INSERT INTO queue (message_id, sender, created) VALUES (1, '', 0);
+                 INSERT INTO queue_recipients (queue_id, recipient, next_attempt) VALUES (1, 'z@far.test', 0);",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let a = s.find_account("a@x.test").unwrap().unwrap();
+        assert_eq!(a.id, AccountId(1));
+        assert_eq!(s.account_usage(a.id).unwrap(), 3);
+        let inbox = s.mailbox(a.id, "INBOX").unwrap().unwrap();
+        assert_eq!((inbox.id.id, inbox.uidvalidity), (1, 1000));
+        let msgs = s.list_messages(inbox.id).unwrap();
+        assert_eq!(
+            read_message(
+                &s,
+                MessageRef::Mailbox {
+                    mailbox: inbox.id,
+                    uid: msgs[0].uid
+                }
+            )
+            .unwrap(),
+            b"a\r\n"
+        );
+        assert_eq!(s.queue_list().unwrap()[0].recipients.len(), 1);
+        // New rows go on from the highest id present; UIDVALIDITY past every value present.
+        let old = s.mailbox(a.id, "Old").unwrap().unwrap();
+        s.delete_mailbox(old.id).unwrap();
+        let new = s.create_mailbox(a.id, "Old").unwrap();
+        assert!(new.id > 2);
+        assert!(s.mailbox_by_id(new).unwrap().unwrap().uidvalidity > 5000);
+        // The usage triggers were made again.
+        s.append_message(new, b"12345", Flags::default(), &[], 0)
+            .unwrap();
+        assert_eq!(s.account_usage(a.id).unwrap(), 8);
+        counter_matches_sum(&s);
     }
 
     #[test]

@@ -318,7 +318,13 @@ password = "{cp}"
         let msgs = store.list_messages(inbox.id).expect("list");
         let out = msgs
             .iter()
-            .map(|m| mailroom_store::read_message(&store, m.message).expect("read"))
+            .map(|m| {
+                let at = mailroom_store::MessageRef::Mailbox {
+                    mailbox: inbox.id,
+                    uid: m.uid,
+                };
+                mailroom_store::read_message(&store, at).expect("read")
+            })
             .collect();
         store.shutdown();
         out

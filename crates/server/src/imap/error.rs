@@ -15,6 +15,10 @@ pub enum ImapError {
         code: Option<&'static str>,
         text: String,
     },
+    /// The session cannot go on (its account or its selected mailbox is gone): `* BYE text`
+    /// and the connection closes (RFC 9051 §7.1.5).
+    #[error("{0}")]
+    Bye(String),
 }
 
 impl ImapError {
@@ -35,6 +39,9 @@ impl ImapError {
     }
     pub fn is_bad(&self) -> bool {
         matches!(self, ImapError::Bad(_))
+    }
+    pub fn is_bye(&self) -> bool {
+        matches!(self, ImapError::Bye(_))
     }
 
     /// The store failed: the client may retry (RFC 5530 UNAVAILABLE / SERVERBUG).
@@ -68,6 +75,7 @@ impl ImapError {
             ImapError::No { code: None, text } => {
                 format!("{tag} NO {}\r\n", clean(text)).into_bytes()
             }
+            ImapError::Bye(text) => format!("* BYE {}\r\n", clean(text)).into_bytes(),
         }
     }
 }

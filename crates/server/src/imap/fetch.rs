@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use mailroom_proto::imap::encode::{days_from_civil, internal_date, push_nstring};
 use mailroom_proto::imap::mime::{header_values, Mime};
 use mailroom_proto::imap::{FetchAtt, SearchKey, Section};
-use mailroom_store::{Flags, MailStore, MailboxId, StoreError};
+use mailroom_store::{Flags, MailStore, MailboxId, MessageId, MessageRef, StoreError};
 
 use super::selected::{flag_list, Msg};
 
@@ -16,9 +16,14 @@ mod decode;
 /// Cached structures at most; beyond this the cache starts over (simple and bounded).
 const CACHE_ENTRIES: usize = 4096;
 
-/// Key: mailbox, UIDVALIDITY and UID name one message for ever (RFC 9051 §2.3.1.1), unlike a
-/// blob id, which SQLite may hand out again after a delete.
-type Key = (MailboxId, u32, u32);
+/// Key: the stored message's id. The store never hands an id out twice (schema v7) and a
+/// message's octets never change, so a key names one message's octets for ever, whichever
+/// account or mailbox holds it: an entry can never describe another message. (It was
+/// (mailbox id, UIDVALIDITY, UID) before, and both parts could repeat: a mailbox deleted and
+/// created again in the same second, by this account or another one, was shown the old
+/// messages' headers.) Entries of messages that are gone are never looked up again and leave
+/// with the next clear.
+type Key = MessageId;
 
 /// A per-process cache of what is computed from a message's octets, bounded to
 /// [`CACHE_ENTRIES`] (then it starts over: simple, and a message never changes under its key).
@@ -72,6 +77,7 @@ struct Loaded<'a> {
     store: &'a dyn MailStore,
     cache: &'a ImapShared,
     key: Key,
+    mailbox: MailboxId,
     msg: &'a Msg,
     data: Option<Vec<u8>>,
     mime: Option<Arc<Mime>>,
@@ -102,11 +108,17 @@ struct Field {
 }
 
 impl<'a> Loaded<'a> {
-    fn new(store: &'a dyn MailStore, cache: &'a ImapShared, key: Key, msg: &'a Msg) -> Self {
+    fn new(
+        store: &'a dyn MailStore,
+        cache: &'a ImapShared,
+        mailbox: MailboxId,
+        msg: &'a Msg,
+    ) -> Self {
         Loaded {
             store,
             cache,
-            key,
+            key: msg.message,
+            mailbox,
             msg,
             data: None,
             mime: None,
@@ -116,7 +128,13 @@ impl<'a> Loaded<'a> {
 
     fn data(&mut self) -> Result<&[u8], StoreError> {
         if self.data.is_none() {
-            self.data = Some(mailroom_store::read_message(self.store, self.msg.message)?);
+            // Read through the session's own mailbox: the store checks that the UID is still
+            // there and belongs to the session's account.
+            let at = MessageRef::Mailbox {
+                mailbox: self.mailbox,
+                uid: self.msg.uid,
+            };
+            self.data = Some(mailroom_store::read_message(self.store, at)?);
         }
         Ok(self.data.as_deref().unwrap_or_default())
     }
@@ -140,7 +158,6 @@ impl<'a> Loaded<'a> {
 /// One FETCH request for the blocking thread.
 pub struct FetchJob {
     pub mailbox: MailboxId,
-    pub uidvalidity: u32,
     pub items: Vec<FetchAtt>,
     /// (sequence number, message, whether FLAGS must be added because \Seen was just set).
     pub msgs: Vec<(usize, Msg, bool)>,
@@ -170,7 +187,7 @@ pub fn run_fetch(
 ) -> Result<Vec<Vec<u8>>, FetchFail> {
     let mut out = Vec::with_capacity(job.msgs.len());
     for (seq, msg, add_flags) in &job.msgs {
-        let mut l = Loaded::new(store, cache, (job.mailbox, job.uidvalidity, msg.uid), msg);
+        let mut l = Loaded::new(store, cache, job.mailbox, msg);
         match fetch_one(&mut l, *seq, job, *add_flags) {
             Ok(r) => out.push(r),
             // Expunged by another session meanwhile: RFC 9051 §7.5.1 lets us leave it out.
@@ -389,7 +406,6 @@ pub fn decode_qp(s: &[u8]) -> Vec<u8> {
 /// One SEARCH over a snapshot of the mailbox, on the blocking thread.
 pub struct SearchJob {
     pub mailbox: MailboxId,
-    pub uidvalidity: u32,
     pub key: SearchKey,
     pub msgs: Vec<Msg>,
 }
@@ -407,7 +423,7 @@ pub fn run_search(
         if msg.gone {
             continue;
         }
-        let mut l = Loaded::new(store, cache, (job.mailbox, job.uidvalidity, msg.uid), msg);
+        let mut l = Loaded::new(store, cache, job.mailbox, msg);
         let ctx = Ctx {
             seq: i as u32 + 1,
             count,
@@ -659,7 +675,6 @@ mod tests {
             .collect();
         let job = SearchJob {
             mailbox: inbox.id,
-            uidvalidity: inbox.uidvalidity,
             key: SearchKey::All,
             msgs,
         };
@@ -745,7 +760,7 @@ mod tests {
             modseq: 1,
             gone: false,
         };
-        let mut l = Loaded::new(store.as_ref(), &cache, (job.mailbox, 1, 1), &msg);
+        let mut l = Loaded::new(store.as_ref(), &cache, job.mailbox, &msg);
         l.data = Some(ENCODED[1].to_vec());
         let c = Ctx {
             seq: 1,
@@ -767,7 +782,7 @@ mod tests {
 
         // The header fields outlive the search: a later one (a new Loaded, no octets) finds
         // them in the shared cache and does not read the message.
-        let mut again = Loaded::new(store.as_ref(), &cache, (job.mailbox, 1, 1), &msg);
+        let mut again = Loaded::new(store.as_ref(), &cache, job.mailbox, &msg);
         assert!(matches(&subject, &mut again, &c).unwrap());
         assert!(
             again.data.is_none(),

@@ -275,6 +275,10 @@ impl Session {
         }
         let reply = e.to_reply(tag);
         self.conn.send(&reply);
+        if e.is_bye() {
+            self.conn.trace.note(&format!("closing: {e}"));
+            return Flow::Close;
+        }
         Flow::Continue
     }
 
@@ -471,6 +475,11 @@ impl Session {
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
         );
+        // A session acts only for the account that logged in and on the mailbox it selected:
+        // both are checked before every command (and by every sync, IDLE's polls included).
+        if let Err(e) = self.verify().await {
+            return self.fail(Some(&tag), e);
+        }
         let result = self.dispatch(&tag, cmd.body).await;
         match result {
             Ok(Done::Ok(code_text)) => {
@@ -483,8 +492,12 @@ impl Session {
             Ok(Done::Close) => Flow::Close,
             Ok(Done::Replied) => Flow::Continue,
             Err(e) => {
-                if !e.is_bad() {
-                    let _ = self.sync(allow_expunge).await;
+                if !e.is_bad() && !e.is_bye() {
+                    if let Err(bye) = self.sync(allow_expunge).await {
+                        if bye.is_bye() {
+                            return self.fail(Some(&tag), bye);
+                        }
+                    }
                 }
                 let flow = self.fail(Some(&tag), e);
                 tracing::debug!(command = name, "IMAP command failed");
@@ -511,13 +524,59 @@ impl Session {
         }
     }
 
+    /// Checks, in one store call, that the account that logged in is still there with the
+    /// same password, and that the selected mailbox (if any) is still the one selected: not
+    /// deleted, not renamed (a new UIDVALIDITY). Either change ends the session with `* BYE`:
+    /// the account's mail is no longer this session's to see, and the UIDs it holds name
+    /// nothing any more. Returns the selected mailbox as it is now.
+    async fn verify(&mut self) -> Result<Option<MailboxInfo>, ImapError> {
+        let (account, selected) = match &self.state {
+            State::NotAuthenticated => return Ok(None),
+            State::Authenticated(a) => (a.clone(), None),
+            State::Selected(a, sel) => (a.clone(), Some((sel.id, sel.uidvalidity))),
+        };
+        let id = account.id;
+        let mailbox = selected.map(|(m, _)| m);
+        let (now, info) = self
+            .store(move |s| {
+                let now = s.account_by_id(id)?;
+                let info = match mailbox {
+                    Some(m) => s.mailbox_by_id(m)?,
+                    None => None,
+                };
+                Ok((now, info))
+            })
+            .await?;
+        if !now.is_some_and(|a| a.password_hash == account.password_hash) {
+            return Err(ImapError::Bye(
+                "your account was removed or its password was changed; log in again".into(),
+            ));
+        }
+        if let Some((_, uidvalidity)) = selected {
+            match &info {
+                None => {
+                    return Err(ImapError::Bye(
+                        "the selected mailbox was deleted by another session; closing".into(),
+                    ))
+                }
+                Some(i) if i.uidvalidity != uidvalidity => {
+                    return Err(ImapError::Bye(
+                        "the selected mailbox was renamed or made again by another session (its UIDVALIDITY changed); closing".into(),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(info)
+    }
+
     /// Brings the selected mailbox up to date and queues the untagged responses.
     async fn sync(&mut self, allow_expunge: bool) -> Result<(), ImapError> {
         let Some(sel) = self.selected() else {
             return Ok(());
         };
         let id = sel.id;
-        let info = self.store(move |s| s.mailbox_by_id(id)).await?;
+        let info = self.verify().await?;
         let Some(sel) = self.selected() else {
             return Ok(());
         };
@@ -1341,9 +1400,15 @@ impl Session {
         self.store(move |s| s.rename_mailbox(acct, &f, &t))
             .await
             .map_err(|e| self.name_store_error(e, &to, &from))?;
-        if let Some(sel) = self.selected() {
-            if sel.id == src.id {
-                sel.name = to;
+        // This session renamed its own selected mailbox (or one above it): it stays
+        // selected under the new name and UIDVALIDITY (other sessions that have it selected
+        // see the UIDVALIDITY change and are closed by `verify`).
+        if let Some(id) = self.selected().map(|sel| sel.id) {
+            if let Some(info) = self.store(move |s| s.mailbox_by_id(id)).await? {
+                if let Some(sel) = self.selected() {
+                    sel.name = info.name;
+                    sel.uidvalidity = info.uidvalidity;
+                }
             }
         }
         ok("RENAME completed")
@@ -1525,7 +1590,7 @@ impl Session {
         self.store(move |s| {
             // The account as stored now: `mailroom user quota` may have changed its limit
             // since LOGIN, and the change counts at once.
-            let current = s.find_account(&account.address)?.unwrap_or(account);
+            let current = s.account_by_id(account.id)?.unwrap_or(account);
             crate::delivery::quota_usage(s, &shared.config, &current)
         })
         .await
@@ -1562,6 +1627,10 @@ impl Session {
         let started = Instant::now();
         let limit = self.conn.idle;
         loop {
+            if self.selected().is_none() {
+                // Not selected: no sync, but the account is still checked at every poll.
+                self.verify().await?;
+            }
             self.sync(true).await?;
             if self.conn.flush().await.is_err() {
                 return Ok(Done::Close);
@@ -1703,7 +1772,6 @@ impl Session {
         };
         let job = fetch::FetchJob {
             mailbox: sel.id,
-            uidvalidity: sel.uidvalidity,
             items,
             msgs: idx
                 .iter()
@@ -1782,7 +1850,6 @@ impl Session {
         };
         let job = fetch::SearchJob {
             mailbox: sel.id,
-            uidvalidity: sel.uidvalidity,
             key,
             msgs: sel.msgs.clone(),
         };

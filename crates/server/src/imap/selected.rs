@@ -342,6 +342,12 @@ pub fn compress(nums: &[u32]) -> String {
 mod tests {
     use super::*;
     use mailroom_proto::imap::SeqNum;
+    use mailroom_store::AccountId;
+
+    const TEST_MAILBOX: MailboxId = MailboxId {
+        account: AccountId(1),
+        id: 1,
+    };
 
     fn meta(uid: u32, flags: Flags) -> MessageMeta {
         MessageMeta {
@@ -358,7 +364,7 @@ mod tests {
 
     fn info(modseq: u64) -> mailroom_store::MailboxInfo {
         mailroom_store::MailboxInfo {
-            id: MailboxId(1),
+            id: TEST_MAILBOX,
             account: mailroom_store::AccountId(1),
             name: "INBOX".into(),
             uidvalidity: 7,
@@ -372,7 +378,7 @@ mod tests {
     #[test]
     fn sync_diffs() {
         let list = vec![meta(1, Flags(0)), meta(2, Flags(0)), meta(3, Flags(0))];
-        let mut s = Selected::new(MailboxId(1), "INBOX".into(), false, &info(1), &list);
+        let mut s = Selected::new(TEST_MAILBOX, "INBOX".into(), false, &info(1), &list);
         let new = vec![meta(1, Flags::SEEN), meta(3, Flags(0)), meta(4, Flags(0))];
         let out = s.apply(Some(&info(2)), &new, false, false);
         assert_eq!(out, vec!["* 4 EXISTS", "* 1 FETCH (FLAGS (\\Seen) UID 1)"]);
@@ -386,8 +392,8 @@ mod tests {
     #[test]
     fn rebuild_from_changes_matches_a_full_list() {
         let list = vec![meta(1, Flags(0)), meta(2, Flags(0)), meta(3, Flags(0))];
-        let mut a = Selected::new(MailboxId(1), "INBOX".into(), false, &info(1), &list);
-        let mut b = Selected::new(MailboxId(1), "INBOX".into(), false, &info(1), &list);
+        let mut a = Selected::new(TEST_MAILBOX, "INBOX".into(), false, &info(1), &list);
+        let mut b = Selected::new(TEST_MAILBOX, "INBOX".into(), false, &info(1), &list);
         // Elsewhere: 1 got \Seen, 2 was expunged, 4 arrived.
         let full = vec![meta(1, Flags::SEEN), meta(3, Flags(0)), meta(4, Flags(0))];
         let changed = vec![meta(1, Flags::SEEN), meta(4, Flags(0))];
@@ -404,7 +410,7 @@ mod tests {
     #[test]
     fn resolve_sets() {
         let list = vec![meta(5, Flags(0)), meta(9, Flags(0))];
-        let s = Selected::new(MailboxId(1), "INBOX".into(), false, &info(1), &list);
+        let s = Selected::new(TEST_MAILBOX, "INBOX".into(), false, &info(1), &list);
         let set = |a, b| SeqSet(vec![(a, b)]);
         assert_eq!(
             s.resolve(&set(SeqNum::Num(1), SeqNum::Star), false)
@@ -424,7 +430,7 @@ mod tests {
                 .unwrap(),
             vec![1]
         );
-        let empty = Selected::new(MailboxId(1), "INBOX".into(), false, &info(1), &[]);
+        let empty = Selected::new(TEST_MAILBOX, "INBOX".into(), false, &info(1), &[]);
         assert!(empty
             .resolve(&set(SeqNum::Num(1), SeqNum::Star), false)
             .is_err());

@@ -24,6 +24,13 @@ pub enum Pop3Error {
     /// A message number beyond the maildrop (numbers are fixed at login, RFC 1939 §3).
     #[error("no message {n} ({})", you_have(*count))]
     NoSuchMessage { n: u32, count: usize },
+    /// The message was expunged by another session (IMAP, say) since this one logged in.
+    #[error("message {0} was removed by another session since you logged in; QUIT and log in again to see the maildrop as it is now")]
+    Expunged(u32),
+    /// The account was removed, or its password changed, since this session logged in: the
+    /// session ends (nothing marked is deleted).
+    #[error("your account was removed or its password was changed; log in again, closing")]
+    AccountChanged,
     /// RFC 1939 §5: a message marked as deleted may not be accessed.
     #[error("message {0} is deleted; RSET undeletes all messages (until you QUIT)")]
     Deleted(u32),
@@ -101,7 +108,9 @@ impl Pop3Error {
         use Pop3Error::*;
         match self {
             // RFC 3206 §4 / AUTH-RESP-CODE (RFC 3206 §5): the credentials are the problem.
-            AuthFailed | SaslMalformed(_) | TooManyAuthFailures => Some(RespCode::Auth),
+            AuthFailed | SaslMalformed(_) | TooManyAuthFailures | AccountChanged => {
+                Some(RespCode::Auth)
+            }
             InUse(_) => Some(RespCode::InUse),
             Store(_) | UpdateFailed | Shutdown => Some(RespCode::SysTemp),
             NoInbox(_) => Some(RespCode::SysPerm),

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use mailroom_store::{Account, MailboxId, MessageId, Store, StoreError};
+use mailroom_store::{Account, MailboxId, MessageRef, Store, StoreError};
 
 use super::error::Pop3Error;
 use crate::Shared;
@@ -62,11 +62,11 @@ impl Drop for MaildropLock {
     }
 }
 
-/// One message of the maildrop.
+/// One message of the maildrop: its UID in the account's INBOX, through which it is read (the
+/// store checks that it is still there and still the account's).
 #[derive(Debug, Clone)]
 pub struct Msg {
     pub uid: u32,
-    pub message: MessageId,
     /// Octets as the client counts them (RFC 1939 §11; see `pop3::wire_size`).
     pub size: u64,
     pub deleted: bool,
@@ -101,7 +101,6 @@ impl Maildrop {
                 let tail = (m.size > 0).then_some(if m.ends_with_lf { b'\n' } else { 0 });
                 msgs.push(Msg {
                     uid: m.uid,
-                    message: m.message,
                     size: mailroom_proto::pop3::wire_size(m.size, tail),
                     deleted: false,
                 });
@@ -168,6 +167,24 @@ impl Maildrop {
         format!("{}.{}", self.uidvalidity, m.uid)
     }
 
+    /// Where message `m` is read from.
+    pub fn at(&self, m: &Msg) -> MessageRef {
+        MessageRef::Mailbox {
+            mailbox: self.mailbox,
+            uid: m.uid,
+        }
+    }
+
+    /// The account as stored now, if it is still the one that logged in: `None` once it was
+    /// removed or its password changed (the session must then end).
+    pub async fn still_valid(&self, store: &Store) -> Result<bool, StoreError> {
+        let (st, id) = (store.clone(), self.account.id);
+        let now = tokio::task::spawn_blocking(move || st.account_by_id(id))
+            .await
+            .map_err(|e| StoreError::Invalid(e.to_string()))??;
+        Ok(now.is_some_and(|a| a.password_hash == self.account.password_hash))
+    }
+
     /// UIDs marked deleted.
     pub fn marked(&self) -> Vec<u32> {
         self.msgs
@@ -196,18 +213,17 @@ const INLINE_READ: usize = 64 * 1024;
 
 /// Reads one chunk of a message at `offset` into `buf` (its whole length); returns the buffer
 /// and the number of octets read (0 at the end). Small reads run inline, larger ones on a
-/// blocking thread.
+/// blocking thread. `NotFound`: the message was expunged since login (by IMAP, say).
 pub async fn read_chunk(
     store: &Store,
-    message: MessageId,
+    message: MessageRef,
     offset: u64,
     mut buf: Vec<u8>,
-) -> Result<(Vec<u8>, usize), String> {
+) -> Result<(Vec<u8>, usize), StoreError> {
     if buf.len() <= INLINE_READ {
         return store
             .read_message_at(message, offset, &mut buf)
-            .map(|n| (buf, n))
-            .map_err(|e| e.to_string());
+            .map(|n| (buf, n));
     }
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
@@ -215,8 +231,7 @@ pub async fn read_chunk(
         Ok::<_, StoreError>((buf, n))
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
+    .map_err(|e| StoreError::Invalid(e.to_string()))?
 }
 
 /// Removes the marked messages durably (RFC 1939 §6, UPDATE); returns how many were removed.

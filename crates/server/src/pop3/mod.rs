@@ -26,7 +26,7 @@ use std::sync::Arc;
 use mailroom_proto::line::LineError;
 use mailroom_proto::pop3::{self, Command, CommandError, Stuffer, TopFilter};
 use mailroom_proto::sasl::{self, SaslError};
-use mailroom_store::{password, Account, MessageId};
+use mailroom_store::{password, Account, MessageRef, StoreError};
 use md5::{Digest, Md5};
 use tokio::sync::watch;
 
@@ -191,7 +191,7 @@ impl Session {
         let reply = e.to_reply();
         self.conn.send(&reply);
         match e {
-            Pop3Error::TooManyAuthFailures => Flow::Close,
+            Pop3Error::TooManyAuthFailures | Pop3Error::AccountChanged => Flow::Close,
             _ => Flow::Continue,
         }
     }
@@ -241,6 +241,26 @@ impl Session {
                 }
             }
             State::Transaction(md) => {
+                // A session acts only for the account that logged in: once that account is
+                // removed or its password changed, the session ends before the command runs.
+                match md.still_valid(&self.shared.store).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.conn
+                            .trace
+                            .note("account removed or password changed; closing");
+                        return self.fail(Pop3Error::AccountChanged);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot check the session's account");
+                        return self.fail(Pop3Error::Store(
+                            "cannot read your account right now".into(),
+                        ));
+                    }
+                }
+                let State::Transaction(md) = &self.state else {
+                    return Flow::Continue;
+                };
                 if cmd.valid_in_transaction() {
                     self.transaction(cmd).await
                 } else if matches!(cmd, Command::Stls) {
@@ -611,7 +631,7 @@ impl Session {
             },
             Command::Retr(n) => match md.get(n) {
                 Ok(m) => {
-                    let (message, size) = (m.message, m.size);
+                    let (message, size) = (md.at(m), m.size);
                     self.send_message(message, size, None, format!("{size} octets follow"), n)
                         .await
                 }
@@ -619,7 +639,7 @@ impl Session {
             },
             Command::Top { msg: n, lines } => match md.get(n) {
                 Ok(m) => {
-                    let (message, size) = (m.message, m.size);
+                    let (message, size) = (md.at(m), m.size);
                     let what = if lines == u64::MAX {
                         "all its lines".to_string()
                     } else if lines == 1 {
@@ -670,7 +690,7 @@ impl Session {
     /// failure can still be answered with -ERR; a failure later can only end the connection.
     async fn send_message(
         &mut self,
-        message: MessageId,
+        message: MessageRef,
         size: u64,
         top: Option<u64>,
         status: String,
@@ -686,6 +706,7 @@ impl Session {
         let buf = vec![0u8; cap];
         let (mut buf, mut got) = match maildrop::read_chunk(&store, message, 0, buf).await {
             Ok(x) => x,
+            Err(StoreError::NotFound(_)) => return self.fail(Pop3Error::Expunged(n)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read message {n}");
                 return self.fail(Pop3Error::Store(format!(

@@ -172,9 +172,9 @@ impl Runner {
             return;
         };
         let store = self.shared.store.clone();
-        let msg_id = entry.message;
+        let at = mailroom_store::MessageRef::Queued(entry.id);
         let message = match tokio::task::spawn_blocking(move || {
-            mailroom_store::read_message(store.as_ref(), msg_id)
+            mailroom_store::read_message(store.as_ref(), at)
         })
         .await
         {

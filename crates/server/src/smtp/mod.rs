@@ -575,6 +575,38 @@ impl Session {
             }
             return self.refuse(Refusal::AuthRequired);
         }
+        // A session sends only as the account that logged in, as it is now: once that
+        // account is removed or its password changed, the session ends.
+        if let Some(account) = self.auth.clone() {
+            let store = self.shared.store.clone();
+            let now = tokio::task::spawn_blocking(move || store.account_by_id(account.id)).await;
+            match now {
+                Ok(Ok(now))
+                    if now
+                        .as_ref()
+                        .is_some_and(|a| a.password_hash == account.password_hash) => {}
+                Ok(Ok(_)) => {
+                    let host = self.host().to_string();
+                    self.conn
+                        .trace
+                        .note("account removed or password changed; closing");
+                    self.ok(
+                        421,
+                        "4.7.0",
+                        format!("{host} Your account was removed or its password was changed; log in again. Closing connection"),
+                    );
+                    return Flow::Close;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot check the session's account");
+                    return self.refuse(Refusal::StoreFailed);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "account check task failed");
+                    return self.refuse(Refusal::StoreFailed);
+                }
+            }
+        }
         let mut smtputf8 = false;
         let mut declared_size = None;
         let limit = self.shared.config.limits.max_message_size;
