@@ -547,7 +547,7 @@ impl Session {
                 Ok((now, info))
             })
             .await?;
-        if !now.is_some_and(|a| a.password_hash == account.password_hash) {
+        if now.is_none_or(|a| a.password_hash != account.password_hash) {
             return Err(ImapError::Bye(
                 "your account was removed or its password was changed; log in again".into(),
             ));
