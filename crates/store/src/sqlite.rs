@@ -403,48 +403,94 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// Runs a batch of jobs in as few transactions as possible and answers each job only once the
+/// transaction that holds its work has committed.
+///
+/// A job runs inside its own SAVEPOINT, so a job that fails rolls back alone. But some errors
+/// (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM, ...) can make SQLite roll back the *whole*
+/// transaction: the jobs that ran before are gone too, and anything run after would execute in
+/// autocommit mode, outside the batch. So after every job the connection is asked whether the
+/// transaction is still open; if it is not (or a savepoint statement failed), every job of
+/// that transaction is answered with an error (nothing of it is on disk; a `451` lets the
+/// sender retry) and the jobs not yet run start a new transaction. A result is sent only after
+/// the COMMIT of the transaction that holds it returned Ok.
 fn run_batch(conn: &Connection, batch: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let msg = e.to_string();
-        for job in batch {
-            let _ = job
-                .reply
-                .send(Err(StoreError::Invalid(format!("cannot begin: {msg}"))));
+    let mut pending: std::collections::VecDeque<Job> = batch.into();
+    while !pending.is_empty() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let msg = e.to_string();
+            for job in pending {
+                let _ = job
+                    .reply
+                    .send(Err(StoreError::Invalid(format!("cannot begin: {msg}"))));
+            }
+            return;
         }
-        return;
-    }
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        let result = match conn.execute_batch("SAVEPOINT job") {
+        let mut done: Vec<(mpsc::SyncSender<JobResult>, JobResult)> = Vec::new();
+        let mut broken: Option<String> = None;
+        while let Some(job) = pending.pop_front() {
+            let (result, intact) = run_job(conn, job.run);
+            if !intact {
+                broken = Some(match &result {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "the transaction was rolled back".to_string(),
+                });
+                done.push((job.reply, result));
+                break;
+            }
+            done.push((job.reply, result));
+        }
+        if let Some(why) = broken {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            tracing::error!(error = %why, jobs = done.len(), "store transaction rolled back; its writes were refused");
+            for (reply, _) in done {
+                let _ = reply.send(Err(StoreError::Invalid(format!(
+                    "transaction rolled back: {why}"
+                ))));
+            }
+            continue;
+        }
+        match conn.execute_batch("COMMIT") {
             Ok(()) => {
-                let r = (job.run)(conn);
-                let end = if r.is_ok() {
-                    conn.execute_batch("RELEASE job")
-                } else {
-                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
-                };
-                match end {
-                    Ok(()) => r,
-                    Err(e) => Err(StoreError::from(e)),
+                for (reply, result) in done {
+                    let _ = reply.send(result);
                 }
             }
-            Err(e) => Err(StoreError::from(e)),
-        };
-        results.push((job.reply, result));
+            Err(e) => {
+                let msg = e.to_string();
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                for (reply, _) in done {
+                    let _ = reply.send(Err(StoreError::Invalid(format!("commit failed: {msg}"))));
+                }
+            }
+        }
     }
-    match conn.execute_batch("COMMIT") {
-        Ok(()) => {
-            for (reply, result) in results {
-                let _ = reply.send(result);
-            }
-        }
-        Err(e) => {
-            let msg = e.to_string();
-            let _ = conn.execute_batch("ROLLBACK");
-            for (reply, _) in results {
-                let _ = reply.send(Err(StoreError::Invalid(format!("commit failed: {msg}"))));
-            }
-        }
+}
+
+/// Runs one job in its own SAVEPOINT. Returns its result and whether the batch's transaction
+/// is still intact (open, with every earlier job's work in it).
+fn run_job(conn: &Connection, run: JobFn) -> (JobResult, bool) {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        return (Err(StoreError::from(e)), false);
+    }
+    let r = run(conn);
+    if conn.is_autocommit() {
+        // SQLite ended the transaction itself: everything in it is rolled back.
+        return (r, false);
+    }
+    let end = if r.is_ok() {
+        conn.execute_batch("RELEASE job")
+    } else {
+        conn.execute_batch("ROLLBACK TO job; RELEASE job")
+    };
+    match end {
+        Ok(()) if !conn.is_autocommit() => (r, true),
+        Ok(()) => (r, false),
+        Err(e) => (Err(StoreError::from(e)), false),
     }
 }
 
@@ -1678,6 +1724,113 @@ mod tests {
             .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?))
             .unwrap();
         assert_eq!(n, 0);
+    }
+
+    // ---- group commit never lies ----
+
+    /// A writer connection on a fresh store file, and jobs built by hand, so a test decides
+    /// exactly which jobs share a batch.
+    fn writer_conn() -> (tempfile::TempDir, Connection) {
+        let d = tempfile::tempdir().unwrap();
+        let c = Connection::open(d.path().join("mailroom.db")).unwrap();
+        configure(&c).unwrap();
+        migrate(&c).unwrap();
+        (d, c)
+    }
+
+    fn job(
+        f: impl FnOnce(&Connection) -> Result<()> + Send + 'static,
+    ) -> (Job, mpsc::Receiver<JobResult>) {
+        let (reply, rx) = mpsc::sync_channel(1);
+        let run: JobFn = Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn Any + Send>));
+        (Job { run, reply }, rx)
+    }
+
+    fn insert_job(tag: &'static str, size: usize) -> (Job, mpsc::Receiver<JobResult>) {
+        job(move |c| {
+            let mut data = tag.as_bytes().to_vec();
+            data.resize(size.max(tag.len()), b'x');
+            insert_message(c, &data)?;
+            Ok(())
+        })
+    }
+
+    fn stored_tags(c: &Connection) -> Vec<String> {
+        let mut st = c
+            .prepare("SELECT substr(data, 1, 2) FROM messages ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .unwrap()
+            .map(|b| String::from_utf8(b.unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_job_that_ends_the_transaction_fails_the_whole_batch() {
+        let (_d, c) = writer_conn();
+        let (j1, r1) = insert_job("j1", 10);
+        // Stands for an error after which SQLite rolled the transaction back by itself.
+        let (j2, r2) = job(|c| {
+            c.execute_batch("ROLLBACK")?;
+            Ok(())
+        });
+        let (j3, r3) = insert_job("j3", 10);
+        run_batch(&c, vec![j1, j2, j3]);
+        assert!(
+            r1.recv().unwrap().is_err(),
+            "j1 was rolled back with the batch"
+        );
+        assert!(r2.recv().unwrap().is_err());
+        assert!(
+            r3.recv().unwrap().is_ok(),
+            "j3 ran in a transaction of its own"
+        );
+        assert_eq!(stored_tags(&c), vec!["j3"]);
+        assert!(c.is_autocommit());
+    }
+
+    #[test]
+    fn a_full_database_never_acknowledges_what_is_not_stored() {
+        let (_d, c) = writer_conn();
+        let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+        // Room for a few small messages, not for a large one: SQLITE_FULL mid-batch.
+        c.pragma_update(None, "max_page_count", pages + 8).unwrap();
+        let mut jobs = Vec::new();
+        let mut answers = Vec::new();
+        for (tag, size) in [
+            ("a1", 100),
+            ("a2", 100),
+            ("b1", 200_000),
+            ("a3", 100),
+            ("b2", 300_000),
+            ("a4", 100),
+        ] {
+            let (j, r) = insert_job(tag, size);
+            jobs.push(j);
+            answers.push((tag, r));
+        }
+        run_batch(&c, jobs);
+        let stored = stored_tags(&c);
+        let mut acknowledged = Vec::new();
+        for (tag, r) in answers {
+            let ok = r.recv().unwrap().is_ok();
+            assert_eq!(
+                ok,
+                stored.contains(&tag.to_string()),
+                "{tag}: acknowledged {ok}, stored {stored:?}"
+            );
+            if ok {
+                acknowledged.push(tag);
+            }
+        }
+        assert!(!acknowledged.contains(&"b1") && !acknowledged.contains(&"b2"));
+        assert!(c.is_autocommit(), "no transaction left open");
+        // The writer goes on: room again, a later batch commits.
+        c.pragma_update(None, "max_page_count", 1_000_000).unwrap();
+        let (j, r) = insert_job("c1", 200_000);
+        run_batch(&c, vec![j]);
+        assert!(r.recv().unwrap().is_ok());
+        assert!(stored_tags(&c).contains(&"c1".to_string()));
     }
 
     #[test]
