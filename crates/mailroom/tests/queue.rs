@@ -398,3 +398,68 @@ fn the_lab_command_runs_examples_lab_toml_and_mail_flows() {
         "webmail's usr1 should have one message: {got}"
     );
 }
+
+/// Issue 13: with a live and a dead peer and many messages, the runner once started an
+/// attempt again from a stale list after it had finished (172 of 1,500 messages reached the
+/// live peer twice), and 200 failing entries starved every later one. Every recipient is now
+/// claimed in the store before an attempt, and due entries come longest-due first.
+#[test]
+fn many_messages_to_a_live_and_a_dead_peer_arrive_exactly_once_and_all_are_tried() {
+    const N: usize = 600;
+    let bport = free_port();
+    let dead = free_port();
+    let b = server_b(bport, "");
+    let a = server_a(
+        bport,
+        &format!(
+            "\"dead.test\" = \"127.0.0.1:{dead}\"\n[queue]\nretry = [\"1h\"]\nconnect_timeout = \"2s\"\n"
+        ),
+    );
+    a.python(&format!(
+        r#"
+import os, smtplib
+s = smtplib.SMTP(os.environ["HOST"], int(os.environ["SUBMISSION_PORT"]))
+s.login("{user}", "{pw}")
+for i in range({N}):
+    msg = "From: {user}\r\nSubject: n{{}}\r\nMessage-ID: <n{{}}@a.test>\r\n\r\nbody {{}}\r\n".format(i, i, i)
+    s.sendmail("{user}", ["{bob}", "x@dead.test"], msg)
+s.quit()
+"#,
+        user = ALICE_A.0,
+        pw = ALICE_A.1,
+        bob = BOB_B.0,
+    ));
+    b.wait_for(180, "every message at B", || b.inbox(BOB_B.0).len() >= N);
+    // Any second copy would come within the next rounds.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let inbox = b.inbox(BOB_B.0);
+    let mut seen = std::collections::HashMap::new();
+    for m in &inbox {
+        let t = text(m);
+        let id = t
+            .lines()
+            .find(|l| l.starts_with("Message-ID: "))
+            .unwrap_or("none")
+            .to_string();
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    assert_eq!(inbox.len(), N);
+    // Every entry's dead recipient was tried (none starved), and is waiting for its retry.
+    let dead_tried = |e: &mailroom_store::QueueEntry| {
+        e.recipients.iter().all(|r| {
+            if r.recipient == "x@dead.test" {
+                r.status == "pending" && r.attempts == 1
+            } else {
+                r.status == "delivered" && r.attempts == 1
+            }
+        })
+    };
+    a.wait_for(60, "an attempt for every dead recipient", || {
+        a.queue().iter().all(dead_tried)
+    });
+    let q = a.queue();
+    assert_eq!(q.len(), N, "the dead recipients stay queued");
+    assert!(q.iter().all(|e| e.recipients.len() == 2 && dead_tried(e)));
+}

@@ -207,6 +207,9 @@ pub struct QueueRecipient {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipientUpdate {
     pub id: i64,
+    /// The claim the attempt held ([`MailStore::queue_claim`]'s `until`): the update applies
+    /// only while that claim is still the recipient's.
+    pub lease: i64,
     /// "pending" (retry later), "delivered" or "failed".
     pub status: String,
     pub attempts: u32,
@@ -338,13 +341,22 @@ pub trait MailStore: Send + Sync {
 
     // ---- outbound queue ----
     fn queue_list(&self) -> Result<Vec<QueueEntry>>;
-    /// Entries with at least one pending recipient whose next attempt is due at `now`
-    /// (all their recipients are listed), oldest first, at most `limit`.
+    /// Entries with at least one pending recipient that is due at `now` and not claimed by a
+    /// running attempt (all their recipients are listed), the longest-due first, at most
+    /// `limit`.
     fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
+    /// Claims recipients for a delivery attempt until `until` (a lease): in one statement per
+    /// recipient, only those still pending, due at `now` and not claimed. Returns the ids
+    /// claimed; an attempt delivers to those only, and its [`RecipientUpdate`]s carry `until`.
+    fn queue_claim(&self, ids: &[i64], now: i64, until: i64) -> Result<Vec<i64>>;
+    /// Drops every claim (at start-up: the attempts that held them died with the process).
+    fn queue_release_claims(&self) -> Result<usize>;
     /// The earliest next attempt of any pending recipient.
     fn queue_next_due(&self) -> Result<Option<i64>>;
-    /// Records attempt results and, in the same commit, stores the bounce (if any). Entries left
-    /// without pending recipients are removed with their message.
+    /// Records attempt results and, in the same commit, stores the bounce (if any). An update
+    /// whose claim is no longer held is skipped (and then so is the bounce, which the attempt
+    /// that holds the claim will send). Entries left without pending recipients are removed
+    /// with their message.
     fn queue_update(&self, updates: Vec<RecipientUpdate>, bounce: Option<Delivery>) -> Result<()>;
     /// Makes every pending recipient due now; returns how many.
     fn queue_flush(&self) -> Result<usize>;

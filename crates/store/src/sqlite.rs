@@ -240,6 +240,12 @@ const MIGRATIONS: &[&str] = &[
          WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
     END;
     "#,
+    // v8: a recipient is claimed before a delivery attempt (lease: Unix seconds until which
+    // an attempt holds it; 0: nobody), so an attempt is never started twice and a result is
+    // recorded only by the attempt that holds the claim.
+    r#"
+    ALTER TABLE queue_recipients ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The octets an account's messages take, computed from scratch: what the `accounts.used`
@@ -1416,10 +1422,11 @@ impl MailStore for SqliteStore {
         self.read(|c| {
             load_queue_entries(
                 c,
-                "SELECT id, message_id, sender, created FROM queue q
-                  WHERE EXISTS (SELECT 1 FROM queue_recipients r
-                                 WHERE r.queue_id = q.id AND r.status = 'pending' AND r.next_attempt <= ?1)
-                  ORDER BY id LIMIT ?2",
+                "SELECT q.id, q.message_id, q.sender, q.created FROM queue q
+                   JOIN (SELECT queue_id, MIN(next_attempt) AS due FROM queue_recipients
+                          WHERE status = 'pending' AND next_attempt <= ?1 AND lease <= ?1
+                          GROUP BY queue_id) d ON d.queue_id = q.id
+                  ORDER BY d.due, q.id LIMIT ?2",
                 &[&now, &limit],
             )
         })
@@ -1435,23 +1442,54 @@ impl MailStore for SqliteStore {
         })
     }
 
+    fn queue_claim(&self, ids: &[i64], now: i64, until: i64) -> Result<Vec<i64>> {
+        let ids = ids.to_vec();
+        self.write(move |c| {
+            let mut st = c.prepare_cached(
+                "UPDATE queue_recipients SET lease = ?3
+                  WHERE id = ?1 AND status = 'pending' AND next_attempt <= ?2 AND lease <= ?2
+                  RETURNING id",
+            )?;
+            let mut claimed = Vec::new();
+            for id in ids {
+                if let Some(id) = st
+                    .query_row(params![id, now, until], |r| r.get::<_, i64>(0))
+                    .optional()?
+                {
+                    claimed.push(id);
+                }
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn queue_release_claims(&self) -> Result<usize> {
+        self.write(|c| Ok(c.execute("UPDATE queue_recipients SET lease = 0 WHERE lease <> 0", [])?))
+    }
+
     fn queue_update(&self, updates: Vec<RecipientUpdate>, bounce: Option<Delivery>) -> Result<()> {
         self.write(move |c| {
             let mut entries = Vec::new();
+            let mut lost = 0usize;
             for u in &updates {
+                // Only the attempt that holds the claim records a result.
                 let q: Option<i64> = c
                     .query_row(
-                        "UPDATE queue_recipients SET status = ?2, attempts = ?3, next_attempt = ?4, last_error = ?5
-                          WHERE id = ?1 RETURNING queue_id",
-                        params![u.id, u.status, u.attempts, u.next_attempt, u.last_error],
+                        "UPDATE queue_recipients SET status = ?2, attempts = ?3, next_attempt = ?4, last_error = ?5, lease = 0
+                          WHERE id = ?1 AND lease = ?6 AND status = 'pending' RETURNING queue_id",
+                        params![u.id, u.status, u.attempts, u.next_attempt, u.last_error, u.lease],
                         |r| r.get(0),
                     )
                     .optional()?;
-                if let Some(q) = q {
-                    entries.push(q);
+                match q {
+                    Some(q) => entries.push(q),
+                    None => lost += 1,
                 }
             }
-            if let Some(b) = &bounce {
+            if lost > 0 {
+                tracing::warn!(lost, "delivery results for recipients no longer claimed were not recorded");
+            }
+            if let Some(b) = bounce.as_ref().filter(|_| lost == 0) {
                 deliver_in(c, b)?;
             }
             entries.sort_unstable();
@@ -1881,6 +1919,7 @@ mod tests {
         let due = s.queue_due(100, 10).unwrap();
         assert_eq!(due.len(), 1);
         let (r1, r2) = (due[0].recipients[0].id, due[0].recipients[1].id);
+        assert_eq!(s.queue_claim(&[r1, r2], 100, 500).unwrap(), vec![r1, r2]);
         // r1 delivered, r2 fails permanently with a bounce to a.
         let bounce = Delivery {
             local_message: b"bounce".to_vec(),
@@ -1891,6 +1930,7 @@ mod tests {
             vec![
                 RecipientUpdate {
                     id: r1,
+                    lease: 500,
                     status: "delivered".into(),
                     attempts: 1,
                     next_attempt: 100,
@@ -1898,6 +1938,7 @@ mod tests {
                 },
                 RecipientUpdate {
                     id: r2,
+                    lease: 500,
                     status: "failed".into(),
                     attempts: 1,
                     next_attempt: 100,
@@ -1926,6 +1967,69 @@ mod tests {
         s.queue_remove(q2).unwrap();
         assert!(s.queue_list().unwrap().is_empty());
         assert!(s.queue_remove(q2).is_err());
+    }
+
+    #[test]
+    fn a_recipient_is_claimed_once_and_recorded_only_by_its_claim() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let out = |first| Delivery {
+            outbound: Some(Outbound {
+                sender: "a@x.test".into(),
+                recipients: vec!["r@far.test".into()],
+                message: b"m".to_vec(),
+                first_attempt: first,
+            }),
+            ..Delivery::default()
+        };
+        s.deliver(out(100)).unwrap();
+        let later = s.deliver(out(50)).unwrap().queued.unwrap();
+        // Longest-due first, whatever the id order.
+        let due = s.queue_due(100, 10).unwrap();
+        assert_eq!(due[0].id, later);
+        let (r_old, r_new) = (due[1].recipients[0].id, due[0].recipients[0].id);
+        assert_eq!(s.queue_claim(&[r_old], 100, 400).unwrap(), vec![r_old]);
+        // Claimed: neither handed out again nor claimed twice, even after a flush.
+        assert_eq!(
+            s.queue_claim(&[r_old], 100, 401).unwrap(),
+            Vec::<i64>::new()
+        );
+        s.queue_flush().unwrap();
+        let due: Vec<QueueId> = s.queue_due(200, 10).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(due, vec![later]);
+        // A stale result (another claim) is not recorded, and its bounce is not stored.
+        let update = |lease, status: &str| RecipientUpdate {
+            id: r_old,
+            lease,
+            status: status.into(),
+            attempts: 1,
+            next_attempt: 100,
+            last_error: None,
+        };
+        let bounce = Delivery {
+            local_message: b"bounce".to_vec(),
+            local: vec![a],
+            ..Delivery::default()
+        };
+        s.queue_update(vec![update(399, "failed")], Some(bounce))
+            .unwrap();
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
+        assert!(s.list_messages(inbox.id).unwrap().is_empty());
+        assert_eq!(s.queue_list().unwrap().len(), 2);
+        // The claim's own result is; then the recipient is done and cannot be claimed.
+        s.queue_update(vec![update(400, "delivered")], None)
+            .unwrap();
+        assert_eq!(s.queue_list().unwrap().len(), 1);
+        assert_eq!(
+            s.queue_claim(&[r_old], 1000, 1400).unwrap(),
+            Vec::<i64>::new()
+        );
+        // A dead attempt's claim expires with its lease, or is released at start-up.
+        assert_eq!(s.queue_claim(&[r_new], 100, 400).unwrap(), vec![r_new]);
+        assert!(s.queue_due(300, 10).unwrap().is_empty());
+        assert_eq!(s.queue_due(400, 10).unwrap().len(), 1);
+        assert_eq!(s.queue_release_claims().unwrap(), 1);
+        assert_eq!(s.queue_claim(&[r_new], 300, 700).unwrap(), vec![r_new]);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use mailroom_client::smtp::{SmtpClient, SmtpReply};
 use mailroom_client::ClientTls;
 use mailroom_client::{Direction, TraceFn};
 use mailroom_store::{now_unix, Delivery, Outbound, QueueEntry, QueueRecipient, RecipientUpdate};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::delivery::{self, Route, Target};
@@ -36,6 +36,8 @@ use route::Destination;
 
 /// How often the runner looks for due mail when nothing wakes it.
 const POLL: Duration = Duration::from_secs(1);
+/// Seconds a claim outlasts the longest attempt: time to record the result.
+const CLAIM_MARGIN: i64 = 60;
 /// Entries taken from the store per round.
 const BATCH: usize = 200;
 
@@ -56,9 +58,16 @@ enum Outcome {
 
 struct Runner {
     shared: Arc<Shared>,
-    in_flight: Mutex<HashSet<i64>>,
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
     workers: Arc<Semaphore>,
+}
+
+/// One attempt planned by a round: its slots are held, its recipients not yet claimed.
+struct Planned {
+    entry: QueueEntry,
+    dest: Destination,
+    rcpts: Vec<QueueRecipient>,
+    permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
 
 /// Starts the queue runner; it stops when `shutdown` becomes true.
@@ -66,13 +75,24 @@ pub fn spawn(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let workers = Arc::new(Semaphore::new(shared.config.queue.workers));
     let runner = Arc::new(Runner {
         shared,
-        in_flight: Mutex::new(HashSet::new()),
         destinations: Mutex::new(HashMap::new()),
         workers,
     });
     let span = tracing::Span::current();
     tokio::spawn(
         async move {
+            // Claims left by a previous run were held by attempts that died with it.
+            let store = runner.shared.store.clone();
+            match tokio::task::spawn_blocking(move || store.queue_release_claims()).await {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(
+                        recipients = n,
+                        "released the claims of attempts interrupted by the last stop"
+                    )
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "releasing old queue claims failed"),
+                _ => {}
+            }
             loop {
                 if *shutdown.borrow() {
                     break;
@@ -91,6 +111,18 @@ pub fn spawn(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
 }
 
 impl Runner {
+    /// How long one attempt may take in all (connects, EHLO, STARTTLS, the transaction); it is
+    /// cut off after this, so it always records its result while its claim holds.
+    fn attempt_budget(&self) -> Duration {
+        let q = &self.shared.config.queue;
+        q.connect_timeout * 2 + q.command_timeout * 8
+    }
+
+    /// One round: read the due recipients (longest-due first, none that an attempt holds),
+    /// plan one attempt per (entry, destination) for which a worker and a destination slot
+    /// are free now, claim their recipients in the store in one commit, and start the
+    /// attempts. What finds no free slot stays due for a later round, unclaimed, so a slow
+    /// destination holds only its own slots and never the rest of the queue.
     async fn round(self: Arc<Self>) {
         let store = self.shared.store.clone();
         let now = now_unix();
@@ -102,47 +134,74 @@ impl Runner {
             }
             Err(_) => return,
         };
-        for entry in due {
+        let mut planned: Vec<Planned> = Vec::new();
+        'entries: for entry in due {
             let mut groups: HashMap<String, (Destination, Vec<QueueRecipient>)> = HashMap::new();
-            {
-                let Ok(mut in_flight) = self.in_flight.lock() else {
-                    return;
-                };
-                for r in &entry.recipients {
-                    if r.status != "pending" || r.next_attempt > now || in_flight.contains(&r.id) {
-                        continue;
-                    }
-                    in_flight.insert(r.id);
-                    let dest = route::choose(
-                        &self.shared.config,
-                        &mailroom_store::domain_of(&r.recipient),
-                    );
-                    groups
-                        .entry(dest.key())
-                        .or_insert_with(|| (dest, Vec::new()))
-                        .1
-                        .push(r.clone());
+            for r in &entry.recipients {
+                if r.status != "pending" || r.next_attempt > now {
+                    continue;
                 }
+                let dest = route::choose(
+                    &self.shared.config,
+                    &mailroom_store::domain_of(&r.recipient),
+                );
+                groups
+                    .entry(dest.key())
+                    .or_insert_with(|| (dest, Vec::new()))
+                    .1
+                    .push(r.clone());
             }
             for (key, (dest, rcpts)) in groups {
-                let runner = self.clone();
-                let entry = QueueEntry {
-                    recipients: Vec::new(),
-                    ..entry.clone()
+                let Ok(worker) = self.workers.clone().try_acquire_owned() else {
+                    break 'entries;
                 };
-                tokio::spawn(
-                    async move {
-                        let ids: Vec<i64> = rcpts.iter().map(|r| r.id).collect();
-                        runner.attempt(&key, entry, dest, rcpts).await;
-                        if let Ok(mut in_flight) = runner.in_flight.lock() {
-                            for id in ids {
-                                in_flight.remove(&id);
-                            }
-                        }
-                    }
-                    .instrument(tracing::Span::current()),
-                );
+                let Ok(slot) = self.destination_slot(&key).try_acquire_owned() else {
+                    continue;
+                };
+                planned.push(Planned {
+                    entry: QueueEntry {
+                        recipients: Vec::new(),
+                        ..entry.clone()
+                    },
+                    dest,
+                    rcpts,
+                    permits: (worker, slot),
+                });
             }
+        }
+        if planned.is_empty() {
+            return;
+        }
+        // The claim: only recipients still pending, due and unclaimed are taken, in the same
+        // statement that marks them, so no attempt is started twice.
+        let lease = now + self.attempt_budget().as_secs() as i64 + CLAIM_MARGIN;
+        let ids: Vec<i64> = planned
+            .iter()
+            .flat_map(|p| p.rcpts.iter().map(|r| r.id))
+            .collect();
+        let store = self.shared.store.clone();
+        let claimed: HashSet<i64> =
+            match tokio::task::spawn_blocking(move || store.queue_claim(&ids, now, lease)).await {
+                Ok(Ok(c)) => c.into_iter().collect(),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "claiming queued recipients failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+        for mut p in planned {
+            p.rcpts.retain(|r| claimed.contains(&r.id));
+            if p.rcpts.is_empty() {
+                continue;
+            }
+            let runner = self.clone();
+            tokio::spawn(
+                async move {
+                    let _permits = p.permits;
+                    runner.attempt(p.entry, p.dest, p.rcpts, lease).await;
+                }
+                .instrument(tracing::Span::current()),
+            );
         }
     }
 
@@ -159,18 +218,11 @@ impl Runner {
 
     async fn attempt(
         &self,
-        key: &str,
         entry: QueueEntry,
         dest: Destination,
         rcpts: Vec<QueueRecipient>,
+        lease: i64,
     ) {
-        let slot = self.destination_slot(key);
-        let (Ok(_worker), Ok(_dest)) = (
-            self.workers.clone().acquire_owned().await,
-            slot.acquire_owned().await,
-        ) else {
-            return;
-        };
         let store = self.shared.store.clone();
         let at = mailroom_store::MessageRef::Queued(entry.id);
         let message = match tokio::task::spawn_blocking(move || {
@@ -179,19 +231,43 @@ impl Runner {
         .await
         {
             Ok(Ok(m)) => m,
+            Ok(Err(mailroom_store::StoreError::NotFound(_))) => return, // removed meanwhile
             _ => {
                 tracing::error!(
                     queue_id = entry.id.0,
                     "cannot read a queued message; will retry"
                 );
+                // Recorded like any temporary failure, so the claim goes and a retry comes.
+                let why = Outcome::Transient {
+                    diagnostic: "the queued message could not be read from the store".into(),
+                    host: None,
+                };
+                let outcomes = vec![why; rcpts.len()];
+                self.record(&entry, &rcpts, outcomes, &[], lease).await;
                 return;
             }
         };
         let addresses: Vec<String> = rcpts.iter().map(|r| r.recipient.clone()).collect();
-        let outcomes = self
-            .deliver(&dest, &entry.sender, &addresses, &message)
-            .await;
-        self.record(&entry, &rcpts, outcomes, &message).await;
+        let budget = self.attempt_budget();
+        let outcomes = match tokio::time::timeout(
+            budget,
+            self.deliver(&dest, &entry.sender, &addresses, &message),
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(_) => vec![
+                Outcome::Transient {
+                    diagnostic: format!(
+                        "the attempt took longer than {} s and was cut off",
+                        budget.as_secs()
+                    ),
+                    host: None,
+                };
+                addresses.len()
+            ],
+        };
+        self.record(&entry, &rcpts, outcomes, &message, lease).await;
     }
 
     /// One attempt at one destination: tries its hosts in order until one answers.
@@ -361,6 +437,7 @@ impl Runner {
         rcpts: &[QueueRecipient],
         outcomes: Vec<Outcome>,
         message: &[u8],
+        lease: i64,
     ) {
         let cfg = &self.shared.config.queue;
         let now = now_unix();
@@ -410,6 +487,7 @@ impl Runner {
             };
             updates.push(RecipientUpdate {
                 id: r.id,
+                lease,
                 status: status.into(),
                 attempts,
                 next_attempt: next,
