@@ -27,8 +27,10 @@ pub mod defaults {
     pub const MAX_RECIPIENTS: usize = 100;
     /// RFC 5321 §4.5.3.1.4 says 512; AUTH PLAIN initial responses (RFC 4954 §4) can be longer.
     pub const MAX_COMMAND_LINE: usize = 2048;
-    /// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
-    pub const MAX_LINE_LENGTH: usize = 1000;
+    /// RFC 5321 §4.5.3.1.6 says a text line is at most 1000 octets including CRLF, and lets
+    /// a server refuse longer ones; real senders write longer lines and Postfix and Exchange
+    /// accept them, so refusing at 1000 loses mail. Accepted up to 1 MiB, stored byte-exact.
+    pub const MAX_LINE_LENGTH: usize = 1024 * 1024;
     pub const MAX_ERRORS: u32 = 20;
     /// RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for the next command.
     pub const IDLE_TIMEOUT_SECS: u64 = 300;
@@ -377,6 +379,10 @@ pub struct Limits {
     /// `mailroom user quota`); 0 = unlimited.
     #[serde(deserialize_with = "de_size")]
     pub account_quota: u64,
+    /// The slowest a message body (DATA, BDAT, an IMAP literal) may arrive, in octets per
+    /// second, beyond the idle timeout: a body must be in by `idle_timeout + size / rate`.
+    /// 0: only the idle timeout per read.
+    pub min_data_rate: u64,
 }
 
 impl Default for Limits {
@@ -399,6 +405,7 @@ impl Default for Limits {
             max_hops: MAX_HOPS,
             max_incoming_memory: MAX_INCOMING_MEMORY,
             account_quota: ACCOUNT_QUOTA,
+            min_data_rate: crate::conn::DEFAULT_MIN_DATA_RATE,
         }
     }
 }

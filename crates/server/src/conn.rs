@@ -9,6 +9,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use mailroom_proto::line::{LineError, LineReader};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -18,6 +20,8 @@ use tokio::sync::watch;
 const READ_CHUNK: usize = 16 * 1024;
 /// Buffered output beyond this is written out at once (message downloads).
 const OUT_HIGH_WATER: usize = 64 * 1024;
+/// `limits.min_data_rate`'s default, octets per second.
+pub const DEFAULT_MIN_DATA_RATE: u64 = 1024;
 
 /// The byte stream under a session: plain TCP or TLS over TCP.
 pub enum Stream {
@@ -160,8 +164,13 @@ pub struct Conn {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub idle: Duration,
+    /// The slowest a body (DATA, BDAT chunk, IMAP literal) may arrive, in octets per second
+    /// (`limits.min_data_rate`); 0: only the idle timeout per read applies.
+    pub min_data_rate: u64,
     shutdown: watch::Receiver<bool>,
     read_buf: Vec<u8>,
+    /// The body phase under way: when it started and the octets received so far.
+    body: Option<(Instant, u64)>,
 }
 
 impl Conn {
@@ -189,8 +198,10 @@ impl Conn {
             peer,
             local,
             idle,
+            min_data_rate: DEFAULT_MIN_DATA_RATE,
             shutdown,
             read_buf: vec![0u8; READ_CHUNK],
+            body: None,
         }
     }
 
@@ -233,7 +244,14 @@ impl Conn {
 
     /// The next command line. Pending output is flushed before the session waits for input.
     /// While waiting, the idle timeout and the shutdown signal both end the wait.
+    ///
+    /// The timeout is a deadline for the whole line, set when the wait starts: a client that
+    /// trickles a byte every few seconds does not extend it (it did when the timer ran per
+    /// socket read, and such clients could hold a connection slot for ever).
     pub async fn next_line(&mut self) -> Event {
+        // A new command: any body phase is over.
+        self.body = None;
+        let deadline = Instant::now() + self.idle;
         loop {
             if let Some(line) = self.lines.next_line() {
                 return Event::Line(line);
@@ -246,7 +264,7 @@ impl Conn {
             }
             let mut shutdown = self.shutdown.clone();
             let read = tokio::select! {
-                r = tokio::time::timeout(self.idle, self.stream.read(&mut self.read_buf)) => r,
+                r = tokio::time::timeout_at(deadline, self.stream.read(&mut self.read_buf)) => r,
                 _ = shutdown.changed() => return Event::Shutdown,
             };
             match read {
@@ -259,16 +277,33 @@ impl Conn {
 
     /// Raw bytes for a body phase (DATA, BDAT, IMAP literals): first whatever the line reader
     /// holds, then one socket read. `Ok(None)` means the client closed or timed out.
+    ///
+    /// The body phase (from its first read until the next command line) has a deadline that
+    /// trickling does not extend: the idle timeout plus the time its octets so far would take at
+    /// `min_data_rate`. A client sending at least that fast is never cut off, however large the
+    /// message; one that sends a byte every few seconds is, after about the idle timeout.
     pub async fn read_raw(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let (started, got) = *self.body.get_or_insert((Instant::now(), 0));
         if self.lines.buffered_len() > 0 {
-            return Ok(Some(self.lines.take_buffered()));
+            let bytes = self.lines.take_buffered();
+            self.body = Some((started, got + bytes.len() as u64));
+            return Ok(Some(bytes));
         }
         self.flush().await?;
-        match tokio::time::timeout(self.idle, self.stream.read(&mut self.read_buf)).await {
+        let deadline = if self.min_data_rate == 0 {
+            Instant::now() + self.idle
+        } else {
+            let earned = Duration::from_secs_f64(got as f64 / self.min_data_rate as f64);
+            started + self.idle + earned
+        };
+        match tokio::time::timeout_at(deadline, self.stream.read(&mut self.read_buf)).await {
             Err(_) => Ok(None),
             Ok(Err(e)) => Err(e),
             Ok(Ok(0)) => Ok(None),
-            Ok(Ok(n)) => Ok(Some(self.read_buf[..n].to_vec())),
+            Ok(Ok(n)) => {
+                self.body = Some((started, got + n as u64));
+                Ok(Some(self.read_buf[..n].to_vec()))
+            }
         }
     }
 

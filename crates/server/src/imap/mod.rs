@@ -113,7 +113,8 @@ pub async fn run_session(
     };
     trace.note(&format!("connection from {peer}"));
     let idle = shared.config.limits.idle_timeout.max(AUTOLOGOUT_MIN);
-    let conn = Conn::new(stream, peer, MAX_COMMAND_TEXT, idle, trace, shutdown);
+    let mut conn = Conn::new(stream, peer, MAX_COMMAND_TEXT, idle, trace, shutdown);
+    conn.min_data_rate = shared.config.limits.min_data_rate;
     let mut s = Session {
         conn,
         shared,

@@ -76,7 +76,7 @@ pub async fn run_session(
         id: shared.next_session_id(),
     };
     trace.note(&format!("connection from {peer}"));
-    let conn = Conn::new(
+    let mut conn = Conn::new(
         stream,
         peer,
         limits.max_command_line,
@@ -85,6 +85,7 @@ pub async fn run_session(
         trace,
         shutdown,
     );
+    conn.min_data_rate = limits.min_data_rate;
     let timestamp = apop_timestamp(&shared.config.hostname);
     let mut s = Session {
         conn,

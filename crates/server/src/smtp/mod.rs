@@ -240,7 +240,7 @@ impl Refusal {
                 DataError::LineTooLong { line, limit } => Reply::new(
                     550,
                     "5.6.0",
-                    format!("Message refused: line {line} is longer than {limit} octets (RFC 5321 §4.5.3.1.6); wrap long lines or encode the body"),
+                    format!("Message refused: line {line} is longer than {limit} octets; wrap long lines or encode the body (quoted-printable or base64)"),
                 ),
                 DataError::BareCr { line } => Reply::new(
                     550,
@@ -321,7 +321,7 @@ pub async fn run_session(
         id,
     };
     trace.note(&format!("connection from {peer}"));
-    let conn = Conn::new(
+    let mut conn = Conn::new(
         stream,
         peer,
         cfg.limits.max_command_line,
@@ -329,6 +329,7 @@ pub async fn run_session(
         trace,
         shutdown,
     );
+    conn.min_data_rate = cfg.limits.min_data_rate;
     let mut s = Session {
         kind,
         shared: shared.clone(),
@@ -395,7 +396,7 @@ impl Session {
                         421,
                         "4.4.2",
                         format!(
-                            "{host} Timeout: no command for {secs} seconds; closing connection"
+                            "{host} Timeout: no complete command within {secs} seconds; closing connection"
                         ),
                     );
                     Flow::Close
