@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mailroom_server::config::{parse_size, show_size, Config};
-use mailroom_store::password;
+use mailroom_store::{files, password};
 use tracing::Instrument;
 
 #[derive(Parser)]
@@ -286,6 +286,9 @@ async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)>
     })
     .await?
     .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    for e in files::exposed(&data_dir) {
+        tracing::warn!("{e}");
+    }
     {
         let (config, store) = (config.clone(), store.clone());
         tokio::task::spawn_blocking(move || {
@@ -344,8 +347,17 @@ async fn wait_for_signal() {
 fn open_store(config: &Config) -> Result<mailroom_store::Store> {
     let store = mailroom_store::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    warn_exposed(&config.data_dir);
     mailroom_server::apply_config_to_store(config, &store)?;
     Ok(store)
+}
+
+/// Tells the person at the command line what other users can still open in the data
+/// directory (the store has already made owner-only what it could; see `files`).
+fn warn_exposed(data_dir: &Path) {
+    for e in files::exposed(data_dir) {
+        eprintln!("mailroom: warning: {e}");
+    }
 }
 
 /// `mailroom backup DIR`: a consistent copy of the store (SQLite VACUUM INTO, while the server
@@ -363,8 +375,11 @@ fn backup(config: Config, dir: &Path) -> Result<ExitCode> {
         );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The copy holds every message and password hash: owner-only, like the data directory.
+    files::private_dir(dir).with_context(|| format!("cannot make {} owner-only", dir.display()))?;
     let store = mailroom_store::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    warn_exposed(&config.data_dir);
     let size = store
         .backup(&dir.join("mailroom.db"))
         .with_context(|| format!("cannot write the backup into {}", dir.display()))?;
@@ -373,12 +388,15 @@ fn backup(config: Config, dir: &Path) -> Result<ExitCode> {
     if tls.is_dir() {
         let to = dir.join("tls");
         std::fs::create_dir_all(&to)?;
+        files::private_dir(&to)?;
         for name in ["cert.pem", "key.pem"] {
             let from = tls.join(name);
             if from.is_file() {
-                // std::fs::copy keeps the permission bits: the key stays private.
+                // std::fs::copy keeps the permission bits (the key's 0600, the certificate's
+                // 0644); every file of a backup is owner-only, so the mode is set after.
                 std::fs::copy(&from, to.join(name))
                     .with_context(|| format!("cannot copy {}", from.display()))?;
+                files::private_file(&to.join(name))?;
                 copied.push(format!("tls/{name}"));
             }
         }

@@ -10,9 +10,11 @@
 //!   (RFC 3463 / RFC 2034) and the DATA receiver (dot-unstuffing, SMTP smuggling defence).
 //! - [`sasl`]: the SASL pieces used by SMTP AUTH and POP3 AUTH (RFC 4954, RFC 4616, LOGIN).
 //! - [`pop3`]: the POP3 codec (RFC 1939).
+//! - [`secrets`]: the masking rule for protocol traces (`AUTH PLAIN ****`).
 
 pub mod imap;
 pub mod line;
 pub mod pop3;
 pub mod sasl;
+pub mod secrets;
 pub mod smtp;

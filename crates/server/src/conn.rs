@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use mailroom_proto::line::{LineError, LineReader};
+pub use mailroom_proto::secrets::{mask_secrets, MASK};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -122,9 +123,18 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// Traces a line the client sent (or a note standing for it), through [`mask_secrets`].
     pub fn client(&self, line: &str) {
         if self.enabled {
-            tracing::info!(target: "mailroom::trace", "[{} {}] C: {}", self.proto, self.id, line);
+            self.client_masked(&mask_secrets(line));
+        }
+    }
+    /// Traces text a driver built from a *parsed* command whose secret it has already replaced
+    /// by [`MASK`], keeping what is safe to show (`a1 LOGIN alice ****`, `APOP alice ****`).
+    /// Everything else goes through [`Trace::client`].
+    pub fn client_masked(&self, text: &str) {
+        if self.enabled {
+            tracing::info!(target: "mailroom::trace", "[{} {}] C: {}", self.proto, self.id, text);
         }
     }
     pub fn server(&self, bytes: &[u8]) {

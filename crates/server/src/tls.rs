@@ -170,10 +170,12 @@ fn create_self_signed(hostname: &str, dir: &Path, cert: &Path, key: &Path) -> Re
     let c = params
         .self_signed(&pair)
         .map_err(|e| TlsError::Generate(e.to_string()))?;
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir)
+        .and_then(|()| mailroom_store::files::private_dir(dir))
+        .map_err(|source| TlsError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     write_private(key, pair.serialize_pem().as_bytes())?;
     std::fs::write(cert, c.pem()).map_err(|source| TlsError::Write {
         path: cert.to_path_buf(),
@@ -192,7 +194,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let res = opts.open(path).and_then(|mut f| f.write_all(bytes));
+    // The mode given to open() passes through the umask and only applies to a new file:
+    // set it explicitly.
+    let res = opts
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|()| mailroom_store::files::private_file(path));
     res.map_err(|source| TlsError::Write {
         path: path.to_path_buf(),
         source,
@@ -211,6 +218,13 @@ mod tests {
         cfg.hostname = "mx.example.test".into();
         let a = load_or_create(&cfg).unwrap();
         assert!(a.self_signed && a.created);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join("tls")), 0o700);
+            assert_eq!(mode(&dir.path().join("tls/key.pem")), 0o600);
+        }
         let b = load_or_create(&cfg).unwrap();
         assert!(!b.created);
         assert_eq!(a.fingerprint, b.fingerprint);

@@ -19,6 +19,7 @@
 //! - The **outbound queue** holds a message, its envelope sender and one row per recipient with
 //!   its own state, attempts and next attempt time.
 
+pub mod files;
 pub mod password;
 pub mod sqlite;
 

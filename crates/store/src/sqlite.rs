@@ -281,7 +281,7 @@ fn row_to_account(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
 impl SqliteStore {
     /// Opens `DATA_DIR/mailroom.db`, creating the directory and the schema as needed.
     pub fn open(data_dir: &Path) -> Result<SqliteStore> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::files::prepare_data_dir(data_dir)?; // owner-only: 0700, the files 0600
         let path = data_dir.join("mailroom.db");
         let conn = Connection::open(&path)?;
         configure(&conn)?;
@@ -717,6 +717,7 @@ impl MailStore for SqliteStore {
             .ok_or_else(|| StoreError::Invalid("the backup path is not valid UTF-8".into()))?;
         // VACUUM INTO writes a consistent snapshot (a read transaction) into a new database
         // file; in WAL mode it does not stop the writer. It does not fsync the copy: we do.
+        crate::files::create_private_file(dest)?; // owner-only from the start; SQLite fills it
         self.read(|c| {
             c.execute("VACUUM INTO ?1", [target])?;
             Ok(())

@@ -1016,8 +1016,26 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
             }
             CommandBody::SetQuota { root, limits }
         }
-        _ => return Err(ParseError::Unknown(name)),
+        // `a LOGINsecret`: the reply (and so the trace) does not repeat a secret.
+        _ => {
+            return Err(ParseError::Unknown(
+                crate::secrets::mask_secrets(&name).into_owned(),
+            ))
+        }
     };
+    // Text after a password or a SASL response may be more of it (`LOGIN alice my secret`):
+    // the reply does not repeat it, unlike `end`'s for other commands.
+    if !p.at_end() {
+        match body {
+            CommandBody::Login { .. } => return syntax(
+                "unexpected text after the password; a password with spaces goes in a quoted string, e.g. LOGIN alice \"two words\"",
+            ),
+            CommandBody::Authenticate { .. } => return syntax(
+                "unexpected text after the initial response; send the mechanism and at most one base64 response, e.g. AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==",
+            ),
+            _ => {}
+        }
+    }
     p.end()?;
     Ok(body)
 }
@@ -1557,6 +1575,21 @@ mod tests {
             ok("a UID EXPUNGE 1:3"),
             CommandBody::Expunge { uids: Some(_) }
         ));
+    }
+
+    #[test]
+    fn errors_never_repeat_what_may_be_a_password() {
+        for line in [
+            "a LOGIN alice my secret",
+            "a LOGIN alice \"my\" secret",
+            "a AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA== secret",
+            "a LOGINsecret",
+        ] {
+            let text = err(line).error.to_string();
+            assert!(!text.contains("secret"), "{line}: {text}");
+        }
+        // Other commands still show what was left over.
+        assert!(err("a NOOP extra").error.to_string().contains("extra"));
     }
 
     #[test]

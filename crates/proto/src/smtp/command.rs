@@ -403,8 +403,9 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         "EXPN" => one_string("EXPN", rest, "EXPN staff").map(Command::Expn),
         "BDAT" => parse_bdat(rest),
         "AUTH" => parse_auth(rest),
+        // `PASSsecret`, `AUTHsecret`: the reply (and so the trace) does not repeat a secret.
         _ => Err(CommandError::Unknown {
-            verb: shown(verb, 32),
+            verb: shown(&crate::secrets::mask_secrets(verb), 32),
         }),
     }
 }

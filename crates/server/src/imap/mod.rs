@@ -45,7 +45,7 @@ use mailroom_store::{now_unix, Account, FlagOp, Flags, MailStore, MailboxInfo, S
 use tokio::sync::watch;
 
 use crate::auth::check_password;
-use crate::conn::{Conn, Event, Trace};
+use crate::conn::{mask_secrets, Conn, Event, Trace, MASK};
 use crate::Shared;
 use error::ImapError;
 pub use fetch::ImapShared;
@@ -415,46 +415,43 @@ impl Session {
         Flow::Continue
     }
 
-    fn trace_command(&self, cmd: &Command, buf: &[u8]) {
-        let text = match &cmd.body {
-            CommandBody::Login { user, .. } => format!("{} LOGIN {user} ****", cmd.tag),
-            CommandBody::Authenticate { mechanism, initial } => format!(
-                "{} AUTHENTICATE {mechanism}{}",
-                cmd.tag,
-                if initial.is_some() { " ****" } else { "" }
-            ),
-            CommandBody::Append {
-                mailbox, message, ..
-            } => format!("{} APPEND {mailbox} <{} octets>", cmd.tag, message.len()),
-            _ => {
-                let s = String::from_utf8_lossy(buf);
-                s.chars()
-                    .take(300)
-                    .collect::<String>()
-                    .replace("\r\n", "\\r\\n")
+    /// Traces a whole command (its literals included). Trace::client masks every LOGIN and
+    /// AUTHENTICATE, parsed or not; only a parsed LOGIN shows its user name.
+    fn trace_command(&self, cmd: Option<&Command>, buf: &[u8]) {
+        match cmd {
+            Some(Command {
+                tag,
+                body: CommandBody::Login { user, .. },
+            }) => {
+                self.conn
+                    .trace
+                    .client_masked(&format!("{tag} LOGIN {user} {MASK}"));
             }
-        };
-        self.conn.trace.client(&text);
+            Some(Command {
+                tag,
+                body:
+                    CommandBody::Append {
+                        mailbox, message, ..
+                    },
+            }) => {
+                let text = format!("{tag} APPEND {mailbox} <{} octets>", message.len());
+                self.conn.trace.client(&text);
+            }
+            _ => {
+                let text = String::from_utf8_lossy(buf);
+                let text = mask_secrets(&text);
+                let text = text.chars().take(300).collect::<String>();
+                self.conn.trace.client(&text.replace("\r\n", "\\r\\n"));
+            }
+        }
     }
 
     async fn command(&mut self, buf: Vec<u8>) -> Flow {
-        let cmd = match parse_command(&buf) {
+        let parsed = parse_command(&buf);
+        self.trace_command(parsed.as_ref().ok(), &buf);
+        let cmd = match parsed {
             Ok(c) => c,
             Err(e) => {
-                // Never trace what might hold a password.
-                let lead = String::from_utf8_lossy(&buf[..buf.len().min(60)]).to_ascii_uppercase();
-                if lead.contains("LOGIN") || lead.contains("AUTHENTICATE") {
-                    self.conn
-                        .trace
-                        .client("<malformed LOGIN/AUTHENTICATE, not traced>");
-                } else {
-                    self.conn.trace.client(
-                        &String::from_utf8_lossy(&buf)
-                            .chars()
-                            .take(300)
-                            .collect::<String>(),
-                    );
-                }
                 let text = match e.error {
                     ParseError::NoTag => ParseError::NoTag.to_string(),
                     ParseError::MailboxNotUtf8(octets) => {
@@ -466,7 +463,6 @@ impl Session {
                 return self.fail(e.tag.as_deref(), ImapError::bad(text));
             }
         };
-        self.trace_command(&cmd, &buf);
         let tag = cmd.tag.clone();
         let name = cmd.body.name();
         // RFC 9051 §7.5.1: no EXPUNGE responses while answering FETCH, STORE or SEARCH.

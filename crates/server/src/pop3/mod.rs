@@ -31,7 +31,7 @@ use md5::{Digest, Md5};
 use tokio::sync::watch;
 
 use crate::auth::check_password;
-use crate::conn::{Conn, Event, Stream, Trace};
+use crate::conn::{Conn, Event, Stream, Trace, MASK};
 use crate::{ListenerKind, Shared};
 use error::Pop3Error;
 use maildrop::{Maildrop, MaildropLock, CHUNK};
@@ -219,20 +219,20 @@ impl Session {
 
     async fn command(&mut self, line: Vec<u8>) -> Flow {
         let text = String::from_utf8_lossy(&line).into_owned();
-        let cmd = match pop3::parse_command(&line) {
+        let parsed = pop3::parse_command(&line);
+        // Trace::client masks PASS, AUTH and APOP lines, parsed or not; a parsed APOP keeps
+        // its mailbox name.
+        match &parsed {
+            Ok(Command::Apop { name, .. }) => self
+                .conn
+                .trace
+                .client_masked(&format!("APOP {name} {MASK}")),
+            _ => self.conn.trace.client(&text),
+        }
+        let cmd = match parsed {
             Ok(c) => c,
-            Err(e) => {
-                // Never trace what might be a password, even a malformed one.
-                let lead = text.trim_start().get(..4).unwrap_or("");
-                if lead.eq_ignore_ascii_case("PASS") || lead.eq_ignore_ascii_case("AUTH") {
-                    self.conn.trace.client(&format!("{lead} ****"));
-                } else {
-                    self.conn.trace.client(&text);
-                }
-                return self.fail(e.into());
-            }
+            Err(e) => return self.fail(e.into()),
         };
-        self.conn.trace.client(&cmd.trace_line(&text));
         match &self.state {
             State::Authorization { .. } => {
                 if cmd.valid_in_authorization() {

@@ -419,15 +419,9 @@ impl Session {
     }
 
     async fn command(&mut self, bytes: Vec<u8>) -> Flow {
-        let parsed = parse_command(&bytes);
-        match &parsed {
-            Ok(Command::Auth {
-                mechanism,
-                initial_response: Some(_),
-            }) => self.conn.trace.client(&format!("AUTH {mechanism} ****")),
-            _ => self.conn.trace.client(&String::from_utf8_lossy(&bytes)),
-        }
-        let cmd = match parsed {
+        // Masked by the one rule for all protocols, whether it parses or not (`AUTH PLAIN ****`).
+        self.conn.trace.client(&String::from_utf8_lossy(&bytes));
+        let cmd = match parse_command(&bytes) {
             Ok(c) => c,
             Err(e) => return self.refuse(Refusal::Syntax(e)),
         };
