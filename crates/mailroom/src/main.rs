@@ -253,6 +253,9 @@ fn serve_all(mut configs: Vec<Config>, trace: bool) -> Result<ExitCode> {
             servers.push(server);
         }
         let n = servers.len();
+        // The signal handlers go in before "ready:" is printed: a SIGTERM that follows the
+        // line at once must still shut down cleanly, not kill the process.
+        let signals = StopSignals::install();
         out.push_str(&format!(
             "ready: {n} server{} running; stop with Ctrl-C\n",
             if n == 1 { "" } else { "s" }
@@ -262,7 +265,7 @@ fn serve_all(mut configs: Vec<Config>, trace: bool) -> Result<ExitCode> {
             stdout.write_all(out.as_bytes())?;
             stdout.flush()?;
         }
-        wait_for_signal().await;
+        signals.wait().await;
         tracing::info!("shutting down: no new connections, letting sessions finish");
         for server in servers {
             server.shutdown().await;
@@ -322,25 +325,59 @@ async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)>
     ))
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and Ctrl-C (SIGINT), listened for from the moment they are installed.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (mut term, mut int) = (self.term, self.int);
+            let term = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(i) => {
+                        i.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = term => {}
+                _ = int => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
