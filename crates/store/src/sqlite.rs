@@ -1069,10 +1069,12 @@ impl MailStore for SqliteStore {
 
     fn read_message_at(&self, message: MessageRef, offset: u64, buf: &mut [u8]) -> Result<usize> {
         self.read(|c| {
-            // The reference is checked and the blob read on one connection, one after the
-            // other; the message may go meanwhile, but its id is never given to another.
-            let id = resolve_message(c, message)?;
-            let blob = c.blob_open("main", "messages", "data", id, true)?;
+            // The reference is checked and the blob read in one read transaction (one WAL
+            // snapshot): a message expunged meanwhile is either read whole as it was or not
+            // found, never "no such rowid".
+            let tx = c.unchecked_transaction()?;
+            let id = resolve_message(&tx, message)?;
+            let blob = tx.blob_open("main", "messages", "data", id, true)?;
             let size = blob.len() as u64;
             if offset >= size {
                 return Ok(0);

@@ -595,6 +595,12 @@ impl Session {
             return Ok(());
         };
         let lines = sel.apply(info.as_ref(), &list, allow_expunge, with_modseq);
+        // New keywords (set by another session) are announced before the FETCH that shows them.
+        if sel.learn_keywords() {
+            for l in sel.flags_lines() {
+                self.send_line(&l);
+            }
+        }
         for l in lines {
             self.send_line(&l);
         }
@@ -1211,22 +1217,8 @@ impl Session {
         let id = info.id;
         let list = self.store(move |s| s.list_messages(id)).await?;
         let sel = Selected::new(id, info.name.clone(), read_only, &info, &list);
-        let mut keywords: Vec<String> = Vec::new();
-        for m in &sel.msgs {
-            for k in &m.keywords {
-                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                    keywords.push(k.clone());
-                }
-            }
-        }
-        let kw = if keywords.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", keywords.join(" "))
-        };
-        self.send_line(&format!(
-            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})"
-        ));
+        let [flags, permanent] = sel.flags_lines();
+        self.send_line(&flags);
         self.send_line(&sel.exists_line());
         if !self.rev2 {
             // RFC 3501 §7.3.2: rev1 clients expect RECENT; we keep no \Recent.
@@ -1248,13 +1240,7 @@ impl Session {
             "* OK [HIGHESTMODSEQ {}] highest mod-sequence",
             info.highest_modseq
         ));
-        if read_only {
-            self.send_line("* OK [PERMANENTFLAGS ()] read-only mailbox");
-        } else {
-            self.send_line(&format!(
-                "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] flags you can change"
-            ));
-        }
+        self.send_line(&permanent);
         if self.rev2 {
             let mut l = b"* LIST () \"/\" ".to_vec();
             push_string(&mut l, self.name_to_wire(&info.name).as_bytes());
@@ -1967,6 +1953,10 @@ impl Session {
         if let Some(sel) = self.selected() {
             for m in &changed {
                 sel.update(m);
+            }
+            // A keyword this STORE created is announced before the FETCH that shows it.
+            if sel.learn_keywords() {
+                lines.extend(sel.flags_lines());
             }
             for u in &uids {
                 let Some(s) = sel.seq_of_uid(*u) else {

@@ -53,6 +53,9 @@ pub struct Selected {
     pub seen_uidnext: u32,
     /// Some messages are `gone` and still to be reported.
     pub pending_expunge: bool,
+    /// The keywords announced to the session in FLAGS and PERMANENTFLAGS. RFC 9051 §7.3.5:
+    /// a keyword must be announced before a FETCH FLAGS response shows it.
+    pub keywords: Vec<String>,
 }
 
 /// `(\Seen \Flagged $Label)`.
@@ -115,7 +118,7 @@ impl Selected {
         info: &mailroom_store::MailboxInfo,
         list: &[MessageMeta],
     ) -> Selected {
-        Selected {
+        let mut sel = Selected {
             id,
             name,
             read_only,
@@ -124,7 +127,38 @@ impl Selected {
             seen_modseq: info.highest_modseq,
             seen_uidnext: info.uidnext,
             pending_expunge: false,
+            keywords: Vec::new(),
+        };
+        sel.learn_keywords();
+        sel
+    }
+
+    /// Adds the keywords of the session's messages that were not announced yet; true when
+    /// there were any (then [`Selected::flags_lines`] must be sent before any FETCH FLAGS).
+    pub fn learn_keywords(&mut self) -> bool {
+        let mut learned = false;
+        for m in &self.msgs {
+            for k in &m.keywords {
+                if !self.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    self.keywords.push(k.clone());
+                    learned = true;
+                }
+            }
         }
+        learned
+    }
+
+    /// The untagged FLAGS and PERMANENTFLAGS responses (RFC 9051 §7.3.5, §7.1) with every
+    /// keyword announced so far.
+    pub fn flags_lines(&self) -> [String; 2] {
+        let kw: String = self.keywords.iter().map(|k| format!(" {k}")).collect();
+        let flags = format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})");
+        let permanent = if self.read_only {
+            "* OK [PERMANENTFLAGS ()] read-only mailbox".to_string()
+        } else {
+            format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] flags you can change")
+        };
+        [flags, permanent]
     }
 
     /// The mailbox's current list, rebuilt from what this session holds plus the store's

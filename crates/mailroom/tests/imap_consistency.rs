@@ -1,0 +1,141 @@
+//! What Dovecot's imaptest checks across concurrent sessions (issue 15): keywords announced
+//! before they are shown, FETCH of a message another session just expunged, and imaptest's
+//! own stress mode run against the server with zero `Error:` lines.
+mod common;
+mod imap_support;
+
+use common::*;
+use imap_support::Imap;
+
+/// RFC 9051 §7.3.5: a keyword appears in a FETCH FLAGS response only after FLAGS (and
+/// PERMANENTFLAGS) announced it to the session: for the session that set it, and for another
+/// session that learns of it at its next command.
+#[test]
+fn a_new_keyword_is_announced_before_any_fetch_shows_it() {
+    let s = imap_support::start();
+    s.deliver("x@far.test", &[ALICE.0], "Subject: k\n\nhi\n");
+    let mut a = Imap::login(s.addr("imap"), ALICE);
+    let mut b = Imap::login(s.addr("imap"), ALICE);
+    a.ok("SELECT INBOX");
+    b.ok("SELECT INBOX");
+    let check = |lines: &[String], who: &str| {
+        let flags = lines
+            .iter()
+            .position(|l| l.starts_with("* FLAGS (") && l.contains("$Project"));
+        let permanent = lines
+            .iter()
+            .position(|l| l.contains("[PERMANENTFLAGS (") && l.contains("$Project"));
+        let fetch = lines
+            .iter()
+            .position(|l| l.contains(" FETCH (") && l.contains("$Project"));
+        match (flags, permanent, fetch) {
+            (Some(f), Some(p), Some(x)) => assert!(f < x && p < x, "{who}: {lines:?}"),
+            _ => panic!("{who}: keyword not announced before FETCH: {lines:?}"),
+        }
+    };
+    let lines = b.ok("STORE 1 +FLAGS ($Project)");
+    check(&lines, "the session that stored it");
+    let lines = a.ok("NOOP");
+    check(&lines, "another session");
+    // Announced once: a later change with the same keyword sends no new FLAGS.
+    let lines = b.ok("STORE 1 +FLAGS (\\Flagged)");
+    assert!(!lines.iter().any(|l| l.starts_with("* FLAGS")), "{lines:?}");
+}
+
+/// RFC 2180 §4.1, RFC 9051 §7.5.1: a FETCH of a message that another session expunged (and
+/// this one was not told of yet) is never a store error; the message is left out of the
+/// answer and the command completes.
+#[test]
+fn fetch_of_a_message_expunged_elsewhere_completes() {
+    let s = imap_support::start();
+    for i in 0..3 {
+        s.deliver(
+            "x@far.test",
+            &[ALICE.0],
+            &format!("Subject: m{i}\n\nbody {i}\n"),
+        );
+    }
+    for _ in 0..20 {
+        let mut a = Imap::login(s.addr("imap"), ALICE);
+        let mut b = Imap::login(s.addr("imap"), ALICE);
+        a.ok("SELECT INBOX");
+        b.ok("SELECT INBOX");
+        b.ok("STORE 1 +FLAGS (\\Deleted)");
+        b.ok("EXPUNGE");
+        let (tagged, untagged) = a.cmd("FETCH 1:* (BODY.PEEK[] FLAGS)");
+        assert!(tagged.contains(" OK "), "{tagged} {untagged:?}");
+        a.ok("LOGOUT");
+        s.deliver("x@far.test", &[ALICE.0], "Subject: again\n\nbody\n");
+    }
+    assert!(!s.log_text().contains("no such rowid"), "{}", s.log_text());
+}
+
+/// Dovecot's imaptest in stress mode: many sessions run a random mix of commands on one
+/// mailbox and check every reply for consistency across sessions. Any `Error:` line is a bug.
+/// CI runs 10 clients for 10 s with and without logouts; by hand, e.g.
+/// `IMAPTEST_SECS=60 IMAPTEST_CLIENTS=50 cargo test -p mailroom --test imap_consistency stress`.
+#[test]
+fn imaptest_stress_reports_no_errors() {
+    let imaptest = imaptest_binary();
+    let s = imap_support::start_with(
+        "[[accounts]]\naddress = \"tester@example.test\"\npassword = \"secret\"\n",
+    );
+    let tests = imaptest.parent().expect("src dir").join("tests");
+    let secs = std::env::var("IMAPTEST_SECS").unwrap_or_else(|_| "10".into());
+    let clients = std::env::var("IMAPTEST_CLIENTS").unwrap_or_else(|_| "10".into());
+    let port = s.addr("imap").port();
+    for logout in ["logout=0", "logout=100"] {
+        let out = std::process::Command::new(&imaptest)
+            .args([
+                "host=127.0.0.1".to_string(),
+                format!("port={port}"),
+                "user=tester@example.test".into(),
+                "pass=secret".into(),
+                format!("mbox={}", tests.join("default.mbox").display()),
+                format!("clients={clients}"),
+                format!("secs={secs}"),
+                logout.into(),
+            ])
+            .output()
+            .expect("run imaptest");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let errors: Vec<&str> = text.lines().filter(|l| l.contains("Error:")).collect();
+        assert!(
+            errors.is_empty(),
+            "imaptest {logout}: {} errors:\n{}",
+            errors.len(),
+            errors.join("\n")
+        );
+        assert!(text.contains("Logi"), "imaptest did not run: {text}");
+    }
+    assert!(!s.log_text().contains(" ERROR "), "{}", s.log_text());
+}
+
+/// The imaptest binary: `IMAPTEST` if set, else built (once) with the build script of the
+/// shared imaptest source beside the repository, as `.ci/run` does.
+fn imaptest_binary() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("IMAPTEST") {
+        return p.into();
+    }
+    let root = repo_root();
+    let built = root.join("target/imaptest/imaptest/src/imaptest");
+    if built.exists() {
+        return built;
+    }
+    let script = root.join("../shared/imaptest/build.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(root.join("target/imaptest"))
+        .output()
+        .expect("run the imaptest build script");
+    assert!(
+        out.status.success() && built.exists(),
+        "building imaptest failed (run `bash .ci/run`, which installs what it needs):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    built
+}
