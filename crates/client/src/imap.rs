@@ -1032,6 +1032,9 @@ pub fn fetched(seq: u32, rest: &[Value]) -> Result<Fetched, String> {
                         .ok_or("FLAGS that are not a list")?
                         .iter()
                         .filter_map(Value::text)
+                        // \Recent says only which session was told first (RFC 3501
+                        // §2.3.2; IMAP4rev2 dropped it): not a property of the message.
+                        .filter(|flag| !flag.eq_ignore_ascii_case("\\Recent"))
                         .collect(),
                 )
             }

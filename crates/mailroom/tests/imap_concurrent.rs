@@ -53,13 +53,15 @@ fn two_sessions_see_each_others_expunges_and_flags() {
     let u = b.ok("NOOP");
     assert_eq!(u, vec!["* 2 EXPUNGE"]);
 
-    // New mail: EXISTS in both.
+    // New mail: EXISTS in both; \Recent for B, the first to be told (RFC 3501 §2.3.2).
     deliver_n(&s, 1);
     let u = b.ok("NOOP");
-    assert_eq!(u, vec!["* 2 EXISTS"]);
+    assert_eq!(u, vec!["* 2 EXISTS", "* 1 RECENT"]);
     let u = a.ok("UID SEARCH ALL");
     assert_eq!(u.last().map(String::as_str), Some("* SEARCH 2 4"), "{u:?}");
     assert!(u.contains(&"* 2 EXISTS".to_string()), "{u:?}");
+    // A's own recent count: message 2, which A was the first to see at SELECT.
+    assert!(u.contains(&"* 1 RECENT".to_string()), "{u:?}");
 
     // MOVE by A: B sees the expunge; the target mailbox has the message.
     let u = a.ok("UID MOVE 4 Archive");
@@ -83,6 +85,8 @@ fn idle_reports_smtp_delivery_and_pop3_deletion_within_a_second() {
     let t = Instant::now();
     deliver_n(&s, 1);
     assert_eq!(b.line().unwrap(), "* 3 EXISTS");
+    // All three are recent for B, the only session (RFC 3501 §7.3.2).
+    assert_eq!(b.line().unwrap(), "* 3 RECENT");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 
     // POP3 deletes message 1 in the same mailbox.
@@ -160,6 +164,8 @@ t = time.time()
 line = M.readline()
 assert line == b"* 2 EXISTS\r\n", line
 assert time.time() - t < 2.5, time.time() - t
+line = M.readline()
+assert line == b"* 2 RECENT\r\n", line
 M.send(b"DONE\r\n")
 line = M.readline()
 assert line.startswith(tag + b" OK"), line

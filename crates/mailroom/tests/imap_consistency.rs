@@ -139,3 +139,73 @@ fn imaptest_binary() -> std::path::PathBuf {
     );
     built
 }
+
+/// RFC 3501 §2.3.2: `\Recent` belongs to the first read-write session told of a message.
+#[test]
+fn recent_goes_to_the_first_session_and_only_to_it() {
+    let s = imap_support::start();
+    for i in 0..2 {
+        s.deliver(
+            "x@far.test",
+            &[ALICE.0],
+            &format!("Subject: r{i}\n\nbody\n"),
+        );
+    }
+    // Before any session: STATUS counts both; EXAMINE sees them recent and takes nothing.
+    let mut e = Imap::login(s.addr("imap"), ALICE);
+    let (_, u) = e.cmd("STATUS INBOX (RECENT)");
+    assert_eq!(u, vec!["* STATUS \"INBOX\" (RECENT 2)"]);
+    let u = e.ok("EXAMINE INBOX");
+    assert!(u.contains(&"* 2 RECENT".to_string()), "{u:?}");
+    // The first SELECT takes them.
+    let mut a = Imap::login(s.addr("imap"), ALICE);
+    let u = a.ok("SELECT INBOX");
+    assert!(u.contains(&"* 2 RECENT".to_string()), "{u:?}");
+    let u = a.ok("FETCH 1 FLAGS");
+    assert_eq!(u, vec!["* 1 FETCH (FLAGS (\\Recent))"]);
+    a.ok("STORE 1 +FLAGS.SILENT (\\Seen)");
+    assert_eq!(a.ok("SEARCH RECENT"), vec!["* SEARCH 1 2"]);
+    assert_eq!(a.ok("SEARCH NEW"), vec!["* SEARCH 2"]);
+    assert_eq!(a.ok("SEARCH OLD"), vec!["* SEARCH"]);
+    // A second session sees none recent.
+    let mut b = Imap::login(s.addr("imap"), ALICE);
+    let u = b.ok("SELECT INBOX");
+    assert!(u.contains(&"* 0 RECENT".to_string()), "{u:?}");
+    assert_eq!(b.ok("SEARCH OLD"), vec!["* SEARCH 1 2"]);
+    let (_, u) = e.cmd("STATUS INBOX (RECENT)");
+    assert_eq!(u[0], "* STATUS \"INBOX\" (RECENT 0)", "{u:?}");
+    // New mail: recent for whichever session is told first, with RECENT after EXISTS.
+    s.deliver("x@far.test", &[ALICE.0], "Subject: r2\n\nbody\n");
+    assert_eq!(b.ok("NOOP"), vec!["* 3 EXISTS", "* 1 RECENT"]);
+    assert_eq!(a.ok("NOOP"), vec!["* 3 EXISTS", "* 2 RECENT"]);
+    assert_eq!(b.ok("SEARCH RECENT"), vec!["* SEARCH 3"]);
+    assert_eq!(a.ok("SEARCH RECENT"), vec!["* SEARCH 1 2"]);
+    // IMAP4rev2 has no \Recent.
+    let mut r = Imap::login(s.addr("imap"), ALICE);
+    r.ok("ENABLE IMAP4rev2");
+    s.deliver("x@far.test", &[ALICE.0], "Subject: r3\n\nbody\n");
+    let u = r.ok("SELECT INBOX");
+    assert!(!u.iter().any(|l| l.contains("RECENT")), "{u:?}");
+    let u = r.ok("FETCH 4 FLAGS");
+    assert_eq!(u, vec!["* 4 FETCH (FLAGS ())"]);
+}
+
+/// A MOVE into the selected mailbox itself gives the message a new UID (as Dovecot does;
+/// RFC 6851 does not forbid it), with COPYUID and the EXPUNGE of the old one.
+#[test]
+fn move_into_the_same_mailbox_renumbers_the_message() {
+    let s = imap_support::start();
+    s.deliver("x@far.test", &[ALICE.0], "Subject: m\n\nbody\n");
+    let mut a = Imap::login(s.addr("imap"), ALICE);
+    a.ok("SELECT INBOX");
+    let u = a.ok("UID MOVE 1 INBOX");
+    assert!(
+        u[0].starts_with("* OK [COPYUID ") && u[0].contains(" 1 2]"),
+        "{u:?}"
+    );
+    assert!(u.contains(&"* 1 EXPUNGE".to_string()), "{u:?}");
+    assert_eq!(
+        a.ok("UID SEARCH ALL").last().map(String::as_str),
+        Some("* SEARCH 2")
+    );
+}

@@ -87,7 +87,7 @@ assert M.response("PERMANENTFLAGS")[1][0] is not None
 typ, data = M.fetch("1", "(FLAGS UID INTERNALDATE RFC822.SIZE ENVELOPE)")
 assert typ == "OK", data
 line = data[0].decode()
-assert "FLAGS ()" in line and "UID 1" in line and "INTERNALDATE \"" in line and "RFC822.SIZE " in line, line
+assert "FLAGS (\\Recent)" in line and "UID 1" in line and "INTERNALDATE \"" in line and "RFC822.SIZE " in line, line
 assert '"first"' in line and '(NIL NIL "bob" "example.test")' in line, line
 size = int(re.search(r"RFC822.SIZE (\d+)", line).group(1))
 

@@ -146,6 +146,9 @@ pub struct MailboxInfo {
     pub highest_modseq: u64,
     pub special_use: Option<String>,
     pub subscribed: bool,
+    /// The highest UID a read-write IMAP session has already been told is `\Recent`
+    /// (RFC 3501 §2.3.2): messages above it are recent for the next session to see them.
+    pub recent_uid: u32,
 }
 
 /// One message as seen in one mailbox.
@@ -302,6 +305,10 @@ pub trait MailStore: Send + Sync {
     /// UIDVALIDITY (RFC 9051 §6.3.6 lets a name never reuse an older, smaller one).
     fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
     fn set_subscribed(&self, mailbox: MailboxId, subscribed: bool) -> Result<()>;
+    /// Claims the messages up to UID `up_to` as seen by a session (RFC 3501 §2.3.2: only the
+    /// first session to be told of a message sees it `\Recent`). Returns the previous
+    /// `recent_uid`: the messages above it and up to `up_to` are this session's recent ones.
+    fn claim_recent(&self, mailbox: MailboxId, up_to: u32) -> Result<u32>;
     /// Adds a message to a mailbox; returns (UIDVALIDITY, UID).
     fn append_message(
         &self,

@@ -246,6 +246,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE queue_recipients ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
     "#,
+    // v9: \Recent (RFC 3501 §2.3.2): the highest UID already reported recent to a session.
+    // Mail already there when this version starts is not recent.
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
+    UPDATE mailboxes SET recent_uid = uidnext - 1;
+    "#,
 ];
 
 /// The octets an account's messages take, computed from scratch: what the `accounts.used`
@@ -550,11 +556,12 @@ fn row_to_mailbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxInfo> {
         highest_modseq: r.get::<_, i64>(5)? as u64,
         special_use: r.get(6)?,
         subscribed: r.get::<_, i64>(7)? != 0,
+        recent_uid: r.get(8)?,
     })
 }
 
 const MAILBOX_COLS: &str =
-    "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use, subscribed";
+    "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use, subscribed, recent_uid";
 
 fn insert_message(conn: &Connection, data: &[u8]) -> Result<MessageId> {
     conn.execute(
@@ -1212,6 +1219,26 @@ impl MailStore for SqliteStore {
                 params![mailbox.id, subscribed as i64, mailbox.account.0],
             )?;
             Ok(())
+        })
+    }
+
+    fn claim_recent(&self, mailbox: MailboxId, up_to: u32) -> Result<u32> {
+        self.write(move |c| {
+            let prev: u32 = c
+                .query_row(
+                    "SELECT recent_uid FROM mailboxes WHERE id = ?1 AND account_id = ?2",
+                    params![mailbox.id, mailbox.account.0],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))?;
+            if up_to > prev {
+                c.execute(
+                    "UPDATE mailboxes SET recent_uid = ?2 WHERE id = ?1",
+                    params![mailbox.id, up_to],
+                )?;
+            }
+            Ok(prev)
         })
     }
 

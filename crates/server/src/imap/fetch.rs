@@ -9,7 +9,7 @@ use mailroom_proto::imap::mime::{header_values, Mime};
 use mailroom_proto::imap::{FetchAtt, SearchKey, Section};
 use mailroom_store::{Flags, MailStore, MailboxId, MessageId, MessageRef, StoreError};
 
-use super::selected::{flag_list, Msg};
+use super::selected::Msg;
 
 mod decode;
 
@@ -232,9 +232,7 @@ fn fetch_one(
         let mut p = Vec::new();
         match item {
             FetchAtt::Uid => p.extend_from_slice(format!("UID {}", msg.uid).as_bytes()),
-            FetchAtt::Flags => p.extend_from_slice(
-                format!("FLAGS {}", flag_list(msg.flags, &msg.keywords)).as_bytes(),
-            ),
+            FetchAtt::Flags => p.extend_from_slice(format!("FLAGS {}", msg.flag_list()).as_bytes()),
             FetchAtt::InternalDate => p.extend_from_slice(
                 format!("INTERNALDATE {}", internal_date(msg.internal_date)).as_bytes(),
             ),
@@ -320,7 +318,7 @@ fn fetch_one(
         parts.push(p);
     }
     if add_flags && !wants_flags {
-        parts.push(format!("FLAGS {}", flag_list(msg.flags, &msg.keywords)).into_bytes());
+        parts.push(format!("FLAGS {}", msg.flag_list()).into_bytes());
     }
     if add_flags && job.condstore && !job.items.contains(&FetchAtt::ModSeq) {
         parts.push(format!("MODSEQ ({})", msg.modseq).into_bytes());
@@ -597,9 +595,10 @@ fn matches(key: &SearchKey, l: &mut Loaded<'_>, c: &Ctx) -> Result<bool, StoreEr
         K::Draft => f(Flags::DRAFT),
         K::Flagged => f(Flags::FLAGGED),
         K::Seen => f(Flags::SEEN),
-        // \Recent is not kept (RFC 9051 drops it); no message is recent.
-        K::Recent | K::New => false,
-        K::Old => true,
+        // RFC 3501 §6.4.4: RECENT, NEW (recent and unseen), OLD (not recent).
+        K::Recent => m.recent,
+        K::New => m.recent && !f(Flags::SEEN),
+        K::Old => !m.recent,
         K::Unanswered => !f(Flags::ANSWERED),
         K::Undeleted => !f(Flags::DELETED),
         K::Undraft => !f(Flags::DRAFT),
@@ -759,6 +758,7 @@ mod tests {
             internal_date: 0,
             modseq: 1,
             gone: false,
+            recent: false,
         };
         let mut l = Loaded::new(store.as_ref(), &cache, job.mailbox, &msg);
         l.data = Some(ENCODED[1].to_vec());

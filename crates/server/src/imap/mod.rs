@@ -49,7 +49,7 @@ use crate::conn::{mask_secrets, Conn, Event, Trace, MASK};
 use crate::Shared;
 use error::ImapError;
 pub use fetch::ImapShared;
-use selected::{compress, flag_list, split_flags, Selected};
+use selected::{compress, split_flags, Selected};
 
 /// RFC 9051 §5.4: the autologout timer is at least 30 minutes.
 const AUTOLOGOUT_MIN: Duration = Duration::from_secs(30 * 60);
@@ -594,7 +594,31 @@ impl Session {
         let Some(sel) = self.selected() else {
             return Ok(());
         };
-        let lines = sel.apply(info.as_ref(), &list, allow_expunge, with_modseq);
+        let before = sel.msgs.last().map_or(0, |m| m.uid);
+        let read_only = sel.read_only;
+        let mut lines = sel.apply(info.as_ref(), &list, allow_expunge, with_modseq);
+        // New messages: \Recent for this session if no other session was told of them first.
+        let top = sel.msgs.last().map_or(0, |m| m.uid);
+        if top > before {
+            let after = if read_only {
+                info.as_ref().map_or(top, |i| i.recent_uid)
+            } else {
+                self.store(move |s| s.claim_recent(id, top)).await?
+            };
+            let rev1 = !self.rev2;
+            if let Some(sel) = self.selected() {
+                if rev1 {
+                    let recent = sel.mark_recent(after.max(before), top);
+                    // RFC 3501 §7.3.2: RECENT follows the EXISTS that announced them.
+                    if let Some(i) = lines.iter().position(|l| l.ends_with(" EXISTS")) {
+                        lines.insert(i + 1, format!("* {recent} RECENT"));
+                    }
+                }
+            }
+        }
+        let Some(sel) = self.selected() else {
+            return Ok(());
+        };
         // New keywords (set by another session) are announced before the FETCH that shows them.
         if sel.learn_keywords() {
             for l in sel.flags_lines() {
@@ -1216,13 +1240,27 @@ impl Session {
         let info = self.must_mailbox(name, "NONEXISTENT").await?;
         let id = info.id;
         let list = self.store(move |s| s.list_messages(id)).await?;
-        let sel = Selected::new(id, info.name.clone(), read_only, &info, &list);
+        let mut sel = Selected::new(id, info.name.clone(), read_only, &info, &list);
+        // RFC 3501 §2.3.2: the messages no session was told of yet are \Recent for this one;
+        // a read-write session takes them (later sessions do not see them recent), EXAMINE
+        // only looks. RFC 9051 dropped \Recent: IMAP4rev2 sessions see none, but still take.
+        let top = list.last().map_or(0, |m| m.uid);
+        let after = if read_only {
+            info.recent_uid
+        } else {
+            self.store(move |s| s.claim_recent(id, top)).await?
+        };
+        let recent = if self.rev2 {
+            0
+        } else {
+            sel.mark_recent(after, top)
+        };
         let [flags, permanent] = sel.flags_lines();
         self.send_line(&flags);
         self.send_line(&sel.exists_line());
         if !self.rev2 {
-            // RFC 3501 §7.3.2: rev1 clients expect RECENT; we keep no \Recent.
-            self.send_line("* 0 RECENT");
+            // RFC 3501 §7.3.2.
+            self.send_line(&format!("* {recent} RECENT"));
             if let Some(i) = sel.msgs.iter().position(|m| !m.flags.contains(Flags::SEEN)) {
                 self.send_line(&format!("* OK [UNSEEN {}] first unseen message", i + 1));
             }
@@ -1500,7 +1538,7 @@ impl Session {
                     .filter(|m| m.flags.contains(Flags::DELETED))
                     .count() as u64,
                 "SIZE" => list.iter().map(|m| m.size).sum(),
-                "RECENT" => 0,
+                "RECENT" => list.iter().filter(|m| m.uid > b.recent_uid).count() as u64,
                 "HIGHESTMODSEQ" => b.highest_modseq,
                 "APPENDLIMIT" => self.shared.config.limits.max_message_size,
                 _ => continue,
@@ -1976,7 +2014,7 @@ impl Session {
                     // RFC 9051 §6.4.6: the new flags of every message in the set.
                     lines.push(format!(
                         "* {s} FETCH (FLAGS {} UID {}{modseq})",
-                        flag_list(m.flags, &m.keywords),
+                        m.flag_list(),
                         m.uid
                     ));
                 } else if condstore && changed.iter().any(|c| c.uid == *u) {
@@ -2033,15 +2071,8 @@ impl Session {
         let uids: Vec<u32> = picked.iter().map(|p| p.0).collect();
         let octets: u64 = picked.iter().map(|p| p.1).sum();
         let src = sel.id;
-        let same = src == dest.id;
         if uids.is_empty() {
             return ok(&format!("{word} completed (no messages)"));
-        }
-        if is_move && same {
-            return Err(ImapError::no(
-                "CANNOT",
-                "the source and target mailbox are the same",
-            ));
         }
         // RFC 9208 §4.3: a COPY adds the messages' sizes to the account's usage and is refused
         // when they do not fit. A MOVE stays within the account and changes nothing (the

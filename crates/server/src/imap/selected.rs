@@ -25,6 +25,8 @@ pub struct Msg {
     pub modseq: u64,
     /// Expunged elsewhere, not yet reported.
     pub gone: bool,
+    /// `\Recent` for this session (RFC 3501 §2.3.2; IMAP4rev1 sessions only).
+    pub recent: bool,
 }
 
 impl Msg {
@@ -38,7 +40,13 @@ impl Msg {
             internal_date: m.internal_date,
             modseq: m.modseq,
             gone: false,
+            recent: false,
         }
+    }
+
+    /// The message's flags as this session shows them, `\Recent` included.
+    pub fn flag_list(&self) -> String {
+        flag_list(self.flags, &self.keywords, self.recent)
     }
 }
 
@@ -58,9 +66,12 @@ pub struct Selected {
     pub keywords: Vec<String>,
 }
 
-/// `(\Seen \Flagged $Label)`.
-pub fn flag_list(flags: Flags, keywords: &[String]) -> String {
+/// `(\Seen \Flagged $Label)`, with `\Recent` first when `recent`.
+pub fn flag_list(flags: Flags, keywords: &[String], recent: bool) -> String {
     let mut v: Vec<&str> = Vec::new();
+    if recent {
+        v.push("\\Recent");
+    }
     for (bit, name) in [
         (Flags::SEEN, "\\Seen"),
         (Flags::ANSWERED, "\\Answered"),
@@ -131,6 +142,17 @@ impl Selected {
         };
         sel.learn_keywords();
         sel
+    }
+
+    /// Marks the messages with a UID above `after` (and up to `up_to`) as this session's
+    /// `\Recent` ones; returns how many messages are recent now.
+    pub fn mark_recent(&mut self, after: u32, up_to: u32) -> usize {
+        for m in &mut self.msgs {
+            if m.uid > after && m.uid <= up_to {
+                m.recent = true;
+            }
+        }
+        self.msgs.iter().filter(|m| m.recent).count()
     }
 
     /// Adds the keywords of the session's messages that were not announced yet; true when
@@ -265,7 +287,7 @@ impl Selected {
                 out.push(format!(
                     "* {} FETCH (FLAGS {} UID {}{modseq})",
                     i + 1,
-                    flag_list(m.flags, &m.keywords),
+                    m.flag_list(),
                     m.uid
                 ));
             }
@@ -406,6 +428,7 @@ mod tests {
             highest_modseq: modseq,
             special_use: None,
             subscribed: true,
+            recent_uid: 0,
         }
     }
 
