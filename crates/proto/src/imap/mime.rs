@@ -648,20 +648,37 @@ fn push_addresses(out: &mut Vec<u8>, v: Option<&[u8]>) {
 pub fn parse_addresses(v: &[u8]) -> Vec<Addr> {
     let mut out = Vec::new();
     let mut item: Vec<u8> = Vec::new();
+    // The text of the item's comments: `user@domain (Real Name)` names the mailbox "Real Name"
+    // when there is no display name (as Dovecot and most clients read it).
+    let mut note: Vec<u8> = Vec::new();
     let (mut quoted, mut esc, mut angle, mut comment) = (false, false, false, 0usize);
     let mut in_group = false;
     for &c in v {
         if esc {
             esc = false;
-            item.push(c);
+            if comment > 0 {
+                note.push(c);
+            } else {
+                item.push(c);
+            }
             continue;
         }
         if comment > 0 {
             match c {
-                b'(' => comment += 1,
-                b')' => comment -= 1,
+                b'(' => {
+                    comment += 1;
+                    note.push(c);
+                }
+                b')' => {
+                    comment -= 1;
+                    if comment > 0 {
+                        note.push(c);
+                    } else {
+                        note.push(b' ');
+                    }
+                }
                 b'\\' => esc = true,
-                _ => {}
+                _ => note.push(c),
             }
             continue;
         }
@@ -687,21 +704,24 @@ pub fn parse_addresses(v: &[u8]) -> Vec<Addr> {
                 in_group = true;
                 out.push(Addr::GroupStart(unquote(trim(&item))));
                 item.clear();
+                note.clear();
             }
             b',' if !quoted && !angle => {
-                finish_item(&mut out, &item);
+                finish_item(&mut out, &item, &note);
                 item.clear();
+                note.clear();
             }
             b';' if !quoted && !angle && in_group => {
-                finish_item(&mut out, &item);
+                finish_item(&mut out, &item, &note);
                 item.clear();
+                note.clear();
                 out.push(Addr::GroupEnd);
                 in_group = false;
             }
             _ => item.push(c),
         }
     }
-    finish_item(&mut out, &item);
+    finish_item(&mut out, &item, &note);
     if in_group {
         out.push(Addr::GroupEnd);
     }
@@ -727,11 +747,12 @@ fn unquote(s: &[u8]) -> Vec<u8> {
     }
 }
 
-fn finish_item(out: &mut Vec<Addr>, item: &[u8]) {
+fn finish_item(out: &mut Vec<Addr>, item: &[u8], note: &[u8]) {
     let item = trim(item);
     if item.is_empty() {
         return;
     }
+    let note = trim(note);
     let (name, mut spec) = match (
         item.iter().rposition(|&b| b == b'<'),
         item.iter().rposition(|&b| b == b'>'),
@@ -742,6 +763,7 @@ fn finish_item(out: &mut Vec<Addr>, item: &[u8]) {
         }
         _ => (None, item.to_vec()),
     };
+    let name = name.or_else(|| (!note.is_empty()).then(|| note.to_vec()));
     let mut route = None;
     // Obsolete source route "@a,@b:user@host" (RFC 5322 §4.4).
     if spec.first() == Some(&b'@') {
@@ -750,8 +772,9 @@ fn finish_item(out: &mut Vec<Addr>, item: &[u8]) {
             spec = spec[colon + 1..].to_vec();
         }
     }
+    // Blanks left where comments were (`user (c)@ (c) domain`) are not part of the address.
     let (mailbox, host) = match spec.iter().rposition(|&b| b == b'@') {
-        Some(at) => (unquote(&spec[..at]), spec[at + 1..].to_vec()),
+        Some(at) => (unquote(&spec[..at]), trim(&spec[at + 1..]).to_vec()),
         None => (unquote(&spec), Vec::new()),
     };
     out.push(Addr::Mailbox {
@@ -847,6 +870,33 @@ mod tests {
         assert_eq!(
             sec(vec![1], Some(SectionText::Mime)),
             b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_comment_names_an_address_without_a_display_name() {
+        let name = |v: &[u8]| match parse_addresses(v).first() {
+            Some(Addr::Mailbox { name, .. }) => name.clone(),
+            _ => None,
+        };
+        assert_eq!(
+            name(b"user@domain (Real Name)"),
+            Some(b"Real Name".to_vec())
+        );
+        assert_eq!(
+            name(b"(Real Name) user@domain"),
+            Some(b"Real Name".to_vec())
+        );
+        assert_eq!(
+            name(b"\"Phrase\" <user@domain> (comment)"),
+            Some(b"Phrase".to_vec())
+        );
+        assert_eq!(name(b"user@domain"), None);
+        // A comment alone in a group names nothing.
+        let g = parse_addresses(b"group2: (foo) ;");
+        assert!(
+            matches!(g.as_slice(), [Addr::GroupStart(_), Addr::GroupEnd]),
+            "{g:?}"
         );
     }
 

@@ -105,6 +105,42 @@ struct Field {
     raw: String,
     /// The value with encoded words decoded and blanks collapsed, when that differs.
     decoded: Option<String>,
+    /// Address fields: the parsed addresses as `name <mailbox@host>, ...` (comments and
+    /// folding gone, names decoded), so `FROM user@domain` finds `<user (c)@ (c) domain>`.
+    addresses: Option<String>,
+}
+
+/// Header fields whose value is an address list (RFC 5322 §3.6.2, §3.6.3).
+const ADDRESS_FIELDS: &[&str] = &["from", "sender", "reply-to", "to", "cc", "bcc"];
+
+/// The addresses of an address field as SEARCH matches them, lower-cased.
+fn address_text(value: &[u8]) -> String {
+    use mailroom_proto::imap::mime::{parse_addresses, Addr};
+    let mut out: Vec<String> = Vec::new();
+    for a in parse_addresses(value) {
+        if let Addr::Mailbox {
+            name,
+            mailbox,
+            host,
+            ..
+        } = a
+        {
+            let spec = format!(
+                "{}@{}",
+                String::from_utf8_lossy(&mailbox),
+                String::from_utf8_lossy(&host)
+            );
+            out.push(match name {
+                Some(n) => {
+                    let n = decode::header_text(&n)
+                        .unwrap_or_else(|| String::from_utf8_lossy(&n).into_owned());
+                    format!("{n} <{spec}>")
+                }
+                None => spec,
+            });
+        }
+    }
+    out.join(", ").to_lowercase()
 }
 
 impl<'a> Loaded<'a> {
@@ -464,10 +500,17 @@ impl Loaded<'_> {
                     let fields: Vec<Field> =
                         mailroom_proto::imap::mime::fields(data, &mime.root.header)
                             .into_iter()
-                            .map(|(name, value)| Field {
-                                name: name.to_lowercase(),
-                                raw: lower(&value),
-                                decoded: decode::header_text(&value).map(|t| t.to_lowercase()),
+                            .map(|(name, value)| {
+                                let name = name.to_lowercase();
+                                let addresses = ADDRESS_FIELDS
+                                    .contains(&name.as_str())
+                                    .then(|| address_text(&value));
+                                Field {
+                                    raw: lower(&value),
+                                    decoded: decode::header_text(&value).map(|t| t.to_lowercase()),
+                                    addresses,
+                                    name,
+                                }
                             })
                             .collect();
                     let fields = Arc::new(fields);
@@ -523,7 +566,10 @@ fn header_contains(l: &mut Loaded<'_>, field: &str, needle: &str) -> Result<bool
     let field = field.to_lowercase();
     // RFC 9051 §6.4.4 HEADER with an empty string matches every message with the field.
     Ok(l.search_fields()?.iter().any(|f| {
-        f.name == field && (has(&f.raw, &n) || f.decoded.as_deref().is_some_and(|d| has(d, &n)))
+        f.name == field
+            && (has(&f.raw, &n)
+                || f.decoded.as_deref().is_some_and(|d| has(d, &n))
+                || f.addresses.as_deref().is_some_and(|a| has(a, &n)))
     }))
 }
 
@@ -721,6 +767,24 @@ mod tests {
         assert_eq!(q(K::Subject("münchen köln".into())), Vec::<usize>::new());
         assert_eq!(q(K::Subject("bodensee".into())), Vec::<usize>::new());
         assert_eq!(q(K::To("köln".into())), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn address_searches_match_the_parsed_address() {
+        use SearchKey as K;
+        let (_d, store, mut job) = mailbox(&[
+            b"From: <user-from (comment)@ (comment) domain.org>\r\n\r\nx\r\n",
+            b"From: user-from@domain.org (Real From)\r\n\r\nx\r\n",
+            b"From: other@domain.org\r\n\r\nx\r\n",
+        ]);
+        let mut q = |k| search(&mut job, &store, k);
+        assert_eq!(q(K::From("user-from@domain.org".into())), vec![1, 2]);
+        assert_eq!(q(K::From("real from <user-from@".into())), vec![2]);
+        assert_eq!(
+            q(K::From("comment".into())),
+            vec![1],
+            "the raw text still matches"
+        );
     }
 
     #[test]
