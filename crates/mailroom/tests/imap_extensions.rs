@@ -195,7 +195,8 @@ fn condstore() {
     let u = a.ok("NOOP");
     assert_eq!(u.len(), 1, "{u:?}");
     assert!(
-        u[0].starts_with("* 2 FETCH (FLAGS () UID 2 MODSEQ ("),
+        // \Recent: A was the first session told of message 2 (RFC 3501 §2.3.2).
+        u[0].starts_with("* 2 FETCH (FLAGS (\\Recent) UID 2 MODSEQ ("),
         "{u:?}"
     );
     let (_, u) = b.cmd("STATUS INBOX (HIGHESTMODSEQ)");
