@@ -469,7 +469,9 @@ fn uids(c: &Connection) -> Result<CheckResult> {
                 ));
             }
             if min_uid < 1 {
-                r.fault(format!("{at}: a message has UID {min_uid} (UIDs start at 1)"));
+                r.fault(format!(
+                    "{at}: a message has UID {min_uid} (UIDs start at 1)"
+                ));
             }
             Ok(())
         },
@@ -697,12 +699,14 @@ mod tests {
         let before = std::fs::read(&db).unwrap();
         check_data_dir(dir.path()).unwrap();
         assert_eq!(std::fs::read(&db).unwrap(), before);
-        assert!(!dir.path().join("mailroom.db-wal").exists() || {
-            std::fs::metadata(dir.path().join("mailroom.db-wal"))
-                .unwrap()
-                .len()
-                == 0
-        });
+        assert!(
+            !dir.path().join("mailroom.db-wal").exists() || {
+                std::fs::metadata(dir.path().join("mailroom.db-wal"))
+                    .unwrap()
+                    .len()
+                    == 0
+            }
+        );
     }
 
     #[test]
@@ -720,10 +724,7 @@ mod tests {
         corrupt(dir.path(), "DELETE FROM messages WHERE id = 1");
         let report = check_data_dir(dir.path()).unwrap();
         let f = only_in(&report, &["mailbox-entries", "foreign-keys"]);
-        assert!(
-            f.iter().any(|t| t.contains("missing its message")),
-            "{f:?}"
-        );
+        assert!(f.iter().any(|t| t.contains("missing its message")), "{f:?}");
         assert!(
             f.iter()
                 .any(|t| t.contains("mailbox_messages row") && t.contains("messages row")),
@@ -741,8 +742,14 @@ mod tests {
             &check_data_dir(dir.path()).unwrap(),
             &["mailbox-entries", "message-sizes", "usage"],
         );
-        assert!(f.iter().any(|t| t.contains("missing its message_info")), "{f:?}");
-        assert!(f.iter().any(|t| t.contains("has no message_info row")), "{f:?}");
+        assert!(
+            f.iter().any(|t| t.contains("missing its message_info")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter().any(|t| t.contains("has no message_info row")),
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -757,7 +764,9 @@ mod tests {
         assert!(report.ok(), "{report:#?}");
         let o = report.check("orphans").unwrap();
         assert_eq!(o.warnings(), 1);
-        assert!(o.findings[0].text.starts_with("1 stored message(s) (5 octets)"));
+        assert!(o.findings[0]
+            .text
+            .starts_with("1 stored message(s) (5 octets)"));
     }
 
     #[test]
@@ -769,10 +778,25 @@ mod tests {
              UPDATE message_info SET ends_lf = 1 - ends_lf WHERE message_id = 2;
              UPDATE messages SET size = 7 WHERE id = 3;",
         );
-        let f = only_in(&check_data_dir(dir.path()).unwrap(), &["message-sizes", "usage"]);
-        assert!(f.iter().any(|t| t.starts_with("message 1: message_info.size")), "{f:?}");
-        assert!(f.iter().any(|t| t.starts_with("message 2: message_info.ends_lf")), "{f:?}");
-        assert!(f.iter().any(|t| t.starts_with("message 3: messages.size is 7")), "{f:?}");
+        let f = only_in(
+            &check_data_dir(dir.path()).unwrap(),
+            &["message-sizes", "usage"],
+        );
+        assert!(
+            f.iter()
+                .any(|t| t.starts_with("message 1: message_info.size")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|t| t.starts_with("message 2: message_info.ends_lf")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|t| t.starts_with("message 3: messages.size is 7")),
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -812,7 +836,10 @@ mod tests {
     #[test]
     fn a_uidvalidity_counter_behind_is_a_fault() {
         let dir = populated();
-        corrupt(dir.path(), "UPDATE counters SET value = 5 WHERE name = 'uidvalidity'");
+        corrupt(
+            dir.path(),
+            "UPDATE counters SET value = 5 WHERE name = 'uidvalidity'",
+        );
         let f = only_in(&check_data_dir(dir.path()).unwrap(), &["uidvalidity"]);
         assert!(f[0].contains("handed out twice"), "{f:?}");
         corrupt(dir.path(), "DELETE FROM counters");
@@ -833,7 +860,10 @@ mod tests {
         );
         let report = check_data_dir(dir.path()).unwrap();
         let f = only_in(&report, &["inbox"]);
-        assert_eq!(f, vec!["b@x.test has no INBOX: mail to it cannot be delivered"]);
+        assert_eq!(
+            f,
+            vec!["b@x.test has no INBOX: mail to it cannot be delivered"]
+        );
     }
 
     #[test]
@@ -853,7 +883,10 @@ mod tests {
     #[test]
     fn a_queue_entry_with_nothing_pending_is_a_warning() {
         let dir = populated();
-        corrupt(dir.path(), "UPDATE queue_recipients SET status = 'delivered';");
+        corrupt(
+            dir.path(),
+            "UPDATE queue_recipients SET status = 'delivered';",
+        );
         let report = check_data_dir(dir.path()).unwrap();
         assert!(report.ok(), "{report:#?}");
         assert_eq!(report.check("queue").unwrap().warnings(), 1);
@@ -870,18 +903,27 @@ mod tests {
               WHERE name = 'mailbox_messages_message';",
         );
         let f = only_in(&check_data_dir(dir.path()).unwrap(), &["integrity"]);
-        assert!(f.iter().any(|t| t.contains("mailbox_messages_message")), "{f:?}");
+        assert!(
+            f.iter().any(|t| t.contains("mailbox_messages_message")),
+            "{f:?}"
+        );
     }
 
     #[test]
     fn a_newer_schema_is_a_fault_an_older_one_a_warning() {
         let dir = populated();
-        corrupt(dir.path(), &format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1));
+        corrupt(
+            dir.path(),
+            &format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1),
+        );
         let report = check_data_dir(dir.path()).unwrap();
         let f = only_in(&report, &["schema"]);
         assert!(f[0].contains("newer mailroom"), "{f:?}");
         assert!(report.check("usage").is_none(), "nothing else is read");
-        corrupt(dir.path(), &format!("PRAGMA user_version = {}", SCHEMA_VERSION - 1));
+        corrupt(
+            dir.path(),
+            &format!("PRAGMA user_version = {}", SCHEMA_VERSION - 1),
+        );
         let report = check_data_dir(dir.path()).unwrap();
         assert!(report.ok());
         assert_eq!(report.check("schema").unwrap().warnings(), 1);
