@@ -4,11 +4,14 @@
 //! The data directory lives on a small tmpfs (48 MiB) that the test mounts itself, so it
 //! needs root (CI runs as root; by hand: `sudo -E cargo test -p mailroom --test full_disk`).
 //! Four SMTP threads send 1 KiB, 400 KiB and 3 MiB messages, each with a unique id, while a
-//! filler takes every free byte of the disk; once every delivery has been refused for about a
-//! second the filler is freed, a POP3 session deletes most of the mail, and the next round
-//! begins. After the rounds the test checks, from the store itself:
+//! filler takes every free byte of the disk. Once every delivery has been refused for about a
+//! second, POP3 reads and tries to delete, and IMAP tries an APPEND, on the full disk; then,
+//! with the senders paused, the filler is freed, POP3 deletes the mail (the store's files
+//! never shrink, so this keeps room for the next round), and the next round begins. After
+//! the rounds the server is killed and the test checks, from the store itself:
 //! - every message that got `250` is there exactly once (or was deleted by a POP3 QUIT that
-//!   got `+OK`), nothing that got a `4xx` is there, and nothing is there twice;
+//!   got `+OK`: on a full disk QUIT may also answer `-ERR [SYS/TEMP]`, and then nothing may
+//!   be gone), nothing that got a `4xx` is there, and nothing is there twice;
 //! - a full disk is answered `452 4.3.1` (insufficient system storage) and IMAP APPEND gets
 //!   `NO [UNAVAILABLE]` saying the disk is full, while POP3 and IMAP reading go on working;
 //! - the server recovers by itself once space is freed (a delivery succeeds after);
