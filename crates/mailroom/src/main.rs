@@ -69,6 +69,14 @@ enum Command {
         /// The directory to create (it must not exist, or be empty).
         dir: PathBuf,
     },
+    /// Check the data directory for faults (read-only, safe while the server runs)
+    ///
+    /// SQLite's integrity and foreign-key checks and the store's own invariants: every
+    /// mailbox entry has its message, sizes match the octets, each account's usage counter
+    /// equals a recount, UIDNEXT/HIGHESTMODSEQ/UIDVALIDITY are ahead of what they guard,
+    /// every account has an INBOX, queue entries are sound; and file permissions. Exit code
+    /// 0: no fault (warnings allowed), 1: faults found, 2: the check could not run.
+    Check,
     /// The interactive mail client: `[smtp|pop|imap|exit]>>>` (reads commands from stdin when piped).
     Agent(agent::AgentArgs),
     /// Send one message over SMTP (exit code 0 only if every recipient was accepted).
@@ -195,6 +203,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Alias(cmd) => alias(config, cmd),
         Command::Queue(cmd) => queue(config, cmd),
         Command::Backup { dir } => backup(config, &dir),
+        Command::Check => Ok(check(&config)),
         Command::Lab { .. } => Ok(ExitCode::SUCCESS),
         Command::Calc(_)
         | Command::Sntp(_)
@@ -450,6 +459,78 @@ fn backup(config: Config, dir: &Path) -> Result<ExitCode> {
         config.data_dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `mailroom check`: the store's consistency report (see `mailroom_store::check`). Opens
+/// nothing for writing and applies no config, so it can run beside the server.
+fn check(config: &Config) -> ExitCode {
+    use mailroom_store::check::Severity;
+    let dir = &config.data_dir;
+    let shown = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+    let report = match mailroom_store::check::check_data_dir(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "mailroom: cannot check {}: {e} (nothing was checked)",
+                shown.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = format!(
+        "checking {} (schema version {})\n",
+        shown.display(),
+        report.totals.schema_version
+    );
+    for c in &report.checks {
+        let status = match (c.faults(), c.warnings()) {
+            (0, 0) => "ok",
+            (0, _) => "warning",
+            _ => "FAULT",
+        };
+        out.push_str(&format!("  {status:<8} {:<16} {}\n", c.name, c.what));
+        for f in &c.findings {
+            let mark = match f.severity {
+                Severity::Fault => "fault:",
+                Severity::Warning => "warning:",
+            };
+            out.push_str(&format!("           {mark} {}\n", f.text));
+        }
+        let more = c.more_faults + c.more_warnings;
+        if more > 0 {
+            out.push_str(&format!(
+                "           ... and {more} more ({} fault(s), {} warning(s)) not listed\n",
+                c.more_faults, c.more_warnings
+            ));
+        }
+    }
+    let t = &report.totals;
+    out.push_str(&format!(
+        "{} account(s), {} mailbox(es), {} mailbox entr{}, {} stored message(s) ({}), {} queue entr{} with {} recipient(s)\n",
+        t.accounts,
+        t.mailboxes,
+        t.mailbox_entries,
+        if t.mailbox_entries == 1 { "y" } else { "ies" },
+        t.messages,
+        show_size(t.message_octets),
+        t.queue_entries,
+        if t.queue_entries == 1 { "y" } else { "ies" },
+        t.queue_recipients
+    ));
+    let (faults, warnings) = (report.faults(), report.warnings());
+    if report.ok() {
+        out.push_str(&format!("no fault found ({warnings} warning(s))\n"));
+    } else {
+        out.push_str(&format!(
+            "{faults} fault(s), {warnings} warning(s): the store is not consistent; keep a copy of the data directory (stop the server, copy it) before changing anything\n"
+        ));
+    }
+    print!("{out}");
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// A password from the terminal (asked twice, without echo) or the first line of stdin.

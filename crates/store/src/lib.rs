@@ -19,6 +19,7 @@
 //! - The **outbound queue** holds a message, its envelope sender and one row per recipient with
 //!   its own state, attempts and next attempt time.
 
+pub mod check;
 pub mod files;
 pub mod password;
 pub mod sqlite;
@@ -48,6 +49,32 @@ pub enum StoreError {
     Invalid(String),
     #[error("the store is shut down")]
     Closed,
+    /// The disk (or the file system quota) is full: the write was rolled back, nothing of it
+    /// is stored. Temporary: the same write succeeds once space is freed.
+    #[error("storage full: {0}")]
+    StorageFull(String),
+}
+
+impl StoreError {
+    /// The write failed for want of space (SQLITE_FULL, ENOSPC, EDQUOT), so nothing of it was
+    /// stored and it may be tried again later: SMTP answers `452 4.3.1`, IMAP `NO
+    /// [UNAVAILABLE]` with a text that says so.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::StorageFull(_) => true,
+            StoreError::Sqlite(e) => sqlite::is_full(e),
+            StoreError::Io(e) => io_is_full(e),
+            _ => false,
+        }
+    }
+}
+
+/// ENOSPC or EDQUOT.
+fn io_is_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

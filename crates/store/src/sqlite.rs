@@ -254,9 +254,12 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// The schema version this build writes (`PRAGMA user_version` of an up-to-date store).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
 /// The octets an account's messages take, computed from scratch: what the `accounts.used`
-/// counter (schema v6) must always equal (the tests check it after every kind of change; the
-/// v6 migration fills the counter with the same sum). Every step is an index lookup, never a
+/// counter (schema v6) must always equal (the tests check it after every kind of change, and
+/// `mailroom check` on every account; the v6 migration fills the counter with the same sum). Every step is an index lookup, never a
 /// scan (`usage_query_uses_indexes` checks the plan):
 /// ```text
 /// SEARCH m USING COVERING INDEX sqlite_autoindex_mailboxes_1 (account_id=?)
@@ -266,8 +269,7 @@ const MIGRATIONS: &[&str] = &[
 /// CROSS JOIN fixes that order (SQLite never reorders a CROSS JOIN), so the planner cannot
 /// start from message_info and walk every message of every account. The cost is one lookup
 /// per message of the account.
-#[cfg(test)]
-const USAGE_SQL: &str = "SELECT COALESCE(SUM(mi.size), 0)
+pub(crate) const USAGE_SQL: &str = "SELECT COALESCE(SUM(mi.size), 0)
        FROM mailboxes m
       CROSS JOIN mailbox_messages mm ON mm.mailbox_id = m.id
       CROSS JOIN message_info mi ON mi.message_id = mm.message_id
@@ -430,37 +432,39 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     let mut pending: std::collections::VecDeque<Job> = batch.into();
     while !pending.is_empty() {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let msg = e.to_string();
+            let failure = Failure::of(&e, "cannot begin");
             for job in pending {
-                let _ = job
-                    .reply
-                    .send(Err(StoreError::Invalid(format!("cannot begin: {msg}"))));
+                let _ = job.reply.send(Err(failure.error()));
             }
             return;
         }
         let mut done: Vec<(mpsc::SyncSender<JobResult>, JobResult)> = Vec::new();
-        let mut broken: Option<String> = None;
+        let mut broken: Option<Failure> = None;
         while let Some(job) = pending.pop_front() {
             let (result, intact) = run_job(conn, job.run);
             if !intact {
                 broken = Some(match &result {
-                    Err(e) => e.to_string(),
-                    Ok(_) => "the transaction was rolled back".to_string(),
+                    Err(e) => Failure {
+                        text: format!("transaction rolled back: {e}"),
+                        full: e.is_storage_full(),
+                    },
+                    Ok(_) => Failure {
+                        text: "transaction rolled back: the transaction was rolled back".into(),
+                        full: false,
+                    },
                 });
                 done.push((job.reply, result));
                 break;
             }
             done.push((job.reply, result));
         }
-        if let Some(why) = broken {
+        if let Some(failure) = broken {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            tracing::error!(error = %why, jobs = done.len(), "store transaction rolled back; its writes were refused");
+            tracing::error!(error = %failure.text, jobs = done.len(), "store transaction rolled back; its writes were refused");
             for (reply, _) in done {
-                let _ = reply.send(Err(StoreError::Invalid(format!(
-                    "transaction rolled back: {why}"
-                ))));
+                let _ = reply.send(Err(failure.error()));
             }
             continue;
         }
@@ -471,16 +475,46 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
                 }
             }
             Err(e) => {
-                let msg = e.to_string();
+                let failure = Failure::of(&e, "commit failed");
                 if !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
+                tracing::error!(error = %failure.text, jobs = done.len(), "store commit failed; its writes were refused");
                 for (reply, _) in done {
-                    let _ = reply.send(Err(StoreError::Invalid(format!("commit failed: {msg}"))));
+                    let _ = reply.send(Err(failure.error()));
                 }
             }
         }
     }
+}
+
+/// Why a whole transaction failed, answered to each of its jobs.
+struct Failure {
+    text: String,
+    /// For want of space: each job gets [`StoreError::StorageFull`].
+    full: bool,
+}
+
+impl Failure {
+    fn of(e: &rusqlite::Error, what: &str) -> Failure {
+        Failure {
+            text: format!("{what}: {e}"),
+            full: is_full(e),
+        }
+    }
+
+    fn error(&self) -> StoreError {
+        if self.full {
+            StoreError::StorageFull(self.text.clone())
+        } else {
+            StoreError::Invalid(self.text.clone())
+        }
+    }
+}
+
+/// SQLITE_FULL: the disk is full (SQLite turns ENOSPC into it), or `max_page_count` reached.
+pub(crate) fn is_full(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull))
 }
 
 /// Runs one job in its own SAVEPOINT. Returns its result and whether the batch's transaction
@@ -1881,7 +1915,12 @@ mod tests {
         let stored = stored_tags(&c);
         let mut acknowledged = Vec::new();
         for (tag, r) in answers {
-            let ok = r.recv().unwrap().is_ok();
+            let answer = r.recv().unwrap();
+            if let Err(e) = &answer {
+                // SMTP answers these 452 4.3.1 (insufficient system storage).
+                assert!(e.is_storage_full(), "{tag}: {e}");
+            }
+            let ok = answer.is_ok();
             assert_eq!(
                 ok,
                 stored.contains(&tag.to_string()),

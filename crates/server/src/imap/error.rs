@@ -53,6 +53,13 @@ impl ImapError {
             StoreError::Exists(what) => {
                 ImapError::no("ALREADYEXISTS", format!("{what} already exists"))
             }
+            full if full.is_storage_full() => {
+                tracing::error!(error = %full, "IMAP store operation failed: storage full");
+                ImapError::no(
+                    "UNAVAILABLE",
+                    "the server's disk is full; nothing was stored or changed, try again later",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "IMAP store operation failed");
                 ImapError::no(

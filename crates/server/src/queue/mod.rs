@@ -350,7 +350,13 @@ impl Runner {
                     })
                 }
             };
-            let _ = client.quit().await;
+            // The outcome is recorded at once; QUIT goes on beside it. Each moment between
+            // the peer's 250 and our commit is one in which a crash sends the message twice
+            // (RFC 5321 §6.1); waiting for the 221 first made that window a round trip
+            // longer (the chaos test saw most deliveries in flight at a kill arrive twice).
+            tokio::spawn(async move {
+                let _ = client.quit().await;
+            });
             return outcomes_of(
                 &server,
                 rcpts,

@@ -124,6 +124,9 @@ enum Refusal {
     Data(DataError),
     TooManyHops(usize),
     StoreFailed,
+    /// The store's disk is full (RFC 3463 §3.4 X.3.1 "mail system full"; RFC 5321 §4.2.2
+    /// 452 "insufficient system storage"): nothing was stored, the sender keeps the message.
+    StorageFull,
     Expn,
     DataAfterBdat,
     BdatWithoutRecipients,
@@ -267,6 +270,11 @@ impl Refusal {
                 451,
                 "4.3.0",
                 "Temporary failure storing the message; nothing was accepted, please try again later",
+            ),
+            StorageFull => Reply::new(
+                452,
+                "4.3.1",
+                "Insufficient system storage: the server's disk is full; nothing was stored, keep the message and try again later",
             ),
             Expn => Reply::new(502, "5.5.1", "EXPN is disabled: mailing lists are private here"),
             DataAfterBdat => Reply::new(
@@ -1058,6 +1066,12 @@ impl Session {
                     "message accepted"
                 );
                 self.ok(250, "2.0.0", format!("Ok: queued as {id}"));
+                Flow::Continue
+            }
+            Ok(Err(e)) if e.is_storage_full() => {
+                // Not the client's mistake: not counted towards max_errors.
+                tracing::error!(session = self.id, error = %e, "storing a message failed: storage full");
+                self.reply(Refusal::StorageFull.reply());
                 Flow::Continue
             }
             Ok(Err(e)) => {
