@@ -567,6 +567,22 @@ impl Session {
         Ok(info)
     }
 
+    /// Takes the messages up to `top` as this session's `\\Recent` ones (the store's
+    /// `claim_recent`); returns the UID above which they are this session's. When the store
+    /// cannot write (a full disk), the session only looks, as EXAMINE does (`seen`): reading a
+    /// mailbox must never fail for want of recording who saw it first.
+    async fn claim_recent(&self, id: mailroom_store::MailboxId, top: u32, seen: u32) -> u32 {
+        let store: Store = self.shared.store.clone();
+        match tokio::task::spawn_blocking(move || store.claim_recent(id, top)).await {
+            Ok(Ok(prev)) => prev,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot record \\Recent; the session only looks");
+                seen
+            }
+            Err(_) => seen,
+        }
+    }
+
     /// Brings the selected mailbox up to date and queues the untagged responses.
     async fn sync(&mut self, allow_expunge: bool) -> Result<(), ImapError> {
         let Some(sel) = self.selected() else {
@@ -600,10 +616,11 @@ impl Session {
         // New messages: \Recent for this session if no other session was told of them first.
         let top = sel.msgs.last().map_or(0, |m| m.uid);
         if top > before {
+            let seen = info.as_ref().map_or(top, |i| i.recent_uid);
             let after = if read_only {
-                info.as_ref().map_or(top, |i| i.recent_uid)
+                seen
             } else {
-                self.store(move |s| s.claim_recent(id, top)).await?
+                self.claim_recent(id, top, seen).await
             };
             let rev1 = !self.rev2;
             if let Some(sel) = self.selected() {
@@ -1248,7 +1265,7 @@ impl Session {
         let after = if read_only {
             info.recent_uid
         } else {
-            self.store(move |s| s.claim_recent(id, top)).await?
+            self.claim_recent(id, top, info.recent_uid).await
         };
         let recent = if self.rev2 {
             0
