@@ -91,6 +91,8 @@ pub struct Shared {
     pub tls: Option<tls::ServerTls>,
     /// Recent authentication failures per client address (the per-address delay).
     pub auth_failures: auth::FailureTracker,
+    /// Password checks: bounded thread pool, cache of successful checks.
+    pub auth: auth::Authenticator,
     /// Octets of messages being received, all sessions together (`limits.max_incoming_memory`).
     pub incoming: Arc<budget::MemoryBudget>,
     session_ids: AtomicU64,
@@ -202,6 +204,7 @@ impl Server {
         }
         let incoming = budget::MemoryBudget::new(config.limits.max_incoming_memory);
         let auth_failures = auth::FailureTracker::new(config.limits.auth_failure_window);
+        let auth = auth::Authenticator::new(&config.limits);
         let shared = Arc::new(Shared {
             config,
             store,
@@ -210,6 +213,7 @@ impl Server {
             imap: imap::ImapShared::default(),
             tls: Some(tls),
             auth_failures,
+            auth,
             incoming,
             session_ids: AtomicU64::new(0),
         });
