@@ -231,13 +231,11 @@ impl Server {
         ];
         for (kind, addr) in wanted {
             let Some(addr) = addr else { continue };
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    kind: kind.name().into(),
-                    addr,
-                    source,
-                })?;
+            let listener = bind_listener(addr).map_err(|source| ServerError::Bind {
+                kind: kind.name().into(),
+                addr,
+                source,
+            })?;
             let local = listener.local_addr().unwrap_or(addr);
             bound.push((kind.name().to_string(), local));
             tokio::spawn(
@@ -300,6 +298,27 @@ impl Server {
         let store = self.shared.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
     }
+}
+
+/// Connections the kernel completes and holds for a listener before it accepts them. tokio's
+/// `TcpListener::bind` asks for 128, so a burst of clients connecting at once (a fleet
+/// reconnecting after a restart; the login benchmark's 900) overflows the queue: the kernel
+/// drops the handshake's last ACK, and the client, which thinks it is connected, waits for a
+/// greeting until its SYN-ACK retries give up (half a minute). 1024 covers a burst of the
+/// default `limits.max_connections`; the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds a listening socket (SO_REUSEADDR, as `TcpListener::bind` does) with
+/// [`LISTEN_BACKLOG`].
+fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn accept_loop(
