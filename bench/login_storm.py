@@ -4,13 +4,17 @@
   login_storm.py --port P --users user1@bench.test:pass1,user2@bench.test:pass2 \
                  -n 900 -t 30 --pid SERVER_PID [--tree]
 
-N clients loop for T seconds over: connect, LOGIN (right password), LOGOUT, close. Client i
-uses the i-th user of --users (round robin) and binds its socket to a source address from
-127.0.0.2 on (--per-source clients per address, default 10), so a server's per-address limits
-and failure tracking do not hide the cost of the logins.
+N clients loop for T seconds over: connect, LOGIN (the right password; with --wrong-password
+a wrong one, as an attacker would), LOGOUT, close. Client i uses the i-th user of --users
+(round robin) and binds its socket to a source address from 127.0.0.2 on (--per-source
+clients per address, default 10), so a server's per-address limits and failure tracking do
+not hide the cost of the logins. A failed login is counted by its reason (a timeout and the
+step it happened at, a refused connection, or the LOGIN reply's response code) and its client
+pauses 0.1 s before the next.
 
-A separate process logs in every second from 127.0.0.1 (the probe: connect, LOGIN, LOGOUT, one
-fresh connection each time) and records how long the LOGIN took to be answered.
+A separate process logs in every second from 127.0.0.1 with the right password (the probe:
+connect, LOGIN, LOGOUT, a fresh connection each time) and records the time from connect to
+LOGIN's OK, and of the LOGIN command alone.
 
 Prints: successful logins per second, failed logins (by reason), the server's peak resident
 memory (VmHWM of --pid, and the largest VmRSS sampled every 0.2 s; with --tree, the sum of
@@ -128,7 +132,11 @@ async def one_login(host, port, src, user, password, timeout):
         writer.write(b"a1 LOGIN " + user + b" " + password + b"\r\n")
         reply = await asyncio.wait_for(read_until_tag(reader, b"a1"), timeout)
         if not reply.startswith(b"a1 OK"):
-            return "LOGIN: " + reply.decode(errors="replace").strip()[:60]
+            text = reply.decode(errors="replace").strip()
+            # "a1 NO [CODE] ...": group by response code, else by the first words.
+            if "[" in text and "]" in text:
+                return "LOGIN: " + text[text.index("["):text.index("]") + 1]
+            return "LOGIN: " + text[:60]
         step = "LOGOUT"
         writer.write(b"a2 LOGOUT\r\n")
         await asyncio.wait_for(read_until_tag(reader, b"a2"), timeout)
@@ -149,6 +157,8 @@ def worker(a, first, count, deadline, out):
     async def client(i, stats):
         src = source_address(i, a.per_source)
         user, password = users[i % len(users)]
+        if a.wrong_password:
+            password = b"wrong-" + str(i).encode()
         while time.time() < deadline:
             why = await one_login(a.host, a.port, src, user, password, a.timeout)
             if why is None:
@@ -166,13 +176,15 @@ def worker(a, first, count, deadline, out):
 
 
 def probe(a, deadline, out):
-    """Every second: one fresh login from 127.0.0.1; its LOGIN's answer time."""
+    """Every second: one fresh login from 127.0.0.1, timed from connect to LOGIN's OK (and the
+    LOGIN alone)."""
     user, password = a.users.split(",")[0].encode().split(b":", 1)
     if a.probe_user:
         user, password = a.probe_user.encode().split(b":", 1)
-    times, failed = [], []
+    times, login_times, failed = [], [], []
     while time.time() < deadline:
         t0 = time.time()
+        start = time.perf_counter()
         try:
             with socket.create_connection((a.host, a.port), timeout=a.timeout) as s:
                 f = s.makefile("rb")
@@ -183,16 +195,17 @@ def probe(a, deadline, out):
                     line = f.readline()
                     if not line or line.startswith(b"p1 "):
                         break
-                elapsed = time.perf_counter() - t1
+                end = time.perf_counter()
                 if line.startswith(b"p1 OK"):
-                    times.append(elapsed)
+                    times.append(end - start)
+                    login_times.append(end - t1)
                 else:
                     failed.append(line.decode(errors="replace").strip()[:60] or "closed")
                 s.sendall(b"p2 LOGOUT\r\n")
         except OSError as e:
             failed.append(type(e).__name__)
         time.sleep(max(0.0, 1.0 - (time.time() - t0)))
-    out.put({"probe": times, "probe_failed": failed})
+    out.put({"probe": times, "probe_login": login_times, "probe_failed": failed})
 
 
 def main():
@@ -206,6 +219,8 @@ def main():
     ap.add_argument("-P", "--processes", type=int, default=1, help="load-generating processes")
     ap.add_argument("--per-source", type=int, default=10, help="clients per source address")
     ap.add_argument("--timeout", type=float, default=30, help="per step, seconds")
+    ap.add_argument("--wrong-password", action="store_true",
+                    help="the N clients send wrong passwords (an attack); the probe the right one")
     ap.add_argument("--pid", type=int, help="server pid (memory)")
     ap.add_argument("--tree", action="store_true", help="sum memory over the pid's descendants")
     a = ap.parse_args()
@@ -248,7 +263,8 @@ def main():
     print(f"clients {a.clients} over {(a.clients - 1) // a.per_source + 1} source addresses, "
           f"{a.seconds:.0f} s ({elapsed:.1f} s with the tail)")
     print(f"logins/s {ok / a.seconds:.0f}  ({ok} successful)")
-    print(f"failed logins {sum(failed.values())}" + (f"  {failed}" if failed else ""))
+    print(f"failed logins {sum(failed.values())} ({sum(failed.values()) / a.seconds:.0f}/s)"
+          + (f"  {failed}" if failed else ""))
     if sampler:
         sampler.stop.set()
         sampler.join()
@@ -261,10 +277,15 @@ def main():
             line += f", VmHWM {status_kib(a.pid, 'VmHWM') / 1024:.0f} MiB"
         print(line)
     if probe_times:
-        s = sorted(probe_times)
-        print(f"probe login: median {statistics.median(s) * 1000:.0f} ms, "
-              f"p90 {s[int(len(s) * 0.9)] * 1000:.0f} ms, max {s[-1] * 1000:.0f} ms "
-              f"({len(s)} probes, {len(probe_failed)} failed{': ' + str(probe_failed[:3]) if probe_failed else ''})")
+        def summary(xs):
+            xs = sorted(xs)
+            return (f"median {statistics.median(xs) * 1000:.1f} ms, "
+                    f"p90 {xs[int(len(xs) * 0.9)] * 1000:.1f} ms, max {xs[-1] * 1000:.1f} ms")
+        login_times = [t for r in results for t in r.get("probe_login", [])]
+        print(f"probe login (connect to OK): {summary(probe_times)} "
+              f"({len(probe_times)} probes, {len(probe_failed)} failed"
+              f"{': ' + str(probe_failed[:3]) if probe_failed else ''})")
+        print(f"probe LOGIN command alone: {summary(login_times)}")
     else:
         print(f"probe login: none succeeded ({probe_failed[:5]})")
 
