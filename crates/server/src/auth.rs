@@ -1,36 +1,466 @@
 //! Password checks shared by every protocol.
 //!
-//! The answer for an unknown user and for a wrong password is the same, and costs the same:
-//! an unknown user is checked against a dummy hash so the timing does not tell them apart.
+//! [`check_password`] has three answers: the account, [`AuthError::Rejected`] (wrong
+//! credentials) or [`AuthError::Unavailable`] (the check could not be made now; the client should
+//! try again later and the attempt is not counted as a failed login). Each protocol maps them in
+//! its one error-to-reply place: SMTP `535 5.7.8` / `454 4.7.0` (RFC 4954 §6), POP3
+//! `-ERR [AUTH]` / `-ERR [SYS/TEMP]` (RFC 3206), IMAP `NO [AUTHENTICATIONFAILED]` /
+//! `NO [UNAVAILABLE]` (RFC 5530).
+//!
+//! - **Bounded work.** An argon2id verification costs 19 MiB and ~20 ms of CPU. They run on
+//!   `limits.auth_workers` threads of their own ([`Pool`]; not tokio's blocking pool, which the
+//!   store's reads use), each keeping its argon2 memory between checks
+//!   ([`password::Verifier`]). At most `limits.auth_queue` checks wait for a thread, each at most
+//!   `limits.auth_queue_timeout`; a login beyond that is `Unavailable` at once. Memory stays at
+//!   `auth_workers` × 19 MiB whatever the number of clients.
+//! - **Same cost for unknown users.** An unknown user is checked against a dummy hash, so a
+//!   wrong password and an unknown address both cost one full verification and get the same
+//!   answer; timing does not tell them apart.
+//! - **A cache of successful checks** ([`VerifiedCache`], like Dovecot's auth cache): keyed by a
+//!   keyed SHA-256 (random per-process key) of the normalized address and the password, it holds
+//!   the account id and the password hash that the password matched, for
+//!   `limits.auth_cache_ttl`. A hit still reads the account row and counts only when the row has
+//!   the same id and the same hash: `mailroom user passwd`, `user remove` (from another process)
+//!   or a changed `[[accounts]] password` invalidate it at once. Failures are never cached.
+//! - **One check per distinct attempt at a time.** Logins presenting the same address and
+//!   password while a check of them is under way wait for its answer instead of queueing their
+//!   own (a client fleet reconnecting after a restart costs one verification per account).
 
-use std::sync::OnceLock;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use mailroom_store::{password, Account, Store};
+use mailroom_store::{password, Account, AccountId, Store};
+use sha2::{Digest, Sha256};
+use tokio::sync::{oneshot, watch};
 
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| password::hash_password("mailroom-dummy-password").unwrap_or_default())
 }
 
-/// Checks `address`/`secret` against the store on a blocking thread.
-/// `None` for an unknown user, a wrong password or a store error (logged).
-pub async fn check_password(store: &Store, address: &str, secret: &str) -> Option<Account> {
-    let store = store.clone();
-    let address = address.to_string();
-    let secret = secret.to_string();
-    let res = tokio::task::spawn_blocking(move || match store.find_account(&address) {
-        Ok(Some(acct)) => password::verify_password(&secret, &acct.password_hash).then_some(acct),
-        Ok(None) => {
-            let _ = password::verify_password(&secret, dummy_hash());
-            None
+/// Why a login did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown user or wrong password (the same answer for both): a failed login.
+    #[error("wrong user name or password")]
+    Rejected,
+    /// The check could not be made now (too many logins waiting, the wait timed out, or the
+    /// store failed): a temporary failure, not counted as a failed login.
+    #[error("password checks are temporarily unavailable")]
+    Unavailable,
+}
+
+/// Checks `address`/`secret`: see the module documentation.
+pub async fn check_password(
+    shared: &crate::Shared,
+    address: &str,
+    secret: &str,
+) -> Result<Account, AuthError> {
+    shared.auth.check(&shared.store, address, secret).await
+}
+
+/// Keeps the argon2 memory of an idle password-checking thread for this long.
+const IDLE_RELEASE: Duration = Duration::from_secs(60);
+
+/// Successful checks remembered at most (oldest forgotten first).
+pub const CACHE_ENTRIES: usize = 10_000;
+
+type Key = [u8; 32];
+type Outcome = Result<Account, AuthError>;
+
+/// Password checking for one server: the thread pool, the cache of successful checks and the
+/// checks under way.
+pub struct Authenticator {
+    pool: Arc<Pool>,
+    cache: VerifiedCache,
+    /// Checks under way, by cache key: later logins with the same key wait for the answer.
+    inflight: Mutex<HashMap<Key, watch::Receiver<Option<Outcome>>>>,
+    wait: Duration,
+    overload: Overload,
+}
+
+impl Authenticator {
+    /// Starts `limits.auth_workers` threads.
+    pub fn new(limits: &crate::config::Limits) -> Authenticator {
+        Authenticator {
+            pool: Pool::start(limits.auth_workers, limits.auth_queue),
+            cache: VerifiedCache::new(limits.auth_cache_ttl, CACHE_ENTRIES),
+            inflight: Mutex::new(HashMap::new()),
+            wait: limits.auth_queue_timeout,
+            overload: Overload::default(),
         }
-        Err(e) => {
-            tracing::error!(error = %e, "account lookup failed");
-            None
+    }
+
+    /// The cache of successful checks.
+    pub fn cache(&self) -> &VerifiedCache {
+        &self.cache
+    }
+
+    /// Full (argon2) verifications run so far.
+    pub fn verifications(&self) -> u64 {
+        self.pool.done.load(Ordering::Relaxed)
+    }
+
+    /// Checks `address`/`secret` against the store.
+    pub async fn check(&self, store: &Store, address: &str, secret: &str) -> Outcome {
+        let deadline = Instant::now() + self.wait;
+        let key = self.cache.key(address, secret);
+        loop {
+            let role = {
+                let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+                match map.get(&key) {
+                    Some(rx) => Err(rx.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(None);
+                        map.insert(key, rx);
+                        Ok(tx)
+                    }
+                }
+            };
+            match role {
+                Ok(tx) => {
+                    // Removes the entry however this ends (a session dropped mid-check too).
+                    let _inflight = Inflight {
+                        map: &self.inflight,
+                        key,
+                    };
+                    let outcome = self.check_once(store, address, secret, key, deadline).await;
+                    let _ = tx.send(Some(outcome.clone()));
+                    return outcome;
+                }
+                Err(mut rx) => {
+                    let answer =
+                        tokio::time::timeout_at(deadline.into(), rx.wait_for(|o| o.is_some()))
+                            .await;
+                    match answer {
+                        Ok(Ok(outcome)) => {
+                            if let Some(o) = (*outcome).clone() {
+                                return o;
+                            }
+                        }
+                        // The check was abandoned without an answer: make our own.
+                        Ok(Err(_)) => continue,
+                        Err(_) => {
+                            self.overload.note("waited too long for the same check");
+                            return Err(AuthError::Unavailable);
+                        }
+                    }
+                }
+            }
         }
-    })
-    .await;
-    res.ok().flatten()
+    }
+
+    async fn check_once(
+        &self,
+        store: &Store,
+        address: &str,
+        secret: &str,
+        key: Key,
+        deadline: Instant,
+    ) -> Outcome {
+        let account = {
+            let store = store.clone();
+            let address = address.to_string();
+            match tokio::task::spawn_blocking(move || store.find_account(&address)).await {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "account lookup failed");
+                    return Err(AuthError::Unavailable);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "account lookup task failed");
+                    return Err(AuthError::Unavailable);
+                }
+            }
+        };
+        match &account {
+            Some(a) if self.cache.hit(&key, a, Instant::now()) => return Ok(a.clone()),
+            Some(_) => {}
+            None => self.cache.forget(&key),
+        }
+        // A wrong password and an unknown user cost the same: one full verification.
+        let hash = account.as_ref().map(|a| a.password_hash.clone());
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            password: secret.to_string(),
+            hash,
+            deadline,
+            reply,
+        };
+        if !self.pool.submit(job) {
+            self.overload
+                .note("too many logins waiting (limits.auth_queue)");
+            return Err(AuthError::Unavailable);
+        }
+        let matched = match tokio::time::timeout_at(deadline.into(), answer).await {
+            Ok(Ok(m)) => m,
+            // Dropped unanswered: the deadline passed before a thread took it.
+            Ok(Err(_)) | Err(_) => {
+                self.overload
+                    .note("waited too long for a thread (limits.auth_queue_timeout)");
+                return Err(AuthError::Unavailable);
+            }
+        };
+        match account {
+            Some(a) if matched => {
+                self.cache.insert(key, &a, Instant::now());
+                Ok(a)
+            }
+            _ => Err(AuthError::Rejected),
+        }
+    }
+}
+
+impl Drop for Authenticator {
+    fn drop(&mut self) {
+        self.pool.close();
+    }
+}
+
+/// Removes a check's entry from the map of checks under way.
+struct Inflight<'a> {
+    map: &'a Mutex<HashMap<Key, watch::Receiver<Option<Outcome>>>>,
+    key: Key,
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// Counts temporary failures and logs them at most every ten seconds (a login storm must not
+/// become a log storm).
+#[derive(Default)]
+struct Overload {
+    refused: AtomicU64,
+    last_report: Mutex<Option<Instant>>,
+}
+
+impl Overload {
+    fn note(&self, why: &'static str) {
+        let total = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = Instant::now();
+        let mut last = self.last_report.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
+            *last = Some(now);
+            tracing::warn!(
+                reason = why,
+                temporary_failures_since_start = total,
+                "password checks are overloaded: logins get a temporary failure (see limits.auth_workers, auth_queue)"
+            );
+        }
+    }
+}
+
+/// One password verification for a worker thread.
+struct Job {
+    password: String,
+    /// The account's hash; `None` for an unknown user (checked against the dummy hash).
+    hash: Option<String>,
+    /// Not started after this: its login has given up waiting.
+    deadline: Instant,
+    reply: oneshot::Sender<bool>,
+}
+
+/// Password-checking threads and their bounded queue.
+struct Pool {
+    state: Mutex<PoolState>,
+    ready: Condvar,
+    capacity: usize,
+    /// Verifications run (for tests and diagnostics).
+    done: AtomicU64,
+}
+
+struct PoolState {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+impl Pool {
+    fn start(workers: usize, capacity: usize) -> Arc<Pool> {
+        let pool = Arc::new(Pool {
+            state: Mutex::new(PoolState {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            capacity,
+            done: AtomicU64::new(0),
+        });
+        for i in 0..workers.max(1) {
+            let p = pool.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("mailroom-auth-{i}"))
+                .spawn(move || p.work());
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password-checking thread");
+            }
+        }
+        pool
+    }
+
+    /// Queues a job; false when the queue is full (or the pool closed).
+    fn submit(&self, job: Job) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.closed || st.jobs.len() >= self.capacity {
+            return false;
+        }
+        st.jobs.push_back(job);
+        drop(st);
+        self.ready.notify_one();
+        true
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        self.ready.notify_all();
+    }
+
+    /// A worker thread: takes jobs until the pool is closed.
+    fn work(&self) {
+        let mut verifier = password::Verifier::new();
+        while let Some(job) = self.next_job(&mut verifier) {
+            // Its login gave up (deadline passed, session gone): no work for nobody.
+            if job.reply.is_closed() || Instant::now() >= job.deadline {
+                continue;
+            }
+            let hash = job.hash.as_deref().unwrap_or_else(|| dummy_hash());
+            let matched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                verifier.verify(&job.password, hash)
+            }))
+            .unwrap_or(false);
+            self.done.fetch_add(1, Ordering::Relaxed);
+            let _ = job.reply.send(matched && job.hash.is_some());
+        }
+    }
+
+    /// The next job, waiting for one; `None` once the pool is closed. An idle worker gives its
+    /// argon2 memory back.
+    fn next_job(&self, verifier: &mut password::Verifier) -> Option<Job> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if st.closed {
+                return None;
+            }
+            if let Some(job) = st.jobs.pop_front() {
+                return Some(job);
+            }
+            let (guard, waited) = self
+                .ready
+                .wait_timeout(st, IDLE_RELEASE)
+                .unwrap_or_else(|e| e.into_inner());
+            st = guard;
+            if waited.timed_out() && st.jobs.is_empty() {
+                verifier.release();
+            }
+        }
+    }
+}
+
+/// What a successful check proved: `password` matched `password_hash`, the hash of `account`.
+struct Verified {
+    account: AccountId,
+    password_hash: String,
+    at: Instant,
+}
+
+/// Successful password checks, remembered for a while (see the module documentation). Never
+/// holds a password: entries are keyed by a keyed hash of address and password.
+pub struct VerifiedCache {
+    secret: [u8; 32],
+    ttl: Duration,
+    max: usize,
+    map: Mutex<HashMap<Key, Verified>>,
+}
+
+impl VerifiedCache {
+    /// A cache that keeps entries for `ttl` (zero: keeps nothing), at most `max` of them.
+    pub fn new(ttl: Duration, max: usize) -> VerifiedCache {
+        VerifiedCache {
+            secret: rand::random(),
+            ttl,
+            max,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The key of an address (normalized as the store does) and password: SHA-256 of the
+    /// per-process secret and both, each length-prefixed.
+    pub fn key(&self, address: &str, password: &str) -> Key {
+        let address = address.trim().to_ascii_lowercase();
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update((address.len() as u64).to_be_bytes());
+        h.update(address.as_bytes());
+        h.update((password.len() as u64).to_be_bytes());
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    /// True when `key` was verified, within the TTL, against the same account with the same
+    /// password hash as `current` (the row as it is now). A stale entry is dropped.
+    pub fn hit(&self, key: &Key, current: &Account, now: Instant) -> bool {
+        if self.ttl.is_zero() {
+            return false;
+        }
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(v) = map.get(key) else {
+            return false;
+        };
+        let fresh = now.saturating_duration_since(v.at) < self.ttl;
+        if fresh && v.account == current.id && v.password_hash == current.password_hash {
+            return true;
+        }
+        map.remove(key);
+        false
+    }
+
+    /// Remembers a successful check of `key` against `account`.
+    pub fn insert(&self, key: Key, account: &Account, now: Instant) {
+        if self.ttl.is_zero() || self.max == 0 {
+            return;
+        }
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.max && !map.contains_key(&key) {
+            map.retain(|_, v| now.saturating_duration_since(v.at) < self.ttl);
+            if map.len() >= self.max {
+                if let Some(oldest) = map.iter().min_by_key(|(_, v)| v.at).map(|(k, _)| *k) {
+                    map.remove(&oldest);
+                }
+            }
+        }
+        map.insert(
+            key,
+            Verified {
+                account: account.id,
+                password_hash: account.password_hash.clone(),
+                at: now,
+            },
+        );
+    }
+
+    /// Forgets `key` (its account is gone).
+    pub fn forget(&self, key: &Key) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Entries held (expired ones included until they are dropped).
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The delay before answering the n-th failed authentication of a connection (n from 1):
@@ -170,6 +600,235 @@ mod tests {
         assert_eq!(t.record_at(a, now), 2);
         assert_eq!(t.record_at(b, now), 1);
         assert_eq!(t.record_at(a, now + window + Duration::from_secs(1)), 1);
+    }
+
+    fn account(id: i64, hash: &str) -> Account {
+        Account {
+            id: AccountId(id),
+            address: "alice@example.test".into(),
+            password_hash: hash.into(),
+            quota: None,
+        }
+    }
+
+    #[test]
+    fn cache_hits_only_the_same_account_with_the_same_hash() {
+        let c = VerifiedCache::new(Duration::from_secs(3600), 100);
+        let now = Instant::now();
+        let k = c.key("alice@example.test", "secret");
+        assert!(!c.hit(&k, &account(1, "h1"), now), "empty");
+        c.insert(k, &account(1, "h1"), now);
+        assert!(c.hit(&k, &account(1, "h1"), now));
+        // The same address spelled otherwise is the same entry; another password is not.
+        assert_eq!(c.key(" Alice@Example.TEST", "secret"), k);
+        assert_ne!(c.key("alice@example.test", "Secret"), k);
+        assert_ne!(
+            c.key("alice@example.tes", "tsecret"),
+            k,
+            "fields are length-prefixed"
+        );
+        // Another process's key never matches (random per cache).
+        assert_ne!(
+            VerifiedCache::new(Duration::from_secs(1), 1).key("alice@example.test", "secret"),
+            k
+        );
+        // The password changed (`mailroom user passwd`): the entry is dropped for good.
+        assert!(!c.hit(&k, &account(1, "h2"), now));
+        assert!(
+            !c.hit(&k, &account(1, "h1"), now),
+            "a stale entry is dropped"
+        );
+        assert!(c.is_empty());
+        // Removed and created again with the same address and hash: another id, no hit.
+        c.insert(k, &account(1, "h1"), now);
+        assert!(!c.hit(&k, &account(2, "h1"), now));
+        c.insert(k, &account(1, "h1"), now);
+        c.forget(&k);
+        assert!(!c.hit(&k, &account(1, "h1"), now));
+    }
+
+    #[test]
+    fn cache_entries_expire() {
+        let ttl = Duration::from_secs(60);
+        let c = VerifiedCache::new(ttl, 100);
+        let now = Instant::now();
+        let k = c.key("alice@example.test", "secret");
+        c.insert(k, &account(1, "h"), now);
+        assert!(c.hit(&k, &account(1, "h"), now + ttl - Duration::from_millis(1)));
+        assert!(!c.hit(&k, &account(1, "h"), now + ttl));
+        assert!(c.is_empty());
+        // A zero TTL keeps nothing.
+        let off = VerifiedCache::new(Duration::ZERO, 100);
+        off.insert(k, &account(1, "h"), now);
+        assert!(off.is_empty());
+        assert!(!off.hit(&k, &account(1, "h"), now));
+    }
+
+    #[test]
+    fn cache_is_bounded_and_forgets_the_oldest() {
+        let ttl = Duration::from_secs(60);
+        let c = VerifiedCache::new(ttl, 3);
+        let t0 = Instant::now();
+        let keys: Vec<Key> = (0..5)
+            .map(|i| c.key(&format!("u{i}@example.test"), "pw"))
+            .collect();
+        for (i, k) in keys.iter().take(3).enumerate() {
+            c.insert(
+                *k,
+                &account(i as i64, "h"),
+                t0 + Duration::from_secs(i as u64),
+            );
+        }
+        c.insert(keys[3], &account(3, "h"), t0 + Duration::from_secs(3));
+        assert_eq!(c.len(), 3);
+        assert!(!c.hit(&keys[0], &account(0, "h"), t0 + Duration::from_secs(3)));
+        assert!(c.hit(&keys[1], &account(1, "h"), t0 + Duration::from_secs(3)));
+        // Expired entries go first, however many (those of t0+1 and t0+2 here).
+        c.insert(keys[4], &account(4, "h"), t0 + ttl + Duration::from_secs(2));
+        assert_eq!(c.len(), 2);
+        assert!(c.hit(
+            &keys[3],
+            &account(3, "h"),
+            t0 + ttl + Duration::from_secs(2)
+        ));
+    }
+
+    /// A store in a fresh directory with alice (password "secret").
+    fn store_with_alice() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Store =
+            std::sync::Arc::new(mailroom_store::sqlite::SqliteStore::open(dir.path()).unwrap());
+        let hash = password::hash_password("secret").unwrap();
+        store.add_account("alice@example.test", &hash).unwrap();
+        (dir, store)
+    }
+
+    fn authenticator(workers: usize, queue: usize, wait: Duration) -> Authenticator {
+        let limits = crate::config::Limits {
+            auth_workers: workers,
+            auth_queue: queue,
+            auth_queue_timeout: wait,
+            ..Default::default()
+        };
+        Authenticator::new(&limits)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cached_logins_skip_argon2_and_failures_never_do() {
+        let (_dir, store) = store_with_alice();
+        let a = authenticator(2, 16, Duration::from_secs(10));
+        let ok = a.check(&store, "alice@example.test", "secret").await;
+        assert_eq!(ok.map(|a| a.address), Ok("alice@example.test".to_string()));
+        assert_eq!(a.verifications(), 1);
+        for _ in 0..3 {
+            assert!(a
+                .check(&store, "ALICE@example.test", "secret")
+                .await
+                .is_ok());
+        }
+        assert_eq!(a.verifications(), 1, "cache hits");
+        // Wrong passwords and unknown users each cost one full verification, every time.
+        for _ in 0..2 {
+            let r = a.check(&store, "alice@example.test", "wrong").await;
+            assert_eq!(r, Err(AuthError::Rejected));
+            let r = a.check(&store, "nobody@example.test", "secret").await;
+            assert_eq!(r, Err(AuthError::Rejected));
+        }
+        assert_eq!(a.verifications(), 5);
+        assert_eq!(a.cache().len(), 1, "failures are not cached");
+
+        // A new password (`mailroom user passwd`): the cached old one fails at once.
+        let new_hash = password::hash_password("n3w").unwrap();
+        store.set_password("alice@example.test", &new_hash).unwrap();
+        let r = a.check(&store, "alice@example.test", "secret").await;
+        assert_eq!(r, Err(AuthError::Rejected));
+        assert!(a.check(&store, "alice@example.test", "n3w").await.is_ok());
+        assert!(a.check(&store, "alice@example.test", "n3w").await.is_ok());
+        assert_eq!(a.verifications(), 7);
+        // Removed: the cached login fails.
+        store.remove_account("alice@example.test").unwrap();
+        let r = a.check(&store, "alice@example.test", "n3w").await;
+        assert_eq!(r, Err(AuthError::Rejected));
+        assert!(a.cache().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_is_a_temporary_failure() {
+        let (_dir, store) = store_with_alice();
+        let a = std::sync::Arc::new(authenticator(1, 1, Duration::from_secs(10)));
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let (a, store) = (a.clone(), store.clone());
+            tasks.push(tokio::spawn(async move {
+                a.check(&store, "alice@example.test", &format!("wrong{i}"))
+                    .await
+            }));
+        }
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        let unavailable = results
+            .iter()
+            .filter(|r| **r == Err(AuthError::Unavailable))
+            .count();
+        let rejected = results
+            .iter()
+            .filter(|r| **r == Err(AuthError::Rejected))
+            .count();
+        assert!(unavailable >= 1, "{results:?}");
+        assert!(rejected >= 1, "{results:?}");
+        assert_eq!(unavailable + rejected, 12, "{results:?}");
+        // The storm is over: a correct login works.
+        assert!(a
+            .check(&store, "alice@example.test", "secret")
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_login_waits_only_until_its_deadline() {
+        let (_dir, store) = store_with_alice();
+        let a = std::sync::Arc::new(authenticator(1, 100, Duration::from_millis(30)));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (a, store) = (a.clone(), store.clone());
+            tasks.push(tokio::spawn(async move {
+                a.check(&store, "alice@example.test", &format!("wrong{i}"))
+                    .await
+            }));
+        }
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        assert!(
+            results.contains(&Err(AuthError::Unavailable)),
+            "{results:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Jobs whose login gave up are skipped, not verified.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(a.verifications() < 8, "{}", a.verifications());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_same_login_at_once_costs_one_verification() {
+        let (_dir, store) = store_with_alice();
+        // One thread, one queue place: 40 separate checks could not all be made.
+        let a = std::sync::Arc::new(authenticator(1, 1, Duration::from_secs(10)));
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let (a, store) = (a.clone(), store.clone());
+            tasks.push(tokio::spawn(async move {
+                a.check(&store, "alice@example.test", "secret").await
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap().is_ok());
+        }
+        assert_eq!(a.verifications(), 1);
     }
 
     #[test]

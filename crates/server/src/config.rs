@@ -46,6 +46,22 @@ pub mod defaults {
     pub const MAX_INCOMING_MEMORY: u64 = 512 * 1024 * 1024;
     /// Storage quota of an account without its own: 0 = unlimited.
     pub const ACCOUNT_QUOTA: u64 = 0;
+    /// Logins waiting for a password-checking thread; beyond: a temporary failure.
+    pub const AUTH_QUEUE: usize = 256;
+    /// How long a login may wait for its password check before it gets a temporary failure.
+    pub const AUTH_QUEUE_TIMEOUT_SECS: u64 = 10;
+    /// How long a verified password is remembered (Dovecot's `auth_cache_ttl` is 1 h too).
+    pub const AUTH_CACHE_TTL_SECS: u64 = 3600;
+    /// Password-checking threads allowed at most: each holds 19 MiB of argon2 memory.
+    pub const MAX_AUTH_WORKERS: usize = 256;
+
+    /// Password-checking threads: one per core (argon2 is CPU-bound).
+    pub fn auth_workers() -> usize {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(MAX_AUTH_WORKERS)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -369,6 +385,18 @@ pub struct Limits {
     /// How long a failed login counts against the client's address, across connections.
     #[serde(deserialize_with = "de_duration")]
     pub auth_failure_window: Duration,
+    /// Password verifications (argon2, 19 MiB and ~20 ms of CPU each) running at once, on
+    /// their own threads (see auth.rs).
+    pub auth_workers: usize,
+    /// Logins waiting for a password-checking thread; a login that finds the queue full gets
+    /// a temporary failure.
+    pub auth_queue: usize,
+    /// How long a login may wait for its password check before it gets a temporary failure.
+    #[serde(deserialize_with = "de_duration")]
+    pub auth_queue_timeout: Duration,
+    /// How long a successful password check is remembered (zero: never).
+    #[serde(deserialize_with = "de_duration")]
+    pub auth_cache_ttl: Duration,
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
     pub max_hops: usize,
@@ -401,6 +429,10 @@ impl Default for Limits {
             max_auth_failures: MAX_AUTH_FAILURES,
             auth_failure_delay: Duration::from_millis(500),
             auth_failure_window: Duration::from_secs(15 * 60),
+            auth_workers: auth_workers(),
+            auth_queue: AUTH_QUEUE,
+            auth_queue_timeout: Duration::from_secs(AUTH_QUEUE_TIMEOUT_SECS),
+            auth_cache_ttl: Duration::from_secs(AUTH_CACHE_TTL_SECS),
             shutdown_grace: Duration::from_secs(SHUTDOWN_GRACE_SECS),
             max_hops: MAX_HOPS,
             max_incoming_memory: MAX_INCOMING_MEMORY,
@@ -793,6 +825,24 @@ impl Config {
         if l.max_errors == 0 || l.max_auth_failures == 0 {
             return Err(bad("limits.max_errors", "must be at least 1".into()));
         }
+        if l.auth_workers == 0 || l.auth_workers > defaults::MAX_AUTH_WORKERS {
+            return Err(bad(
+                "limits.auth_workers",
+                format!(
+                    "must be from 1 to {} (each password check holds 19 MiB; the default is the number of cores)",
+                    defaults::MAX_AUTH_WORKERS
+                ),
+            ));
+        }
+        if l.auth_queue == 0 {
+            return Err(bad("limits.auth_queue", "must be at least 1".into()));
+        }
+        if l.auth_queue_timeout.is_zero() {
+            return Err(bad(
+                "limits.auth_queue_timeout",
+                "must be longer than 0s".into(),
+            ));
+        }
         self.services.validate().map_err(|m| ConfigError::Invalid {
             file: self.source.clone(),
             key: "services".into(),
@@ -939,6 +989,36 @@ smtp = true
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(120));
         assert_eq!(c.limits.max_recipients, 5);
         assert!(c.trace.smtp);
+    }
+
+    #[test]
+    fn auth_limits_default_and_validate() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert!(c.limits.auth_workers >= 1);
+        assert_eq!(c.limits.auth_queue, 256);
+        assert_eq!(c.limits.auth_queue_timeout, Duration::from_secs(10));
+        assert_eq!(c.limits.auth_cache_ttl, Duration::from_secs(3600));
+        let c = Config::parse(
+            "[limits]\nauth_workers = 1\nauth_queue = 1\nauth_queue_timeout = \"2s\"\nauth_cache_ttl = 0\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.limits.auth_workers, 1);
+        assert_eq!(c.limits.auth_queue, 1);
+        assert_eq!(c.limits.auth_queue_timeout, Duration::from_secs(2));
+        assert!(c.limits.auth_cache_ttl.is_zero());
+        for (text, key) in [
+            ("auth_workers = 0", "limits.auth_workers"),
+            ("auth_workers = 100000", "limits.auth_workers"),
+            ("auth_queue = 0", "limits.auth_queue"),
+            ("auth_queue_timeout = \"0s\"", "limits.auth_queue_timeout"),
+            ("auth_cache_ttl = \"soon\"", "auth_cache_ttl"),
+        ] {
+            let e = Config::parse(&format!("[limits]\n{text}\n"), "f.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("f.toml"), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct Shared {
     pub tls: Option<tls::ServerTls>,
     /// Recent authentication failures per client address (the per-address delay).
     pub auth_failures: auth::FailureTracker,
+    /// Password checks: bounded thread pool, cache of successful checks.
+    pub auth: auth::Authenticator,
     /// Octets of messages being received, all sessions together (`limits.max_incoming_memory`).
     pub incoming: Arc<budget::MemoryBudget>,
     session_ids: AtomicU64,
@@ -202,6 +204,7 @@ impl Server {
         }
         let incoming = budget::MemoryBudget::new(config.limits.max_incoming_memory);
         let auth_failures = auth::FailureTracker::new(config.limits.auth_failure_window);
+        let auth = auth::Authenticator::new(&config.limits);
         let shared = Arc::new(Shared {
             config,
             store,
@@ -210,6 +213,7 @@ impl Server {
             imap: imap::ImapShared::default(),
             tls: Some(tls),
             auth_failures,
+            auth,
             incoming,
             session_ids: AtomicU64::new(0),
         });
@@ -227,13 +231,11 @@ impl Server {
         ];
         for (kind, addr) in wanted {
             let Some(addr) = addr else { continue };
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    kind: kind.name().into(),
-                    addr,
-                    source,
-                })?;
+            let listener = bind_listener(addr).map_err(|source| ServerError::Bind {
+                kind: kind.name().into(),
+                addr,
+                source,
+            })?;
             let local = listener.local_addr().unwrap_or(addr);
             bound.push((kind.name().to_string(), local));
             tokio::spawn(
@@ -296,6 +298,27 @@ impl Server {
         let store = self.shared.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
     }
+}
+
+/// Connections the kernel completes and holds for a listener before it accepts them. tokio's
+/// `TcpListener::bind` asks for 128, so a burst of clients connecting at once (a fleet
+/// reconnecting after a restart; the login benchmark's 900) overflows the queue: the kernel
+/// drops the handshake's last ACK, and the client, which thinks it is connected, waits for a
+/// greeting until its SYN-ACK retries give up (half a minute). 1024 covers a burst of the
+/// default `limits.max_connections`; the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds a listening socket (SO_REUSEADDR, as `TcpListener::bind` does) with
+/// [`LISTEN_BACKLOG`].
+fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn accept_loop(

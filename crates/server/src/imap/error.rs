@@ -70,6 +70,15 @@ impl ImapError {
         }
     }
 
+    /// The password could not be checked now (too many logins at once, or the store failed):
+    /// RFC 5530 §3 UNAVAILABLE, the client may try again.
+    pub fn auth_unavailable() -> Self {
+        ImapError::no(
+            "UNAVAILABLE",
+            "the server cannot check passwords right now (too busy); try again in a moment",
+        )
+    }
+
     /// `tag NO [CODE] text` / `tag BAD text` (or `* BAD` without a tag).
     pub fn to_reply(&self, tag: Option<&str>) -> Vec<u8> {
         let tag = tag.unwrap_or("*");
@@ -109,5 +118,9 @@ mod tests {
             b"a2 NO [TRYCREATE] no such mailbox\r\n"
         );
         assert_eq!(ImapError::bad("x").to_reply(None), b"* BAD x\r\n");
+        assert_eq!(
+            ImapError::auth_unavailable().to_reply(Some("a3")),
+            b"a3 NO [UNAVAILABLE] the server cannot check passwords right now (too busy); try again in a moment\r\n"
+        );
     }
 }

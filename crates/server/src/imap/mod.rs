@@ -44,7 +44,7 @@ use mailroom_proto::sasl;
 use mailroom_store::{now_unix, Account, FlagOp, Flags, MailStore, MailboxInfo, Store, StoreError};
 use tokio::sync::watch;
 
-use crate::auth::check_password;
+use crate::auth::{check_password, AuthError};
 use crate::conn::{mask_secrets, Conn, Event, Trace, MASK};
 use crate::Shared;
 use error::ImapError;
@@ -898,7 +898,7 @@ impl Session {
 
     async fn login(&mut self, tag: &str, user: &str, password: &str) -> Result<Done, ImapError> {
         let user = self.full_name(user);
-        let account = check_password(&self.shared.store, &user, password).await;
+        let account = check_password(&self.shared, &user, password).await;
         self.finish_auth(tag, &user, account, "LOGIN").await
     }
 
@@ -906,11 +906,11 @@ impl Session {
         &mut self,
         tag: &str,
         user: &str,
-        account: Option<Account>,
+        account: Result<Account, AuthError>,
         what: &str,
     ) -> Result<Done, ImapError> {
         match account {
-            Some(a) => {
+            Ok(a) => {
                 self.conn.trace.note(&format!("logged in as {}", a.address));
                 self.state = State::Authenticated(a);
                 let caps = self.capabilities();
@@ -918,7 +918,9 @@ impl Session {
                     "[CAPABILITY {caps}] {what} completed, welcome"
                 )))
             }
-            None => {
+            // RFC 5530 UNAVAILABLE: not a failed login (no delay, not counted).
+            Err(AuthError::Unavailable) => Err(ImapError::auth_unavailable()),
+            Err(AuthError::Rejected) => {
                 self.auth_failures += 1;
                 // Per connection and per client address, shared with SMTP and POP3.
                 let delay = crate::auth::note_failure(
@@ -989,7 +991,7 @@ impl Session {
                         "you may only act as yourself (leave the authorization id empty)",
                     ));
                 }
-                let account = check_password(&self.shared.store, &user, &creds.password).await;
+                let account = check_password(&self.shared, &user, &creds.password).await;
                 self.finish_auth(tag, &user, account, "AUTHENTICATE").await
             }
             "LOGIN" => {
@@ -1009,7 +1011,7 @@ impl Session {
                 };
                 let password = sasl::decode_text(&pass_line).map_err(sasl_err)?;
                 let user = self.full_name(&user);
-                let account = check_password(&self.shared.store, &user, &password).await;
+                let account = check_password(&self.shared, &user, &password).await;
                 self.finish_auth(tag, &user, account, "AUTHENTICATE").await
             }
             other => Err(ImapError::no(

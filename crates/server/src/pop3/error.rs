@@ -37,6 +37,10 @@ pub enum Pop3Error {
     /// A wrong user name or password: the same text for both (no user enumeration).
     #[error("wrong user name or password; try again: USER name, then PASS password")]
     AuthFailed,
+    /// The password could not be checked now (too many logins at once, or the store failed):
+    /// not a failed login; the client should try again (RFC 3206 §4 SYS/TEMP).
+    #[error("the server cannot check passwords right now (too busy); try again in a moment")]
+    AuthUnavailable,
     /// A malformed SASL message: still an authentication failure (delayed and counted).
     #[error(
         "authentication failed: {0}; try again, e.g. AUTH PLAIN with base64 of \\0user\\0password"
@@ -112,7 +116,7 @@ impl Pop3Error {
                 Some(RespCode::Auth)
             }
             InUse(_) => Some(RespCode::InUse),
-            Store(_) | UpdateFailed | Shutdown => Some(RespCode::SysTemp),
+            Store(_) | UpdateFailed | Shutdown | AuthUnavailable => Some(RespCode::SysTemp),
             NoInbox(_) => Some(RespCode::SysPerm),
             _ => None,
         }
@@ -168,6 +172,10 @@ mod tests {
                 "-ERR log in first: USER name, then PASS password (you typed STAT)\r\n",
             ),
             (Pop3Error::TooManyAuthFailures, "-ERR [AUTH] too many failures, closing\r\n"),
+            (
+                Pop3Error::AuthUnavailable,
+                "-ERR [SYS/TEMP] the server cannot check passwords right now (too busy); try again in a moment\r\n",
+            ),
             (
                 Pop3Error::InUse("alice@example.test".into()),
                 "-ERR [IN-USE] alice@example.test's maildrop is in use by another POP3 session; QUIT that session or try again later\r\n",

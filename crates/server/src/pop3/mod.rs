@@ -30,7 +30,7 @@ use mailroom_store::{password, Account, MessageRef, StoreError};
 use md5::{Digest, Md5};
 use tokio::sync::watch;
 
-use crate::auth::check_password;
+use crate::auth::{check_password, AuthError};
 use crate::conn::{Conn, Event, Stream, Trace, MASK};
 use crate::{ListenerKind, Shared};
 use error::Pop3Error;
@@ -327,7 +327,7 @@ impl Session {
                 let Some(user) = user else {
                     return self.fail(Pop3Error::PassBeforeUser);
                 };
-                let account = check_password(&self.shared.store, &user, &secret).await;
+                let account = check_password(&self.shared, &user, &secret).await;
                 self.finish_login(account).await
             }
             Command::Apop { name, digest } => {
@@ -408,7 +408,7 @@ impl Session {
     /// every other name the digest cannot match, and the answer is the same `-ERR [AUTH]`.
     /// The plain-text password is also checked against the store, so APOP costs what PASS
     /// costs and a password changed with `mailroom user passwd` wins over a stale config.
-    async fn check_apop(&self, name: &str, digest: &str) -> Option<Account> {
+    async fn check_apop(&self, name: &str, digest: &str) -> Result<Account, AuthError> {
         let plain = self
             .shared
             .config
@@ -422,14 +422,21 @@ impl Session {
         });
         let expected = apop_digest(&self.timestamp, &secret);
         let digest_ok = constant_time_eq(expected.as_bytes(), digest.as_bytes());
-        let account = check_password(&self.shared.store, name, &secret).await;
-        (plain.is_some() && digest_ok).then_some(account).flatten()
+        let account = check_password(&self.shared, name, &secret).await?;
+        if plain.is_some() && digest_ok {
+            Ok(account)
+        } else {
+            Err(AuthError::Rejected)
+        }
     }
 
-    /// After a credentials check: lock and open the maildrop, or count the failure.
-    async fn finish_login(&mut self, account: Option<Account>) -> Flow {
-        let Some(account) = account else {
-            return self.auth_failed(Pop3Error::AuthFailed).await;
+    /// After a credentials check: lock and open the maildrop, or count the failure. A check
+    /// that could not be made is a temporary failure (RFC 3206 SYS/TEMP), not counted.
+    async fn finish_login(&mut self, account: Result<Account, AuthError>) -> Flow {
+        let account = match account {
+            Ok(a) => a,
+            Err(AuthError::Rejected) => return self.auth_failed(Pop3Error::AuthFailed).await,
+            Err(AuthError::Unavailable) => return self.fail(Pop3Error::AuthUnavailable),
         };
         // RFC 1939 §8 / RFC 2449 §8.1.1: one session per maildrop.
         let Some(lock) = MaildropLock::acquire(&self.shared, account.id.0) else {
@@ -499,7 +506,7 @@ impl Session {
                     return self.auth_failed(Pop3Error::AuthFailed).await;
                 }
                 let name = self.full_name(&creds.authcid);
-                let account = check_password(&self.shared.store, &name, &creds.password).await;
+                let account = check_password(&self.shared, &name, &creds.password).await;
                 self.finish_login(account).await
             }
             "LOGIN" => {
@@ -528,7 +535,7 @@ impl Session {
                     return self.auth_failed(Pop3Error::AuthFailed).await;
                 }
                 let name = self.full_name(&user);
-                let account = check_password(&self.shared.store, &name, &pass).await;
+                let account = check_password(&self.shared, &name, &pass).await;
                 self.finish_login(account).await
             }
             other => self.fail(Pop3Error::UnknownMechanism(pop3::shown(other, 20))),

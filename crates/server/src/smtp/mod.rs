@@ -87,6 +87,9 @@ enum Refusal {
     AuthMalformed(&'static str),
     AuthUnknownMechanism(String),
     AuthFailed,
+    /// The password could not be checked now (RFC 4954 §6: 454 4.7.0); not a failed login
+    /// and not a client error.
+    AuthTemporary,
     NoStartTls,
     AlreadyTls,
     /// Plaintext AUTH refused by `auth_require_tls` (RFC 3207 §4, RFC 4954 §4).
@@ -174,6 +177,11 @@ impl Refusal {
                 format!("Unrecognized authentication mechanism {m}; use AUTH PLAIN or AUTH LOGIN"),
             ),
             AuthFailed => Reply::new(535, "5.7.8", "Authentication credentials invalid"),
+            AuthTemporary => Reply::new(
+                454,
+                "4.7.0",
+                "Temporary authentication failure; try again later",
+            ),
             NoStartTls => Reply::new(502, "5.5.1", "STARTTLS is not available on this server"),
             AlreadyTls => Reply::new(503, "5.5.1", "TLS is already active on this connection"),
             AuthNeedsTls => Reply::new(
@@ -366,10 +374,14 @@ impl Session {
         self.reply(Reply::new(code, enhanced, text));
     }
 
-    /// Sends a refusal and counts it; too many errors end the session.
+    /// Sends a refusal and counts it (except the server's own temporary trouble); too many
+    /// errors end the session.
     fn refuse(&mut self, r: Refusal) -> Flow {
         let reply = r.reply();
         self.reply(reply);
+        if matches!(r, Refusal::AuthTemporary) {
+            return Flow::Continue;
+        }
         self.errors += 1;
         if self.errors >= self.shared.config.limits.max_errors {
             let host = self.host().to_string();
@@ -1141,14 +1153,16 @@ impl Session {
             other => return self.refuse(Refusal::AuthUnknownMechanism(other.to_string())),
         };
         let (user, pass) = creds;
-        match auth::check_password(&self.shared.store, &user, &pass).await {
-            Some(account) => {
+        match auth::check_password(&self.shared, &user, &pass).await {
+            Ok(account) => {
                 tracing::info!(session = self.id, user = %account.address, peer = %self.conn.peer, "authenticated");
                 self.auth = Some(account);
                 self.ok(235, "2.7.0", "Authentication successful");
                 Flow::Continue
             }
-            None => {
+            // Not a failed login: no delay, not counted (RFC 4954 §6).
+            Err(auth::AuthError::Unavailable) => self.refuse(Refusal::AuthTemporary),
+            Err(auth::AuthError::Rejected) => {
                 self.auth_failures += 1;
                 let delay = auth::note_failure(
                     &self.shared,
