@@ -13,8 +13,8 @@
 //!
 //! Multi-line responses (RFC 1939 §3) end with a line holding a single "."; a line that starts
 //! with "." had one more "." put in front by the server, which [`unstuff`] takes away.
-//! The sans-IO pieces are [`parse_status`], [`unstuff`], [`parse_scan_listing`],
-//! [`parse_uid_listing`], [`apop_timestamp`] and [`apop_digest`].
+//! The sans-IO pieces are [`parse_status`], [`unstuff`], [`MultilineBody`], [`lines_of`],
+//! [`parse_scan_listing`], [`parse_uid_listing`], [`apop_timestamp`] and [`apop_digest`].
 
 use std::fmt;
 use std::time::Duration;
@@ -90,6 +90,47 @@ pub fn unstuff(line: &[u8]) -> Option<&[u8]> {
         b"." => None,
         [b'.', rest @ ..] => Some(rest),
         _ => Some(line),
+    }
+}
+
+/// The sans-IO core of reading a multi-line response (RFC 1939 §3): feed it the lines after
+/// the `+OK` status line, without their line ends, until it says the "." line has come. The
+/// body it collects is unstuffed, with CRLF line ends, and at most `limit` octets.
+#[derive(Debug)]
+pub struct MultilineBody {
+    body: Vec<u8>,
+    limit: usize,
+}
+
+impl MultilineBody {
+    pub fn new(limit: usize) -> Self {
+        MultilineBody {
+            body: Vec::new(),
+            limit,
+        }
+    }
+
+    /// Takes one line: `Ok(true)` for the terminating ".", `Ok(false)` for a content line,
+    /// `Err` when the body would grow beyond the limit.
+    pub fn push_line(&mut self, line: &[u8]) -> Result<bool, String> {
+        let Some(content) = unstuff(line) else {
+            return Ok(true);
+        };
+        if self.body.len() + content.len() + 2 > self.limit {
+            return Err(format!("sent a response larger than {} octets", self.limit));
+        }
+        self.body.extend_from_slice(content);
+        self.body.extend_from_slice(b"\r\n");
+        Ok(false)
+    }
+
+    /// The body so far (all of it once [`MultilineBody::push_line`] returned `Ok(true)`).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
     }
 }
 
@@ -393,28 +434,22 @@ impl Pop3Client {
         let status_max = self.conn.max_line();
         self.conn.set_max_line(MAX_CONTENT_LINE);
         let mut tracer = BodyTracer::new();
-        let mut out = Vec::new();
+        let mut body = MultilineBody::new(MAX_RESPONSE_SIZE);
         let result = loop {
             let line = match self.conn.read_line(waiting_for).await {
                 Ok(l) => l,
                 Err(e) => break Err(self.conn_error(e)),
             };
-            match unstuff(&line) {
-                None => {
-                    tracer.finish(&self.conn.trace, Direction::Server);
-                    self.conn.trace_text(Direction::Server, ".");
-                    break Ok(out);
-                }
-                Some(content) => {
-                    tracer.line(&self.conn.trace, Direction::Server, &line);
-                    if out.len() + content.len() + 2 > MAX_RESPONSE_SIZE {
-                        break Err(self.protocol(format!(
-                            "sent a response larger than {MAX_RESPONSE_SIZE} octets"
-                        )));
-                    }
-                    out.extend_from_slice(content);
-                    out.extend_from_slice(b"\r\n");
-                }
+            if unstuff(&line).is_none() {
+                tracer.finish(&self.conn.trace, Direction::Server);
+                self.conn.trace_text(Direction::Server, ".");
+            } else {
+                tracer.line(&self.conn.trace, Direction::Server, &line);
+            }
+            match body.push_line(&line) {
+                Ok(true) => break Ok(body.into_body()),
+                Ok(false) => {}
+                Err(m) => break Err(self.protocol(m)),
             }
         };
         self.conn.set_max_line(status_max);
@@ -450,8 +485,9 @@ impl Pop3Client {
     }
 }
 
-/// The lines of a CRLF body, as text.
-fn lines_of(body: &[u8]) -> Vec<String> {
+/// The lines of a multi-line body (as [`MultilineBody`] returns it), as text: how CAPA, LIST
+/// and UIDL listings are split before each line is parsed.
+pub fn lines_of(body: &[u8]) -> Vec<String> {
     let body = body.strip_suffix(b"\r\n").unwrap_or(body);
     if body.is_empty() {
         return Vec::new();

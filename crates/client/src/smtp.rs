@@ -191,8 +191,16 @@ impl ReplyAssembler {
     }
 
     /// Feeds one line (without CRLF). Returns the reply when this line completed it.
+    /// After an error the assembler starts over: the lines of a half-read reply are dropped.
     pub fn push_line(&mut self, line: &[u8]) -> Result<Option<SmtpReply>, ReplyError> {
-        let (code, last, text) = parse_reply_line(line)?;
+        let (code, last, text) = match parse_reply_line(line) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                self.code = None;
+                self.lines.clear();
+                return Err(e);
+            }
+        };
         if let Some(first) = self.code {
             if first != code {
                 let e = ReplyError::CodeChanged {

@@ -55,6 +55,29 @@ fn unstuffing() {
 }
 
 #[test]
+fn multiline_body() {
+    let mut b = MultilineBody::new(1024);
+    for (line, done) in [
+        (&b"1 120"[..], false),
+        (b"..x", false),
+        (b"", false),
+        (b".", true),
+    ] {
+        assert_eq!(b.push_line(line), Ok(done), "{line:?}");
+    }
+    assert_eq!(b.into_body(), b"1 120\r\n.x\r\n\r\n");
+    assert_eq!(lines_of(b"1 120\r\n.x\r\n"), vec!["1 120", ".x"]);
+
+    // The limit counts the body with its CRLFs: 3 + 2 fits in 5, one more octet does not.
+    let mut b = MultilineBody::new(5);
+    assert_eq!(b.push_line(b"abc"), Ok(false));
+    let mut c = MultilineBody::new(5);
+    assert!(c.push_line(b"abcd").is_err());
+    assert_eq!(b.push_line(b"."), Ok(true));
+    assert_eq!(b.body(), b"abc\r\n");
+}
+
+#[test]
 fn listings() {
     assert_eq!(parse_scan_listing("1 120"), Some((1, 120)));
     assert_eq!(parse_scan_listing("2 200 extra"), Some((2, 200)));

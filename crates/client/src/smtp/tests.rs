@@ -103,6 +103,16 @@ fn bad_multiline_replies() {
     }
     let got = parse_all(&many, 4096);
     assert_eq!(got, vec![Err(ReplyError::TooManyLines(MAX_REPLY_LINES))]);
+
+    // A malformed line inside a multi-line reply also starts over (found by the smtp_reply
+    // fuzz target): the half reply's lines must not end up in the next reply.
+    let got = parse_all(b"220-mx.example.test\r\n22ESMTP\r\n250 ok\r\n", 3);
+    assert!(matches!(got[0], Err(ReplyError::Malformed(_))), "{got:?}");
+    assert_eq!(got[1], Ok(reply(250, &["ok"])));
+    let mut asm = ReplyAssembler::new();
+    assert_eq!(asm.push_line(b"250-first"), Ok(None));
+    assert!(asm.push_line(b"garbage").is_err());
+    assert!(!asm.in_progress());
 }
 
 #[test]

@@ -114,6 +114,20 @@ impl Mime {
     }
 }
 
+/// The octets a partial fetch `<origin.count>` takes from a section of `len` octets
+/// (RFC 9051 §6.4.5): at most `count` octets from `origin`; an origin at or past the end gives
+/// an empty range at the end. Always within `0..len`.
+pub fn partial_range(len: usize, partial: Option<(u32, u32)>) -> Range<usize> {
+    match partial {
+        None => 0..len,
+        Some((o, n)) => {
+            let o = (o as usize).min(len);
+            let e = o.saturating_add(n as usize).min(len);
+            o..e
+        }
+    }
+}
+
 fn entity(data: &[u8], range: Range<usize>, depth: usize, digest: bool, count: &mut usize) -> Part {
     *count += 1;
     let (header, body) = split_header(data, range);
@@ -913,6 +927,27 @@ mod tests {
         let a = parse_addresses(b"x@y (Comment), \"a, b\" <c@d>");
         assert_eq!(a.len(), 2);
         assert!(matches!(&a[1], Addr::Mailbox { name: Some(n), .. } if n == b"a, b"));
+    }
+
+    #[test]
+    fn partial_ranges() {
+        // RFC 9051 §6.4.5: <origin.count>; an origin beyond the end gives no octets.
+        for (len, partial, want) in [
+            (5, None, 0..5),
+            (5, Some((1, 3)), 1..4),
+            (5, Some((4, 100)), 4..5),
+            (5, Some((5, 1)), 5..5),
+            (5, Some((10, 1)), 5..5),
+            (5, Some((0, 0)), 0..0),
+            (0, Some((u32::MAX, u32::MAX)), 0..0),
+            (
+                usize::MAX,
+                Some((u32::MAX, u32::MAX)),
+                u32::MAX as usize..2 * u32::MAX as usize,
+            ),
+        ] {
+            assert_eq!(partial_range(len, partial), want, "{len} {partial:?}");
+        }
     }
 
     #[test]

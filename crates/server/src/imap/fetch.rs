@@ -240,14 +240,7 @@ fn push_literal(out: &mut Vec<u8>, data: &[u8]) {
 }
 
 fn partial_slice(data: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
-    match partial {
-        None => data,
-        Some((o, n)) => {
-            let o = (o as usize).min(data.len());
-            let e = o.saturating_add(n as usize).min(data.len());
-            &data[o..e]
-        }
-    }
+    &data[mailroom_proto::imap::mime::partial_range(data.len(), partial)]
 }
 
 fn fetch_one(
