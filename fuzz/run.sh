@@ -33,10 +33,10 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   exit 1
 fi
 
-# Optimized (-O, mailroom's crates fully, dependencies less: see Cargo.toml), with debug
-# assertions and overflow checks (-a), 16 codegen units, the address sanitizer off. The
-# targets drive safe Rust, where ASan finds little; without it the build takes about half the
-# time and the targets run 4-5 times as many inputs (see fuzz/README.md).
+# Optimized (-O: mailroom's crates and the fuzzed code, not the whole dependency tree, see
+# Cargo.toml), with debug assertions and overflow checks (-a), 16 codegen units, the address
+# sanitizer off. The targets drive safe Rust, where ASan finds little; without it the build
+# takes half the time and the targets run 4-5 times as many inputs (see fuzz/README.md).
 # FUZZ_SANITIZER=address turns it on.
 sanitizer=${FUZZ_SANITIZER:-none}
 # The bundled SQLite (in the config target's dependencies) trips ASan's ODR check; harmless.
@@ -50,6 +50,10 @@ if [ $# -gt 0 ]; then
   targets=("$@")
 else
   mapfile -t targets < <(cargo +nightly fuzz list --fuzz-dir fuzz)
+  if [ ${#targets[@]} -eq 0 ]; then
+    echo "fuzz: cargo fuzz list found no targets" >&2
+    exit 1
+  fi
 fi
 
 start=$SECONDS
@@ -69,7 +73,7 @@ for t in "${targets[@]}"; do
   work=$target_dir/corpus/$t
   artifacts=fuzz/artifacts/$t
   log=$target_dir/logs/$t.log
-  mkdir -p "$work" "$artifacts" "$(dirname "$log")"
+  mkdir -p "$work" "$(dirname "$log")"
   [ -d "$seeds" ] || { echo "fuzz: $t has no seed corpus ($seeds)" >&2; failed+=("$t"); continue; }
 
   if [ "$profile" = merge ]; then
@@ -80,6 +84,7 @@ for t in "${targets[@]}"; do
     continue
   fi
 
+  mkdir -p "$artifacts"
   find "$artifacts" -type f | sort >"$log.before"
   t0=$SECONDS
   # The first corpus directory is the one libFuzzer writes to; the seeds are only read.
@@ -90,6 +95,7 @@ for t in "${targets[@]}"; do
   rc=$?
   set -e
   mapfile -t found < <(find "$artifacts" -type f | sort | comm -13 "$log.before" -)
+  rmdir "$artifacts" fuzz/artifacts 2>/dev/null || true # leave no empty directories behind
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
   if [ "$rc" -ne 0 ] || [ ${#found[@]} -gt 0 ]; then
