@@ -470,20 +470,6 @@ pub fn failure_delay(base: std::time::Duration, failures: u32) -> std::time::Dur
     base * factor
 }
 
-/// Looks up an account by address on a blocking thread (None also on store errors, logged).
-pub async fn find_account(store: &Store, address: &str) -> Option<Account> {
-    let store = store.clone();
-    let address = address.to_string();
-    tokio::task::spawn_blocking(move || store.find_account(&address))
-        .await
-        .ok()
-        .and_then(|r| {
-            r.map_err(|e| tracing::error!(error = %e, "account lookup failed"))
-                .ok()
-        })
-        .flatten()
-}
-
 /// Addresses remembered at most (oldest forgotten first): bounds the memory an attacker with
 /// many addresses can make the server use.
 const MAX_TRACKED: usize = 10_000;
