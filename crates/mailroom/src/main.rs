@@ -77,6 +77,14 @@ enum Command {
     /// every account has an INBOX, queue entries are sound; and file permissions. Exit code
     /// 0: no fault (warnings allowed), 1: faults found, 2: the check could not run.
     Check,
+    /// Give the space that deleted mail left in the store file back to the disk
+    ///
+    /// Rewrites the store without its free pages (SQLite VACUUM). A store made by 0.2.0 or
+    /// later gives freed space back by itself, a little at a time; one made before keeps it
+    /// until compacted once. Needs free disk space about the size of the store, and holds
+    /// the store's write lock while it runs: run it with the server stopped or at a quiet
+    /// hour (deliveries wait, and get a temporary `451` after 30 s).
+    Compact,
     /// The interactive mail client: `[smtp|pop|imap|exit]>>>` (reads commands from stdin when piped).
     Agent(agent::AgentArgs),
     /// Send one message over SMTP (exit code 0 only if every recipient was accepted).
@@ -204,6 +212,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Queue(cmd) => queue(config, cmd),
         Command::Backup { dir } => backup(config, &dir),
         Command::Check => Ok(check(&config)),
+        Command::Compact => compact(&config),
         Command::Lab { .. } => Ok(ExitCode::SUCCESS),
         Command::Calc(_)
         | Command::Sntp(_)
@@ -309,6 +318,7 @@ async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)>
         .await?
         .context("cannot apply the config's domains, aliases and accounts")?;
     }
+    store.set_min_free_space(config.limits.min_free_space);
     let hostname = config.hostname.clone();
     let name = config.name.clone();
     let server = mailroom_server::Server::start(config, store.clone()).await?;
@@ -461,6 +471,29 @@ fn backup(config: Config, dir: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `mailroom compact`: the store file rewritten without its free pages.
+fn compact(config: &Config) -> Result<ExitCode> {
+    let store = mailroom_store::open(&config.data_dir)
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    warn_exposed(&config.data_dir);
+    let (before, after) = store.compact().with_context(|| {
+        format!(
+            "cannot compact the store in {} (it needs free space about its own size)",
+            config.data_dir.display()
+        )
+    })?;
+    store.shutdown();
+    const MIB: f64 = 1024.0 * 1024.0;
+    println!(
+        "compacted the store in {}: {:.1} MiB -> {:.1} MiB ({:.1} MiB given back to the disk)",
+        config.data_dir.display(),
+        before as f64 / MIB,
+        after as f64 / MIB,
+        before.saturating_sub(after) as f64 / MIB
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `mailroom check`: the store's consistency report (see `mailroom_store::check`). Opens
 /// nothing for writing and applies no config, so it can run beside the server.
 fn check(config: &Config) -> ExitCode {
@@ -582,12 +615,7 @@ fn user(config: Config, cmd: UserCommand) -> Result<ExitCode> {
             let Some(account) = store.find_account(&address)? else {
                 bail!("no account {address}");
             };
-            if let Some(q) = config
-                .accounts
-                .iter()
-                .find(|c| c.address.trim().eq_ignore_ascii_case(&account.address))
-                .and_then(|c| c.quota)
-            {
+            if let Some(q) = config_account(&config, &account.address).and_then(|c| c.quota) {
                 bail!(
                     "{} has `quota = {q}` in its [[accounts]] entry of {}, which wins over `mailroom user quota`; change it there (nothing changed)",
                     account.address,
@@ -615,11 +643,23 @@ fn user(config: Config, cmd: UserCommand) -> Result<ExitCode> {
         }
         UserCommand::Remove { address } => {
             store.remove_account(&address)?;
+            if config_account(&config, &address).is_some() {
+                eprintln!(
+                    "mailroom: warning: {address} is an [[accounts]] entry of {}: the server creates it again (empty) at its next start unless the entry goes too",
+                    config.source
+                );
+            }
             println!("removed {address} and its mail");
         }
         UserCommand::Passwd { address } => {
             if store.find_account(&address)?.is_none() {
                 bail!("no account {address}");
+            }
+            if config_account(&config, &address).is_some() {
+                eprintln!(
+                    "mailroom: warning: {address} has its password in its [[accounts]] entry of {}: the server sets that password again at its next start unless it is changed there too",
+                    config.source
+                );
             }
             let pw = read_new_password(&address)?;
             store.set_password(&address, &password::hash_password(&pw)?)?;
@@ -628,6 +668,18 @@ fn user(config: Config, cmd: UserCommand) -> Result<ExitCode> {
     }
     store.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `[[accounts]]` entry of the config for `address` (case-insensitive), if any: the server
+/// applies these at every start, so what the CLI changes of them would not last.
+fn config_account<'a>(
+    config: &'a Config,
+    address: &str,
+) -> Option<&'a mailroom_server::config::AccountConfig> {
+    config
+        .accounts
+        .iter()
+        .find(|c| c.address.trim().eq_ignore_ascii_case(address.trim()))
 }
 
 /// `used 3.1 KiB of 4 KiB (78%), quota from limits.account_quota`: what an account's mail

@@ -60,6 +60,83 @@ fn user_add_list_passwd_remove() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an address"));
 }
 
+/// A `[[accounts]]` entry is applied again at every start: the CLI says so when it removes
+/// such an account or changes its password (an account made with `user add` gets no warning).
+#[test]
+fn cli_warns_that_config_accounts_come_back() {
+    let s = TestServer::start();
+    let out = s.cli(&["user", "passwd", ALICE.0], "other-pw\n");
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains("[[accounts]]") && err.contains("next start"),
+        "{err}"
+    );
+    let out = s.cli(&["user", "remove", ALICE.0], "");
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains("creates it again"),
+        "{err}"
+    );
+    let out = s.cli(&["user", "add", "dave@lab.test"], "davepw\n");
+    assert!(out.status.success(), "{out:?}");
+    let out = s.cli(&["user", "remove", "dave@lab.test"], "");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{out:?}"
+    );
+}
+
+/// `mailroom compact` gives the space of deleted mail back and keeps what is left.
+#[test]
+fn compact_gives_space_back_and_keeps_mail() {
+    let s = TestServer::start();
+    let body = format!("Subject: big\n\n{}\n", "y".repeat(300 * 1024));
+    for _ in 0..20 {
+        s.deliver("x@far.test", &[ALICE.0], &body);
+    }
+    s.deliver("x@far.test", &[ALICE.0], "Subject: keep me\n\nkept\n");
+    let mut p = Client::connect(s.pop3());
+    let mut ok = |line: Option<&str>| {
+        if let Some(line) = line {
+            p.send(line);
+        }
+        let answer = p.line().expect("POP3 answer");
+        assert!(answer.starts_with("+OK"), "{line:?}: {answer}");
+    };
+    ok(None);
+    ok(Some(&format!("USER {}", ALICE.0)));
+    ok(Some(&format!("PASS {}", ALICE.1)));
+    for n in 1..=20 {
+        ok(Some(&format!("DELE {n}")));
+    }
+    ok(Some("QUIT"));
+    let out = s.cli(&["compact"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("compacted the store"), "{text}");
+    let size = |n: &str| {
+        std::fs::metadata(s.dir.path().join("data").join(n))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let left = size("mailroom.db") + size("mailroom.db-wal");
+    assert!(
+        left < 2 << 20,
+        "6 MiB delivered, 20 of 21 messages deleted: {left} octets left"
+    );
+    let inbox = s.inbox(ALICE.0);
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    let out = s.cli(&["check"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn config_errors_name_the_key_and_the_file() {
     let dir = tempfile::tempdir().unwrap();

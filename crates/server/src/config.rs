@@ -46,6 +46,8 @@ pub mod defaults {
     pub const MAX_INCOMING_MEMORY: u64 = 512 * 1024 * 1024;
     /// Storage quota of an account without its own: 0 = unlimited.
     pub const ACCOUNT_QUOTA: u64 = 0;
+    /// Free space kept on the store's disk for deletions (like Postfix's queue_minfree).
+    pub const MIN_FREE_SPACE: u64 = 64 * 1024 * 1024;
     /// Logins waiting for a password-checking thread; beyond: a temporary failure.
     pub const AUTH_QUEUE: usize = 256;
     /// How long a login may wait for its password check before it gets a temporary failure.
@@ -411,6 +413,10 @@ pub struct Limits {
     /// second, beyond the idle timeout: a body must be in by `idle_timeout + size / rate`.
     /// 0: only the idle timeout per read.
     pub min_data_rate: u64,
+    /// Octets kept free on the disk of the data directory: new mail is refused as "storage
+    /// full" (temporarily) before storing it would leave less, so deletions always find room.
+    #[serde(deserialize_with = "de_size")]
+    pub min_free_space: u64,
 }
 
 impl Default for Limits {
@@ -438,6 +444,7 @@ impl Default for Limits {
             max_incoming_memory: MAX_INCOMING_MEMORY,
             account_quota: ACCOUNT_QUOTA,
             min_data_rate: crate::conn::DEFAULT_MIN_DATA_RATE,
+            min_free_space: MIN_FREE_SPACE,
         }
     }
 }

@@ -105,6 +105,12 @@ pub fn private_file(path: &Path) -> io::Result<()> {
 /// The data directory and database files that group or other users can open (mode bits
 /// `0o077`), for a warning at start-up. Empty when everything is owner-only, and always
 /// empty on platforms without Unix modes.
+/// Octets an unprivileged process may still write on the file system that holds `dir`
+/// (statvfs: available blocks times the fragment size).
+pub fn available_space(dir: &Path) -> io::Result<u64> {
+    imp::available_space(dir)
+}
+
 pub fn exposed(dir: &Path) -> Vec<Exposed> {
     imp::exposed(dir)
 }
@@ -134,6 +140,23 @@ mod imp {
 
     pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+
+    pub fn available_space(dir: &Path) -> io::Result<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the path"))?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+        // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory of the
+        // size statvfs expects; the struct is read only after the call succeeded.
+        let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: statvfs returned 0, so it filled the struct.
+        let st = unsafe { st.assume_init() };
+        #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+        Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
     }
 
     fn mode_of(path: &Path) -> io::Result<u32> {
@@ -230,6 +253,10 @@ mod imp {
 #[cfg(not(unix))]
 mod imp {
     use super::*;
+
+    pub fn available_space(_dir: &Path) -> io::Result<u64> {
+        Ok(u64::MAX) // not measured here: never refuse for want of it
+    }
 
     pub fn set_mode(_path: &Path, _mode: u32) -> io::Result<()> {
         Ok(())

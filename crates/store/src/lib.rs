@@ -398,6 +398,16 @@ pub trait MailStore: Send + Sync {
     /// Drops a queued message without delivering or bouncing it.
     fn queue_remove(&self, id: QueueId) -> Result<()>;
 
+    /// Rewrites the store file without its free pages and makes it give freed pages back to
+    /// the disk from then on (a store made before 0.2.0 keeps them). Returns the file's size
+    /// before and after. Holds the write lock while it runs: best with the server stopped.
+    fn compact(&self) -> Result<(u64, u64)>;
+
+    /// `limits.min_free_space`: new messages (deliveries, APPEND) are refused as
+    /// `StorageFull` while storing them would leave less than `octets` free on the disk of the
+    /// store, so deletions always find room. 0 (the default of a store just opened): no reserve.
+    fn set_min_free_space(&self, octets: u64);
+
     /// Stops background work and closes the database cleanly. Further writes fail with Closed.
     fn shutdown(&self);
 }

@@ -37,6 +37,10 @@ struct Job {
 
 pub struct SqliteStore {
     path: PathBuf,
+    data_dir: PathBuf,
+    /// `limits.min_free_space`: new mail is refused while less than this would be left free
+    /// (see [`SqliteStore::check_space`]).
+    min_free_space: std::sync::atomic::AtomicU64,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
@@ -300,6 +304,8 @@ impl SqliteStore {
             .spawn(move || writer_loop(conn, rx))?;
         Ok(SqliteStore {
             path,
+            data_dir: data_dir.to_path_buf(),
+            min_free_space: std::sync::atomic::AtomicU64::new(0),
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             readers: Mutex::new(Vec::new()),
@@ -328,6 +334,47 @@ impl SqliteStore {
             .map_err(|_| StoreError::Invalid("internal: write result type".into()))
     }
 
+    /// Refuses a new message of `size` octets (`StorageFull`, so SMTP answers `452 4.3.1` and
+    /// IMAP `NO`) while storing it would leave less than `limits.min_free_space` free: the
+    /// space kept back is what deletions (EXPUNGE, DELE, `user remove`) and status changes need
+    /// on a disk that would otherwise be full to the last byte, so users can always make room.
+    /// Free pages inside the database file (left by deletions, reused before the file grows)
+    /// count as free. Like Postfix's `queue_minfree`; the check is outside the write
+    /// transaction, so the reserve also absorbs sessions storing at the same moment.
+    fn check_space(&self, size: usize) -> Result<()> {
+        let reserve = self
+            .min_free_space
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if reserve == 0 {
+            return Ok(());
+        }
+        let need = reserve.saturating_add(size as u64);
+        let avail = match crate::files::available_space(&self.data_dir) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot measure the free space; not refusing");
+                return Ok(());
+            }
+        };
+        if avail >= need {
+            return Ok(());
+        }
+        let in_file = self.read(|c| {
+            let free: i64 = c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            let page: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            Ok((free.max(0) as u64).saturating_mul(page.max(0) as u64))
+        })?;
+        if avail.saturating_add(in_file) >= need {
+            return Ok(());
+        }
+        const MIB: u64 = 1024 * 1024;
+        Err(StoreError::StorageFull(format!(
+            "{} MiB left on the disk of the data directory, and limits.min_free_space keeps {} MiB of it for deletions",
+            avail.saturating_add(in_file) / MIB,
+            reserve / MIB
+        )))
+    }
+
     /// Runs `f` on a pooled read connection.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let pooled = self.readers.lock().ok().and_then(|mut p| p.pop());
@@ -354,6 +401,13 @@ impl SqliteStore {
 
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // A new database returns the pages that deletions free to the file system (the writer
+    // releases them a step at a time, see `release_free_pages`); this can only be chosen
+    // before the first table exists. An older store keeps its mode until `mailroom compact`.
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if tables == 0 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     // WAL: readers never block the writer; synchronous=FULL: every COMMIT fsyncs the WAL,
     // so an acknowledged write survives power loss, not only a process crash.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -400,21 +454,95 @@ fn migrate(conn: &Connection) -> Result<()> {
     migrated
 }
 
+/// How often the writer looks for free pages to give back to the file system.
+const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// Free pages kept in the file for the next messages (4 MiB at the default 4 KiB page).
+const KEEP_FREE_PAGES: i64 = 1024;
+/// Pages given back per transaction, so waiting jobs run between steps.
+const RELEASE_STEP: i64 = 2048;
+
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let mut next_release = std::time::Instant::now() + RELEASE_EVERY;
+    let mut releasing = false;
+    loop {
+        let wait = if releasing {
+            std::time::Duration::ZERO
+        } else {
+            next_release.saturating_duration_since(std::time::Instant::now())
+        };
+        match rx.recv_timeout(wait) {
+            Ok(first) => {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                run_batch(&conn, batch);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if releasing || std::time::Instant::now() >= next_release {
+            releasing = match release_free_pages(&conn, RELEASE_STEP) {
+                Ok(more) => more,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot give free store pages back to the disk");
+                    false
+                }
+            };
+            if !releasing {
+                next_release = std::time::Instant::now() + RELEASE_EVERY;
             }
         }
-        run_batch(&conn, batch);
     }
     // Channel closed: shutdown. Fold the WAL into the database so the files are tidy.
     if let Err(e) = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
         tracing::warn!(error = %e, "final WAL checkpoint failed");
     }
+}
+
+/// Gives up to `step` free pages of the database file back to the file system (SQLite's
+/// incremental vacuum, in a transaction of its own), keeping [`KEEP_FREE_PAGES`] for the next
+/// messages. Returns whether more could be given back. Does nothing for a store made before
+/// auto_vacuum was set (`mailroom compact` converts it).
+pub(crate) fn release_free_pages(conn: &Connection, step: i64) -> Result<bool> {
+    // In a transaction: the connection reads the database header (auto_vacuum may have been
+    // changed by `mailroom compact` on another connection) only when one begins.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let run = (|| -> rusqlite::Result<bool> {
+        let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let excess = free - KEEP_FREE_PAGES;
+        if mode != 2 || excess <= 0 {
+            return Ok(false);
+        }
+        let n = excess.min(step);
+        // The pragma frees one page per step: step it to the end.
+        let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({n})"))?;
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
+        Ok(excess > n)
+    })();
+    match run.and_then(|more| conn.execute_batch("COMMIT").map(|()| more)) {
+        Ok(more) => Ok(more),
+        Err(e) => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Rewrites the whole database file without its free pages (SQLite's VACUUM) and switches a
+/// store made before 0.2.0 to giving freed pages back by itself. Needs free space about the
+/// size of the store, and holds the write lock while it runs.
+pub(crate) fn compact(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    conn.execute_batch("VACUUM")?;
+    Ok(())
 }
 
 /// Runs a batch of jobs in as few transactions as possible and answers each job only once the
@@ -952,6 +1080,9 @@ impl MailStore for SqliteStore {
     }
 
     fn deliver(&self, delivery: Delivery) -> Result<Receipt> {
+        let size = delivery.local_message.len()
+            + delivery.outbound.as_ref().map_or(0, |o| o.message.len());
+        self.check_space(size)?;
         self.write(move |c| deliver_in(c, &delivery))
     }
 
@@ -1284,6 +1415,7 @@ impl MailStore for SqliteStore {
         keywords: &[String],
         internal_date: i64,
     ) -> Result<(u32, u32)> {
+        self.check_space(data.len())?;
         let data = data.to_vec();
         let kw = keywords.join(" ");
         self.write(move |c| {
@@ -1604,6 +1736,24 @@ impl MailStore for SqliteStore {
             collect_message(c, msg)?;
             Ok(())
         })
+    }
+
+    fn compact(&self) -> Result<(u64, u64)> {
+        let wal = self.path.with_extension("db-wal");
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let total = || size(&self.path) + size(&wal);
+        let before = total();
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        compact(&conn)?;
+        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+        drop(conn);
+        Ok((before, total()))
+    }
+
+    fn set_min_free_space(&self, octets: u64) {
+        self.min_free_space
+            .store(octets, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn shutdown(&self) {
@@ -2578,5 +2728,121 @@ mod tests {
         }
         let s = SqliteStore::open(dir.path()).unwrap();
         assert!(s.find_account("a@x.test").unwrap().is_some());
+    }
+
+    #[test]
+    fn reserve_refuses_new_mail_but_never_deletions() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        deliver_to(&s, a, "Subject: kept\r\n\r\nbody\r\n");
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
+        // A reserve larger than any disk: every new message is refused as StorageFull...
+        s.set_min_free_space(u64::MAX / 4);
+        let refused = s.deliver(Delivery {
+            local_message: b"Subject: no\r\n\r\nroom\r\n".to_vec(),
+            local: vec![a],
+            outbound: None,
+        });
+        match refused {
+            Err(e @ StoreError::StorageFull(_)) => {
+                assert!(e.to_string().contains("limits.min_free_space"), "{e}")
+            }
+            other => panic!("delivery past the reserve: {other:?}"),
+        }
+        let appended = s.append_message(inbox, b"x\r\n", Flags(0), &[], 0);
+        assert!(matches!(appended, Err(StoreError::StorageFull(_))));
+        assert_eq!(s.list_messages(inbox).unwrap().len(), 1, "nothing stored");
+        // ...and what frees space still works.
+        assert_eq!(s.expunge(inbox, &[1]).unwrap(), vec![1]);
+        // No reserve: accepted again.
+        s.set_min_free_space(0);
+        deliver_to(&s, a, "Subject: again\r\n\r\nbody\r\n");
+    }
+
+    #[test]
+    fn freed_pages_go_back_to_the_disk() {
+        let (dir, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
+        let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(256 * 1024));
+        for _ in 0..80 {
+            deliver_to(&s, a, &big);
+        }
+        let uids: Vec<u32> = s
+            .list_messages(inbox)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        s.expunge(inbox, &uids).unwrap();
+        let conn = Connection::open(dir.path().join("mailroom.db")).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        let pages =
+            |c: &Connection| -> i64 { c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap() };
+        let before = pages(&conn);
+        while release_free_pages(&conn, RELEASE_STEP).unwrap() {}
+        let after = pages(&conn);
+        let page: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            (before - after) * page > 15 * 1024 * 1024,
+            "20 MiB of expunged mail, pages {before} -> {after}"
+        );
+        let free: i64 = conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap();
+        assert!(free <= KEEP_FREE_PAGES, "{free} free pages left");
+        // The store still works and serves what is left.
+        deliver_to(&s, a, "Subject: after\r\n\r\nbody\r\n");
+        assert_eq!(s.list_messages(inbox).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn compact_converts_an_old_store() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A store made before auto_vacuum: the mode is NONE.
+            let c = Connection::open(dir.path().join("mailroom.db")).unwrap();
+            c.pragma_update(None, "journal_mode", "WAL").unwrap();
+            c.execute_batch("CREATE TABLE early (x)").unwrap();
+            c.execute_batch("DROP TABLE early").unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
+        let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(256 * 1024));
+        for _ in 0..40 {
+            deliver_to(&s, a, &big);
+        }
+        deliver_to(&s, a, "Subject: keep\r\n\r\nme\r\n");
+        let uids: Vec<u32> = s
+            .list_messages(inbox)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .take(40)
+            .collect();
+        s.expunge(inbox, &uids).unwrap();
+        let mode = || -> i64 {
+            let c = Connection::open(dir.path().join("mailroom.db")).unwrap();
+            c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(mode(), 0);
+        let (before, after) = s.compact().unwrap();
+        assert!(before > after + 8 * 1024 * 1024, "{before} -> {after}");
+        assert_eq!(mode(), 2);
+        let left = s.list_messages(inbox).unwrap();
+        assert_eq!(left.len(), 1);
+        let text = crate::read_message(
+            &s,
+            MessageRef::Mailbox {
+                mailbox: inbox,
+                uid: left[0].uid,
+            },
+        )
+        .unwrap();
+        assert!(text.ends_with(b"me\r\n"));
     }
 }
