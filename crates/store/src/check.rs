@@ -15,6 +15,7 @@
 //! | `message-sizes` | `message_info.size` or `messages.size` differs from the stored octets, or `ends_lf` is wrong; a message without message_info |
 //! | `orphans` | (warning only) a stored message nothing refers to: it wastes space, nothing is lost |
 //! | `usage` | `accounts.used` differs from the sum of the account's message sizes |
+//! | `counts` | a mailbox's message/unseen/deleted/size counters differ from a recount |
 //! | `uids` | a mailbox's UIDNEXT is not above its highest UID, or HIGHESTMODSEQ is below a message's MODSEQ |
 //! | `uidvalidity` | the UIDVALIDITY counter is missing or below a mailbox's UIDVALIDITY (it would hand out a value twice) |
 //! | `inbox` | an account has no INBOX (mail to it cannot be delivered) |
@@ -213,6 +214,7 @@ fn run_checks(c: &Connection) -> Result<Report> {
     report.checks.push(message_sizes(c)?);
     report.checks.push(orphans(c)?);
     report.checks.push(usage(c)?);
+    report.checks.push(mailbox_counts(c)?);
     report.checks.push(uids(c)?);
     report.checks.push(uidvalidity(c)?);
     report.checks.push(inbox(c)?);
@@ -430,6 +432,34 @@ fn usage(c: &Connection) -> Result<CheckResult> {
         }
         Ok(())
     })?;
+    Ok(r)
+}
+
+fn mailbox_counts(c: &Connection) -> Result<CheckResult> {
+    let mut r = CheckResult::new(
+        "counts",
+        "each mailbox's message, unseen, deleted and size counters equal a recount",
+    );
+    let mut recount = c.prepare(crate::sqlite::MAILBOX_COUNTS_SQL)?;
+    each_row(
+        c,
+        "SELECT a.address, m.name, m.messages, m.unseen, m.deleted, m.size, m.id
+           FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+          ORDER BY a.address, m.name",
+        |row| {
+            let (address, name): (String, String) = (row.get(0)?, row.get(1)?);
+            let kept: [i64; 4] = [row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?];
+            let id: i64 = row.get(6)?;
+            let fresh: [i64; 4] =
+                recount.query_row([id], |f| Ok([f.get(0)?, f.get(1)?, f.get(2)?, f.get(3)?]))?;
+            if kept != fresh {
+                r.fault(format!(
+                    "{address} {name}: counters (messages, unseen, deleted, octets) are {kept:?}, a recount gives {fresh:?} (STATUS answers wrongly)"
+                ));
+            }
+            Ok(())
+        },
+    )?;
     Ok(r)
 }
 
@@ -740,7 +770,7 @@ mod tests {
         corrupt(dir.path(), "DELETE FROM message_info WHERE message_id = 2");
         let f = only_in(
             &check_data_dir(dir.path()).unwrap(),
-            &["mailbox-entries", "message-sizes", "usage"],
+            &["mailbox-entries", "message-sizes", "usage", "counts"],
         );
         assert!(
             f.iter().any(|t| t.contains("missing its message_info")),
@@ -780,7 +810,7 @@ mod tests {
         );
         let f = only_in(
             &check_data_dir(dir.path()).unwrap(),
-            &["message-sizes", "usage"],
+            &["message-sizes", "usage", "counts"],
         );
         assert!(
             f.iter()
@@ -809,6 +839,19 @@ mod tests {
         let f = only_in(&check_data_dir(dir.path()).unwrap(), &["usage"]);
         assert_eq!(f.len(), 1);
         assert!(f[0].starts_with("b@x.test: accounts.used is"), "{f:?}");
+    }
+
+    #[test]
+    fn a_mailbox_counter_that_drifted_is_a_fault() {
+        let dir = populated();
+        corrupt(
+            dir.path(),
+            "UPDATE mailboxes SET unseen = unseen + 1 WHERE name = 'INBOX' AND account_id =
+                 (SELECT id FROM accounts WHERE address = 'b@x.test')",
+        );
+        let f = only_in(&check_data_dir(dir.path()).unwrap(), &["counts"]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].starts_with("b@x.test INBOX: counters"), "{f:?}");
     }
 
     #[test]

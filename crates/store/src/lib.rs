@@ -178,6 +178,20 @@ pub struct MailboxInfo {
     pub recent_uid: u32,
 }
 
+/// What STATUS reports of a mailbox besides its UIDs (RFC 9051 §6.3.11, RFC 8438 SIZE).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailboxCounts {
+    pub messages: u64,
+    /// Messages without `\Seen`.
+    pub unseen: u64,
+    /// Messages with `\Deleted`.
+    pub deleted: u64,
+    /// Octets of all its messages.
+    pub size: u64,
+    /// Messages above the mailbox's `recent_uid` (RFC 3501 `\Recent`).
+    pub recent: u64,
+}
+
 /// One message as seen in one mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageMeta {
@@ -331,7 +345,17 @@ pub trait MailStore: Send + Sync {
     /// Renames a mailbox and every `from/...` below it; each renamed mailbox gets a new
     /// UIDVALIDITY (RFC 9051 §6.3.6 lets a name never reuse an older, smaller one).
     fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    /// Subscribes or unsubscribes the mailbox's name (see [`MailStore::subscribe`]).
     fn set_subscribed(&self, mailbox: MailboxId, subscribed: bool) -> Result<()>;
+    /// Subscribes (`on`) or unsubscribes a mailbox *name* of the account, whether or not such
+    /// a mailbox exists (RFC 9051 §6.3.9); returns whether anything changed. Subscriptions
+    /// outlive a deleted mailbox, follow a renamed one, and CREATE does not subscribe; an
+    /// account's default folders start subscribed.
+    fn subscribe(&self, account: AccountId, name: &str, on: bool) -> Result<bool>;
+    /// The account's subscribed names, sorted.
+    fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
+    /// The mailbox's counts for STATUS, read from counters the store keeps (constant time).
+    fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts>;
     /// Claims the messages up to UID `up_to` as seen by a session (RFC 3501 §2.3.2: only the
     /// first session to be told of a message sees it `\Recent`). Returns the previous
     /// `recent_uid`: the messages above it and up to `up_to` are this session's recent ones.

@@ -256,6 +256,60 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
     UPDATE mailboxes SET recent_uid = uidnext - 1;
     "#,
+    // v10: subscriptions are names, apart from the mailboxes (RFC 9051 §6.3.9: a subscription
+    // may name a mailbox that does not exist, and outlives a deleted one; CREATE does not
+    // subscribe). The old `mailboxes.subscribed` column is carried over and no longer read.
+    // And each mailbox's counts, kept by triggers in the same transaction as every change
+    // (like `accounts.used`), so STATUS reads one row whatever the mailbox's size.
+    r#"
+    CREATE TABLE subscriptions (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        PRIMARY KEY (account_id, name)
+    ) WITHOUT ROWID;
+    INSERT INTO subscriptions (account_id, name)
+        SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
+    ALTER TABLE mailboxes ADD COLUMN messages INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mailboxes ADD COLUMN unseen INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mailboxes ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mailboxes ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+    UPDATE mailboxes SET
+        messages = (SELECT COUNT(*) FROM mailbox_messages WHERE mailbox_id = mailboxes.id),
+        unseen = (SELECT COUNT(*) FROM mailbox_messages
+                   WHERE mailbox_id = mailboxes.id AND (flags & 1) = 0),
+        deleted = (SELECT COUNT(*) FROM mailbox_messages
+                    WHERE mailbox_id = mailboxes.id AND (flags & 8) != 0),
+        size = (SELECT COALESCE(SUM(mi.size), 0) FROM mailbox_messages mm
+                  JOIN message_info mi ON mi.message_id = mm.message_id
+                 WHERE mm.mailbox_id = mailboxes.id);
+    CREATE TRIGGER mailbox_messages_count_insert AFTER INSERT ON mailbox_messages BEGIN
+        UPDATE mailboxes SET messages = messages + 1,
+               unseen = unseen + ((NEW.flags & 1) = 0),
+               deleted = deleted + ((NEW.flags & 8) != 0),
+               size = size + COALESCE((SELECT size FROM message_info WHERE message_id = NEW.message_id), 0)
+         WHERE id = NEW.mailbox_id;
+    END;
+    CREATE TRIGGER mailbox_messages_count_delete AFTER DELETE ON mailbox_messages BEGIN
+        UPDATE mailboxes SET messages = messages - 1,
+               unseen = unseen - ((OLD.flags & 1) = 0),
+               deleted = deleted - ((OLD.flags & 8) != 0),
+               size = size - COALESCE((SELECT size FROM message_info WHERE message_id = OLD.message_id), 0)
+         WHERE id = OLD.mailbox_id;
+    END;
+    CREATE TRIGGER mailbox_messages_count_update AFTER UPDATE OF flags, mailbox_id ON mailbox_messages
+      WHEN OLD.mailbox_id != NEW.mailbox_id OR (OLD.flags & 9) != (NEW.flags & 9) BEGIN
+        UPDATE mailboxes SET messages = messages - 1,
+               unseen = unseen - ((OLD.flags & 1) = 0),
+               deleted = deleted - ((OLD.flags & 8) != 0),
+               size = size - COALESCE((SELECT size FROM message_info WHERE message_id = OLD.message_id), 0)
+         WHERE id = OLD.mailbox_id;
+        UPDATE mailboxes SET messages = messages + 1,
+               unseen = unseen + ((NEW.flags & 1) = 0),
+               deleted = deleted + ((NEW.flags & 8) != 0),
+               size = size + COALESCE((SELECT size FROM message_info WHERE message_id = NEW.message_id), 0)
+         WHERE id = NEW.mailbox_id;
+    END;
+    "#,
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` of an up-to-date store).
@@ -278,6 +332,17 @@ pub(crate) const USAGE_SQL: &str = "SELECT COALESCE(SUM(mi.size), 0)
       CROSS JOIN mailbox_messages mm ON mm.mailbox_id = m.id
       CROSS JOIN message_info mi ON mi.message_id = mm.message_id
       WHERE m.account_id = ?1";
+
+/// A mailbox's counts computed from scratch, in the order of the counter columns `messages,
+/// unseen, deleted, size` (schema v10): what the counters must always equal (`mailroom check`
+/// and the tests compare them). `?1` is the mailbox id.
+pub(crate) const MAILBOX_COUNTS_SQL: &str = "SELECT COUNT(*),
+            COALESCE(SUM((mm.flags & 1) = 0), 0),
+            COALESCE(SUM((mm.flags & 8) != 0), 0),
+            COALESCE(SUM(mi.size), 0)
+       FROM mailbox_messages mm
+      CROSS JOIN message_info mi ON mi.message_id = mm.message_id
+      WHERE mm.mailbox_id = ?1";
 
 const ACCOUNT_COLS: &str = "id, address, password_hash, quota";
 
@@ -723,7 +788,26 @@ fn row_to_mailbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<MailboxInfo> {
 }
 
 const MAILBOX_COLS: &str =
-    "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use, subscribed, recent_uid";
+    "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use,
+     EXISTS (SELECT 1 FROM subscriptions s
+              WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name),
+     recent_uid";
+
+/// Subscribes (`on`) or unsubscribes `name` for the account; whether anything changed.
+fn set_subscription(c: &Connection, account: AccountId, name: &str, on: bool) -> Result<bool> {
+    let n = if on {
+        c.execute(
+            "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",
+            params![account.0, name],
+        )?
+    } else {
+        c.execute(
+            "DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2",
+            params![account.0, name],
+        )?
+    };
+    Ok(n > 0)
+}
 
 fn insert_message(conn: &Connection, data: &[u8]) -> Result<MessageId> {
     conn.execute(
@@ -964,6 +1048,11 @@ impl MailStore for SqliteStore {
                 c.execute(
                     "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use) VALUES (?1, ?2, ?3, ?4)",
                     params![id, name, uv, special],
+                )?;
+                // The default folders start subscribed, so every client shows them.
+                c.execute(
+                    "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",
+                    params![id, name],
                 )?;
             }
             Ok(AccountId(id))
@@ -1372,6 +1461,11 @@ impl MailStore for SqliteStore {
                     "UPDATE mailboxes SET name = ?2, uidvalidity = ?3 WHERE id = ?1",
                     params![id, new_name, uv],
                 )?;
+                // A subscription follows its mailbox (as Dovecot does).
+                c.execute(
+                    "UPDATE OR REPLACE subscriptions SET name = ?3 WHERE account_id = ?1 AND name = ?2",
+                    params![account.0, name, new_name],
+                )?;
             }
             Ok(())
         })
@@ -1379,11 +1473,69 @@ impl MailStore for SqliteStore {
 
     fn set_subscribed(&self, mailbox: MailboxId, subscribed: bool) -> Result<()> {
         self.write(move |c| {
-            c.execute(
-                "UPDATE mailboxes SET subscribed = ?2 WHERE id = ?1 AND account_id = ?3",
-                params![mailbox.id, subscribed as i64, mailbox.account.0],
-            )?;
+            let name: Option<String> = c
+                .query_row(
+                    "SELECT name FROM mailboxes WHERE id = ?1 AND account_id = ?2",
+                    params![mailbox.id, mailbox.account.0],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(name) = name {
+                set_subscription(c, mailbox.account, &name, subscribed)?;
+            }
             Ok(())
+        })
+    }
+
+    fn subscribe(&self, account: AccountId, name: &str, on: bool) -> Result<bool> {
+        let name = name.to_string();
+        self.write(move |c| {
+            let exists: Option<i64> = c
+                .query_row(
+                    "SELECT 1 FROM accounts WHERE id = ?1",
+                    params![account.0],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("account {}", account.0)));
+            }
+            set_subscription(c, account, &name, on)
+        })
+    }
+
+    fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name",
+            )?;
+            let names = st
+                .query_map(params![account.0], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(names)
+        })
+    }
+
+    fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT messages, unseen, deleted, size,
+                        (SELECT COUNT(*) FROM mailbox_messages mm
+                          WHERE mm.mailbox_id = mailboxes.id AND mm.uid > mailboxes.recent_uid)
+                   FROM mailboxes WHERE id = ?1 AND account_id = ?2",
+            )?
+            .query_row(params![mailbox.id, mailbox.account.0], |r| {
+                let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                Ok(MailboxCounts {
+                    messages: n(0)?,
+                    unseen: n(1)?,
+                    deleted: n(2)?,
+                    size: n(3)?,
+                    recent: n(4)?,
+                })
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))
         })
     }
 
@@ -2355,6 +2507,32 @@ mod tests {
         for (id, used, sum) in rows {
             assert_eq!(used, sum, "account {id}: counter {used}, sum {sum}");
         }
+        // And each mailbox's counts (v10).
+        let boxes: Vec<(i64, [i64; 4], [i64; 4])> = s
+            .read(|c| {
+                let mut st =
+                    c.prepare("SELECT id, messages, unseen, deleted, size FROM mailboxes")?;
+                let rows = st
+                    .query_map([], |r| {
+                        Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]))
+                    })?
+                    .collect::<rusqlite::Result<Vec<(i64, [i64; 4])>>>()?;
+                let mut out = Vec::new();
+                for (id, kept) in rows {
+                    let fresh = c.query_row(MAILBOX_COUNTS_SQL, params![id], |r| {
+                        Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?])
+                    })?;
+                    out.push((id, kept, fresh));
+                }
+                Ok(out)
+            })
+            .unwrap();
+        for (id, kept, fresh) in boxes {
+            assert_eq!(
+                kept, fresh,
+                "mailbox {id}: counters (messages, unseen, deleted, size)"
+            );
+        }
     }
 
     #[test]
@@ -2373,6 +2551,15 @@ mod tests {
             counter_matches_sum(&s);
         }
         let work = s.create_mailbox(a, "Work").unwrap();
+        s.store_flags(inbox, &[1, 2], FlagOp::Add, Flags::SEEN, &[], None)
+            .unwrap();
+        counter_matches_sum(&s);
+        s.store_flags(inbox, &[2, 3], FlagOp::Add, Flags::DELETED, &[], None)
+            .unwrap();
+        counter_matches_sum(&s);
+        s.store_flags(inbox, &[2], FlagOp::Replace, Flags::FLAGGED, &[], None)
+            .unwrap();
+        counter_matches_sum(&s);
         s.copy_messages(inbox, &[1, 2, 3], work, false).unwrap();
         counter_matches_sum(&s);
         s.copy_messages(inbox, &[4], work, true).unwrap();
@@ -2385,6 +2572,8 @@ mod tests {
         counter_matches_sum(&s);
         s.remove_account("b@x.test").unwrap();
         counter_matches_sum(&s);
+        let c = s.mailbox_counts(inbox).unwrap();
+        assert_eq!((c.messages, c.unseen, c.deleted), (2, 2, 1), "{c:?}");
         assert!(s.account_usage(a).unwrap() > 0);
         assert_eq!(
             s.account_usage(b).unwrap(),
@@ -2844,5 +3033,47 @@ mod tests {
         )
         .unwrap();
         assert!(text.ends_with(b"me\r\n"));
+    }
+
+    #[test]
+    fn subscriptions_are_names_apart_from_mailboxes() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let b = s.add_account("b@x.test", "h").unwrap();
+        // The default folders start subscribed; CREATE does not subscribe.
+        let defaults: Vec<String> = DEFAULT_FOLDERS.iter().map(|(n, _)| n.to_string()).collect();
+        let mut want = defaults.clone();
+        want.sort();
+        assert_eq!(s.subscriptions(a).unwrap(), want);
+        let work = s.create_mailbox(a, "Work").unwrap();
+        assert!(!s.mailbox_by_id(work).unwrap().unwrap().subscribed);
+        // A name without a mailbox can be subscribed; twice changes nothing.
+        assert!(s.subscribe(a, "Later", true).unwrap());
+        assert!(!s.subscribe(a, "Later", true).unwrap());
+        s.create_mailbox(a, "Work/Sub").unwrap();
+        assert!(s.subscribe(a, "Work", true).unwrap());
+        assert!(s.subscribe(a, "Work/Sub", true).unwrap());
+        assert!(s.mailbox_by_id(work).unwrap().unwrap().subscribed);
+        // RENAME takes the subscriptions of the mailbox and its children along.
+        s.rename_mailbox(a, "Work", "Job").unwrap();
+        let subs = s.subscriptions(a).unwrap();
+        assert!(subs.contains(&"Job".to_string()) && subs.contains(&"Job/Sub".to_string()));
+        assert!(!subs.iter().any(|n| n.starts_with("Work")), "{subs:?}");
+        // DELETE leaves the subscription (RFC 9051 §6.3.9).
+        let job = s.mailbox(a, "Job/Sub").unwrap().unwrap().id;
+        s.delete_mailbox(job).unwrap();
+        assert!(s.subscriptions(a).unwrap().contains(&"Job/Sub".to_string()));
+        // Another account's subscriptions are its own.
+        assert_eq!(s.subscriptions(b).unwrap(), want);
+        assert!(!s.subscribe(b, "Later", false).unwrap());
+        assert!(s.subscriptions(a).unwrap().contains(&"Later".to_string()));
+        // Unsubscribe; a removed account's subscriptions go with it.
+        assert!(s.subscribe(a, "Later", false).unwrap());
+        s.remove_account("a@x.test").unwrap();
+        assert!(s.subscriptions(a).unwrap().is_empty());
+        assert!(matches!(
+            s.subscribe(a, "X", true),
+            Err(StoreError::NotFound(_))
+        ));
     }
 }
