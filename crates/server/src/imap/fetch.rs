@@ -398,32 +398,44 @@ fn binary(l: &mut Loaded<'_>, part: &[u32]) -> Result<Option<Vec<u8>>, FetchFail
     }
 }
 
-/// Quoted-printable (RFC 2045 §6.7), leniently: bad escapes stay as they are.
+/// Quoted-printable (RFC 2045 §6.7), leniently: bad escapes stay as they are. Line by line:
+/// whitespace at the end of an encoded line is transport padding and goes (rule 3); a line
+/// that then ends in `=` is a soft line break (rule 5, also `= ` + padding); every other line
+/// ends in CRLF (a bare LF counts as a line end too).
 pub fn decode_qp(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    while i < s.len() {
-        if s[i] == b'=' {
-            if s.get(i + 1) == Some(&b'\r') && s.get(i + 2) == Some(&b'\n') {
-                i += 3;
-                continue;
-            }
-            if s.get(i + 1) == Some(&b'\n') {
-                i += 2;
-                continue;
-            }
-            if let (Some(h), Some(l)) = (
-                s.get(i + 1).copied().and_then(hex),
-                s.get(i + 2).copied().and_then(hex),
-            ) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
+    let mut lines = s.split(|b| *b == b'\n').peekable();
+    while let Some(raw) = lines.next() {
+        let last = lines.peek().is_none();
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let mut end = line.len();
+        while end > 0 && matches!(line[end - 1], b' ' | b'\t') {
+            end -= 1;
         }
-        out.push(s[i]);
-        i += 1;
+        let line = &line[..end];
+        let (line, soft) = match line.strip_suffix(b"=") {
+            Some(l) => (l, true),
+            None => (line, false),
+        };
+        let mut i = 0;
+        while i < line.len() {
+            if line[i] == b'=' {
+                if let (Some(h), Some(l)) = (
+                    line.get(i + 1).copied().and_then(hex),
+                    line.get(i + 2).copied().and_then(hex),
+                ) {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(line[i]);
+            i += 1;
+        }
+        if !soft && !last {
+            out.extend_from_slice(b"\r\n");
+        }
     }
     out
 }
@@ -691,6 +703,16 @@ mod tests {
     #[test]
     fn qp() {
         assert_eq!(decode_qp(b"a=3Db=\r\nc=ZZ"), b"a=bc=ZZ");
+        // imaptest's fetch-binary-mime-qp: padding stripped, soft breaks with padding after
+        // the `=`, bare LF lines.
+        let body = b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\r\nfoo =\r\n=62\r\nfoo  \r\nbar=\r\n\r\nfoo_bar\r\n";
+        let want = b"hello\r\nbar\r\nfoo\tbar\r\nfoo\t \tb\r\nfoo bar\r\nfoo b\r\nfoo\r\nbar\r\nfoo_bar\r\n";
+        assert_eq!(
+            String::from_utf8_lossy(&decode_qp(body)),
+            String::from_utf8_lossy(want)
+        );
+        assert_eq!(decode_qp(b"a\nb"), b"a\r\nb");
+        assert_eq!(decode_qp(b"no end="), b"no end");
     }
 
     /// A store in a temporary directory with the given messages in one INBOX.
