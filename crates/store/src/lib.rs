@@ -354,6 +354,20 @@ pub trait MailStore: Send + Sync {
     fn subscribe(&self, account: AccountId, name: &str, on: bool) -> Result<bool>;
     /// The account's subscribed names, sorted.
     fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
+    /// What a driver stored for searching the mailbox's messages with [`put_search_data`]
+    /// in this `format`: (uid, data) for each message that has it, by UID. Messages without
+    /// are left out (the driver computes and puts them).
+    ///
+    /// [`put_search_data`]: MailStore::put_search_data
+    fn search_data(&self, mailbox: MailboxId, format: u32) -> Result<Vec<(u32, Vec<u8>)>>;
+    /// Keeps search data for messages of the mailbox (by UID; a UID no longer there is
+    /// skipped). The data lives with the message's octets and goes with them.
+    fn put_search_data(
+        &self,
+        mailbox: MailboxId,
+        format: u32,
+        entries: Vec<(u32, Vec<u8>)>,
+    ) -> Result<()>;
     /// The mailbox's counts for STATUS, read from counters the store keeps (constant time).
     fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts>;
     /// Claims the messages up to UID `up_to` as seen by a session (RFC 3501 §2.3.2: only the
