@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod imap;
 pub mod pop3;
 pub mod queue;
+pub mod session;
 pub mod smtp;
 pub mod tls;
 

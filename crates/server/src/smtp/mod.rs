@@ -34,6 +34,7 @@ use tokio::sync::watch;
 use crate::budget::Reservation;
 use crate::conn::{Conn, Event, Stream, Trace};
 use crate::delivery::{self, Accepted, Route, Target};
+use crate::session::{self, ErrorCount, LoginFailures, SaslResponse, TlsUnavailable};
 use crate::{auth, ListenerKind, Shared};
 
 /// One recipient accepted by RCPT: the address given and where it leads.
@@ -84,6 +85,8 @@ enum Refusal {
     AlreadyAuthenticated,
     AuthCancelled,
     AuthBadBase64,
+    /// A SASL response longer than the command-line limit (RFC 4954 §6: 500 5.5.6).
+    AuthLineTooLong(usize),
     AuthMalformed(&'static str),
     AuthUnknownMechanism(String),
     AuthFailed,
@@ -169,6 +172,11 @@ impl Refusal {
                 501,
                 "5.5.2",
                 "That was not valid base64; start over with AUTH",
+            ),
+            AuthLineTooLong(limit) => Reply::new(
+                500,
+                "5.5.6",
+                format!("Authentication Exchange line is too long (at most {limit} octets); start over with AUTH"),
             ),
             AuthMalformed(what) => Reply::new(501, "5.5.2", format!("Malformed AUTH response: {what}")),
             AuthUnknownMechanism(m) => Reply::new(
@@ -314,8 +322,8 @@ struct Session {
     esmtp: bool,
     auth: Option<Account>,
     state: State,
-    errors: u32,
-    auth_failures: u32,
+    errors: ErrorCount,
+    logins: LoginFailures,
 }
 
 pub async fn run_session(
@@ -355,8 +363,8 @@ pub async fn run_session(
         esmtp: false,
         auth: None,
         state: State::Connected,
-        errors: 0,
-        auth_failures: 0,
+        errors: ErrorCount::default(),
+        logins: LoginFailures::default(),
     };
     s.run().await;
 }
@@ -382,8 +390,7 @@ impl Session {
         if matches!(r, Refusal::AuthTemporary) {
             return Flow::Continue;
         }
-        self.errors += 1;
-        if self.errors >= self.shared.config.limits.max_errors {
+        if self.errors.count(&self.shared) {
             let host = self.host().to_string();
             self.ok(
                 421,
@@ -506,42 +513,30 @@ impl Session {
 
     /// The `auth_require_tls` policy: may this client send a password now?
     fn auth_allowed(&self) -> bool {
-        self.shared
-            .config
-            .auth_require_tls
-            .allows(self.conn.is_tls(), self.conn.peer.ip())
+        session::auth_allowed(&self.shared, &self.conn)
     }
 
     /// STARTTLS (RFC 3207): 220, then the handshake. Whatever the client pipelined behind the
     /// command is discarded (§4.2, CVE-2011-0411), and the session starts over (§4.2: the
     /// server forgets the EHLO and any AUTH; the client must EHLO again).
     async fn start_tls(&mut self) -> Flow {
-        if self.conn.is_tls() {
-            return self.refuse(Refusal::AlreadyTls);
-        }
-        let Some(acceptor) = self.shared.tls.as_ref().map(|t| t.acceptor.clone()) else {
-            return self.refuse(Refusal::NoStartTls);
+        let acceptor = match session::tls_acceptor(&self.shared, &self.conn) {
+            Ok(a) => a,
+            Err(TlsUnavailable::AlreadyActive) => return self.refuse(Refusal::AlreadyTls),
+            Err(TlsUnavailable::NotConfigured) => return self.refuse(Refusal::NoStartTls),
         };
         if matches!(self.state, State::Connected) {
             return self.refuse(Refusal::HeloFirst);
         }
         self.ok(220, "2.0.0", "Ready to start TLS");
-        match self.conn.start_tls(&acceptor).await {
-            Ok(discarded) => {
-                if discarded > 0 {
-                    tracing::warn!(session = self.id, peer = %self.conn.peer, discarded, "plaintext pipelined behind STARTTLS was discarded");
-                }
-                self.helo = None;
-                self.esmtp = false;
-                self.auth = None;
-                self.state = State::Connected;
-                Flow::Continue
-            }
-            Err(e) => {
-                tracing::info!(session = self.id, peer = %self.conn.peer, error = %e, "STARTTLS handshake failed");
-                Flow::Close
-            }
+        if !session::swap_to_tls(&mut self.conn, &acceptor, "STARTTLS").await {
+            return Flow::Close;
         }
+        self.helo = None;
+        self.esmtp = false;
+        self.auth = None;
+        self.state = State::Connected;
+        Flow::Continue
     }
 
     fn hello(&mut self, domain: String, esmtp: bool) -> Flow {
@@ -1116,8 +1111,8 @@ impl Session {
                     Some(r) => r,
                     // RFC 4954 §4: an empty challenge asks for the initial response.
                     None => match self.sasl_step("").await {
-                        Some(r) => r,
-                        None => return Flow::Close,
+                        Ok(r) => r,
+                        Err(flow) => return flow,
                     },
                 };
                 match sasl::decode_response(&resp).and_then(|d| sasl::parse_plain(&d)) {
@@ -1129,8 +1124,8 @@ impl Session {
                 let user_resp = match initial {
                     Some(r) => r,
                     None => match self.sasl_step(sasl::LOGIN_USERNAME_CHALLENGE).await {
-                        Some(r) => r,
-                        None => return Flow::Close,
+                        Ok(r) => r,
+                        Err(flow) => return flow,
                     },
                 };
                 let user = match sasl::decode_response(&user_resp) {
@@ -1138,8 +1133,8 @@ impl Session {
                     Err(e) => return self.refuse(sasl_refusal(e)),
                 };
                 let pass_resp = match self.sasl_step(sasl::LOGIN_PASSWORD_CHALLENGE).await {
-                    Some(r) => r,
-                    None => return Flow::Close,
+                    Ok(r) => r,
+                    Err(flow) => return flow,
                 };
                 let pass = match sasl::decode_response(&pass_resp) {
                     Ok(p) => p,
@@ -1163,16 +1158,7 @@ impl Session {
             // Not a failed login: no delay, not counted (RFC 4954 §6).
             Err(auth::AuthError::Unavailable) => self.refuse(Refusal::AuthTemporary),
             Err(auth::AuthError::Rejected) => {
-                self.auth_failures += 1;
-                let delay = auth::note_failure(
-                    &self.shared,
-                    self.conn.trace.proto,
-                    self.conn.peer,
-                    &user,
-                    self.auth_failures,
-                );
-                tokio::time::sleep(delay).await;
-                if self.auth_failures >= self.shared.config.limits.max_auth_failures {
+                if self.logins.record(&self.shared, &self.conn, &user).await {
                     self.reply(Refusal::AuthFailed.reply());
                     let host = self.host().to_string();
                     self.ok(
@@ -1188,16 +1174,14 @@ impl Session {
     }
 
     /// Sends a 334 challenge and reads the client's response line (masked in the trace).
-    /// None when the connection ended.
-    async fn sasl_step(&mut self, challenge: &str) -> Option<String> {
-        self.reply(Reply::new(334, "", challenge));
-        match self.conn.next_line().await {
-            Event::Line(Ok(bytes)) => {
-                self.conn.trace.client("****");
-                Some(String::from_utf8_lossy(&bytes).trim().to_string())
-            }
-            Event::Line(Err(_)) => Some(String::from("!")), // over-long: not base64, refused below
-            _ => None,
+    /// `Err(flow)` when the exchange is over: the response was too long (refused here), or
+    /// the connection ended (closed without a word, as before any reply could go out).
+    async fn sasl_step(&mut self, challenge: &str) -> Result<String, Flow> {
+        let challenge = Reply::new(334, "", challenge).to_bytes();
+        match session::sasl_response(&mut self.conn, &challenge).await {
+            SaslResponse::Line(bytes) => Ok(String::from_utf8_lossy(&bytes).trim().to_string()),
+            SaslResponse::TooLong { limit } => Err(self.refuse(Refusal::AuthLineTooLong(limit))),
+            SaslResponse::Ended(_) => Err(Flow::Close),
         }
     }
 }
