@@ -14,6 +14,8 @@ pub mod pop3;
 pub mod queue;
 pub mod session;
 pub mod smtp;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 
 use std::collections::HashMap;

@@ -819,6 +819,43 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"ab"));
     }
 
+    /// The session toolkit's one behaviour for an over-long SASL response, in POP3's words:
+    /// `-ERR command line too long`, the exchange is over, and it is not a failed login.
+    #[tokio::test]
+    async fn over_long_sasl_response_is_not_a_failed_login() {
+        use crate::test_support::{peer, Harness};
+        let h = Harness::new(|c| {
+            c.limits.max_command_line = 100;
+            c.limits.max_auth_failures = 1;
+        });
+        let (stream, mut c) = h.pipe();
+        tokio::spawn(run_session(
+            ListenerKind::Pop3,
+            stream,
+            peer(),
+            h.shared.clone(),
+            h.shutdown(),
+        ));
+        assert!(c.line().await.starts_with("+OK mailroom POP3 ready <"));
+        c.send("AUTH PLAIN\r\n").await;
+        assert_eq!(c.line().await, "+ ");
+        c.send(format!("{}\r\n", "QUFB".repeat(50))).await;
+        let r = c.line().await;
+        assert!(
+            r.starts_with("-ERR command line too long (the limit is 100 octets)"),
+            "{r}"
+        );
+        let plain = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "\0alice@example.test\0alice-secret",
+        );
+        c.send(format!("AUTH PLAIN {plain}\r\n")).await;
+        assert_eq!(
+            c.line().await,
+            "+OK alice@example.test has 0 messages (0 octets)"
+        );
+    }
+
     #[test]
     fn plural() {
         assert_eq!(messages(0), "0 messages");

@@ -31,6 +31,8 @@ mod ehlo;
 mod envelope;
 mod help;
 mod refusal;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
