@@ -1,6 +1,11 @@
 //! One client connection as every protocol driver sees it: a stream, a bounded line reader,
 //! an output buffer, an idle timer, the shutdown signal and the C:/S: trace.
 //!
+//! The stream is a TCP socket (plain or TLS) for the listeners, or any other
+//! `AsyncRead + AsyncWrite` stream ([`Stream::other`]), so a whole session can be driven from
+//! memory over `tokio::io::duplex` in tests; the socket-only parts (TCP_NODELAY, the local
+//! address, TCP_QUICKACK) are skipped for such streams, and STARTTLS works over both.
+//!
 //! Replies are buffered and written when the driver is about to wait for input, so pipelined
 //! commands (RFC 2920, RFC 2449 PIPELINING) get their replies in one write, in order.
 
@@ -24,10 +29,22 @@ const OUT_HIGH_WATER: usize = 64 * 1024;
 /// `limits.min_data_rate`'s default, octets per second.
 pub const DEFAULT_MIN_DATA_RATE: u64 = 1024;
 
-/// The byte stream under a session: plain TCP or TLS over TCP.
+/// Any byte stream a session can run over besides TCP: an in-memory pipe
+/// (`tokio::io::duplex`) in tests, say. `Sync` because drivers hold `&Session` across awaits
+/// in tasks that must be `Send`.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + ?Sized> Io for T {}
+
+/// The byte stream under a session: plain TCP or TLS over TCP, as the listeners accept them;
+/// or any other [`Io`] stream, plain or with TLS, for sessions driven from memory.
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// A stream that is not a socket: no socket options, no addresses of its own.
+    Other(Box<dyn Io>),
+    /// TLS over an [`Stream::Other`] stream (STARTTLS in a session driven from memory).
+    OtherTls(Box<tokio_rustls::server::TlsStream<Box<dyn Io>>>),
     /// Only while the plain stream is being wrapped (STARTTLS); every I/O on it fails.
     Gone,
 }
@@ -39,12 +56,32 @@ impl From<TcpStream> for Stream {
 }
 
 impl Stream {
+    /// A session stream over anything that reads and writes bytes (not a socket: use
+    /// [`Stream::Plain`] for a `TcpStream`, which keeps its socket options working).
+    pub fn other(io: impl Io + 'static) -> Stream {
+        Stream::Other(Box::new(io))
+    }
+
     fn tcp(&self) -> Option<&TcpStream> {
         match self {
             Stream::Plain(s) => Some(s),
             Stream::Tls(t) => Some(t.get_ref().0),
-            Stream::Gone => None,
+            Stream::Other(_) | Stream::OtherTls(_) | Stream::Gone => None,
         }
+    }
+
+    fn io(&mut self) -> std::io::Result<&mut dyn Io> {
+        match self {
+            Stream::Plain(s) => Ok(s),
+            Stream::Tls(s) => Ok(s.as_mut()),
+            Stream::Other(s) => Ok(s.as_mut()),
+            Stream::OtherTls(s) => Ok(s.as_mut()),
+            Stream::Gone => Err(gone()),
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_) | Stream::OtherTls(_))
     }
 
     /// Runs the server side of a TLS handshake on a plain stream (implicit TLS listeners).
@@ -53,16 +90,22 @@ impl Stream {
         acceptor: &tokio_rustls::TlsAcceptor,
         timeout: Duration,
     ) -> std::io::Result<Stream> {
+        let timed_out =
+            || std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out");
         match self {
             Stream::Plain(tcp) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
                 Ok(Err(e)) => Err(e),
-                Err(_) => Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "TLS handshake timed out",
-                )),
+                Err(_) => Err(timed_out()),
             },
-            Stream::Tls(_) => Err(std::io::Error::other("TLS is already active")),
+            Stream::Other(io) => match tokio::time::timeout(timeout, acceptor.accept(io)).await {
+                Ok(Ok(tls)) => Ok(Stream::OtherTls(Box::new(tls))),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(timed_out()),
+            },
+            Stream::Tls(_) | Stream::OtherTls(_) => {
+                Err(std::io::Error::other("TLS is already active"))
+            }
             Stream::Gone => Err(gone()),
         }
     }
@@ -78,10 +121,9 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Gone => Poll::Ready(Err(gone())),
+        match self.get_mut().io() {
+            Ok(io) => Pin::new(io).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 }
@@ -92,24 +134,21 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Gone => Poll::Ready(Err(gone())),
+        match self.get_mut().io() {
+            Ok(io) => Pin::new(io).poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Gone => Poll::Ready(Err(gone())),
+        match self.get_mut().io() {
+            Ok(io) => Pin::new(io).poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::Gone => Poll::Ready(Err(gone())),
+        match self.get_mut().io() {
+            Ok(io) => Pin::new(io).poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 }
@@ -184,6 +223,8 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A connection over `stream` from `peer`. For a stream that is not a socket, `local` is
+    /// set to `peer` (set it afterwards if a test needs another).
     pub fn new(
         stream: impl Into<Stream>,
         peer: SocketAddr,
@@ -328,7 +369,7 @@ impl Conn {
 
     /// True when the session runs over TLS (implicit, or after STARTTLS/STLS).
     pub fn is_tls(&self) -> bool {
-        matches!(self.stream, Stream::Tls(_))
+        self.stream.is_tls()
     }
 
     /// Acknowledges the client's next segments at once instead of after the delayed-ACK timer.
@@ -339,10 +380,9 @@ impl Conn {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::AsRawFd;
-            let fd = match &self.stream {
-                Stream::Plain(s) => s.as_raw_fd(),
-                Stream::Tls(s) => s.get_ref().0.as_raw_fd(),
-                Stream::Gone => return,
+            let Some(fd) = self.stream.tcp().map(|s| s.as_raw_fd()) else {
+                // Not a socket (a session driven from memory): nothing to acknowledge.
+                return;
             };
             let one: libc::c_int = 1;
             // SAFETY: setsockopt on a socket we own, with a pointer to a c_int that outlives the call.
@@ -383,5 +423,148 @@ impl Conn {
     pub async fn close(&mut self) {
         let _ = self.flush().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{duplex, AsyncBufReadExt, BufReader};
+
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 40000))
+    }
+
+    /// A Conn over one end of an in-memory pipe; the other end plays the client.
+    fn conn(
+        max_line: usize,
+        idle: Duration,
+    ) -> (Conn, tokio::io::DuplexStream, watch::Sender<bool>) {
+        let (server, client) = duplex(64 * 1024);
+        let (tx, rx) = watch::channel(false);
+        let trace = Trace {
+            enabled: false,
+            proto: "test",
+            id: 1,
+        };
+        let c = Conn::new(Stream::other(server), peer(), max_line, idle, trace, rx);
+        (c, client, tx)
+    }
+
+    fn line(ev: Event) -> Vec<u8> {
+        match ev {
+            Event::Line(Ok(l)) => l,
+            other => panic!("expected a line, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_in_replies_out_over_a_pipe() {
+        let (mut c, client, _tx) = conn(512, Duration::from_secs(5));
+        assert!(!c.is_tls());
+        assert_eq!(c.local, peer(), "no socket: local is the peer");
+        c.quick_ack(); // a no-op without a socket
+        let (rd, mut wr) = tokio::io::split(client);
+        let mut rd = BufReader::new(rd);
+        // Two pipelined commands: both lines come out before anything is written back.
+        wr.write_all(b"FIRST\r\nSECOND\r\n").await.unwrap();
+        assert_eq!(line(c.next_line().await), b"FIRST");
+        c.send(b"250 one\r\n");
+        assert_eq!(line(c.next_line().await), b"SECOND");
+        c.send(b"250 two\r\n");
+        // Waiting for the third line flushes both replies in order.
+        let waiter = tokio::spawn(async move {
+            let ev = c.next_line().await;
+            (c, ev)
+        });
+        let mut got = String::new();
+        rd.read_line(&mut got).await.unwrap();
+        rd.read_line(&mut got).await.unwrap();
+        assert_eq!(got, "250 one\r\n250 two\r\n");
+        // An over-long line is reported in order, then the next line is whole.
+        wr.write_all(&[b'x'; 600]).await.unwrap();
+        wr.write_all(b"\r\nTHIRD\r\n").await.unwrap();
+        let (mut c, ev) = waiter.await.unwrap();
+        assert!(
+            matches!(ev, Event::Line(Err(LineError::TooLong { limit: 512 }))),
+            "{ev:?}"
+        );
+        assert_eq!(line(c.next_line().await), b"THIRD");
+        drop(wr);
+        drop(rd);
+        assert!(matches!(c.next_line().await, Event::Closed));
+    }
+
+    #[tokio::test]
+    async fn body_bytes_and_unread() {
+        let (mut c, mut client, _tx) = conn(512, Duration::from_secs(5));
+        client
+            .write_all(b"DATA\r\nbody\r\n.\r\nQUIT\r\n")
+            .await
+            .unwrap();
+        assert_eq!(line(c.next_line().await), b"DATA");
+        // The rest was read with the command: the line reader hands it over as raw bytes.
+        let raw = c.read_raw().await.unwrap().unwrap();
+        assert_eq!(raw, b"body\r\n.\r\nQUIT\r\n");
+        // The body ends after ".\r\n"; what follows goes back to the line reader.
+        c.unread(&raw[9..]);
+        assert_eq!(line(c.next_line().await), b"QUIT");
+    }
+
+    #[tokio::test]
+    async fn idle_timeout_and_shutdown() {
+        let (mut c, _client, tx) = conn(512, Duration::from_millis(50));
+        assert!(matches!(c.next_line().await, Event::Timeout));
+        let waiter = tokio::spawn(async move { c.next_line().await });
+        let _ = tx.send(true);
+        let ev = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(ev, Event::Shutdown), "{ev:?}");
+    }
+
+    /// STARTTLS over a pipe: the go-ahead goes out in clear, the plaintext pipelined behind the
+    /// command is discarded, and the next line arrives over TLS.
+    #[tokio::test]
+    async fn start_tls_over_a_pipe() {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName};
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::Config::embedded();
+        cfg.data_dir = dir.path().to_path_buf();
+        let server_tls = crate::tls::load_or_create(&cfg).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&server_tls.cert_path).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let client_cfg = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_cfg));
+
+        let (mut c, mut client, _tx) = conn(512, Duration::from_secs(10));
+        client.write_all(b"STARTTLS\r\nINJECTED\r\n").await.unwrap();
+        assert_eq!(line(c.next_line().await), b"STARTTLS");
+        c.send(b"220 go ahead\r\n");
+        let acceptor = server_tls.acceptor.clone();
+        let server = tokio::spawn(async move {
+            let discarded = c.start_tls(&acceptor).await.unwrap();
+            let ev = c.next_line().await;
+            (c, discarded, ev)
+        });
+        let mut go = [0u8; 14];
+        client.read_exact(&mut go).await.unwrap();
+        assert_eq!(&go, b"220 go ahead\r\n");
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, client).await.unwrap();
+        tls.write_all(b"EHLO again\r\n").await.unwrap();
+        tls.flush().await.unwrap();
+        let (c, discarded, ev) = server.await.unwrap();
+        assert_eq!(discarded, b"INJECTED\r\n".len());
+        assert!(c.is_tls());
+        assert_eq!(line(ev), b"EHLO again");
     }
 }

@@ -12,7 +12,10 @@ pub mod delivery;
 pub mod imap;
 pub mod pop3;
 pub mod queue;
+pub mod session;
 pub mod smtp;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 
 use std::collections::HashMap;

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 
 use crate::auth::{check_password, AuthError};
 use crate::conn::{Conn, Event, Stream, Trace, MASK};
+use crate::session::{self, ErrorCount, LoginFailures, SaslResponse, TlsUnavailable};
 use crate::{ListenerKind, Shared};
 use error::Pop3Error;
 use maildrop::{Maildrop, MaildropLock, CHUNK};
@@ -57,8 +58,8 @@ struct Session {
     /// The APOP challenge from the greeting, brackets included (RFC 1939 §7).
     timestamp: String,
     state: State,
-    errors: u32,
-    auth_failures: u32,
+    errors: ErrorCount,
+    logins: LoginFailures,
 }
 
 /// Serves one POP3 connection until QUIT, a drop, the autologout timer or shutdown.
@@ -92,8 +93,8 @@ pub async fn run_session(
         shared,
         timestamp,
         state: State::Authorization { user: None },
-        errors: 0,
-        auth_failures: 0,
+        errors: ErrorCount::default(),
+        logins: LoginFailures::default(),
     };
     // RFC 1939 §4 (greeting) and §7 (the APOP timestamp in it).
     let greeting = pop3::ok(&format!("mailroom POP3 ready {}", s.timestamp));
@@ -177,17 +178,14 @@ impl Session {
 
     /// Queues the `-ERR` line of `e`, counts bad commands, and closes after too many.
     fn fail(&mut self, e: Pop3Error) -> Flow {
-        if e.is_bad_command() {
-            self.errors += 1;
+        if e.is_bad_command() && self.errors.count(&self.shared) {
             let max = self.shared.config.limits.max_errors;
-            if self.errors >= max {
-                self.conn
-                    .trace
-                    .note(&format!("too many bad commands; last: {e}"));
-                let reply = Pop3Error::TooManyErrors(max).to_reply();
-                self.conn.send(&reply);
-                return Flow::Close;
-            }
+            self.conn
+                .trace
+                .note(&format!("too many bad commands; last: {e}"));
+            let reply = Pop3Error::TooManyErrors(max).to_reply();
+            self.conn.send(&reply);
+            return Flow::Close;
         }
         let reply = e.to_reply();
         self.conn.send(&reply);
@@ -328,13 +326,13 @@ impl Session {
                     return self.fail(Pop3Error::PassBeforeUser);
                 };
                 let account = check_password(&self.shared, &user, &secret).await;
-                self.finish_login(account).await
+                self.finish_login(&user, account).await
             }
             Command::Apop { name, digest } => {
                 self.clear_user();
                 let name = self.full_name(&name);
                 let account = self.check_apop(&name, &digest).await;
-                self.finish_login(account).await
+                self.finish_login(&name, account).await
             }
             Command::Auth {
                 mechanism: None, ..
@@ -359,35 +357,23 @@ impl Session {
 
     /// The `auth_require_tls` policy: may this client send a password now?
     fn auth_allowed(&self) -> bool {
-        self.shared
-            .config
-            .auth_require_tls
-            .allows(self.conn.is_tls(), self.conn.peer.ip())
+        session::auth_allowed(&self.shared, &self.conn)
     }
 
     /// STLS (RFC 2595 §4): +OK, then the handshake; plaintext pipelined behind the command is
     /// discarded (CVE-2011-0411 class) and the session starts over in AUTHORIZATION.
     async fn stls(&mut self) -> Flow {
-        if self.conn.is_tls() {
-            return self.fail(Pop3Error::AlreadyTls);
-        }
-        let Some(acceptor) = self.shared.tls.as_ref().map(|t| t.acceptor.clone()) else {
-            return self.fail(Pop3Error::NoTls);
+        let acceptor = match session::tls_acceptor(&self.shared, &self.conn) {
+            Ok(a) => a,
+            Err(TlsUnavailable::AlreadyActive) => return self.fail(Pop3Error::AlreadyTls),
+            Err(TlsUnavailable::NotConfigured) => return self.fail(Pop3Error::NoTls),
         };
         self.ok("begin TLS negotiation");
-        match self.conn.start_tls(&acceptor).await {
-            Ok(discarded) => {
-                if discarded > 0 {
-                    tracing::warn!(peer = %self.conn.peer, discarded, "plaintext pipelined behind STLS was discarded");
-                }
-                self.clear_user();
-                Flow::Continue
-            }
-            Err(e) => {
-                tracing::info!(peer = %self.conn.peer, error = %e, "STLS handshake failed");
-                Flow::Close
-            }
+        if !session::swap_to_tls(&mut self.conn, &acceptor, "STLS").await {
+            return Flow::Close;
         }
+        self.clear_user();
+        Flow::Continue
     }
 
     fn clear_user(&mut self) {
@@ -430,12 +416,13 @@ impl Session {
         }
     }
 
-    /// After a credentials check: lock and open the maildrop, or count the failure. A check
-    /// that could not be made is a temporary failure (RFC 3206 SYS/TEMP), not counted.
-    async fn finish_login(&mut self, account: Result<Account, AuthError>) -> Flow {
+    /// After a credentials check for `user`: lock and open the maildrop, or count the
+    /// failure. A check that could not be made is a temporary failure (RFC 3206 SYS/TEMP), not
+    /// counted.
+    async fn finish_login(&mut self, user: &str, account: Result<Account, AuthError>) -> Flow {
         let account = match account {
             Ok(a) => a,
-            Err(AuthError::Rejected) => return self.auth_failed(Pop3Error::AuthFailed).await,
+            Err(AuthError::Rejected) => return self.auth_failed(Pop3Error::AuthFailed, user).await,
             Err(AuthError::Unavailable) => return self.fail(Pop3Error::AuthUnavailable),
         };
         // RFC 1939 §8 / RFC 2449 §8.1.1: one session per maildrop.
@@ -459,24 +446,11 @@ impl Session {
         }
     }
 
-    /// A failed authentication: wait (doubling per failure), then `-ERR [AUTH]`; close after
-    /// `limits.max_auth_failures`.
-    async fn auth_failed(&mut self, e: Pop3Error) -> Flow {
-        self.auth_failures += 1;
-        let delay = crate::auth::note_failure(
-            &self.shared,
-            self.conn.trace.proto,
-            self.conn.peer,
-            "",
-            self.auth_failures,
-        );
-        let max = self.shared.config.limits.max_auth_failures;
-        self.conn.trace.note(&format!(
-            "authentication failure {} of {max}",
-            self.auth_failures
-        ));
-        tokio::time::sleep(delay).await;
-        if self.auth_failures >= max {
+    /// A failed authentication of `user` (the name as completed by [`Session::full_name`];
+    /// empty when none could be read): logged and recorded with that name, wait (doubling per
+    /// failure), then `-ERR [AUTH]`; close after `limits.max_auth_failures`.
+    async fn auth_failed(&mut self, e: Pop3Error, user: &str) -> Flow {
+        if self.logins.record(&self.shared, &self.conn, user).await {
             self.fail(Pop3Error::TooManyAuthFailures)
         } else {
             self.fail(e)
@@ -500,14 +474,14 @@ impl Session {
                         Ok(c) => c,
                         Err(e) => return self.sasl_error(e).await,
                     };
+                let name = self.full_name(&creds.authcid);
                 // RFC 4616 §2: we allow no authorization identity other than oneself.
                 if !creds.authzid.is_empty() && !creds.authzid.eq_ignore_ascii_case(&creds.authcid)
                 {
-                    return self.auth_failed(Pop3Error::AuthFailed).await;
+                    return self.auth_failed(Pop3Error::AuthFailed, &name).await;
                 }
-                let name = self.full_name(&creds.authcid);
                 let account = check_password(&self.shared, &name, &creds.password).await;
-                self.finish_login(account).await
+                self.finish_login(&name, account).await
             }
             "LOGIN" => {
                 // draft-murchison-sasl-login: "Username:", then "Password:". A client may send
@@ -531,12 +505,16 @@ impl Session {
                     Ok(p) => p,
                     Err(e) => return self.sasl_error(e).await,
                 };
+                let name = if user.is_empty() {
+                    String::new()
+                } else {
+                    self.full_name(&user)
+                };
                 if user.is_empty() || pass.is_empty() {
-                    return self.auth_failed(Pop3Error::AuthFailed).await;
+                    return self.auth_failed(Pop3Error::AuthFailed, &name).await;
                 }
-                let name = self.full_name(&user);
                 let account = check_password(&self.shared, &name, &pass).await;
-                self.finish_login(account).await
+                self.finish_login(&name, account).await
             }
             other => self.fail(Pop3Error::UnknownMechanism(pop3::shown(other, 20))),
         }
@@ -548,7 +526,8 @@ impl Session {
             SaslError::Cancelled => self.fail(Pop3Error::SaslCancelled),
             // RFC 5034 §4: a response that is not base64 is rejected with -ERR.
             SaslError::Base64 => self.fail(Pop3Error::SaslBase64),
-            SaslError::Malformed(why) => self.auth_failed(Pop3Error::SaslMalformed(why)).await,
+            // No user name could be read from the message: the failure is logged without one.
+            SaslError::Malformed(why) => self.auth_failed(Pop3Error::SaslMalformed(why), "").await,
         }
     }
 
@@ -556,20 +535,18 @@ impl Session {
     /// traced as `****`. `Err(flow)` when the exchange ended (the reply is already queued).
     async fn sasl_line(&mut self, challenge: &str) -> Result<String, Flow> {
         let cont = pop3::continuation(challenge);
-        self.conn.send(&cont);
-        match self.conn.next_line().await {
-            Event::Line(Ok(line)) => {
-                self.conn.trace.client("****");
+        match session::sasl_response(&mut self.conn, &cont).await {
+            SaslResponse::Line(line) => {
                 if line.contains(&0) {
                     return Err(self.fail(CommandError::Nul.into()));
                 }
                 String::from_utf8(line).map_err(|_| self.fail(Pop3Error::SaslBase64))
             }
-            Event::Line(Err(LineError::TooLong { limit })) => {
-                self.conn.trace.client("<too long>");
+            // Too long: a client error, not a failed login (see `session`).
+            SaslResponse::TooLong { limit } => {
                 Err(self.fail(CommandError::TooLong { limit }.into()))
             }
-            other => Err(self.interrupted(other)),
+            SaslResponse::Ended(event) => Err(self.interrupted(event)),
         }
     }
 
@@ -840,6 +817,43 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    /// The session toolkit's one behaviour for an over-long SASL response, in POP3's words:
+    /// `-ERR command line too long`, the exchange is over, and it is not a failed login.
+    #[tokio::test]
+    async fn over_long_sasl_response_is_not_a_failed_login() {
+        use crate::test_support::{peer, Harness};
+        let h = Harness::new(|c| {
+            c.limits.max_command_line = 100;
+            c.limits.max_auth_failures = 1;
+        });
+        let (stream, mut c) = h.pipe();
+        tokio::spawn(run_session(
+            ListenerKind::Pop3,
+            stream,
+            peer(),
+            h.shared.clone(),
+            h.shutdown(),
+        ));
+        assert!(c.line().await.starts_with("+OK mailroom POP3 ready <"));
+        c.send("AUTH PLAIN\r\n").await;
+        assert_eq!(c.line().await, "+ ");
+        c.send(format!("{}\r\n", "QUFB".repeat(50))).await;
+        let r = c.line().await;
+        assert!(
+            r.starts_with("-ERR command line too long (the limit is 100 octets)"),
+            "{r}"
+        );
+        let plain = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "\0alice@example.test\0alice-secret",
+        );
+        c.send(format!("AUTH PLAIN {plain}\r\n")).await;
+        assert_eq!(
+            c.line().await,
+            "+OK alice@example.test has 0 messages (0 octets)"
+        );
     }
 
     #[test]

@@ -1,0 +1,279 @@
+//! The message itself: DATA (RFC 5321 §4.1.1.4) through the sans-IO receiver, BDAT chunks
+//! (RFC 3030), the shared memory budget for messages being received, and the hand-off to the
+//! store with the trace headers (RFC 5321 §4.4): a 250 means the message is on disk.
+
+use mailroom_proto::smtp::{normalize_body, DataError, DataProgress, DataReceiver, ReversePath};
+
+use super::{Envelope, Flow, Refusal, Session, State};
+use crate::delivery::{self, Accepted, Target};
+use crate::ListenerKind;
+
+impl Session {
+    pub(super) async fn data(&mut self) -> Flow {
+        let env = match std::mem::replace(&mut self.state, State::Greeted) {
+            State::Rcpt(env) => env,
+            other => {
+                let refusal = match &other {
+                    State::Mail(_) => Refusal::RcptFirst,
+                    State::Bdat { .. } => Refusal::DataAfterBdat,
+                    State::Connected => Refusal::HeloFirst,
+                    _ => Refusal::MailFirst,
+                };
+                self.state = other;
+                return self.refuse(refusal);
+            }
+        };
+        self.ok(354, "", "End data with <CR><LF>.<CR><LF>");
+        let limits = &self.shared.config.limits;
+        let max_size = usize::try_from(limits.max_message_size).unwrap_or(usize::MAX);
+        let mut rx = DataReceiver::new(max_size, limits.max_line_length);
+        // The message is held in memory until stored: its share of the budget for all sessions.
+        let mut held = self.shared.incoming.reserve();
+        loop {
+            let chunk = match self.conn.read_raw().await {
+                Ok(Some(c)) => c,
+                Ok(None) | Err(_) => {
+                    // The client went away (or stayed silent) mid-message: nothing is stored.
+                    self.conn
+                        .trace
+                        .note("connection lost during DATA; message discarded");
+                    let host = self.host().to_string();
+                    self.ok(
+                        421,
+                        "4.4.2",
+                        format!(
+                            "{host} Timeout or connection lost during DATA; nothing was stored"
+                        ),
+                    );
+                    return Flow::Close;
+                }
+            };
+            let progress = rx.feed(&chunk);
+            if rx.error().is_none() && !held.grow_to(rx.kept() as u64) {
+                self.over_budget(rx.kept());
+                rx.abandon();
+            }
+            match progress {
+                DataProgress::NeedMore => continue,
+                DataProgress::Done { consumed } => {
+                    self.conn.unread(&chunk[consumed..]);
+                    break;
+                }
+            }
+        }
+        self.conn
+            .trace
+            .client(&format!("({} octets of message data) .", rx.received()));
+        match rx.finish() {
+            Ok(body) => self.accept(env, body).await,
+            Err(e) => self.refuse(Refusal::Data(e)),
+        }
+    }
+
+    pub(super) async fn bdat(&mut self, size: u64, last: bool) -> Flow {
+        // RFC 3030 §2: the chunk is always read, even when the command is refused.
+        let limit = self.shared.config.limits.max_message_size;
+        let (mut env_body, refusal) = match std::mem::replace(&mut self.state, State::Greeted) {
+            State::Rcpt(env) => (
+                Some((env, Vec::new(), self.shared.incoming.reserve(), None)),
+                None,
+            ),
+            State::Bdat {
+                env,
+                body,
+                held,
+                dropped,
+            } => (Some((env, body, held, dropped)), None),
+            State::Mail(env) => {
+                self.state = State::Mail(env);
+                (None, Some(Refusal::BdatWithoutRecipients))
+            }
+            other => {
+                self.state = other;
+                (None, Some(Refusal::BdatWithoutRecipients))
+            }
+        };
+        let mut remaining = size;
+        while remaining > 0 {
+            let chunk = match self.conn.read_raw().await {
+                Ok(Some(c)) => c,
+                _ => {
+                    self.conn
+                        .trace
+                        .note("connection lost during BDAT; message discarded");
+                    return Flow::Close;
+                }
+            };
+            let take = usize::try_from(remaining)
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
+            if let Some((_, body, held, dropped)) = env_body.as_mut() {
+                if dropped.is_none() {
+                    let total = (body.len() + take) as u64;
+                    if total > limit {
+                        *dropped = Some(DataError::TooBig {
+                            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                        });
+                        *body = Vec::new();
+                    } else if !held.grow_to(total) {
+                        self.over_budget(body.len() + take);
+                        *dropped = Some(DataError::Abandoned);
+                        *body = Vec::new();
+                    } else {
+                        body.extend_from_slice(&chunk[..take]);
+                    }
+                }
+            }
+            remaining -= take as u64;
+            self.conn.unread(&chunk[take..]);
+        }
+        self.conn.trace.client(&format!(
+            "({size} octets of BDAT data{})",
+            if last { ", LAST" } else { "" }
+        ));
+        if let Some(r) = refusal {
+            return self.refuse(r);
+        }
+        let Some((env, body, held, dropped)) = env_body else {
+            return self.refuse(Refusal::BdatWithoutRecipients);
+        };
+        if !last {
+            let total = body.len();
+            self.state = State::Bdat {
+                env,
+                body,
+                held,
+                dropped,
+            };
+            self.ok(
+                250,
+                "2.0.0",
+                format!("{size} octets received ({total} so far)"),
+            );
+            return Flow::Continue;
+        }
+        if let Some(e) = dropped {
+            return self.refuse(Refusal::Data(e));
+        }
+        let flow = match normalize_body(body, self.shared.config.limits.max_line_length) {
+            Ok(body) => self.accept(env, body).await,
+            Err(e) => self.refuse(Refusal::Data(e)),
+        };
+        drop(held);
+        flow
+    }
+
+    /// The memory budget for incoming messages is used up: this message is not kept.
+    fn over_budget(&mut self, octets: usize) {
+        let limit = self.shared.config.limits.max_incoming_memory;
+        tracing::warn!(
+            octets,
+            limit,
+            "limits.max_incoming_memory reached: a message is refused with 452 4.3.1"
+        );
+        self.conn.trace.note(&format!(
+            "memory budget for incoming messages ({limit} octets) used up; this message is refused"
+        ));
+    }
+
+    /// Adds the trace headers and stores the message for every recipient, durably.
+    async fn accept(&mut self, env: Envelope, body: Vec<u8>) -> Flow {
+        let hops = delivery::count_received(&body);
+        if hops >= self.shared.config.limits.max_hops {
+            return self.refuse(Refusal::TooManyHops(hops));
+        }
+        let id = delivery::new_id();
+        // RFC 3848 / RFC 6531 §3.7.4: S for TLS, A for AUTH.
+        let with = match (
+            env.smtputf8,
+            self.esmtp,
+            self.conn.is_tls(),
+            self.auth.is_some(),
+        ) {
+            (true, _, true, true) => "UTF8SMTPSA",
+            (true, _, true, false) => "UTF8SMTPS",
+            (true, _, false, true) => "UTF8SMTPA",
+            (true, _, false, false) => "UTF8SMTP",
+            (false, true, true, true) => "ESMTPSA",
+            (false, true, true, false) => "ESMTPS",
+            (false, true, false, true) => "ESMTPA",
+            (false, true, false, false) => "ESMTP",
+            (false, false, _, true) => "SMTPA",
+            (false, false, _, false) => "SMTP",
+        };
+        let single = match env.rcpts.as_slice() {
+            [only] => Some(only.address.as_str()),
+            _ => None,
+        };
+        let helo = self.helo.clone().unwrap_or_default();
+        let mut prefix = delivery::received_header(&delivery::Trace {
+            helo: &helo,
+            peer: self.conn.peer,
+            hostname: self.host(),
+            with,
+            id: &id,
+            single_recipient: single,
+        });
+        if self.kind == ListenerKind::Submission {
+            prefix.push_str(&delivery::submission_fixups(&body, self.host(), &id));
+        }
+        let sender = match &env.from {
+            ReversePath::Null => String::new(),
+            ReversePath::Address(a) => a.to_string(),
+        };
+        let mut local = Vec::new();
+        let mut remote = Vec::new();
+        for t in env.rcpts.iter().flat_map(|r| r.targets.iter()) {
+            match t {
+                Target::Account { account, .. } => local.push(*account),
+                Target::Remote { address } => remote.push(address.clone()),
+            }
+        }
+        let n_rcpt = env.rcpts.len();
+        let store = self.shared.store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            delivery::store_accepted(
+                &store,
+                Accepted {
+                    sender: &sender,
+                    local,
+                    remote,
+                    prefix,
+                    body,
+                },
+            )
+        })
+        .await;
+        match result {
+            Ok(Ok(receipt)) => {
+                if receipt.queued.is_some() {
+                    self.shared.queue_notify.notify_one();
+                }
+                tracing::info!(
+                    session = self.id,
+                    id = %id,
+                    recipients = n_rcpt,
+                    local = receipt.local.len(),
+                    queued = receipt.queued.map(|q| q.0),
+                    "message accepted"
+                );
+                self.ok(250, "2.0.0", format!("Ok: queued as {id}"));
+                Flow::Continue
+            }
+            Ok(Err(e)) if e.is_storage_full() => {
+                // Not the client's mistake: not counted towards max_errors.
+                tracing::error!(session = self.id, error = %e, "storing a message failed: storage full");
+                self.reply(Refusal::StorageFull.reply());
+                Flow::Continue
+            }
+            Ok(Err(e)) => {
+                tracing::error!(session = self.id, error = %e, "storing a message failed");
+                self.refuse(Refusal::StoreFailed)
+            }
+            Err(e) => {
+                tracing::error!(session = self.id, error = %e, "storing a message panicked");
+                self.refuse(Refusal::StoreFailed)
+            }
+        }
+    }
+}
