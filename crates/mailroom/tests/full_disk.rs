@@ -382,6 +382,34 @@ fn imap_append(addr: SocketAddr, user: (&str, &str), data: &[u8]) -> std::io::Re
     Ok(answer)
 }
 
+/// A server with SMTP, POP3 and IMAP, alice and bob, its data on the test's disk, and `limits`
+/// lines in its `[limits]` table.
+fn start_server(data_dir: &Path, limits: &str) -> TestServer {
+    TestServer::start_raw(&format!(
+        r#"hostname = "mx.example.test"
+data_dir = "{data}"
+domains = ["example.test"]
+[listen]
+smtp = "127.0.0.1:0"
+pop3 = "127.0.0.1:0"
+imap = "127.0.0.1:0"
+[limits]
+{limits}
+[[accounts]]
+address = "{a}"
+password = "{ap}"
+[[accounts]]
+address = "{b}"
+password = "{bp}"
+"#,
+        data = data_dir.display(),
+        a = ALICE.0,
+        ap = ALICE.1,
+        b = BOB.0,
+        bp = BOB.1,
+    ))
+}
+
 /// Every X-Fill-Id in the INBOXes of `accounts`, with how often it is stored.
 fn stored_ids(data_dir: &Path, accounts: &[&str]) -> HashMap<String, usize> {
     use mailroom_store::{MailStore, MessageRef};
@@ -416,29 +444,10 @@ fn a_full_disk_refuses_with_452_loses_nothing_acknowledged_and_recovers() {
     // Declared before the server, so the server is stopped before the unmount.
     let disk = Tmpfs::mount(&mount_point, DISK_SIZE);
     let data_dir = disk.dir.join("data");
-    let server = TestServer::start_raw(&format!(
-        r#"hostname = "mx.example.test"
-data_dir = "{data}"
-domains = ["example.test"]
-[listen]
-smtp = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-[limits]
-min_free_space = "0"  # this test fills the disk to the last byte
-[[accounts]]
-address = "{a}"
-password = "{ap}"
-[[accounts]]
-address = "{b}"
-password = "{bp}"
-"#,
-        data = data_dir.display(),
-        a = ALICE.0,
-        ap = ALICE.1,
-        b = BOB.0,
-        bp = BOB.1,
-    ));
+    let server = start_server(
+        &data_dir,
+        "min_free_space = \"0\"  # this test fills the disk to the last byte",
+    );
     let (smtp, pop3, imap) = (server.smtp(), server.pop3(), server.addr("imap"));
     let journal = Arc::new(Mutex::new(Journal::default()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -743,24 +752,7 @@ fn the_free_space_reserve_keeps_deletions_working() {
     let mount_point = top.path().join("disk");
     let disk = Tmpfs::mount(&mount_point, DISK_SIZE);
     let data_dir = disk.dir.join("data");
-    let server = TestServer::start_raw(&format!(
-        r#"hostname = "mx.example.test"
-data_dir = "{data}"
-domains = ["example.test"]
-[listen]
-smtp = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-[limits]
-min_free_space = "12M"
-[[accounts]]
-address = "{a}"
-password = "{ap}"
-"#,
-        data = data_dir.display(),
-        a = ALICE.0,
-        ap = ALICE.1,
-    ));
+    let server = start_server(&data_dir, "min_free_space = \"12M\"");
     let (smtp, pop3, imap) = (server.smtp(), server.pop3(), server.addr("imap"));
     let mut journal = Journal::default();
     // Mail alone fills the disk until the reserve refuses it (48 MiB disk, 12 MiB kept).
