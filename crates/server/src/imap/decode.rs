@@ -1,14 +1,13 @@
-//! Text decoding for SEARCH (RFC 9051 §6.4.4): header values with their RFC 2047 encoded
-//! words decoded, and text parts with their Content-Transfer-Encoding undone, both converted
-//! to UTF-8. Charsets are looked up with mail-parser's table (encoding_rs behind it), so
-//! ISO-8859-x, windows-125x, KOI8, the CJK charsets and the rest all decode.
+//! Text decoding for BINARY (RFC 3516: base64 and quoted-printable bodies) and for SEARCH
+//! (RFC 9051 §6.4.4): header values with their RFC 2047 encoded words decoded, and text parts
+//! with their Content-Transfer-Encoding undone, both converted to UTF-8. Charsets are looked
+//! up with mail-parser's table (encoding_rs behind it), so ISO-8859-x, windows-125x, KOI8,
+//! the CJK charsets and the rest all decode.
 //!
 //! Everything here is lenient: whatever does not decode stays as it is, since the raw octets
 //! are searched as well.
 
 use mailroom_proto::imap::mime::Part;
-
-use super::decode_qp;
 
 /// Base64 as found in mail: line breaks and other blanks ignored, padding optional.
 pub(super) fn decode_base64(s: &[u8]) -> Option<Vec<u8>> {
@@ -232,9 +231,44 @@ pub(super) fn body_texts(data: &[u8], part: &Part, out: &mut Vec<String>) {
     out.push(to_utf8(&decoded, charset));
 }
 
+/// Quoted-printable (RFC 2045 §6.7), leniently: bad escapes stay as they are.
+pub(super) fn decode_qp(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    while i < s.len() {
+        if s[i] == b'=' {
+            if s.get(i + 1) == Some(&b'\r') && s.get(i + 2) == Some(&b'\n') {
+                i += 3;
+                continue;
+            }
+            if s.get(i + 1) == Some(&b'\n') {
+                i += 2;
+                continue;
+            }
+            if let (Some(h), Some(l)) = (
+                s.get(i + 1).copied().and_then(hex),
+                s.get(i + 2).copied().and_then(hex),
+            ) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qp() {
+        assert_eq!(decode_qp(b"a=3Db=\r\nc=ZZ"), b"a=bc=ZZ");
+    }
     use mailroom_proto::imap::mime::Mime;
 
     fn h(s: &str) -> Option<String> {
