@@ -1,4 +1,5 @@
-//! IMAP QUOTA (RFC 9208) responses and refusals, as plain functions of an account's usage.
+//! IMAP QUOTA (RFC 9208): GETQUOTA and GETQUOTAROOT (SETQUOTA is refused), the quota check of
+//! APPEND and COPY, and the responses and refusals as plain functions of an account's usage.
 //!
 //! mailroom has one quota root per account, named `""` (the empty name, as Dovecot calls its
 //! user quota), with one resource, STORAGE: the sum of the sizes of the account's messages in
@@ -11,6 +12,7 @@
 use mailroom_proto::imap::encode::push_astring;
 
 use super::error::ImapError;
+use super::{ok, Done, Session};
 use crate::config::show_size;
 use crate::delivery::QuotaUsage;
 
@@ -96,6 +98,58 @@ pub fn over_quota(u: &QuotaUsage, needed: u64, what: &str) -> ImapError {
         "OVERQUOTA",
         format!("{state}; delete messages and EXPUNGE them (or empty the Trash), then try again"),
     )
+}
+
+impl Session {
+    /// The account's usage and limit, `None` when it has no limit.
+    pub(super) async fn quota(&self) -> Result<Option<crate::delivery::QuotaUsage>, ImapError> {
+        let Some(account) = self.account().cloned() else {
+            return Ok(None);
+        };
+        let shared = self.shared.clone();
+        self.store(move |s| {
+            // The account as stored now: `mailroom user quota` may have changed its limit
+            // since LOGIN, and the change counts at once.
+            let current = s.account_by_id(account.id)?.unwrap_or(account);
+            crate::delivery::quota_usage(s, &shared.config, &current)
+        })
+        .await
+    }
+
+    /// GETQUOTAROOT (RFC 9208 §4.1.2): every mailbox has the account's root `""`.
+    pub(super) async fn get_quota_root(&mut self, name: &str) -> Result<Done, ImapError> {
+        let info = self.must_mailbox(name, "NONEXISTENT").await?;
+        let usage = self.quota().await?;
+        let wire = self.name_to_wire(&info.name).into_owned();
+        let lines = quotaroot_response(&wire, usage.as_ref());
+        self.conn.send(&lines);
+        ok("GETQUOTAROOT completed")
+    }
+
+    /// GETQUOTA (RFC 9208 §4.1.1): only `""`, and only when the account has a limit.
+    pub(super) async fn get_quota(&mut self, root: &str) -> Result<Done, ImapError> {
+        if root != ROOT {
+            return Err(no_such_root(root, false));
+        }
+        match self.quota().await? {
+            Some(u) => {
+                self.conn.send(&quota_line(&u));
+                ok("GETQUOTA completed")
+            }
+            None => Err(no_such_root(root, true)),
+        }
+    }
+
+    /// RFC 9208 §4.3: refuses `octets` more for `what` (`"the message"`) when they do not fit
+    /// the account's quota.
+    pub(super) async fn must_fit(&self, octets: u64, what: &str) -> Result<(), ImapError> {
+        if let Some(u) = self.quota().await? {
+            if !u.fits(octets) {
+                return Err(over_quota(&u, octets, what));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

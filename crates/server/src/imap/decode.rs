@@ -1,14 +1,13 @@
-//! Text decoding for SEARCH (RFC 9051 §6.4.4): header values with their RFC 2047 encoded
-//! words decoded, and text parts with their Content-Transfer-Encoding undone, both converted
-//! to UTF-8. Charsets are looked up with mail-parser's table (encoding_rs behind it), so
-//! ISO-8859-x, windows-125x, KOI8, the CJK charsets and the rest all decode.
+//! Text decoding for BINARY (RFC 3516: base64 and quoted-printable bodies) and for SEARCH
+//! (RFC 9051 §6.4.4): header values with their RFC 2047 encoded words decoded, and text parts
+//! with their Content-Transfer-Encoding undone, both converted to UTF-8. Charsets are looked
+//! up with mail-parser's table (encoding_rs behind it), so ISO-8859-x, windows-125x, KOI8,
+//! the CJK charsets and the rest all decode.
 //!
 //! Everything here is lenient: whatever does not decode stays as it is, since the raw octets
 //! are searched as well.
 
 use mailroom_proto::imap::mime::Part;
-
-use super::decode_qp;
 
 /// Base64 as found in mail: line breaks and other blanks ignored, padding optional.
 pub(super) fn decode_base64(s: &[u8]) -> Option<Vec<u8>> {
@@ -232,9 +231,66 @@ pub(super) fn body_texts(data: &[u8], part: &Part, out: &mut Vec<String>) {
     out.push(to_utf8(&decoded, charset));
 }
 
+/// Quoted-printable (RFC 2045 §6.7), leniently: bad escapes stay as they are. Line by line:
+/// whitespace at the end of an encoded line is transport padding and goes (rule 3); a line
+/// that then ends in `=` is a soft line break (rule 5, also `= ` + padding); every other line
+/// ends in CRLF (a bare LF counts as a line end too).
+pub(super) fn decode_qp(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut lines = s.split(|b| *b == b'\n').peekable();
+    while let Some(raw) = lines.next() {
+        let last = lines.peek().is_none();
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let mut end = line.len();
+        while end > 0 && matches!(line[end - 1], b' ' | b'\t') {
+            end -= 1;
+        }
+        let line = &line[..end];
+        let (line, soft) = match line.strip_suffix(b"=") {
+            Some(l) => (l, true),
+            None => (line, false),
+        };
+        let mut i = 0;
+        while i < line.len() {
+            if line[i] == b'=' {
+                if let (Some(h), Some(l)) = (
+                    line.get(i + 1).copied().and_then(hex),
+                    line.get(i + 2).copied().and_then(hex),
+                ) {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(line[i]);
+            i += 1;
+        }
+        if !soft && !last {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qp() {
+        assert_eq!(decode_qp(b"a=3Db=\r\nc=ZZ"), b"a=bc=ZZ");
+        // imaptest's fetch-binary-mime-qp: padding stripped, soft breaks with padding after
+        // the `=`, bare LF lines.
+        let body = b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\r\nfoo =\r\n=62\r\nfoo  \r\nbar=\r\n\r\nfoo_bar\r\n";
+        let want = b"hello\r\nbar\r\nfoo\tbar\r\nfoo\t \tb\r\nfoo bar\r\nfoo b\r\nfoo\r\nbar\r\nfoo_bar\r\n";
+        assert_eq!(
+            String::from_utf8_lossy(&decode_qp(body)),
+            String::from_utf8_lossy(want)
+        );
+        assert_eq!(decode_qp(b"a\nb"), b"a\r\nb");
+        assert_eq!(decode_qp(b"no end="), b"no end");
+    }
     use mailroom_proto::imap::mime::Mime;
 
     fn h(s: &str) -> Option<String> {

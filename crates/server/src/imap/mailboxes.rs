@@ -1,0 +1,262 @@
+//! The commands on whole mailboxes of the authenticated state (RFC 9051 §6.3): SELECT and
+//! EXAMINE (the way into the selected state), CREATE, DELETE, RENAME, SUBSCRIBE,
+//! UNSUBSCRIBE, NAMESPACE (RFC 2342) and APPEND; and the lookup of a mailbox by name that the
+//! other commands share. LIST, LSUB and STATUS are in `list.rs`.
+
+use mailroom_proto::imap::encode::{parse_date_time, push_string};
+use mailroom_store::{now_unix, Flags, MailboxInfo};
+
+use super::error::ImapError;
+use super::names::{normalize_mailbox, DELIM};
+use super::selected::{split_flags, Selected};
+use super::{ok, Done, Session, State};
+
+impl Session {
+    async fn find_mailbox(&self, name: &str) -> Result<Option<MailboxInfo>, ImapError> {
+        let Some(acct) = self.account().map(|a| a.id) else {
+            return Ok(None);
+        };
+        let name = normalize_mailbox(name);
+        self.store(move |s| s.mailbox(acct, &name)).await
+    }
+
+    pub(super) async fn must_mailbox(
+        &self,
+        name: &str,
+        code: &'static str,
+    ) -> Result<MailboxInfo, ImapError> {
+        self.find_mailbox(name).await?.ok_or_else(|| {
+            ImapError::no(
+                code,
+                format!(
+                    "there is no mailbox {}{}",
+                    self.show_name(&normalize_mailbox(name)),
+                    if code == "TRYCREATE" {
+                        "; CREATE it first"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+        })
+    }
+
+    /// Back to the authenticated state with `* OK [CLOSED]` (RFC 9051 §7.1) if a mailbox
+    /// is selected.
+    pub(super) fn leave_selected(&mut self) {
+        self.state = match std::mem::replace(&mut self.state, State::NotAuthenticated) {
+            State::Selected(a, _) => {
+                self.send_line("* OK [CLOSED] previous mailbox closed");
+                State::Authenticated(a)
+            }
+            other => other,
+        };
+    }
+
+    pub(super) async fn select(&mut self, name: &str, read_only: bool) -> Result<Done, ImapError> {
+        // RFC 9051 §6.3.2: a SELECT first deselects the current mailbox, even if it fails.
+        self.leave_selected();
+        let account = match &self.state {
+            State::Authenticated(a) => a.clone(),
+            _ => return Err(ImapError::bad("log in first")),
+        };
+        let info = self.must_mailbox(name, "NONEXISTENT").await?;
+        let id = info.id;
+        let list = self.store(move |s| s.list_messages(id)).await?;
+        let mut sel = Selected::new(id, info.name.clone(), read_only, &info, &list);
+        // RFC 3501 §2.3.2: the messages no session was told of yet are \Recent for this one;
+        // a read-write session takes them (later sessions do not see them recent), EXAMINE
+        // only looks. RFC 9051 dropped \Recent: IMAP4rev2 sessions see none, but still take.
+        let top = list.last().map_or(0, |m| m.uid);
+        let after = if read_only {
+            info.recent_uid
+        } else {
+            self.claim_recent(id, top, info.recent_uid).await
+        };
+        let recent = if self.rev2 {
+            0
+        } else {
+            sel.mark_recent(after, top)
+        };
+        let [flags, permanent] = sel.flags_lines();
+        self.send_line(&flags);
+        self.send_line(&sel.exists_line());
+        if !self.rev2 {
+            // RFC 3501 §7.3.2.
+            self.send_line(&format!("* {recent} RECENT"));
+            if let Some(i) = sel.msgs.iter().position(|m| !m.flags.contains(Flags::SEEN)) {
+                self.send_line(&format!("* OK [UNSEEN {}] first unseen message", i + 1));
+            }
+        }
+        self.send_line(&format!(
+            "* OK [UIDVALIDITY {}] UIDs valid",
+            sel.uidvalidity
+        ));
+        self.send_line(&format!(
+            "* OK [UIDNEXT {}] predicted next UID",
+            info.uidnext
+        ));
+        // RFC 7162 §3.1.2.1.
+        self.send_line(&format!(
+            "* OK [HIGHESTMODSEQ {}] highest mod-sequence",
+            info.highest_modseq
+        ));
+        self.send_line(&permanent);
+        if self.rev2 {
+            let mut l = b"* LIST () \"/\" ".to_vec();
+            push_string(&mut l, self.name_to_wire(&info.name).as_bytes());
+            l.extend_from_slice(b"\r\n");
+            self.conn.send(&l);
+        }
+        self.state = State::Selected(account, Box::new(sel));
+        Ok(Done::Ok(if read_only {
+            "[READ-ONLY] EXAMINE completed".into()
+        } else {
+            "[READ-WRITE] SELECT completed".into()
+        }))
+    }
+
+    pub(super) async fn create(&mut self, name: &str) -> Result<Done, ImapError> {
+        let n = self.check_name(name)?;
+        if n == "INBOX" {
+            return Err(ImapError::no("ALREADYEXISTS", "INBOX always exists"));
+        }
+        let acct = self.account_id()?;
+        if self.find_mailbox(&n).await?.is_some() {
+            return Err(ImapError::no(
+                "ALREADYEXISTS",
+                format!("mailbox {} already exists", self.show_name(&n)),
+            ));
+        }
+        // RFC 9051 §6.3.4: create the superior levels that are missing.
+        let levels: Vec<&str> = n.split(DELIM).collect();
+        for i in 1..levels.len() {
+            let parent = levels[..i].join("/");
+            if parent != "INBOX" && self.find_mailbox(&parent).await?.is_none() {
+                let p2 = parent.clone();
+                self.store(move |s| s.create_mailbox(acct, &p2))
+                    .await
+                    .map_err(|e| self.name_store_error(e, &parent, &parent))?;
+            }
+        }
+        let n2 = n.clone();
+        self.store(move |s| s.create_mailbox(acct, &n2))
+            .await
+            .map_err(|e| self.name_store_error(e, &n, &n))?;
+        ok("CREATE completed")
+    }
+
+    pub(super) async fn delete(&mut self, name: &str) -> Result<Done, ImapError> {
+        let n = normalize_mailbox(name);
+        if n == "INBOX" {
+            return Err(ImapError::no("CANNOT", "INBOX cannot be deleted"));
+        }
+        let info = self.must_mailbox(&n, "NONEXISTENT").await?;
+        let id = info.id;
+        self.store(move |s| s.delete_mailbox(id)).await?;
+        if self.selected().is_some_and(|s| s.id == id) {
+            // The selected mailbox is gone: back to Authenticated (RFC 9051 §6.3.5).
+            self.close_mailbox(false).await?;
+            self.send_line("* OK [CLOSED] the selected mailbox was deleted");
+        }
+        ok("DELETE completed")
+    }
+
+    pub(super) async fn rename(&mut self, from: &str, to: &str) -> Result<Done, ImapError> {
+        let from = normalize_mailbox(from);
+        let to = self.check_name(to)?;
+        let acct = self.account_id()?;
+        let src = self.must_mailbox(&from, "NONEXISTENT").await?;
+        if self.find_mailbox(&to).await?.is_some() || to == "INBOX" {
+            return Err(ImapError::no(
+                "ALREADYEXISTS",
+                format!("mailbox {} already exists", self.show_name(&to)),
+            ));
+        }
+        if from == "INBOX" {
+            // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new mailbox and
+            // leaves INBOX empty.
+            let to2 = to.clone();
+            let new_id = self
+                .store(move |s| s.create_mailbox(acct, &to2))
+                .await
+                .map_err(|e| self.name_store_error(e, &to, &from))?;
+            let src_id = src.id;
+            let list = self.store(move |s| s.list_messages(src_id)).await?;
+            let uids: Vec<u32> = list.iter().map(|m| m.uid).collect();
+            self.store(move |s| s.copy_messages(src_id, &uids, new_id, true))
+                .await?;
+            return ok("RENAME completed");
+        }
+        let (f, t) = (from.clone(), to.clone());
+        self.store(move |s| s.rename_mailbox(acct, &f, &t))
+            .await
+            .map_err(|e| self.name_store_error(e, &to, &from))?;
+        // This session renamed its own selected mailbox (or one above it): it stays
+        // selected under the new name and UIDVALIDITY (other sessions that have it selected
+        // see the UIDVALIDITY change and are closed by `verify`).
+        if let Some(id) = self.selected().map(|sel| sel.id) {
+            if let Some(info) = self.store(move |s| s.mailbox_by_id(id)).await? {
+                if let Some(sel) = self.selected() {
+                    sel.name = info.name;
+                    sel.uidvalidity = info.uidvalidity;
+                }
+            }
+        }
+        ok("RENAME completed")
+    }
+
+    pub(super) async fn subscribe(&mut self, name: &str, on: bool) -> Result<Done, ImapError> {
+        let info = self.must_mailbox(name, "NONEXISTENT").await?;
+        let id = info.id;
+        self.store(move |s| s.set_subscribed(id, on)).await?;
+        ok(if on {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        })
+    }
+
+    /// NAMESPACE (RFC 2342): one personal namespace, no others.
+    pub(super) fn namespace(&mut self) -> Result<Done, ImapError> {
+        self.send_line("* NAMESPACE ((\"\" \"/\")) NIL NIL");
+        ok("NAMESPACE completed")
+    }
+
+    pub(super) async fn append(
+        &mut self,
+        name: &str,
+        flags: &[mailroom_proto::imap::Flag],
+        date: Option<&str>,
+        message: Vec<u8>,
+    ) -> Result<Done, ImapError> {
+        let (bits, kws) = split_flags(flags)?;
+        let when = match date {
+            None => now_unix(),
+            Some(d) => parse_date_time(d).ok_or_else(|| {
+                ImapError::bad(format!(
+                    "{d:?} is not a date-time like \"01-Feb-2024 10:00:00 +0000\""
+                ))
+            })?,
+        };
+        if message.is_empty() {
+            return Err(ImapError::no("CANNOT", "the message is empty"));
+        }
+        let max = self.shared.config.limits.max_message_size;
+        if message.len() as u64 > max {
+            return Err(ImapError::no(
+                "TOOBIG",
+                format!("the message is over the limit of {max} octets"),
+            ));
+        }
+        let info = self.must_mailbox(name, "TRYCREATE").await?;
+        // RFC 9208 §4.3: refused before anything is stored when it would not fit.
+        self.must_fit(message.len() as u64, "the message").await?;
+        let id = info.id;
+        let (uv, uid) = self
+            .store(move |s| s.append_message(id, &message, bits, &kws, when))
+            .await?;
+        // RFC 4315 §3 APPENDUID.
+        Ok(Done::Ok(format!("[APPENDUID {uv} {uid}] APPEND completed")))
+    }
+}

@@ -1,0 +1,415 @@
+//! SEARCH and UID SEARCH (RFC 9051 §6.4.4; ESEARCH RFC 4731, CONDSTORE's MODSEQ RFC 7162
+//! §3.1.5): the command and its responses, and the matching of a key against each message of
+//! a snapshot of the mailbox, run on a blocking thread. What the text keys match against
+//! (header fields, bodies, decoded and lower-cased) is in `search/text.rs`.
+
+use mailroom_proto::imap::encode::days_from_civil;
+use mailroom_proto::imap::mime::header_values;
+use mailroom_proto::imap::{SearchKey, SearchReturn};
+use mailroom_store::{Flags, MailStore, MailboxId, StoreError};
+
+use super::cache::{ImapShared, Loaded};
+use super::error::ImapError;
+use super::selected::{compress, Msg};
+use super::{ok, Done, Session};
+
+mod text;
+
+use text::{body_contains, header_contains, text_contains};
+pub(super) use text::{Field, SearchText};
+
+impl Session {
+    pub(super) async fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<SearchReturn>,
+        charset: Option<String>,
+        key: SearchKey,
+    ) -> Result<Done, ImapError> {
+        if let Some(cs) = &charset {
+            let c = cs.to_ascii_uppercase();
+            if c != "UTF-8" && c != "US-ASCII" {
+                // RFC 9051 §6.4.4 BADCHARSET.
+                return Err(ImapError::no(
+                    "BADCHARSET (UTF-8 US-ASCII)",
+                    format!("charset {cs} is not supported; use UTF-8"),
+                ));
+            }
+        }
+        let uses_modseq = key_uses_modseq(&key);
+        if uses_modseq {
+            self.condstore = true;
+        }
+        self.sync(uid).await?;
+        let sel = self.must_selected()?;
+        let job = SearchJob {
+            mailbox: sel.id,
+            key,
+            msgs: sel.msgs.clone(),
+        };
+        let uids: Vec<u32> = sel.msgs.iter().map(|m| m.uid).collect();
+        let modseqs: Vec<u64> = sel.msgs.iter().map(|m| m.modseq).collect();
+        let shared = self.shared.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            run_search(shared.store.as_ref(), &shared.imap, &job)
+        })
+        .await;
+        let hits = match res {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => return Err(ImapError::store(e)),
+            Err(_) => return Err(ImapError::no("SERVERBUG", "internal error while searching")),
+        };
+        let nums: Vec<u32> = hits
+            .iter()
+            .map(|&s| if uid { uids[s - 1] } else { s as u32 })
+            .collect();
+        // RFC 7162 §3.1.5: a search with MODSEQ reports the highest mod-sequence found.
+        let highest = if uses_modseq {
+            hits.iter().map(|&s| modseqs[s - 1]).max()
+        } else {
+            None
+        };
+        if ret.is_some() || self.rev2 {
+            // RFC 4731 / RFC 9051 §7.3.4 ESEARCH.
+            let r = ret.unwrap_or_default();
+            let all = r.all || !(r.min || r.max || r.count);
+            let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+            if uid {
+                line.push_str(" UID");
+            }
+            if r.min {
+                if let Some(m) = nums.iter().min() {
+                    line.push_str(&format!(" MIN {m}"));
+                }
+            }
+            if r.max {
+                if let Some(m) = nums.iter().max() {
+                    line.push_str(&format!(" MAX {m}"));
+                }
+            }
+            if r.count {
+                line.push_str(&format!(" COUNT {}", nums.len()));
+            }
+            if all && !nums.is_empty() {
+                let mut sorted = nums.clone();
+                sorted.sort_unstable();
+                line.push_str(&format!(" ALL {}", compress(&sorted)));
+            }
+            if let Some(h) = highest {
+                line.push_str(&format!(" MODSEQ {h}"));
+            }
+            self.send_line(&line);
+        } else {
+            let list: Vec<String> = nums.iter().map(|n| n.to_string()).collect();
+            let line = match (list.is_empty(), highest) {
+                (true, _) => "* SEARCH".to_string(),
+                (false, Some(h)) => format!("* SEARCH {} (MODSEQ {h})", list.join(" ")),
+                (false, None) => format!("* SEARCH {}", list.join(" ")),
+            };
+            self.send_line(&line);
+        }
+        ok(if uid {
+            "UID SEARCH completed"
+        } else {
+            "SEARCH completed"
+        })
+    }
+}
+
+fn key_uses_modseq(k: &SearchKey) -> bool {
+    use SearchKey as K;
+    match k {
+        K::ModSeq(_) => true,
+        K::Not(a) => key_uses_modseq(a),
+        K::Or(a, b) => key_uses_modseq(a) || key_uses_modseq(b),
+        K::And(v) => v.iter().any(key_uses_modseq),
+        _ => false,
+    }
+}
+
+/// One SEARCH over a snapshot of the mailbox, on the blocking thread.
+pub struct SearchJob {
+    pub mailbox: MailboxId,
+    pub key: SearchKey,
+    pub msgs: Vec<Msg>,
+}
+
+/// Sequence numbers (1-based) of matching messages.
+pub fn run_search(
+    store: &dyn MailStore,
+    cache: &ImapShared,
+    job: &SearchJob,
+) -> Result<Vec<usize>, StoreError> {
+    let count = job.msgs.len() as u32;
+    let largest_uid = job.msgs.last().map_or(0, |m| m.uid);
+    let mut hits = Vec::new();
+    for (i, msg) in job.msgs.iter().enumerate() {
+        if msg.gone {
+            continue;
+        }
+        let mut l = Loaded::new(store, cache, job.mailbox, msg);
+        let ctx = Ctx {
+            seq: i as u32 + 1,
+            count,
+            largest_uid,
+        };
+        match matches(&job.key, &mut l, &ctx) {
+            Ok(true) => hits.push(i + 1),
+            Ok(false) => {}
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hits)
+}
+
+struct Ctx {
+    seq: u32,
+    count: u32,
+    largest_uid: u32,
+}
+
+fn day_of(unix: i64) -> i64 {
+    unix.div_euclid(86_400)
+}
+
+fn key_day((y, m, d): (i32, u32, u32)) -> i64 {
+    days_from_civil(i64::from(y), m, d)
+}
+
+/// The day of the Date header in its own zone (RFC 9051 §6.4.4 SENT*), if it parses.
+fn sent_day(l: &mut Loaded<'_>) -> Result<Option<i64>, StoreError> {
+    use chrono::Datelike;
+    let mime = l.mime()?;
+    let data = l.data()?;
+    let Some(v) = header_values(data, &mime.root.header, "Date")
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let s = String::from_utf8_lossy(&v).trim().to_string();
+    Ok(chrono::DateTime::parse_from_rfc2822(&s).ok().map(|d| {
+        let n = d.date_naive();
+        days_from_civil(i64::from(n.year()), n.month(), n.day())
+    }))
+}
+
+fn has_kw(msg: &Msg, k: &str) -> bool {
+    msg.keywords.iter().any(|x| x.eq_ignore_ascii_case(k))
+}
+
+fn matches(key: &SearchKey, l: &mut Loaded<'_>, c: &Ctx) -> Result<bool, StoreError> {
+    use SearchKey as K;
+    let m = l.msg;
+    let f = |bit: Flags| m.flags.contains(bit);
+    Ok(match key {
+        K::All => true,
+        K::Answered => f(Flags::ANSWERED),
+        K::Deleted => f(Flags::DELETED),
+        K::Draft => f(Flags::DRAFT),
+        K::Flagged => f(Flags::FLAGGED),
+        K::Seen => f(Flags::SEEN),
+        // RFC 3501 §6.4.4: RECENT, NEW (recent and unseen), OLD (not recent).
+        K::Recent => m.recent,
+        K::New => m.recent && !f(Flags::SEEN),
+        K::Old => !m.recent,
+        K::Unanswered => !f(Flags::ANSWERED),
+        K::Undeleted => !f(Flags::DELETED),
+        K::Undraft => !f(Flags::DRAFT),
+        K::Unflagged => !f(Flags::FLAGGED),
+        K::Unseen => !f(Flags::SEEN),
+        K::Keyword(k) => has_kw(m, k),
+        K::Unkeyword(k) => !has_kw(m, k),
+        K::Bcc(s) => header_contains(l, "Bcc", s)?,
+        K::Cc(s) => header_contains(l, "Cc", s)?,
+        K::From(s) => header_contains(l, "From", s)?,
+        K::To(s) => header_contains(l, "To", s)?,
+        K::Subject(s) => header_contains(l, "Subject", s)?,
+        K::Header(h, s) => header_contains(l, h, s)?,
+        K::Body(s) => body_contains(l, s)?,
+        K::Text(s) => text_contains(l, s)?,
+        K::Before(d) => day_of(m.internal_date) < key_day(*d),
+        K::On(d) => day_of(m.internal_date) == key_day(*d),
+        K::Since(d) => day_of(m.internal_date) >= key_day(*d),
+        K::SentBefore(d) => sent_day(l)?.is_some_and(|x| x < key_day(*d)),
+        K::SentOn(d) => sent_day(l)?.is_some_and(|x| x == key_day(*d)),
+        K::SentSince(d) => sent_day(l)?.is_some_and(|x| x >= key_day(*d)),
+        K::Larger(n) => m.size > *n,
+        K::Smaller(n) => m.size < *n,
+        K::Uid(set) => set.contains(m.uid, c.largest_uid),
+        K::Seq(set) => set.contains(c.seq, c.count),
+        K::ModSeq(n) => m.modseq >= *n,
+        K::Not(k) => !matches(k, l, c)?,
+        K::Or(a, b) => matches(a, l, c)? || matches(b, l, c)?,
+        K::And(keys) => {
+            for k in keys {
+                if !matches(k, l, c)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store in a temporary directory with the given messages in one INBOX.
+    fn mailbox(messages: &[&[u8]]) -> (tempfile::TempDir, mailroom_store::Store, SearchJob) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = mailroom_store::open(dir.path()).unwrap();
+        store.add_domain("x.test").unwrap();
+        let acct = store.add_account("a@x.test", "h").unwrap();
+        let inbox = store.mailbox(acct, "INBOX").unwrap().unwrap();
+        for m in messages {
+            store
+                .append_message(inbox.id, m, Flags::default(), &[], 1_700_000_000)
+                .unwrap();
+        }
+        let msgs = store
+            .list_messages(inbox.id)
+            .unwrap()
+            .iter()
+            .map(Msg::from_meta)
+            .collect();
+        let job = SearchJob {
+            mailbox: inbox.id,
+            key: SearchKey::All,
+            msgs,
+        };
+        (dir, store, job)
+    }
+
+    const ENCODED: &[&[u8]] = &[
+        // 1: UTF-8 base64 subject, ISO-8859-1 display name, plain body.
+        b"From: =?iso-8859-1?q?J=FCrgen?= <j@x.test>\r\nSubject: =?utf-8?B?R3LDvMOfZSBhdXMgS8O2bG4=?=\r\n\r\nhello\r\n",
+        // 2: ISO-8859-1 Q subject, base64 UTF-8 body.
+        b"Subject: =?ISO-8859-1?Q?Gr=FC=DFe_aus_M=FCnchen?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nU2Now7ZuZSBHcsO8w59lIHZvbSBCb2RlbnNlZQ==\r\n",
+        // 3: folded subject of two encoded words, folded plain field, QP ISO-8859-1 body.
+        b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n =?utf-8?q?_aus_K=C3=B6ln?=\r\nX-Note: a\r\n\tb\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nStra=DFe in K=F6ln\r\n",
+        // 4: raw UTF-8 subject (RFC 6532), nothing encoded.
+        "Subject: KÖLN, Straße\r\n\r\nnothing\r\n".as_bytes(),
+    ];
+
+    fn search(job: &mut SearchJob, store: &mailroom_store::Store, key: SearchKey) -> Vec<usize> {
+        job.key = key;
+        run_search(store.as_ref(), &ImapShared::default(), job).unwrap()
+    }
+
+    #[test]
+    fn search_decodes_headers() {
+        use SearchKey as K;
+        let (_d, store, mut job) = mailbox(ENCODED);
+        let mut q = |k| search(&mut job, &store, k);
+        assert_eq!(q(K::Subject("köln".into())), vec![1, 3, 4]);
+        assert_eq!(q(K::Subject("KÖLN".into())), vec![1, 3, 4]);
+        assert_eq!(q(K::Subject("aus K".into())), vec![1, 3]);
+        assert_eq!(q(K::Subject("grüße aus".into())), vec![1, 2, 3]);
+        assert_eq!(q(K::Subject("münchen".into())), vec![2]);
+        assert_eq!(q(K::Subject("straße".into())), vec![4]);
+        // The raw octets still match.
+        assert_eq!(q(K::Subject("=?utf-8?B?".into())), vec![1]);
+        assert_eq!(q(K::Subject("gr=C3=BC".into())), vec![3]);
+        assert_eq!(q(K::From("jürgen".into())), vec![1]);
+        assert_eq!(q(K::From("jürgen <j@x".into())), vec![1]);
+        // A fold with a tab matches as one space; the raw unfolded value still matches too.
+        assert_eq!(q(K::Header("X-Note".into(), "a b".into())), vec![3]);
+        assert_eq!(q(K::Header("x-note".into(), "a\tb".into())), vec![3]);
+        assert_eq!(q(K::Header("X-Note".into(), "".into())), vec![3]);
+        assert_eq!(q(K::Header("Subject".into(), "".into())), vec![1, 2, 3, 4]);
+        // Negative: words from different messages, a needle in the body only.
+        assert_eq!(q(K::Subject("münchen köln".into())), Vec::<usize>::new());
+        assert_eq!(q(K::Subject("bodensee".into())), Vec::<usize>::new());
+        assert_eq!(q(K::To("köln".into())), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn address_searches_match_the_parsed_address() {
+        use SearchKey as K;
+        let (_d, store, mut job) = mailbox(&[
+            b"From: <user-from (comment)@ (comment) domain.org>\r\n\r\nx\r\n",
+            b"From: user-from@domain.org (Real From)\r\n\r\nx\r\n",
+            b"From: other@domain.org\r\n\r\nx\r\n",
+        ]);
+        let mut q = |k| search(&mut job, &store, k);
+        assert_eq!(q(K::From("user-from@domain.org".into())), vec![1, 2]);
+        assert_eq!(q(K::From("real from <user-from@".into())), vec![2]);
+        assert_eq!(
+            q(K::From("comment".into())),
+            vec![1],
+            "the raw text still matches"
+        );
+    }
+
+    #[test]
+    fn search_decodes_bodies() {
+        use SearchKey as K;
+        let (_d, store, mut job) = mailbox(ENCODED);
+        let mut q = |k| search(&mut job, &store, k);
+        assert_eq!(q(K::Body("grüße vom BODENSEE".into())), vec![2]);
+        assert_eq!(q(K::Body("straße in köln".into())), vec![3]);
+        // Raw transfer-encoded octets still match.
+        assert_eq!(q(K::Body("K=F6ln".into())), vec![3]);
+        assert_eq!(q(K::Body("U2Now7Z".into())), vec![2]);
+        // BODY does not look at the header; TEXT does, raw and decoded.
+        assert_eq!(q(K::Body("köln".into())), vec![3]);
+        assert_eq!(q(K::Text("köln".into())), vec![1, 3, 4]);
+        assert_eq!(q(K::Text("subject: grüße aus köln".into())), vec![1, 3]);
+        assert_eq!(q(K::Text("bodensee".into())), vec![2]);
+        assert_eq!(q(K::Text("".into())), vec![1, 2, 3, 4]);
+        assert_eq!(q(K::Not(Box::new(K::Body("köln".into())))), vec![1, 2, 4]);
+        assert_eq!(q(K::Body("grüße".into())), vec![2]);
+        assert_eq!(q(K::Body("münchen".into())), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn search_decodes_lazily_and_once() {
+        use SearchKey as K;
+        let (_d, store, job) = mailbox(&[]);
+        let cache = ImapShared::default();
+        let msg = Msg {
+            uid: 1,
+            message: mailroom_store::MessageId(1),
+            size: 0,
+            flags: Flags::default(),
+            keywords: Vec::new(),
+            internal_date: 0,
+            modseq: 1,
+            gone: false,
+            recent: false,
+        };
+        let mut l = Loaded::new(store.as_ref(), &cache, job.mailbox, &msg);
+        l.data = Some(ENCODED[1].to_vec());
+        let c = Ctx {
+            seq: 1,
+            count: 1,
+            largest_uid: 1,
+        };
+        let subject = K::Or(
+            Box::new(K::Subject("xyz".into())),
+            Box::new(K::Subject("münchen".into())),
+        );
+        assert!(matches(&subject, &mut l, &c).unwrap());
+        assert!(l.search.fields.is_some());
+        assert!(l.search.body_texts.is_none() && l.search.raw.is_none());
+        assert!(matches(&K::Body("bodensee".into()), &mut l, &c).unwrap());
+        assert_eq!(l.search.body_texts.as_ref().map(Vec::len), Some(1));
+        // A second key reuses what is cached: mark it and see the mark found.
+        l.search.body_texts = Some(vec!["marker".into()]);
+        assert!(matches(&K::Body("MARKER".into()), &mut l, &c).unwrap());
+
+        // The header fields outlive the search: a later one (a new Loaded, no octets) finds
+        // them in the shared cache and does not read the message.
+        let mut again = Loaded::new(store.as_ref(), &cache, job.mailbox, &msg);
+        assert!(matches(&subject, &mut again, &c).unwrap());
+        assert!(
+            again.data.is_none(),
+            "a cached header search read the message"
+        );
+        assert_eq!(cache.fields.len(), 1);
+    }
+}

@@ -1,0 +1,195 @@
+//! What SEARCH's text keys match against (RFC 9051 §6.4.4: case-insensitive substrings):
+//! a message's header fields, raw and with their encoded words decoded, address fields as
+//! parsed addresses, and its body, raw and with text parts decoded; each lower-cased, computed
+//! at most once per message and only when a key needs it.
+
+use std::sync::Arc;
+
+use mailroom_store::StoreError;
+
+use crate::imap::cache::Loaded;
+use crate::imap::decode;
+
+/// The lower-cased texts SEARCH matches against, each computed at most once per message and
+/// only when a key needs it.
+#[derive(Default)]
+pub(in crate::imap) struct SearchText {
+    /// The top-level header fields (shared through [`ImapShared`](crate::imap::ImapShared)).
+    pub(super) fields: Option<Arc<Vec<Field>>>,
+    /// The whole message, raw (TEXT).
+    pub(super) raw: Option<String>,
+    /// The top-level body, raw (BODY).
+    pub(super) raw_body: Option<String>,
+    /// The decoded text parts that differ from their raw octets (see [`decode::body_texts`]).
+    pub(super) body_texts: Option<Vec<String>>,
+}
+
+/// One header field for SEARCH, lower-cased.
+pub(in crate::imap) struct Field {
+    name: String,
+    /// The unfolded value as sent.
+    raw: String,
+    /// The value with encoded words decoded and blanks collapsed, when that differs.
+    decoded: Option<String>,
+    /// Address fields: the parsed addresses as `name <mailbox@host>, ...` (comments and
+    /// folding gone, names decoded), so `FROM user@domain` finds `<user (c)@ (c) domain>`.
+    addresses: Option<String>,
+}
+
+/// Header fields whose value is an address list (RFC 5322 §3.6.2, §3.6.3).
+const ADDRESS_FIELDS: &[&str] = &["from", "sender", "reply-to", "to", "cc", "bcc"];
+
+/// The addresses of an address field as SEARCH matches them, lower-cased.
+fn address_text(value: &[u8]) -> String {
+    use mailroom_proto::imap::mime::{parse_addresses, Addr};
+    let mut out: Vec<String> = Vec::new();
+    for a in parse_addresses(value) {
+        if let Addr::Mailbox {
+            name,
+            mailbox,
+            host,
+            ..
+        } = a
+        {
+            let spec = format!(
+                "{}@{}",
+                String::from_utf8_lossy(&mailbox),
+                String::from_utf8_lossy(&host)
+            );
+            out.push(match name {
+                Some(n) => {
+                    let n = decode::header_text(&n)
+                        .unwrap_or_else(|| String::from_utf8_lossy(&n).into_owned());
+                    format!("{n} <{spec}>")
+                }
+                None => spec,
+            });
+        }
+    }
+    out.join(", ").to_lowercase()
+}
+
+fn lower(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_lowercase()
+}
+
+/// Substring match, case-insensitive by Unicode lower-casing (RFC 9051 §6.4.4); `hay` is
+/// already lower-cased.
+fn has(hay: &str, needle: &str) -> bool {
+    needle.is_empty() || hay.contains(needle)
+}
+
+impl Loaded<'_> {
+    fn search_fields(&mut self) -> Result<&[Field], StoreError> {
+        if self.search.fields.is_none() {
+            let fields = match self.cache.fields.get(self.key) {
+                Some(f) => f,
+                None => {
+                    let mime = self.mime()?;
+                    let data = self.data()?;
+                    let fields: Vec<Field> =
+                        mailroom_proto::imap::mime::fields(data, &mime.root.header)
+                            .into_iter()
+                            .map(|(name, value)| {
+                                let name = name.to_lowercase();
+                                let addresses = ADDRESS_FIELDS
+                                    .contains(&name.as_str())
+                                    .then(|| address_text(&value));
+                                Field {
+                                    raw: lower(&value),
+                                    decoded: decode::header_text(&value).map(|t| t.to_lowercase()),
+                                    addresses,
+                                    name,
+                                }
+                            })
+                            .collect();
+                    let fields = Arc::new(fields);
+                    self.cache.fields.put(self.key, fields.clone());
+                    fields
+                }
+            };
+            self.search.fields = Some(fields);
+        }
+        Ok(self
+            .search
+            .fields
+            .as_deref()
+            .map(Vec::as_slice)
+            .unwrap_or_default())
+    }
+
+    fn search_raw(&mut self) -> Result<&str, StoreError> {
+        if self.search.raw.is_none() {
+            self.search.raw = Some(lower(self.data()?));
+        }
+        Ok(self.search.raw.as_deref().unwrap_or_default())
+    }
+
+    fn search_raw_body(&mut self) -> Result<&str, StoreError> {
+        if self.search.raw_body.is_none() {
+            let mime = self.mime()?;
+            let data = self.data()?;
+            self.search.raw_body =
+                Some(lower(data.get(mime.root.body.clone()).unwrap_or_default()));
+        }
+        Ok(self.search.raw_body.as_deref().unwrap_or_default())
+    }
+
+    fn search_body_texts(&mut self) -> Result<&[String], StoreError> {
+        if self.search.body_texts.is_none() {
+            let mime = self.mime()?;
+            let data = self.data()?;
+            let mut texts = Vec::new();
+            decode::body_texts(data, &mime.root, &mut texts);
+            for t in &mut texts {
+                *t = t.to_lowercase();
+            }
+            self.search.body_texts = Some(texts);
+        }
+        Ok(self.search.body_texts.as_deref().unwrap_or_default())
+    }
+}
+
+/// FROM, TO, CC, BCC, SUBJECT, HEADER: the needle in a field's value as sent or decoded.
+pub(super) fn header_contains(
+    l: &mut Loaded<'_>,
+    field: &str,
+    needle: &str,
+) -> Result<bool, StoreError> {
+    let n = needle.to_lowercase();
+    let field = field.to_lowercase();
+    // RFC 9051 §6.4.4 HEADER with an empty string matches every message with the field.
+    Ok(l.search_fields()?.iter().any(|f| {
+        f.name == field
+            && (has(&f.raw, &n)
+                || f.decoded.as_deref().is_some_and(|d| has(d, &n))
+                || f.addresses.as_deref().is_some_and(|a| has(a, &n)))
+    }))
+}
+
+/// BODY: the needle in the raw body or in the decoded text of a text part.
+pub(super) fn body_contains(l: &mut Loaded<'_>, needle: &str) -> Result<bool, StoreError> {
+    let n = needle.to_lowercase();
+    if has(l.search_raw_body()?, &n) {
+        return Ok(true);
+    }
+    Ok(l.search_body_texts()?.iter().any(|t| has(t, &n)))
+}
+
+/// TEXT: the needle in the raw message, a decoded header field (`name: value`) or the
+/// decoded text of a text part.
+pub(super) fn text_contains(l: &mut Loaded<'_>, needle: &str) -> Result<bool, StoreError> {
+    let n = needle.to_lowercase();
+    if has(l.search_raw()?, &n) {
+        return Ok(true);
+    }
+    let in_header = l.search_fields()?.iter().any(|f| {
+        f.decoded.as_deref().is_some_and(|d| {
+            has(d, &n) || (n.contains(':') && has(&format!("{}: {d}", f.name), &n))
+        })
+    });
+    if in_header {
+        return Ok(true);
+    }
+    Ok(l.search_body_texts()?.iter().any(|t| has(t, &n)))
+}
