@@ -226,11 +226,6 @@ const SCRIPTED_KNOWN_FAILING: &[(&str, &str)] = &[
         "esearch-condstore",
         "OK [HIGHESTMODSEQ] when FETCH MODSEQ enables CONDSTORE; ESEARCH MODSEQ",
     ),
-    (
-        "listext",
-        "LIST (SUBSCRIBED) \\NonExistent for subscriptions without a mailbox",
-    ),
-    ("subscribe", "LSUB \\Noselect parents for %"),
 ];
 
 /// Dovecot's imaptest scripted suite (the conformance tests a Dovecot release passes): every

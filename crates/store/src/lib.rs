@@ -345,8 +345,6 @@ pub trait MailStore: Send + Sync {
     /// Renames a mailbox and every `from/...` below it; each renamed mailbox gets a new
     /// UIDVALIDITY (RFC 9051 §6.3.6 lets a name never reuse an older, smaller one).
     fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
-    /// Subscribes or unsubscribes the mailbox's name (see [`MailStore::subscribe`]).
-    fn set_subscribed(&self, mailbox: MailboxId, subscribed: bool) -> Result<()>;
     /// Subscribes (`on`) or unsubscribes a mailbox *name* of the account, whether or not such
     /// a mailbox exists (RFC 9051 §6.3.9); returns whether anything changed. Subscriptions
     /// outlive a deleted mailbox, follow a renamed one, and CREATE does not subscribe; an

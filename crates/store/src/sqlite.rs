@@ -1523,22 +1523,6 @@ impl MailStore for SqliteStore {
         })
     }
 
-    fn set_subscribed(&self, mailbox: MailboxId, subscribed: bool) -> Result<()> {
-        self.write(move |c| {
-            let name: Option<String> = c
-                .query_row(
-                    "SELECT name FROM mailboxes WHERE id = ?1 AND account_id = ?2",
-                    params![mailbox.id, mailbox.account.0],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(name) = name {
-                set_subscription(c, mailbox.account, &name, subscribed)?;
-            }
-            Ok(())
-        })
-    }
-
     fn subscribe(&self, account: AccountId, name: &str, on: bool) -> Result<bool> {
         let name = name.to_string();
         self.write(move |c| {
@@ -2515,7 +2499,9 @@ mod tests {
         assert!(s.mailbox(a, "Work").unwrap().is_none());
         let job = s.mailbox(a, "Job").unwrap().unwrap();
         assert!(job.uidvalidity > uv);
-        s.set_subscribed(job.id, false).unwrap();
+        s.subscribe(a, "Job", true).unwrap();
+        assert!(s.mailbox_by_id(job.id).unwrap().unwrap().subscribed);
+        s.subscribe(a, "Job", false).unwrap();
         assert!(!s.mailbox_by_id(job.id).unwrap().unwrap().subscribed);
         s.delete_mailbox(job.id).unwrap();
         assert!(s.mailbox_by_id(job.id).unwrap().is_none());
@@ -2864,7 +2850,6 @@ mod tests {
         };
         assert!(not_found(s.read_message_at(msg, 0, &mut buf).map(drop)));
         assert!(not_found(s.message_size(msg).map(drop)));
-        s.set_subscribed(forged, false).unwrap();
         // b's mail is untouched.
         let left = s.list_messages(b_inbox).unwrap();
         assert_eq!(left.len(), 1);

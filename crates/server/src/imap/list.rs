@@ -4,7 +4,9 @@
 
 use mailroom_proto::imap::encode::push_string;
 use mailroom_proto::imap::ListOptions;
-use mailroom_store::{Flags, MailboxInfo};
+use std::collections::{BTreeMap, BTreeSet};
+
+use mailroom_store::MailboxInfo;
 
 use super::error::ImapError;
 use super::names::{normalize_mailbox, DELIM};
@@ -65,56 +67,120 @@ impl Session {
             return ok(&format!("{word} completed"));
         }
         let boxes = self.store(move |s| s.list_mailboxes(acct)).await?;
-        let names: Vec<String> = boxes.iter().map(|b| b.name.clone()).collect();
-        let mut out: Vec<&MailboxInfo> = Vec::new();
-        for b in &boxes {
-            let matched = patterns.iter().any(|p| {
+        let needs_subs = lsub || opts.subscribed || opts.return_subscribed;
+        let subs: BTreeSet<String> = if needs_subs {
+            self.store(move |s| s.subscriptions(acct))
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        let full_patterns: Vec<String> = patterns
+            .iter()
+            .map(|p| {
                 let full = normalize_mailbox(&format!("{reference}{p}"));
-                let full = if full.is_empty() {
+                if full.is_empty() {
                     format!("{reference}{p}")
                 } else {
                     full
-                };
-                pattern_match(full.as_bytes(), b.name.as_bytes())
-            });
-            if !matched {
-                continue;
-            }
-            if opts.subscribed && !b.subscribed {
-                continue;
-            }
-            if opts.special_use_only && b.special_use.is_none() {
-                continue;
-            }
-            out.push(b);
-        }
-        out.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));
-        let status_items = opts.return_status.clone();
-        for b in out {
-            let prefix = format!("{}/", b.name);
-            let children = names.iter().any(|n| n.starts_with(&prefix));
-            let mut attrs: Vec<&str> = Vec::new();
-            if !lsub {
-                // RFC 3348 CHILDREN, always given (cheap here).
-                attrs.push(if children {
-                    "\\HasChildren"
-                } else {
-                    "\\HasNoChildren"
-                });
-                // RFC 6154: special-use attributes are always listed.
-                if let Some(su) = &b.special_use {
-                    attrs.push(su);
                 }
-                if (opts.subscribed || opts.return_subscribed) && b.subscribed {
+            })
+            .collect();
+        let matches = |name: &str| {
+            full_patterns
+                .iter()
+                .any(|p| pattern_match(p.as_bytes(), name.as_bytes()))
+        };
+        let existing: BTreeMap<&str, &MailboxInfo> =
+            boxes.iter().map(|b| (b.name.as_str(), b)).collect();
+        // The names to consider: every mailbox, and with a subscription-based selection
+        // every subscribed name and its parents too (a subscription may name a mailbox that
+        // does not exist, RFC 9051 §6.3.9; its parents can stand for it, RFC 3501 §6.3.9 and
+        // RFC 5258 §3.5).
+        let mut names: BTreeSet<&str> = existing.keys().copied().collect();
+        if lsub || opts.subscribed {
+            for s in &subs {
+                names.insert(s);
+                let mut at = s.as_str();
+                while let Some((parent, _)) = at.rsplit_once(DELIM) {
+                    names.insert(parent);
+                    at = parent;
+                }
+            }
+        }
+        // A subscribed name below `name` that the patterns do not match itself.
+        let unmatched_subscribed_child = |name: &str| {
+            let prefix = format!("{name}{DELIM}");
+            subs.iter().any(|s| s.starts_with(&prefix) && !matches(s))
+        };
+        let mut out: Vec<(&str, Vec<&str>, bool)> = Vec::new(); // name, attributes, CHILDINFO
+        for &name in &names {
+            if !matches(name) {
+                continue;
+            }
+            let info = existing.get(name).copied();
+            let subscribed = subs.contains(name);
+            let mut attrs: Vec<&str> = Vec::new();
+            let mut childinfo = false;
+            if lsub {
+                // RFC 3501 §6.3.9: a parent that is not subscribed itself is listed with
+                // \Noselect when `%` stops at it above a subscribed name.
+                if !subscribed {
+                    if !unmatched_subscribed_child(name) {
+                        continue;
+                    }
+                    attrs.push("\\Noselect");
+                }
+            } else {
+                if opts.subscribed && !subscribed {
+                    // RFC 5258 §3.5 RECURSIVEMATCH: a name that matches, above a subscribed
+                    // name that does not, is listed with CHILDINFO ("SUBSCRIBED").
+                    if !(opts.recursive_match && unmatched_subscribed_child(name)) {
+                        continue;
+                    }
+                    childinfo = true;
+                }
+                if opts.special_use_only && info.and_then(|b| b.special_use.as_ref()).is_none() {
+                    continue;
+                }
+                match info {
+                    Some(b) => {
+                        // RFC 3348 CHILDREN, always given (cheap here).
+                        let prefix = format!("{}{DELIM}", b.name);
+                        let children = existing.keys().any(|n| n.starts_with(&prefix));
+                        attrs.push(if children {
+                            "\\HasChildren"
+                        } else {
+                            "\\HasNoChildren"
+                        });
+                        // RFC 6154: special-use attributes are always listed.
+                        if let Some(su) = &b.special_use {
+                            attrs.push(su);
+                        }
+                    }
+                    // RFC 5258 §3: a subscription without its mailbox, or a parent that
+                    // only stands for what is below it.
+                    None => attrs.push("\\NonExistent"),
+                }
+                if (opts.subscribed || opts.return_subscribed) && subscribed {
                     attrs.push("\\Subscribed");
                 }
             }
+            out.push((name, attrs, childinfo));
+        }
+        out.sort_by(|a, b| (a.0 != "INBOX", a.0).cmp(&(b.0 != "INBOX", b.0)));
+        let status_items = opts.return_status.clone();
+        for (name, attrs, childinfo) in out {
             let mut line = format!("* {word} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            push_string(&mut line, self.name_to_wire(&b.name).as_bytes());
+            push_string(&mut line, self.name_to_wire(name).as_bytes());
+            if childinfo {
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             line.extend_from_slice(b"\r\n");
             self.conn.send(&line);
-            if let Some(items) = &status_items {
-                // RFC 5819 LIST-STATUS.
+            if let (Some(items), Some(b)) = (&status_items, existing.get(name)) {
+                // RFC 5819 LIST-STATUS: for mailboxes that exist.
                 let l = self.status_line(b, items).await?;
                 self.conn.send(&l);
             }
@@ -123,24 +189,20 @@ impl Session {
     }
 
     async fn status_line(&self, b: &MailboxInfo, items: &[String]) -> Result<Vec<u8>, ImapError> {
+        // The counts come from counters the store keeps with every change: constant time,
+        // however large the mailbox (no message is listed).
         let id = b.id;
-        let list = self.store(move |s| s.list_messages(id)).await?;
+        let counts = self.store(move |s| s.mailbox_counts(id)).await?;
         let mut parts = Vec::new();
         for i in items {
             let v: u64 = match i.as_str() {
-                "MESSAGES" => list.len() as u64,
+                "MESSAGES" => counts.messages,
                 "UIDNEXT" => u64::from(b.uidnext),
                 "UIDVALIDITY" => u64::from(b.uidvalidity),
-                "UNSEEN" => list
-                    .iter()
-                    .filter(|m| !m.flags.contains(Flags::SEEN))
-                    .count() as u64,
-                "DELETED" => list
-                    .iter()
-                    .filter(|m| m.flags.contains(Flags::DELETED))
-                    .count() as u64,
-                "SIZE" => list.iter().map(|m| m.size).sum(),
-                "RECENT" => list.iter().filter(|m| m.uid > b.recent_uid).count() as u64,
+                "UNSEEN" => counts.unseen,
+                "DELETED" => counts.deleted,
+                "SIZE" => counts.size,
+                "RECENT" => counts.recent,
                 "HIGHESTMODSEQ" => b.highest_modseq,
                 "APPENDLIMIT" => self.shared.config.limits.max_message_size,
                 _ => continue,

@@ -206,15 +206,26 @@ impl Session {
         ok("RENAME completed")
     }
 
+    /// SUBSCRIBE / UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8): a subscription is a name, kept
+    /// whether or not the mailbox exists (and after it is deleted).
     pub(super) async fn subscribe(&mut self, name: &str, on: bool) -> Result<Done, ImapError> {
-        let info = self.must_mailbox(name, "NONEXISTENT").await?;
-        let id = info.id;
-        self.store(move |s| s.set_subscribed(id, on)).await?;
-        ok(if on {
-            "SUBSCRIBE completed"
-        } else {
-            "UNSUBSCRIBE completed"
-        })
+        let acct = self.account_id()?;
+        let name = self.check_name(name)?;
+        let key = name.clone();
+        let changed = self.store(move |s| s.subscribe(acct, &key, on)).await?;
+        if on {
+            return ok("SUBSCRIBE completed");
+        }
+        if !changed {
+            return Err(ImapError::no(
+                "NONEXISTENT",
+                format!(
+                    "{} is not subscribed; LSUB \"\" * lists what is",
+                    self.show_name(&name)
+                ),
+            ));
+        }
+        ok("UNSUBSCRIBE completed")
     }
 
     /// NAMESPACE (RFC 2342): one personal namespace, no others.
