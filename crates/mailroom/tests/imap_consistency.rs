@@ -219,10 +219,6 @@ const SCRIPTED_KNOWN_FAILING: &[(&str, &str)] = &[
         "BODY[1] of a binary part appended with literal8 must come back encoded",
     ),
     (
-        "atoms",
-        "LIST with a pattern that is not valid modified UTF-7 must answer OK",
-    ),
-    (
         "esearch-condstore",
         "OK [HIGHESTMODSEQ] when FETCH MODSEQ enables CONDSTORE; ESEARCH MODSEQ",
     ),

@@ -420,3 +420,19 @@ print("done")
         assert!(all.contains(&n.to_string()), "{n}: {all:?}");
     }
 }
+
+/// A LIST pattern that is not valid modified UTF-7 names no mailbox: OK with nothing (as
+/// Dovecot answers, imaptest `atoms`), while SELECT of such a name is still refused with NO.
+#[test]
+fn list_with_an_undecodable_pattern_is_ok_and_empty() {
+    let s = imap_support::start();
+    let mut a = Imap::login(s.addr("imap"), ALICE);
+    assert!(a.ok("LIST \"\" a&'b%*").is_empty());
+    assert!(a.ok("LSUB \"\" a&'b%*").is_empty());
+    assert!(a.ok("LIST a&'b %").is_empty());
+    let (tagged, _) = a.cmd("SELECT a&'b");
+    assert!(tagged.contains(" NO "), "{tagged}");
+    // A valid pattern in the same command still matches.
+    let lines = a.ok("LIST \"\" (a&'b INBOX)");
+    assert_eq!(lines, vec!["* LIST (\\HasNoChildren) \"/\" \"INBOX\""]);
+}

@@ -13,6 +13,9 @@ use super::Session;
 
 /// The hierarchy delimiter (RFC 9051 §5.1.1).
 pub(super) const DELIM: char = '/';
+/// A LIST pattern no mailbox name matches: stored names never hold a control character
+/// (`check_name`).
+const MATCHES_NOTHING: &str = "\r";
 
 /// Octets from the client for a response text: printable ASCII as is, anything else as
 /// `\xNN`, quoted, cut at 80 octets (a rev1 response text is 7-bit).
@@ -64,6 +67,17 @@ impl Session {
         mutf7::decode(wire.as_bytes()).map_err(|e| self.bad_name(wire.as_bytes(), Some(&e)))
     }
 
+    /// A LIST/LSUB reference or pattern from the wire: `None` for an ASCII one that is not
+    /// valid modified UTF-7 (it matches nothing), the name's error for anything else invalid.
+    fn pattern_from_wire(&self, wire: String) -> Result<Option<String>, ImapError> {
+        let ascii = wire.is_ascii();
+        match self.name_from_wire(wire) {
+            Ok(p) => Ok(Some(p)),
+            Err(_) if ascii => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A stored (UTF-8) mailbox name as this session writes it.
     pub(super) fn name_to_wire<'a>(&self, name: &'a str) -> Cow<'a, str> {
         if self.utf8_names() || mutf7::is_plain(name) {
@@ -100,19 +114,44 @@ impl Session {
             C::Rename(from, to) => C::Rename(n(from)?, n(to)?),
             C::Subscribe(m) => C::Subscribe(n(m)?),
             C::Unsubscribe(m) => C::Unsubscribe(n(m)?),
+            // A LIST pattern is not a mailbox name: an ASCII one that is not valid modified
+            // UTF-7 (`a&'b`) matches no mailbox (every stored name has a valid spelling), so
+            // it is answered `OK` with nothing for it, as Dovecot does (imaptest `atoms`).
+            // Non-ASCII in a rev1 session is refused like any name, with how to write it.
             C::List {
                 reference,
                 patterns,
                 options,
-            } => C::List {
-                reference: n(reference)?,
-                patterns: patterns.into_iter().map(n).collect::<Result<_, _>>()?,
-                options,
+            } => match self.pattern_from_wire(reference)? {
+                Some(reference) => C::List {
+                    reference,
+                    patterns: patterns
+                        .into_iter()
+                        .map(|p| self.pattern_from_wire(p))
+                        .collect::<Result<Vec<_>, _>>()?
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                    options,
+                },
+                None => C::List {
+                    reference: String::new(),
+                    patterns: Vec::new(),
+                    options,
+                },
             },
-            C::Lsub { reference, pattern } => C::Lsub {
-                reference: n(reference)?,
-                pattern: n(pattern)?,
-            },
+            C::Lsub { reference, pattern } => {
+                match (
+                    self.pattern_from_wire(reference)?,
+                    self.pattern_from_wire(pattern)?,
+                ) {
+                    (Some(reference), Some(pattern)) => C::Lsub { reference, pattern },
+                    _ => C::Lsub {
+                        reference: String::new(),
+                        pattern: MATCHES_NOTHING.into(),
+                    },
+                }
+            }
             C::Status { mailbox, items } => C::Status {
                 mailbox: n(mailbox)?,
                 items,
