@@ -200,8 +200,73 @@ fn condstore() {
         "{u:?}"
     );
     let (_, u) = b.cmd("STATUS INBOX (HIGHESTMODSEQ)");
+    // STATUS HIGHESTMODSEQ enables CONDSTORE, which in a selected mailbox is announced first
+    // (RFC 7162 §3.1).
+    assert!(u[0].starts_with("* OK [HIGHESTMODSEQ "), "{u:?}");
     assert!(
-        u[0].starts_with("* STATUS \"INBOX\" (HIGHESTMODSEQ "),
+        u[1].starts_with("* STATUS \"INBOX\" (HIGHESTMODSEQ "),
+        "{u:?}"
+    );
+}
+
+/// RFC 7162 §3.1: the first CONDSTORE-enabling command in a selected mailbox gets `OK
+/// [HIGHESTMODSEQ]`; ESEARCH with a MODSEQ key reports the highest mod-sequence of what it
+/// returns (MIN/MAX alone: of those messages; else of every match), as imaptest checks.
+#[test]
+fn condstore_enabled_by_fetch_and_esearch_modseq() {
+    let s = start();
+    for i in 0..4 {
+        s.deliver(
+            "x@far.test",
+            &[ALICE.0],
+            &format!("Subject: m{i}\n\nbody\n"),
+        );
+    }
+    let mut a = Imap::login(s.addr("imap"), ALICE);
+    a.ok("SELECT INBOX");
+    let u = a.ok("FETCH 1 MODSEQ");
+    assert!(
+        u.iter().any(|l| l.starts_with("* OK [HIGHESTMODSEQ ")),
+        "{u:?}"
+    );
+    // Only the first time.
+    let u = a.ok("FETCH 2 MODSEQ");
+    assert!(!u.iter().any(|l| l.contains("HIGHESTMODSEQ")), "{u:?}");
+    let mut modseq = std::collections::HashMap::new();
+    for n in [1, 3, 2, 4] {
+        let u = a.ok(&format!("STORE {n} +FLAGS (\\Seen)"));
+        let m: u64 = u[0]
+            .split("MODSEQ (")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{u:?}"));
+        modseq.insert(n, m);
+    }
+    let search = |a: &mut Imap, ret: &str, set: &str| {
+        a.ok(&format!(
+            "SEARCH RETURN ({ret}) {set} MODSEQ \"/flags/\\\\seen\" all 1"
+        ))
+    };
+    let u = search(&mut a, "MIN", "1:3");
+    assert!(u.len() == 1 && u[0].starts_with("* ESEARCH (TAG "), "{u:?}");
+    assert!(
+        u[0].ends_with(&format!(" MIN 1 MODSEQ {}", modseq[&1])),
+        "{u:?}"
+    );
+    let u = search(&mut a, "MAX", "1:3");
+    assert!(
+        u[0].ends_with(&format!(" MAX 3 MODSEQ {}", modseq[&3])),
+        "{u:?}"
+    );
+    let u = search(&mut a, "", "1:3");
+    assert!(
+        u[0].ends_with(&format!(" ALL 1:3 MODSEQ {}", modseq[&2])),
+        "{u:?}"
+    );
+    let u = search(&mut a, "MIN MAX", "2:3");
+    assert!(
+        u[0].ends_with(&format!(" MIN 2 MAX 3 MODSEQ {}", modseq[&2])),
         "{u:?}"
     );
 }

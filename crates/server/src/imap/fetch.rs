@@ -26,7 +26,7 @@ impl Session {
             items.push(FetchAtt::ModSeq);
         }
         if items.contains(&FetchAtt::ModSeq) {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let condstore = self.condstore;
         // Bring in new messages first, so "1:*" covers what just arrived.

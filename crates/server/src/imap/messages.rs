@@ -89,7 +89,7 @@ impl Session {
     ) -> Result<Done, ImapError> {
         let (bits, kws) = split_flags(flags)?;
         if unchanged_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let condstore = self.condstore;
         self.sync(uid).await?;

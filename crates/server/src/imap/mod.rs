@@ -367,7 +367,9 @@ impl Session {
             }
             C::Namespace => return self.namespace(),
             C::Status { mailbox, items } => {
-                self.condstore |= items.iter().any(|i| i == "HIGHESTMODSEQ");
+                if items.iter().any(|i| i == "HIGHESTMODSEQ") {
+                    self.enable_condstore();
+                }
                 return self.status(&mailbox, &items).await;
             }
             C::Append {

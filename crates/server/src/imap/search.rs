@@ -39,7 +39,7 @@ impl Session {
         }
         let uses_modseq = key_uses_modseq(&key);
         if uses_modseq {
-            self.condstore = true;
+            self.enable_condstore();
         }
         self.sync(uid).await?;
         let sel = self.must_selected()?;
@@ -64,11 +64,25 @@ impl Session {
             .iter()
             .map(|&s| if uid { uids[s - 1] } else { s as u32 })
             .collect();
-        // RFC 7162 §3.1.5: a search with MODSEQ reports the highest mod-sequence found.
-        let highest = if uses_modseq {
-            hits.iter().map(|&s| modseqs[s - 1]).max()
-        } else {
+        // RFC 7162 §3.1.5: a search with MODSEQ reports the highest mod-sequence of what
+        // it returns: with ESEARCH MIN and/or MAX alone, of the messages those name (RFC
+        // 7162 §3.2.1); else of every match.
+        let r_only_minmax = ret
+            .as_ref()
+            .is_some_and(|r| (r.min || r.max) && !r.all && !r.count);
+        let highest = if !uses_modseq {
             None
+        } else if r_only_minmax {
+            // `hits` are sequence numbers in ascending order, so MIN is the first, MAX the last.
+            let r = ret.clone().unwrap_or_default();
+            let ends = [r.min.then(|| hits.first()), r.max.then(|| hits.last())];
+            ends.into_iter()
+                .flatten()
+                .flatten()
+                .map(|&s| modseqs[s - 1])
+                .max()
+        } else {
+            hits.iter().map(|&s| modseqs[s - 1]).max()
         };
         if ret.is_some() || self.rev2 {
             // RFC 4731 / RFC 9051 §7.3.4 ESEARCH.

@@ -77,6 +77,22 @@ impl Session {
     }
 
     /// Brings the selected mailbox up to date and queues the untagged responses.
+    /// A CONDSTORE-enabling command (RFC 7162 §3.1: FETCH MODSEQ, CHANGEDSINCE, STORE
+    /// UNCHANGEDSINCE, SEARCH MODSEQ, STATUS HIGHESTMODSEQ). The first one while a mailbox
+    /// is selected without CONDSTORE gets `* OK [HIGHESTMODSEQ n]` (§3.1.2.1: the client
+    /// learns the value it would have had from SELECT).
+    pub(super) fn enable_condstore(&mut self) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(modseq) = self.selected().map(|sel| sel.seen_modseq) {
+            self.send_line(&format!(
+                "* OK [HIGHESTMODSEQ {modseq}] highest mod-sequence"
+            ));
+        }
+    }
+
     pub(super) async fn sync(&mut self, allow_expunge: bool) -> Result<(), ImapError> {
         let Some(sel) = self.selected() else {
             return Ok(());
