@@ -213,10 +213,7 @@ fn move_into_the_same_mailbox_renumbers_the_message() {
 /// imaptest's scripted test groups that do not pass yet, each with what is missing. The
 /// scripted test below runs every other group and fails on any failed command; a group that
 /// starts passing must leave this list (the test says so).
-const SCRIPTED_KNOWN_FAILING: &[(&str, &str)] = &[(
-    "append-binary",
-    "BODY[1] of a binary part appended with literal8 must come back encoded",
-)];
+const SCRIPTED_KNOWN_FAILING: &[(&str, &str)] = &[];
 
 /// Dovecot's imaptest scripted suite (the conformance tests a Dovecot release passes): every
 /// group but the known-failing ones above must pass with zero failed commands.

@@ -270,3 +270,26 @@ fn condstore_enabled_by_fetch_and_esearch_modseq() {
         "{u:?}"
     );
 }
+
+/// RFC 3516: a binary part (NUL octets, appended with a literal8) comes back base64-encoded
+/// in BODY[1] (a literal may not hold NUL) and as its octets in BINARY[1] (literal8).
+#[test]
+fn a_binary_part_is_encoded_for_body_and_raw_for_binary() {
+    let s = start();
+    let mut a = Imap::login(s.addr("imap"), ALICE);
+    let msg = b"From: a@b.test\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00-\xe4\r\n";
+    let mut line = format!("b1 APPEND INBOX ~{{{}+}}\r\n", msg.len()).into_bytes();
+    line.extend_from_slice(msg);
+    line.extend_from_slice(b"\r\n");
+    a.c.send_raw(&line);
+    let (t, _) = a.until_tag("b1");
+    assert!(t.starts_with("b1 OK "), "{t}");
+    a.ok("SELECT INBOX");
+    let (t, u) = a.cmd("FETCH 1 (BODY.PEEK[1])");
+    assert!(t.contains(" OK "), "{t}");
+    // "\0-\xe4\r\n" in base64.
+    assert_eq!(u, vec!["* 1 FETCH (BODY[1] {10}", "AC3kDQo=", ")"], "{u:?}");
+    a.c.send("b2 FETCH 1 (BINARY.PEEK[1])");
+    let head = a.c.line().expect("answer");
+    assert_eq!(head, "* 1 FETCH (BINARY[1] ~{5}");
+}

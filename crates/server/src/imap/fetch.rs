@@ -230,7 +230,7 @@ fn fetch_one(
             FetchAtt::BodySection {
                 section, partial, ..
             } => {
-                let bytes = section_bytes(l, section)?;
+                let bytes = section_bytes(l, section)?.map(|b| encode_binary_part(section, b));
                 p.extend_from_slice(format!("BODY[{}]", section.spec()).as_bytes());
                 if let Some((o, _)) = partial {
                     p.extend_from_slice(format!("<{o}>").as_bytes());
@@ -301,6 +301,23 @@ fn section_bytes(l: &mut Loaded<'_>, section: &Section) -> Result<Option<Vec<u8>
     let mime = l.mime()?;
     let data = l.data()?;
     Ok(mime.section(data, section))
+}
+
+/// A part's body that holds NUL octets (appended as binary with a literal8, RFC 3516 §4.4)
+/// cannot travel in a BODY[n] literal (RFC 9051 §4.3: no NUL): it is sent base64-encoded in
+/// 76-character lines, as Dovecot does; BINARY[n] gives the octets themselves.
+fn encode_binary_part(section: &Section, bytes: Vec<u8>) -> Vec<u8> {
+    use base64::Engine;
+    if section.part.is_empty() || section.text.is_some() || !bytes.contains(&0) {
+        return bytes;
+    }
+    let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let mut out = Vec::with_capacity(text.len() + text.len() / 38 + 2);
+    for line in text.as_bytes().chunks(76) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 /// BINARY[part]: the part's body with its transfer encoding undone (RFC 3516).
