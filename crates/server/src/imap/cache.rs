@@ -12,8 +12,12 @@ use mailroom_store::{MailStore, MailboxId, MessageId, MessageRef, StoreError};
 use super::search::{Field, SearchText};
 use super::selected::Msg;
 
-/// Cached structures at most; beyond this the cache starts over (simple and bounded).
-const CACHE_ENTRIES: usize = 4096;
+/// MIME structures cached at most; beyond this the cache starts over (simple and bounded).
+const MIME_ENTRIES: usize = 4096;
+/// SEARCH header fields cached at most (a few hundred octets each: about 40 MiB when full).
+/// A mailbox larger than this is searched from the store's persistent copy
+/// (`message_search`), not by parsing its messages again.
+const FIELD_ENTRIES: usize = 65_536;
 
 /// Key: the stored message's id. The store never hands an id out twice (schema v7) and a
 /// message's octets never change, so a key names one message's octets for ever, whichever
@@ -24,30 +28,36 @@ const CACHE_ENTRIES: usize = 4096;
 /// with the next clear.
 pub(super) type Key = MessageId;
 
-/// A per-process cache of what is computed from a message's octets, bounded to
-/// [`CACHE_ENTRIES`] (then it starts over: simple, and a message never changes under its key).
-pub(super) struct Cache<V>(Mutex<HashMap<Key, Arc<V>>>);
-
-impl<V> Default for Cache<V> {
-    fn default() -> Self {
-        Cache(Mutex::new(HashMap::new()))
-    }
+/// A per-process cache of what is computed from a message's octets, bounded to a number of
+/// entries (then it starts over: simple, and a message never changes under its key).
+pub(super) struct Cache<V> {
+    map: Mutex<HashMap<Key, Arc<V>>>,
+    capacity: usize,
 }
 
 impl<V> Cache<V> {
+    fn with_capacity(capacity: usize) -> Self {
+        Cache {
+            map: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
     pub(super) fn get(&self, key: Key) -> Option<Arc<V>> {
-        self.0.lock().ok()?.get(&key).cloned()
+        self.map.lock().ok()?.get(&key).cloned()
     }
     pub(super) fn put(&self, key: Key, v: Arc<V>) {
-        if let Ok(mut c) = self.0.lock() {
-            if c.len() >= CACHE_ENTRIES {
+        if let Ok(mut c) = self.map.lock() {
+            if c.len() >= self.capacity {
                 c.clear();
             }
             c.insert(key, v);
         }
     }
     pub(super) fn len(&self) -> usize {
-        self.0.lock().map(|c| c.len()).unwrap_or(0)
+        self.map.lock().map(|c| c.len()).unwrap_or(0)
+    }
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
     }
 }
 
@@ -55,10 +65,18 @@ impl<V> Cache<V> {
 /// ENVELOPE, BODYSTRUCTURE and part offsets are computed once, so FETCH does not re-parse;
 /// its header fields as SEARCH matches them (lower-cased, RFC 2047 decoded) likewise, so a
 /// header search does not read the message again.
-#[derive(Default)]
 pub struct ImapShared {
     pub(super) mime: Cache<Mime>,
     pub(super) fields: Cache<Vec<Field>>,
+}
+
+impl Default for ImapShared {
+    fn default() -> Self {
+        ImapShared {
+            mime: Cache::with_capacity(MIME_ENTRIES),
+            fields: Cache::with_capacity(FIELD_ENTRIES),
+        }
+    }
 }
 
 impl ImapShared {

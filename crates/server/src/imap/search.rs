@@ -3,6 +3,9 @@
 //! a snapshot of the mailbox, run on a blocking thread. What the text keys match against
 //! (header fields, bodies, decoded and lower-cased) is in `search/text.rs`.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use mailroom_proto::imap::encode::days_from_civil;
 use mailroom_proto::imap::mime::header_values;
 use mailroom_proto::imap::{SearchKey, SearchReturn};
@@ -15,7 +18,9 @@ use super::{ok, Done, Session};
 
 mod text;
 
-use text::{body_contains, header_contains, text_contains};
+use text::{
+    body_contains, decode_fields, encode_fields, header_contains, text_contains, FIELDS_FORMAT,
+};
 pub(super) use text::{Field, SearchText};
 
 impl Session {
@@ -149,7 +154,17 @@ pub struct SearchJob {
     pub msgs: Vec<Msg>,
 }
 
+/// Below this many messages without cached header fields, a search parses them rather than
+/// reading the store's copy of the whole mailbox's fields.
+const PRELOAD_MIN: usize = 32;
+
 /// Sequence numbers (1-based) of matching messages.
+///
+/// Header keys read each message's fields from the process cache, else from the store's
+/// persistent copy (`message_search`, read for the whole mailbox in one query), else parse
+/// the message; what had to be parsed is written to the store after the search, so the next
+/// search (also after a restart, or in a mailbox larger than the cache) reads one narrow row
+/// per message.
 pub fn run_search(
     store: &dyn MailStore,
     cache: &ImapShared,
@@ -157,12 +172,40 @@ pub fn run_search(
 ) -> Result<Vec<usize>, StoreError> {
     let count = job.msgs.len() as u32;
     let largest_uid = job.msgs.last().map_or(0, |m| m.uid);
+    let mut stored: HashMap<u32, Arc<Vec<text::Field>>> = HashMap::new();
+    if key_uses_fields(&job.key) {
+        let missing = job
+            .msgs
+            .iter()
+            .filter(|m| !m.gone && cache.fields.get(m.message).is_none())
+            .count();
+        if missing >= PRELOAD_MIN {
+            // A mailbox that fits the cache well is kept there; a larger one would only
+            // push everything else out, and is read from the store each time.
+            let keep = job.msgs.len() <= cache.fields.capacity() / 2;
+            let ids: HashMap<u32, mailroom_store::MessageId> =
+                job.msgs.iter().map(|m| (m.uid, m.message)).collect();
+            for (uid, data) in store.search_data(job.mailbox, FIELDS_FORMAT)? {
+                if let (Some(f), Some(&id)) = (decode_fields(&data), ids.get(&uid)) {
+                    let f = Arc::new(f);
+                    if keep {
+                        cache.fields.put(id, f.clone());
+                    }
+                    stored.insert(uid, f);
+                }
+            }
+        }
+    }
+    let mut parsed = Vec::new();
     let mut hits = Vec::new();
     for (i, msg) in job.msgs.iter().enumerate() {
         if msg.gone {
             continue;
         }
         let mut l = Loaded::new(store, cache, job.mailbox, msg);
+        if let Some(f) = stored.get(&msg.uid) {
+            l.search.fields = Some(f.clone());
+        }
         let ctx = Ctx {
             seq: i as u32 + 1,
             count,
@@ -174,8 +217,37 @@ pub fn run_search(
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
+        if l.search.fields_parsed {
+            if let Some(f) = &l.search.fields {
+                parsed.push((msg.uid, encode_fields(f)));
+            }
+        }
+    }
+    if !parsed.is_empty() {
+        // A copy for later searches: losing it (a full disk, say) costs only speed.
+        if let Err(e) = store.put_search_data(job.mailbox, FIELDS_FORMAT, parsed) {
+            tracing::debug!(error = %e, "cannot keep SEARCH fields in the store");
+        }
     }
     Ok(hits)
+}
+
+/// Whether the key reads header fields (then the store's copy of them is worth reading).
+fn key_uses_fields(k: &SearchKey) -> bool {
+    use SearchKey as K;
+    match k {
+        K::Bcc(_)
+        | K::Cc(_)
+        | K::From(_)
+        | K::To(_)
+        | K::Subject(_)
+        | K::Header(..)
+        | K::Text(_) => true,
+        K::Not(a) => key_uses_fields(a),
+        K::Or(a, b) => key_uses_fields(a) || key_uses_fields(b),
+        K::And(v) => v.iter().any(key_uses_fields),
+        _ => false,
+    }
 }
 
 struct Ctx {
@@ -425,5 +497,42 @@ mod tests {
             "a cached header search read the message"
         );
         assert_eq!(cache.fields.len(), 1);
+    }
+
+    #[test]
+    fn header_fields_are_kept_in_the_store_and_read_back() {
+        use SearchKey as K;
+        let msgs: Vec<Vec<u8>> = (0..40)
+            .map(|i| format!("Subject: note {i}\r\nFrom: a{i}@x.test\r\n\r\nbody\r\n").into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        let (_d, store, mut job) = mailbox(&refs);
+        // The first search parses every message and keeps the fields in the store.
+        assert_eq!(
+            search(&mut job, &store, K::Subject("note 39".into())),
+            vec![40]
+        );
+        assert_eq!(
+            store.search_data(job.mailbox, FIELDS_FORMAT).unwrap().len(),
+            40
+        );
+        // A new process (empty cache) reads them from the store: a planted record shows it.
+        let planted = encode_fields(&[text::Field::for_test("subject", "planted")]);
+        store
+            .put_search_data(job.mailbox, FIELDS_FORMAT, vec![(7, planted)])
+            .unwrap();
+        assert_eq!(
+            search(&mut job, &store, K::Subject("planted".into())),
+            vec![7]
+        );
+        assert_eq!(search(&mut job, &store, K::From("a12@".into())), vec![13]);
+        // A record of another format is not read: the message is parsed again.
+        store
+            .put_search_data(job.mailbox, FIELDS_FORMAT + 1, vec![(8, b"junk".to_vec())])
+            .unwrap();
+        assert_eq!(
+            search(&mut job, &store, K::Subject("note 7".into())),
+            vec![8]
+        );
     }
 }

@@ -16,6 +16,9 @@ use crate::imap::decode;
 pub(in crate::imap) struct SearchText {
     /// The top-level header fields (shared through [`ImapShared`](crate::imap::ImapShared)).
     pub(super) fields: Option<Arc<Vec<Field>>>,
+    /// `fields` were parsed from the message by this search (not found in a cache or in the
+    /// store's copy), so the search keeps them in the store.
+    pub(super) fields_parsed: bool,
     /// The whole message, raw (TEXT).
     pub(super) raw: Option<String>,
     /// The top-level body, raw (BODY).
@@ -25,6 +28,7 @@ pub(in crate::imap) struct SearchText {
 }
 
 /// One header field for SEARCH, lower-cased.
+#[derive(Debug, PartialEq, Eq)]
 pub(in crate::imap) struct Field {
     name: String,
     /// The unfolded value as sent.
@@ -34,6 +38,18 @@ pub(in crate::imap) struct Field {
     /// Address fields: the parsed addresses as `name <mailbox@host>, ...` (comments and
     /// folding gone, names decoded), so `FROM user@domain` finds `<user (c)@ (c) domain>`.
     addresses: Option<String>,
+}
+
+#[cfg(test)]
+impl Field {
+    pub(in crate::imap) fn for_test(name: &str, raw: &str) -> Field {
+        Field {
+            name: name.into(),
+            raw: raw.into(),
+            decoded: None,
+            addresses: None,
+        }
+    }
 }
 
 /// Header fields whose value is an address list (RFC 5322 §3.6.2, §3.6.3).
@@ -105,6 +121,7 @@ impl Loaded<'_> {
                             .collect();
                     let fields = Arc::new(fields);
                     self.cache.fields.put(self.key, fields.clone());
+                    self.search.fields_parsed = true;
                     fields
                 }
             };
@@ -150,6 +167,66 @@ impl Loaded<'_> {
     }
 }
 
+/// The format of [`encode_fields`] (the store keeps it with the data, so a later change of
+/// the format makes old rows be parsed again rather than misread).
+pub(super) const FIELDS_FORMAT: u32 = 1;
+
+/// A message's SEARCH fields as kept in the store (`message_search`): per field its name,
+/// raw value, decoded value and address text, each a u32 length (little-endian; `u32::MAX`
+/// for none) and its UTF-8.
+pub(super) fn encode_fields(fields: &[Field]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut put = |s: Option<&str>| match s {
+        Some(s) => {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+    };
+    for f in fields {
+        put(Some(&f.name));
+        put(Some(&f.raw));
+        put(f.decoded.as_deref());
+        put(f.addresses.as_deref());
+    }
+    out
+}
+
+/// The fields [`encode_fields`] wrote, or `None` if `data` is not such a record.
+pub(super) fn decode_fields(mut data: &[u8]) -> Option<Vec<Field>> {
+    let mut take = || -> Option<Option<String>> {
+        let (len, rest) = data.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len);
+        if len == u32::MAX {
+            data = rest;
+            return Some(None);
+        }
+        let len = usize::try_from(len).ok()?;
+        let s = std::str::from_utf8(rest.get(..len)?).ok()?.to_string();
+        data = &rest[len..];
+        Some(Some(s))
+    };
+    let mut out = Vec::new();
+    loop {
+        let Some(name) = take() else {
+            // The end (or a truncated record: refused below).
+            break;
+        };
+        let (Some(name), Some(Some(raw)), Some(decoded), Some(addresses)) =
+            (name, take(), take(), take())
+        else {
+            return None;
+        };
+        out.push(Field {
+            name,
+            raw,
+            decoded,
+            addresses,
+        });
+    }
+    data.is_empty().then_some(out)
+}
+
 /// FROM, TO, CC, BCC, SUBJECT, HEADER: the needle in a field's value as sent or decoded.
 pub(super) fn header_contains(
     l: &mut Loaded<'_>,
@@ -192,4 +269,40 @@ pub(super) fn text_contains(l: &mut Loaded<'_>, needle: &str) -> Result<bool, St
         return Ok(true);
     }
     Ok(l.search_body_texts()?.iter().any(|t| has(t, &n)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip_through_the_store_format() {
+        let fields = vec![
+            Field {
+                name: "subject".into(),
+                raw: "=?utf-8?q?gr=c3=bc=c3=9fe?=".into(),
+                decoded: Some("grüße".into()),
+                addresses: None,
+            },
+            Field {
+                name: "from".into(),
+                raw: "a <a@b.test>".into(),
+                decoded: None,
+                addresses: Some("a <a@b.test>".into()),
+            },
+            Field {
+                name: "x-empty".into(),
+                raw: String::new(),
+                decoded: None,
+                addresses: None,
+            },
+        ];
+        let data = encode_fields(&fields);
+        assert_eq!(decode_fields(&data), Some(fields));
+        assert_eq!(decode_fields(&[]), Some(vec![]));
+        // Truncated or foreign records are refused, never misread.
+        assert_eq!(decode_fields(&data[..data.len() - 1]), None);
+        assert_eq!(decode_fields(b"\x05\x00\x00\x00ab"), None);
+        assert_eq!(decode_fields(&[0xff, 0xff, 0xff, 0xff]), None);
+    }
 }
