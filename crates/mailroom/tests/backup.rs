@@ -1,9 +1,9 @@
 //! `mailroom backup DIR` while the server runs: the copy is a data directory that another
 //! server starts from, with every message accepted before the backup (and none after), and
 //! the same TLS certificate.
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 #[test]
 fn a_backup_taken_while_serving_restores_into_a_working_server() {

@@ -30,8 +30,8 @@
 //!
 //! The summary line (`chaos: ... lost 0, duplicated 0`) says what was verified.
 
-mod common;
-use common::*;
+mod support;
+use support::*;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

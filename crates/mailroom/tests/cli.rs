@@ -1,7 +1,7 @@
 //! The command line: accounts, config errors, the embedded default.
-mod common;
-use common::*;
+mod support;
 use std::process::{Command, Stdio};
+use support::*;
 
 #[test]
 fn user_add_list_passwd_remove() {

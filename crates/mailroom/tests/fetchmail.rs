@@ -4,14 +4,13 @@
 //! marks `\Seen` (IMAP with `keep`). Fails with a clear message where fetchmail is not
 //! installed (.ci/run installs it: the Debian package fetchmail).
 
-mod common;
-mod imap_support;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use common::{TestServer, ALICE, BOB};
-use imap_support::{msg, start, Imap};
+use support::imap::{msg, start, Imap};
+use support::{TestServer, ALICE, BOB};
 
 fn have_fetchmail() -> bool {
     Command::new("fetchmail").arg("--version").output().is_ok()

@@ -17,8 +17,8 @@
 //! - the server recovers by itself once space is freed (a delivery succeeds after);
 //! - `mailroom check` finds no fault.
 
-mod common;
-use common::*;
+mod support;
+use support::*;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -2,14 +2,13 @@
 //! folders with a local Maildir. Fails with a clear message where mbsync is not installed
 //! (.ci/run installs it: the Debian package isync).
 
-mod common;
-mod imap_support;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{ALICE, BOB};
-use imap_support::{msg, start, Imap};
+use support::imap::{msg, start, Imap};
+use support::{ALICE, BOB};
 
 fn have_mbsync() -> bool {
     Command::new("mbsync").arg("--version").output().is_ok()

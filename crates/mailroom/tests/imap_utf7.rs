@@ -2,14 +2,13 @@
 //! after `ENABLE IMAP4rev2` (RFC 9051 §5.1), UTF-8 in the store. Two sessions of one account
 //! side by side, one of each kind, see the same folders.
 
-mod common;
-mod imap_support;
+mod support;
 
-use common::{ALICE, BOB};
-use imap_support::{msg, start, start_with, Imap};
+use support::imap::{msg, start, start_with, Imap};
+use support::{ALICE, BOB};
 
 /// A session that sent `ENABLE IMAP4rev2`.
-fn rev2(s: &common::TestServer) -> Imap {
+fn rev2(s: &support::TestServer) -> Imap {
     let mut i = Imap::login(s.addr("imap"), ALICE);
     assert_eq!(i.ok("ENABLE IMAP4rev2"), vec!["* ENABLED IMAP4rev2"]);
     i

@@ -2,12 +2,11 @@
 //! all sessions together may hold only so much. A message that would pass the budget is
 //! refused for now (SMTP 452 4.3.1, IMAP NO [UNAVAILABLE]); the sessions go on, the client can
 //! retry, and nothing that was accepted is lost.
-mod common;
-mod imap_support;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
+use support::*;
 
 const LIMITS: &str = "[limits]\nmax_message_size = 100000\nmax_incoming_memory = 150000\n";
 
@@ -28,7 +27,7 @@ fn smtp_transaction(addr: std::net::SocketAddr, name: &str) -> Client {
 
 #[test]
 fn messages_beyond_the_memory_budget_wait_and_nothing_is_lost() {
-    let s = imap_support::start_with(LIMITS);
+    let s = support::imap::start_with(LIMITS);
     let smtp = s.addr("smtp");
     let body = filler(90_000);
 
@@ -55,7 +54,7 @@ fn messages_beyond_the_memory_budget_wait_and_nothing_is_lost() {
     assert!(r.text().starts_with("4.3.1 "), "{r:?}");
 
     // An IMAP APPEND is refused before its literal is read.
-    let mut imap = imap_support::Imap::login(s.addr("imap"), BOB);
+    let mut imap = support::imap::Imap::login(s.addr("imap"), BOB);
     let message = format!("Subject: appended\r\n\r\n{body}");
     imap.c
         .send(&format!("t100 APPEND INBOX {{{}}}", message.len()));

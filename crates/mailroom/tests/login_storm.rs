@@ -4,11 +4,10 @@
 //! counted as a failed login. Successful checks are cached, and a password changed or an
 //! account removed by `mailroom user` invalidates the cache at once.
 
-mod common;
-mod imap_support;
+mod support;
 
-use common::{b64, Client, TestServer, ALICE};
-use imap_support::Imap;
+use support::imap::Imap;
+use support::{b64, Client, TestServer, ALICE};
 
 /// A server with SMTP, submission, POP3 and IMAP listeners, the usual three accounts, and
 /// `extra` appended (more `[[accounts]]`, then a `[limits]` table).

@@ -4,12 +4,12 @@
 //! Python's email package then reads the stored message back. Fails with a clear message where
 //! mutt is not installed (.ci/run installs it: the Debian package mutt).
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{TestServer, ALICE, BOB, CAROL};
+use support::{TestServer, ALICE, BOB, CAROL};
 
 fn have_mutt() -> bool {
     Command::new("mutt").arg("-v").output().is_ok()

@@ -1,7 +1,7 @@
 //! Mail between domains: two (or more) real servers, static routes, the outbound queue,
 //! retries, bounces, loops, and the lab command.
-mod common;
-use common::*;
+mod support;
+use support::*;
 
 const ALICE_A: (&str, &str) = ("alice@a.test", "alicepw");
 const BOB_B: (&str, &str) = ("bob@b.test", "bobpw");

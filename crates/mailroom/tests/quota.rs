@@ -3,11 +3,10 @@
 //! with `NO [OVERQUOTA]`, deleting makes room again, the CLI sets and shows quotas, and mail
 //! to the postmaster and the server's own bounces get through to a full mailbox.
 
-mod common;
-mod imap_support;
+mod support;
 
-use common::{Client, TestServer, ALICE, BOB, CAROL};
-use imap_support::{msg, Imap};
+use support::imap::{msg, Imap};
+use support::{Client, TestServer, ALICE, BOB, CAROL};
 
 const QUOTA_4K: &str = "[limits]\naccount_quota = \"4K\"\n";
 
@@ -51,7 +50,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn full_mailbox_over_smtp_imap_and_the_cli() {
-    let s = imap_support::start_with(QUOTA_4K);
+    let s = support::imap::start_with(QUOTA_4K);
 
     // Fill bob: accepted while under the limit (the size is not known at RCPT), then refused.
     let mut accepted = 0;
@@ -71,7 +70,7 @@ fn full_mailbox_over_smtp_imap_and_the_cli() {
         }
         assert_eq!(r.code, 250, "{r:?}");
         c.cmd("DATA", 354);
-        c.send_raw(common::wire_body(&sized(&format!("fill {accepted}"), 1500)).as_bytes());
+        c.send_raw(support::wire_body(&sized(&format!("fill {accepted}"), 1500)).as_bytes());
         c.cmd(".", 250);
         accepted += 1;
     }
@@ -88,7 +87,7 @@ fn full_mailbox_over_smtp_imap_and_the_cli() {
     assert!(r.text().starts_with("4.2.2 "), "{r:?}");
     c.cmd(&format!("RCPT TO:<{}>", ALICE.0), 250);
     c.cmd("DATA", 354);
-    c.send_raw(common::wire_body(&sized("for alice only", 500)).as_bytes());
+    c.send_raw(support::wire_body(&sized("for alice only", 500)).as_bytes());
     c.cmd(".", 250);
     c.cmd("QUIT", 221);
     let alice = s.inbox(ALICE.0);
@@ -265,7 +264,7 @@ M.logout()
 
 #[test]
 fn accounts_without_a_limit_have_no_quota_root() {
-    let s = imap_support::start_with(
+    let s = support::imap::start_with(
         "[[accounts]]\naddress = \"dave@example.test\"\npassword = \"davepw\"\nquota = \"1M\"\n",
     );
     s.deliver("x@far.test", &[BOB.0], &sized("one", 600));
@@ -352,7 +351,7 @@ fn postmaster_aliases_and_bounces() {
     c.cmd("RCPT TO:<Postmaster>", 250);
     c.cmd("RCPT TO:<postmaster@example.test>", 250);
     c.cmd("DATA", 354);
-    c.send_raw(common::wire_body("Subject: your server\r\n\r\nhello\r\n").as_bytes());
+    c.send_raw(support::wire_body("Subject: your server\r\n\r\nhello\r\n").as_bytes());
     c.cmd(".", 250);
     c.cmd("QUIT", 221);
     let bob = s.inbox(BOB.0);
@@ -360,7 +359,7 @@ fn postmaster_aliases_and_bounces() {
     assert!(String::from_utf8_lossy(&bob[1]).contains("Subject: your server"));
 
     // Bob, full, sends mail that bounces: the bounce reaches him all the same.
-    common::submit(
+    support::submit(
         s.submission(),
         BOB,
         &["someone@nowhere.test"],

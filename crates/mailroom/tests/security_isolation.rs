@@ -35,12 +35,12 @@
 //! and, to replay a failure, the same with `MAILROOM_ISOLATION_SEED=<the printed seed>`
 //! (threads interleave differently each run, so a replay repeats the choices, not the timing).
 
-mod common;
+mod support;
 
 use std::process::Command;
 use std::time::Instant;
 
-use common::{bin, free_port, TestServer, ALICE, BOB, CAROL};
+use support::{bin, free_port, TestServer, ALICE, BOB, CAROL};
 
 /// A server with SMTP (MX), submission, POP3 and IMAP listeners and alice, bob and carol.
 /// `extra` is appended to the config (`[routes]`, say). Failed logins are not slowed down:

@@ -1,8 +1,8 @@
 //! Hostile and heavy input: smuggling, over-long lines, NUL bytes, limits, load, crashes.
 //! Each case: the right reply, nothing lost, and the server keeps serving.
-mod common;
-use common::*;
+mod support;
 use std::time::Duration;
+use support::*;
 
 fn start_transaction(c: &mut Client) {
     c.expect_code(220);

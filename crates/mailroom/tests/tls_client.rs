@@ -2,13 +2,11 @@
 //! server's self-signed certificate, and the outbound queue's STARTTLS (opportunistic, and per
 //! route `require_tls` / `verify` / `ca`).
 
-mod agent_common;
-mod common;
-mod tls_support;
+mod support;
 
-use agent_common::mailroom;
-use common::*;
-use tls_support::{cert_path, tls_server};
+use support::cli::mailroom;
+use support::tls::{cert_path, tls_server};
+use support::*;
 
 #[test]
 fn agent_send_and_read_over_tls_with_ca() {

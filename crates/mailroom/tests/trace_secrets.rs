@@ -3,13 +3,11 @@
 //! server with every trace on, and the server log is searched for each secret and its
 //! base64 while the masked line is still there to read.
 
-mod common;
-mod imap_support;
-mod pop3_support;
+mod support;
 
-use common::{b64, Client, TestServer, ALICE, BOB, CAROL};
-use imap_support::Imap;
-use pop3_support::Pop;
+use support::imap::Imap;
+use support::pop3::Pop;
+use support::{b64, Client, TestServer, ALICE, BOB, CAROL};
 
 /// Every listener, every trace on (what `--trace` switches on), fast failure delays.
 fn traced_server() -> TestServer {
