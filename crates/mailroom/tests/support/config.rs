@@ -19,6 +19,8 @@ pub struct ServerConfig {
     /// The lines of `[limits]` (no table when empty).
     limits: String,
     accounts: Vec<(String, String)>,
+    /// `[routes]`: (domain, where to), the latter as TOML (a quoted address or a table).
+    routes: Vec<(String, String)>,
     /// Anything else (more `[[accounts]]`, `[routes]`, `[queue]`, ...), appended at the end.
     extra: String,
     /// Arguments after `serve` (e.g. `--trace`).
@@ -46,6 +48,7 @@ impl ServerConfig {
             trace: Vec::new(),
             limits: String::new(),
             accounts: Vec::new(),
+            routes: Vec::new(),
             extra: String::new(),
             serve_args: Vec::new(),
         }
@@ -108,6 +111,23 @@ impl ServerConfig {
         self
     }
 
+    /// A static route: mail for `domain` goes to 127.0.0.1:`port`.
+    pub fn route(self, domain: &str, port: u16) -> Self {
+        self.route_to(domain, &format!("\"127.0.0.1:{port}\""))
+    }
+
+    /// A static route written as TOML: a quoted address, or a table with TLS settings
+    /// (`{ host = "...", verify = true }`).
+    pub fn route_to(mut self, domain: &str, toml: &str) -> Self {
+        self.routes.push((domain.to_string(), toml.to_string()));
+        self
+    }
+
+    /// A table of its own (`[queue]`, `[aliases]`, ...) with these lines, appended.
+    pub fn table(self, name: &str, lines: &str) -> Self {
+        self.extra(&format!("[{name}]\n{}", lines.trim_end()))
+    }
+
     /// Text appended at the end of the config (tables of its own).
     pub fn extra(mut self, text: &str) -> Self {
         if text.trim().is_empty() {
@@ -167,6 +187,12 @@ impl ServerConfig {
             t.push_str(&format!(
                 "\n[[accounts]]\naddress = \"{address}\"\npassword = \"{password}\"\n"
             ));
+        }
+        if !self.routes.is_empty() {
+            t.push_str("\n[routes]\n");
+            for (domain, to) in &self.routes {
+                t.push_str(&format!("\"{domain}\" = {to}\n"));
+            }
         }
         if !self.extra.is_empty() {
             t.push('\n');

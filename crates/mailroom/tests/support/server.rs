@@ -212,6 +212,18 @@ impl TestServer {
         super::cli::run(&all, stdin.as_bytes(), &[], None)
     }
 
+    /// Runs `mailroom check` on this server's data directory (beside the running server,
+    /// or after it was killed) and asserts that it finds no fault; `when` is for the report.
+    pub fn assert_check_clean(&self, when: &str) {
+        let out = self.cli(&["check"], "");
+        assert!(
+            out.status.success(),
+            "mailroom check {when} found faults:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `python3` with the server's addresses in the environment: HOST, and NAME_PORT for
     /// each listener (SMTP_PORT, SUBMISSION_PORT, POP3_PORT, IMAP_PORT, ...).
     pub fn python_command(&self) -> Command {
