@@ -19,6 +19,8 @@ pub struct TestServer {
     child: Option<Child>,
     /// Everything the server wrote to stderr (logs, traces).
     pub log: Arc<Mutex<String>>,
+    /// `serve`, or `lab` for a lab file.
+    command: &'static str,
     extra_args: Vec<String>,
 }
 
@@ -41,15 +43,21 @@ impl TestServer {
 
     /// A server from a whole config text; `{data}` is replaced by a fresh data directory.
     pub fn start_raw(config: &str) -> TestServer {
-        TestServer::start_text(config, &[])
+        TestServer::start_text(config, &[], "serve")
     }
 
     /// A server with `config` (see [`ServerConfig::start`]).
     pub fn start_config(config: &ServerConfig) -> TestServer {
-        TestServer::start_text(&config.text(), config.args())
+        TestServer::start_text(&config.text(), config.args(), "serve")
     }
 
-    fn start_text(config: &str, args: &[String]) -> TestServer {
+    /// `mailroom lab` with a lab file (`[[server]]` entries; `{data}` is replaced by a fresh
+    /// directory); the listeners are named `SERVER/LISTENER`.
+    pub fn start_lab(lab: &str) -> TestServer {
+        TestServer::start_text(lab, &[], "lab")
+    }
+
+    fn start_text(config: &str, args: &[String], command: &'static str) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("mailroom.toml");
         let text = config.replace("{data}", &dir.path().join("data").display().to_string());
@@ -60,6 +68,7 @@ impl TestServer {
             addrs: Vec::new(),
             child: None,
             log: Arc::new(Mutex::new(String::new())),
+            command,
             extra_args: args.to_vec(),
         };
         s.spawn();
@@ -87,7 +96,7 @@ impl TestServer {
         let mut child = Command::new(bin())
             .arg("--config")
             .arg(&self.config_path)
-            .arg("serve")
+            .arg(self.command)
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
