@@ -42,21 +42,7 @@ for r in rows:
         assert isinstance(r[k], str), (k, r)
     print("\t".join([str(r["number"]), str(r["size"]), r["uid"], r["subject"], " ".join(r["flags"])]))
 "#;
-    let mut child = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .env("PYTHONIOENCODING", "utf-8")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("python stdin");
-        stdin.write_all(json.as_bytes()).expect("write json");
-    }
-    let out = child.wait_with_output().expect("python3 output");
+    let out = support::python::python_stdin(script, &[], json.as_bytes());
     assert!(
         out.status.success(),
         "not the JSON listing expected: {}\n--- json\n{json}",

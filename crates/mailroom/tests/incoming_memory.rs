@@ -16,13 +16,9 @@ fn filler(octets: usize) -> String {
     line.repeat(octets / line.len())
 }
 
+/// A transaction from alice to bob, ready for DATA; `name` makes the EHLO name.
 fn smtp_transaction(addr: std::net::SocketAddr, name: &str) -> Client {
-    let mut c = Client::connect(addr);
-    c.expect_code(220);
-    c.cmd(&format!("EHLO {name}.example.test"), 250);
-    c.cmd("MAIL FROM:<alice@example.test>", 250);
-    c.cmd(&format!("RCPT TO:<{}>", BOB.0), 250);
-    c
+    smtp::transaction(addr, &format!("{name}.example.test"), ALICE.0, &[BOB.0])
 }
 
 #[test]
@@ -106,24 +102,9 @@ fn messages_beyond_the_memory_budget_wait_and_nothing_is_lost() {
 
 #[test]
 fn a_budget_smaller_than_one_message_is_a_config_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("m.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "data_dir = \"{}\"\n[limits]\nmax_message_size = 1000\nmax_incoming_memory = 999\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .arg("--config")
-        .arg(&path)
-        .arg("serve")
-        .output()
-        .expect("run mailroom");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = support::cli::serve_refuses(
+        "data_dir = \"{data}\"\n[limits]\nmax_message_size = 1000\nmax_incoming_memory = 999\n",
+    );
     assert!(
         err.contains("limits.max_incoming_memory") && err.contains("max_message_size"),
         "{err}"

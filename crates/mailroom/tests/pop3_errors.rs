@@ -279,13 +279,11 @@ fn apop_fails_like_a_wrong_password_for_hashed_and_unknown_accounts() {
     let s = TestServer::start_with(&extra, &[]);
     let digest = |greeting: &str, secret: &str| {
         let ts = &greeting[greeting.find('<').expect("<")..];
-        let out = std::process::Command::new("python3")
-            .arg("-c")
-            .arg("import hashlib,sys; print(hashlib.md5(sys.argv[1].encode()+sys.argv[2].encode()).hexdigest())")
-            .arg(ts)
-            .arg(secret)
-            .output()
-            .expect("python3");
+        let out = support::python::python_stdin(
+            "import hashlib,sys; print(hashlib.md5(sys.argv[1].encode()+sys.argv[2].encode()).hexdigest())",
+            &[ts, secret],
+            b"",
+        );
         String::from_utf8(out.stdout)
             .expect("utf8")
             .trim()

@@ -5,8 +5,9 @@
 
 mod support;
 
+use support::cli::{stderr, stdout};
 use support::imap::{msg, Imap};
-use support::{Client, TestServer, ALICE, BOB, CAROL};
+use support::{smtp, Client, TestServer, ALICE, BOB, CAROL};
 
 const QUOTA_4K: &str = "[limits]\naccount_quota = \"4K\"\n";
 
@@ -23,9 +24,7 @@ fn sized(subject: &str, size: usize) -> String {
 
 /// Opens an SMTP transaction from `from`, optionally declaring SIZE=.
 fn transaction(s: &TestServer, from: &str, size: Option<u64>) -> Client {
-    let mut c = Client::connect(s.smtp());
-    c.expect_code(220);
-    c.cmd("EHLO test.example", 250);
+    let mut c = smtp::hello(s.smtp(), "test.example");
     let param = size.map(|n| format!(" SIZE={n}")).unwrap_or_default();
     c.cmd(&format!("MAIL FROM:<{from}>{param}"), 250);
     c
@@ -38,14 +37,6 @@ fn inbox_octets(s: &TestServer, address: &str) -> u64 {
 
 fn quota_line(used: u64, limit_kib: u64) -> String {
     format!("* QUOTA \"\" (STORAGE {} {limit_kib})", used.div_ceil(1024))
-}
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 #[test]

@@ -102,6 +102,16 @@ pub fn mailroom(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// A run's stdout as text (lossy UTF-8).
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A run's stderr as text (lossy UTF-8).
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// `mailroom --config FILE serve` with `config` (written to `bad.toml`; `{data}` stands for a
 /// fresh data directory) must refuse to start; returns what it said on stderr.
 pub fn serve_refuses(config: &str) -> String {
