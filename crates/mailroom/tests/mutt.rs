@@ -9,18 +9,12 @@ mod support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use support::cli::require_tool;
 use support::{TestServer, ALICE, BOB, CAROL};
-
-fn have_mutt() -> bool {
-    Command::new("mutt").arg("-v").output().is_ok()
-}
 
 #[test]
 fn mutt_sends_with_starttls_auth_and_an_attachment() {
-    assert!(
-        have_mutt(),
-        "mutt is not installed: apt-get install mutt (bash .ci/run does it)"
-    );
+    require_tool("mutt", "-v", "mutt");
     let s = TestServer::start();
     let dir = s.dir.path();
     let sub = s.submission();

@@ -74,6 +74,15 @@ pub fn run(args: &[&str], stdin: &[u8], env: &[(&str, &str)], limit: Option<Dura
     out
 }
 
+/// Fails the test unless the real client `tool` is installed (`tool ARG` runs); `package` is
+/// the Debian package to install.
+pub fn require_tool(tool: &str, version_arg: &str, package: &str) {
+    assert!(
+        Command::new(tool).arg(version_arg).output().is_ok(),
+        "{tool} is not installed: apt-get install {package} (bash .ci/run does it)"
+    );
+}
+
 /// What one run of `mailroom` gave.
 #[derive(Debug)]
 pub struct Run {
