@@ -1,12 +1,11 @@
 //! Every failure gives one sentence naming the server (and its reply) and an exit code:
 //! 1 local, 3 cannot connect / timeout, 4 login refused, 5 refused, 6 connection lost.
 //! Nothing half-sent is reported as sent.
-mod agent_common;
-mod common;
+mod support;
 
-use agent_common::Step::*;
-use agent_common::*;
-use common::*;
+use support::cli::Step::*;
+use support::cli::*;
+use support::*;
 
 fn send_args<'a>(smtp: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec![

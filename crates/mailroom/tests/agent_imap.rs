@@ -1,15 +1,13 @@
 //! The agent's IMAP mode: the `imap:FOLDER>>> ` sub-prompt of `mailroom agent` driven by a
 //! batch script, and `mailroom inbox --imap` for scripts, against a real server on ephemeral
 //! loopback ports (and scripted fake servers for the failures a real one does not produce).
-mod agent_common;
-mod common;
-mod imap_support;
+mod support;
 
 use std::path::Path;
 
-use agent_common::Step::*;
-use agent_common::*;
-use common::*;
+use support::cli::Step::*;
+use support::cli::*;
+use support::*;
 
 /// One message of `mailroom inbox --imap ... list --json`, as Python's json module read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,21 +42,7 @@ for r in rows:
         assert isinstance(r[k], str), (k, r)
     print("\t".join([str(r["number"]), str(r["size"]), r["uid"], r["subject"], " ".join(r["flags"])]))
 "#;
-    let mut child = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .env("PYTHONIOENCODING", "utf-8")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("python stdin");
-        stdin.write_all(json.as_bytes()).expect("write json");
-    }
-    let out = child.wait_with_output().expect("python3 output");
+    let out = support::python::python_stdin(script, &[], json.as_bytes());
     assert!(
         out.status.success(),
         "not the JSON listing expected: {}\n--- json\n{json}",
@@ -178,7 +162,7 @@ fn row_flags(list_output: &str, subject: &str) -> String {
 
 #[test]
 fn a_batch_script_reads_flags_copies_moves_and_expunges() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     let imap = s.addr("imap").to_string();
     send_to_bob(&s, "Grüße aus Köln", "Hallo Bob, schöne Grüße.", None);
     send_to_bob(&s, "Lunch", "Lunch at noon?", None);
@@ -284,12 +268,12 @@ fn a_batch_script_reads_flags_copies_moves_and_expunges() {
 
 #[test]
 fn trace_masks_the_password_and_end_of_input_logs_out() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     let imap = s.addr("imap").to_string();
     s.deliver(
         "x@elsewhere.test",
         &[BOB.0],
-        &imap_support::msg("x@elsewhere.test", BOB.0, "one", "first body"),
+        &support::imap::msg("x@elsewhere.test", BOB.0, "one", "first body"),
     );
     wait_for_inbox(&s, 1);
 
@@ -327,13 +311,13 @@ fn trace_masks_the_password_and_end_of_input_logs_out() {
 
 #[test]
 fn a_deleted_message_survives_quit_until_expunged() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     let imap = s.addr("imap").to_string();
     for subject in ["keep me", "me too"] {
         s.deliver(
             "x@elsewhere.test",
             &[BOB.0],
-            &imap_support::msg("x@elsewhere.test", BOB.0, subject, "body"),
+            &support::imap::msg("x@elsewhere.test", BOB.0, subject, "body"),
         );
     }
     wait_for_inbox(&s, 2);
@@ -375,7 +359,7 @@ fn a_deleted_message_survives_quit_until_expunged() {
 
 #[test]
 fn inbox_over_imap_lists_reads_saves_and_deletes() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     let imap = s.addr("imap").to_string();
     let dir = tempfile::tempdir().expect("tempdir");
     let attachment: Vec<u8> = (0u8..=255).cycle().take(3000).collect();
@@ -466,7 +450,7 @@ fn inbox_over_imap_lists_reads_saves_and_deletes() {
     assert_eq!(r.stdout, "message 1 has no attachments\n", "{}", r.all());
 
     // A message marked \Deleted by another client must not be swept away by `delete 1 2`.
-    let mut other = imap_support::Imap::login(s.addr("imap"), BOB);
+    let mut other = support::imap::Imap::login(s.addr("imap"), BOB);
     other.ok("SELECT INBOX");
     other.ok("STORE 4 +FLAGS (\\Deleted)");
     other.ok("LOGOUT");
@@ -555,7 +539,7 @@ fn cannot_connect_and_wrong_password() {
     );
     drop(silent);
 
-    let s = imap_support::start();
+    let s = support::imap::start();
     let imap = s.addr("imap").to_string();
     let r = mailroom(
         &[
@@ -665,7 +649,7 @@ fn a_bye_greeting_is_a_refused_connection() {
 // `list` says so instead of listing an unnamed empty folder.
 #[test]
 fn list_without_a_selected_folder_says_so() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     let imap = s.addr("imap").to_string();
     let r = mailroom(
         &["agent", "-e", BOB.0, "-p", BOB.1, "--imap", &imap],
@@ -692,7 +676,7 @@ fn list_without_a_selected_folder_says_so() {
 // Deleting the selected folder leaves nothing selected, on the server and in the prompt.
 #[test]
 fn deleting_the_selected_folder_deselects_it() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     let imap = s.addr("imap").to_string();
     let r = mailroom(
         &["agent", "-e", BOB.0, "-p", BOB.1, "--imap", &imap],
@@ -756,7 +740,7 @@ fn a_config_without_imap_still_starts_and_imap_says_why() {
 /// under their encoded names.
 #[test]
 fn folder_names_beyond_ascii_go_in_modified_utf7() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     let imap = s.addr("imap").to_string();
     send_to_bob(&s, "Grüße", "Hallo", None);
     wait_for_inbox(&s, 1);
@@ -791,7 +775,7 @@ fn folder_names_beyond_ascii_go_in_modified_utf7() {
     assert!(shown.contains(&"Entwürfe"), "{folders}");
     assert!(shown.contains(&"R&D"), "{folders}");
     // An IMAP4rev1 client (no ENABLE) lists the encoded names.
-    let mut i = imap_support::Imap::login(s.addr("imap"), BOB);
+    let mut i = support::imap::Imap::login(s.addr("imap"), BOB);
     let names = i.ok("LIST \"\" *").join("\n");
     assert!(names.contains("Entw&APw-rfe"), "{names}");
     assert!(!names.contains("R&-D"), "R&D was deleted: {names}");
@@ -801,7 +785,7 @@ fn folder_names_beyond_ascii_go_in_modified_utf7() {
 /// happens, then ends the wait with DONE.
 #[test]
 fn idle_shows_new_mail_as_it_arrives() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     let imap = s.addr("imap").to_string();
     send_to_bob(&s, "first", "one", None);
     wait_for_inbox(&s, 1);
@@ -853,7 +837,7 @@ fn idle_shows_new_mail_as_it_arrives() {
 /// with APPEND as a literal, CRLF on the wire and in the store.
 #[test]
 fn append_stores_a_message_file() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     let imap = s.addr("imap").to_string();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("draft.eml");

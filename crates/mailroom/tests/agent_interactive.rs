@@ -1,10 +1,9 @@
 //! The interactive agent, `[smtp|pop|imap|exit]>>>`: driven through a pipe (a lab's batch script)
 //! and once through a pseudo-terminal (password asked without echo, line editing).
-mod agent_common;
-mod common;
+mod support;
 
-use agent_common::*;
-use common::*;
+use support::cli::*;
+use support::*;
 
 #[test]
 fn a_batch_script_sends_reads_and_deletes() {

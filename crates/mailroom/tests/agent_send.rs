@@ -1,10 +1,9 @@
 //! `mailroom send` and `mailroom inbox` against a running server: send, read back over POP3,
 //! delete; MIME checked with Python's email package; the --trace dialogue.
-mod agent_common;
-mod common;
+mod support;
 
-use agent_common::*;
-use common::*;
+use support::cli::*;
+use support::*;
 
 fn sub(s: &TestServer) -> String {
     s.submission().to_string()

@@ -1,9 +1,9 @@
 //! `mailroom backup DIR` while the server runs: the copy is a data directory that another
 //! server starts from, with every message accepted before the backup (and none after), and
 //! the same TLS certificate.
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 #[test]
 fn a_backup_taken_while_serving_restores_into_a_working_server() {
@@ -37,11 +37,11 @@ fn a_backup_taken_while_serving_restores_into_a_working_server() {
         std::fs::read(backup.join("tls/cert.pem")).expect("backup cert"),
         cert
     );
-    let restored = TestServer::start_raw(&format!(
-        "hostname = \"mx.example.test\"\ndata_dir = \"{}\"\ndomains = [\"example.test\"]\n\
-         [listen]\nsmtp = \"127.0.0.1:0\"\npop3 = \"127.0.0.1:0\"\n",
-        backup.display()
-    ));
+    let restored = ServerConfig::example()
+        .accounts(&[])
+        .listen(&["smtp", "pop3"])
+        .data_dir(&backup)
+        .start();
     let got = restored.python(&format!(
         r#"
 import os, poplib

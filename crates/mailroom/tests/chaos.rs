@@ -30,17 +30,15 @@
 //!
 //! The summary line (`chaos: ... lost 0, duplicated 0`) says what was verified.
 
-mod common;
-use common::*;
+mod support;
+use support::*;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const ALICE_A: (&str, &str) = ("alice@a.test", "alicepw");
-const CAROL_A: (&str, &str) = ("carol@a.test", "carolpw");
-const BOB_B: (&str, &str) = ("bob@b.test", "bobpw");
+use support::peers::{self, ALICE_A, BOB_B, CAROL_A};
 
 /// splitmix64: a small seeded RNG, so a failing run can be repeated.
 struct Rng(u64);
@@ -59,47 +57,19 @@ impl Rng {
     }
 }
 
+/// A (a.test: alice, carol) with every listener, routing b.test to B on `b_port` and
+/// retrying soon.
 fn server_a(b_port: u16) -> TestServer {
-    TestServer::start_raw(&format!(
-        r#"hostname = "mx.a.test"
-data_dir = "{{data}}"
-[listen]
-smtp = "127.0.0.1:0"
-submission = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-[[accounts]]
-address = "{a}"
-password = "{ap}"
-[[accounts]]
-address = "{c}"
-password = "{cp}"
-[routes]
-"b.test" = "127.0.0.1:{b_port}"
-[queue]
-retry = ["1s"]
-connect_timeout = "2s"
-"#,
-        a = ALICE_A.0,
-        ap = ALICE_A.1,
-        c = CAROL_A.0,
-        cp = CAROL_A.1,
-    ))
+    peers::server_a()
+        .listen(&["smtp", "submission", "pop3", "imap"])
+        .route("b.test", b_port)
+        .table("queue", "retry = [\"1s\"]\nconnect_timeout = \"2s\"")
+        .start()
 }
 
+/// B (b.test: bob) with SMTP on `port`.
 fn server_b(port: u16) -> TestServer {
-    TestServer::start_raw(&format!(
-        r#"hostname = "mx.b.test"
-data_dir = "{{data}}"
-[listen]
-smtp = "127.0.0.1:{port}"
-[[accounts]]
-address = "{b}"
-password = "{bp}"
-"#,
-        b = BOB_B.0,
-        bp = BOB_B.1,
-    ))
+    peers::server_b().listen_on("smtp", port).start()
 }
 
 /// One journal line of the load generator.
@@ -368,16 +338,6 @@ fn verify(
     (problems, tally)
 }
 
-fn check_clean(server: &TestServer, when: &str) {
-    let out = server.cli(&["check"], "");
-    assert!(
-        out.status.success(),
-        "mailroom check {when}:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn kill9_under_mixed_load_loses_nothing_acknowledged() {
     let started = Instant::now();
@@ -411,13 +371,9 @@ fn kill9_under_mixed_load_loses_nothing_acknowledged() {
         let kill_at = rng.between(1.5, 5.0);
         let load_seed = rng.next() % 1_000_000_000;
         let out = std::fs::File::create(work.path().join(format!("load-{round}.log"))).unwrap();
-        let mut load = Command::new("python3")
+        let mut load = a
+            .python_command()
             .arg(&script)
-            .env("HOST", "127.0.0.1")
-            .env("SMTP_PORT", a.smtp().port().to_string())
-            .env("SUBMISSION_PORT", a.submission().port().to_string())
-            .env("POP3_PORT", a.pop3().port().to_string())
-            .env("IMAP_PORT", a.addr("imap").port().to_string())
             .env("JOURNAL", &journal)
             .env("SEED", load_seed.to_string())
             .env("ROUND", round.to_string())
@@ -463,7 +419,7 @@ fn kill9_under_mixed_load_loses_nothing_acknowledged() {
                 in_flight_at_kill.insert(id.clone());
             }
         }
-        check_clean(&a, &format!("after the kill of round {round}"));
+        a.assert_check_clean(&format!("after the kill of round {round}"));
         a.restart();
 
         // Verify beside the running servers: A's queue is read before B, so a message
@@ -489,7 +445,7 @@ fn kill9_under_mixed_load_loses_nothing_acknowledged() {
             problems.join("\n"),
             a.log_text()
         );
-        check_clean(&a, &format!("after round {round}"));
+        a.assert_check_clean(&format!("after round {round}"));
     }
 
     // The end: with B up, A's queue empties, and every submission is at B.
@@ -513,8 +469,8 @@ fn kill9_under_mixed_load_loses_nothing_acknowledged() {
         problems.len(),
         problems.join("\n")
     );
-    check_clean(&a, "at the end");
-    check_clean(&b, "of the peer at the end");
+    a.assert_check_clean("at the end");
+    b.assert_check_clean("of the peer at the end");
     assert!(
         t.acked_local > 0 && t.acked_remote > 0 && t.deleted > 0,
         "the load did something: {t:?}"

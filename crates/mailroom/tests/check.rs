@@ -1,6 +1,6 @@
 //! `mailroom check`: the report a person reads and the exit code a script reads.
-mod common;
-use common::*;
+mod support;
+use support::*;
 
 fn run(s: &TestServer, args: &[&str]) -> (Option<i32>, String, String) {
     let out = s.cli(args, "");

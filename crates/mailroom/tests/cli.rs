@@ -1,7 +1,8 @@
 //! The command line: accounts, config errors, the embedded default.
-mod common;
-use common::*;
+mod support;
 use std::process::{Command, Stdio};
+use support::cli::serve_refuses;
+use support::*;
 
 #[test]
 fn user_add_list_passwd_remove() {
@@ -20,13 +21,7 @@ fn user_add_list_passwd_remove() {
     s.deliver("x@far.test", &["dave@lab.test"], "Subject: hi dave\n\nx\n");
     assert_eq!(s.inbox("dave@lab.test").len(), 1);
     // And the password works for AUTH.
-    let mut c = Client::connect(s.submission());
-    c.expect_code(220);
-    c.cmd("EHLO x", 250);
-    c.cmd(
-        &format!("AUTH PLAIN {}", b64("\0dave@lab.test\0davepw")),
-        235,
-    );
+    smtp::login(s.submission(), ("dave@lab.test", "davepw"));
     // Duplicate add fails with a helpful message.
     let out = s.cli(&["user", "add", "dave@lab.test"], "x\n");
     assert!(!out.status.success());
@@ -38,13 +33,7 @@ fn user_add_list_passwd_remove() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut c = Client::connect(s.submission());
-    c.expect_code(220);
-    c.cmd("EHLO x", 250);
-    c.cmd(
-        &format!("AUTH PLAIN {}", b64("\0dave@lab.test\0newpw")),
-        235,
-    );
+    smtp::login(s.submission(), ("dave@lab.test", "newpw"));
     // Passwords are stored as argon2 hashes, never in clear.
     let db = std::fs::read(s.dir.path().join("data/mailroom.db")).unwrap();
     assert!(!db.windows(5).any(|w| w == b"newpw"));
@@ -139,7 +128,6 @@ fn compact_gives_space_back_and_keeps_mail() {
 
 #[test]
 fn config_errors_name_the_key_and_the_file() {
-    let dir = tempfile::tempdir().unwrap();
     let cases = [
         (
             "hostname = \"x\"\nlisten_smtp = \"127.0.0.1:25\"\n",
@@ -154,17 +142,7 @@ fn config_errors_name_the_key_and_the_file() {
         ("[limits]\nidle_timeout = \"soon\"\n", "idle_timeout"),
     ];
     for (text, key) in cases {
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, text).unwrap();
-        let out = Command::new(bin())
-            .arg("--config")
-            .arg(&path)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{text} was accepted");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = serve_refuses(text);
         assert!(
             err.contains("bad.toml") && err.contains(key),
             "{text}: {err}"

@@ -4,18 +4,14 @@
 //! marks `\Seen` (IMAP with `keep`). Fails with a clear message where fetchmail is not
 //! installed (.ci/run installs it: the Debian package fetchmail).
 
-mod common;
-mod imap_support;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use common::{TestServer, ALICE, BOB};
-use imap_support::{msg, start, Imap};
-
-fn have_fetchmail() -> bool {
-    Command::new("fetchmail").arg("--version").output().is_ok()
-}
+use support::cli::require_tool;
+use support::imap::{msg, start, Imap};
+use support::{TestServer, ALICE, BOB};
 
 /// Runs fetchmail once with a one-server rc file; returns (exit code, output) and the mbox.
 fn fetchmail(s: &TestServer, protocol: &str, port: u16, options: &str) -> (i32, String, String) {
@@ -95,10 +91,7 @@ fn check_fetched(code: i32, out: &str, mbox: &str, s: &TestServer) {
 
 #[test]
 fn fetchmail_over_pop3_with_stls_fetches_and_deletes() {
-    assert!(
-        have_fetchmail(),
-        "fetchmail is not installed: apt-get install fetchmail (bash .ci/run does it)"
-    );
+    require_tool("fetchmail", "--version", "fetchmail");
     let s = start();
     deliver_three(&s);
     let port = s.addr("pop3").port();
@@ -120,10 +113,7 @@ fn fetchmail_over_pop3_with_stls_fetches_and_deletes() {
 
 #[test]
 fn fetchmail_over_imap_with_starttls_keeps_and_marks_seen() {
-    assert!(
-        have_fetchmail(),
-        "fetchmail is not installed: apt-get install fetchmail (bash .ci/run does it)"
-    );
+    require_tool("fetchmail", "--version", "fetchmail");
     let s = start();
     deliver_three(&s);
     let addr = s.addr("imap");

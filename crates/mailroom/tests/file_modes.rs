@@ -4,12 +4,12 @@
 //! hand) is tightened at the next start, or warned about when it is not mailroom's alone.
 #![cfg(unix)]
 
-mod common;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::*;
+use support::*;
 
 /// Every test in this binary runs its servers and CLI commands under umask 022, the usual
 /// default that made the data directory 0755 and the database 0644. The umask is per process

@@ -22,12 +22,14 @@
 //! is then refused with `452 4.3.1`, and deleting over POP3 still works (no `-ERR [SYS/TEMP]`
 //! at QUIT), after which mail is accepted again.
 
-mod common;
-use common::*;
+mod support;
+use support::imap::Imap;
+use support::pop3::Pop;
+use support::*;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -155,74 +157,37 @@ fn message(id: &str, to: &str, size: usize) -> Vec<u8> {
     m
 }
 
-/// One line of a reply, without CRLF.
-fn read_line(r: &mut impl BufRead) -> std::io::Result<String> {
-    let mut buf = Vec::new();
-    if r.read_until(b'\n', &mut buf)? == 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        buf.pop();
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// An SMTP reply: code and the text of its last line.
-fn smtp_reply(r: &mut impl BufRead) -> std::io::Result<(u16, String)> {
-    loop {
-        let line = read_line(r)?;
-        let code: u16 = line
-            .get(..3)
-            .and_then(|c| c.parse().ok())
-            .ok_or(std::io::ErrorKind::InvalidData)?;
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok((code, line.get(4..).unwrap_or("").to_string()));
-        }
-    }
-}
-
 /// Sends one message in its own connection; the outcome as the client saw it.
 fn smtp_send(addr: SocketAddr, to: &str, data: &[u8]) -> Outcome {
     let mut sent = false;
     let result = (|| -> std::io::Result<Outcome> {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let mut r = BufReader::new(s.try_clone()?);
-        let mut w = s;
-        smtp_reply(&mut r)?; // the greeting
-        let mut step =
-            |w: &mut TcpStream, line: &str, want: u16| -> std::io::Result<Option<(u16, String)>> {
-                w.write_all(format!("{line}\r\n").as_bytes())?;
-                let (code, text) = smtp_reply(&mut r)?;
-                Ok(if code == want {
-                    None
-                } else {
-                    Some((code, text))
-                })
-            };
+        let mut c = Client::try_connect(addr, Duration::from_secs(60))?;
+        c.try_reply()?; // the greeting
         for (line, want) in [
             ("EHLO filler.test".to_string(), 250),
             ("MAIL FROM:<filler@far.test>".to_string(), 250),
             (format!("RCPT TO:<{to}>"), 250),
             ("DATA".to_string(), 354),
         ] {
-            if let Some((code, text)) = step(&mut w, &line, want)? {
-                return Ok(if code >= 400 {
-                    Outcome::Refused(code, text)
+            c.try_send(&line)?;
+            let r = c.try_reply()?;
+            if r.code != want {
+                return Ok(if r.code >= 400 {
+                    Outcome::Refused(r.code, r.last().to_string())
                 } else {
                     Outcome::NotSent
                 });
             }
         }
-        w.write_all(data)?;
-        w.write_all(b".\r\n")?;
+        c.try_send_raw(data)?;
+        c.try_send_raw(b".\r\n")?;
         sent = true;
-        let (code, text) = smtp_reply(&mut r)?;
-        let _ = w.write_all(b"QUIT\r\n");
-        Ok(if code == 250 {
+        let r = c.try_reply()?;
+        let _ = c.try_send("QUIT");
+        Ok(if r.code == 250 {
             Outcome::Accepted
         } else {
-            Outcome::Refused(code, text)
+            Outcome::Refused(r.code, r.last().to_string())
         })
     })();
     match result {
@@ -257,53 +222,6 @@ fn free(files: &mut Vec<PathBuf>) {
     }
 }
 
-/// A POP3 session: +OK lines checked, multi-line answers read to the dot.
-struct Pop {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Pop {
-    fn login(addr: SocketAddr, user: (&str, &str)) -> std::io::Result<Pop> {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut p = Pop {
-            r: BufReader::new(s.try_clone()?),
-            w: s,
-        };
-        p.ok_line()?;
-        p.cmd(&format!("USER {}", user.0))?;
-        p.cmd(&format!("PASS {}", user.1))?;
-        Ok(p)
-    }
-
-    fn ok_line(&mut self) -> std::io::Result<String> {
-        let line = read_line(&mut self.r)?;
-        if line.starts_with("+OK") {
-            Ok(line)
-        } else {
-            Err(std::io::Error::other(line))
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> std::io::Result<String> {
-        self.w.write_all(format!("{line}\r\n").as_bytes())?;
-        self.ok_line()
-    }
-
-    fn multi(&mut self, line: &str) -> std::io::Result<Vec<String>> {
-        self.cmd(line)?;
-        let mut out = Vec::new();
-        loop {
-            let l = read_line(&mut self.r)?;
-            if l == "." {
-                return Ok(out);
-            }
-            out.push(l.strip_prefix('.').map(String::from).unwrap_or(l));
-        }
-    }
-}
-
 fn fill_id(header_lines: &[String]) -> Option<String> {
     header_lines
         .iter()
@@ -313,8 +231,8 @@ fn fill_id(header_lines: &[String]) -> Option<String> {
 /// POP3: reads every message's id (TOP n 0), deletes all but `keep`, QUIT. The deleted ids
 /// if QUIT said +OK; an error if the session failed (then nothing was deleted).
 fn pop_reap(addr: SocketAddr, user: (&str, &str), keep: usize) -> std::io::Result<Vec<String>> {
-    let mut p = Pop::login(addr, user)?;
-    let stat = p.cmd("STAT")?;
+    let mut p = Pop::try_login(addr, user)?;
+    let stat = p.try_ok("STAT")?;
     let count: usize = stat
         .split_whitespace()
         .nth(1)
@@ -322,92 +240,51 @@ fn pop_reap(addr: SocketAddr, user: (&str, &str), keep: usize) -> std::io::Resul
         .ok_or_else(|| std::io::Error::other(stat.clone()))?;
     let mut marked = Vec::new();
     for n in 1..=count.saturating_sub(keep) {
-        let head = p.multi(&format!("TOP {n} 0"))?;
+        let head = p.try_list(&format!("TOP {n} 0"))?;
         let id = fill_id(&head).ok_or_else(|| std::io::Error::other("no X-Fill-Id"))?;
-        p.cmd(&format!("DELE {n}"))?;
+        p.try_ok(&format!("DELE {n}"))?;
         marked.push(id);
     }
-    p.cmd("QUIT")?;
+    p.try_ok("QUIT")?;
     Ok(marked)
 }
 
 /// POP3 while the disk is full: log in, STAT, RETR the first message. Reading must work.
 fn pop_read(addr: SocketAddr, user: (&str, &str)) -> std::io::Result<usize> {
-    let mut p = Pop::login(addr, user)?;
-    let stat = p.cmd("STAT")?;
+    let mut p = Pop::try_login(addr, user)?;
+    let stat = p.try_ok("STAT")?;
     let count: usize = stat
         .split_whitespace()
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     if count > 0 {
-        let m = p.multi("RETR 1")?;
+        let m = p.try_list("RETR 1")?;
         assert!(fill_id(&m).is_some(), "RETR 1 gave a message with its id");
     }
-    p.cmd("QUIT")?;
+    p.try_ok("QUIT")?;
     Ok(count)
 }
 
-/// IMAP: login, SELECT INBOX (reading works), APPEND a message; the tagged answer to APPEND.
-fn imap_append(addr: SocketAddr, user: (&str, &str), data: &[u8]) -> std::io::Result<String> {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut r = BufReader::new(s.try_clone()?);
-    let mut w = s;
-    let tagged = |r: &mut BufReader<TcpStream>, tag: &str| -> std::io::Result<String> {
-        loop {
-            let l = read_line(r)?;
-            if l.starts_with(&format!("{tag} ")) {
-                return Ok(l);
-            }
-        }
-    };
-    read_line(&mut r)?;
-    w.write_all(format!("a1 LOGIN {} {}\r\n", user.0, user.1).as_bytes())?;
-    let l = tagged(&mut r, "a1")?;
-    assert!(l.starts_with("a1 OK"), "IMAP login on a full disk: {l}");
-    w.write_all(b"a2 SELECT INBOX\r\n")?;
-    let l = tagged(&mut r, "a2")?;
-    assert!(l.starts_with("a2 OK"), "IMAP SELECT on a full disk: {l}");
-    w.write_all(format!("a3 APPEND INBOX {{{}}}\r\n", data.len()).as_bytes())?;
-    let l = read_line(&mut r)?;
-    let answer = if l.starts_with('+') {
-        w.write_all(data)?;
-        w.write_all(b"\r\n")?;
-        tagged(&mut r, "a3")?
-    } else {
-        l
-    };
-    let _ = w.write_all(b"a4 LOGOUT\r\n");
-    Ok(answer)
+/// IMAP: login, SELECT INBOX (reading works), APPEND a message; the answer to APPEND
+/// (without its tag).
+fn imap_append(addr: SocketAddr, user: (&str, &str), data: &[u8]) -> String {
+    let mut i = Imap::login(addr, user);
+    i.ok("SELECT INBOX");
+    let answer = i.append("INBOX", data);
+    let _ = i.c.try_send("a4 LOGOUT");
+    answer
 }
 
 /// A server with SMTP, POP3 and IMAP, alice and bob, its data on the test's disk, and `limits`
 /// lines in its `[limits]` table.
 fn start_server(data_dir: &Path, limits: &str) -> TestServer {
-    TestServer::start_raw(&format!(
-        r#"hostname = "mx.example.test"
-data_dir = "{data}"
-domains = ["example.test"]
-[listen]
-smtp = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-[limits]
-{limits}
-[[accounts]]
-address = "{a}"
-password = "{ap}"
-[[accounts]]
-address = "{b}"
-password = "{bp}"
-"#,
-        data = data_dir.display(),
-        a = ALICE.0,
-        ap = ALICE.1,
-        b = BOB.0,
-        bp = BOB.1,
-    ))
+    ServerConfig::example()
+        .accounts(&[ALICE, BOB])
+        .listen(&["smtp", "pop3", "imap"])
+        .data_dir(data_dir)
+        .limits(limits)
+        .start()
 }
 
 /// Every X-Fill-Id in the INBOXes of `accounts`, with how often it is stored.
@@ -550,10 +427,9 @@ fn a_full_disk_refuses_with_452_loses_nothing_acknowledged_and_recovers() {
                 Err(e) => panic!("POP3 reading failed on a full disk: {e}"),
             }
             let id = format!("imap-{round}");
-            let answer = imap_append(imap, BOB, &message(&id, BOB.0, 400 * 1024))
-                .expect("IMAP session on a full disk");
+            let answer = imap_append(imap, BOB, &message(&id, BOB.0, 400 * 1024));
             appends += 1;
-            let outcome = if answer.starts_with("a3 OK") {
+            let outcome = if answer.starts_with("OK") {
                 Outcome::Accepted
             } else {
                 imap_refusals.push(answer.clone());
@@ -636,13 +512,7 @@ fn a_full_disk_refuses_with_452_loses_nothing_acknowledged_and_recovers() {
         .record("last".into(), Outcome::Accepted);
 
     // mailroom check beside the running server.
-    let out = server.cli(&["check"], "");
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "mailroom check found faults:\n{report}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.assert_check_clean("beside the running server");
     drop(server); // SIGKILL: what was acknowledged must survive that too
 
     let stored = stored_ids(&data_dir, &[ALICE.0, BOB.0]);
@@ -736,7 +606,7 @@ fn a_full_disk_refuses_with_452_loses_nothing_acknowledged_and_recovers() {
     );
     for a in &imap_refusals {
         assert!(
-            a.starts_with("a3 NO [UNAVAILABLE]") && a.contains("disk is full"),
+            a.starts_with("NO [UNAVAILABLE]") && a.contains("disk is full"),
             "IMAP APPEND on a full disk: {a}"
         );
     }
@@ -782,10 +652,9 @@ fn the_free_space_reserve_keeps_deletions_working() {
         "{accepted_before} messages before the reserve"
     );
     // IMAP APPEND is refused too, and says so.
-    let answer = imap_append(imap, ALICE, &message("imap-r", ALICE.0, 400 * 1024))
-        .expect("IMAP session at the reserve");
+    let answer = imap_append(imap, ALICE, &message("imap-r", ALICE.0, 400 * 1024));
     assert!(
-        answer.starts_with("a3 NO [UNAVAILABLE]") && answer.contains("disk is full"),
+        answer.starts_with("NO [UNAVAILABLE]") && answer.contains("disk is full"),
         "IMAP APPEND at the reserve: {answer}"
     );
     journal.record("imap-r".into(), Outcome::Refused(0, answer));

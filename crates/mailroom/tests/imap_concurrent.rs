@@ -1,15 +1,14 @@
 //! Sessions on one mailbox see each other's changes (RFC 9051 §7, §5.2), and so do SMTP
 //! deliveries and POP3 deletions; IDLE reports them within a second (RFC 2177).
 
-mod common;
-mod imap_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, ALICE, BOB};
-use imap_support::{msg, start, Imap};
+use support::imap::{msg, start, Imap};
+use support::{Client, ALICE, BOB};
 
-fn deliver_n(s: &common::TestServer, n: usize) {
+fn deliver_n(s: &support::TestServer, n: usize) {
     for k in 1..=n {
         s.deliver(
             BOB.0,

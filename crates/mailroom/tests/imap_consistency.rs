@@ -1,18 +1,17 @@
 //! What Dovecot's imaptest checks across concurrent sessions (issue 15): keywords announced
 //! before they are shown, FETCH of a message another session just expunged, and imaptest's
 //! own stress mode run against the server with zero `Error:` lines.
-mod common;
-mod imap_support;
+mod support;
 
-use common::*;
-use imap_support::Imap;
+use support::imap::Imap;
+use support::*;
 
 /// RFC 9051 §7.3.5: a keyword appears in a FETCH FLAGS response only after FLAGS (and
 /// PERMANENTFLAGS) announced it to the session: for the session that set it, and for another
 /// session that learns of it at its next command.
 #[test]
 fn a_new_keyword_is_announced_before_any_fetch_shows_it() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     s.deliver("x@far.test", &[ALICE.0], "Subject: k\n\nhi\n");
     let mut a = Imap::login(s.addr("imap"), ALICE);
     let mut b = Imap::login(s.addr("imap"), ALICE);
@@ -47,7 +46,7 @@ fn a_new_keyword_is_announced_before_any_fetch_shows_it() {
 /// answer and the command completes.
 #[test]
 fn fetch_of_a_message_expunged_elsewhere_completes() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     for i in 0..3 {
         s.deliver(
             "x@far.test",
@@ -77,7 +76,7 @@ fn fetch_of_a_message_expunged_elsewhere_completes() {
 #[test]
 fn imaptest_stress_reports_no_errors() {
     let imaptest = imaptest_binary();
-    let s = imap_support::start_with(
+    let s = support::imap::start_with(
         "[[accounts]]\naddress = \"tester@example.test\"\npassword = \"secret\"\n",
     );
     let tests = imaptest.parent().expect("src dir").join("tests");
@@ -143,7 +142,7 @@ fn imaptest_binary() -> std::path::PathBuf {
 /// RFC 3501 §2.3.2: `\Recent` belongs to the first read-write session told of a message.
 #[test]
 fn recent_goes_to_the_first_session_and_only_to_it() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     for i in 0..2 {
         s.deliver(
             "x@far.test",
@@ -194,7 +193,7 @@ fn recent_goes_to_the_first_session_and_only_to_it() {
 /// RFC 6851 does not forbid it), with COPYUID and the EXPUNGE of the old one.
 #[test]
 fn move_into_the_same_mailbox_renumbers_the_message() {
-    let s = imap_support::start();
+    let s = support::imap::start();
     s.deliver("x@far.test", &[ALICE.0], "Subject: m\n\nbody\n");
     let mut a = Imap::login(s.addr("imap"), ALICE);
     a.ok("SELECT INBOX");
@@ -220,7 +219,7 @@ const SCRIPTED_KNOWN_FAILING: &[(&str, &str)] = &[];
 #[test]
 fn imaptest_scripted_suite_passes() {
     let imaptest = imaptest_binary();
-    let s = imap_support::start_with(
+    let s = support::imap::start_with(
         "[[accounts]]\naddress = \"tester@example.test\"\npassword = \"secret\"\n",
     );
     let source = imaptest.parent().expect("src dir").join("tests");

@@ -1,13 +1,12 @@
 //! IMAP with curl's `imap://` URLs: list, fetch by UID, search, custom commands, APPEND
 //! by upload (curl logs in with AUTHENTICATE PLAIN and SASL-IR).
 
-mod common;
-mod imap_support;
+mod support;
 
 use std::process::Command;
 
-use common::{ALICE, BOB};
-use imap_support::{msg, start};
+use support::imap::{msg, start};
+use support::{ALICE, BOB};
 
 fn curl(args: &[&str]) -> std::process::Output {
     Command::new("curl")

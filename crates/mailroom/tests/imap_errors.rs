@@ -1,11 +1,10 @@
 //! Raw IMAP transcripts for every error path: the session always goes on unless the RFC
 //! says it ends.
 
-mod common;
-mod imap_support;
+mod support;
 
-use common::{ALICE, BOB};
-use imap_support::{msg, start, start_with, Imap};
+use support::imap::{msg, start, start_with, Imap};
+use support::{ALICE, BOB};
 
 #[test]
 fn syntax_errors_are_tagged_bad_and_the_session_goes_on() {
@@ -192,7 +191,7 @@ fn wrong_passwords_then_bye() {
     assert!(i
         .raw(&format!(
             "a5 AUTHENTICATE PLAIN {}",
-            common::b64("\0alice@example.test\0nope")
+            support::b64("\0alice@example.test\0nope")
         ))
         .starts_with("a5 NO [AUTHENTICATIONFAILED]"));
     assert!(i
@@ -203,9 +202,9 @@ fn wrong_passwords_then_bye() {
     // AUTHENTICATE LOGIN works, short names too.
     let mut i = Imap::connect(s.addr("imap"));
     assert_eq!(i.raw("b1 AUTHENTICATE LOGIN"), "+ VXNlcm5hbWU6");
-    assert_eq!(i.raw(&common::b64("alice")), "+ UGFzc3dvcmQ6");
+    assert_eq!(i.raw(&support::b64("alice")), "+ UGFzc3dvcmQ6");
     assert!(i
-        .raw(&common::b64("secret"))
+        .raw(&support::b64("secret"))
         .starts_with("b1 OK [CAPABILITY "));
     assert!(!s.log_text().contains("nope"));
 }

@@ -1,11 +1,10 @@
 //! Extensions: ENABLE IMAP4rev2 (RFC 9051 behaviour), ESEARCH, LIST-EXTENDED / LIST-STATUS /
 //! SPECIAL-USE, UIDPLUS, ID, NAMESPACE, UNSELECT, BINARY.
 
-mod common;
-mod imap_support;
+mod support;
 
-use common::{ALICE, BOB};
-use imap_support::{msg, start, Imap};
+use support::imap::{msg, start, Imap};
+use support::{ALICE, BOB};
 
 #[test]
 fn enable_imap4rev2_changes_select_and_search() {

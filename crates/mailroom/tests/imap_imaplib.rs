@@ -1,10 +1,9 @@
 //! IMAP with Python's imaplib: the everyday client paths of RFC 9051 / RFC 3501.
 
-mod common;
-mod imap_support;
+mod support;
 
-use common::{ALICE, BOB};
-use imap_support::{msg, start};
+use support::imap::{msg, start};
+use support::{ALICE, BOB};
 
 /// Login, capabilities, folders, select, search, fetch of every data item, store, copy, move,
 /// expunge, status, subscriptions, namespace, ID, UID commands, AUTHENTICATE PLAIN.

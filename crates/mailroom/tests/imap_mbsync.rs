@@ -2,18 +2,14 @@
 //! folders with a local Maildir. Fails with a clear message where mbsync is not installed
 //! (.ci/run installs it: the Debian package isync).
 
-mod common;
-mod imap_support;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{ALICE, BOB};
-use imap_support::{msg, start, Imap};
-
-fn have_mbsync() -> bool {
-    Command::new("mbsync").arg("--version").output().is_ok()
-}
+use support::cli::require_tool;
+use support::imap::{msg, start, Imap};
+use support::{ALICE, BOB};
 
 fn mbsync(config: &Path) -> std::process::Output {
     Command::new("mbsync")
@@ -38,10 +34,7 @@ fn files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn mbsync_two_way_sync() {
-    assert!(
-        have_mbsync(),
-        "mbsync is not installed: apt-get install isync (bash .ci/run does it)"
-    );
+    require_tool("mbsync", "--version", "isync");
     let s = start();
     s.deliver(BOB.0, &[ALICE.0], &msg(BOB.0, ALICE.0, "one", "first"));
     s.deliver(BOB.0, &[ALICE.0], &msg(BOB.0, ALICE.0, "two", "second"));

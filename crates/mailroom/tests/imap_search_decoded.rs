@@ -2,11 +2,10 @@
 //! encoded words in headers (UTF-8 base64, ISO-8859-1 quoted-printable, folded), base64 and
 //! quoted-printable text bodies, non-ASCII needles sent as literals with CHARSET UTF-8.
 
-mod common;
-mod imap_support;
+mod support;
 
-use common::{ALICE, BOB};
-use imap_support::start;
+use support::imap::start;
+use support::{ALICE, BOB};
 
 fn message(subject: &str, headers: &str, body: &str) -> String {
     format!(

@@ -1,13 +1,13 @@
 //! Subscriptions are names (RFC 9051 §6.3.7-§6.3.9, RFC 3501 §6.3.9 LSUB, RFC 5258
 //! LIST-EXTENDED), and STATUS reads counters the store keeps (issue 15).
-mod common;
-mod imap_support;
-use common::*;
-use imap_support::Imap;
+mod support;
+
+use support::imap::{start as imap_start, Imap};
+use support::{ALICE, BOB};
 
 #[test]
 fn subscriptions_are_names_that_outlive_their_mailbox() {
-    let s = imap_support::start();
+    let s = imap_start();
     let mut a = Imap::login(s.addr("imap"), ALICE);
     // The default folders start subscribed; CREATE does not subscribe.
     let lsub = a.ok("LSUB \"\" *");
@@ -89,7 +89,7 @@ fn subscriptions_are_names_that_outlive_their_mailbox() {
 
 #[test]
 fn status_counts_follow_every_change() {
-    let s = imap_support::start();
+    let s = imap_start();
     for i in 0..4 {
         s.deliver(
             "x@far.test",

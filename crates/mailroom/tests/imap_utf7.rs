@@ -2,33 +2,16 @@
 //! after `ENABLE IMAP4rev2` (RFC 9051 §5.1), UTF-8 in the store. Two sessions of one account
 //! side by side, one of each kind, see the same folders.
 
-mod common;
-mod imap_support;
+mod support;
 
-use common::{ALICE, BOB};
-use imap_support::{msg, start, start_with, Imap};
+use support::imap::{msg, start, start_with, Imap};
+use support::{ALICE, BOB};
 
 /// A session that sent `ENABLE IMAP4rev2`.
-fn rev2(s: &common::TestServer) -> Imap {
+fn rev2(s: &support::TestServer) -> Imap {
     let mut i = Imap::login(s.addr("imap"), ALICE);
     assert_eq!(i.ok("ENABLE IMAP4rev2"), vec!["* ENABLED IMAP4rev2"]);
     i
-}
-
-/// Sends `tag` + `head` + a non-synchronizing literal (LITERAL+) + `tail`, returns the reply.
-fn with_literal(
-    i: &mut Imap,
-    tag: &str,
-    head: &str,
-    literal: &[u8],
-    tail: &str,
-) -> (String, Vec<String>) {
-    let mut b = format!("{tag} {head}{{{}+}}\r\n", literal.len()).into_bytes();
-    b.extend_from_slice(literal);
-    b.extend_from_slice(tail.as_bytes());
-    b.extend_from_slice(b"\r\n");
-    i.c.send_raw(&b);
-    i.until_tag(tag)
 }
 
 /// The mailbox names of LIST / LSUB responses, with literals joined back (`{9}` then the
@@ -79,7 +62,7 @@ fn rev1_and_rev2_sessions_see_the_same_names() {
 
     // A rev2 session creates a UTF-8 name (a literal, as mailroom's agent sends it); the
     // rev1 session sees it encoded, with the parent CREATE made.
-    let (t, _) = with_literal(&mut b, "c1", "CREATE ", "Привет/台北".as_bytes(), "");
+    let (t, _) = b.with_literal("c1", "CREATE ", "Привет/台北".as_bytes(), "");
     assert!(t.starts_with("c1 OK"), "{t}");
     let all = list(&mut a, "\"\" *");
     assert!(all.contains(&"&BB8EQAQ4BDIENQRC-".to_string()), "{all:?}");
@@ -143,15 +126,9 @@ fn rev1_commands_take_encoded_names() {
 
     // APPEND, STATUS, LIST-STATUS, SELECT, COPY, MOVE, EXAMINE by the encoded names.
     let m = msg(BOB.0, ALICE.0, "hallo", "Gruss");
-    let (t, _) = with_literal(
-        &mut a,
-        "p1",
-        "APPEND Entw&APw-rfe (\\Seen) ",
-        m.as_bytes(),
-        "",
-    );
+    let (t, _) = a.with_literal("p1", "APPEND Entw&APw-rfe (\\Seen) ", m.as_bytes(), "");
     assert!(t.starts_with("p1 OK [APPENDUID "), "{t}");
-    let (t, _) = with_literal(&mut a, "p2", "APPEND \"Entw&APw-rfe\" ", m.as_bytes(), "");
+    let (t, _) = a.with_literal("p2", "APPEND \"Entw&APw-rfe\" ", m.as_bytes(), "");
     assert!(t.starts_with("p2 OK [APPENDUID "), "{t}");
     assert_eq!(
         a.ok("STATUS Entw&APw-rfe (MESSAGES UNSEEN)"),
@@ -221,7 +198,7 @@ fn invalid_names_are_refused_with_how_to_write_them() {
     // Raw UTF-8 in a rev1 session (quoted, or as a literal).
     for (t, _) in [
         a.cmd("CREATE \"Entwürfe\""),
-        with_literal(&mut a, "l1", "CREATE ", "Entwürfe".as_bytes(), ""),
+        a.with_literal("l1", "CREATE ", "Entwürfe".as_bytes(), ""),
     ] {
         assert!(
             t.contains(" NO [CANNOT] mailbox name \"Entw\\xC3\\xBCrfe\" is not valid modified UTF-7: octet 0xC3 at offset 4 is not 7-bit"),
@@ -233,7 +210,7 @@ fn invalid_names_are_refused_with_how_to_write_them() {
         assert!(t.is_ascii(), "a rev1 response text is 7-bit: {t}");
     }
     // Latin-1 octets (not even UTF-8), as a literal: the same refusal, without a guess.
-    let (t, _) = with_literal(&mut a, "l2", "CREATE ", b"Entw\xfcrfe", "");
+    let (t, _) = a.with_literal("l2", "CREATE ", b"Entw\xfcrfe", "");
     assert!(
         t.starts_with("l2 NO [CANNOT] mailbox name \"Entw\\xFCrfe\" is not valid modified UTF-7: octet 0xFC at offset 4"),
         "{t}"
@@ -286,13 +263,7 @@ fn invalid_names_are_refused_with_how_to_write_them() {
         let (t, _) = a.cmd(cmd);
         assert!(t.contains(" NO [CANNOT] mailbox name "), "{cmd}: {t}");
     }
-    let (t, _) = with_literal(
-        &mut a,
-        "l3",
-        "APPEND \"Entwürfe\" ",
-        b"Subject: x\r\n\r\nx\r\n",
-        "",
-    );
+    let (t, _) = a.with_literal("l3", "APPEND \"Entwürfe\" ", b"Subject: x\r\n\r\nx\r\n", "");
     assert!(t.starts_with("l3 NO [CANNOT] mailbox name "), "{t}");
     a.ok("SELECT INBOX");
     for cmd in [
@@ -316,7 +287,7 @@ fn invalid_names_are_refused_with_how_to_write_them() {
 
     // A rev2 session: UTF-8 is fine, other octets are not.
     let mut b = rev2(&s);
-    let (t, _) = with_literal(&mut b, "r1", "CREATE ", b"Entw\xfcrfe", "");
+    let (t, _) = b.with_literal("r1", "CREATE ", b"Entw\xfcrfe", "");
     assert!(
         t.starts_with(
             "r1 NO [CANNOT] mailbox name \"Entw\\xFCrfe\" is not valid UTF-8 (at octet 4)"
@@ -425,7 +396,7 @@ print("done")
 /// Dovecot answers, imaptest `atoms`), while SELECT of such a name is still refused with NO.
 #[test]
 fn list_with_an_undecodable_pattern_is_ok_and_empty() {
-    let s = imap_support::start();
+    let s = start();
     let mut a = Imap::login(s.addr("imap"), ALICE);
     assert!(a.ok("LIST \"\" a&'b%*").is_empty());
     assert!(a.ok("LSUB \"\" a&'b%*").is_empty());

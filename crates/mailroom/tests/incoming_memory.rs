@@ -2,12 +2,11 @@
 //! all sessions together may hold only so much. A message that would pass the budget is
 //! refused for now (SMTP 452 4.3.1, IMAP NO [UNAVAILABLE]); the sessions go on, the client can
 //! retry, and nothing that was accepted is lost.
-mod common;
-mod imap_support;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
+use support::*;
 
 const LIMITS: &str = "[limits]\nmax_message_size = 100000\nmax_incoming_memory = 150000\n";
 
@@ -17,18 +16,14 @@ fn filler(octets: usize) -> String {
     line.repeat(octets / line.len())
 }
 
+/// A transaction from alice to bob, ready for DATA; `name` makes the EHLO name.
 fn smtp_transaction(addr: std::net::SocketAddr, name: &str) -> Client {
-    let mut c = Client::connect(addr);
-    c.expect_code(220);
-    c.cmd(&format!("EHLO {name}.example.test"), 250);
-    c.cmd("MAIL FROM:<alice@example.test>", 250);
-    c.cmd(&format!("RCPT TO:<{}>", BOB.0), 250);
-    c
+    smtp::transaction(addr, &format!("{name}.example.test"), ALICE.0, &[BOB.0])
 }
 
 #[test]
 fn messages_beyond_the_memory_budget_wait_and_nothing_is_lost() {
-    let s = imap_support::start_with(LIMITS);
+    let s = support::imap::start_with(LIMITS);
     let smtp = s.addr("smtp");
     let body = filler(90_000);
 
@@ -55,7 +50,7 @@ fn messages_beyond_the_memory_budget_wait_and_nothing_is_lost() {
     assert!(r.text().starts_with("4.3.1 "), "{r:?}");
 
     // An IMAP APPEND is refused before its literal is read.
-    let mut imap = imap_support::Imap::login(s.addr("imap"), BOB);
+    let mut imap = support::imap::Imap::login(s.addr("imap"), BOB);
     let message = format!("Subject: appended\r\n\r\n{body}");
     imap.c
         .send(&format!("t100 APPEND INBOX {{{}}}", message.len()));
@@ -107,24 +102,9 @@ fn messages_beyond_the_memory_budget_wait_and_nothing_is_lost() {
 
 #[test]
 fn a_budget_smaller_than_one_message_is_a_config_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("m.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "data_dir = \"{}\"\n[limits]\nmax_message_size = 1000\nmax_incoming_memory = 999\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .arg("--config")
-        .arg(&path)
-        .arg("serve")
-        .output()
-        .expect("run mailroom");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = support::cli::serve_refuses(
+        "data_dir = \"{data}\"\n[limits]\nmax_message_size = 1000\nmax_incoming_memory = 999\n",
+    );
     assert!(
         err.contains("limits.max_incoming_memory") && err.contains("max_message_size"),
         "{err}"

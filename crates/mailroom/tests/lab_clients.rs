@@ -1,10 +1,13 @@
 //! `mailroom calc` and `mailroom sntp` (the built binary) against the services started
 //! in-process on 127.0.0.1:0, against silent sockets, and against chronyd.
+mod support;
+
 use mailroom_services::{start, Bound, ServicesConfig};
-use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::cli::{stderr, stdout};
+use support::python::python_stdin;
 use tokio::sync::watch;
 
 struct Lab {
@@ -60,38 +63,9 @@ fn services() -> ServicesConfig {
     c
 }
 
-/// Runs the binary with `args` and `stdin`; fails the test if it hangs.
+/// Runs the binary with `args` and `stdin`; fails the test if it hangs (30 s).
 fn mailroom(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mailroom");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).expect("stdin");
-    drop(input);
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("mailroom {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    support::cli::run(args, stdin.as_bytes(), &[], Some(Duration::from_secs(30)))
 }
 
 #[test]
@@ -189,22 +163,11 @@ fn calc_timeouts_say_what_happened() {
 
 /// Reads a JSON object with python3's json module and prints `key=value` lines.
 fn json_fields(json: &str) -> std::collections::HashMap<String, String> {
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            "import json,sys\nd=json.load(sys.stdin)\nfor k,v in d.items(): print(f'{k}={v}')",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed to check the JSON (Debian package python3)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(json.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("python3");
+    let out = python_stdin(
+        "import json,sys\nd=json.load(sys.stdin)\nfor k,v in d.items(): print(f'{k}={v}')",
+        &[],
+        json.as_bytes(),
+    );
     assert!(out.status.success(), "not valid JSON: {json}");
     String::from_utf8_lossy(&out.stdout)
         .lines()

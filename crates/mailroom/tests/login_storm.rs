@@ -4,42 +4,19 @@
 //! counted as a failed login. Successful checks are cached, and a password changed or an
 //! account removed by `mailroom user` invalidates the cache at once.
 
-mod common;
-mod imap_support;
+mod support;
 
-use common::{b64, Client, TestServer, ALICE};
-use imap_support::Imap;
+use support::imap::Imap;
+use support::pop3::Pop;
+use support::{smtp, ServerConfig, TestServer, ALICE, BOB, CAROL};
 
 /// A server with SMTP, submission, POP3 and IMAP listeners, the usual three accounts, and
 /// `extra` appended (more `[[accounts]]`, then a `[limits]` table).
 fn start(extra: &str) -> TestServer {
-    let config = format!(
-        r#"hostname = "mx.example.test"
-data_dir = "{{data}}"
-domains = ["example.test"]
-
-[listen]
-smtp = "127.0.0.1:0"
-submission = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-
-[[accounts]]
-address = "alice@example.test"
-password = "secret"
-
-[[accounts]]
-address = "bob@example.test"
-password = "hunter2"
-
-[[accounts]]
-address = "carol@example.test"
-password = "carolpw"
-
-{extra}
-"#
-    );
-    TestServer::start_raw(&config)
+    ServerConfig::example()
+        .listen(&["smtp", "submission", "pop3", "imap"])
+        .extra(extra)
+        .start()
 }
 
 /// `[[accounts]]` user0..user{n-1}@example.test with passwords pw0.., as argon2id hashes with
@@ -250,47 +227,33 @@ fn a_storm_of_wrong_logins_gets_temporary_failures_and_never_hangs() {
     assert!(s.log_text().contains("password checks are overloaded"));
 
     // After the storm: a correct login in each protocol.
-    let mut i = Imap::connect(s.addr("imap"));
-    let (t, _) = i.cmd(&format!("LOGIN {} {}", ALICE.0, ALICE.1));
-    assert!(t.contains(" OK "), "{t}");
-    let mut p = Client::connect(s.pop3());
-    assert!(p.line().expect("greeting").starts_with("+OK"));
-    p.send("USER bob@example.test");
-    assert!(p.line().expect("USER").starts_with("+OK"));
-    p.send("PASS hunter2");
-    let r = p.line().expect("PASS");
+    Imap::login(s.imap(), ALICE);
+    let mut p = Pop::connect(s.pop3());
+    p.ok(&format!("USER {}", BOB.0));
+    let r = p.ok(&format!("PASS {}", BOB.1));
     assert!(r.starts_with("+OK bob@example.test has"), "{r}");
-    let mut c = Client::connect(s.submission());
-    c.expect_code(220);
-    c.cmd("EHLO client.test", 250);
-    c.cmd(
-        &format!("AUTH PLAIN {}", b64("\0carol@example.test\0carolpw")),
-        235,
-    );
+    smtp::login(s.submission(), CAROL);
 }
 
+/// The tagged answer to LOGIN.
 fn imap_login(s: &TestServer, user: &str, pw: &str) -> String {
-    let mut i = Imap::connect(s.addr("imap"));
-    let (t, _) = i.cmd(&format!("LOGIN {user} {pw}"));
-    t
+    Imap::connect(s.imap()).cmd(&format!("LOGIN {user} {pw}")).0
 }
 
+/// The answer to PASS.
 fn pop3_login(s: &TestServer, user: &str, pw: &str) -> String {
-    let mut p = Client::connect(s.pop3());
-    assert!(p.line().expect("greeting").starts_with("+OK"));
-    p.send(&format!("USER {user}"));
-    assert!(p.line().expect("USER").starts_with("+OK"));
+    let mut p = Pop::connect(s.pop3());
+    p.ok(&format!("USER {user}"));
     p.send(&format!("PASS {pw}"));
     let r = p.line().expect("PASS");
     p.send("QUIT");
     r
 }
 
+/// The code of the answer to AUTH PLAIN.
 fn smtp_auth(s: &TestServer, user: &str, pw: &str) -> u16 {
-    let mut c = Client::connect(s.submission());
-    c.expect_code(220);
-    c.cmd("EHLO client.test", 250);
-    c.send(&format!("AUTH PLAIN {}", b64(&format!("\0{user}\0{pw}"))));
+    let mut c = smtp::hello(s.submission(), "client.test");
+    c.send(&smtp::auth_plain(user, pw));
     c.reply().code
 }
 

@@ -4,23 +4,17 @@
 //! Python's email package then reads the stored message back. Fails with a clear message where
 //! mutt is not installed (.ci/run installs it: the Debian package mutt).
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{TestServer, ALICE, BOB, CAROL};
-
-fn have_mutt() -> bool {
-    Command::new("mutt").arg("-v").output().is_ok()
-}
+use support::cli::require_tool;
+use support::{TestServer, ALICE, BOB, CAROL};
 
 #[test]
 fn mutt_sends_with_starttls_auth_and_an_attachment() {
-    assert!(
-        have_mutt(),
-        "mutt is not installed: apt-get install mutt (bash .ci/run does it)"
-    );
+    require_tool("mutt", "-v", "mutt");
     let s = TestServer::start();
     let dir = s.dir.path();
     let sub = s.submission();

@@ -1,10 +1,10 @@
 //! POP3 with curl's `pop3://` URLs: listing and retrieving (curl logs in with AUTH PLAIN).
 
-mod common;
+mod support;
 
 use std::process::Command;
 
-use common::{TestServer, ALICE, BOB};
+use support::{TestServer, ALICE, BOB};
 
 fn curl(url: &str, user: &str) -> std::process::Output {
     Command::new("curl")

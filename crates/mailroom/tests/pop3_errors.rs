@@ -1,13 +1,12 @@
 //! POP3 raw-socket transcripts: every error path answers `-ERR` with a helpful text and the
 //! session goes on (or ends exactly where the RFC or a limit says so).
 
-mod common;
-mod pop3_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{b64, TestServer, ALICE, BOB};
-use pop3_support::{message, Pop};
+use support::pop3::{message, Pop};
+use support::{b64, TestServer, ALICE, BOB};
 
 /// Fast failure delays so tests do not sleep.
 const FAST: &str = "[limits]\nauth_failure_delay = \"10ms\"\n";
@@ -197,7 +196,7 @@ fn long_lines_are_refused_with_bounded_memory_and_the_session_goes_on() {
     let l = p.ok(&format!("USER {name}"));
     assert!(l.contains(&name), "{l}");
     // 10 MB on one line: refused once, without the server keeping it.
-    let rss_before = pop3_support::rss_kib(s.pid());
+    let rss_before = s.rss_kib();
     let chunk = vec![b'x'; 1 << 20];
     for _ in 0..10 {
         p.send_raw(&chunk);
@@ -208,7 +207,7 @@ fn long_lines_are_refused_with_bounded_memory_and_the_session_goes_on() {
         l.starts_with("-ERR command line too long (the limit is "),
         "{l}"
     );
-    let rss_after = pop3_support::rss_kib(s.pid());
+    let rss_after = s.rss_kib();
     assert!(
         rss_after < rss_before + 8 * 1024,
         "server memory grew from {rss_before} to {rss_after} KiB"
@@ -280,13 +279,11 @@ fn apop_fails_like_a_wrong_password_for_hashed_and_unknown_accounts() {
     let s = TestServer::start_with(&extra, &[]);
     let digest = |greeting: &str, secret: &str| {
         let ts = &greeting[greeting.find('<').expect("<")..];
-        let out = std::process::Command::new("python3")
-            .arg("-c")
-            .arg("import hashlib,sys; print(hashlib.md5(sys.argv[1].encode()+sys.argv[2].encode()).hexdigest())")
-            .arg(ts)
-            .arg(secret)
-            .output()
-            .expect("python3");
+        let out = support::python::python_stdin(
+            "import hashlib,sys; print(hashlib.md5(sys.argv[1].encode()+sys.argv[2].encode()).hexdigest())",
+            &[ts, secret],
+            b"",
+        );
         String::from_utf8(out.stdout)
             .expect("utf8")
             .trim()
@@ -606,7 +603,7 @@ fn retr_is_octet_exact_and_byte_stuffed() {
 fn an_unterminated_stored_message_gets_a_crlf_that_its_size_counts() {
     let s = TestServer::start();
     let raw = b"Subject: x\r\n\r\n.no line break at the end".to_vec();
-    pop3_support::store_directly(s.dir.path(), ALICE.0, [raw.clone(), Vec::new()]);
+    s.store_directly(ALICE.0, [raw.clone(), Vec::new()]);
     let mut p = Pop::login(s.pop3(), ALICE.0, ALICE.1);
     let (_, got) = p.retr(1);
     let mut want = raw.clone();

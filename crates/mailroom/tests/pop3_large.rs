@@ -1,13 +1,12 @@
 //! POP3 at scale: a 1,000-message mailbox, and a 50 MiB message retrieved while the server's
 //! memory stays bounded (RETR streams from the store in chunks, byte-stuffing on the fly).
 
-mod common;
-mod pop3_support;
+mod support;
 
 use std::time::Instant;
 
-use common::{TestServer, ALICE};
-use pop3_support::{peak_rss_kib, store_directly, Pop};
+use support::pop3::Pop;
+use support::{TestServer, ALICE};
 
 #[test]
 fn a_thousand_message_mailbox() {
@@ -21,7 +20,7 @@ fn a_thousand_message_mailbox() {
             .into_bytes()
         })
         .collect();
-    store_directly(s.dir.path(), ALICE.0, msgs.clone());
+    s.store_directly(ALICE.0, msgs.clone());
 
     let t = Instant::now();
     let mut p = Pop::login(s.pop3(), ALICE.0, ALICE.1);
@@ -96,10 +95,10 @@ fn big_message() -> Vec<u8> {
 fn a_50_mib_message_with_bounded_server_memory() {
     let s = TestServer::start();
     let msg = big_message();
-    store_directly(s.dir.path(), ALICE.0, [msg.clone()]);
+    s.store_directly(ALICE.0, [msg.clone()]);
 
     let mut p = Pop::login(s.pop3(), ALICE.0, ALICE.1);
-    let before = peak_rss_kib(s.pid());
+    let before = s.peak_rss_kib();
     assert_eq!(p.ok("LIST 1"), format!("+OK 1 {}", msg.len()));
     let t = Instant::now();
     let (status, got) = p.retr(1);
@@ -110,7 +109,7 @@ fn a_50_mib_message_with_bounded_server_memory() {
     let (_, top) = p.list("TOP 1 3");
     assert_eq!(top.len(), 3 + 3, "{top:?}");
     p.ok("QUIT");
-    let after = peak_rss_kib(s.pid());
+    let after = s.peak_rss_kib();
     eprintln!("server peak RSS: {before} KiB before RETR, {after} KiB after");
     assert!(
         after < before + 24 * 1024,

@@ -1,10 +1,9 @@
 //! POP3 with Python's poplib (and smtplib to send): the everyday client paths of RFC 1939.
 
-mod common;
-mod pop3_support;
+mod support;
 
-use common::{TestServer, ALICE, BOB};
-use pop3_support::{message, Pop};
+use support::pop3::{message, Pop};
+use support::{TestServer, ALICE, BOB};
 
 /// Everything a mail client does on a normal day, against mail sent over SMTP.
 #[test]
@@ -159,7 +158,7 @@ print("ok")
     );
     // The lock is released once the server notices the close; then the message is still there.
     let mut p = None;
-    pop3_support::wait_for(10, "the maildrop lock to be released", || {
+    s.wait_for(10, "the maildrop lock to be released", || {
         let mut c = Pop::connect(s.pop3());
         c.ok("USER alice@example.test");
         c.send("PASS secret");

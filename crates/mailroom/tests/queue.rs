@@ -1,52 +1,29 @@
 //! Mail between domains: two (or more) real servers, static routes, the outbound queue,
 //! retries, bounces, loops, and the lab command.
-mod common;
-use common::*;
+mod support;
+use support::*;
 
-const ALICE_A: (&str, &str) = ("alice@a.test", "alicepw");
-const BOB_B: (&str, &str) = ("bob@b.test", "bobpw");
+use support::peers::{self, ALICE_A, BOB_B};
+use support::pop3::Pop;
 
-/// Server A hosts a.test and routes b.test (and anything in `extra_routes`) statically.
-fn server_a(b_smtp_port: u16, extra: &str) -> TestServer {
-    TestServer::start_raw(&format!(
-        r#"hostname = "mx.a.test"
-data_dir = "{{data}}"
-[listen]
-smtp = "127.0.0.1:0"
-submission = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-[[accounts]]
-address = "{a}"
-password = "{ap}"
-[[accounts]]
-address = "carol@a.test"
-password = "carolpw"
-[routes]
-"b.test" = "127.0.0.1:{b_smtp_port}"
-{extra}
-"#,
-        a = ALICE_A.0,
-        ap = ALICE_A.1,
-    ))
+/// Server A hosts a.test (alice, carol) and routes b.test to `b_smtp_port`; tests add more
+/// (routes, `[queue]`, `[aliases]`) before `start()`.
+fn server_a(b_smtp_port: u16) -> ServerConfig {
+    peers::server_a()
+        .listen(&["smtp", "submission", "pop3"])
+        .route("b.test", b_smtp_port)
 }
 
 /// Server B hosts b.test on a fixed SMTP port.
-fn server_b(smtp_port: u16, extra: &str) -> TestServer {
-    TestServer::start_raw(&format!(
-        r#"hostname = "mx.b.test"
-data_dir = "{{data}}"
-[listen]
-smtp = "127.0.0.1:{smtp_port}"
-pop3 = "127.0.0.1:0"
-[[accounts]]
-address = "{b}"
-password = "{bp}"
-{extra}
-"#,
-        b = BOB_B.0,
-        bp = BOB_B.1,
-    ))
+fn server_b(smtp_port: u16) -> ServerConfig {
+    peers::server_b()
+        .listen_on("smtp", smtp_port)
+        .listen(&["pop3"])
 }
+
+/// `[queue]` lines: no retry within the test (only the first attempt), a short connect
+/// timeout.
+const QUEUE_SLOW: &str = "retry = [\"1h\"]\nconnect_timeout = \"2s\"";
 
 fn text(m: &[u8]) -> String {
     String::from_utf8_lossy(m).to_string()
@@ -55,8 +32,8 @@ fn text(m: &[u8]) -> String {
 #[test]
 fn submitted_mail_reaches_the_other_domain_byte_exact() {
     let bport = free_port();
-    let b = server_b(bport, "");
-    let a = server_a(bport, "");
+    let b = server_b(bport).start();
+    let a = server_a(bport).start();
     let body = "From: alice@a.test\nTo: bob@b.test\nSubject: across\nMessage-ID: <x1@a.test>\nDate: Sun, 22 Nov 2026 01:00:00 +0000\n\nHello B.\n.a line with a dot\n";
     submit(a.submission(), ALICE_A, &[BOB_B.0], body);
     b.wait_for(15, "delivery to B", || b.inbox(BOB_B.0).len() == 1);
@@ -77,8 +54,8 @@ fn submitted_mail_reaches_the_other_domain_byte_exact() {
 #[test]
 fn unknown_user_at_b_bounces_to_the_sender_with_a_dsn() {
     let bport = free_port();
-    let _b = server_b(bport, "");
-    let a = server_a(bport, "");
+    let _b = server_b(bport).start();
+    let a = server_a(bport).start();
     submit(
         a.submission(),
         ALICE_A,
@@ -128,10 +105,7 @@ assert "message/delivery-status" in parts and "text/rfc822-headers" in parts, pa
 #[test]
 fn b_down_then_flush_delivers_exactly_once_even_across_a_restart() {
     let bport = free_port();
-    let mut a = server_a(
-        bport,
-        "[queue]\nretry = [\"1h\"]\nconnect_timeout = \"2s\"\n",
-    );
+    let mut a = server_a(bport).table("queue", QUEUE_SLOW).start();
     submit(
         a.submission(),
         ALICE_A,
@@ -167,7 +141,7 @@ fn b_down_then_flush_delivers_exactly_once_even_across_a_restart() {
     a.kill9();
     a.restart();
     assert_eq!(a.queue().len(), 1, "the queue survives a crash");
-    let b = server_b(bport, "");
+    let b = server_b(bport).start();
     let out = a.cli(&["queue", "flush"], "");
     assert!(out.status.success());
     b.wait_for(15, "delivery after flush", || b.inbox(BOB_B.0).len() == 1);
@@ -181,8 +155,11 @@ fn b_down_then_flush_delivers_exactly_once_even_across_a_restart() {
 fn each_recipient_gets_its_own_outcome() {
     let bport = free_port();
     let down = free_port();
-    let b = server_b(bport, "");
-    let a = server_a(bport, &format!("\"down.test\" = \"127.0.0.1:{down}\"\n[queue]\nretry = [\"1h\"]\nconnect_timeout = \"2s\"\n"));
+    let b = server_b(bport).start();
+    let a = server_a(bport)
+        .route("down.test", down)
+        .table("queue", QUEUE_SLOW)
+        .start();
     submit(
         a.submission(),
         ALICE_A,
@@ -224,8 +201,10 @@ fn each_recipient_gets_its_own_outcome() {
 #[test]
 fn null_sender_mail_is_never_bounced() {
     let bport = free_port();
-    let _b = server_b(bport, "");
-    let a = server_a(bport, "[aliases]\n\"fwd@a.test\" = \"nobody@b.test\"\n");
+    let _b = server_b(bport).start();
+    let a = server_a(bport)
+        .table("aliases", "\"fwd@a.test\" = \"nobody@b.test\"")
+        .start();
     let mut c = Client::connect(a.smtp());
     c.expect_code(220);
     c.cmd("EHLO b.test", 250);
@@ -242,26 +221,19 @@ fn null_sender_mail_is_never_bounced() {
 #[test]
 fn an_alias_loop_between_two_servers_ends_in_a_bounce() {
     let (aport, bport) = (free_port(), free_port());
-    let b = server_b(bport, &format!("[aliases]\n\"loop@b.test\" = \"loop@a.test\"\n[routes]\n\"a.test\" = \"127.0.0.1:{aport}\"\n[limits]\nmax_hops = 12\n"));
-    let a = TestServer::start_raw(&format!(
-        r#"hostname = "mx.a.test"
-data_dir = "{{data}}"
-[listen]
-smtp = "127.0.0.1:{aport}"
-submission = "127.0.0.1:0"
-[[accounts]]
-address = "{a}"
-password = "{ap}"
-[aliases]
-"loop@a.test" = "loop@b.test"
-[routes]
-"b.test" = "127.0.0.1:{bport}"
-[limits]
-max_hops = 12
-"#,
-        a = ALICE_A.0,
-        ap = ALICE_A.1
-    ));
+    let b = server_b(bport)
+        .table("aliases", "\"loop@b.test\" = \"loop@a.test\"")
+        .route("a.test", aport)
+        .limits("max_hops = 12")
+        .start();
+    let a = peers::server_a()
+        .accounts(&[ALICE_A])
+        .listen_on("smtp", aport)
+        .listen(&["submission"])
+        .table("aliases", "\"loop@a.test\" = \"loop@b.test\"")
+        .route("b.test", bport)
+        .limits("max_hops = 12")
+        .start();
     submit(
         a.submission(),
         ALICE_A,
@@ -326,11 +298,10 @@ fn aliases_and_catch_all_from_the_cli() {
 
 #[test]
 fn the_lab_command_runs_examples_lab_toml_and_mail_flows() {
-    let dir = tempfile::tempdir().unwrap();
     let example =
         std::fs::read_to_string(repo_root().join("examples/lab.toml")).expect("examples/lab.toml");
     // Same file, on free ports and in a scratch data directory.
-    let mut lab = example.replace("lab-data/", &format!("{}/", dir.path().display()));
+    let mut lab = example.replace("lab-data/", "{data}/");
     for p in [
         "3525", "3587", "3110", "3143", "4525", "4587", "4110", "4143",
     ] {
@@ -339,64 +310,25 @@ fn the_lab_command_runs_examples_lab_toml_and_mail_flows() {
             &format!("127.0.0.1:{}", free_port()),
         );
     }
-    let path = dir.path().join("lab.toml");
-    std::fs::write(&path, &lab).unwrap();
-    let mut child = std::process::Command::new(bin())
-        .args(["--config"])
-        .arg(&path)
-        .arg("lab")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addrs = std::collections::HashMap::new();
-    for l in lines.by_ref() {
-        let l = l.unwrap();
-        if let Some(rest) = l.strip_prefix("listening: ") {
-            let (name, addr) = rest.split_once(' ').unwrap();
-            addrs.insert(
-                name.to_string(),
-                addr.parse::<std::net::SocketAddr>().unwrap(),
-            );
-        }
-        if l.starts_with("ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let school_sub = addrs["school/submission"];
-    let webmail_pop = addrs["webmail/pop3"];
+    let s = TestServer::start_lab(&lab);
     submit(
-        school_sub,
+        s.addr("school/submission"),
         ("usr1@school.test", "pass1"),
         &["usr1@webmail.test"],
         "Subject: lab\n\nfrom school to webmail\n",
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let mut got = String::new();
-    while std::time::Instant::now() < deadline {
-        let mut c = Client::connect(webmail_pop);
-        let _greeting = c.line();
+    let one_message = || {
+        let mut c = Pop::connect(s.addr("webmail/pop3"));
         c.send("USER usr1@webmail.test");
         let _ = c.line();
         c.send("PASS pass1");
         let _ = c.line();
         c.send("STAT");
-        got = c.line().unwrap_or_default();
+        let got = c.line().unwrap_or_default();
         c.send("QUIT");
-        if got.starts_with("+OK 1 ") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        got.starts_with("+OK 1 "),
-        "webmail's usr1 should have one message: {got}"
-    );
+        got.starts_with("+OK 1 ")
+    };
+    s.wait_for(15, "webmail's usr1 to have one message", one_message);
 }
 
 /// Issue 13: with a live and a dead peer and many messages, the runner once started an
@@ -408,13 +340,11 @@ fn many_messages_to_a_live_and_a_dead_peer_arrive_exactly_once_and_all_are_tried
     const N: usize = 600;
     let bport = free_port();
     let dead = free_port();
-    let b = server_b(bport, "");
-    let a = server_a(
-        bport,
-        &format!(
-            "\"dead.test\" = \"127.0.0.1:{dead}\"\n[queue]\nretry = [\"1h\"]\nconnect_timeout = \"2s\"\n"
-        ),
-    );
+    let b = server_b(bport).start();
+    let a = server_a(bport)
+        .route("dead.test", dead)
+        .table("queue", QUEUE_SLOW)
+        .start();
     a.python(&format!(
         r#"
 import os, smtplib

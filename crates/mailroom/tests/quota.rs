@@ -3,11 +3,11 @@
 //! with `NO [OVERQUOTA]`, deleting makes room again, the CLI sets and shows quotas, and mail
 //! to the postmaster and the server's own bounces get through to a full mailbox.
 
-mod common;
-mod imap_support;
+mod support;
 
-use common::{Client, TestServer, ALICE, BOB, CAROL};
-use imap_support::{msg, Imap};
+use support::cli::{stderr, stdout};
+use support::imap::{msg, Imap};
+use support::{smtp, Client, TestServer, ALICE, BOB, CAROL};
 
 const QUOTA_4K: &str = "[limits]\naccount_quota = \"4K\"\n";
 
@@ -24,9 +24,7 @@ fn sized(subject: &str, size: usize) -> String {
 
 /// Opens an SMTP transaction from `from`, optionally declaring SIZE=.
 fn transaction(s: &TestServer, from: &str, size: Option<u64>) -> Client {
-    let mut c = Client::connect(s.smtp());
-    c.expect_code(220);
-    c.cmd("EHLO test.example", 250);
+    let mut c = smtp::hello(s.smtp(), "test.example");
     let param = size.map(|n| format!(" SIZE={n}")).unwrap_or_default();
     c.cmd(&format!("MAIL FROM:<{from}>{param}"), 250);
     c
@@ -41,17 +39,9 @@ fn quota_line(used: u64, limit_kib: u64) -> String {
     format!("* QUOTA \"\" (STORAGE {} {limit_kib})", used.div_ceil(1024))
 }
 
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
 #[test]
 fn full_mailbox_over_smtp_imap_and_the_cli() {
-    let s = imap_support::start_with(QUOTA_4K);
+    let s = support::imap::start_with(QUOTA_4K);
 
     // Fill bob: accepted while under the limit (the size is not known at RCPT), then refused.
     let mut accepted = 0;
@@ -71,7 +61,7 @@ fn full_mailbox_over_smtp_imap_and_the_cli() {
         }
         assert_eq!(r.code, 250, "{r:?}");
         c.cmd("DATA", 354);
-        c.send_raw(common::wire_body(&sized(&format!("fill {accepted}"), 1500)).as_bytes());
+        c.send_raw(support::wire_body(&sized(&format!("fill {accepted}"), 1500)).as_bytes());
         c.cmd(".", 250);
         accepted += 1;
     }
@@ -88,7 +78,7 @@ fn full_mailbox_over_smtp_imap_and_the_cli() {
     assert!(r.text().starts_with("4.2.2 "), "{r:?}");
     c.cmd(&format!("RCPT TO:<{}>", ALICE.0), 250);
     c.cmd("DATA", 354);
-    c.send_raw(common::wire_body(&sized("for alice only", 500)).as_bytes());
+    c.send_raw(support::wire_body(&sized("for alice only", 500)).as_bytes());
     c.cmd(".", 250);
     c.cmd("QUIT", 221);
     let alice = s.inbox(ALICE.0);
@@ -265,7 +255,7 @@ M.logout()
 
 #[test]
 fn accounts_without_a_limit_have_no_quota_root() {
-    let s = imap_support::start_with(
+    let s = support::imap::start_with(
         "[[accounts]]\naddress = \"dave@example.test\"\npassword = \"davepw\"\nquota = \"1M\"\n",
     );
     s.deliver("x@far.test", &[BOB.0], &sized("one", 600));
@@ -352,7 +342,7 @@ fn postmaster_aliases_and_bounces() {
     c.cmd("RCPT TO:<Postmaster>", 250);
     c.cmd("RCPT TO:<postmaster@example.test>", 250);
     c.cmd("DATA", 354);
-    c.send_raw(common::wire_body("Subject: your server\r\n\r\nhello\r\n").as_bytes());
+    c.send_raw(support::wire_body("Subject: your server\r\n\r\nhello\r\n").as_bytes());
     c.cmd(".", 250);
     c.cmd("QUIT", 221);
     let bob = s.inbox(BOB.0);
@@ -360,7 +350,7 @@ fn postmaster_aliases_and_bounces() {
     assert!(String::from_utf8_lossy(&bob[1]).contains("Subject: your server"));
 
     // Bob, full, sends mail that bounces: the bounce reaches him all the same.
-    common::submit(
+    support::submit(
         s.submission(),
         BOB,
         &["someone@nowhere.test"],

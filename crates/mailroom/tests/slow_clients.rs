@@ -2,16 +2,15 @@
 //! hold a connection slot for ever, and drippers from one address must not keep anyone else
 //! out. The idle timeout is a deadline per command line (and per message body, with a minimum
 //! data rate), not a timer per socket read that every byte re-arms.
-mod common;
-mod imap_support;
+mod support;
 
-use common::*;
+use support::*;
 
 /// Drippers from 127.0.0.2 on every listener (more than the per-address cap), a DATA dripper
 /// from 127.0.0.3, and meanwhile a normal SMTP, POP3 and IMAP session from 127.0.0.1.
 #[test]
 fn drippers_are_cut_off_and_never_keep_others_out() {
-    let s = imap_support::start_with(
+    let s = support::imap::start_with(
         "[limits]\nidle_timeout = \"2s\"\npop3_idle_timeout = \"2s\"\nmax_connections_per_ip = 4\nmin_data_rate = 1000\n",
     );
     let out = s.python(

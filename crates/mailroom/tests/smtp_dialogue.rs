@@ -1,6 +1,6 @@
 //! Raw-socket transcripts: what a person at telnet types, and every error path.
-mod common;
-use common::*;
+mod support;
+use support::*;
 
 #[test]
 fn the_classic_auth_login_dialogue() {

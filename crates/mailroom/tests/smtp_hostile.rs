@@ -1,15 +1,14 @@
 //! Hostile and heavy input: smuggling, over-long lines, NUL bytes, limits, load, crashes.
 //! Each case: the right reply, nothing lost, and the server keeps serving.
-mod common;
-use common::*;
+mod support;
 use std::time::Duration;
+use support::*;
 
-fn start_transaction(c: &mut Client) {
-    c.expect_code(220);
-    c.cmd("EHLO attacker.test", 250);
-    c.cmd("MAIL FROM:<a@far.test>", 250);
-    c.cmd("RCPT TO:<bob@example.test>", 250);
+/// A transaction to bob after DATA's 354: the message text comes next.
+fn start_transaction(addr: std::net::SocketAddr) -> Client {
+    let mut c = smtp::transaction(addr, "attacker.test", "a@far.test", &[BOB.0]);
     c.cmd("DATA", 354);
+    c
 }
 
 /// CVE-2023-51764 shapes: the smuggled second message must never be stored.
@@ -21,8 +20,7 @@ fn smtp_smuggling_variants_never_split_a_transaction() {
         .iter()
         .enumerate()
     {
-        let mut c = Client::connect(s.smtp());
-        start_transaction(&mut c);
+        let mut c = start_transaction(s.smtp());
         let payload = format!("Subject: legit {i}\r\n\r\nhello{sep}{smuggled}.\r\n");
         c.send_raw(payload.as_bytes());
         let r = c.reply();
@@ -55,8 +53,7 @@ fn smtp_smuggling_variants_never_split_a_transaction() {
 #[test]
 fn bare_lf_lines_are_normalized_to_crlf() {
     let s = TestServer::start();
-    let mut c = Client::connect(s.smtp());
-    start_transaction(&mut c);
+    let mut c = start_transaction(s.smtp());
     c.send_raw(b"Subject: netcat\n\nline one\nline two\r\n.\r\n");
     c.expect_code(250);
     let m = s.inbox(BOB.0);
@@ -163,8 +160,7 @@ fn size_limits() {
 #[test]
 fn a_ten_mebibyte_message() {
     let s = TestServer::start();
-    let mut c = Client::connect(s.smtp());
-    start_transaction(&mut c);
+    let mut c = start_transaction(s.smtp());
     let line = format!("{}\r\n", "0123456789abcdef".repeat(4)); // 66 octets
     let n = 10 * 1024 * 1024 / line.len() + 1;
     let mut body = b"Subject: ten MiB\r\n\r\n".to_vec();
@@ -290,8 +286,7 @@ fn fifty_concurrent_sessions_all_delivered() {
 #[test]
 fn kill_9_right_after_250_loses_nothing() {
     let mut s = TestServer::start();
-    let mut c = Client::connect(s.smtp());
-    start_transaction(&mut c);
+    let mut c = start_transaction(s.smtp());
     c.send_raw(b"Subject: durable\r\n\r\nmust survive\r\n.\r\n");
     c.expect_code(250);
     s.kill9();
@@ -331,8 +326,7 @@ fn sigterm_lets_the_session_finish_and_exits_cleanly() {
 #[test]
 fn loops_are_stopped() {
     let s = TestServer::start_with("[limits]\nmax_hops = 5\n", &[]);
-    let mut c = Client::connect(s.smtp());
-    start_transaction(&mut c);
+    let mut c = start_transaction(s.smtp());
     let mut msg = String::new();
     for i in 0..5 {
         msg.push_str(&format!(

@@ -1,6 +1,6 @@
 //! Python's smtplib against a running server: what real client libraries see.
-mod common;
-use common::*;
+mod support;
+use support::*;
 
 #[test]
 fn ehlo_advertises_extensions() {

@@ -2,10 +2,9 @@
 //! the per-connection failure limit, one log line per failure with the address and never the
 //! password, and the same reply for an unknown user and a wrong password.
 
-mod common;
-mod tls_support;
+mod support;
 
-use tls_support::{python_tls, tls_server};
+use support::tls::{python_tls, tls_server};
 
 /// Each new connection from the same address waits longer after a failure: the delay doubles
 /// per failure from the address (capped at 8x), whatever the connection.

@@ -2,13 +2,12 @@
 //! server's self-signed certificate, and the outbound queue's STARTTLS (opportunistic, and per
 //! route `require_tls` / `verify` / `ca`).
 
-mod agent_common;
-mod common;
-mod tls_support;
+mod support;
 
-use agent_common::mailroom;
-use common::*;
-use tls_support::{cert_path, tls_server};
+use support::cli::mailroom;
+use support::peers::{self, ALICE_A, BOB_B};
+use support::tls::{cert_path, tls_server};
+use support::*;
 
 #[test]
 fn agent_send_and_read_over_tls_with_ca() {
@@ -218,41 +217,20 @@ fn agent_verifies_certificates_by_default() {
     assert_eq!(r.code, 0, "{}", r.all());
 }
 
-const ALICE_A: (&str, &str) = ("alice@a.test", "alicepw");
-const BOB_B: (&str, &str) = ("bob@b.test", "bobpw");
-
+/// B (b.test: bob) with an SMTP listener (and the self-signed certificate every server makes).
 fn server_b() -> TestServer {
-    TestServer::start_raw(&format!(
-        r#"hostname = "mx.b.test"
-data_dir = "{{data}}"
-[listen]
-smtp = "127.0.0.1:0"
-[[accounts]]
-address = "{b}"
-password = "{bp}"
-"#,
-        b = BOB_B.0,
-        bp = BOB_B.1,
-    ))
+    peers::server_b().listen(&["smtp"]).start()
 }
 
+/// A (a.test: alice) with a submission listener, routing b.test by `route` (TOML) and not
+/// retrying within the test.
 fn server_a(route: &str) -> TestServer {
-    TestServer::start_raw(&format!(
-        r#"hostname = "mx.a.test"
-data_dir = "{{data}}"
-[listen]
-submission = "127.0.0.1:0"
-[[accounts]]
-address = "{a}"
-password = "{ap}"
-[routes]
-"b.test" = {route}
-[queue]
-retry = ["1h"]
-"#,
-        a = ALICE_A.0,
-        ap = ALICE_A.1,
-    ))
+    peers::server_a()
+        .accounts(&[ALICE_A])
+        .listen(&["submission"])
+        .route_to("b.test", route)
+        .table("queue", "retry = [\"1h\"]")
+        .start()
 }
 
 /// The queue upgrades with STARTTLS when the peer offers it: B records ESMTPS.

@@ -1,10 +1,9 @@
 //! IMAP over TLS: STARTTLS (RFC 9051 §6.2.1), implicit TLS (RFC 8314), the injection defence
 //! and the `auth_require_tls` policy (LOGINDISABLED, PRIVACYREQUIRED).
 
-mod common;
-mod tls_support;
+mod support;
 
-use tls_support::{python_tls, tls_server};
+use support::tls::{python_tls, tls_server};
 
 /// imaplib: STARTTLS is offered, starttls() upgrades, it is no longer offered, login and FETCH work.
 #[test]
@@ -12,7 +11,7 @@ fn imaplib_starttls_login_fetch() {
     let s = tls_server("", "");
     s.deliver(
         "x@remote.test",
-        &[common::ALICE.0],
+        &[support::ALICE.0],
         "Subject: one\n\nbody one\n",
     );
     python_tls(

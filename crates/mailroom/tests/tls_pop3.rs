@@ -1,10 +1,9 @@
 //! POP3 over TLS: STLS (RFC 2595 §4), implicit TLS (RFC 8314), the injection defence and the
 //! `auth_require_tls` policy.
 
-mod common;
-mod tls_support;
+mod support;
 
-use tls_support::{cert_path, python_tls, tls_server};
+use support::tls::{cert_path, python_tls, tls_server};
 
 /// poplib: CAPA lists STLS; stls(); CAPA no longer lists it; USER/PASS and RETR work.
 #[test]
@@ -12,7 +11,7 @@ fn poplib_stls_login_retr() {
     let s = tls_server("", "");
     s.deliver(
         "x@remote.test",
-        &[common::ALICE.0],
+        &[support::ALICE.0],
         "Subject: one\n\nbody one\n",
     );
     python_tls(
@@ -40,7 +39,7 @@ fn pop3_ssl_implicit() {
     let s = tls_server("", "");
     s.deliver(
         "x@remote.test",
-        &[common::ALICE.0],
+        &[support::ALICE.0],
         "Subject: one\n\nbody one\n",
     );
     python_tls(
@@ -63,7 +62,7 @@ fn curl_ssl_reqd_pop3() {
     let s = tls_server("", "");
     s.deliver(
         "x@remote.test",
-        &[common::ALICE.0],
+        &[support::ALICE.0],
         "Subject: one\n\nbody one\n",
     );
     let out = std::process::Command::new("curl")
@@ -72,7 +71,7 @@ fn curl_ssl_reqd_pop3() {
         .arg(format!("pop3://127.0.0.1:{}/1", s.pop3().port()))
         .args([
             "--user",
-            &format!("{}:{}", common::ALICE.0, common::ALICE.1),
+            &format!("{}:{}", support::ALICE.0, support::ALICE.1),
         ])
         .output()
         .expect("run curl");

@@ -1,10 +1,9 @@
 //! SMTP over TLS: STARTTLS on both listeners (RFC 3207), implicit-TLS submission (RFC 8314),
 //! the STARTTLS injection defence (CVE-2011-0411) and the `auth_require_tls` policy.
 
-mod common;
-mod tls_support;
+mod support;
 
-use tls_support::{cert_path, python_tls, tls_server};
+use support::tls::{cert_path, python_tls, tls_server};
 
 /// smtplib: EHLO shows STARTTLS (and AUTH, from loopback); after starttls() the EHLO shows AUTH
 /// but no STARTTLS; login() and send; the Received header says ESMTPSA (RFC 3848).
@@ -40,7 +39,7 @@ m.sendmail("x@remote.test", [BOB], "Subject: mx tls\r\n\r\nhi\r\n")
 m.quit()
 "#,
     );
-    let inbox = s.inbox(common::BOB.0);
+    let inbox = s.inbox(support::BOB.0);
     assert_eq!(inbox.len(), 2);
     let first = String::from_utf8_lossy(&inbox[0]);
     assert!(first.contains("with ESMTPSA id"), "{first}");
@@ -64,7 +63,7 @@ c.sendmail(ALICE, [BOB], "Subject: implicit\r\n\r\nhello\r\n")
 c.quit()
 "#,
     );
-    let inbox = s.inbox(common::BOB.0);
+    let inbox = s.inbox(support::BOB.0);
     assert_eq!(inbox.len(), 1);
     assert!(String::from_utf8_lossy(&inbox[0]).contains("with ESMTPSA id"));
 }
@@ -83,10 +82,15 @@ fn curl_ssl_reqd_submission() {
         .args(["-sS", "--ssl-reqd", "--cacert"])
         .arg(cert_path(&s))
         .arg(format!("smtp://127.0.0.1:{}/pc1", s.submission().port()))
-        .args(["--mail-from", common::ALICE.0, "--mail-rcpt", common::BOB.0])
+        .args([
+            "--mail-from",
+            support::ALICE.0,
+            "--mail-rcpt",
+            support::BOB.0,
+        ])
         .args([
             "--user",
-            &format!("{}:{}", common::ALICE.0, common::ALICE.1),
+            &format!("{}:{}", support::ALICE.0, support::ALICE.1),
         ])
         .arg("--upload-file")
         .arg(&msg)
@@ -98,7 +102,7 @@ fn curl_ssl_reqd_submission() {
         String::from_utf8_lossy(&out.stderr),
         s.log_text()
     );
-    assert_eq!(s.inbox(common::BOB.0).len(), 1);
+    assert_eq!(s.inbox(support::BOB.0).len(), 1);
 }
 
 /// CVE-2011-0411: `STARTTLS\r\nRSET\r\n` in one write. The RSET arrived in clear before TLS;
@@ -154,7 +158,7 @@ c.sendmail(ALICE, [BOB], "Subject: after tls\r\n\r\nok\r\n")
 c.quit()
 "#,
     );
-    assert_eq!(s.inbox(common::BOB.0).len(), 1);
+    assert_eq!(s.inbox(support::BOB.0).len(), 1);
 }
 
 /// The self-signed certificate is made once and reused after a restart.

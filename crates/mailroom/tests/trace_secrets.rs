@@ -3,63 +3,20 @@
 //! server with every trace on, and the server log is searched for each secret and its
 //! base64 while the masked line is still there to read.
 
-mod common;
-mod imap_support;
-mod pop3_support;
+mod support;
 
-use common::{b64, Client, TestServer, ALICE, BOB, CAROL};
-use imap_support::Imap;
-use pop3_support::Pop;
+use support::imap::Imap;
+use support::pop3::Pop;
+use support::{b64, Client, ServerConfig, TestServer, ALICE, BOB, CAROL};
 
 /// Every listener, every trace on (what `--trace` switches on), fast failure delays.
 fn traced_server() -> TestServer {
-    TestServer::start_raw(&format!(
-        r#"hostname = "mx.example.test"
-data_dir = "{{data}}"
-domains = ["example.test"]
-
-[listen]
-smtp = "127.0.0.1:0"
-submission = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-
-[trace]
-smtp = true
-submission = true
-pop3 = true
-imap = true
-
-[limits]
-auth_failure_delay = "10ms"
-max_auth_failures = 100
-
-[[accounts]]
-address = "{a}"
-password = "{ap}"
-
-[[accounts]]
-address = "{b}"
-password = "{bp}"
-
-[[accounts]]
-address = "{c}"
-password = "{cp}"
-"#,
-        a = ALICE.0,
-        ap = ALICE.1,
-        b = BOB.0,
-        bp = BOB.1,
-        c = CAROL.0,
-        cp = CAROL.1,
-    ))
-}
-
-/// Waits until the log holds `line` (the trace is written by the server's tasks).
-fn wait_for_line(s: &TestServer, line: &str) {
-    s.wait_for(10, &format!("the trace line {line:?}"), || {
-        s.log_text().contains(line)
-    });
+    let all = ["smtp", "submission", "pop3", "imap"];
+    ServerConfig::example()
+        .listen(&all)
+        .trace(&all)
+        .limits("auth_failure_delay = \"10ms\"\nmax_auth_failures = 100")
+        .start()
 }
 
 /// Asserts that no secret, nor its base64, is anywhere in the server log.
@@ -96,7 +53,7 @@ fn smtp_auth_lines_that_do_not_parse_are_masked() {
     let r = c.cmd("AUTHSmtp5-glued-Fy3w", 500);
     assert!(r.text().contains("'AUTH ****'"), "{r:?}");
     c.cmd("QUIT", 221);
-    wait_for_line(&s, "] C: QUIT");
+    s.wait_for_log("] C: QUIT");
     let log = s.log_text();
     for masked in [
         "] C: AUTH PLAIN ****\n",
@@ -147,7 +104,7 @@ fn pop3_pass_apop_and_auth_lines_are_masked() {
     let e = p.err("PASSPop4-glued-Cz8r");
     assert!(e.contains("'PASS ****'"), "{e}");
     p.ok("QUIT");
-    wait_for_line(&s, "] C: QUIT");
+    s.wait_for_log("] C: QUIT");
     let log = s.log_text();
     for masked in [
         "] C: PASS ****\n",
@@ -237,7 +194,7 @@ fn imap_login_and_authenticate_lines_are_masked_parsed_or_not() {
     let r = i.raw(&format!("LOGIN {} {untagged_pw}", ALICE.0));
     assert!(r.starts_with("* BAD "), "{r}");
     i.ok("LOGOUT");
-    wait_for_line(&s, "LOGOUT");
+    s.wait_for_log("LOGOUT");
     let log = s.log_text();
     for masked in [
         format!("] C: {tag} LOGIN ****\n"),

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mail_builder::headers::address::Address;
 use mail_builder::MessageBuilder;
 
-use super::common::AgentError;
+use super::failure::AgentError;
 
 /// An address with an optional display name: `Alice <alice@example.test>` or
 /// `alice@example.test`.

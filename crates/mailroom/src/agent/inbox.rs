@@ -2,44 +2,91 @@
 //! `--folder` or `--protocol imap`) from scripts. The same actions and output either way;
 //! over IMAP, listing and reading change no flags (EXAMINE, BODY.PEEK).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use mailroom_client::imap::FlagOp;
-use mailroom_client::pop3::{Pop3Client, Pop3Error};
+use mailroom_client::pop3::Pop3Error;
 
-use super::common::{self, imap_failure, pop3_failure, AgentError, Failure, Service};
+use super::args::CommonArgs;
+use super::compose::Mailbox;
+use super::connect::{imap_login, list_messages, pop3_login, runtime};
+use super::failure::{imap_failure, pop3_failure, AgentError, Failure};
+use super::servers::{server_addr, Service};
 use super::show;
-use super::{InboxAction, InboxArgs, Protocol};
 
-/// Connects and logs in (USER/PASS, or APOP with `--apop`).
-pub async fn login(
-    server: &str,
-    user: &str,
-    password: &str,
-    apop: bool,
-    common_args: &common::CommonArgs,
-    trace_to_stdout: bool,
-) -> Result<(Pop3Client, String), AgentError> {
-    let trace = common::tracer(common_args.trace, trace_to_stdout);
-    let tls = common_args.tls_mode()?;
-    let mut c = Pop3Client::open(server, common_args.timeout(), trace, tls.implicit())
-        .await
-        .map_err(|e| pop3_failure(e, false, user))?;
-    if let common::TlsMode::StartTls(t) = &tls {
-        c.stls(t).await.map_err(|e| pop3_failure(e, false, user))?;
-    }
-    let r = if apop {
-        c.apop(user, password).await
-    } else {
-        c.user_pass(user, password).await
-    }
-    .map_err(|e| pop3_failure(e, true, user))?;
-    Ok((c, r.to_string()))
+/// `mailroom inbox ...`: list, read and delete messages over POP3 (or IMAP).
+#[derive(Debug, clap::Args)]
+pub struct InboxArgs {
+    /// Your address, which is also your login name (required; before or after the action).
+    #[arg(
+        short = 'e',
+        long = "user",
+        visible_alias = "email",
+        value_name = "ADDRESS",
+        global = true
+    )]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// POP3 server (default: listen.pop3 of the config, else 127.0.0.1:2110).
+    #[arg(long, value_name = "HOST:PORT", global = true)]
+    pub pop3: Option<String>,
+    /// Log in with APOP (RFC 1939 §7) instead of USER/PASS.
+    #[arg(long, global = true)]
+    pub apop: bool,
+    /// Read over IMAP from this server instead of POP3 (default with --protocol imap:
+    /// listen.imap of the config, else 127.0.0.1:2143).
+    #[arg(long, value_name = "HOST:PORT", global = true)]
+    pub imap: Option<String>,
+    /// The IMAP folder to read (implies IMAP; default INBOX).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub folder: Option<String>,
+    /// pop3 (the default) or imap; --imap or --folder choose imap too.
+    #[arg(long, value_enum, global = true)]
+    pub protocol: Option<Protocol>,
+    #[command(subcommand)]
+    pub action: InboxAction,
+    /// The server config file; filled in from the top-level `--config` (not a flag here).
+    #[arg(skip)]
+    pub config: Option<PathBuf>,
+}
+
+/// The protocol `mailroom inbox` reads with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    Pop3,
+    Imap,
+}
+
+/// What `mailroom inbox` does.
+#[derive(Debug, clap::Subcommand)]
+pub enum InboxAction {
+    /// List the messages: number, size, sender, subject (`--json` for scripts).
+    List {
+        /// One JSON array: number, size, uid, from, to, subject, date, message_id.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show message N decoded (headers, text, attachments), or `--raw` as the server sent it.
+    Read {
+        number: u32,
+        /// The octets exactly as the server sent them (byte-unstuffed).
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Save the attachments of message N into DIR (never overwriting a file).
+    Save { number: u32, dir: PathBuf },
+    /// Delete messages (all or none: if one number is refused, nothing is deleted).
+    Delete {
+        #[arg(required = true)]
+        numbers: Vec<u32>,
+    },
 }
 
 pub fn run(args: InboxArgs) -> Result<ExitCode, AgentError> {
     let user = match &args.user {
-        Some(u) => super::compose::Mailbox::parse(u)?.address,
+        Some(u) => Mailbox::parse(u)?.address,
         None => {
             return Err(AgentError::local(
                 "give your address with -e ADDRESS (it is also the login name)",
@@ -59,14 +106,14 @@ pub fn run(args: InboxArgs) -> Result<ExitCode, AgentError> {
         ));
     }
     let (server, _) = if imap {
-        common::server_addr(
+        server_addr(
             Service::Imap.with_tls(args.common.tls),
             &args.imap,
             &args.config,
             &user,
         )?
     } else {
-        common::server_addr(
+        server_addr(
             Service::Pop3.with_tls(args.common.tls),
             &args.pop3,
             &args.config,
@@ -82,13 +129,14 @@ pub fn run(args: InboxArgs) -> Result<ExitCode, AgentError> {
         }
     }
     let password = args.common.password(&user)?;
-    let rt = common::runtime().map_err(|e| AgentError::local(e.to_string()))?;
+    let rt = runtime().map_err(|e| AgentError::local(e.to_string()))?;
     if imap {
         let folder = args.folder.as_deref().unwrap_or("INBOX");
         return rt.block_on(run_imap(&args, &server, &user, &password, folder));
     }
     rt.block_on(async {
-        let (mut c, _) = login(&server, &user, &password, args.apop, &args.common, false).await?;
+        let (mut c, _) =
+            pop3_login(&server, &user, &password, args.apop, &args.common, false).await?;
         let fail = |e| pop3_failure(e, false, &user);
         match &args.action {
             InboxAction::List { json } => {
@@ -202,7 +250,7 @@ async fn run_imap(
     password: &str,
     folder: &str,
 ) -> Result<ExitCode, AgentError> {
-    let (mut c, _) = super::imap::login(server, user, password, &args.common, false).await?;
+    let (mut c, _) = imap_login(server, user, password, &args.common, false).await?;
     let fail = |e| imap_failure(e, false, user);
     let read_only = !matches!(args.action, InboxAction::Delete { .. });
     let sel = c.select(folder, read_only).await.map_err(fail)?;
@@ -222,7 +270,7 @@ async fn run_imap(
     };
     match &args.action {
         InboxAction::List { json } => {
-            let list = super::imap::list_messages(&mut c).await.map_err(fail)?;
+            let list = list_messages(&mut c).await.map_err(fail)?;
             let _ = c.logout().await;
             let rows: Vec<Row> = list
                 .into_iter()
@@ -303,26 +351,17 @@ fn print_table(rows: &[Row]) {
     );
     for r in rows {
         let flags = match &r.flags {
-            Some(f) => format!("{:<4} ", super::imap::flag_letters(f)),
+            Some(f) => format!("{:<4} ", show::flag_letters(f)),
             None => String::new(),
         };
         println!(
             "{:>4} {flags}{:>8}  {:<32}  {}",
             r.number,
             r.size,
-            truncate(&r.summary.from, 32),
+            show::truncate(&r.summary.from, 32),
             r.summary.subject
         );
     }
-}
-
-pub(super) fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        return s.to_string();
-    }
-    let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-    t.push('…');
-    t
 }
 
 fn print_json(rows: &[Row]) {

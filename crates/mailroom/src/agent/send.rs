@@ -1,5 +1,5 @@
 //! Sending one message: connect, EHLO, AUTH, one transaction, QUIT — shared by the
-//! interactive `smtp` command and `mailroom send`.
+//! interactive `smtp` command and `mailroom send` (whose arguments, [`SendArgs`], are here).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,9 +8,59 @@ use std::time::Duration;
 use mailroom_client::smtp::{SendOutcome, SmtpClient, SmtpReply};
 use mailroom_client::TraceFn;
 
-use super::common::{self, smtp_failure, AgentError, Failure, Service, SmtpPhase};
+use super::args::{CommonArgs, TlsMode};
 use super::compose::{read_attachments, Draft, Mailbox};
-use super::SendArgs;
+use super::connect::{helo_name, runtime, tracer};
+use super::failure::{smtp_failure, AgentError, Failure, SmtpPhase};
+use super::servers::{server_addr, Service};
+
+/// `mailroom send`: send one message.
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// The sender (From: and MAIL FROM); defaults to --user.
+    #[arg(long, value_name = "ADDRESS")]
+    pub from: Option<String>,
+    /// A recipient; repeat it or separate addresses with commas. "Name <addr>" works too.
+    #[arg(long, value_name = "ADDRESS")]
+    pub to: Vec<String>,
+    /// A Cc recipient (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub cc: Vec<String>,
+    /// A Bcc recipient (repeatable): in the envelope only, never in a header.
+    #[arg(long, value_name = "ADDRESS")]
+    pub bcc: Vec<String>,
+    /// The subject (any language: it is encoded per RFC 2047).
+    #[arg(long, short = 's')]
+    pub subject: Option<String>,
+    /// Attach a file (repeatable).
+    #[arg(long, short = 'a', value_name = "PATH")]
+    pub attach: Vec<PathBuf>,
+    /// The text of the message (else --body-file, else stdin).
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Read the text from this file ("-" for stdin).
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<PathBuf>,
+    /// Login name for AUTH; defaults to the --from address.
+    #[arg(
+        short = 'e',
+        long = "user",
+        visible_alias = "email",
+        value_name = "ADDRESS"
+    )]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// SMTP server (default: listen.submission of the config, else 127.0.0.1:2587).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub smtp: Option<String>,
+    /// Send without AUTH (to an MX port that accepts mail for its own users).
+    #[arg(long)]
+    pub no_auth: bool,
+    /// The server config file; filled in from the top-level `--config` (not a flag here).
+    #[arg(skip)]
+    pub config: Option<PathBuf>,
+}
 
 /// Where and as whom to send.
 pub struct SmtpTarget {
@@ -19,7 +69,7 @@ pub struct SmtpTarget {
     pub login: Option<(String, String)>,
     pub timeout: Duration,
     pub trace: Option<TraceFn>,
-    pub tls: common::TlsMode,
+    pub tls: TlsMode,
 }
 
 /// What happened to one recipient.
@@ -85,13 +135,13 @@ pub async fn send_message(
     .await
     .map_err(|e| fail(e, SmtpPhase::Connect))?;
     progress(format!("connected to {}: {}", c.server(), c.greeting()));
-    c.hello(&common::helo_name())
+    c.hello(&helo_name())
         .await
         .map_err(|e| fail(e, SmtpPhase::Hello))?;
-    if let common::TlsMode::StartTls(tls) = &target.tls {
+    if let TlsMode::StartTls(tls) = &target.tls {
         if !c.extensions().starttls {
             return Err(AgentError::new(
-                common::Failure::Connect,
+                Failure::Connect,
                 format!(
                     "the SMTP server {} does not offer STARTTLS (RFC 3207); nothing was sent",
                     c.server()
@@ -101,7 +151,7 @@ pub async fn send_message(
         c.starttls(tls)
             .await
             .map_err(|e| fail(e, SmtpPhase::Hello))?;
-        c.hello(&common::helo_name())
+        c.hello(&helo_name())
             .await
             .map_err(|e| fail(e, SmtpPhase::Hello))?;
     }
@@ -136,12 +186,11 @@ pub fn smtp_target(
     config: &Option<PathBuf>,
     no_auth: bool,
     user: &str,
-    common_args: &common::CommonArgs,
+    common_args: &CommonArgs,
     trace_to_stdout: bool,
 ) -> Result<SmtpTarget, AgentError> {
     let tls = common_args.tls_mode()?;
-    let (server, _) =
-        common::server_addr(Service::Smtp.with_tls(common_args.tls), smtp, config, user)?;
+    let (server, _) = server_addr(Service::Smtp.with_tls(common_args.tls), smtp, config, user)?;
     let login = if no_auth {
         None
     } else {
@@ -151,7 +200,7 @@ pub fn smtp_target(
         server,
         login,
         timeout: common_args.timeout(),
-        trace: common::tracer(common_args.trace, trace_to_stdout),
+        trace: tracer(common_args.trace, trace_to_stdout),
         tls,
     })
 }
@@ -212,7 +261,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode, AgentError> {
         &args.common,
         false,
     )?;
-    let rt = common::runtime().map_err(|e| AgentError::local(e.to_string()))?;
+    let rt = runtime().map_err(|e| AgentError::local(e.to_string()))?;
     let outcome = rt.block_on(send_message(
         &target,
         &from.address,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use mail_parser::{Address, Message, MessageParser, MimeHeaders};
 use mailroom_client::trace::printable;
 
-use super::common::AgentError;
+use super::failure::AgentError;
 
 fn parse(raw: &[u8]) -> Option<Message<'_>> {
     MessageParser::default().parse(raw)
@@ -236,6 +236,31 @@ pub fn json_string(s: &str) -> String {
     out
 }
 
+/// `N` for a message without `\Seen`, then `D` (\Deleted), `F` (\Flagged), `A` (\Answered):
+/// the compact flags column of mail readers.
+pub fn flag_letters(flags: &[String]) -> String {
+    let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
+    let mut s = String::new();
+    s.push(if has("\\Seen") { ' ' } else { 'N' });
+    for (flag, letter) in [("\\Deleted", 'D'), ("\\Flagged", 'F'), ("\\Answered", 'A')] {
+        if has(flag) {
+            s.push(letter);
+        }
+    }
+    s
+}
+
+/// `s` cut to `n` characters, the last one an ellipsis when anything was cut (a column of a
+/// listing).
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +300,15 @@ mod tests {
     fn escapes_terminal_controls() {
         let r = render(b"Subject: a\x1b[2Jb\r\n\r\nbody\x07\r\n");
         assert!(!r.contains('\x1b') && !r.contains('\x07'), "{r:?}");
+    }
+
+    #[test]
+    fn flag_letters_column() {
+        let f = |v: &[&str]| flag_letters(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(f(&[]), "N");
+        assert_eq!(f(&["\\Seen"]), " ");
+        assert_eq!(f(&["\\Seen", "\\Deleted", "\\Answered"]), " DA");
+        assert_eq!(f(&["\\Flagged"]), "NF");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Reading mail over IMAP (RFC 9051): the `imap` sub-prompt of `mailroom agent`, and the
-//! login and listing that `mailroom inbox --imap` shares with it.
+//! The `imap` command of the agent: logs in over IMAP (RFC 9051), selects INBOX and runs the
+//! `imap:FOLDER>>>` prompt: folders, flags, search, copy and move, expunge, append, IDLE.
 //!
 //! Message numbers are IMAP sequence numbers, as POP3's are: 1 is the oldest message of the
 //! selected folder. Where a command takes several messages it also takes an IMAP sequence set
@@ -12,66 +12,14 @@ use mailroom_client::imap::parse::StatusText;
 use mailroom_client::imap::{Fetched, FlagOp, ImapClient, ImapError};
 use mailroom_client::trace::printable;
 
-use super::common::{self, imap_failure, AgentError};
-use super::interactive::{fail, Flow, Session};
-use super::show;
-
-/// What a listing fetches: enough for number, flags, size, sender, subject and date, without
-/// setting `\Seen` (BODY.PEEK, RFC 9051 §6.4.5).
-pub const LIST_ITEMS: &str =
-    "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])";
-
-/// Connects (plain, implicit TLS, or STARTTLS), logs in with LOGIN and selects `folder`
-/// (EXAMINE, read-only, with `read_only`). Returns the client and the login's tagged OK.
-pub async fn login(
-    server: &str,
-    user: &str,
-    password: &str,
-    common_args: &common::CommonArgs,
-    trace_to_stdout: bool,
-) -> Result<(ImapClient, StatusText), AgentError> {
-    let trace = common::tracer(common_args.trace, trace_to_stdout);
-    let tls = common_args.tls_mode()?;
-    let mut c = ImapClient::open(server, common_args.timeout(), trace, tls.implicit())
-        .await
-        .map_err(|e| imap_failure(e, false, user))?;
-    if let common::TlsMode::StartTls(t) = &tls {
-        c.starttls(t)
-            .await
-            .map_err(|e| imap_failure(e, false, user))?;
-    }
-    let ok = c
-        .login(user, password)
-        .await
-        .map_err(|e| imap_failure(e, true, user))?;
-    Ok((c, ok))
-}
-
-/// The listing of every message in the selected folder (nothing is fetched when it is empty:
-/// `1:*` would then name no message).
-pub async fn list_messages(c: &mut ImapClient) -> Result<Vec<Fetched>, ImapError> {
-    if c.selected().map(|s| s.exists).unwrap_or(0) == 0 {
-        return Ok(Vec::new());
-    }
-    c.fetch("1:*", LIST_ITEMS).await
-}
-
-/// `N` for a message without `\Seen`, then `D` (\Deleted), `F` (\Flagged), `A` (\Answered):
-/// the compact flags column of mail readers.
-pub fn flag_letters(flags: &[String]) -> String {
-    let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
-    let mut s = String::new();
-    s.push(if has("\\Seen") { ' ' } else { 'N' });
-    for (flag, letter) in [("\\Deleted", 'D'), ("\\Flagged", 'F'), ("\\Answered", 'A')] {
-        if has(flag) {
-            s.push(letter);
-        }
-    }
-    s
-}
+use super::{fail, run_sub_prompt, server_of, CommandFailure, Flow, Session, SubPrompt};
+use crate::agent::args::message_number;
+use crate::agent::connect::{imap_login, list_messages};
+use crate::agent::failure::{imap_failure, AgentError};
+use crate::agent::show;
 
 /// A sequence set typed by a person: numbers, `a:b` ranges, `*`, separated by commas.
-pub fn message_set(s: &str) -> Result<String, AgentError> {
+fn message_set(s: &str) -> Result<String, AgentError> {
     let bad = || {
         AgentError::local(format!(
             "'{s}' is not a message number or set (3, 1,4 or 2:5, as list shows them)"
@@ -93,7 +41,7 @@ pub fn message_set(s: &str) -> Result<String, AgentError> {
 
 /// A flag as typed: `seen`, `\Seen`, `flagged`, ... become the system flags (RFC 9051
 /// §2.3.2); other words are keywords, which must be atoms.
-pub fn flag_name(w: &str) -> Result<String, AgentError> {
+fn flag_name(w: &str) -> Result<String, AgentError> {
     let bare = w.trim_start_matches('\\');
     let system = ["Seen", "Answered", "Flagged", "Deleted", "Draft"]
         .into_iter()
@@ -118,7 +66,7 @@ pub fn flag_name(w: &str) -> Result<String, AgentError> {
     Ok(w.to_string())
 }
 
-pub(super) const IMAP_COMMANDS: &str =
+const IMAP_COMMANDS: &str =
     "folders select list read raw save flag unflag delete undelete expunge search copy move create rmfolder append noop idle quit";
 
 fn imap_help() {
@@ -149,16 +97,16 @@ fn imap_help() {
 
 /// `imap`: log in, select INBOX, then the sub-prompt `imap:FOLDER>>> ` (`imap>>> ` while no
 /// folder is selected).
-pub(super) fn session(s: &mut Session) -> Result<Flow, AgentError> {
+pub(super) fn command(s: &mut Session) -> Result<Flow, AgentError> {
     let imap = s.imap.clone();
-    let Some(server) = super::interactive::server_of(s, &imap) else {
+    let Some(server) = server_of(s, &imap) else {
         return Ok(Flow::Continue);
     };
     let login = {
         let (server, user, password) = (server.clone(), s.user.clone(), s.password.clone());
         let common_args = s.common.clone();
         s.rt.block_on(async move {
-            let (mut c, ok) = login(&server, &user, &password, &common_args, true).await?;
+            let (mut c, ok) = imap_login(&server, &user, &password, &common_args, true).await?;
             let sel = c
                 .select("INBOX", false)
                 .await
@@ -188,17 +136,17 @@ pub(super) fn session(s: &mut Session) -> Result<Flow, AgentError> {
             return Ok(Flow::Continue);
         }
     };
-    println!("Logged in to {server}. Commands: {IMAP_COMMANDS} (help).");
-    super::interactive::run_sub_prompt(s, ImapPrompt(c))
+    run_sub_prompt(s, &server, ImapPrompt(c))
 }
 
 struct ImapPrompt(ImapClient);
 
-impl super::interactive::SubPrompt for ImapPrompt {
+impl SubPrompt for ImapPrompt {
     type Reply = StatusText;
     const PROTOCOL: &'static str = "IMAP";
     const AGAIN: &'static str = "imap";
     const QUIT: &'static str = "LOGOUT";
+    const COMMANDS: &'static str = IMAP_COMMANDS;
 
     /// `imap:FOLDER>>> `, or `imap>>> ` while no folder is selected.
     fn prompt(&self) -> String {
@@ -278,7 +226,7 @@ fn logout(s: &mut Session, c: ImapClient) {
     }
 }
 
-type ImapFailure = super::interactive::CommandFailure<StatusText>;
+type ImapFailure = CommandFailure<StatusText>;
 
 fn arg<'a>(args: &[&'a str], i: usize, usage: &str) -> Result<&'a str, AgentError> {
     args.get(i)
@@ -287,7 +235,7 @@ fn arg<'a>(args: &[&'a str], i: usize, usage: &str) -> Result<&'a str, AgentErro
 }
 
 fn number(args: &[&str], usage: &str) -> Result<u32, AgentError> {
-    common::message_number(arg(args, 0, usage)?)
+    message_number(arg(args, 0, usage)?)
 }
 
 /// The rest of the typed line after the command word and `skip` arguments (a folder name may
@@ -419,9 +367,9 @@ fn one(
                 println!(
                     "{:>4} {:<4} {:>8}  {:<32}  {}",
                     f.seq,
-                    flag_letters(f.flags.as_deref().unwrap_or(&[])),
+                    show::flag_letters(f.flags.as_deref().unwrap_or(&[])),
                     f.size.unwrap_or(0),
-                    super::inbox::truncate(&sum.from, 32),
+                    show::truncate(&sum.from, 32),
                     sum.subject
                 );
             }
@@ -618,7 +566,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sets_flags_and_letters() {
+    fn sets_and_flags() {
         assert_eq!(message_set("3").ok().as_deref(), Some("3"));
         assert_eq!(message_set("1,3:5,7:*").ok().as_deref(), Some("1,3:5,7:*"));
         for bad in ["", "0", "a", "1,,2", "1:", "-1", "1 2", "(1)"] {
@@ -630,11 +578,6 @@ mod tests {
         for bad in ["\\Recent", "a(b", "x\"", "\\Foo"] {
             assert!(flag_name(bad).is_err(), "{bad}");
         }
-        let f = |v: &[&str]| flag_letters(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(f(&[]), "N");
-        assert_eq!(f(&["\\Seen"]), " ");
-        assert_eq!(f(&["\\Seen", "\\Deleted", "\\Answered"]), " DA");
-        assert_eq!(f(&["\\Flagged"]), "NF");
     }
 
     #[test]

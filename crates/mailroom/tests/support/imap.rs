@@ -1,53 +1,26 @@
-//! Shared pieces of the IMAP integration tests: a server with an IMAP listener and a raw
-//! IMAP client that reads tagged transcripts.
-#![allow(dead_code)]
+//! IMAP helpers: a server with an IMAP listener, [`Imap`], a raw client that reads tagged
+//! transcripts, and a message to deliver.
 
 use std::net::SocketAddr;
 
-use crate::common::{Client, TestServer, ALICE, BOB, CAROL};
+use super::{Client, ServerConfig, TestServer};
+
+/// The config of [`start`]: SMTP, POP3 and IMAP listeners, the IMAP trace on, the usual
+/// three accounts.
+pub fn config() -> ServerConfig {
+    ServerConfig::example()
+        .listen(&["smtp", "pop3", "imap"])
+        .trace(&["imap"])
+}
 
 /// A server with SMTP, POP3 and IMAP listeners and the usual three accounts.
 pub fn start() -> TestServer {
-    start_with("")
+    config().start()
 }
 
-/// `extra` is appended to the config (a `[limits]` table, say).
+/// As [`start`]; `extra` is appended to the config (a `[limits]` table, say).
 pub fn start_with(extra: &str) -> TestServer {
-    let config = format!(
-        r#"hostname = "mx.example.test"
-data_dir = "{{data}}"
-domains = ["example.test"]
-
-[listen]
-smtp = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-
-[trace]
-imap = true
-
-[[accounts]]
-address = "{a}"
-password = "{ap}"
-
-[[accounts]]
-address = "{b}"
-password = "{bp}"
-
-[[accounts]]
-address = "{c}"
-password = "{cp}"
-
-{extra}
-"#,
-        a = ALICE.0,
-        ap = ALICE.1,
-        b = BOB.0,
-        bp = BOB.1,
-        c = CAROL.0,
-        cp = CAROL.1,
-    );
-    TestServer::start_raw(&config)
+    config().extra(extra).start()
 }
 
 /// A raw IMAP client: sends tagged commands and collects the lines up to the tagged reply.
@@ -113,6 +86,44 @@ impl Imap {
         let (t, u) = self.cmd(command);
         assert!(t.split(' ').nth(1) == Some("OK"), "{command}: {t} / {u:?}");
         u
+    }
+
+    /// Sends `tag` + `head` + a non-synchronizing literal (LITERAL+) + `tail`, returns the
+    /// reply.
+    pub fn with_literal(
+        &mut self,
+        tag: &str,
+        head: &str,
+        literal: &[u8],
+        tail: &str,
+    ) -> (String, Vec<String>) {
+        let mut b = format!("{tag} {head}{{{}+}}\r\n", literal.len()).into_bytes();
+        b.extend_from_slice(literal);
+        b.extend_from_slice(tail.as_bytes());
+        b.extend_from_slice(b"\r\n");
+        self.c.send_raw(&b);
+        self.until_tag(tag)
+    }
+
+    /// APPEND `message` to `mailbox` with a synchronizing literal (the octets only after the
+    /// server's `+`). Returns the answer without its tag (`OK [APPENDUID ...] ...`, `NO ...`),
+    /// also when the server refuses the literal before it is sent.
+    pub fn append(&mut self, mailbox: &str, message: &[u8]) -> String {
+        let tag = self.next_tag();
+        self.c
+            .send(&format!("{tag} APPEND {mailbox} {{{}}}", message.len()));
+        let l = self.c.line().expect("answer to APPEND");
+        let answer = if l.starts_with('+') {
+            self.c.send_raw(message);
+            self.c.send_raw(b"\r\n");
+            self.until_tag(&tag).0
+        } else {
+            l
+        };
+        answer
+            .strip_prefix(&format!("{tag} "))
+            .map(str::to_string)
+            .unwrap_or(answer)
     }
 }
 

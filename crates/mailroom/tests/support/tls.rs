@@ -1,53 +1,30 @@
-//! Shared by the tls_*.rs tests: a server with every TLS listener, and Python preludes.
-#![allow(dead_code)]
+//! TLS helpers (the tls_*.rs tests and the agent's TLS client): a server with every
+//! listener, implicit-TLS ones included, the self-signed certificate it made, and Python
+//! preludes with an SSL context that trusts it.
 
-use crate::common::{TestServer, ALICE, BOB, CAROL};
+use super::{ServerConfig, TestServer, ALICE, BOB};
 
-/// A server like the harness default plus the implicit-TLS listeners; `top` goes before the
-/// tables (e.g. `auth_require_tls = true`), `limits` into `[limits]`.
+/// A server like the harness default plus IMAP and the implicit-TLS listeners; `top` goes
+/// before the tables (e.g. `auth_require_tls = true`), `limits` into `[limits]`.
 pub fn tls_server(top: &str, limits: &str) -> TestServer {
-    TestServer::start_raw(&format!(
-        r#"hostname = "mx.example.test"
-data_dir = "{{data}}"
-domains = ["example.test"]
-{top}
-
-[listen]
-smtp = "127.0.0.1:0"
-submission = "127.0.0.1:0"
-submissions = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-pop3s = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-imaps = "127.0.0.1:0"
-
-[limits]
-{limits}
-
-[[accounts]]
-address = "{a}"
-password = "{ap}"
-
-[[accounts]]
-address = "{b}"
-password = "{bp}"
-
-[[accounts]]
-address = "{c}"
-password = "{cp}"
-"#,
-        a = ALICE.0,
-        ap = ALICE.1,
-        b = BOB.0,
-        bp = BOB.1,
-        c = CAROL.0,
-        cp = CAROL.1,
-    ))
+    ServerConfig::example()
+        .top(top)
+        .listen(&[
+            "smtp",
+            "submission",
+            "submissions",
+            "pop3",
+            "pop3s",
+            "imap",
+            "imaps",
+        ])
+        .limits(limits)
+        .start()
 }
 
 /// The self-signed certificate the server made in its data directory.
 pub fn cert_path(s: &TestServer) -> std::path::PathBuf {
-    s.dir.path().join("data").join("tls").join("cert.pem")
+    s.data_dir().join("tls").join("cert.pem")
 }
 
 /// Runs a Python script with `ctx` (an SSL context trusting the server's certificate, with

@@ -1,11 +1,12 @@
-//! Helpers shared by the POP3 integration tests: a byte-exact POP3 client and message builders.
-#![allow(dead_code)]
+//! POP3 helpers: [`Pop`], a byte-exact client (it keeps every octet, where [`super::Client`]
+//! trims line ends), with `try_` forms for load that expects failures; and a message to
+//! deliver.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A raw POP3 client that keeps every octet (Client in common/ trims line ends).
+/// A raw POP3 client.
 pub struct Pop {
     pub stream: TcpStream,
     reader: BufReader<TcpStream>,
@@ -15,16 +16,7 @@ pub struct Pop {
 impl Pop {
     /// Connects and reads the greeting (asserting +OK).
     pub fn connect(addr: SocketAddr) -> Pop {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let reader = BufReader::new(stream.try_clone().expect("clone"));
-        let mut p = Pop {
-            stream,
-            reader,
-            greeting: String::new(),
-        };
+        let mut p = Pop::open(addr).expect("connect");
         let g = p.line().expect("greeting");
         assert!(g.starts_with("+OK "), "greeting: {g:?}");
         p.greeting = g;
@@ -39,6 +31,27 @@ impl Pop {
         p
     }
 
+    /// Connects within 5 s; every read waits at most 30 s.
+    fn open(addr: SocketAddr) -> io::Result<Pop> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(Pop {
+            stream,
+            reader,
+            greeting: String::new(),
+        })
+    }
+
+    /// Connects and logs in with USER/PASS; a reply other than +OK is an error.
+    pub fn try_login(addr: SocketAddr, user: (&str, &str)) -> io::Result<Pop> {
+        let mut p = Pop::open(addr)?;
+        p.greeting = p.try_ok_line()?;
+        p.try_ok(&format!("USER {}", user.0))?;
+        p.try_ok(&format!("PASS {}", user.1))?;
+        Ok(p)
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");
     }
@@ -49,12 +62,20 @@ impl Pop {
 
     /// One raw line including its CRLF; None on EOF.
     pub fn raw_line(&mut self) -> Option<Vec<u8>> {
-        let mut buf = Vec::new();
-        match self.reader.read_until(b'\n', &mut buf) {
-            Ok(0) => None,
-            Ok(_) => Some(buf),
+        match self.try_raw_line() {
+            Ok(l) => Some(l),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => None,
             Err(e) => panic!("read failed: {e}"),
         }
+    }
+
+    /// One raw line including its CRLF; EOF is `UnexpectedEof`.
+    fn try_raw_line(&mut self) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        if self.reader.read_until(b'\n', &mut buf)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(buf)
     }
 
     /// One line without its CRLF (asserting it ends in CRLF); None on EOF.
@@ -62,6 +83,25 @@ impl Pop {
         let raw = self.raw_line()?;
         assert!(raw.ends_with(b"\r\n"), "line without CRLF: {raw:?}");
         Some(String::from_utf8(raw[..raw.len() - 2].to_vec()).expect("utf8 reply"))
+    }
+
+    /// One line without its line end (lossy UTF-8).
+    fn try_line(&mut self) -> io::Result<String> {
+        let mut raw = self.try_raw_line()?;
+        while raw.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            raw.pop();
+        }
+        Ok(String::from_utf8_lossy(&raw).into_owned())
+    }
+
+    /// The next line if it is +OK, else the line as an error.
+    fn try_ok_line(&mut self) -> io::Result<String> {
+        let line = self.try_line()?;
+        if line.starts_with("+OK") {
+            Ok(line)
+        } else {
+            Err(io::Error::other(line))
+        }
     }
 
     /// Sends a command and returns the status line, asserting +OK.
@@ -72,6 +112,12 @@ impl Pop {
             .unwrap_or_else(|| panic!("closed after {cmd:?}"));
         assert!(l.starts_with("+OK"), "after {cmd:?}: {l:?}");
         l
+    }
+
+    /// Sends a command; its +OK status line, or what came instead as the error.
+    pub fn try_ok(&mut self, cmd: &str) -> io::Result<String> {
+        self.stream.write_all(format!("{cmd}\r\n").as_bytes())?;
+        self.try_ok_line()
     }
 
     /// Sends a command and returns the status line, asserting -ERR.
@@ -116,6 +162,20 @@ impl Pop {
         (status, body.lines().map(String::from).collect())
     }
 
+    /// Sends a command expecting a multi-line +OK response; its lines (stuffing undone, line
+    /// ends removed), or the first error.
+    pub fn try_list(&mut self, cmd: &str) -> io::Result<Vec<String>> {
+        self.try_ok(cmd)?;
+        let mut out = Vec::new();
+        loop {
+            let l = self.try_line()?;
+            if l == "." {
+                return Ok(out);
+            }
+            out.push(l.strip_prefix('.').map(String::from).unwrap_or(l));
+        }
+    }
+
     /// RETR n: (status line, message octets as the client sees them).
     pub fn retr(&mut self, n: usize) -> (String, Vec<u8>) {
         let status = self.ok(&format!("RETR {n}"));
@@ -142,66 +202,9 @@ impl Pop {
     }
 }
 
-/// A small RFC 5322 message with the given subject and body lines.
+/// A small RFC 5322 message from bob to alice with the given subject and body lines.
 pub fn message(subject: &str, body: &str) -> String {
     format!(
         "From: <bob@example.test>\r\nTo: <alice@example.test>\r\nSubject: {subject}\r\n\r\n{body}\r\n"
     )
-}
-
-/// Waits until `f` is true (polling), or panics after `secs`.
-pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// Stores `raw` straight into an account's INBOX (the server may be running): for mailboxes
-/// too big or too many to send over SMTP in a test.
-pub fn store_directly(
-    dir: &std::path::Path,
-    address: &str,
-    raws: impl IntoIterator<Item = Vec<u8>>,
-) {
-    use mailroom_store::MailStore;
-    let store = mailroom_store::sqlite::SqliteStore::open(&dir.join("data")).expect("open store");
-    let acct = store
-        .find_account(address)
-        .expect("find")
-        .expect("account exists");
-    for raw in raws {
-        store
-            .deliver(mailroom_store::Delivery {
-                local_message: raw,
-                local: vec![acct.id],
-                outbound: None,
-            })
-            .expect("deliver");
-    }
-    store.shutdown();
-}
-
-/// The server's peak resident memory in KiB (VmHWM).
-pub fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
-}
-
-/// The server's current resident memory in KiB (VmRSS).
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
 }
