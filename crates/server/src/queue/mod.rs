@@ -432,6 +432,8 @@ impl Runner {
                 Direction::Client => "C",
                 Direction::Server => "S",
             };
+            // The client escapes what the peer sent already; the same rule as the sessions'.
+            let line = crate::conn::escape_controls(line);
             tracing::info!(target: "mailroom::trace", "[queue {id}] {who}: {line}");
         }))
     }
