@@ -31,3 +31,120 @@ fn trace_escapes_control_characters() {
         );
     }
 }
+
+/// A server with SMTP, submission, POP3 and IMAP on ephemeral ports; `extra` is appended.
+fn start_full(extra: &str) -> TestServer {
+    TestServer::start_raw(&format!(
+        r#"hostname = "mx.example.test"
+data_dir = "{{data}}"
+domains = ["example.test"]
+
+[listen]
+smtp = "127.0.0.1:0"
+submission = "127.0.0.1:0"
+pop3 = "127.0.0.1:0"
+imap = "127.0.0.1:0"
+
+[[accounts]]
+address = "alice@example.test"
+password = "secret"
+
+[[accounts]]
+address = "bob@example.test"
+password = "hunter2"
+
+{extra}
+"#
+    ))
+}
+
+/// Item 1: `DATA`, `Dit is de body.`, `.` typed at telnet on the MX. Every reader sees the
+/// text as the body: IMAP BODY[TEXT], POP3 TOP 0 (the header section alone), and Python's
+/// email package.
+#[test]
+fn a_message_typed_without_headers_keeps_its_body() {
+    let s = start_full("");
+    let mut c = Client::connect(s.smtp());
+    c.expect_code(220);
+    c.cmd("HELO pc1", 250);
+    c.cmd("MAIL FROM:<student@pc1.test>", 250);
+    c.cmd("RCPT TO:<bob@example.test>", 250);
+    c.cmd("DATA", 354);
+    c.send("Dit is de body.");
+    c.cmd(".", 250);
+    c.cmd("QUIT", 221);
+
+    let stored = s.inbox("bob@example.test");
+    assert_eq!(stored.len(), 1);
+    let text = String::from_utf8_lossy(&stored[0]).into_owned();
+    assert!(text.ends_with("\r\n\r\nDit is de body.\r\n"), "{text:?}");
+
+    // POP3 TOP 1 0: the header section and the empty line, none of the student's text.
+    let mut p = Client::connect(s.pop3());
+    assert!(p.line().unwrap_or_default().starts_with("+OK"));
+    for l in ["USER bob@example.test", "PASS hunter2", "TOP 1 0"] {
+        p.send(l);
+        let r = p.line().unwrap_or_default();
+        assert!(r.starts_with("+OK"), "{l}: {r}");
+    }
+    let mut top = Vec::new();
+    loop {
+        let l = p.line().expect("TOP lines");
+        if l == "." {
+            break;
+        }
+        top.push(l);
+    }
+    assert_eq!(top.last().map(String::as_str), Some(""), "{top:?}");
+    assert!(!top.iter().any(|l| l.contains("Dit is")), "{top:?}");
+
+    let out = s.python(
+        r#"
+import os, imaplib, email
+M = imaplib.IMAP4(os.environ["HOST"], int(os.environ["IMAP_PORT"]))
+M.login("bob@example.test", "hunter2")
+M.select("INBOX")
+typ, data = M.fetch("1", "(BODY.PEEK[TEXT])")
+assert typ == "OK", data
+print("TEXT", repr(data[0][1]))
+typ, data = M.fetch("1", "(RFC822)")
+msg = email.message_from_bytes(data[0][1])
+print("PAYLOAD", repr(msg.get_payload()))
+print("DEFECTS", len(msg.defects))
+M.logout()
+"#,
+    );
+    assert!(out.contains("TEXT b'Dit is de body.\\r\\n'"), "{out}");
+    assert!(out.contains("PAYLOAD 'Dit is de body.\\r\\n'"), "{out}");
+    assert!(out.contains("DEFECTS 0"), "{out}");
+}
+
+/// Item 1 on submission, with smtplib as a lab program would send it: a body and no header
+/// lines. The stored message gets Date, Message-ID and From (the authenticated sender) and
+/// the empty line; a message with its own headers is stored byte-exact behind the prefix.
+#[test]
+fn submission_completes_a_message_without_headers() {
+    let s = start_full("");
+    s.python(
+        r#"
+import os, smtplib
+c = smtplib.SMTP(os.environ["HOST"], int(os.environ["SUBMISSION_PORT"]))
+c.login("alice@example.test", "secret")
+c.sendmail("alice@example.test", ["bob@example.test"], "Dit is de body.\r\n")
+c.sendmail("alice@example.test", ["bob@example.test"], "Subject: own\r\nX-Kept:  as  typed \r\n\r\nbody\r\n")
+c.quit()
+"#,
+    );
+    let stored = s.inbox("bob@example.test");
+    assert_eq!(stored.len(), 2);
+    let first = String::from_utf8_lossy(&stored[0]).into_owned();
+    let (headers, body) = first.split_once("\r\n\r\n").expect("an empty line");
+    assert_eq!(body, "Dit is de body.\r\n");
+    for field in ["\r\nDate: ", "\r\nMessage-ID: <", "\r\nFrom: <alice@example.test>"] {
+        assert!(headers.contains(field), "{field:?} missing: {headers}");
+    }
+    let own = b"Subject: own\r\nX-Kept:  as  typed \r\n\r\nbody\r\n";
+    assert!(stored[1].ends_with(own), "{}", String::from_utf8_lossy(&stored[1]));
+    let second = String::from_utf8_lossy(&stored[1]).into_owned();
+    assert!(second.contains("\r\nFrom: <alice@example.test>\r\nSubject: own"), "{second}");
+}

@@ -271,6 +271,132 @@ async fn data_unstuffs_dots_and_stores_the_message_exactly() {
     );
 }
 
+/// The stored message of one transaction on `kind` whose data is `data` (CRLF lines, no
+/// final dot), sent by `auth` (submission) or from bob@elsewhere.test (MX), to alice.
+async fn store_one(h: &Harness, kind: ListenerKind, auth: bool, data: &str) -> Vec<u8> {
+    let mut c = connect_to(h, kind).await;
+    ehlo(&mut c).await;
+    let from = if auth {
+        let r = cmd(
+            &mut c,
+            &format!("AUTH PLAIN {}", plain("bob@example.test", "bob-secret")),
+        )
+        .await;
+        assert_eq!(r, "235 2.7.0 Authentication successful");
+        "bob@example.test"
+    } else {
+        "bob@elsewhere.test"
+    };
+    let before = h.inbox("alice@example.test").len();
+    assert!(cmd(&mut c, &format!("MAIL FROM:<{from}>"))
+        .await
+        .starts_with("250 "));
+    assert!(cmd(&mut c, "RCPT TO:<alice@example.test>")
+        .await
+        .starts_with("250 "));
+    assert!(cmd(&mut c, "DATA").await.starts_with("354 "));
+    c.send(format!("{data}.\r\n")).await;
+    let r = c.line().await;
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    let stored = h.inbox("alice@example.test");
+    assert_eq!(stored.len(), before + 1);
+    stored[before].clone()
+}
+
+/// Header section and body of a stored message, split at the first empty line.
+fn split_message(m: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(m).into_owned();
+    match text.split_once("\r\n\r\n") {
+        Some((h, b)) => (format!("{h}\r\n"), b.to_string()),
+        None => (text, String::new()),
+    }
+}
+
+/// A message typed with no header lines (`DATA`, `Dit is de body.`, `.`): the MX puts the
+/// empty line that ends the header section between its trace headers and the text (RFC 5322
+/// §2.1), so the text is the body; nothing else is added.
+#[tokio::test]
+async fn data_without_headers_gets_the_empty_line_on_the_mx() {
+    let h = Harness::new(|_| {});
+    let m = store_one(&h, ListenerKind::Smtp, false, "Dit is de body.\r\n").await;
+    let (headers, body) = split_message(&m);
+    assert_eq!(body, "Dit is de body.\r\n");
+    assert!(
+        headers.starts_with("Return-Path: <bob@elsewhere.test>\r\nReceived: "),
+        "{headers}"
+    );
+    assert!(
+        !headers.contains("Date:") && !headers.contains("From:"),
+        "{headers}"
+    );
+    // Text that only looks like a header further down stays in the body.
+    let m = store_one(
+        &h,
+        ListenerKind::Smtp,
+        false,
+        "Hello\r\nSubject: not a header\r\n",
+    )
+    .await;
+    assert_eq!(split_message(&m).1, "Hello\r\nSubject: not a header\r\n");
+    // An empty message: a header section and an empty body.
+    let m = store_one(&h, ListenerKind::Smtp, false, "").await;
+    assert!(m.ends_with(b"\r\n\r\n"), "{}", String::from_utf8_lossy(&m));
+    assert_eq!(split_message(&m).1, "");
+}
+
+/// On submission the same message also gets Date, Message-ID and From (the authenticated
+/// sender), before the empty line (RFC 6409 §8).
+#[tokio::test]
+async fn data_without_headers_is_completed_on_submission() {
+    let h = Harness::new(|_| {});
+    let m = store_one(&h, ListenerKind::Submission, true, "Dit is de body.\r\n").await;
+    let (headers, body) = split_message(&m);
+    assert_eq!(body, "Dit is de body.\r\n");
+    assert!(headers.contains("\r\nDate: "), "{headers}");
+    assert!(headers.contains("\r\nMessage-ID: <"), "{headers}");
+    assert!(
+        headers.ends_with("\r\nFrom: <bob@example.test>\r\n"),
+        "{headers}"
+    );
+}
+
+/// A message that starts with header fields is stored byte-exact behind the prefix, on both
+/// listeners; submission adds only the fields that are missing.
+#[tokio::test]
+async fn data_with_headers_stays_byte_exact() {
+    let h = Harness::new(|_| {});
+    let data = "Subject: hi\r\nFrom: Bob <bob@example.test>\r\n\r\nbody\r\n";
+    let m = store_one(&h, ListenerKind::Smtp, false, data).await;
+    assert!(m.ends_with(data.as_bytes()));
+    let prefix = String::from_utf8_lossy(&m[..m.len() - data.len()]).into_owned();
+    assert!(!prefix.contains("\r\n\r\n"), "{prefix}");
+    let m = store_one(&h, ListenerKind::Submission, true, data).await;
+    assert!(m.ends_with(data.as_bytes()));
+    let prefix = String::from_utf8_lossy(&m[..m.len() - data.len()]).into_owned();
+    assert!(
+        prefix.contains("Date: ") && prefix.contains("Message-ID: "),
+        "{prefix}"
+    );
+    assert!(
+        !prefix.contains("From:"),
+        "the message has its own From: {prefix}"
+    );
+    // Headers without a body, and a body after an empty header section: as sent.
+    for data in [
+        "Subject: only headers\r\n",
+        "\r\nbody after an empty line\r\n",
+    ] {
+        let m = store_one(&h, ListenerKind::Smtp, false, data).await;
+        assert!(
+            m.ends_with(data.as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&m)
+        );
+        let prefix = String::from_utf8_lossy(&m[..m.len() - data.len()]).into_owned();
+        assert!(!prefix.contains("\r\n\r\n"), "{prefix}");
+    }
+}
+
 /// BDAT (RFC 3030): chunks are counted, the last one stores the message, and the octets are
 /// kept as sent (no dot handling).
 #[tokio::test]
