@@ -148,3 +148,98 @@ c.quit()
     let second = String::from_utf8_lossy(&stored[1]).into_owned();
     assert!(second.contains("\r\nFrom: <alice@example.test>\r\nSubject: own"), "{second}");
 }
+
+/// Item 7: short user names with no `domains` in the config (as the embedded default has
+/// none): POP3 `USER alice`, IMAP `LOGIN alice`, SMTP AUTH PLAIN with `alice` (smtplib). Once
+/// a second alice exists in another domain, the logins fail and SMTP and POP3 say to use the
+/// full address.
+#[test]
+fn short_user_names_work_when_they_name_one_account() {
+    let s = TestServer::start_raw(
+        r#"hostname = "mx.example.test"
+data_dir = "{data}"
+
+[listen]
+smtp = "127.0.0.1:0"
+submission = "127.0.0.1:0"
+pop3 = "127.0.0.1:0"
+imap = "127.0.0.1:0"
+
+[[accounts]]
+address = "alice@example.test"
+password = "secret"
+
+[[accounts]]
+address = "bob@example.test"
+password = "hunter2"
+"#,
+    );
+    let pop3_login = |user: &str, pass: &str| -> String {
+        let mut p = Client::connect(s.pop3());
+        assert!(p.line().unwrap_or_default().starts_with("+OK"));
+        p.send(&format!("USER {user}"));
+        assert!(p.line().unwrap_or_default().starts_with("+OK"));
+        p.send(&format!("PASS {pass}"));
+        let r = p.line().unwrap_or_default();
+        p.send("QUIT");
+        let _ = p.line();
+        r
+    };
+    assert_eq!(
+        pop3_login("alice", "secret"),
+        "+OK alice@example.test has 0 messages (0 octets)"
+    );
+    let out = s.python(
+        r#"
+import os, smtplib, imaplib
+c = smtplib.SMTP(os.environ["HOST"], int(os.environ["SUBMISSION_PORT"]))
+print("SMTP", c.login("alice", "secret"))
+c.sendmail("alice@example.test", ["bob@example.test"], "Subject: short\r\n\r\nhi\r\n")
+c.quit()
+M = imaplib.IMAP4(os.environ["HOST"], int(os.environ["IMAP_PORT"]))
+print("IMAP", M.login("bob", "hunter2")[0])
+M.select("INBOX")
+print("COUNT", len(M.search(None, "ALL")[1][0].split()))
+M.logout()
+"#,
+    );
+    assert!(out.contains("SMTP (235"), "{out}");
+    assert!(out.contains("IMAP OK"), "{out}");
+    assert!(out.contains("COUNT 1"), "{out}");
+
+    // A second alice, added while the server runs.
+    let added = s.cli(&["user", "add", "alice@school.test"], "other\n");
+    assert!(added.status.success(), "{added:?}");
+    let r = pop3_login("alice", "secret");
+    assert!(
+        r.starts_with("-ERR [AUTH] the user name alice is not unique here")
+            && r.contains("full address"),
+        "{r}"
+    );
+    let mut c = Client::connect(s.submission());
+    c.expect_code(220);
+    c.cmd("EHLO pc1", 250);
+    let r = c.cmd(&format!("AUTH PLAIN {}", common::b64("\0alice\0secret")), 535);
+    assert!(r.text().contains("log in with your full address"), "{r:?}");
+    c.cmd(
+        &format!("AUTH PLAIN {}", common::b64("\0alice@example.test\0secret")),
+        235,
+    );
+    let out = s.python(
+        r#"
+import os, imaplib
+M = imaplib.IMAP4(os.environ["HOST"], int(os.environ["IMAP_PORT"]))
+try:
+    M.login("alice", "secret")
+    print("LOGGED IN")
+except imaplib.IMAP4.error as e:
+    print("NO", e)
+print("FULL", M.login("alice@school.test", "other")[0])
+"#,
+    );
+    assert!(out.contains("NO ") && out.contains("FULL OK"), "{out}");
+    assert_eq!(
+        pop3_login("alice@school.test", "other"),
+        "+OK alice@school.test has 0 messages (0 octets)"
+    );
+}

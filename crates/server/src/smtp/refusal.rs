@@ -24,6 +24,9 @@ pub(super) enum Refusal {
     AuthMalformed(&'static str),
     AuthUnknownMechanism(String),
     AuthFailed,
+    /// A user name without `@` that several accounts have: a failed login that asks for the
+    /// full address.
+    AuthAmbiguous(String),
     /// The password could not be checked now (RFC 4954 §6: 454 4.7.0); not a failed login
     /// and not a client error.
     AuthTemporary,
@@ -119,6 +122,12 @@ impl Refusal {
                 format!("Unrecognized authentication mechanism {m}; use AUTH PLAIN or AUTH LOGIN"),
             ),
             AuthFailed => Reply::new(535, "5.7.8", "Authentication credentials invalid"),
+            // RFC 4954 §6: 535 5.7.8 for credentials that do not authenticate; the text says why.
+            AuthAmbiguous(name) => Reply::new(
+                535,
+                "5.7.8",
+                format!("Authentication credentials invalid: the user name {name} is not unique here (several domains have it); log in with your full address, like {name}@your.domain"),
+            ),
             AuthTemporary => Reply::new(
                 454,
                 "4.7.0",

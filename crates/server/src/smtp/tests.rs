@@ -502,6 +502,54 @@ async fn auth_plain_success_and_failure() {
     );
 }
 
+/// AUTH with a short user name: the one account called alice, whatever the config's
+/// domains; with a second alice elsewhere, 535 with a text that asks for the full address.
+#[tokio::test]
+async fn auth_with_a_short_user_name() {
+    let h = Harness::new(|c| c.domains.clear());
+    let mut c = connect_to(&h, ListenerKind::Submission).await;
+    ehlo(&mut c).await;
+    assert_eq!(
+        cmd(
+            &mut c,
+            &format!("AUTH PLAIN {}", plain("alice", "alice-secret"))
+        )
+        .await,
+        "235 2.7.0 Authentication successful"
+    );
+    // Logged in as the account: MAIL FROM is its full address.
+    assert_eq!(
+        cmd(&mut c, "MAIL FROM:<alice@example.test>").await,
+        "250 2.1.0 Sender <alice@example.test> ok"
+    );
+    let hash = mailroom_store::password::hash_password("other").expect("hash");
+    h.shared
+        .store
+        .add_account("alice@school.test", &hash)
+        .expect("second alice");
+    let mut c = connect_to(&h, ListenerKind::Submission).await;
+    ehlo(&mut c).await;
+    assert_eq!(
+        cmd(&mut c, &format!("AUTH PLAIN {}", plain("alice", "alice-secret"))).await,
+        "535 5.7.8 Authentication credentials invalid: the user name alice is not unique here (several domains have it); log in with your full address, like alice@your.domain"
+    );
+    // AUTH LOGIN as the lab sheets type it.
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    assert_eq!(cmd(&mut c, "AUTH LOGIN").await, "334 VXNlcm5hbWU6");
+    assert_eq!(cmd(&mut c, &b64("alice")).await, "334 UGFzc3dvcmQ6");
+    assert!(cmd(&mut c, &b64("other"))
+        .await
+        .contains("is not unique here"));
+    assert_eq!(
+        cmd(
+            &mut c,
+            &format!("AUTH PLAIN {}", plain("alice@school.test", "other"))
+        )
+        .await,
+        "235 2.7.0 Authentication successful"
+    );
+}
+
 #[tokio::test]
 async fn auth_login_and_cancel() {
     let h = Harness::new(|_| {});
