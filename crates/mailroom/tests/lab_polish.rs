@@ -140,13 +140,24 @@ c.quit()
     let first = String::from_utf8_lossy(&stored[0]).into_owned();
     let (headers, body) = first.split_once("\r\n\r\n").expect("an empty line");
     assert_eq!(body, "Dit is de body.\r\n");
-    for field in ["\r\nDate: ", "\r\nMessage-ID: <", "\r\nFrom: <alice@example.test>"] {
+    for field in [
+        "\r\nDate: ",
+        "\r\nMessage-ID: <",
+        "\r\nFrom: <alice@example.test>",
+    ] {
         assert!(headers.contains(field), "{field:?} missing: {headers}");
     }
     let own = b"Subject: own\r\nX-Kept:  as  typed \r\n\r\nbody\r\n";
-    assert!(stored[1].ends_with(own), "{}", String::from_utf8_lossy(&stored[1]));
+    assert!(
+        stored[1].ends_with(own),
+        "{}",
+        String::from_utf8_lossy(&stored[1])
+    );
     let second = String::from_utf8_lossy(&stored[1]).into_owned();
-    assert!(second.contains("\r\nFrom: <alice@example.test>\r\nSubject: own"), "{second}");
+    assert!(
+        second.contains("\r\nFrom: <alice@example.test>\r\nSubject: own"),
+        "{second}"
+    );
 }
 
 /// Item 7: short user names with no `domains` in the config (as the embedded default has
@@ -219,7 +230,10 @@ M.logout()
     let mut c = Client::connect(s.submission());
     c.expect_code(220);
     c.cmd("EHLO pc1", 250);
-    let r = c.cmd(&format!("AUTH PLAIN {}", common::b64("\0alice\0secret")), 535);
+    let r = c.cmd(
+        &format!("AUTH PLAIN {}", common::b64("\0alice\0secret")),
+        535,
+    );
     assert!(r.text().contains("log in with your full address"), "{r:?}");
     c.cmd(
         &format!("AUTH PLAIN {}", common::b64("\0alice@example.test\0secret")),
@@ -242,4 +256,296 @@ print("FULL", M.login("alice@school.test", "other")[0])
         pop3_login("alice@school.test", "other"),
         "+OK alice@school.test has 0 messages (0 octets)"
     );
+}
+
+/// A fake receiving MTA on a loopback port that offers STARTTLS but refuses it (454), takes
+/// every message, and records every line it was sent, over any number of connections.
+struct FakePeer {
+    port: u16,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakePeer {
+    fn start() -> FakePeer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut out) = conn else { return };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(out.try_clone().expect("clone"));
+                    let _ = out.write_all(b"220 fake.test ESMTP\r\n");
+                    let mut in_data = false;
+                    let mut line = String::new();
+                    while r.read_line(&mut line).unwrap_or(0) > 0 {
+                        let l = line.trim_end().to_string();
+                        line.clear();
+                        seen.lock().expect("lock").push(l.clone());
+                        let verb = l.to_ascii_uppercase();
+                        let reply: &[u8] = if in_data {
+                            if l == "." {
+                                in_data = false;
+                                b"250 2.0.0 taken\r\n"
+                            } else {
+                                continue;
+                            }
+                        } else if verb.starts_with("EHLO") {
+                            b"250-fake.test\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
+                        } else if verb.starts_with("STARTTLS") {
+                            b"454 4.7.0 TLS not available now\r\n"
+                        } else if verb.starts_with("DATA") {
+                            in_data = true;
+                            b"354 go on\r\n"
+                        } else if verb.starts_with("QUIT") {
+                            let _ = out.write_all(b"221 bye\r\n");
+                            return;
+                        } else {
+                            b"250 ok\r\n"
+                        };
+                        if out.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FakePeer { port, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// Item 5: a route with `tls = "none"` delivers in clear even to a peer that offers STARTTLS
+/// (what a packet capture of the hop needs); without it the queue tries STARTTLS first.
+#[test]
+fn a_route_with_tls_none_delivers_in_clear() {
+    for (setting, starttls) in [(", tls = \"none\"", false), ("", true)] {
+        let peer = FakePeer::start();
+        let s = TestServer::start_with(
+            &format!(
+                "[routes]\n\"fake.test\" = {{ host = \"127.0.0.1:{}\"{setting} }}\n",
+                peer.port
+            ),
+            &[],
+        );
+        common::submit(
+            s.submission(),
+            common::ALICE,
+            &["someone@fake.test"],
+            "Subject: over the hop\n\nseen in clear?\n",
+        );
+        s.wait_for(20, "the delivery to the fake peer", || {
+            peer.lines().iter().any(|l| l == ".")
+        });
+        let lines = peer.lines();
+        assert!(
+            lines.iter().any(|l| l == "MAIL FROM:<alice@example.test>"),
+            "{lines:?}"
+        );
+        assert!(lines.iter().any(|l| l == "seen in clear?"), "{lines:?}");
+        assert_eq!(
+            lines.iter().any(|l| l == "STARTTLS"),
+            starttls,
+            "route setting {setting:?}: {lines:?}"
+        );
+    }
+}
+
+/// `mailroom lab` on examples/lab.toml, as the README runs it, but on free ports, in a
+/// scratch directory and with `--trace`; stderr (logs and traces) is collected.
+struct Lab {
+    child: std::process::Child,
+    addrs: std::collections::HashMap<String, std::net::SocketAddr>,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn start() -> Lab {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("dir");
+        let example = std::fs::read_to_string(common::repo_root().join("examples/lab.toml"))
+            .expect("examples/lab.toml");
+        let mut lab = example.replace("lab-data/", &format!("{}/", dir.path().display()));
+        // Every port of the file, whatever its numbers: each "127.0.0.1:N" gets a free one.
+        let mut rest = lab.as_str();
+        let mut ports = Vec::new();
+        while let Some(at) = rest.find("127.0.0.1:") {
+            let after = &rest[at + 10..];
+            let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+            ports.push(digits.clone());
+            rest = &after[digits.len()..];
+        }
+        ports.sort();
+        ports.dedup();
+        for p in ports {
+            lab = lab.replace(
+                &format!("127.0.0.1:{p}\""),
+                &format!("127.0.0.1:{}\"", common::free_port()),
+            );
+        }
+        let path = dir.path().join("lab.toml");
+        std::fs::write(&path, &lab).expect("write");
+        let mut child = std::process::Command::new(common::bin())
+            .arg("--config")
+            .arg(&path)
+            .args(["lab", "--trace"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stderr).lines() {
+                let Ok(l) = l else { return };
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&l);
+                    s.push('\n');
+                }
+            }
+        });
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut addrs = std::collections::HashMap::new();
+        for l in lines.by_ref() {
+            let l = l.expect("stdout");
+            if let Some(rest) = l.strip_prefix("listening: ") {
+                if let Some((name, addr)) = rest.split_once(' ') {
+                    if let Ok(a) = addr.trim().parse() {
+                        addrs.insert(name.to_string(), a);
+                    }
+                }
+            }
+            if l.starts_with("ready") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Lab {
+            child,
+            addrs,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn addr(&self, name: &str) -> std::net::SocketAddr {
+        *self
+            .addrs
+            .get(name)
+            .unwrap_or_else(|| panic!("no listener {name}: {:?}", self.addrs))
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Item 4 on examples/lab.toml: the textbook's VRFY and EXPN at telnet on school's MX, and
+/// HELP that lists every command and explains VRFY.
+#[test]
+fn the_lab_answers_vrfy_and_expn() {
+    let lab = Lab::start();
+    let mut c = Client::connect(lab.addr("school/smtp"));
+    c.expect_code(220);
+    c.cmd("HELO pc1", 250);
+    let r = c.cmd("VRFY usr1", 250);
+    assert_eq!(r.lines, ["2.1.5 usr1 <usr1@school.test>"]);
+    let r = c.cmd("VRFY usr2@school.test", 250);
+    assert_eq!(r.lines, ["2.1.5 usr2 <usr2@school.test>"]);
+    let r = c.cmd("VRFY usr9", 550);
+    assert_eq!(r.lines, ["5.1.1 usr9: no such user here"]);
+    let r = c.cmd("EXPN staff", 250);
+    assert_eq!(
+        r.lines,
+        [
+            "2.1.5 usr1 <usr1@school.test>",
+            "2.1.5 usr2 <usr2@school.test>"
+        ]
+    );
+    let r = c.cmd("EXPN usr1", 550);
+    assert!(r.text().contains("is a user, not a mailing list"), "{r:?}");
+    let r = c.cmd("HELP", 214);
+    for verb in [
+        "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "VRFY",
+        "EXPN", "HELP", "QUIT",
+    ] {
+        assert_eq!(
+            r.lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("2.0.0   {verb} ")))
+                .count(),
+            1,
+            "{verb}: {r:?}"
+        );
+    }
+    let r = c.cmd("HELP VRFY", 214);
+    assert!(r.text().contains("Switched on here"), "{r:?}");
+    c.cmd("QUIT", 221);
+    // webmail has no staff list.
+    let mut c = Client::connect(lab.addr("webmail/smtp"));
+    c.expect_code(220);
+    c.cmd("EXPN staff", 550);
+}
+
+/// Item 5 on examples/lab.toml: school's queue relays to webmail without STARTTLS (the whole
+/// hop is readable in a capture), while the servers still offer STARTTLS to clients.
+#[test]
+fn the_lab_relays_in_clear() {
+    let lab = Lab::start();
+    let mut c = Client::connect(lab.addr("school/submission"));
+    c.expect_code(220);
+    let ehlo = c.cmd("EHLO pc1", 250);
+    assert!(ehlo.lines.iter().any(|l| l == "STARTTLS"), "{ehlo:?}");
+    c.cmd(
+        "AUTH PLAIN dXNyMUBzY2hvb2wudGVzdAB1c3IxQHNjaG9vbC50ZXN0AHBhc3Mx",
+        235,
+    );
+    c.cmd("MAIL FROM:<usr1@school.test>", 250);
+    c.cmd("RCPT TO:<usr1@webmail.test>", 250);
+    c.cmd("DATA", 354);
+    c.send("Subject: over the hop");
+    c.send("");
+    c.send("readable on the wire");
+    c.cmd(".", 250);
+    c.cmd("QUIT", 221);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let log = lab.log();
+        let queue: Vec<&str> = log.lines().filter(|l| l.contains("[queue ")).collect();
+        if queue.iter().any(|l| l.contains("C: QUIT")) {
+            assert!(
+                queue
+                    .iter()
+                    .any(|l| l.contains("C: MAIL FROM:<usr1@school.test>")),
+                "{log}"
+            );
+            // webmail offers STARTTLS (S: 250-STARTTLS); the queue does not take it up.
+            assert!(queue.iter().any(|l| l.contains("S: 250-STARTTLS")), "{log}");
+            assert!(!queue.iter().any(|l| l.contains("C: STARTTLS")), "{log}");
+            // webmail saw the whole message in clear: no STARTTLS in its session either.
+            assert!(
+                log.contains("[smtp 1] C: MAIL FROM:<usr1@school.test>"),
+                "{log}"
+            );
+            assert!(!log.contains("C: STARTTLS"), "{log}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -70,7 +70,6 @@ pub(super) enum Refusal {
     /// The store's disk is full (RFC 3463 §3.4 X.3.1 "mail system full"; RFC 5321 §4.2.2
     /// 452 "insufficient system storage"): nothing was stored, the sender keeps the message.
     StorageFull,
-    Expn,
     DataAfterBdat,
     BdatWithoutRecipients,
 }
@@ -176,7 +175,8 @@ impl Refusal {
             UnknownUser(a) => Reply::new(550, "5.1.1", format!("<{a}>: no such user here")),
             // Temporary, so the sending server keeps the message and tries again; the text
             // gives no numbers (how full a mailbox is is nobody else's business) and, for an
-            // alias, does not say which member is full (EXPN is disabled for the same reason).
+            // alias, does not say which member is full (EXPN is off by default for the same
+            // reason).
             MailboxFull { address, declared: None } => Reply::new(
                 452,
                 "4.2.2",
@@ -235,7 +235,6 @@ impl Refusal {
                 "4.3.1",
                 "Insufficient system storage: the server's disk is full; nothing was stored, keep the message and try again later",
             ),
-            Expn => Reply::new(502, "5.5.1", "EXPN is disabled: mailing lists are private here"),
             DataAfterBdat => Reply::new(
                 503,
                 "5.5.1",

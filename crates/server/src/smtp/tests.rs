@@ -161,13 +161,85 @@ async fn bad_syntax_replies() {
     );
     assert_eq!(
         cmd(&mut c, "EXPN staff").await,
-        "502 5.5.1 EXPN is disabled: mailing lists are private here"
+        "252 2.5.0 Cannot EXPN: mailing lists are private here; mail to a list is accepted and delivered"
     );
     assert_eq!(
         cmd(&mut c, "VRFY alice").await,
         "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"
     );
     assert_eq!(cmd(&mut c, "NOOP").await, "250 2.0.0 Ok");
+}
+
+/// VRFY and EXPN switched on for the MX (`[vrfy] smtp`, `[expn] smtp`): truthful answers in
+/// any state, without touching the transaction; submission keeps them off (252).
+#[tokio::test]
+async fn vrfy_and_expn_switched_on() {
+    let h = Harness::new(|c| {
+        c.vrfy.smtp = true;
+        c.expn.smtp = true;
+        c.aliases.insert(
+            "staff@example.test".into(),
+            crate::config::AliasTargets::Many(vec![
+                "alice@example.test".into(),
+                "bob@example.test".into(),
+            ]),
+        );
+    });
+    let mut c = connect(&h).await;
+    // Before EHLO too (RFC 5321 §4.1.4: VRFY and EXPN are valid in any state).
+    assert_eq!(
+        cmd(&mut c, "VRFY alice").await,
+        "250 2.1.5 alice <alice@example.test>"
+    );
+    ehlo(&mut c).await;
+    cmd(&mut c, "MAIL FROM:<x@elsewhere.test>").await;
+    assert_eq!(
+        cmd(&mut c, "VRFY <bob@example.test>").await,
+        "250 2.1.5 bob <bob@example.test>"
+    );
+    assert_eq!(
+        cmd(&mut c, "VRFY carol").await,
+        "550 5.1.1 carol: no such user here"
+    );
+    c.send("EXPN staff\r\n").await;
+    assert_eq!(
+        reply_lines(&mut c).await,
+        [
+            "250-2.1.5 alice <alice@example.test>",
+            "250 2.1.5 bob <bob@example.test>"
+        ]
+    );
+    assert_eq!(
+        cmd(&mut c, "EXPN alice").await,
+        "550 5.1.1 alice <alice@example.test> is a user, not a mailing list; VRFY alice checks a user"
+    );
+    // The transaction went on undisturbed, and the unknown names were no errors.
+    assert_eq!(
+        cmd(&mut c, "RCPT TO:<staff@example.test>").await,
+        "250 2.1.5 Recipient <staff@example.test> ok"
+    );
+    // A second alice in another domain: ambiguous.
+    h.shared
+        .store
+        .add_account("alice@school.test", "h")
+        .expect("account");
+    c.send("VRFY alice\r\n").await;
+    assert_eq!(
+        reply_lines(&mut c).await,
+        [
+            "553-5.1.4 alice is ambiguous; VRFY one of these full addresses:",
+            "553-5.1.4 alice <alice@example.test>",
+            "553 5.1.4 alice <alice@school.test>",
+        ]
+    );
+    let mut s = connect_to(&h, ListenerKind::Submission).await;
+    assert_eq!(
+        cmd(&mut s, "VRFY alice@example.test").await,
+        "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"
+    );
+    assert!(cmd(&mut s, "EXPN staff")
+        .await
+        .starts_with("252 2.5.0 Cannot EXPN"));
 }
 
 #[tokio::test]
