@@ -1,12 +1,20 @@
 //! Password checks shared by every protocol.
 //!
-//! [`check_password`] has three answers: the account, [`AuthError::Rejected`] (wrong
-//! credentials) or [`AuthError::Unavailable`] (the check could not be made now; the client should
-//! try again later and the attempt is not counted as a failed login). Each protocol maps them in
-//! its one error-to-reply place: SMTP `535 5.7.8` / `454 4.7.0` (RFC 4954 §6), POP3
-//! `-ERR [AUTH]` / `-ERR [SYS/TEMP]` (RFC 3206), IMAP `NO [AUTHENTICATIONFAILED]` /
-//! `NO [UNAVAILABLE]` (RFC 5530).
+//! [`login`] has four answers: the account, [`LoginError::Rejected`] (wrong credentials),
+//! [`LoginError::Ambiguous`] (a bare user name that several accounts have) or
+//! [`LoginError::Unavailable`] (the check could not be made now; the client should try again
+//! later and the attempt is not counted as a failed login). Each protocol maps them in its one
+//! error-to-reply place: SMTP `535 5.7.8` / `454 4.7.0` (RFC 4954 §6), POP3 `-ERR [AUTH]` /
+//! `-ERR [SYS/TEMP]` (RFC 3206), IMAP `NO [AUTHENTICATIONFAILED]` / `NO [UNAVAILABLE]` (RFC
+//! 5530). [`check_password`] gives the same answers with an ambiguous name folded into
+//! `Rejected` ([`AuthError`]), for a driver without a text of its own for it (IMAP, until it
+//! adopts [`login`]).
 //!
+//! - **Short user names.** A name without `@` (`USER alice`, `a1 LOGIN alice pw`, AUTH PLAIN
+//!   with `alice`) means the one account whose address has that local part, in whatever
+//!   domain ([`account_named`]). When several accounts have it, the login fails without a
+//!   password check, and the drivers that can say so ask for the full address; when none has
+//!   it, it fails like an unknown address (after the same dummy verification).
 //! - **Bounded work.** An argon2id verification costs 19 MiB and ~20 ms of CPU. They run on
 //!   `limits.auth_workers` threads of their own ([`Pool`]; not tokio's blocking pool, which the
 //!   store's reads use), each keeping its argon2 memory between checks
@@ -52,13 +60,86 @@ pub enum AuthError {
     Unavailable,
 }
 
-/// Checks `address`/`secret`: see the module documentation.
+/// Why a login did not succeed, as [`login`] tells it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown user or wrong password (the same answer for both): a failed login.
+    #[error("wrong user name or password")]
+    Rejected,
+    /// A user name without `@` that several accounts have (in different domains): a failed
+    /// login, answered before any password check; the client has to give the full address.
+    #[error("the user name {name} is not unique here; log in with the full address")]
+    Ambiguous { name: String },
+    /// As [`AuthError::Unavailable`].
+    #[error("password checks are temporarily unavailable")]
+    Unavailable,
+}
+
+impl From<LoginError> for AuthError {
+    fn from(e: LoginError) -> AuthError {
+        match e {
+            LoginError::Rejected | LoginError::Ambiguous { .. } => AuthError::Rejected,
+            LoginError::Unavailable => AuthError::Unavailable,
+        }
+    }
+}
+
+/// Checks `name`/`secret` (a full address, or a bare user name: see the module documentation).
+pub async fn login(
+    shared: &crate::Shared,
+    name: &str,
+    secret: &str,
+) -> Result<Account, LoginError> {
+    shared.auth.check(&shared.store, name, secret).await
+}
+
+/// As [`login`], with an ambiguous user name answered as `Rejected`.
 pub async fn check_password(
     shared: &crate::Shared,
     address: &str,
     secret: &str,
 ) -> Result<Account, AuthError> {
-    shared.auth.check(&shared.store, address, secret).await
+    login(shared, address, secret)
+        .await
+        .map_err(AuthError::from)
+}
+
+/// What a name given at login names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    /// Exactly one account.
+    One(Account),
+    /// No account.
+    Nobody,
+    /// A bare user name that these accounts (two or more, sorted) all have.
+    Several(Vec<String>),
+}
+
+/// The account `name` names (blocking): a full address names its account (case-insensitive);
+/// a name without `@` names the one account with that local part, in any domain.
+pub fn account_named(store: &Store, name: &str) -> Result<Named, mailroom_store::StoreError> {
+    let name = name.trim();
+    if name.contains('@') {
+        return Ok(store.find_account(name)?.map_or(Named::Nobody, Named::One));
+    }
+    let mut found = store.accounts_with_local_part(name)?;
+    Ok(match found.len() {
+        0 => Named::Nobody,
+        1 => Named::One(found.remove(0)),
+        _ => Named::Several(found.into_iter().map(|a| a.address).collect()),
+    })
+}
+
+/// The full address a login name stands for: the account's address when `name` names exactly
+/// one, else `name` as given (its login then fails with the right answer). For checks that
+/// need the address before the password is checked (POP3 APOP's shared secret).
+pub async fn full_address(shared: &crate::Shared, name: &str) -> String {
+    let store = shared.store.clone();
+    let lookup = name.to_string();
+    match tokio::task::spawn_blocking(move || account_named(&store, &lookup)).await {
+        Ok(Ok(Named::One(a))) => a.address,
+        _ => name.to_string(),
+    }
 }
 
 /// Keeps the argon2 memory of an idle password-checking thread for this long.
@@ -68,7 +149,7 @@ const IDLE_RELEASE: Duration = Duration::from_secs(60);
 pub const CACHE_ENTRIES: usize = 10_000;
 
 type Key = [u8; 32];
-type Outcome = Result<Account, AuthError>;
+type Outcome = Result<Account, LoginError>;
 
 /// Password checking for one server: the thread pool, the cache of successful checks and the
 /// checks under way.
@@ -144,7 +225,7 @@ impl Authenticator {
                         Ok(Err(_)) => continue,
                         Err(_) => {
                             self.overload.note("waited too long for the same check");
-                            return Err(AuthError::Unavailable);
+                            return Err(LoginError::Unavailable);
                         }
                     }
                 }
@@ -162,16 +243,23 @@ impl Authenticator {
     ) -> Outcome {
         let account = {
             let store = store.clone();
-            let address = address.to_string();
-            match tokio::task::spawn_blocking(move || store.find_account(&address)).await {
-                Ok(Ok(a)) => a,
+            let name = address.to_string();
+            match tokio::task::spawn_blocking(move || account_named(&store, &name)).await {
+                Ok(Ok(Named::One(a))) => Some(a),
+                Ok(Ok(Named::Nobody)) => None,
+                // Before any password check: the answer does not depend on the password.
+                Ok(Ok(Named::Several(_))) => {
+                    return Err(LoginError::Ambiguous {
+                        name: address.trim().to_string(),
+                    })
+                }
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "account lookup failed");
-                    return Err(AuthError::Unavailable);
+                    return Err(LoginError::Unavailable);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "account lookup task failed");
-                    return Err(AuthError::Unavailable);
+                    return Err(LoginError::Unavailable);
                 }
             }
         };
@@ -192,7 +280,7 @@ impl Authenticator {
         if !self.pool.submit(job) {
             self.overload
                 .note("too many logins waiting (limits.auth_queue)");
-            return Err(AuthError::Unavailable);
+            return Err(LoginError::Unavailable);
         }
         let matched = match tokio::time::timeout_at(deadline.into(), answer).await {
             Ok(Ok(m)) => m,
@@ -200,7 +288,7 @@ impl Authenticator {
             Ok(Err(_)) | Err(_) => {
                 self.overload
                     .note("waited too long for a thread (limits.auth_queue_timeout)");
-                return Err(AuthError::Unavailable);
+                return Err(LoginError::Unavailable);
             }
         };
         match account {
@@ -208,7 +296,7 @@ impl Authenticator {
                 self.cache.insert(key, &a, Instant::now());
                 Ok(a)
             }
-            _ => Err(AuthError::Rejected),
+            _ => Err(LoginError::Rejected),
         }
     }
 }
@@ -716,9 +804,9 @@ mod tests {
         // Wrong passwords and unknown users each cost one full verification, every time.
         for _ in 0..2 {
             let r = a.check(&store, "alice@example.test", "wrong").await;
-            assert_eq!(r, Err(AuthError::Rejected));
+            assert_eq!(r, Err(LoginError::Rejected));
             let r = a.check(&store, "nobody@example.test", "secret").await;
-            assert_eq!(r, Err(AuthError::Rejected));
+            assert_eq!(r, Err(LoginError::Rejected));
         }
         assert_eq!(a.verifications(), 5);
         assert_eq!(a.cache().len(), 1, "failures are not cached");
@@ -727,15 +815,71 @@ mod tests {
         let new_hash = password::hash_password("n3w").unwrap();
         store.set_password("alice@example.test", &new_hash).unwrap();
         let r = a.check(&store, "alice@example.test", "secret").await;
-        assert_eq!(r, Err(AuthError::Rejected));
+        assert_eq!(r, Err(LoginError::Rejected));
         assert!(a.check(&store, "alice@example.test", "n3w").await.is_ok());
         assert!(a.check(&store, "alice@example.test", "n3w").await.is_ok());
         assert_eq!(a.verifications(), 7);
         // Removed: the cached login fails.
         store.remove_account("alice@example.test").unwrap();
         let r = a.check(&store, "alice@example.test", "n3w").await;
-        assert_eq!(r, Err(AuthError::Rejected));
+        assert_eq!(r, Err(LoginError::Rejected));
         assert!(a.cache().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn short_user_names_mean_the_one_account_that_has_them() {
+        let (_dir, store) = store_with_alice();
+        let a = authenticator(2, 16, Duration::from_secs(10));
+        // One account called alice, whatever the domains: the bare name is enough.
+        let ok = a.check(&store, "alice", "secret").await;
+        assert_eq!(ok.map(|a| a.address), Ok("alice@example.test".to_string()));
+        assert_eq!(
+            a.check(&store, " Alice ", "wrong").await,
+            Err(LoginError::Rejected)
+        );
+        // Nobody by that name: the same answer (and cost) as a wrong password.
+        let before = a.verifications();
+        assert_eq!(
+            a.check(&store, "nobody", "secret").await,
+            Err(LoginError::Rejected)
+        );
+        assert_eq!(
+            a.check(&store, "", "secret").await,
+            Err(LoginError::Rejected)
+        );
+        assert_eq!(a.verifications(), before + 2);
+        // A second alice in another domain: the bare name is ambiguous, whatever the password
+        // (no verification), and the full addresses still work.
+        let hash = password::hash_password("other").unwrap();
+        store.add_account("alice@school.test", &hash).unwrap();
+        let before = a.verifications();
+        for pw in ["secret", "other", "wrong"] {
+            assert_eq!(
+                a.check(&store, "alice", pw).await,
+                Err(LoginError::Ambiguous {
+                    name: "alice".into()
+                })
+            );
+        }
+        assert_eq!(a.verifications(), before, "no password checked");
+        assert!(a
+            .check(&store, "alice@example.test", "secret")
+            .await
+            .is_ok());
+        assert!(a.check(&store, "alice@school.test", "other").await.is_ok());
+        assert_eq!(
+            account_named(&store, "ALICE").unwrap(),
+            Named::Several(vec![
+                "alice@example.test".into(),
+                "alice@school.test".into()
+            ])
+        );
+        assert_eq!(account_named(&store, "bob").unwrap(), Named::Nobody);
+        // What the drivers without a text of their own see.
+        assert_eq!(
+            AuthError::from(LoginError::Ambiguous { name: "a".into() }),
+            AuthError::Rejected
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -756,11 +900,11 @@ mod tests {
         }
         let unavailable = results
             .iter()
-            .filter(|r| **r == Err(AuthError::Unavailable))
+            .filter(|r| **r == Err(LoginError::Unavailable))
             .count();
         let rejected = results
             .iter()
-            .filter(|r| **r == Err(AuthError::Rejected))
+            .filter(|r| **r == Err(LoginError::Rejected))
             .count();
         assert!(unavailable >= 1, "{results:?}");
         assert!(rejected >= 1, "{results:?}");
@@ -790,7 +934,7 @@ mod tests {
             results.push(t.await.unwrap());
         }
         assert!(
-            results.contains(&Err(AuthError::Unavailable)),
+            results.contains(&Err(LoginError::Unavailable)),
             "{results:?}"
         );
         assert!(started.elapsed() < Duration::from_secs(5));

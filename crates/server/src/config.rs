@@ -102,11 +102,18 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub trace: TraceConfig,
+    /// Which SMTP listeners answer VRFY truthfully (RFC 5321 §3.5.1); elsewhere it gets 252.
+    #[serde(default)]
+    pub vrfy: SmtpSwitch,
+    /// Which SMTP listeners answer EXPN with an alias's members (RFC 5321 §3.5.2); elsewhere
+    /// it gets 252.
+    #[serde(default)]
+    pub expn: SmtpSwitch,
     /// `"user@domain" = "target"` or `= ["t1", "t2"]`; `"@domain"` is the domain's catch-all.
     #[serde(default)]
     pub aliases: std::collections::BTreeMap<String, AliasTargets>,
     /// Static routes for mail that leaves: `"domain" = "host:port"`, `"*"` = default route, or
-    /// `"domain" = { host = "host:port", require_tls = true, verify = true, ca = "FILE" }`.
+    /// `"domain" = { host = "host:port", tls = "require", verify = true, ca = "FILE" }`.
     /// They always win over the relay host and DNS.
     #[serde(default)]
     pub routes: std::collections::BTreeMap<String, Route>,
@@ -156,10 +163,13 @@ pub struct RelayConfig {
     pub host: String,
     pub user: Option<String>,
     pub password: Option<String>,
-    /// Deliver only over STARTTLS (else opportunistic: TLS when offered).
+    /// STARTTLS towards the smart host; unset: `queue.tls`.
+    #[serde(default)]
+    pub tls: Option<TlsMode>,
+    /// The older spelling of `tls = "require"` (still accepted; `false` says nothing).
     #[serde(default)]
     pub require_tls: bool,
-    /// Verify the smart host's certificate (implies `require_tls`).
+    /// Verify the smart host's certificate (implies `tls = "require"`).
     #[serde(default)]
     pub verify: bool,
     /// PEM file of the certificate(s) to trust instead of the built-in roots.
@@ -167,15 +177,83 @@ pub struct RelayConfig {
     pub ca: Option<PathBuf>,
 }
 
+impl RelayConfig {
+    /// The relay's TLS mode as configured (`tls`, or `require_tls = true`, or implied by
+    /// `verify`/`ca`); `None` when it leaves the choice to `queue.tls`.
+    pub fn tls_mode(&self) -> Result<Option<TlsMode>, String> {
+        tls_mode_of(self.tls, self.require_tls, self.verify || self.ca.is_some())
+    }
+}
+
+/// How the outbound queue uses STARTTLS (RFC 3207) towards a route, the relay, or (as
+/// `queue.tls`) every destination without a setting of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Never STARTTLS, even when offered: the whole dialogue in clear (a lab's packet
+    /// capture).
+    None,
+    /// STARTTLS when the peer offers it, certificate not checked, a failed handshake retried
+    /// in clear (RFC 7435).
+    #[default]
+    Opportunistic,
+    /// No delivery without STARTTLS: a temporary failure instead.
+    Require,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::None => "none",
+            TlsMode::Opportunistic => "opportunistic",
+            TlsMode::Require => "require",
+        }
+    }
+}
+
+impl std::fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One TLS mode from `tls`, the older `require_tls` and whether the certificate is checked
+/// (`verify` or `ca`, which need TLS); `None` when none of them says anything. Contradictions
+/// are errors rather than a guess.
+fn tls_mode_of(
+    tls: Option<TlsMode>,
+    require_tls: bool,
+    verify: bool,
+) -> Result<Option<TlsMode>, String> {
+    if require_tls && tls.is_some_and(|m| m != TlsMode::Require) {
+        return Err(format!(
+            "require_tls = true contradicts tls = \"{}\"; keep only tls (require_tls = true is the older spelling of tls = \"require\")",
+            tls.unwrap_or_default()
+        ));
+    }
+    if verify && tls.is_some_and(|m| m != TlsMode::Require) {
+        return Err(format!(
+            "verify and ca check the certificate of a TLS connection, so they need tls = \"require\", not \"{}\"",
+            tls.unwrap_or_default()
+        ));
+    }
+    Ok(match tls {
+        Some(m) => Some(m),
+        None if require_tls || verify => Some(TlsMode::Require),
+        None => None,
+    })
+}
+
 /// One static route: where to deliver and how strict to be about TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// `host:port`.
     pub host: String,
-    /// Deliver only over STARTTLS; without it TLS is opportunistic (used when offered).
-    pub require_tls: bool,
+    /// STARTTLS towards this route (`tls`, or the older `require_tls = true`, or implied by
+    /// `verify`); `None`: `queue.tls` decides.
+    pub tls: Option<TlsMode>,
     /// Verify the peer's certificate (against `ca`, else the built-in roots); implies
-    /// `require_tls`.
+    /// `tls = "require"`.
     pub verify: bool,
     pub ca: Option<PathBuf>,
 }
@@ -184,7 +262,7 @@ impl From<String> for Route {
     fn from(host: String) -> Route {
         Route {
             host,
-            require_tls: false,
+            tls: None,
             verify: false,
             ca: None,
         }
@@ -197,6 +275,8 @@ impl<'de> Deserialize<'de> for Route {
         #[serde(deny_unknown_fields)]
         struct Table {
             host: String,
+            #[serde(default)]
+            tls: Option<TlsMode>,
             #[serde(default)]
             require_tls: bool,
             #[serde(default)]
@@ -212,16 +292,21 @@ impl<'de> Deserialize<'de> for Route {
         }
         match Raw::deserialize(d).map_err(|_| {
             serde::de::Error::custom(
-                "a route is \"host:port\" or { host = \"host:port\", require_tls = true, verify = true, ca = \"FILE\" }",
+                "a route is \"host:port\" or { host = \"host:port\", tls = \"none\" | \"opportunistic\" | \"require\", verify = true, ca = \"FILE\" }",
             )
         })? {
             Raw::Addr(host) => Ok(Route::from(host)),
-            Raw::Table(t) => Ok(Route {
-                host: t.host,
-                require_tls: t.require_tls || t.verify,
-                verify: t.verify || t.ca.is_some(),
-                ca: t.ca,
-            }),
+            Raw::Table(t) => {
+                let verify = t.verify || t.ca.is_some();
+                let tls = tls_mode_of(t.tls, t.require_tls, verify)
+                    .map_err(|m| serde::de::Error::custom(format!("route to {}: {m}", t.host)))?;
+                Ok(Route {
+                    host: t.host,
+                    tls,
+                    verify,
+                    ca: t.ca,
+                })
+            }
         }
     }
 }
@@ -244,6 +329,9 @@ pub struct QueueConfig {
     /// How long to wait for each reply of the receiving server (RFC 5321 §4.5.3.2 suggests minutes).
     #[serde(deserialize_with = "de_duration")]
     pub command_timeout: Duration,
+    /// STARTTLS towards every destination without a `tls` of its own (routes, including a
+    /// lab file's derived ones, the relay, MX hosts).
+    pub tls: TlsMode,
 }
 
 impl Default for QueueConfig {
@@ -258,6 +346,7 @@ impl Default for QueueConfig {
             workers: 32,
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
+            tls: TlsMode::Opportunistic,
         }
     }
 }
@@ -364,6 +453,29 @@ pub struct TraceConfig {
     pub pop3: bool,
     #[serde(default)]
     pub imap: bool,
+}
+
+/// A per-listener switch of the SMTP listeners (`[vrfy]`, `[expn]`): `smtp` is the MX,
+/// `submission` the submission listeners (plain and implicit TLS). Off unless turned on: VRFY
+/// and EXPN tell strangers which addresses exist (RFC 5321 §7.3).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSwitch {
+    #[serde(default)]
+    pub smtp: bool,
+    #[serde(default)]
+    pub submission: bool,
+}
+
+impl SmtpSwitch {
+    /// Is it on for this listener (its plaintext twin for an implicit-TLS one)?
+    pub fn on(self, listener: crate::ListenerKind) -> bool {
+        match listener.base() {
+            crate::ListenerKind::Smtp => self.smtp,
+            crate::ListenerKind::Submission => self.submission,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -579,6 +691,8 @@ impl Config {
             accounts: Vec::new(),
             limits: Limits::default(),
             trace: TraceConfig::default(),
+            vrfy: SmtpSwitch::default(),
+            expn: SmtpSwitch::default(),
             aliases: Default::default(),
             routes: Default::default(),
             relay: None,
@@ -764,6 +878,9 @@ impl Config {
         if let Some(r) = &self.relay {
             if parse_host_port(&r.host).is_none() {
                 return Err(bad("relay.host", format!("'{}' is not host:port", r.host)));
+            }
+            if let Err(m) = r.tls_mode() {
+                return Err(bad("relay.tls", m));
             }
             if r.user.is_some() != r.password.is_some() {
                 return Err(bad(
@@ -999,6 +1116,27 @@ smtp = true
     }
 
     #[test]
+    fn vrfy_and_expn_switches() {
+        use crate::ListenerKind::*;
+        let c = Config::parse("", "t.toml").unwrap();
+        for k in [Smtp, Submission, SubmissionTls] {
+            assert!(!c.vrfy.on(k) && !c.expn.on(k), "off by default");
+        }
+        let c = Config::parse(
+            "[vrfy]\nsmtp = true\nsubmission = true\n[expn]\nsubmission = true\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(c.vrfy.on(Smtp) && c.vrfy.on(Submission) && c.vrfy.on(SubmissionTls));
+        assert!(!c.expn.on(Smtp) && c.expn.on(SubmissionTls));
+        assert!(!c.vrfy.on(Pop3));
+        let e = Config::parse("[vrfy]\nmx = true\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("f.toml") && e.contains("mx"), "{e}");
+    }
+
+    #[test]
     fn auth_limits_default_and_validate() {
         let c = Config::parse("", "t.toml").unwrap();
         assert!(c.limits.auth_workers >= 1);
@@ -1116,8 +1254,9 @@ pop3s = "127.0.0.1:0"
         .unwrap();
         assert_eq!(c.auth_require_tls, AuthTlsPolicy::Always);
         assert!(c.listen.submissions.is_some() && c.listen.pop3s.is_some());
-        assert!(!c.routes["a.test"].require_tls);
-        assert!(c.routes["b.test"].require_tls && c.routes["b.test"].verify);
+        assert_eq!(c.routes["a.test"].tls, None);
+        assert_eq!(c.routes["b.test"].tls, Some(TlsMode::Require));
+        assert!(c.routes["b.test"].verify);
         let c = Config::parse("auth_require_tls = \"never\"\n", "t.toml").unwrap();
         assert_eq!(c.auth_require_tls, AuthTlsPolicy::Never);
         assert_eq!(
@@ -1135,6 +1274,70 @@ pop3s = "127.0.0.1:0"
         assert!(!p.allows(false, lo("192.0.2.1")) && p.allows(true, lo("192.0.2.1")));
         assert!(!AuthTlsPolicy::Always.allows(false, lo("127.0.0.1")));
         assert!(AuthTlsPolicy::Never.allows(false, lo("192.0.2.1")));
+    }
+
+    #[test]
+    fn outbound_tls_modes() {
+        let c = Config::parse(
+            r#"
+[routes]
+"plain.test" = "127.0.0.1:25"
+"none.test" = { host = "127.0.0.1:26", tls = "none" }
+"opp.test" = { host = "127.0.0.1:27", tls = "opportunistic" }
+"req.test" = { host = "127.0.0.1:28", tls = "require" }
+"old.test" = { host = "127.0.0.1:29", require_tls = true }
+"oldfalse.test" = { host = "127.0.0.1:30", require_tls = false }
+"ca.test" = { host = "127.0.0.1:31", ca = "x.pem" }
+[relay]
+host = "smart.test:587"
+tls = "none"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let mode = |d: &str| c.routes[d].tls;
+        assert_eq!(mode("plain.test"), None);
+        assert_eq!(mode("none.test"), Some(TlsMode::None));
+        assert_eq!(mode("opp.test"), Some(TlsMode::Opportunistic));
+        assert_eq!(mode("req.test"), Some(TlsMode::Require));
+        assert_eq!(
+            mode("old.test"),
+            Some(TlsMode::Require),
+            "the older spelling"
+        );
+        assert_eq!(mode("oldfalse.test"), None);
+        assert_eq!(mode("ca.test"), Some(TlsMode::Require));
+        assert!(c.routes["ca.test"].verify);
+        assert_eq!(
+            c.relay.as_ref().unwrap().tls_mode(),
+            Ok(Some(TlsMode::None))
+        );
+        assert_eq!(c.queue.tls, TlsMode::Opportunistic, "the default");
+        let c = Config::parse("[queue]\ntls = \"none\"\n", "t.toml").unwrap();
+        assert_eq!(c.queue.tls, TlsMode::None);
+        for (text, want) in [
+            (
+                "[routes]\n\"a.test\" = { host = \"h:1\", tls = \"none\", require_tls = true }\n",
+                "contradicts tls = \"none\"",
+            ),
+            (
+                "[routes]\n\"a.test\" = { host = \"h:1\", tls = \"opportunistic\", verify = true }\n",
+                "need tls = \"require\"",
+            ),
+            (
+                "[relay]\nhost = \"h:1\"\ntls = \"none\"\nca = \"x.pem\"\n",
+                "relay.tls",
+            ),
+            (
+                "[relay]\nhost = \"h:1\"\ntls = \"none\"\nrequire_tls = true\n",
+                "relay.tls",
+            ),
+            ("[queue]\ntls = \"sometimes\"\n", "sometimes"),
+            ("[relay]\nhost = \"h:1\"\ntls = \"always\"\n", "always"),
+        ] {
+            let e = Config::parse(text, "f.toml").unwrap_err().to_string();
+            assert!(e.contains("f.toml") && e.contains(want), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -154,6 +154,10 @@ impl AsyncWrite for Stream {
 }
 
 /// The per-session protocol trace: `[smtp 12] C: EHLO pc1` / `[smtp 12] S: 250-...`.
+///
+/// Every line is written through [`escape_controls`]: a CR, NUL, ESC or any other control
+/// character a client (or a reply echoing it) carries shows as `\xNN`, so a trace line can
+/// neither hide itself (a CR returns the terminal's cursor) nor drive the reader's terminal.
 #[derive(Debug, Clone)]
 pub struct Trace {
     pub enabled: bool,
@@ -173,6 +177,7 @@ impl Trace {
     /// Everything else goes through [`Trace::client`].
     pub fn client_masked(&self, text: &str) {
         if self.enabled {
+            let text = escape_controls(text);
             tracing::info!(target: "mailroom::trace", "[{} {}] C: {}", self.proto, self.id, text);
         }
     }
@@ -182,15 +187,37 @@ impl Trace {
                 .split("\r\n")
                 .filter(|l| !l.is_empty())
             {
+                let line = escape_controls(line);
                 tracing::info!(target: "mailroom::trace", "[{} {}] S: {}", self.proto, self.id, line);
             }
         }
     }
     pub fn note(&self, what: &str) {
         if self.enabled {
+            let what = escape_controls(what);
             tracing::info!(target: "mailroom::trace", "[{} {}] -- {}", self.proto, self.id, what);
         }
     }
+}
+
+/// Trace text with every control character escaped as `\xNN`: C0 (CR `\x0d`, LF `\x0a`, NUL
+/// `\x00`, TAB `\x09`, ESC `\x1b`, ...), DEL `\x7f` and C1 (`\x80`-`\x9f`). The same
+/// notation as the agent's trace (`mailroom_client::trace::printable`) and as the log
+/// formatter's own escaping of ESC; TAB is escaped too, so that the trace shows exactly what
+/// was typed (`MAIL FROM:\x09<a@b>`). Text without control characters is returned as it is.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// What waiting for the next command produced.
@@ -449,6 +476,30 @@ mod tests {
         };
         let c = Conn::new(Stream::other(server), peer(), max_line, idle, trace, rx);
         (c, client, tx)
+    }
+
+    #[test]
+    fn trace_text_escapes_every_control_character() {
+        let cases: &[(&str, &str)] = &[
+            ("EHLO pc1", "EHLO pc1"),
+            // What telnet sends for a CR typed before the line end (RFC 854: CR NUL).
+            ("EHLO x\r\0", "EHLO x\\x0d\\x00"),
+            ("a\nb", "a\\x0ab"),
+            ("MAIL FROM:\t<a@b.test>", "MAIL FROM:\\x09<a@b.test>"),
+            ("\x1b[2Jcleared", "\\x1b[2Jcleared"),
+            ("bell\x07 del\x7f", "bell\\x07 del\\x7f"),
+            ("c1\u{85}\u{9b}", "c1\\x85\\x9b"),
+            ("é ü 日本", "é ü 日本"),
+            ("back\\slash", "back\\slash"),
+            ("", ""),
+        ];
+        for (raw, shown) in cases {
+            assert_eq!(escape_controls(raw), *shown, "{raw:?}");
+        }
+        assert!(matches!(
+            escape_controls("plain text"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     fn line(ev: Event) -> Vec<u8> {

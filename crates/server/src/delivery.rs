@@ -250,19 +250,45 @@ pub fn has_header(message: &[u8], name_with_colon: &str) -> bool {
 }
 
 /// The lines of the header section (up to the first empty line), continuation lines included.
+/// Data that does not start with a header field has none: all of it is body.
 fn header_lines(message: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let headers = starts_with_header_field(message);
     message
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .take_while(|l| !l.is_empty())
+        .take_while(move |l| headers && !l.is_empty())
 }
 
 fn starts_with_ignore_case(line: &[u8], prefix: &[u8]) -> bool {
     line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
-/// Headers a submission server adds when the client left them out (RFC 6409 §8.2, §8.3).
-pub fn submission_fixups(message: &[u8], hostname: &str, id: &str) -> String {
+/// Does the message's first line begin a header field? RFC 5322 §2.2, §3.6.8: a field name
+/// is one or more printable US-ASCII characters other than the colon (33-57, 59-126),
+/// followed by the colon; §4.5.3 (obsolete syntax, which readers accept): blanks may stand
+/// between the name and the colon. `Dit is de body.` is not a header field (blanks inside
+/// the name), nor is a blank first line, an indented one, or `From alice ...` (mbox style).
+pub fn starts_with_header_field(message: &[u8]) -> bool {
+    let name_len = message
+        .iter()
+        .position(|&b| !(33..=126).contains(&b) || b == b':')
+        .unwrap_or(message.len());
+    if name_len == 0 {
+        return false;
+    }
+    let rest = &message[name_len..];
+    let blanks = rest
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(rest.len());
+    rest.get(blanks) == Some(&b':')
+}
+
+/// The header fields a submission server adds when the message lacks them (RFC 6409 §8:
+/// the MSA may complete a message; RFC 5322 §3.6: Date and From are required): `Date:`
+/// (§8.2), `Message-ID:` (§8.3), and `From:` with the envelope sender, when there is one
+/// (the authenticated user's own address: MAIL FROM must be it).
+pub fn submission_fixups(message: &[u8], hostname: &str, id: &str, sender: Option<&str>) -> String {
     let mut add = String::new();
     if !has_header(message, "date:") {
         add.push_str(&format!("Date: {}\r\n", chrono::Utc::now().to_rfc2822()));
@@ -275,7 +301,41 @@ pub fn submission_fixups(message: &[u8], hostname: &str, id: &str) -> String {
             hostname
         ));
     }
+    if let Some(sender) = sender.filter(|s| !s.is_empty()) {
+        if !has_header(message, "from:") {
+            add.push_str(&format!("From: <{}>\r\n", sanitize(sender)));
+        }
+    }
     add
+}
+
+/// What a submission listener knows to complete a message with (see [`submission_fixups`]).
+pub struct Submitted<'a> {
+    pub hostname: &'a str,
+    /// The transaction id (the left part of a generated Message-ID).
+    pub id: &'a str,
+    /// The envelope sender; `None` for `<>`.
+    pub sender: Option<&'a str>,
+}
+
+/// Everything the server puts in front of the data a client sent: the trace header
+/// (`received`), on submission the fields [`submission_fixups`] adds, and, when the data does
+/// not start with a header field, the empty line that ends the header section (RFC 5322
+/// §2.1, §3.5: header fields, an empty line, the body). Without it the text of a message
+/// typed at telnet with no header lines (`DATA`, `Dit is de body.`, `.`) would be read as
+/// part of the header section: IMAP's BODY[TEXT] empty, mail readers showing no text. Data
+/// that starts with a header field, or with the empty line itself, is stored byte-exact
+/// behind the prefix.
+pub fn message_prefix(received: String, submitted: Option<Submitted<'_>>, data: &[u8]) -> String {
+    let mut prefix = received;
+    if let Some(s) = submitted {
+        prefix.push_str(&submission_fixups(data, s.hostname, s.id, s.sender));
+    }
+    let blank_first = data.starts_with(b"\r\n") || data.starts_with(b"\n");
+    if !blank_first && !starts_with_header_field(data) {
+        prefix.push_str("\r\n");
+    }
+    prefix
 }
 
 /// A transaction ready for the store.
@@ -341,13 +401,118 @@ mod tests {
         assert_eq!(count_received(m), 2);
         assert!(has_header(m, "subject:"));
         assert!(!has_header(m, "date:"));
-        let fix = submission_fixups(m, "mx.example.test", "ABC");
+        let fix = submission_fixups(m, "mx.example.test", "ABC", None);
         assert!(fix.starts_with("Date: "));
         assert!(fix.contains("Message-ID: <abc."));
+        assert!(!fix.contains("From:"), "no envelope sender, no From");
         assert_eq!(
-            submission_fixups(b"Date: x\r\nMessage-ID: <y>\r\n\r\n", "h", "i"),
+            submission_fixups(b"Date: x\r\nMessage-ID: <y>\r\n\r\n", "h", "i", None),
             ""
         );
+        let fix = submission_fixups(m, "h", "i", Some("alice@example.test"));
+        assert!(fix.ends_with("From: <alice@example.test>\r\n"), "{fix:?}");
+        assert_eq!(
+            submission_fixups(
+                b"Date: x\r\nMessage-ID: <y>\r\nfrom: Alice <a@x.test>\r\n\r\n",
+                "h",
+                "i",
+                Some("alice@example.test")
+            ),
+            ""
+        );
+        // A body that only looks like headers further down is not a header section.
+        let typed = b"Hello\r\nDate: tomorrow\r\nReceived: twice\r\n";
+        assert_eq!(count_received(typed), 0);
+        assert!(submission_fixups(typed, "h", "i", None).starts_with("Date: "));
+    }
+
+    #[test]
+    fn what_starts_a_header_section() {
+        let yes: &[&[u8]] = &[
+            b"Subject: hi\r\n\r\nbody\r\n",
+            b"From: <a@b.test>\r\n",
+            b"X-Odd_Name!: v\r\n",
+            b"Subject : obsolete blank before the colon\r\n",
+            b"Subject:\r\n",
+            b"http://example.test looks like a field\r\n",
+        ];
+        for m in yes {
+            assert!(
+                starts_with_header_field(m),
+                "{:?}",
+                String::from_utf8_lossy(m)
+            );
+        }
+        let no: &[&[u8]] = &[
+            b"Dit is de body.\r\n",
+            b"",
+            b"\r\nbody after an empty header section\r\n",
+            b" indented: continuation\r\n",
+            b"\tSubject: x\r\n",
+            b":no name\r\n",
+            b"From alice@example.test Mon Jan  1 00:00:00 2024\r\n",
+            b"Subject\r\n",
+            b"H\xc3\xa9: non-ASCII name\r\n",
+            b"Hello world\r\nSubject: too late\r\n",
+        ];
+        for m in no {
+            assert!(
+                !starts_with_header_field(m),
+                "{:?}",
+                String::from_utf8_lossy(m)
+            );
+        }
+    }
+
+    #[test]
+    fn the_prefix_ends_the_header_section_when_the_client_gave_none() {
+        let received = || "Received: from x\r\n".to_string();
+        // Typed at telnet with no header lines: an empty line between ours and the text.
+        assert_eq!(
+            message_prefix(received(), None, b"Dit is de body.\r\n"),
+            "Received: from x\r\n\r\n"
+        );
+        assert_eq!(
+            message_prefix(received(), None, b""),
+            "Received: from x\r\n\r\n"
+        );
+        // Headers given, or the empty line itself: nothing added, the data stays as sent.
+        for data in [
+            &b"Subject: hi\r\n\r\nbody\r\n"[..],
+            b"Subject: no body\r\n",
+            b"\r\nbody\r\n",
+        ] {
+            assert_eq!(
+                message_prefix(received(), None, data),
+                "Received: from x\r\n"
+            );
+        }
+        // Submission: the added fields come before the empty line.
+        let p = message_prefix(
+            received(),
+            Some(Submitted {
+                hostname: "mx.example.test",
+                id: "ID1",
+                sender: Some("alice@example.test"),
+            }),
+            b"Dit is de body.\r\n",
+        );
+        assert!(p.starts_with("Received: from x\r\nDate: "), "{p:?}");
+        assert!(p.contains("\r\nMessage-ID: <id1."), "{p:?}");
+        assert!(
+            p.ends_with("\r\nFrom: <alice@example.test>\r\n\r\n"),
+            "{p:?}"
+        );
+        let p = message_prefix(
+            received(),
+            Some(Submitted {
+                hostname: "h",
+                id: "i",
+                sender: Some("alice@example.test"),
+            }),
+            b"From: a@x.test\r\nDate: x\r\nMessage-ID: <y>\r\n\r\nbody\r\n",
+        );
+        assert_eq!(p, "Received: from x\r\n");
     }
 
     #[test]

@@ -287,6 +287,10 @@ pub trait MailStore: Send + Sync {
     /// Case-insensitive lookup.
     fn find_account(&self, address: &str) -> Result<Option<Account>>;
     fn list_accounts(&self) -> Result<Vec<Account>>;
+    /// The accounts whose address has this local part, in any domain (case-insensitive),
+    /// sorted by address: what a bare user name (`USER alice`, `VRFY alice`) can mean. An
+    /// empty name or one with `@` matches none.
+    fn accounts_with_local_part(&self, local: &str) -> Result<Vec<Account>>;
     /// The account with this id, as stored now (`None` once removed). Sessions check it
     /// before acting, so a removed account or a changed password ends them.
     fn account_by_id(&self, id: AccountId) -> Result<Option<Account>>;
@@ -310,6 +314,9 @@ pub trait MailStore: Send + Sync {
     fn list_aliases(&self) -> Result<Vec<(String, String)>>;
     /// Targets of one source (case-insensitive), sorted.
     fn alias_targets(&self, source: &str) -> Result<Vec<String>>;
+    /// The alias sources with this local part, in any domain (case-insensitive), sorted; never
+    /// a catch-all (`@domain`). An empty name or one with `@` matches none.
+    fn aliases_with_local_part(&self, local: &str) -> Result<Vec<String>>;
 
     // ---- delivery ----
     fn deliver(&self, delivery: Delivery) -> Result<Receipt>;

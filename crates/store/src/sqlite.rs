@@ -972,6 +972,17 @@ fn deliver_in(c: &Connection, delivery: &Delivery) -> Result<Receipt> {
     Ok(receipt)
 }
 
+/// The range of stored (lower-case) addresses `local@...`: from `local@` up to, not
+/// including, `localA` ('A' follows '@' in ASCII), so the unique index on the address column
+/// finds them without a scan. `None` for an empty local part or one with `@`.
+fn local_part_range(local: &str) -> Option<(String, String)> {
+    let local = local.trim().to_ascii_lowercase();
+    if local.is_empty() || local.contains('@') {
+        return None;
+    }
+    Some((format!("{local}@"), format!("{local}A")))
+}
+
 fn alias_key(s: &str) -> String {
     s.trim().to_ascii_lowercase()
 }
@@ -1141,6 +1152,20 @@ impl MailStore for SqliteStore {
         })
     }
 
+    fn accounts_with_local_part(&self, local: &str) -> Result<Vec<Account>> {
+        let Some((low, high)) = local_part_range(local) else {
+            return Ok(Vec::new());
+        };
+        self.read(|c| {
+            let sql = format!(
+                "SELECT {ACCOUNT_COLS} FROM accounts WHERE address >= ?1 AND address < ?2 ORDER BY address"
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(params![low, high], row_to_account)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     fn account_by_id(&self, id: AccountId) -> Result<Option<Account>> {
         self.read(|c| {
             let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1");
@@ -1268,6 +1293,19 @@ impl MailStore for SqliteStore {
             let mut st =
                 c.prepare_cached("SELECT target FROM aliases WHERE source = ?1 ORDER BY target")?;
             let rows = st.query_map(params![source], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+    }
+
+    fn aliases_with_local_part(&self, local: &str) -> Result<Vec<String>> {
+        let Some((low, high)) = local_part_range(local) else {
+            return Ok(Vec::new());
+        };
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT DISTINCT source FROM aliases WHERE source >= ?1 AND source < ?2 ORDER BY source",
+            )?;
+            let rows = st.query_map(params![low, high], |r| r.get(0))?;
             Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
         })
     }
@@ -2001,6 +2039,46 @@ mod tests {
             Err(StoreError::NotFound(_))
         ));
         assert!(s.add_account("nodomain", "h").is_err());
+    }
+
+    #[test]
+    fn accounts_and_aliases_by_local_part() {
+        let (_d, s) = store();
+        s.add_account("alice@b.test", "h").unwrap();
+        s.add_account("Alice@A.test", "h").unwrap();
+        s.add_account("alice2@a.test", "h").unwrap();
+        s.add_account("alic@a.test", "h").unwrap();
+        s.add_account("a.b@a.test", "h").unwrap();
+        let names = |v: Vec<Account>| v.into_iter().map(|a| a.address).collect::<Vec<_>>();
+        assert_eq!(
+            names(s.accounts_with_local_part("ALICE").unwrap()),
+            ["alice@a.test", "alice@b.test"]
+        );
+        assert_eq!(
+            names(s.accounts_with_local_part("alic").unwrap()),
+            ["alic@a.test"]
+        );
+        assert_eq!(
+            names(s.accounts_with_local_part("a.b").unwrap()),
+            ["a.b@a.test"]
+        );
+        assert!(s.accounts_with_local_part("bob").unwrap().is_empty());
+        assert!(s.accounts_with_local_part("").unwrap().is_empty());
+        assert!(s
+            .accounts_with_local_part("alice@a.test")
+            .unwrap()
+            .is_empty());
+        s.add_alias("staff@a.test", "alice@a.test").unwrap();
+        s.add_alias("staff@a.test", "alice@b.test").unwrap();
+        s.add_alias("Staff@B.test", "alice@b.test").unwrap();
+        s.add_alias("@a.test", "alice@a.test").unwrap();
+        s.add_alias("staffroom@a.test", "alice@a.test").unwrap();
+        assert_eq!(
+            s.aliases_with_local_part("staff").unwrap(),
+            ["staff@a.test", "staff@b.test"]
+        );
+        assert!(s.aliases_with_local_part("").unwrap().is_empty());
+        assert!(s.aliases_with_local_part("alice").unwrap().is_empty());
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub enum Pop3Error {
     /// A wrong user name or password: the same text for both (no user enumeration).
     #[error("wrong user name or password; try again: USER name, then PASS password")]
     AuthFailed,
+    /// A user name without `@` that several accounts have: the login failed; the full address
+    /// is needed (no password was checked).
+    #[error("the user name {0} is not unique here: several domains have a user of that name; log in with your full address, e.g. USER {0}@your.domain")]
+    AmbiguousUser(String),
     /// The password could not be checked now (too many logins at once, or the store failed):
     /// not a failed login; the client should try again (RFC 3206 §4 SYS/TEMP).
     #[error("the server cannot check passwords right now (too busy); try again in a moment")]
@@ -112,9 +116,8 @@ impl Pop3Error {
         use Pop3Error::*;
         match self {
             // RFC 3206 §4 / AUTH-RESP-CODE (RFC 3206 §5): the credentials are the problem.
-            AuthFailed | SaslMalformed(_) | TooManyAuthFailures | AccountChanged => {
-                Some(RespCode::Auth)
-            }
+            AuthFailed | AmbiguousUser(_) | SaslMalformed(_) | TooManyAuthFailures
+            | AccountChanged => Some(RespCode::Auth),
             InUse(_) => Some(RespCode::InUse),
             Store(_) | UpdateFailed | Shutdown | AuthUnavailable => Some(RespCode::SysTemp),
             NoInbox(_) => Some(RespCode::SysPerm),
@@ -170,6 +173,10 @@ mod tests {
             (
                 Pop3Error::NotLoggedIn("STAT"),
                 "-ERR log in first: USER name, then PASS password (you typed STAT)\r\n",
+            ),
+            (
+                Pop3Error::AmbiguousUser("alice".into()),
+                "-ERR [AUTH] the user name alice is not unique here: several domains have a user of that name; log in with your full address, e.g. USER alice@your.domain\r\n",
             ),
             (Pop3Error::TooManyAuthFailures, "-ERR [AUTH] too many failures, closing\r\n"),
             (

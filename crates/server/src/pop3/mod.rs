@@ -30,7 +30,7 @@ use mailroom_store::{password, Account, MessageRef, StoreError};
 use md5::{Digest, Md5};
 use tokio::sync::watch;
 
-use crate::auth::{check_password, AuthError};
+use crate::auth::{self, LoginError};
 use crate::conn::{Conn, Event, Stream, Trace, MASK};
 use crate::session::{self, ErrorCount, LoginFailures, SaslResponse, TlsUnavailable};
 use crate::{ListenerKind, Shared};
@@ -310,7 +310,7 @@ impl Session {
                 self.fail(Pop3Error::NeedTls)
             }
             Command::User(name) => {
-                let name = self.full_name(&name);
+                let name = self.full_name(&name).await;
                 // RFC 1939 §7 allows -ERR for an unknown mailbox; we always say +OK, so the
                 // answer does not tell which names exist.
                 self.ok(&format!("hello {name}, now type PASS and your password"));
@@ -325,12 +325,12 @@ impl Session {
                 let Some(user) = user else {
                     return self.fail(Pop3Error::PassBeforeUser);
                 };
-                let account = check_password(&self.shared, &user, &secret).await;
+                let account = auth::login(&self.shared, &user, &secret).await;
                 self.finish_login(&user, account).await
             }
             Command::Apop { name, digest } => {
                 self.clear_user();
-                let name = self.full_name(&name);
+                let name = self.full_name(&name).await;
                 let account = self.check_apop(&name, &digest).await;
                 self.finish_login(&name, account).await
             }
@@ -380,13 +380,12 @@ impl Session {
         self.state = State::Authorization { user: None };
     }
 
-    /// Leniency: `USER alice` means `alice@example.test` when the config has exactly one
-    /// local domain, as lab users type their short name.
-    fn full_name(&self, name: &str) -> String {
-        match self.shared.config.domains.as_slice() {
-            [only] if !name.contains('@') => format!("{name}@{only}"),
-            _ => name.to_string(),
-        }
+    /// Leniency: `USER alice` means `alice@example.test` when that is the one account called
+    /// alice, in whatever domain, as lab users type their short name (`auth::full_address`).
+    /// A name that names several accounts stays as given, and its login fails asking for the
+    /// full address.
+    async fn full_name(&self, name: &str) -> String {
+        auth::full_address(&self.shared, name).await
     }
 
     /// RFC 1939 §7: APOP needs the shared secret in plain text, which only the config's
@@ -394,7 +393,7 @@ impl Session {
     /// every other name the digest cannot match, and the answer is the same `-ERR [AUTH]`.
     /// The plain-text password is also checked against the store, so APOP costs what PASS
     /// costs and a password changed with `mailroom user passwd` wins over a stale config.
-    async fn check_apop(&self, name: &str, digest: &str) -> Result<Account, AuthError> {
+    async fn check_apop(&self, name: &str, digest: &str) -> Result<Account, LoginError> {
         let plain = self
             .shared
             .config
@@ -408,22 +407,27 @@ impl Session {
         });
         let expected = apop_digest(&self.timestamp, &secret);
         let digest_ok = constant_time_eq(expected.as_bytes(), digest.as_bytes());
-        let account = check_password(&self.shared, name, &secret).await?;
+        let account = auth::login(&self.shared, name, &secret).await?;
         if plain.is_some() && digest_ok {
             Ok(account)
         } else {
-            Err(AuthError::Rejected)
+            Err(LoginError::Rejected)
         }
     }
 
     /// After a credentials check for `user`: lock and open the maildrop, or count the
     /// failure. A check that could not be made is a temporary failure (RFC 3206 SYS/TEMP), not
     /// counted.
-    async fn finish_login(&mut self, user: &str, account: Result<Account, AuthError>) -> Flow {
+    async fn finish_login(&mut self, user: &str, account: Result<Account, LoginError>) -> Flow {
         let account = match account {
             Ok(a) => a,
-            Err(AuthError::Rejected) => return self.auth_failed(Pop3Error::AuthFailed, user).await,
-            Err(AuthError::Unavailable) => return self.fail(Pop3Error::AuthUnavailable),
+            Err(LoginError::Rejected) => {
+                return self.auth_failed(Pop3Error::AuthFailed, user).await
+            }
+            Err(LoginError::Ambiguous { name }) => {
+                return self.auth_failed(Pop3Error::AmbiguousUser(name), user).await
+            }
+            Err(LoginError::Unavailable) => return self.fail(Pop3Error::AuthUnavailable),
         };
         // RFC 1939 §8 / RFC 2449 §8.1.1: one session per maildrop.
         let Some(lock) = MaildropLock::acquire(&self.shared, account.id.0) else {
@@ -474,13 +478,13 @@ impl Session {
                         Ok(c) => c,
                         Err(e) => return self.sasl_error(e).await,
                     };
-                let name = self.full_name(&creds.authcid);
+                let name = self.full_name(&creds.authcid).await;
                 // RFC 4616 §2: we allow no authorization identity other than oneself.
                 if !creds.authzid.is_empty() && !creds.authzid.eq_ignore_ascii_case(&creds.authcid)
                 {
                     return self.auth_failed(Pop3Error::AuthFailed, &name).await;
                 }
-                let account = check_password(&self.shared, &name, &creds.password).await;
+                let account = auth::login(&self.shared, &name, &creds.password).await;
                 self.finish_login(&name, account).await
             }
             "LOGIN" => {
@@ -508,12 +512,12 @@ impl Session {
                 let name = if user.is_empty() {
                     String::new()
                 } else {
-                    self.full_name(&user)
+                    self.full_name(&user).await
                 };
                 if user.is_empty() || pass.is_empty() {
                     return self.auth_failed(Pop3Error::AuthFailed, &name).await;
                 }
-                let account = check_password(&self.shared, &name, &pass).await;
+                let account = auth::login(&self.shared, &name, &pass).await;
                 self.finish_login(&name, account).await
             }
             other => self.fail(Pop3Error::UnknownMechanism(pop3::shown(other, 20))),
@@ -853,6 +857,70 @@ mod tests {
         assert_eq!(
             c.line().await,
             "+OK alice@example.test has 0 messages (0 octets)"
+        );
+    }
+
+    /// Short user names: `USER alice` works when one account is called alice, whatever the
+    /// config's domains; with a second alice elsewhere the login fails and asks for the full
+    /// address (AUTH PLAIN too).
+    #[tokio::test]
+    async fn short_user_names() {
+        use crate::test_support::{peer, Harness};
+        let h = Harness::new(|c| c.domains.clear());
+        let session = |h: &Harness| {
+            let (stream, c) = h.pipe();
+            tokio::spawn(run_session(
+                ListenerKind::Pop3,
+                stream,
+                peer(),
+                h.shared.clone(),
+                h.shutdown(),
+            ));
+            c
+        };
+        let mut c = session(&h);
+        assert!(c.line().await.starts_with("+OK mailroom POP3 ready <"));
+        c.send("USER alice\r\n").await;
+        assert_eq!(
+            c.line().await,
+            "+OK hello alice@example.test, now type PASS and your password"
+        );
+        c.send("PASS alice-secret\r\n").await;
+        assert_eq!(
+            c.line().await,
+            "+OK alice@example.test has 0 messages (0 octets)"
+        );
+        c.send("QUIT\r\n").await;
+        assert!(c.line().await.starts_with("+OK"));
+
+        let hash = password::hash_password("other").unwrap();
+        h.shared
+            .store
+            .add_account("alice@school.test", &hash)
+            .unwrap();
+        let mut c = session(&h);
+        assert!(c.line().await.starts_with("+OK mailroom POP3 ready <"));
+        c.send("USER alice\r\nPASS alice-secret\r\n").await;
+        assert_eq!(
+            c.line().await,
+            "+OK hello alice, now type PASS and your password"
+        );
+        assert_eq!(
+            c.line().await,
+            "-ERR [AUTH] the user name alice is not unique here: several domains have a user of that name; log in with your full address, e.g. USER alice@your.domain"
+        );
+        let plain =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "\0alice\0other");
+        c.send(format!("AUTH PLAIN {plain}\r\n")).await;
+        assert!(c
+            .line()
+            .await
+            .starts_with("-ERR [AUTH] the user name alice is not unique here"),);
+        c.send("USER alice@school.test\r\nPASS other\r\n").await;
+        assert!(c.line().await.starts_with("+OK hello alice@school.test"));
+        assert_eq!(
+            c.line().await,
+            "+OK alice@school.test has 0 messages (0 octets)"
         );
     }
 

@@ -29,6 +29,7 @@ use mailroom_store::{now_unix, Delivery, Outbound, QueueEntry, QueueRecipient, R
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
+use crate::config::TlsMode;
 use crate::delivery::{self, Route, Target};
 use crate::Shared;
 use bounce::Failure;
@@ -300,7 +301,7 @@ impl Runner {
                     Ok(h) => (
                         h.into_iter().map(|h| (h, 25)).collect(),
                         None,
-                        route::TlsPolicy::default(),
+                        route::mx_policy(&self.shared.config),
                     ),
                     Err(e) => {
                         return all(Outcome::Permanent {
@@ -374,7 +375,8 @@ impl Runner {
     /// Connects, says EHLO and upgrades with STARTTLS when the peer offers it (RFC 3207).
     /// Opportunistic by default: a failed handshake is retried once in plaintext (RFC 7435
     /// §3); with `require` there is no delivery without TLS, and with `verify` the peer's
-    /// certificate must check out.
+    /// certificate must check out; with `none` the dialogue stays in clear even when the
+    /// peer offers STARTTLS.
     async fn open(
         &self,
         server: &str,
@@ -390,11 +392,16 @@ impl Runner {
             Ok::<SmtpClient, String>(c)
         };
         let mut client = connect().await?;
+        if tls.mode == TlsMode::None {
+            tracing::debug!(%server, "tls = \"none\": delivering in clear");
+            return Ok(client);
+        }
+        let require = tls.mode == TlsMode::Require;
         if !client.extensions().starttls {
-            if tls.require {
+            if require {
                 let _ = client.quit().await;
                 return Err(format!(
-                    "{server} does not offer STARTTLS, and the route requires TLS (require_tls)"
+                    "{server} does not offer STARTTLS, and the route requires TLS (tls = \"require\")"
                 ));
             }
             return Ok(client);
@@ -414,7 +421,7 @@ impl Runner {
         };
         match upgraded {
             Ok(()) => Ok(client),
-            Err(e) if tls.require => Err(format!("STARTTLS with {server} failed: {e}")),
+            Err(e) if require => Err(format!("STARTTLS with {server} failed: {e}")),
             Err(e) => {
                 tracing::info!(%server, error = %e, "STARTTLS failed; delivering without TLS");
                 connect().await
@@ -432,6 +439,8 @@ impl Runner {
                 Direction::Client => "C",
                 Direction::Server => "S",
             };
+            // The client escapes what the peer sent already; the same rule as the sessions'.
+            let line = crate::conn::escape_controls(line);
             tracing::info!(target: "mailroom::trace", "[queue {id}] {who}: {line}");
         }))
     }

@@ -4,15 +4,17 @@
 //! 3. DNS: the MX records by preference, or the domain's own address when it has none;
 //!    a null MX (RFC 7505) means the domain accepts no mail.
 
-use crate::config::{parse_host_port, Config};
+use crate::config::{parse_host_port, Config, TlsMode};
 
-/// How strict a delivery is about TLS. The default is opportunistic STARTTLS (RFC 3207,
-/// RFC 7435): used when the peer offers it, certificate not checked, plaintext otherwise.
+/// How a delivery uses TLS. The default is opportunistic STARTTLS (RFC 3207, RFC 7435): used
+/// when the peer offers it, certificate not checked, plaintext otherwise. `none` never
+/// upgrades (the lab's packet capture sees the whole dialogue); `require` never delivers in
+/// clear.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsPolicy {
-    /// No delivery without STARTTLS.
-    pub require: bool,
-    /// Check the peer's certificate (against `ca`, else the built-in roots).
+    pub mode: TlsMode,
+    /// Check the peer's certificate (against `ca`, else the built-in roots); only with
+    /// `TlsMode::Require` (the config refuses it with the others).
     pub verify: bool,
     pub ca: Option<std::path::PathBuf>,
 }
@@ -57,7 +59,8 @@ pub fn choose(config: &Config, domain: &str) -> Destination {
             port,
             auth: None,
             tls: TlsPolicy {
-                require: r.require_tls || r.verify,
+                // A route's own setting, else the queue's default (`queue.tls`).
+                mode: r.tls.unwrap_or(config.queue.tls),
                 verify: r.verify,
                 ca: r.ca.clone(),
             },
@@ -67,7 +70,8 @@ pub fn choose(config: &Config, domain: &str) -> Destination {
         if let Some((host, port)) = parse_host_port(&relay.host) {
             let auth = relay.user.clone().zip(relay.password.clone());
             let tls = TlsPolicy {
-                require: relay.require_tls || relay.verify || relay.ca.is_some(),
+                // Checked by `Config::validate`; a contradiction cannot get here.
+                mode: relay.tls_mode().ok().flatten().unwrap_or(config.queue.tls),
                 verify: relay.verify || relay.ca.is_some(),
                 ca: relay.ca.clone(),
             };
@@ -80,6 +84,14 @@ pub fn choose(config: &Config, domain: &str) -> Destination {
         }
     }
     Destination::Mx { domain }
+}
+
+/// The TLS policy for MX hosts found in DNS: `queue.tls`, certificates not checked.
+pub fn mx_policy(config: &Config) -> TlsPolicy {
+    TlsPolicy {
+        mode: config.queue.tls,
+        ..TlsPolicy::default()
+    }
 }
 
 /// The outcome of an MX lookup, independent of the resolver library.
@@ -172,6 +184,32 @@ mod tests {
                 domain: "b.test".into()
             }
         );
+    }
+
+    #[test]
+    fn tls_modes_of_routes_relay_and_mx() {
+        let tls = |c: &Config, d: &str| match choose(c, d) {
+            Destination::Fixed { tls, .. } => tls,
+            other => panic!("{other:?}"),
+        };
+        let c = cfg("[routes]\n\"a.test\" = \"127.0.0.1:1\"\n\"b.test\" = { host = \"127.0.0.1:2\", tls = \"none\" }\n\"c.test\" = { host = \"127.0.0.1:3\", require_tls = true }\n");
+        assert_eq!(tls(&c, "a.test").mode, TlsMode::Opportunistic);
+        assert_eq!(tls(&c, "b.test").mode, TlsMode::None);
+        assert_eq!(tls(&c, "c.test").mode, TlsMode::Require);
+        assert_eq!(mx_policy(&c).mode, TlsMode::Opportunistic);
+        // queue.tls is the default of everything that does not choose.
+        let c = cfg("[queue]\ntls = \"none\"\n[routes]\n\"a.test\" = \"127.0.0.1:1\"\n\"v.test\" = { host = \"127.0.0.1:2\", verify = true }\n[relay]\nhost = \"smart.test:25\"\n");
+        assert_eq!(tls(&c, "a.test").mode, TlsMode::None);
+        assert_eq!(
+            tls(&c, "v.test").mode,
+            TlsMode::Require,
+            "verify implies require"
+        );
+        assert_eq!(tls(&c, "other.test").mode, TlsMode::None, "the relay");
+        assert_eq!(mx_policy(&c).mode, TlsMode::None);
+        let c =
+            cfg("[queue]\ntls = \"none\"\n[relay]\nhost = \"smart.test:25\"\ntls = \"require\"\n");
+        assert_eq!(tls(&c, "other.test").mode, TlsMode::Require);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms: the `auth_require_tls`
 //! policy, the SASL exchange over 334 challenges, and failed logins (delayed, counted,
-//! logged through the session toolkit).
+//! logged through the session toolkit). The user name may be a bare local part when it names
+//! exactly one account (`crate::auth::login`).
 
 use mailroom_proto::sasl;
 use mailroom_proto::smtp::Reply;
@@ -71,7 +72,7 @@ impl Session {
             other => return self.refuse(Refusal::AuthUnknownMechanism(other.to_string())),
         };
         let (user, pass) = creds;
-        match auth::check_password(&self.shared, &user, &pass).await {
+        match auth::login(&self.shared, &user, &pass).await {
             Ok(account) => {
                 tracing::info!(session = self.id, user = %account.address, peer = %self.conn.peer, "authenticated");
                 self.auth = Some(account);
@@ -79,10 +80,14 @@ impl Session {
                 Flow::Continue
             }
             // Not a failed login: no delay, not counted (RFC 4954 §6).
-            Err(auth::AuthError::Unavailable) => self.refuse(Refusal::AuthTemporary),
-            Err(auth::AuthError::Rejected) => {
+            Err(auth::LoginError::Unavailable) => self.refuse(Refusal::AuthTemporary),
+            Err(e) => {
+                let refusal = match e {
+                    auth::LoginError::Ambiguous { name } => Refusal::AuthAmbiguous(name),
+                    _ => Refusal::AuthFailed,
+                };
                 if self.logins.record(&self.shared, &self.conn, &user).await {
-                    self.reply(Refusal::AuthFailed.reply());
+                    self.reply(refusal.reply());
                     let host = self.host().to_string();
                     self.ok(
                         421,
@@ -91,7 +96,7 @@ impl Session {
                     );
                     return Flow::Close;
                 }
-                self.refuse(Refusal::AuthFailed)
+                self.refuse(refusal)
             }
         }
     }

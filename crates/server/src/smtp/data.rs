@@ -1,6 +1,8 @@
 //! The message itself: DATA (RFC 5321 §4.1.1.4) through the sans-IO receiver, BDAT chunks
 //! (RFC 3030), the shared memory budget for messages being received, and the hand-off to the
-//! store with the trace headers (RFC 5321 §4.4): a 250 means the message is on disk.
+//! store with the trace headers (RFC 5321 §4.4), the fields a submission server completes
+//! (RFC 6409 §8) and the empty line a message typed without header lines needs (RFC 5322
+//! §2.1): a 250 means the message is on disk.
 
 use mailroom_proto::smtp::{normalize_body, DataError, DataProgress, DataReceiver, ReversePath};
 
@@ -206,7 +208,7 @@ impl Session {
             _ => None,
         };
         let helo = self.helo.clone().unwrap_or_default();
-        let mut prefix = delivery::received_header(&delivery::Trace {
+        let received = delivery::received_header(&delivery::Trace {
             helo: &helo,
             peer: self.conn.peer,
             hostname: self.host(),
@@ -214,13 +216,18 @@ impl Session {
             id: &id,
             single_recipient: single,
         });
-        if self.kind == ListenerKind::Submission {
-            prefix.push_str(&delivery::submission_fixups(&body, self.host(), &id));
-        }
         let sender = match &env.from {
             ReversePath::Null => String::new(),
             ReversePath::Address(a) => a.to_string(),
         };
+        // RFC 6409 §8 on submission; on every listener the empty line that ends the header
+        // section when the client sent none (RFC 5322 §2.1): see `delivery::message_prefix`.
+        let submitted = (self.kind == ListenerKind::Submission).then(|| delivery::Submitted {
+            hostname: self.host(),
+            id: &id,
+            sender: (!sender.is_empty()).then_some(sender.as_str()),
+        });
+        let prefix = delivery::message_prefix(received, submitted, &body);
         let mut local = Vec::new();
         let mut remote = Vec::new();
         for t in env.rcpts.iter().flat_map(|r| r.targets.iter()) {

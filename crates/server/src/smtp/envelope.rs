@@ -1,6 +1,6 @@
 //! The envelope of a mail transaction: MAIL FROM with its parameters (RFC 5321 §4.1.1.2,
 //! SIZE RFC 1870, BODY RFC 6152, SMTPUTF8 RFC 6531), RCPT TO with recipient resolution,
-//! relay policy and quotas (§4.1.1.3), RSET (§4.1.1.5) and VRFY (§4.1.1.6).
+//! relay policy and quotas (§4.1.1.3) and RSET (§4.1.1.5).
 
 use mailroom_proto::smtp::{Address, ForwardPath, Param, ReversePath};
 
@@ -266,16 +266,6 @@ impl Session {
             self.state = State::Greeted;
         }
         self.ok(250, "2.0.0", "Ok, transaction reset");
-        Flow::Continue
-    }
-
-    /// VRFY: RFC 5321 §3.5.3: 252 when we will not confirm or deny (no address harvesting).
-    pub(super) fn vrfy(&mut self) -> Flow {
-        self.ok(
-            252,
-            "2.5.0",
-            "Cannot VRFY user, but will accept message and attempt delivery",
-        );
         Flow::Continue
     }
 }

@@ -20,8 +20,8 @@
 //!
 //! The driver by command family: this file holds the session, its states and the command
 //! loop; `ehlo.rs` the greeting, HELO/EHLO and STARTTLS; `auth.rs` AUTH; `envelope.rs` MAIL,
-//! RCPT, RSET and VRFY; `data.rs` DATA, BDAT and the hand-off to the store; `refusal.rs` the
-//! refusals; `help.rs` the HELP texts. Session plumbing shared with POP3 and IMAP (auth
+//! RCPT and RSET; `verify.rs` VRFY and EXPN (switched per listener); `data.rs` DATA, BDAT and
+//! the hand-off to the store; `refusal.rs` the refusals; `help.rs` the HELP texts. Session plumbing shared with POP3 and IMAP (auth
 //! policy, STARTTLS swap, SASL response reader, error and login-failure counting) is in
 //! `crate::session`.
 
@@ -33,6 +33,7 @@ mod help;
 mod refusal;
 #[cfg(test)]
 mod tests;
+mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -241,8 +242,8 @@ impl Session {
                 self.ok(221, "2.0.0", format!("{host} closing connection; bye"));
                 Flow::Close
             }
-            Command::Vrfy(_) => self.vrfy(),
-            Command::Expn(_) => self.refuse(Refusal::Expn),
+            Command::Vrfy(arg) => self.vrfy(arg).await,
+            Command::Expn(arg) => self.expn(arg).await,
             Command::Help(topic) => {
                 let r = help::reply(topic.as_deref(), &self.help_state());
                 self.reply(r);
@@ -266,6 +267,8 @@ impl Session {
             has_rcpt: matches!(self.state, State::Rcpt(_) | State::Bdat { .. }),
             can_auth: self.auth.is_none() && matches!(self.state, State::Greeted),
             submission: self.kind == ListenerKind::Submission,
+            vrfy: self.shared.config.vrfy.on(self.kind),
+            expn: self.shared.config.expn.on(self.kind),
         }
     }
 

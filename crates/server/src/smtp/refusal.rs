@@ -24,6 +24,9 @@ pub(super) enum Refusal {
     AuthMalformed(&'static str),
     AuthUnknownMechanism(String),
     AuthFailed,
+    /// A user name without `@` that several accounts have: a failed login that asks for the
+    /// full address.
+    AuthAmbiguous(String),
     /// The password could not be checked now (RFC 4954 §6: 454 4.7.0); not a failed login
     /// and not a client error.
     AuthTemporary,
@@ -67,7 +70,6 @@ pub(super) enum Refusal {
     /// The store's disk is full (RFC 3463 §3.4 X.3.1 "mail system full"; RFC 5321 §4.2.2
     /// 452 "insufficient system storage"): nothing was stored, the sender keeps the message.
     StorageFull,
-    Expn,
     DataAfterBdat,
     BdatWithoutRecipients,
 }
@@ -119,6 +121,12 @@ impl Refusal {
                 format!("Unrecognized authentication mechanism {m}; use AUTH PLAIN or AUTH LOGIN"),
             ),
             AuthFailed => Reply::new(535, "5.7.8", "Authentication credentials invalid"),
+            // RFC 4954 §6: 535 5.7.8 for credentials that do not authenticate; the text says why.
+            AuthAmbiguous(name) => Reply::new(
+                535,
+                "5.7.8",
+                format!("Authentication credentials invalid: the user name {name} is not unique here (several domains have it); log in with your full address, like {name}@your.domain"),
+            ),
             AuthTemporary => Reply::new(
                 454,
                 "4.7.0",
@@ -167,7 +175,8 @@ impl Refusal {
             UnknownUser(a) => Reply::new(550, "5.1.1", format!("<{a}>: no such user here")),
             // Temporary, so the sending server keeps the message and tries again; the text
             // gives no numbers (how full a mailbox is is nobody else's business) and, for an
-            // alias, does not say which member is full (EXPN is disabled for the same reason).
+            // alias, does not say which member is full (EXPN is off by default for the same
+            // reason).
             MailboxFull { address, declared: None } => Reply::new(
                 452,
                 "4.2.2",
@@ -226,7 +235,6 @@ impl Refusal {
                 "4.3.1",
                 "Insufficient system storage: the server's disk is full; nothing was stored, keep the message and try again later",
             ),
-            Expn => Reply::new(502, "5.5.1", "EXPN is disabled: mailing lists are private here"),
             DataAfterBdat => Reply::new(
                 503,
                 "5.5.1",

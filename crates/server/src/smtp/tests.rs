@@ -161,13 +161,85 @@ async fn bad_syntax_replies() {
     );
     assert_eq!(
         cmd(&mut c, "EXPN staff").await,
-        "502 5.5.1 EXPN is disabled: mailing lists are private here"
+        "252 2.5.0 Cannot EXPN: mailing lists are private here; mail to a list is accepted and delivered"
     );
     assert_eq!(
         cmd(&mut c, "VRFY alice").await,
         "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"
     );
     assert_eq!(cmd(&mut c, "NOOP").await, "250 2.0.0 Ok");
+}
+
+/// VRFY and EXPN switched on for the MX (`[vrfy] smtp`, `[expn] smtp`): truthful answers in
+/// any state, without touching the transaction; submission keeps them off (252).
+#[tokio::test]
+async fn vrfy_and_expn_switched_on() {
+    let h = Harness::new(|c| {
+        c.vrfy.smtp = true;
+        c.expn.smtp = true;
+        c.aliases.insert(
+            "staff@example.test".into(),
+            crate::config::AliasTargets::Many(vec![
+                "alice@example.test".into(),
+                "bob@example.test".into(),
+            ]),
+        );
+    });
+    let mut c = connect(&h).await;
+    // Before EHLO too (RFC 5321 §4.1.4: VRFY and EXPN are valid in any state).
+    assert_eq!(
+        cmd(&mut c, "VRFY alice").await,
+        "250 2.1.5 alice <alice@example.test>"
+    );
+    ehlo(&mut c).await;
+    cmd(&mut c, "MAIL FROM:<x@elsewhere.test>").await;
+    assert_eq!(
+        cmd(&mut c, "VRFY <bob@example.test>").await,
+        "250 2.1.5 bob <bob@example.test>"
+    );
+    assert_eq!(
+        cmd(&mut c, "VRFY carol").await,
+        "550 5.1.1 carol: no such user here"
+    );
+    c.send("EXPN staff\r\n").await;
+    assert_eq!(
+        reply_lines(&mut c).await,
+        [
+            "250-2.1.5 alice <alice@example.test>",
+            "250 2.1.5 bob <bob@example.test>"
+        ]
+    );
+    assert_eq!(
+        cmd(&mut c, "EXPN alice").await,
+        "550 5.1.1 alice <alice@example.test> is a user, not a mailing list; VRFY alice checks a user"
+    );
+    // The transaction went on undisturbed, and the unknown names were no errors.
+    assert_eq!(
+        cmd(&mut c, "RCPT TO:<staff@example.test>").await,
+        "250 2.1.5 Recipient <staff@example.test> ok"
+    );
+    // A second alice in another domain: ambiguous.
+    h.shared
+        .store
+        .add_account("alice@school.test", "h")
+        .expect("account");
+    c.send("VRFY alice\r\n").await;
+    assert_eq!(
+        reply_lines(&mut c).await,
+        [
+            "553-5.1.4 alice is ambiguous; VRFY one of these full addresses:",
+            "553-5.1.4 alice <alice@example.test>",
+            "553 5.1.4 alice <alice@school.test>",
+        ]
+    );
+    let mut s = connect_to(&h, ListenerKind::Submission).await;
+    assert_eq!(
+        cmd(&mut s, "VRFY alice@example.test").await,
+        "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"
+    );
+    assert!(cmd(&mut s, "EXPN staff")
+        .await
+        .starts_with("252 2.5.0 Cannot EXPN"));
 }
 
 #[tokio::test]
@@ -269,6 +341,132 @@ async fn data_unstuffs_dots_and_stores_the_message_exactly() {
         cmd(&mut c, "RCPT TO:<alice@example.test>").await,
         "503 5.5.1 Send MAIL FROM:<you@example.test> first"
     );
+}
+
+/// The stored message of one transaction on `kind` whose data is `data` (CRLF lines, no
+/// final dot), sent by `auth` (submission) or from bob@elsewhere.test (MX), to alice.
+async fn store_one(h: &Harness, kind: ListenerKind, auth: bool, data: &str) -> Vec<u8> {
+    let mut c = connect_to(h, kind).await;
+    ehlo(&mut c).await;
+    let from = if auth {
+        let r = cmd(
+            &mut c,
+            &format!("AUTH PLAIN {}", plain("bob@example.test", "bob-secret")),
+        )
+        .await;
+        assert_eq!(r, "235 2.7.0 Authentication successful");
+        "bob@example.test"
+    } else {
+        "bob@elsewhere.test"
+    };
+    let before = h.inbox("alice@example.test").len();
+    assert!(cmd(&mut c, &format!("MAIL FROM:<{from}>"))
+        .await
+        .starts_with("250 "));
+    assert!(cmd(&mut c, "RCPT TO:<alice@example.test>")
+        .await
+        .starts_with("250 "));
+    assert!(cmd(&mut c, "DATA").await.starts_with("354 "));
+    c.send(format!("{data}.\r\n")).await;
+    let r = c.line().await;
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    let stored = h.inbox("alice@example.test");
+    assert_eq!(stored.len(), before + 1);
+    stored[before].clone()
+}
+
+/// Header section and body of a stored message, split at the first empty line.
+fn split_message(m: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(m).into_owned();
+    match text.split_once("\r\n\r\n") {
+        Some((h, b)) => (format!("{h}\r\n"), b.to_string()),
+        None => (text, String::new()),
+    }
+}
+
+/// A message typed with no header lines (`DATA`, `Dit is de body.`, `.`): the MX puts the
+/// empty line that ends the header section between its trace headers and the text (RFC 5322
+/// §2.1), so the text is the body; nothing else is added.
+#[tokio::test]
+async fn data_without_headers_gets_the_empty_line_on_the_mx() {
+    let h = Harness::new(|_| {});
+    let m = store_one(&h, ListenerKind::Smtp, false, "Dit is de body.\r\n").await;
+    let (headers, body) = split_message(&m);
+    assert_eq!(body, "Dit is de body.\r\n");
+    assert!(
+        headers.starts_with("Return-Path: <bob@elsewhere.test>\r\nReceived: "),
+        "{headers}"
+    );
+    assert!(
+        !headers.contains("Date:") && !headers.contains("From:"),
+        "{headers}"
+    );
+    // Text that only looks like a header further down stays in the body.
+    let m = store_one(
+        &h,
+        ListenerKind::Smtp,
+        false,
+        "Hello\r\nSubject: not a header\r\n",
+    )
+    .await;
+    assert_eq!(split_message(&m).1, "Hello\r\nSubject: not a header\r\n");
+    // An empty message: a header section and an empty body.
+    let m = store_one(&h, ListenerKind::Smtp, false, "").await;
+    assert!(m.ends_with(b"\r\n\r\n"), "{}", String::from_utf8_lossy(&m));
+    assert_eq!(split_message(&m).1, "");
+}
+
+/// On submission the same message also gets Date, Message-ID and From (the authenticated
+/// sender), before the empty line (RFC 6409 §8).
+#[tokio::test]
+async fn data_without_headers_is_completed_on_submission() {
+    let h = Harness::new(|_| {});
+    let m = store_one(&h, ListenerKind::Submission, true, "Dit is de body.\r\n").await;
+    let (headers, body) = split_message(&m);
+    assert_eq!(body, "Dit is de body.\r\n");
+    assert!(headers.contains("\r\nDate: "), "{headers}");
+    assert!(headers.contains("\r\nMessage-ID: <"), "{headers}");
+    assert!(
+        headers.ends_with("\r\nFrom: <bob@example.test>\r\n"),
+        "{headers}"
+    );
+}
+
+/// A message that starts with header fields is stored byte-exact behind the prefix, on both
+/// listeners; submission adds only the fields that are missing.
+#[tokio::test]
+async fn data_with_headers_stays_byte_exact() {
+    let h = Harness::new(|_| {});
+    let data = "Subject: hi\r\nFrom: Bob <bob@example.test>\r\n\r\nbody\r\n";
+    let m = store_one(&h, ListenerKind::Smtp, false, data).await;
+    assert!(m.ends_with(data.as_bytes()));
+    let prefix = String::from_utf8_lossy(&m[..m.len() - data.len()]).into_owned();
+    assert!(!prefix.contains("\r\n\r\n"), "{prefix}");
+    let m = store_one(&h, ListenerKind::Submission, true, data).await;
+    assert!(m.ends_with(data.as_bytes()));
+    let prefix = String::from_utf8_lossy(&m[..m.len() - data.len()]).into_owned();
+    assert!(
+        prefix.contains("Date: ") && prefix.contains("Message-ID: "),
+        "{prefix}"
+    );
+    assert!(
+        !prefix.contains("From:"),
+        "the message has its own From: {prefix}"
+    );
+    // Headers without a body, and a body after an empty header section: as sent.
+    for data in [
+        "Subject: only headers\r\n",
+        "\r\nbody after an empty line\r\n",
+    ] {
+        let m = store_one(&h, ListenerKind::Smtp, false, data).await;
+        assert!(
+            m.ends_with(data.as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&m)
+        );
+        let prefix = String::from_utf8_lossy(&m[..m.len() - data.len()]).into_owned();
+        assert!(!prefix.contains("\r\n\r\n"), "{prefix}");
+    }
 }
 
 /// BDAT (RFC 3030): chunks are counted, the last one stores the message, and the octets are
@@ -373,6 +571,54 @@ async fn auth_plain_success_and_failure() {
     assert_eq!(
         cmd(&mut c, "RCPT TO:<someone@elsewhere.test>").await,
         "250 2.1.5 Recipient <someone@elsewhere.test> ok (will be relayed)"
+    );
+}
+
+/// AUTH with a short user name: the one account called alice, whatever the config's
+/// domains; with a second alice elsewhere, 535 with a text that asks for the full address.
+#[tokio::test]
+async fn auth_with_a_short_user_name() {
+    let h = Harness::new(|c| c.domains.clear());
+    let mut c = connect_to(&h, ListenerKind::Submission).await;
+    ehlo(&mut c).await;
+    assert_eq!(
+        cmd(
+            &mut c,
+            &format!("AUTH PLAIN {}", plain("alice", "alice-secret"))
+        )
+        .await,
+        "235 2.7.0 Authentication successful"
+    );
+    // Logged in as the account: MAIL FROM is its full address.
+    assert_eq!(
+        cmd(&mut c, "MAIL FROM:<alice@example.test>").await,
+        "250 2.1.0 Sender <alice@example.test> ok"
+    );
+    let hash = mailroom_store::password::hash_password("other").expect("hash");
+    h.shared
+        .store
+        .add_account("alice@school.test", &hash)
+        .expect("second alice");
+    let mut c = connect_to(&h, ListenerKind::Submission).await;
+    ehlo(&mut c).await;
+    assert_eq!(
+        cmd(&mut c, &format!("AUTH PLAIN {}", plain("alice", "alice-secret"))).await,
+        "535 5.7.8 Authentication credentials invalid: the user name alice is not unique here (several domains have it); log in with your full address, like alice@your.domain"
+    );
+    // AUTH LOGIN as the lab sheets type it.
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    assert_eq!(cmd(&mut c, "AUTH LOGIN").await, "334 VXNlcm5hbWU6");
+    assert_eq!(cmd(&mut c, &b64("alice")).await, "334 UGFzc3dvcmQ6");
+    assert!(cmd(&mut c, &b64("other"))
+        .await
+        .contains("is not unique here"));
+    assert_eq!(
+        cmd(
+            &mut c,
+            &format!("AUTH PLAIN {}", plain("alice@school.test", "other"))
+        )
+        .await,
+        "235 2.7.0 Authentication successful"
     );
 }
 

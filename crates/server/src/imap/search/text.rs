@@ -207,11 +207,8 @@ pub(super) fn decode_fields(mut data: &[u8]) -> Option<Vec<Field>> {
         Some(Some(s))
     };
     let mut out = Vec::new();
-    loop {
-        let Some(name) = take() else {
-            // The end (or a truncated record: refused below).
-            break;
-        };
+    // Until the end (a truncated record is refused below).
+    while let Some(name) = take() {
         let (Some(name), Some(Some(raw)), Some(decoded), Some(addresses)) =
             (name, take(), take(), take())
         else {
