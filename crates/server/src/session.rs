@@ -20,7 +20,9 @@
 //! protocol says it in its own words: SMTP `500 5.5.6` (RFC 4954 §6, "Authentication Exchange
 //! line is too long"), POP3 `-ERR command line too long ...`, IMAP a tagged `BAD`.
 //!
-//! ## Adopting it in a driver (IMAP, say)
+//! ## Adopting it in a driver
+//!
+//! As IMAP does it (`imap/auth.rs`, and the BAD counter in `imap/mod.rs`), in outline:
 //!
 //! ```text
 //! struct Session { conn: Conn, shared: Arc<Shared>, errors: ErrorCount, logins: LoginFailures, .. }

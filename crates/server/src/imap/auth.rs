@@ -1,11 +1,12 @@
 //! The commands around logging in, and those valid in every state: CAPABILITY, STARTTLS,
 //! LOGIN, AUTHENTICATE (RFC 9051 §6.1, §6.2), ENABLE (RFC 5161), ID (RFC 2971), LOGOUT.
 //!
-//! The pieces every protocol's sessions need in the same shape are kept together here:
-//! the `auth_require_tls` policy ([`Session::auth_allowed`]), the SASL response reader
-//! ([`Session::sasl_line`]), the STARTTLS swap ([`Session::starttls`]) and the counting,
-//! delay and reporting of failed logins ([`Session::finish_auth`]). BADs are counted in one
-//! place too, [`Session::fail`].
+//! The pieces every protocol's sessions need in the same shape come from the session toolkit
+//! ([`crate::session`]): the `auth_require_tls` policy ([`session::auth_allowed`]), the
+//! STARTTLS checks and swap ([`session::tls_acceptor`], [`session::swap_to_tls`]), the SASL
+//! response reader ([`session::sasl_response`]) and the counting, delay and reporting of failed
+//! logins ([`session::LoginFailures`]). What stays here is IMAP's: the capabilities, the
+//! replies, the SASL framing and decoding, and what the session forgets after STARTTLS.
 
 use mailroom_proto::imap::{Assembler, CommandBody};
 use mailroom_proto::sasl;
@@ -14,7 +15,7 @@ use mailroom_store::Account;
 use super::error::ImapError;
 use super::{ok, Done, Session, State};
 use crate::auth::{check_password, AuthError};
-use crate::conn::Event;
+use crate::session::{self, SaslResponse, TlsUnavailable};
 
 /// The capabilities every session has; [`Session::capabilities`] adds the state-dependent ones.
 const CAPABILITIES: &str = "SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH STATUS=SIZE BINARY CONDSTORE QUOTA QUOTA=RES-STORAGE";
@@ -40,7 +41,7 @@ impl Session {
         if !tls && self.shared.tls.is_some() && matches!(self.state, State::NotAuthenticated) {
             caps.push_str(" STARTTLS");
         }
-        if self.auth_allowed() {
+        if session::auth_allowed(&self.shared, &self.conn) {
             caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
         } else {
             caps.push_str(" LOGINDISABLED");
@@ -50,40 +51,27 @@ impl Session {
         caps
     }
 
-    /// The `auth_require_tls` policy: may this client send a password now?
-    fn auth_allowed(&self) -> bool {
-        self.shared
-            .config
-            .auth_require_tls
-            .allows(self.conn.is_tls(), self.conn.peer.ip())
-    }
-
     /// STARTTLS (RFC 9051 §6.2.1): the tagged OK, then the handshake. Anything the client sent
     /// behind the command in clear is discarded (the CVE-2011-0411 class), and the session
     /// starts over, not authenticated.
     async fn starttls(&mut self, tag: &str) -> Result<Done, ImapError> {
-        if self.conn.is_tls() {
-            return Err(ImapError::bad("TLS is already active on this connection"));
-        }
-        let Some(acceptor) = self.shared.tls.as_ref().map(|t| t.acceptor.clone()) else {
-            return Err(ImapError::no_code(
-                "STARTTLS is not available: this server has no TLS certificate",
-            ));
+        let acceptor = match session::tls_acceptor(&self.shared, &self.conn) {
+            Ok(a) => a,
+            Err(TlsUnavailable::AlreadyActive) => {
+                return Err(ImapError::bad("TLS is already active on this connection"))
+            }
+            Err(TlsUnavailable::NotConfigured) => {
+                return Err(ImapError::no_code(
+                    "STARTTLS is not available: this server has no TLS certificate",
+                ))
+            }
         };
         self.send_line(&format!("{tag} OK Begin TLS negotiation now"));
-        match self.conn.start_tls(&acceptor).await {
-            Ok(discarded) => {
-                if discarded > 0 {
-                    tracing::warn!(peer = %self.conn.peer, discarded, "plaintext pipelined behind STARTTLS was discarded");
-                }
-                self.asm = Assembler::new();
-                Ok(Done::Replied)
-            }
-            Err(e) => {
-                tracing::info!(peer = %self.conn.peer, error = %e, "STARTTLS handshake failed");
-                Ok(Done::Close)
-            }
+        if !session::swap_to_tls(&mut self.conn, &acceptor, "STARTTLS").await {
+            return Ok(Done::Close);
         }
+        self.asm = Assembler::new();
+        Ok(Done::Replied)
     }
 
     /// A command in the not-authenticated state (RFC 9051 §6.2), besides those valid in every
@@ -96,10 +84,14 @@ impl Session {
         use CommandBody as C;
         match body {
             C::StartTls => self.starttls(tag).await,
-            C::Login { .. } | C::Authenticate { .. } if !self.auth_allowed() => Err(ImapError::no(
+            C::Login { .. } | C::Authenticate { .. }
+                if !session::auth_allowed(&self.shared, &self.conn) =>
+            {
+                Err(ImapError::no(
                 "PRIVACYREQUIRED",
                 "passwords are only accepted over TLS here: use STARTTLS first, or the implicit-TLS port",
-            )),
+            ))
+            }
             C::Login { user, password } => self.login(tag, &user, &password).await,
             C::Authenticate { mechanism, initial } => {
                 self.authenticate(tag, &mechanism, initial).await
@@ -143,24 +135,16 @@ impl Session {
             // RFC 5530 UNAVAILABLE: not a failed login (no delay, not counted).
             Err(AuthError::Unavailable) => Err(ImapError::auth_unavailable()),
             Err(AuthError::Rejected) => {
-                self.auth_failures += 1;
-                // Per connection and per client address, shared with SMTP and POP3.
-                let delay = crate::auth::note_failure(
-                    &self.shared,
-                    "imap",
-                    self.conn.peer,
-                    user,
-                    self.auth_failures,
-                );
-                let max = self.shared.config.limits.max_auth_failures;
-                tokio::time::sleep(delay).await;
+                // Logged, counted per connection and per client address, delayed.
+                let closing = self.logins.record(&self.shared, &self.conn, user).await;
                 let e = ImapError::no(
                     "AUTHENTICATIONFAILED",
                     "wrong user name or password; check both and try again",
                 );
                 let reply = e.to_reply(Some(tag));
                 self.conn.send(&reply);
-                if self.auth_failures >= max {
+                if closing {
+                    let max = self.shared.config.limits.max_auth_failures;
                     self.send_line(&format!(
                         "* BYE too many failed logins ({max}); closing the connection"
                     ));
@@ -171,16 +155,19 @@ impl Session {
         }
     }
 
-    /// Reads one SASL response line (RFC 9051 §6.2.2); `None` if the connection ended.
-    async fn sasl_line(&mut self, challenge: &str) -> Option<String> {
-        self.send_line(&format!("+ {challenge}"));
-        match self.conn.next_line().await {
-            Event::Line(Ok(l)) => {
-                self.conn.trace.client("****");
-                Some(String::from_utf8_lossy(&l).into_owned())
-            }
-            Event::Line(Err(_)) => Some(String::from("\u{0}invalid")),
-            _ => None,
+    /// One step of a SASL exchange (RFC 9051 §6.2.2): the continuation `+ challenge`, then
+    /// the client's response line (not yet decoded). `None` when the connection ended (closed,
+    /// idle, shutdown): the session closes without another word. An over-long response ends
+    /// the exchange with a tagged BAD (counted towards `limits.max_errors`, not a failed
+    /// login; see [`crate::session`]).
+    async fn sasl_step(&mut self, challenge: &str) -> Result<Option<String>, ImapError> {
+        let challenge = format!("+ {challenge}\r\n");
+        match session::sasl_response(&mut self.conn, challenge.as_bytes()).await {
+            SaslResponse::Line(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            SaslResponse::TooLong { limit } => Err(ImapError::bad(format!(
+                "AUTHENTICATE response line too long (the limit is {limit} octets); start over with AUTHENTICATE"
+            ))),
+            SaslResponse::Ended(_) => Ok(None),
         }
     }
 
@@ -199,7 +186,7 @@ impl Session {
             "PLAIN" => {
                 let resp = match initial {
                     Some(r) => r,
-                    None => match self.sasl_line("").await {
+                    None => match self.sasl_step("").await? {
                         Some(r) => r,
                         None => return Ok(Done::Close),
                     },
@@ -219,7 +206,7 @@ impl Session {
             "LOGIN" => {
                 let user_line = match initial {
                     Some(r) => r,
-                    None => match self.sasl_line(sasl::LOGIN_USERNAME_CHALLENGE).await {
+                    None => match self.sasl_step(sasl::LOGIN_USERNAME_CHALLENGE).await? {
                         Some(r) => r,
                         None => return Ok(Done::Close),
                     },
@@ -228,7 +215,7 @@ impl Session {
                     return Err(cancelled());
                 }
                 let user = sasl::decode_text(&user_line).map_err(sasl_err)?;
-                let Some(pass_line) = self.sasl_line(sasl::LOGIN_PASSWORD_CHALLENGE).await else {
+                let Some(pass_line) = self.sasl_step(sasl::LOGIN_PASSWORD_CHALLENGE).await? else {
                     return Ok(Done::Close);
                 };
                 let password = sasl::decode_text(&pass_line).map_err(sasl_err)?;

@@ -56,9 +56,10 @@
 //!
 //! `Session::command` runs every command the same way: parse, `verify`, `dispatch`, `sync`,
 //! the tagged reply. `Session::fail` sends every failure and counts the BADs
-//! (`limits.max_errors`). `auth.rs` keeps together the pieces that every protocol's sessions
-//! have in the same shape: the `auth_require_tls` policy, the SASL response reader, the
-//! STARTTLS swap, and the counting and reporting of failed logins.
+//! (`limits.max_errors`, with [`crate::session::ErrorCount`]). What every protocol's sessions
+//! need in the same shape comes from the session toolkit, [`crate::session`]: the
+//! `auth_require_tls` policy, the STARTTLS swap and the SASL response reader (used in
+//! `auth.rs`), the BAD counter and the reporting of failed logins.
 
 mod auth;
 mod cache;
@@ -75,6 +76,8 @@ mod quota;
 mod search;
 mod selected;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,6 +89,7 @@ use mailroom_store::{Account, AccountId, MailStore, Store, StoreError};
 use tokio::sync::watch;
 
 use crate::conn::{Conn, Event, Trace};
+use crate::session::{ErrorCount, LoginFailures};
 use crate::Shared;
 pub use cache::ImapShared;
 use error::ImapError;
@@ -125,8 +129,10 @@ struct Session {
     /// The share of the memory budget held by an APPEND's literals while they are read and
     /// until the command is done (`limits.max_incoming_memory`).
     append_held: Option<crate::budget::Reservation>,
-    errors: u32,
-    auth_failures: u32,
+    /// BADs, counted against `limits.max_errors`.
+    errors: ErrorCount,
+    /// Failed logins (`limits.max_auth_failures`).
+    logins: LoginFailures,
 }
 
 /// Serves one IMAP connection until LOGOUT, a drop, the autologout timer or shutdown.
@@ -153,8 +159,8 @@ pub async fn run_session(
         condstore: false,
         asm: Assembler::new(),
         append_held: None,
-        errors: 0,
-        auth_failures: 0,
+        errors: ErrorCount::default(),
+        logins: LoginFailures::default(),
     };
     // RFC 9051 §7.1.1 greeting with the capabilities (saves a round trip).
     let caps = s.capabilities();
@@ -233,17 +239,14 @@ impl Session {
 
     /// Sends the reply of a failure; too many BADs end the session.
     fn fail(&mut self, tag: Option<&str>, e: ImapError) -> Flow {
-        if e.is_bad() {
-            self.errors += 1;
+        if e.is_bad() && self.errors.count(&self.shared) {
+            let reply = e.to_reply(tag);
+            self.conn.send(&reply);
             let max = self.shared.config.limits.max_errors;
-            if self.errors >= max {
-                let reply = e.to_reply(tag);
-                self.conn.send(&reply);
-                self.send_line(&format!(
-                    "* BYE too many bad commands ({max}); closing the connection"
-                ));
-                return Flow::Close;
-            }
+            self.send_line(&format!(
+                "* BYE too many bad commands ({max}); closing the connection"
+            ));
+            return Flow::Close;
         }
         let reply = e.to_reply(tag);
         self.conn.send(&reply);
