@@ -14,7 +14,7 @@ use mailroom_store::Account;
 
 use super::error::ImapError;
 use super::{ok, Done, Session, State};
-use crate::auth::{check_password, AuthError};
+use crate::auth::{self, LoginError};
 use crate::session::{self, SaslResponse, TlsUnavailable};
 
 /// The capabilities every session has; [`Session::capabilities`] adds the state-dependent ones.
@@ -103,16 +103,15 @@ impl Session {
         }
     }
 
-    fn full_name(&self, name: &str) -> String {
-        match self.shared.config.domains.as_slice() {
-            [only] if !name.contains('@') => format!("{name}@{only}"),
-            _ => name.to_string(),
-        }
+    /// A short user name (no `@`) as the full address of the one account that has it, for
+    /// the logs and the failure tracker; the login itself resolves it the same way.
+    async fn full_name(&self, name: &str) -> String {
+        auth::full_address(&self.shared, name).await
     }
 
     async fn login(&mut self, tag: &str, user: &str, password: &str) -> Result<Done, ImapError> {
-        let user = self.full_name(user);
-        let account = check_password(&self.shared, &user, password).await;
+        let account = auth::login(&self.shared, user, password).await;
+        let user = self.full_name(user).await;
         self.finish_auth(tag, &user, account, "LOGIN").await
     }
 
@@ -120,7 +119,7 @@ impl Session {
         &mut self,
         tag: &str,
         user: &str,
-        account: Result<Account, AuthError>,
+        account: Result<Account, LoginError>,
         what: &str,
     ) -> Result<Done, ImapError> {
         match account {
@@ -133,14 +132,17 @@ impl Session {
                 )))
             }
             // RFC 5530 UNAVAILABLE: not a failed login (no delay, not counted).
-            Err(AuthError::Unavailable) => Err(ImapError::auth_unavailable()),
-            Err(AuthError::Rejected) => {
+            Err(LoginError::Unavailable) => Err(ImapError::auth_unavailable()),
+            Err(failure) => {
                 // Logged, counted per connection and per client address, delayed.
                 let closing = self.logins.record(&self.shared, &self.conn, user).await;
-                let e = ImapError::no(
-                    "AUTHENTICATIONFAILED",
-                    "wrong user name or password; check both and try again",
-                );
+                let text = match failure {
+                    LoginError::Ambiguous { name } => format!(
+                        "the user name {name} is not unique here (several domains have it); log in with your full address, like {name}@your.domain"
+                    ),
+                    _ => "wrong user name or password; check both and try again".to_string(),
+                };
+                let e = ImapError::no("AUTHENTICATIONFAILED", text);
                 let reply = e.to_reply(Some(tag));
                 self.conn.send(&reply);
                 if closing {
@@ -193,14 +195,14 @@ impl Session {
                 };
                 let decoded = sasl::decode_response(&resp).map_err(sasl_err)?;
                 let creds = sasl::parse_plain(&decoded).map_err(sasl_err)?;
-                let user = self.full_name(&creds.authcid);
-                if !creds.authzid.is_empty() && self.full_name(&creds.authzid) != user {
+                let user = self.full_name(&creds.authcid).await;
+                if !creds.authzid.is_empty() && self.full_name(&creds.authzid).await != user {
                     return Err(ImapError::no(
                         "AUTHORIZATIONFAILED",
                         "you may only act as yourself (leave the authorization id empty)",
                     ));
                 }
-                let account = check_password(&self.shared, &user, &creds.password).await;
+                let account = auth::login(&self.shared, &creds.authcid, &creds.password).await;
                 self.finish_auth(tag, &user, account, "AUTHENTICATE").await
             }
             "LOGIN" => {
@@ -219,8 +221,8 @@ impl Session {
                     return Ok(Done::Close);
                 };
                 let password = sasl::decode_text(&pass_line).map_err(sasl_err)?;
-                let user = self.full_name(&user);
-                let account = check_password(&self.shared, &user, &password).await;
+                let account = auth::login(&self.shared, &user, &password).await;
+                let user = self.full_name(&user).await;
                 self.finish_auth(tag, &user, account, "AUTHENTICATE").await
             }
             other => Err(ImapError::no(
