@@ -6,9 +6,7 @@
 //! later and the attempt is not counted as a failed login). Each protocol maps them in its one
 //! error-to-reply place: SMTP `535 5.7.8` / `454 4.7.0` (RFC 4954 §6), POP3 `-ERR [AUTH]` /
 //! `-ERR [SYS/TEMP]` (RFC 3206), IMAP `NO [AUTHENTICATIONFAILED]` / `NO [UNAVAILABLE]` (RFC
-//! 5530). [`check_password`] gives the same answers with an ambiguous name folded into
-//! `Rejected` ([`AuthError`]), for a driver without a text of its own for it (IMAP, until it
-//! adopts [`login`]).
+//! 5530); each says of an ambiguous name that the full address is needed.
 //!
 //! - **Short user names.** A name without `@` (`USER alice`, `a1 LOGIN alice pw`, AUTH PLAIN
 //!   with `alice`) means the one account whose address has that local part, in whatever
@@ -48,18 +46,6 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| password::hash_password("mailroom-dummy-password").unwrap_or_default())
 }
 
-/// Why a login did not succeed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    /// Unknown user or wrong password (the same answer for both): a failed login.
-    #[error("wrong user name or password")]
-    Rejected,
-    /// The check could not be made now (too many logins waiting, the wait timed out, or the
-    /// store failed): a temporary failure, not counted as a failed login.
-    #[error("password checks are temporarily unavailable")]
-    Unavailable,
-}
-
 /// Why a login did not succeed, as [`login`] tells it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoginError {
@@ -70,18 +56,10 @@ pub enum LoginError {
     /// login, answered before any password check; the client has to give the full address.
     #[error("the user name {name} is not unique here; log in with the full address")]
     Ambiguous { name: String },
-    /// As [`AuthError::Unavailable`].
+    /// The check could not be made now (too many logins waiting, the wait timed out, or the
+    /// store failed): a temporary failure, not counted as a failed login.
     #[error("password checks are temporarily unavailable")]
     Unavailable,
-}
-
-impl From<LoginError> for AuthError {
-    fn from(e: LoginError) -> AuthError {
-        match e {
-            LoginError::Rejected | LoginError::Ambiguous { .. } => AuthError::Rejected,
-            LoginError::Unavailable => AuthError::Unavailable,
-        }
-    }
 }
 
 /// Checks `name`/`secret` (a full address, or a bare user name: see the module documentation).
@@ -91,17 +69,6 @@ pub async fn login(
     secret: &str,
 ) -> Result<Account, LoginError> {
     shared.auth.check(&shared.store, name, secret).await
-}
-
-/// As [`login`], with an ambiguous user name answered as `Rejected`.
-pub async fn check_password(
-    shared: &crate::Shared,
-    address: &str,
-    secret: &str,
-) -> Result<Account, AuthError> {
-    login(shared, address, secret)
-        .await
-        .map_err(AuthError::from)
 }
 
 /// What a name given at login names.
@@ -875,11 +842,6 @@ mod tests {
             ])
         );
         assert_eq!(account_named(&store, "bob").unwrap(), Named::Nobody);
-        // What the drivers without a text of their own see.
-        assert_eq!(
-            AuthError::from(LoginError::Ambiguous { name: "a".into() }),
-            AuthError::Rejected
-        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

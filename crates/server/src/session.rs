@@ -159,7 +159,7 @@ impl LoginFailures {
     /// when the connection has reached `limits.max_auth_failures`: the driver refuses and
     /// closes.
     ///
-    /// A check that could not be made (`AuthError::Unavailable`) is not a failure: do not
+    /// A check that could not be made (`LoginError::Unavailable`) is not a failure: do not
     /// call this for it.
     pub async fn record(&mut self, shared: &Shared, conn: &Conn, user: &str) -> bool {
         self.0 += 1;
