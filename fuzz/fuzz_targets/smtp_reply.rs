@@ -51,8 +51,9 @@ fn check_reply(r: &SmtpReply) {
 
     let shown = r.to_string();
     assert!(shown.starts_with(&format!("{:03}", r.code)), "{shown:?}");
-    if let Some(e) = r.enhanced() {
-        assert!(r.lines[0].starts_with(e));
+    if let Some(e) = r.enhanced_text() {
+        let first = r.texts().next().expect("a reply has a line");
+        assert!(first.starts_with(e.as_ref()));
         assert!(matches!(e.as_bytes()[0], b'2' | b'4' | b'5'));
     }
 
