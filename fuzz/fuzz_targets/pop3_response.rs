@@ -1,5 +1,5 @@
 //! The POP3 client's response reading (`mailroom_client::pop3`), on a byte stream from a
-//! server: a status line (`parse_status`), then, after `+OK`, a multi-line body through
+//! server: a status line (`Pop3Reply::parse`, i.e. `mailroom_proto::pop3::Reply`), then, after `+OK`, a multi-line body through
 //! `MultilineBody` (the sans-IO core of the client's multi-line read) and the listing parsers
 //! the client applies to its lines. Checks:
 //! - never panics; error texts are one line;
@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mailroom_client::pop3::{
-    apop_digest, apop_timestamp, lines_of, parse_scan_listing, parse_status, parse_uid_listing,
+    apop_digest, apop_timestamp, lines_of, parse_scan_listing, parse_uid_listing, Pop3Reply,
     MultilineBody, MAX_CONTENT_LINE, MAX_STATUS_LINE,
 };
 use mailroom_proto::line::LineReader;
@@ -30,7 +30,7 @@ fn read_body(lines: &[Vec<u8>], limit: usize) -> Option<(Vec<u8>, usize)> {
             Ok(true) => return Some((body.into_body(), content_lines)),
             Ok(false) => content_lines += 1,
             Err(e) => {
-                one_line(&e);
+                one_line(&e.to_string());
                 assert!(body.body().len() + line.len() + 2 > limit);
                 return None;
             }
@@ -61,12 +61,12 @@ fuzz_target!(|data: &[u8]| {
     let Some(Ok(status)) = reader.next_line() else {
         return;
     };
-    let reply = match parse_status(&status) {
+    let reply = match Pop3Reply::parse(&status) {
         Ok(r) => r,
-        Err(e) => return one_line(&e),
+        Err(e) => return one_line(&e.to_string()),
     };
     assert_eq!(
-        parse_status(reply.to_string().as_bytes()).as_ref(),
+        Pop3Reply::parse(reply.to_string().as_bytes()).as_ref(),
         Ok(&reply)
     );
     if let Some(ts) = apop_timestamp(&reply.text) {
