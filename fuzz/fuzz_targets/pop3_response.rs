@@ -3,8 +3,10 @@
 //! `MultilineBody` (the sans-IO core of the client's multi-line read) and the listing parsers
 //! the client applies to its lines. Checks:
 //! - never panics; error texts are one line;
-//! - a status line printed again reads back as the same reply; an APOP timestamp is a
-//!   `<...@...>` piece of the greeting;
+//! - a status line printed again reads back as the same reply, and so does its wire form
+//!   (`to_bytes`, what the server's `ok`/`err` send) when its text fits in a line and has no
+//!   control characters (else the wire form still reads back, cut or with spaces); an APOP
+//!   timestamp is a `<...@...>` piece of the greeting;
 //! - the body is CRLF lines within the limit, one per content line, and byte-stuffing it
 //!   again and reading it back gives the same body;
 //! - a LIST/UIDL line that parses prints back to the same values.
@@ -16,6 +18,7 @@ use mailroom_client::pop3::{
     MultilineBody, MAX_CONTENT_LINE, MAX_STATUS_LINE,
 };
 use mailroom_proto::line::LineReader;
+use mailroom_proto::pop3::MAX_RESPONSE_LINE;
 
 fn one_line(text: &str) {
     assert!(!text.contains('\r') && !text.contains('\n'), "{text:?}");
@@ -69,6 +72,18 @@ fuzz_target!(|data: &[u8]| {
         Pop3Reply::parse(reply.to_string().as_bytes()).as_ref(),
         Ok(&reply)
     );
+    // parse -> encode -> parse: the server's wire form of the same reply.
+    let wire = reply.to_bytes();
+    assert!(wire.len() <= MAX_RESPONSE_LINE && wire.ends_with(b"\r\n"));
+    let line = &wire[..wire.len() - 2];
+    assert!(!line.contains(&b'\r') && !line.contains(&b'\n'));
+    let back = Pop3Reply::parse(line).expect("own wire form is a status line");
+    let fits = reply.to_string().len() + 2 <= MAX_RESPONSE_LINE;
+    if fits && !reply.text.chars().any(char::is_control) {
+        assert_eq!(back, reply);
+    } else {
+        assert_eq!(back.ok, reply.ok);
+    }
     if let Some(ts) = apop_timestamp(&reply.text) {
         assert!(ts.starts_with('<') && ts.ends_with('>') && ts.contains('@'));
         assert!(reply.text.contains(ts));
