@@ -4,11 +4,11 @@
 //! progress, or a typed error. Nothing here touches a socket, a file or the clock, so every
 //! parser can be unit-tested in 1-byte chunks and fuzzed (see `fuzz/` at the repository root).
 //!
-//! - [`line`](mod@line): the bounded CRLF/LF line splitter shared by the SMTP and POP3
-//!   command readers.
 //! Each wire format is here in both directions, so the server (which builds replies and parses
 //! commands) and the client (which parses replies) share one type per protocol element.
 //!
+//! - [`line`](mod@line): the bounded CRLF/LF line splitter shared by the SMTP and POP3
+//!   command readers; `printable` for quoting a peer's line in an error.
 //! - [`smtp`]: SMTP commands (RFC 5321 and extensions), replies with enhanced status codes
 //!   (RFC 3463 / RFC 2034) built and read back (multi-line assembly), EHLO extensions, and
 //!   the DATA body both ways (the receiver's dot-unstuffing and SMTP smuggling defence, the
