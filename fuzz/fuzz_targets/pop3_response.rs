@@ -1,10 +1,12 @@
 //! The POP3 client's response reading (`mailroom_client::pop3`), on a byte stream from a
-//! server: a status line (`parse_status`), then, after `+OK`, a multi-line body through
+//! server: a status line (`Pop3Reply::parse`, i.e. `mailroom_proto::pop3::Reply`), then, after `+OK`, a multi-line body through
 //! `MultilineBody` (the sans-IO core of the client's multi-line read) and the listing parsers
 //! the client applies to its lines. Checks:
 //! - never panics; error texts are one line;
-//! - a status line printed again reads back as the same reply; an APOP timestamp is a
-//!   `<...@...>` piece of the greeting;
+//! - a status line printed again reads back as the same reply, and so does its wire form
+//!   (`to_bytes`, what the server's `ok`/`err` send) when its text fits in a line and has no
+//!   control characters (else the wire form still reads back, cut or with spaces); an APOP
+//!   timestamp is a `<...@...>` piece of the greeting;
 //! - the body is CRLF lines within the limit, one per content line, and byte-stuffing it
 //!   again and reading it back gives the same body;
 //! - a LIST/UIDL line that parses prints back to the same values.
@@ -12,10 +14,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use mailroom_client::pop3::{
-    apop_digest, apop_timestamp, lines_of, parse_scan_listing, parse_status, parse_uid_listing,
+    apop_digest, apop_timestamp, lines_of, parse_scan_listing, parse_uid_listing, Pop3Reply,
     MultilineBody, MAX_CONTENT_LINE, MAX_STATUS_LINE,
 };
 use mailroom_proto::line::LineReader;
+use mailroom_proto::pop3::MAX_RESPONSE_LINE;
 
 fn one_line(text: &str) {
     assert!(!text.contains('\r') && !text.contains('\n'), "{text:?}");
@@ -30,7 +33,7 @@ fn read_body(lines: &[Vec<u8>], limit: usize) -> Option<(Vec<u8>, usize)> {
             Ok(true) => return Some((body.into_body(), content_lines)),
             Ok(false) => content_lines += 1,
             Err(e) => {
-                one_line(&e);
+                one_line(&e.to_string());
                 assert!(body.body().len() + line.len() + 2 > limit);
                 return None;
             }
@@ -61,14 +64,26 @@ fuzz_target!(|data: &[u8]| {
     let Some(Ok(status)) = reader.next_line() else {
         return;
     };
-    let reply = match parse_status(&status) {
+    let reply = match Pop3Reply::parse(&status) {
         Ok(r) => r,
-        Err(e) => return one_line(&e),
+        Err(e) => return one_line(&e.to_string()),
     };
     assert_eq!(
-        parse_status(reply.to_string().as_bytes()).as_ref(),
+        Pop3Reply::parse(reply.to_string().as_bytes()).as_ref(),
         Ok(&reply)
     );
+    // parse -> encode -> parse: the server's wire form of the same reply.
+    let wire = reply.to_bytes();
+    assert!(wire.len() <= MAX_RESPONSE_LINE && wire.ends_with(b"\r\n"));
+    let line = &wire[..wire.len() - 2];
+    assert!(!line.contains(&b'\r') && !line.contains(&b'\n'));
+    let back = Pop3Reply::parse(line).expect("own wire form is a status line");
+    let fits = reply.to_string().len() + 2 <= MAX_RESPONSE_LINE;
+    if fits && !reply.text.chars().any(char::is_control) {
+        assert_eq!(back, reply);
+    } else {
+        assert_eq!(back.ok, reply.ok);
+    }
     if let Some(ts) = apop_timestamp(&reply.text) {
         assert!(ts.starts_with('<') && ts.ends_with('>') && ts.contains('@'));
         assert!(reply.text.contains(ts));

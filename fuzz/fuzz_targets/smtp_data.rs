@@ -1,10 +1,14 @@
 //! Fuzzes the DATA receiver and the BDAT normalizer: no panic, the same result however the
-//! input is chunked, and the invariants of an accepted message.
+//! input is chunked, and the invariants of an accepted message. And the other direction: what
+//! the client sends for a message (`normalize_crlf`, `dot_stuff`) the receiver reads back as
+//! that message, ending exactly at the stuffed content's terminator.
 //! Run: `cargo +nightly fuzz run smtp_data` (see ../README.md).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailroom_proto::smtp::{normalize_body, DataError, DataProgress, DataReceiver};
+use mailroom_proto::smtp::{
+    dot_stuff, normalize_body, normalize_crlf, DataError, DataProgress, DataReceiver,
+};
 
 type Outcome = (Option<usize>, usize, Result<Vec<u8>, DataError>);
 
@@ -73,4 +77,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(normalized) = normalize_body(body.to_vec(), max_line) {
         assert_canonical(&normalized, max_line);
     }
+
+    // Client -> server: stuffing and un-stuffing agree (no size or line limit in the way).
+    let message = normalize_crlf(body);
+    assert_canonical(&message, usize::MAX);
+    let wire = dot_stuff(&message);
+    let (consumed, _, result) = run(wire.chunks(chunk), usize::MAX, usize::MAX);
+    assert_eq!(consumed, Some(wire.len()));
+    assert_eq!(result, Ok(message));
 });

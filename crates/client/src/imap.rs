@@ -16,7 +16,8 @@
 //! rest of the line. Message numbers here are sequence numbers, as in POP3: 1 is the oldest
 //! message of the selected mailbox, and EXPUNGE renumbers the ones after it.
 //!
-//! The parsing is sans-IO ([`parse`]); this module moves lines and literals.
+//! The parsing is sans-IO: `mailroom_proto::imap::response`, re-exported as [`parse`] (the
+//! same response types the server's encoder writes); this module moves lines and literals.
 
 pub mod parse;
 
@@ -951,7 +952,7 @@ impl ImapClient {
             }
             logical.extend_from_slice(&literal);
         }
-        parse::response(&logical).map_err(|m| self.protocol(format!("sent a response with {m}")))
+        parse::response(&logical).map_err(|e| self.protocol(format!("sent a response with {e}")))
     }
 
     fn protocol_missing(&self, seq: u32, count: u32) -> ImapError {
@@ -1022,7 +1023,7 @@ pub fn fetched(seq: u32, rest: &[Value]) -> Result<Fetched, String> {
         seq,
         ..Fetched::default()
     };
-    for (name, value) in parse::fetch_pairs(rest)? {
+    for (name, value) in parse::fetch_pairs(rest).map_err(|e| e.to_string())? {
         match name.as_str() {
             "UID" => f.uid = value.number().map(|n| n as u32),
             "FLAGS" => {

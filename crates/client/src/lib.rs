@@ -11,8 +11,10 @@
 //! - [`trace`]: every protocol line can be reported as `C: ...` / `S: ...` (secrets masked) —
 //!   the dialogue a student sees at a telnet prompt.
 //!
-//! The parsing is sans-IO (reply lines, EHLO keywords, dot-stuffing, POP3 status lines and
-//! byte-unstuffing are plain functions with unit tests); the async part only moves lines.
+//! The wire formats are `mailroom_proto`'s, shared with the server (SMTP replies, EHLO keywords
+//! and dot-stuffing in `proto::smtp`, POP3 status lines and byte-unstuffing in `proto::pop3`,
+//! IMAP responses in `proto::imap::response`), re-exported here under the client's names; the
+//! async part only moves lines.
 //! Each wait for the server has a timeout, and every line has a length limit.
 
 mod conn;

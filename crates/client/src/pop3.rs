@@ -13,10 +13,10 @@
 //!
 //! Multi-line responses (RFC 1939 §3) end with a line holding a single "."; a line that starts
 //! with "." had one more "." put in front by the server, which [`unstuff`] takes away.
-//! The sans-IO pieces are [`parse_status`], [`unstuff`], [`MultilineBody`], [`lines_of`],
-//! [`parse_scan_listing`], [`parse_uid_listing`], [`apop_timestamp`] and [`apop_digest`].
+//! The sans-IO pieces are `mailroom_proto::pop3`'s, shared with the server and re-exported here
+//! ([`Pop3Reply::parse`], [`unstuff`], [`MultilineBody`], [`lines_of`], [`parse_scan_listing`],
+//! [`parse_uid_listing`], [`apop_timestamp`]), plus [`apop_digest`].
 
-use std::fmt;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
@@ -32,134 +32,13 @@ pub const MAX_CONTENT_LINE: usize = 1024 * 1024;
 /// A multi-line response larger than this is refused (protects our memory).
 pub const MAX_RESPONSE_SIZE: usize = 512 * 1024 * 1024;
 
-/// A status line: `+OK text` or `-ERR text` (RFC 1939 §3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pop3Reply {
-    pub ok: bool,
-    /// The text after the status indicator (may be empty).
-    pub text: String,
-}
-
-impl fmt::Display for Pop3Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.ok { "+OK" } else { "-ERR" })?;
-        if !self.text.is_empty() {
-            write!(f, " {}", self.text)?;
-        }
-        Ok(())
-    }
-}
-
-/// Parses a status line. RFC 1939 §3 says the indicators are upper case; we accept any case.
-pub fn parse_status(line: &[u8]) -> Result<Pop3Reply, String> {
-    let text = String::from_utf8_lossy(line);
-    let (ok, rest) = if text.len() >= 3
-        && text.is_char_boundary(3)
-        && text[..3].eq_ignore_ascii_case("+OK")
-    {
-        (true, &text[3..])
-    } else if text.len() >= 4 && text.is_char_boundary(4) && text[..4].eq_ignore_ascii_case("-ERR")
-    {
-        (false, &text[4..])
-    } else {
-        return Err(format!(
-            "expected +OK or -ERR, got {:?}",
-            crate::trace::printable(line)
-        ));
-    };
-    let rest = match rest.strip_prefix(' ') {
-        Some(r) => r,
-        None if rest.is_empty() => rest,
-        None => {
-            return Err(format!(
-                "expected +OK or -ERR, got {:?}",
-                crate::trace::printable(line)
-            ))
-        }
-    };
-    Ok(Pop3Reply {
-        ok,
-        text: rest.to_string(),
-    })
-}
-
-/// One line of a multi-line response: `None` for the terminating ".", else the line with the
-/// byte-stuffing "." removed (RFC 1939 §3).
-pub fn unstuff(line: &[u8]) -> Option<&[u8]> {
-    match line {
-        b"." => None,
-        [b'.', rest @ ..] => Some(rest),
-        _ => Some(line),
-    }
-}
-
-/// The sans-IO core of reading a multi-line response (RFC 1939 §3): feed it the lines after
-/// the `+OK` status line, without their line ends, until it says the "." line has come. The
-/// body it collects is unstuffed, with CRLF line ends, and at most `limit` octets.
-#[derive(Debug)]
-pub struct MultilineBody {
-    body: Vec<u8>,
-    limit: usize,
-}
-
-impl MultilineBody {
-    pub fn new(limit: usize) -> Self {
-        MultilineBody {
-            body: Vec::new(),
-            limit,
-        }
-    }
-
-    /// Takes one line: `Ok(true)` for the terminating ".", `Ok(false)` for a content line,
-    /// `Err` when the body would grow beyond the limit.
-    pub fn push_line(&mut self, line: &[u8]) -> Result<bool, String> {
-        let Some(content) = unstuff(line) else {
-            return Ok(true);
-        };
-        if self.body.len() + content.len() + 2 > self.limit {
-            return Err(format!("sent a response larger than {} octets", self.limit));
-        }
-        self.body.extend_from_slice(content);
-        self.body.extend_from_slice(b"\r\n");
-        Ok(false)
-    }
-
-    /// The body so far (all of it once [`MultilineBody::push_line`] returned `Ok(true)`).
-    pub fn body(&self) -> &[u8] {
-        &self.body
-    }
-
-    pub fn into_body(self) -> Vec<u8> {
-        self.body
-    }
-}
-
-/// A scan listing `"n size"` (RFC 1939 §5, LIST); further text after the size is ignored.
-pub fn parse_scan_listing(text: &str) -> Option<(u32, u64)> {
-    let mut words = text.split_whitespace();
-    let n = words.next()?.parse().ok()?;
-    let size = words.next()?.parse().ok()?;
-    Some((n, size))
-}
-
-/// A unique-id listing `"n uid"` (RFC 1939 §7, UIDL); the uid is 1 to 70 characters 0x21-0x7E.
-pub fn parse_uid_listing(text: &str) -> Option<(u32, String)> {
-    let mut words = text.split_whitespace();
-    let n = words.next()?.parse().ok()?;
-    let uid = words.next()?;
-    if uid.is_empty() || uid.len() > 70 || !uid.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return None;
-    }
-    Some((n, uid.to_string()))
-}
-
-/// The APOP timestamp in a greeting (RFC 1939 §7): the first `<...>` holding an `@`.
-pub fn apop_timestamp(greeting: &str) -> Option<&str> {
-    let start = greeting.find('<')?;
-    let end = start + greeting[start..].find('>')?;
-    let ts = &greeting[start..=end];
-    ts.contains('@').then_some(ts)
-}
+/// The status line type, the multi-line reader and the listing parsers are
+/// `mailroom_proto::pop3`'s (the server builds the same [`Pop3Reply`] it sends); re-exported
+/// here under the client's names.
+pub use mailroom_proto::pop3::{
+    apop_timestamp, lines_of, parse_scan_listing, parse_uid_listing, unstuff, MultilineBody,
+    Reply as Pop3Reply,
+};
 
 /// The APOP digest: lower-case hex MD5 of the timestamp followed by the password (RFC 1939 §7).
 pub fn apop_digest(timestamp: &str, password: &str) -> String {
@@ -426,7 +305,7 @@ impl Pop3Client {
             .await
             .map_err(|e| self.conn_error(e))?;
         self.conn.trace(Direction::Server, &line);
-        parse_status(&line).map_err(|m| self.protocol(m))
+        Pop3Reply::parse(&line).map_err(|e| self.protocol(e.to_string()))
     }
 
     /// Reads a multi-line body up to the "." line; returns it unstuffed with CRLF line ends.
@@ -449,7 +328,7 @@ impl Pop3Client {
             match body.push_line(&line) {
                 Ok(true) => break Ok(body.into_body()),
                 Ok(false) => {}
-                Err(m) => break Err(self.protocol(m)),
+                Err(e) => break Err(self.protocol(e.to_string())),
             }
         };
         self.conn.set_max_line(status_max);
@@ -483,18 +362,6 @@ impl Pop3Client {
             message,
         }
     }
-}
-
-/// The lines of a multi-line body (as [`MultilineBody`] returns it), as text: how CAPA, LIST
-/// and UIDL listings are split before each line is parsed.
-pub fn lines_of(body: &[u8]) -> Vec<String> {
-    let body = body.strip_suffix(b"\r\n").unwrap_or(body);
-    if body.is_empty() {
-        return Vec::new();
-    }
-    body.split(|&b| b == b'\n')
-        .map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned())
-        .collect()
 }
 
 #[cfg(test)]

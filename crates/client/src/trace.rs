@@ -60,23 +60,9 @@ pub fn to_stdout() -> TraceFn {
     Arc::new(|dir, line| println!("{}", format_line(dir, line)))
 }
 
-/// Makes received or sent octets printable: invalid UTF-8 becomes U+FFFD and control
-/// characters other than TAB become `\xNN`.
-pub fn printable(line: &[u8]) -> String {
-    let text = String::from_utf8_lossy(line);
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
-        return text.into_owned();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() && c != '\t' {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+/// How a received line is shown (defined in `mailroom_proto::line`, where the parsers quote
+/// lines in their errors).
+pub use mailroom_proto::line::printable;
 
 /// Shows the first [`BODY_LINES_SHOWN`] lines of a body, counts the rest, and reports them in
 /// one summary line when the body ends.
@@ -135,16 +121,6 @@ mod tests {
     fn format_lines() {
         assert_eq!(format_line(Direction::Client, "EHLO x"), "C: EHLO x");
         assert_eq!(format_line(Direction::Server, ""), "S:");
-    }
-
-    #[test]
-    fn printable_escapes_control_characters() {
-        assert_eq!(printable(b"250 ok"), "250 ok");
-        assert_eq!(printable(b"a\tb"), "a\tb");
-        assert_eq!(printable(b"\x1b[2Jx"), "\\x1b[2Jx");
-        assert_eq!(printable(b"a\rb"), "a\\x0db");
-        assert_eq!(printable(b"\xff"), "\u{fffd}");
-        assert_eq!(printable("é".as_bytes()), "é");
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! [`LineReader::take_buffered`]: the SMTP driver does this when it switches to the DATA/BDAT
 //! body, and after STARTTLS, where RFC 3207 §4.2 / CVE-2011-0411 ("STARTTLS command injection")
 //! require that anything pipelined after the STARTTLS command in plaintext is thrown away.
+//!
+//! [`printable`] is how a received line is shown in an error message or a trace.
 
 /// Error for one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,11 +163,40 @@ impl LineReader {
     }
 }
 
+/// Makes received or sent octets printable: invalid UTF-8 becomes U+FFFD and control
+/// characters other than TAB become `\xNN`. Error messages that quote a line from the peer use
+/// it, so they stay one line.
+pub fn printable(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return text.into_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     type Lines = Vec<Result<Vec<u8>, LineError>>;
+
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(printable(b"250 ok"), "250 ok");
+        assert_eq!(printable(b"a\tb"), "a\tb");
+        assert_eq!(printable(b"\x1b[2Jx"), "\\x1b[2Jx");
+        assert_eq!(printable(b"a\rb"), "a\\x0db");
+        assert_eq!(printable(b"\xff"), "\u{fffd}");
+        assert_eq!(printable("é".as_bytes()), "é");
+    }
 
     fn lines(max: usize, chunks: &[&[u8]]) -> Vec<Result<Vec<u8>, LineError>> {
         let mut r = LineReader::new(max);

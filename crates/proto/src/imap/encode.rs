@@ -1,4 +1,6 @@
-//! Response encoding helpers (RFC 9051 §4.3, §9 `string`, `nstring`).
+//! Response encoding helpers (RFC 9051 §4.3, §9 `string`, `nstring`, `astring`, `date-time`).
+//! The rules for which string form to use are here once: the byte-level helpers below and
+//! [`super::response::Value::string`] / [`super::response::Value::astring`] share them.
 
 /// A string as IMAP sends it: quoted when that is safe, otherwise a literal. Quoted strings
 /// cannot hold CR, LF, NUL or (in IMAP4rev1) 8-bit octets (RFC 9051 §4.3).
@@ -8,8 +10,13 @@ pub fn string(s: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether [`push_string`] writes `s` quoted: printable US-ASCII, shorter than 1024 octets.
+pub fn string_is_quoted(s: &[u8]) -> bool {
+    s.len() < 1024 && s.iter().all(|b| (0x20..0x7f).contains(b))
+}
+
 pub fn push_string(out: &mut Vec<u8>, s: &[u8]) {
-    if s.len() < 1024 && s.iter().all(|b| (0x20..0x7f).contains(b)) {
+    if string_is_quoted(s) {
         out.push(b'"');
         for &b in s {
             if b == b'"' || b == b'\\' {
@@ -34,17 +41,22 @@ pub fn push_nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
 
 /// `astring` for mailbox names in responses: an atom when possible, else quoted/literal.
 pub fn push_astring(out: &mut Vec<u8>, s: &str) {
+    if astring_is_atom(s) {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        push_string(out, s.as_bytes());
+    }
+}
+
+/// Whether [`push_astring`] writes `s` as an atom: non-empty, no SP, controls, 8-bit octets or
+/// `( ) { % * " \`, and not `NIL`.
+pub fn astring_is_atom(s: &str) -> bool {
     let b = s.as_bytes();
-    let atom = !b.is_empty()
+    !b.is_empty()
         && b.iter().all(|&c| {
             c > 0x20 && c < 0x7f && !matches!(c, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\')
         })
-        && !s.eq_ignore_ascii_case("NIL");
-    if atom {
-        out.extend_from_slice(b);
-    } else {
-        push_string(out, b);
-    }
+        && !s.eq_ignore_ascii_case("NIL")
 }
 
 /// INTERNALDATE `"dd-Mon-yyyy hh:mm:ss +0000"` from Unix seconds, in UTC (RFC 9051 §9

@@ -7,6 +7,8 @@
 //! - [`command`]: the command grammar (RFC 9051 §9) over a complete buffer.
 //! - [`mime`]: MIME structure for ENVELOPE, BODYSTRUCTURE and BODY[section] (RFC 9051 §7.5.2),
 //!   computed once per message so the server can cache it.
+//! - [`response`]: responses as types ([`response::Response`], [`response::Value`]) in both
+//!   directions: one encoder for the server, the parser the client reads them with.
 //! - [`encode`]: response strings (quoted / literal / NIL, flag lists, dates).
 //! - [`mutf7`]: modified UTF-7, the IMAP4rev1 spelling of mailbox names (RFC 3501 §5.1.3).
 //!
@@ -20,6 +22,7 @@ pub mod command;
 pub mod encode;
 pub mod mime;
 pub mod mutf7;
+pub mod response;
 
 pub use assemble::{Assembler, Progress};
 pub use command::*;

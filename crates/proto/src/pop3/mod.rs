@@ -1,9 +1,13 @@
 //! POP3 codec (RFC 1939, RFC 2449 CAPA and response codes, RFC 3206, RFC 5034 SASL).
 //!
+//! Both directions of the wire format live here: the server and the client use the same types.
+//!
 //! - [`command`]: parse one command line into a [`Command`] ([`parse_command`]).
-//! - [`response`]: status lines with response codes ([`ok`], [`err`], [`RespCode`]), the
-//!   capability list, and multi-line responses: [`Stuffer`] byte-stuffs a message chunk by
-//!   chunk, [`TopFilter`] cuts it after the header and n body lines (TOP).
+//! - [`response`]: status lines ([`Reply`]: built with [`ok`], [`err`] and [`RespCode`], read
+//!   with [`Reply::parse`]), the capability list, and multi-line responses: [`Stuffer`]
+//!   byte-stuffs a message chunk by chunk, [`TopFilter`] cuts it after the header and n body
+//!   lines (TOP); on the reading side [`MultilineBody`] and [`unstuff`] take the stuffing away
+//!   and [`parse_scan_listing`] / [`parse_uid_listing`] read LIST and UIDL lines.
 //!
 //! # Session states (RFC 1939 §3), for the server driver
 //!
@@ -37,6 +41,7 @@ pub mod response;
 
 pub use command::{parse_command, shown, Command, CommandError, KEYWORDS};
 pub use response::{
-    capabilities, continuation, err, multiline, ok, wire_size, RespCode, Stuffer, TopFilter,
-    MAX_RESPONSE_LINE,
+    apop_timestamp, capabilities, continuation, err, lines_of, multiline, ok, parse_scan_listing,
+    parse_uid_listing, unstuff, wire_size, MultilineBody, Reply, RespCode, StatusError, Stuffer,
+    TooLarge, TopFilter, MAX_RESPONSE_LINE,
 };

@@ -1,5 +1,9 @@
-//! POP3 responses: status lines, RFC 2449 response codes, and multi-line responses with
-//! byte-stuffing (RFC 1939 §3).
+//! POP3 responses in both directions: status lines ([`Reply`]: built by the server with
+//! [`ok`] / [`err`], read by the client with [`Reply::parse`]), RFC 2449 response codes, and
+//! multi-line responses with byte-stuffing (RFC 1939 §3): [`Stuffer`] and [`multiline`] stuff on
+//! the server's side, [`unstuff`] and [`MultilineBody`] take the stuffing away on the client's,
+//! and [`parse_scan_listing`] / [`parse_uid_listing`] read the lines the server's LIST and UIDL
+//! send.
 //!
 //! ```text
 //! single-line = ("+OK" / "-ERR") [SP [resp-code SP] text] CRLF   ; RFC 1939 §3, RFC 2449 §8
@@ -11,8 +15,14 @@
 //! Response text never contains CR, LF or other control characters on the wire: they are
 //! replaced by spaces, so text derived from client input can never inject an extra line. A
 //! status line is at most 512 octets including CRLF (RFC 2449 §4); longer text is cut.
+//!
+//! A status line reads back as the [`Reply`] it was built from: `Reply::parse` of
+//! `Reply::to_bytes` (without its CRLF) is the same reply when the text has no control
+//! characters and fits in the line.
 
 use std::fmt;
+
+use crate::line::printable;
 
 /// RFC 2449 §4: responses are at most 512 octets including the CRLF.
 pub const MAX_RESPONSE_LINE: usize = 512;
@@ -65,32 +75,98 @@ fn push_text(out: &mut Vec<u8>, text: &str, prefix_len: usize) {
     }
 }
 
+/// One status line: `+OK text` or `-ERR text` (RFC 1939 §3). The text is everything after the
+/// status indicator and its space, an RFC 2449 response code included (`[IN-USE] ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// `+OK` (true) or `-ERR` (false).
+    pub ok: bool,
+    /// The text after the status indicator (may be empty).
+    pub text: String,
+}
+
+/// A line that is not a status line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected +OK or -ERR, got {0:?}")]
+pub struct StatusError(pub String);
+
+impl Reply {
+    /// `-ERR [CODE] text` (RFC 2449 §8: the response code follows "-ERR " directly).
+    pub fn err(code: Option<RespCode>, text: &str) -> Reply {
+        let text = match (code, text.is_empty()) {
+            (None, _) => text.to_string(),
+            (Some(c), true) => c.to_string(),
+            (Some(c), false) => format!("{c} {text}"),
+        };
+        Reply { ok: false, text }
+    }
+
+    /// The wire form: `+OK text CRLF` / `-ERR text CRLF` (`+OK CRLF`-less form `+OK` when the
+    /// text is empty), control characters replaced, cut to [`MAX_RESPONSE_LINE`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let status: &[u8] = if self.ok { b"+OK" } else { b"-ERR" };
+        let mut out = Vec::with_capacity(self.text.len() + 7);
+        out.extend_from_slice(status);
+        if !self.text.is_empty() {
+            out.push(b' ');
+            push_text(&mut out, &self.text, status.len() + 1);
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    /// Parses a status line (without its line end). RFC 1939 §3 says the indicators are upper
+    /// case; we accept any case.
+    pub fn parse(line: &[u8]) -> Result<Reply, StatusError> {
+        let bad = || StatusError(printable(line));
+        let text = String::from_utf8_lossy(line);
+        let (ok, rest) =
+            if text.len() >= 3 && text.is_char_boundary(3) && text[..3].eq_ignore_ascii_case("+OK")
+            {
+                (true, &text[3..])
+            } else if text.len() >= 4
+                && text.is_char_boundary(4)
+                && text[..4].eq_ignore_ascii_case("-ERR")
+            {
+                (false, &text[4..])
+            } else {
+                return Err(bad());
+            };
+        let rest = match rest.strip_prefix(' ') {
+            Some(r) => r,
+            None if rest.is_empty() => rest,
+            None => return Err(bad()),
+        };
+        Ok(Reply {
+            ok,
+            text: rest.to_string(),
+        })
+    }
+}
+
+/// `+OK text` / `-ERR text`, as on the wire without the CRLF.
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.ok { "+OK" } else { "-ERR" })?;
+        if !self.text.is_empty() {
+            write!(f, " {}", self.text)?;
+        }
+        Ok(())
+    }
+}
+
 /// `+OK text CRLF` (`+OK CRLF`-less form `+OK` when `text` is empty).
 pub fn ok(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + 6);
-    out.extend_from_slice(b"+OK");
-    if !text.is_empty() {
-        out.push(b' ');
-        push_text(&mut out, text, 4);
+    Reply {
+        ok: true,
+        text: text.to_string(),
     }
-    out.extend_from_slice(b"\r\n");
-    out
+    .to_bytes()
 }
 
 /// `-ERR [CODE] text CRLF` (RFC 2449 §8: the response code follows "-ERR " directly).
 pub fn err(code: Option<RespCode>, text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + 20);
-    out.extend_from_slice(b"-ERR");
-    if let Some(c) = code {
-        out.extend_from_slice(format!(" {c}").as_bytes());
-    }
-    if !text.is_empty() {
-        out.push(b' ');
-        let len = out.len();
-        push_text(&mut out, text, len);
-    }
-    out.extend_from_slice(b"\r\n");
-    out
+    Reply::err(code, text).to_bytes()
 }
 
 /// `+ base64 CRLF`: a SASL continuation (RFC 5034 §4). An empty challenge is `+ ` CRLF.
@@ -216,6 +292,102 @@ impl Stuffer {
     pub fn written(&self) -> u64 {
         self.written
     }
+}
+
+/// One line of a multi-line response: `None` for the terminating ".", else the line with the
+/// byte-stuffing "." removed (RFC 1939 §3). The client's side of [`Stuffer`].
+pub fn unstuff(line: &[u8]) -> Option<&[u8]> {
+    match line {
+        b"." => None,
+        [b'.', rest @ ..] => Some(rest),
+        _ => Some(line),
+    }
+}
+
+/// A multi-line response larger than the reader's limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sent a response larger than {0} octets")]
+pub struct TooLarge(pub usize);
+
+/// The sans-IO core of reading a multi-line response (RFC 1939 §3): feed it the lines after
+/// the `+OK` status line, without their line ends, until it says the "." line has come. The
+/// body it collects is unstuffed, with CRLF line ends, and at most `limit` octets.
+#[derive(Debug)]
+pub struct MultilineBody {
+    body: Vec<u8>,
+    limit: usize,
+}
+
+impl MultilineBody {
+    pub fn new(limit: usize) -> Self {
+        MultilineBody {
+            body: Vec::new(),
+            limit,
+        }
+    }
+
+    /// Takes one line: `Ok(true)` for the terminating ".", `Ok(false)` for a content line,
+    /// `Err` when the body would grow beyond the limit.
+    pub fn push_line(&mut self, line: &[u8]) -> Result<bool, TooLarge> {
+        let Some(content) = unstuff(line) else {
+            return Ok(true);
+        };
+        if self.body.len() + content.len() + 2 > self.limit {
+            return Err(TooLarge(self.limit));
+        }
+        self.body.extend_from_slice(content);
+        self.body.extend_from_slice(b"\r\n");
+        Ok(false)
+    }
+
+    /// The body so far (all of it once [`MultilineBody::push_line`] returned `Ok(true)`).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+}
+
+/// The lines of a multi-line body (as [`MultilineBody`] returns it), as text: how CAPA, LIST
+/// and UIDL listings are split before each line is parsed.
+pub fn lines_of(body: &[u8]) -> Vec<String> {
+    let body = body.strip_suffix(b"\r\n").unwrap_or(body);
+    if body.is_empty() {
+        return Vec::new();
+    }
+    body.split(|&b| b == b'\n')
+        .map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned())
+        .collect()
+}
+
+/// A scan listing `"n size"` (RFC 1939 §5, LIST and STAT); further text after the size is
+/// ignored.
+pub fn parse_scan_listing(text: &str) -> Option<(u32, u64)> {
+    let mut words = text.split_whitespace();
+    let n = words.next()?.parse().ok()?;
+    let size = words.next()?.parse().ok()?;
+    Some((n, size))
+}
+
+/// A unique-id listing `"n uid"` (RFC 1939 §7, UIDL); the uid is 1 to 70 characters 0x21-0x7E.
+pub fn parse_uid_listing(text: &str) -> Option<(u32, String)> {
+    let mut words = text.split_whitespace();
+    let n = words.next()?.parse().ok()?;
+    let uid = words.next()?;
+    if uid.is_empty() || uid.len() > 70 || !uid.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return None;
+    }
+    Some((n, uid.to_string()))
+}
+
+/// The APOP timestamp in a greeting (RFC 1939 §7): the first `<...>` holding an `@`.
+pub fn apop_timestamp(greeting: &str) -> Option<&str> {
+    let start = greeting.find('<')?;
+    let end = start + greeting[start..].find('>')?;
+    let ts = &greeting[start..=end];
+    ts.contains('@').then_some(ts)
 }
 
 /// The size a client counts for a stored message (RFC 1939 §11: the octets of the message as
@@ -497,5 +669,172 @@ mod tests {
         }
         assert!(!caps.contains(&"STLS"));
         assert!(capabilities(true).contains(&"STLS"));
+    }
+
+    #[test]
+    fn parse_status_lines() {
+        let ok = |t: &str| {
+            Ok(Reply {
+                ok: true,
+                text: t.into(),
+            })
+        };
+        let err = |t: &str| {
+            Ok(Reply {
+                ok: false,
+                text: t.into(),
+            })
+        };
+        let cases: Vec<(&[u8], Result<Reply, ()>)> = vec![
+            (b"+OK", ok("")),
+            (b"+OK ", ok("")),
+            (b"+OK 2 320", ok("2 320")),
+            (b"+ok lower case", ok("lower case")),
+            (b"-ERR [AUTH] wrong password", err("[AUTH] wrong password")),
+            (b"-ERR", err("")),
+            (b"+OKAY", Err(())),
+            (b"-ERRx", Err(())),
+            (b"OK", Err(())),
+            (b"", Err(())),
+            (b"220 smtp", Err(())),
+            ("+\u{e9}".as_bytes(), Err(())),
+        ];
+        for (line, want) in cases {
+            let got = Reply::parse(line).map_err(|_| ());
+            assert_eq!(got, want, "{line:?}");
+        }
+        assert_eq!(
+            Reply::parse(b"+OK hi").map(|r| r.to_string()),
+            Ok("+OK hi".into())
+        );
+        assert_eq!(
+            Reply::parse(b"-ERR").map(|r| r.to_string()),
+            Ok("-ERR".into())
+        );
+        assert_eq!(
+            Reply::parse(b"220\x1b smtp").map_err(|e| e.to_string()),
+            Err("expected +OK or -ERR, got \"220\\\\x1b smtp\"".into())
+        );
+    }
+
+    /// What the server builds, the client reads back as the same reply.
+    #[test]
+    fn status_lines_round_trip() {
+        let replies = [
+            Reply {
+                ok: true,
+                text: String::new(),
+            },
+            Reply {
+                ok: true,
+                text: "bob@example.test has 2 messages (300 octets)".into(),
+            },
+            Reply::err(Some(RespCode::InUse), "the maildrop is in use"),
+            Reply::err(Some(RespCode::SysTemp), ""),
+            Reply::err(None, "no such message"),
+            Reply {
+                ok: true,
+                text: "mailroom POP3 ready <1.2@mx.example.test>".into(),
+            },
+        ];
+        for r in replies {
+            let wire = r.to_bytes();
+            let line = wire.strip_suffix(b"\r\n").expect("CRLF");
+            assert_eq!(Reply::parse(line), Ok(r.clone()), "{wire:?}");
+            assert_eq!(r.to_string().as_bytes(), line);
+        }
+        assert_eq!(
+            err(Some(RespCode::Auth), "wrong"),
+            Reply::err(Some(RespCode::Auth), "wrong").to_bytes()
+        );
+    }
+
+    #[test]
+    fn unstuffing() {
+        assert_eq!(unstuff(b"."), None);
+        assert_eq!(unstuff(b".."), Some(&b"."[..]));
+        assert_eq!(unstuff(b"..x"), Some(&b".x"[..]));
+        assert_eq!(unstuff(b"x."), Some(&b"x."[..]));
+        assert_eq!(unstuff(b""), Some(&b""[..]));
+    }
+
+    #[test]
+    fn multiline_body() {
+        let mut b = MultilineBody::new(1024);
+        for (line, done) in [
+            (&b"1 120"[..], false),
+            (b"..x", false),
+            (b"", false),
+            (b".", true),
+        ] {
+            assert_eq!(b.push_line(line), Ok(done), "{line:?}");
+        }
+        assert_eq!(b.into_body(), b"1 120\r\n.x\r\n\r\n");
+        assert_eq!(lines_of(b"1 120\r\n.x\r\n"), vec!["1 120", ".x"]);
+
+        // The limit counts the body with its CRLFs: 3 + 2 fits in 5, one more octet does not.
+        let mut b = MultilineBody::new(5);
+        assert_eq!(b.push_line(b"abc"), Ok(false));
+        let mut c = MultilineBody::new(5);
+        assert_eq!(c.push_line(b"abcd"), Err(TooLarge(5)));
+        assert_eq!(b.push_line(b"."), Ok(true));
+        assert_eq!(b.body(), b"abc\r\n");
+    }
+
+    /// Stuffing and unstuffing agree: a message through [`Stuffer`], read back line by line.
+    #[test]
+    fn stuffed_message_reads_back() {
+        for msg in [
+            &b""[..],
+            b"a\r\n",
+            b".\r\n..\r\n.x\r\n",
+            b"Subject: x\r\n\r\n.hidden\r\nno end",
+        ] {
+            let wire = stuff_chunks(&[msg]);
+            let mut body = MultilineBody::new(usize::MAX);
+            let mut lines = wire.split(|&b| b == b'\n');
+            let done = lines.by_ref().any(|l| {
+                let l = l.strip_suffix(b"\r").unwrap_or(l);
+                body.push_line(l).expect("no limit")
+            });
+            assert!(done, "{msg:?}");
+            let mut want = msg.to_vec();
+            if !want.is_empty() && !want.ends_with(b"\n") {
+                want.extend_from_slice(b"\r\n");
+            }
+            assert_eq!(body.into_body(), want, "{msg:?}");
+        }
+        let built = multiline(["TOP", ".dot", "USER"]);
+        let mut body = MultilineBody::new(usize::MAX);
+        for l in built.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let _ = body.push_line(l.strip_suffix(b"\r").unwrap_or(l));
+        }
+        assert_eq!(lines_of(body.body()), vec!["TOP", ".dot", "USER"]);
+    }
+
+    #[test]
+    fn listings() {
+        assert_eq!(parse_scan_listing("1 120"), Some((1, 120)));
+        assert_eq!(parse_scan_listing("2 200 extra"), Some((2, 200)));
+        assert_eq!(parse_scan_listing("x 1"), None);
+        assert_eq!(parse_scan_listing("1"), None);
+        assert_eq!(
+            parse_uid_listing("1 whqtswO00WBw418f9t5JxYwZ"),
+            Some((1, "whqtswO00WBw418f9t5JxYwZ".into()))
+        );
+        assert_eq!(parse_uid_listing("1"), None);
+        assert_eq!(parse_uid_listing(&format!("1 {}", "a".repeat(71))), None);
+    }
+
+    #[test]
+    fn apop_timestamps() {
+        // RFC 1939 §7.
+        let greeting = "POP3 server ready <1896.697170952@dbc.mtview.ca.us>";
+        assert_eq!(
+            apop_timestamp(greeting),
+            Some("<1896.697170952@dbc.mtview.ca.us>")
+        );
+        assert_eq!(apop_timestamp("ready <no-at-sign>"), None);
+        assert_eq!(apop_timestamp("ready"), None);
     }
 }

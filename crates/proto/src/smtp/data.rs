@@ -1,5 +1,7 @@
-//! The DATA receiver: end-of-data detection, dot-unstuffing, line-end normalization and the
-//! SMTP smuggling defence; plus [`normalize_body`] for BDAT bodies.
+//! The DATA body in both directions. The server's side: the DATA receiver (end-of-data
+//! detection, dot-unstuffing, line-end normalization and the SMTP smuggling defence) and
+//! [`normalize_body`] for BDAT bodies. The client's side: [`normalize_crlf`] and [`dot_stuff`],
+//! which make the content a [`DataReceiver`] reads back as the same message.
 //!
 //! RFC 5321 §4.1.1.4: after `354` the client sends the message as lines and ends it with a line
 //! holding a single dot, i.e. the sequence `<CRLF>.<CRLF>` (the first CRLF ends the last text
@@ -369,6 +371,56 @@ fn is_canonical(body: &[u8], max_line: usize) -> bool {
         rest = &rest[lf + 1..];
     }
     true
+}
+
+/// Turns every line end (CRLF, bare LF, bare CR) into CRLF and makes sure the message ends
+/// with CRLF: what a client does before sending. RFC 5321 §2.3.8: lines are terminated by
+/// CRLF; a bare CR or LF would be refused by a careful server (the SMTP smuggling defence
+/// above) or mangled by a careless one.
+pub fn normalize_crlf(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 40 + 2);
+    let mut i = 0;
+    while i < message.len() {
+        match message[i] {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                if message.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The DATA content a client sends for a CRLF-normalized message ([`normalize_crlf`]): every
+/// line that starts with "." gets one more "." in front (RFC 5321 §4.5.2), then the
+/// terminating `.` CRLF. [`DataReceiver`] takes the dots away again.
+pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let dots = message
+        .split(|&b| b == b'\n')
+        .filter(|l| l.first() == Some(&b'.'))
+        .count();
+    let mut out = Vec::with_capacity(message.len() + dots + 3);
+    let mut at_line_start = true;
+    for &b in message {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
 }
 
 #[cfg(test)]
@@ -771,5 +823,61 @@ mod tests {
         r.feed(b"toolong\r\n");
         r.abandon();
         assert_eq!(r.finish(), Err(DataError::TooBig { limit: 3 }));
+    }
+
+    #[test]
+    fn crlf_normalization() {
+        let cases: Vec<(&[u8], &[u8])> = vec![
+            (b"", b""),
+            (b"a", b"a\r\n"),
+            (b"a\n", b"a\r\n"),
+            (b"a\r\n", b"a\r\n"),
+            (b"a\rb", b"a\r\nb\r\n"),
+            (b"a\n\nb\r\n\r\n", b"a\r\n\r\nb\r\n\r\n"),
+            (b"a\r\r\nb", b"a\r\n\r\nb\r\n"),
+            ("é\n".as_bytes(), "é\r\n".as_bytes()),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize_crlf(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn dot_stuffing() {
+        let cases: Vec<(&[u8], &[u8])> = vec![
+            (b"", b".\r\n"),
+            (b"hi\r\n", b"hi\r\n.\r\n"),
+            (b".\r\n", b"..\r\n.\r\n"),
+            (b"a\r\n.b\r\n..c\r\n", b"a\r\n..b\r\n...c\r\n.\r\n"),
+            (b".start\r\nx.y\r\n", b"..start\r\nx.y\r\n.\r\n"),
+            (b"no end", b"no end\r\n.\r\n"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(dot_stuff(input), want, "{input:?}");
+        }
+    }
+
+    /// The two directions agree: what a client stuffs, the receiver reads back, whole and in
+    /// every split.
+    #[test]
+    fn stuffed_content_reads_back() {
+        let messages: &[&[u8]] = &[
+            b"",
+            b"hi",
+            b".",
+            b"..\n.\n",
+            b"Subject: x\r\n\r\n.leading dot\r\n..two\r\nend",
+            b"a\rb\n.\r\n.x",
+            "é.\n.é".as_bytes(),
+        ];
+        for m in messages {
+            let normalized = normalize_crlf(m);
+            let wire = dot_stuff(&normalized);
+            assert_eq!(
+                all_ways(&wire, 1 << 20, 1000),
+                ok(wire.len(), &normalized),
+                "{m:?}"
+            );
+        }
     }
 }

@@ -1,8 +1,13 @@
 //! SMTP codec (RFC 5321 and the extensions mailroom implements).
 //!
+//! Both directions of the wire format live here: the server and the client use the same types.
+//!
 //! - [`command`]: parse one command line into a [`Command`].
-//! - [`reply`]: build replies with enhanced status codes ([`Reply`], [`EnhancedCode`]).
-//! - [`data`]: receive the DATA body ([`DataReceiver`]) and normalize BDAT bodies.
+//! - [`reply`]: replies with enhanced status codes ([`Reply`], [`EnhancedCode`]): built by the
+//!   server ([`Reply::to_bytes`]), read by the client ([`ReplyAssembler`]).
+//! - [`ehlo`]: the EHLO extension keywords a client reads from the reply ([`Extensions`]).
+//! - [`data`]: the DATA body: received by the server ([`DataReceiver`], dot-unstuffing; BDAT
+//!   bodies normalized), prepared by the client ([`normalize_crlf`], [`dot_stuff`]).
 //!
 //! # Session state (RFC 5321 §3.3, §4.1.4), for the server driver
 //!
@@ -28,10 +33,15 @@
 
 pub mod command;
 pub mod data;
+pub mod ehlo;
 pub mod reply;
 
 pub use command::{
     parse_command, Address, AddressError, Command, CommandError, ForwardPath, Param, ReversePath,
 };
-pub use data::{normalize_body, DataError, DataProgress, DataReceiver};
-pub use reply::{EnhancedCode, Reply};
+pub use data::{dot_stuff, normalize_body, normalize_crlf, DataError, DataProgress, DataReceiver};
+pub use ehlo::Extensions;
+pub use reply::{
+    parse_reply_line, EnhancedCode, Reply, ReplyAssembler, ReplyError, MAX_REPLY_LINE,
+    MAX_REPLY_LINES,
+};

@@ -544,13 +544,12 @@ fn outcomes_of(
     data: Option<&SmtpReply>,
 ) -> Vec<Outcome> {
     let failed = |r: &SmtpReply| {
-        let diagnostic = format!("{} {}", r.code, r.lines.join(" "));
+        // The reply's lines as received, enhanced codes included.
+        let texts: Vec<_> = r.texts().collect();
+        let diagnostic = format!("{} {}", r.code, texts.join(" "));
         if r.code >= 500 {
             Outcome::Permanent {
-                status: bounce::status_of(
-                    r.code,
-                    r.lines.first().map(String::as_str).unwrap_or(""),
-                ),
+                status: bounce::status_of(r.code, texts.first().map_or("", |t| t.as_ref())),
                 diagnostic,
                 host: Some(server.to_string()),
             }
