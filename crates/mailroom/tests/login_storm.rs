@@ -246,7 +246,10 @@ fn pop3_login(s: &TestServer, user: &str, pw: &str) -> String {
     p.ok(&format!("USER {user}"));
     p.send(&format!("PASS {pw}"));
     let r = p.line().expect("PASS");
+    // Wait for the session to end: a logged-in session holds the maildrop lock until then,
+    // and the next login of the same user would get [IN-USE].
     p.send("QUIT");
+    while p.line().is_some() {}
     r
 }
 
