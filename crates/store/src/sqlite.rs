@@ -314,13 +314,15 @@ const MIGRATIONS: &[&str] = &[
     // header fields as SEARCH matches them), kept with the message so that a header search
     // of a large mailbox reads one narrow row per message instead of parsing every message,
     // also after a restart. Opaque to the store; `format` lets a newer driver ignore rows of
-    // an older one. Deleted with the message (cascade).
+    // an older one, and several kinds (SEARCH fields, SORT keys) live side by side. Deleted
+    // with the message (cascade).
     r#"
     CREATE TABLE message_search (
-        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
         format INTEGER NOT NULL,
-        data BLOB NOT NULL
-    );
+        data BLOB NOT NULL,
+        PRIMARY KEY (message_id, format)
+    ) WITHOUT ROWID;
     "#,
 ];
 
@@ -3222,8 +3224,12 @@ mod tests {
             s.search_data(ia, 1).unwrap(),
             vec![(1, b"one".to_vec()), (3, b"three".to_vec())]
         );
-        // Another format is another driver's: not returned.
+        // Another format is kept apart: not returned, and does not replace this one.
         assert!(s.search_data(ia, 2).unwrap().is_empty());
+        s.put_search_data(ia, 2, vec![(1, b"sort".to_vec())])
+            .unwrap();
+        assert_eq!(s.search_data(ia, 2).unwrap(), vec![(1, b"sort".to_vec())]);
+        assert_eq!(s.search_data(ia, 1).unwrap().len(), 2);
         // The same octets in b's INBOX (one delivery) have the same data: it is of the octets.
         assert_eq!(s.search_data(ib, 1).unwrap().len(), 2);
         // Expunged from both: the data goes with the message.
