@@ -5,6 +5,8 @@
 //!   declared size *before* any of it is read and may refuse it; bytes are never pre-allocated
 //!   from the declared size.
 //! - [`command`]: the command grammar (RFC 9051 §9) over a complete buffer.
+//! - [`decode`]: RFC 2047 header words, base64 and quoted-printable, charsets to UTF-8 (for
+//!   SEARCH, BINARY, SORT and THREAD).
 //! - [`mime`]: MIME structure for ENVELOPE, BODYSTRUCTURE and BODY[section] (RFC 9051 §7.5.2),
 //!   computed once per message so the server can cache it.
 //! - [`encode`]: response strings (quoted / literal / NIL, flag lists, dates).
@@ -17,6 +19,7 @@
 
 pub mod assemble;
 pub mod command;
+pub mod decode;
 pub mod encode;
 pub mod mime;
 pub mod mutf7;
