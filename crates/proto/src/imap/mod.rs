@@ -11,6 +11,9 @@
 //!   computed once per message so the server can cache it.
 //! - [`encode`]: response strings (quoted / literal / NIL, flag lists, dates).
 //! - [`mutf7`]: modified UTF-7, the IMAP4rev1 spelling of mailbox names (RFC 3501 §5.1.3).
+//! - [`sort`]: what SORT and THREAD read of a message ([`sort::SortFields`], base subjects),
+//!   SORT itself and the SORT / ESORT responses (RFC 5256, RFC 5267, RFC 5957).
+//! - [`thread`]: THREAD=ORDEREDSUBJECT and THREAD=REFERENCES and their response (RFC 5256).
 //!
 //! Why hand-written rather than imap-codec: imap-codec's parser is strict in places where we
 //! want to be lenient (bare LF line ends from telnet users) and it hides literal sizes behind
@@ -23,6 +26,8 @@ pub mod decode;
 pub mod encode;
 pub mod mime;
 pub mod mutf7;
+pub mod sort;
+pub mod thread;
 
 pub use assemble::{Assembler, Progress};
 pub use command::*;
