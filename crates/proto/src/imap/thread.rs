@@ -463,3 +463,360 @@ fn cmp_msgs(msgs: &[SortMessage], a: Option<usize>, b: Option<usize>) -> Orderin
         (a, b) => a.is_some().cmp(&b.is_some()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages from header texts; message i has sequence number i+1, UID i+101 and
+    /// INTERNALDATE 1000 + i (the sent date where there is no Date field).
+    fn msgs(headers: &[&str]) -> Vec<SortMessage> {
+        headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let h = h.replace('|', "\r\n");
+                SortMessage::new(
+                    h.as_bytes(),
+                    i as u32 + 1,
+                    i as u32 + 101,
+                    1000 + i as i64,
+                    10,
+                )
+            })
+            .collect()
+    }
+
+    fn refs(headers: &[&str]) -> String {
+        thread(&msgs(headers), ThreadAlgorithm::References, false).encode()
+    }
+
+    #[test]
+    fn encoding() {
+        // RFC 5256 §4's example: (2)(3 6 (4 23)(44 7 96)).
+        let n = |id: u32, children: Vec<usize>| ThreadNode {
+            id: Some(id),
+            children,
+        };
+        let t = Threads {
+            nodes: vec![
+                n(2, vec![]),     // 0
+                n(3, vec![2]),    // 1
+                n(6, vec![3, 5]), // 2
+                n(4, vec![4]),    // 3
+                n(23, vec![]),    // 4
+                n(44, vec![6]),   // 5
+                n(7, vec![7]),    // 6
+                n(96, vec![]),    // 7
+            ],
+            roots: vec![0, 1],
+        };
+        assert_eq!(t.encode(), "(2)(3 6 (4 23)(44 7 96))");
+        assert_eq!(t.response(), "* THREAD (2)(3 6 (4 23)(44 7 96))");
+        assert_eq!(Threads::default().response(), "* THREAD");
+        // A dummy at the top: ((1)(2)).
+        let t = Threads {
+            nodes: vec![
+                ThreadNode {
+                    id: None,
+                    children: vec![1, 2],
+                },
+                n(1, vec![]),
+                n(2, vec![3]),
+                n(3, vec![]),
+            ],
+            roots: vec![0],
+        };
+        assert_eq!(t.encode(), "((1)(2 3))");
+    }
+
+    #[test]
+    fn references_links() {
+        for (name, headers, want) in [
+            (
+                "chain and branches",
+                &[
+                    "Message-ID: <a@x>",
+                    "Message-ID: <b@x>|References: <a@x>",
+                    "Message-ID: <c@x>|References: <a@x> <b@x>",
+                    "Message-ID: <d@x>|In-Reply-To: <a@x>",
+                ][..],
+                "(1 (2 3)(4))",
+            ),
+            (
+                "a missing parent of two: a dummy at the top",
+                &["References: <x@x>", "Message-ID: <c@x>|References: <x@x>"],
+                "((1)(2))",
+            ),
+            (
+                "a missing parent of one: promoted",
+                &["Message-ID: <b@x>|References: <x@x>"],
+                "(1)",
+            ),
+            (
+                "a dummy between messages goes",
+                &[
+                    "Message-ID: <a@x>",
+                    "Message-ID: <c@x>|References: <a@x> <gone@x>",
+                ],
+                "(1 2)",
+            ),
+            (
+                "a truncated References is completed by a later message",
+                &[
+                    "Message-ID: <a@x>",
+                    "Message-ID: <c@x>|References: <b@x>",
+                    "Message-ID: <b@x>|References: <a@x>",
+                ],
+                "(1 3 2)",
+            ),
+            (
+                "a loop is not closed",
+                &[
+                    "Message-ID: <a@x>|References: <b@x>",
+                    "Message-ID: <b@x>|References: <a@x>",
+                ],
+                "(2 1)",
+            ),
+            (
+                "a message referring to itself",
+                &["Message-ID: <a@x>|References: <a@x>"],
+                "(1)",
+            ),
+            (
+                "the own parent replaces one from references (1.B)",
+                &[
+                    "Message-ID: <a@x>",
+                    "Message-ID: <b@x>",
+                    "Message-ID: <m@x>|References: <a@x> <c@x>",
+                    "Message-ID: <c@x>|References: <b@x>",
+                ],
+                "(1)(2 4 3)",
+            ),
+            (
+                "an earlier link is kept (1.A)",
+                &[
+                    "Message-ID: <a@x>",
+                    "Message-ID: <b@x>",
+                    "Message-ID: <m@x>|References: <a@x> <c@x>",
+                    "Message-ID: <n@x>|References: <b@x> <c@x>",
+                ],
+                "(1 (3)(4))(2)",
+            ),
+            (
+                "duplicate IDs: the first keeps it",
+                &[
+                    "Message-ID: <a@x>",
+                    "Message-ID: <a@x>",
+                    "Message-ID: <r@x>|References: <a@x>",
+                ],
+                "(1 3)(2)",
+            ),
+            (
+                "IDs are case-sensitive",
+                &["Message-ID: <a@x>", "Message-ID: <b@x>|References: <A@x>"],
+                "(1)(2)",
+            ),
+        ] {
+            assert_eq!(refs(headers), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn references_dates() {
+        // Roots and siblings by sent date (Date, else INTERNALDATE), then sequence number;
+        // a dummy by its earliest child.
+        for (name, headers, want) in [
+            (
+                "roots",
+                &[
+                    "Message-ID: <a@x>|Date: Fri, 22 Feb 2008 02:00:00 +0000",
+                    "Message-ID: <b@x>|Date: Fri, 22 Feb 2008 01:00:00 +0000",
+                ][..],
+                "(2)(1)",
+            ),
+            (
+                "siblings",
+                &[
+                    "Message-ID: <a@x>",
+                    "References: <a@x>|Date: Fri, 22 Feb 2008 03:00:00 +0000",
+                    "References: <a@x>|Date: Fri, 22 Feb 2008 02:00:00 +0000",
+                    "References: <a@x>|Date: Fri, 22 Feb 2008 02:00:00 +0000",
+                ],
+                "(1 (3)(4)(2))",
+            ),
+            (
+                "a dummy sorts by its earliest child",
+                &[
+                    "Message-ID: <a@x>|Date: Fri, 22 Feb 2008 02:00:00 +0000",
+                    "References: <x@x>|Date: Fri, 22 Feb 2008 03:00:00 +0000",
+                    "References: <x@x>|Date: Fri, 22 Feb 2008 01:00:00 +0000",
+                ],
+                "((3)(2))(1)",
+            ),
+            (
+                "dates are compared in UTC",
+                &[
+                    "Message-ID: <a@x>|Date: Fri, 22 Feb 2008 02:00:00 +0200",
+                    "Message-ID: <b@x>|Date: Fri, 22 Feb 2008 01:00:00 +0000",
+                ],
+                "(1)(2)",
+            ),
+        ] {
+            assert_eq!(refs(headers), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn references_subjects() {
+        // Step 5.
+        for (name, headers, want) in [
+            (
+                "a reply joins what it replies to",
+                &[
+                    "Message-ID: <a@x>|Subject: x",
+                    "Message-ID: <b@x>|Subject: Re: x|References: <gone@x>",
+                ][..],
+                "(1 2)",
+            ),
+            (
+                "the original takes the reply's place",
+                &["Subject: Re: x", "Subject: x"],
+                "(2 1)",
+            ),
+            (
+                "two originals go under a dummy",
+                &["Subject: x", "Subject: X"],
+                "((1)(2))",
+            ),
+            (
+                "two replies go under a dummy",
+                &["Subject: Re: x", "Subject: Fwd: x"],
+                "((1)(2))",
+            ),
+            (
+                "a third joins the dummy",
+                &["Subject: x", "Subject: x", "Subject: x"],
+                "((1)(2)(3))",
+            ),
+            (
+                "a message joins a dummy of that subject",
+                &[
+                    "Subject: y|References: <d@x>",
+                    "Subject: y|References: <d@x>",
+                    "Subject: Re: y",
+                ],
+                "((1)(2)(3))",
+            ),
+            (
+                "two dummies of one subject merge",
+                &[
+                    "Subject: s|References: <d@x>",
+                    "Subject: s|References: <d@x>",
+                    "Subject: s|References: <e@x>",
+                    "Subject: s|References: <e@x>",
+                ],
+                "((1)(2)(3)(4))",
+            ),
+            (
+                "empty subjects stay apart",
+                &["Subject:", "Subject: (fwd)", "Subject: Re:"],
+                "(1)(2)(3)",
+            ),
+            (
+                "only roots merge",
+                &[
+                    "Message-ID: <a@x>|Subject: x",
+                    "Message-ID: <b@x>|Subject: other|References: <a@x>",
+                    "Subject: other",
+                ],
+                "(1 2)(3)",
+            ),
+        ] {
+            assert_eq!(refs(headers), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn ordered_subject() {
+        let m = msgs(&[
+            "Subject: b|Date: Fri, 22 Feb 2008 02:00:00 +0000",
+            "Subject: Re: a|Date: Fri, 22 Feb 2008 03:00:00 +0000",
+            "Subject: A|Date: Fri, 22 Feb 2008 04:00:00 +0000",
+            "Subject: B|Date: Fri, 22 Feb 2008 01:00:00 +0000",
+            "Subject: [list] b",
+            "",
+        ]);
+        // 5 and 6 have no Date: their INTERNALDATE (1970) makes them the earliest.
+        let t = thread(&m, ThreadAlgorithm::OrderedSubject, false);
+        assert_eq!(t.encode(), "(5 (4)(1))(6)(2 3)");
+        let t = thread(&m, ThreadAlgorithm::OrderedSubject, true);
+        assert_eq!(t.encode(), "(105 (104)(101))(106)(102 103)");
+        assert_eq!(
+            thread(&[], ThreadAlgorithm::OrderedSubject, false).response(),
+            "* THREAD"
+        );
+    }
+
+    #[test]
+    fn uid_thread_and_input_order() {
+        let mut m = msgs(&[
+            "Message-ID: <a@x>",
+            "Message-ID: <b@x>|References: <a@x>",
+            "Message-ID: <a@x>",
+        ]);
+        assert_eq!(
+            thread(&m, ThreadAlgorithm::References, true).encode(),
+            "(101 102)(103)"
+        );
+        // Step 1 goes by sequence number whatever the input order.
+        m.reverse();
+        assert_eq!(
+            thread(&m, ThreadAlgorithm::References, false).encode(),
+            "(1 2)(3)"
+        );
+    }
+
+    #[test]
+    fn deep_threads_need_no_deep_stack() {
+        // A reply chain 50,000 messages deep, and one where every message has two replies
+        // (so the encoding nests 25,000 deep): built, encoded and dropped without recursion.
+        let n = 50_000u32;
+        let chain: Vec<SortMessage> = (1..=n)
+            .map(|i| {
+                let h = format!("Message-ID: <{i}@x>\r\nReferences: <{}@x>\r\n\r\n", i - 1);
+                SortMessage::new(h.as_bytes(), i, i, 0, 1)
+            })
+            .collect();
+        let t = thread(&chain, ThreadAlgorithm::References, false);
+        let want: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+        assert_eq!(t.encode(), format!("({})", want.join(" ")));
+        let forked: Vec<SortMessage> = (1..=n)
+            .map(|i| {
+                let h = format!("Message-ID: <{i}@x>\r\nReferences: <{}@x>\r\n\r\n", i / 2);
+                SortMessage::new(h.as_bytes(), i, i, 0, 1)
+            })
+            .collect();
+        let enc = thread(&forked, ThreadAlgorithm::References, false).encode();
+        assert!(enc.starts_with("(1 (2 (4 (8 (16 "), "{}", &enc[..40]);
+        assert_eq!(enc.matches('(').count(), enc.matches(')').count());
+    }
+
+    #[test]
+    fn long_references_lists_stay_fast() {
+        // 1,000 messages, each naming every earlier one: half a million references, each
+        // checked for loops.
+        let mut refs = String::new();
+        let m: Vec<SortMessage> = (1..=1000u32)
+            .map(|i| {
+                let h = format!("Message-ID: <{i}@x>\r\nReferences:{refs}\r\n\r\n");
+                refs.push_str(&format!(" <{i}@x>"));
+                SortMessage::new(h.as_bytes(), i, i, 0, 1)
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        let enc = thread(&m, ThreadAlgorithm::References, false).encode();
+        assert!(enc.starts_with("(1 2 3 4 5 "));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+}
