@@ -532,12 +532,20 @@ fn leader(b: &[u8]) -> Option<(usize, bool)> {
     }
 }
 
-/// The sent date of a Date field (RFC 5322 §3.3, obsolete forms included), Unix seconds.
-/// The same parser decides SEARCH's SENTBEFORE/SENTON/SENTSINCE.
+/// The sent date of a Date field (RFC 5322 §3.3, obsolete forms and a trailing comment
+/// included), Unix seconds. The day of the week is not checked (a wrong one is read as
+/// Dovecot reads it: ignored). SEARCH's SENTBEFORE/SENTON/SENTSINCE read Date with chrono
+/// too (without the weekday leniency, for now).
 pub fn parse_sent_date(value: &[u8]) -> Option<i64> {
     let s = String::from_utf8_lossy(value);
-    chrono::DateTime::parse_from_rfc2822(s.trim())
-        .ok()
+    let s = s.trim();
+    let parse = |s: &str| chrono::DateTime::parse_from_rfc2822(s).ok();
+    parse(s)
+        .or_else(|| {
+            let (day, rest) = s.split_once(',')?;
+            (day.trim().len() == 3).then_some(())?;
+            parse(rest.trim_start())
+        })
         .map(|d| d.timestamp())
 }
 
@@ -722,11 +730,21 @@ mod tests {
             let f = SortFields::parse(format!("To: {to}\r\n\r\n").as_bytes());
             assert_eq!(f.display_to, display, "{to}");
         }
-        assert_eq!(
-            SortFields::parse(b"Date: not a date\r\n\r\n").sent,
-            None,
-            "an unparsable Date is no date"
-        );
+        for (date, want) in [
+            ("Sat, 24 Mar 2007 23:00:00 +0200", Some(1_174_770_000)),
+            ("24 Mar 2007 23:00:00 +0200", Some(1_174_770_000)),
+            ("Sat, 24 Mar 07 23:00 +0200 (EET)", Some(1_174_770_000)),
+            ("Sat, 24 Mar 2007 23:00:00 GMT", Some(1_174_777_200)),
+            ("Sat, 24 Mar 2007 23:00:00 EST", Some(1_174_795_200)),
+            // A wrong day of the week is ignored.
+            ("Sun, 24 Mar 2007 23:00:00 +0200", Some(1_174_770_000)),
+            ("Sat, 24 Mar 2007 23:00:00", None),
+            ("not a date", None),
+            ("Sunday, 24 Mar 2007 23:00:00 +0200", None),
+        ] {
+            let f = SortFields::parse(format!("Date: {date}\r\n\r\n").as_bytes());
+            assert_eq!(f.sent, want, "{date}");
+        }
     }
 
     #[test]
