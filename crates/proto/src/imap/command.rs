@@ -212,7 +212,7 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
 }
 
-/// ESEARCH result options (RFC 4731 / RFC 9051 §6.4.4).
+/// ESEARCH result options (RFC 4731 / RFC 9051 §6.4.4), also SORT's (RFC 5267 §3 ESORT).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SearchReturn {
     pub min: bool,
@@ -220,6 +220,120 @@ pub struct SearchReturn {
     pub all: bool,
     pub count: bool,
     pub save: bool,
+    /// `PARTIAL range` (RFC 5267 §4.4 CONTEXT=SORT; RFC 9394 ranges from the end). Only
+    /// SORT's RETURN accepts it for now; SEARCH refuses it as an unknown option.
+    pub partial: Option<PartialRange>,
+}
+
+/// A `PARTIAL` range of result positions, 1-based, bounds in order (`4:2` is `2:4`).
+/// RFC 5267 §4.4 `partial-range = nz-number ":" nz-number`; RFC 9394 §3 adds
+/// `"-" nz-number ":" "-" nz-number`, positions counted from the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartialRange {
+    /// Positions `lo..=hi` from the start.
+    First(u32, u32),
+    /// Positions `lo..=hi` from the end: `Last(1, 10)` is the last ten, written `-1:-10`.
+    Last(u32, u32),
+}
+
+impl PartialRange {
+    /// The part of `results` (in result order) the range names; empty when it names none.
+    pub fn slice<'a, T>(&self, results: &'a [T]) -> &'a [T] {
+        let n = results.len();
+        let (lo, hi) = match *self {
+            PartialRange::First(lo, hi) => (lo as usize, hi as usize),
+            PartialRange::Last(lo, hi) => (lo as usize, hi as usize),
+        };
+        if lo == 0 || lo > n {
+            return &[];
+        }
+        let hi = hi.min(n);
+        match self {
+            PartialRange::First(..) => &results[lo - 1..hi],
+            PartialRange::Last(..) => &results[n - hi..n - lo + 1],
+        }
+    }
+}
+
+impl std::fmt::Display for PartialRange {
+    /// As echoed in the ESEARCH response: `2:4`, `-1:-10`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PartialRange::First(lo, hi) => write!(f, "{lo}:{hi}"),
+            PartialRange::Last(lo, hi) => write!(f, "-{lo}:-{hi}"),
+        }
+    }
+}
+
+/// What a SORT criterion sorts by (RFC 5256 §3 `sort-key`; DISPLAYFROM and DISPLAYTO are
+/// RFC 5957 §3's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// INTERNALDATE.
+    Arrival,
+    /// The addr-mailbox of the first Cc address.
+    Cc,
+    /// The sent date (RFC 5256 §2.2): the Date header, else INTERNALDATE.
+    Date,
+    /// The addr-mailbox of the first From address.
+    From,
+    /// RFC822.SIZE.
+    Size,
+    /// The base subject (RFC 5256 §2.1).
+    Subject,
+    /// The addr-mailbox of the first To address.
+    To,
+    /// The display name of the first From address, else its addr-spec (RFC 5957 §3).
+    DisplayFrom,
+    /// The same for the first To address.
+    DisplayTo,
+}
+
+/// One SORT criterion (RFC 5256 §3 `sort-criterion = ["REVERSE" SP] sort-key`). REVERSE
+/// reverses this key only, not the final tie-break by sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+/// A THREAD algorithm (RFC 5256 §3 `thread-alg`): the two this server implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    /// THREAD=ORDEREDSUBJECT ("poor man's threading", RFC 5256 §3).
+    OrderedSubject,
+    /// THREAD=REFERENCES (RFC 5256 §3).
+    References,
+}
+
+/// `[UID] SORT [RETURN (...)] (criteria) charset search-key...` (RFC 5256 §3, RFC 5267 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortCommand {
+    pub uid: bool,
+    /// `RETURN (...)` (RFC 5267 ESORT): answered by ESEARCH instead of SORT.
+    pub ret: Option<SearchReturn>,
+    /// At least one.
+    pub criteria: Vec<SortCriterion>,
+    /// Mandatory in SORT (RFC 5256 §3), as sent.
+    pub charset: String,
+    pub key: SearchKey,
+}
+
+/// `[UID] THREAD algorithm charset search-key...` (RFC 5256 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadCommand {
+    pub uid: bool,
+    pub algorithm: ThreadAlgorithm,
+    /// Mandatory in THREAD (RFC 5256 §3), as sent.
+    pub charset: String,
+    pub key: SearchKey,
+}
+
+/// A parsed SORT or THREAD command (see [`parse_sort_thread`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortThread {
+    Sort(SortCommand),
+    Thread(ThreadCommand),
 }
 
 /// LIST options (RFC 5258 LIST-EXTENDED, RFC 6154, RFC 5819).
@@ -1364,32 +1478,87 @@ fn fetch_att(p: &mut P<'_>) -> PResult<FetchAtt> {
     })
 }
 
-fn parse_search(p: &mut P<'_>, uid: bool) -> PResult<CommandBody> {
-    p.sp("the search criteria")?;
-    let mut ret = None;
-    let mut charset = None;
+/// `RETURN (...)` when it comes next (then also the space after it), else nothing consumed.
+fn return_clause(p: &mut P<'_>, cmd: &str, next: &str) -> PResult<Option<SearchReturn>> {
     let save = p.i;
     let first = p
         .take_while(|b| b.is_ascii_alphabetic())
         .to_ascii_uppercase();
     if first == b"RETURN" && p.peek() == Some(b' ') {
         p.sp("the return options")?;
-        let mut r = SearchReturn::default();
-        for o in p.paren_list("the SEARCH return options")? {
-            match o.to_ascii_uppercase().as_str() {
-                "MIN" => r.min = true,
-                "MAX" => r.max = true,
-                "ALL" => r.all = true,
-                "COUNT" => r.count = true,
-                "SAVE" => r.save = true,
-                other => return syntax(format!("unknown SEARCH return option {other}")),
-            }
-        }
-        ret = Some(r);
-        p.sp("the search criteria")?;
+        let r = return_options(p, cmd)?;
+        p.sp(next)?;
+        Ok(Some(r))
     } else {
         p.i = save;
+        Ok(None)
     }
+}
+
+/// The parenthesised ESEARCH result options (RFC 4731 §3.1): for SEARCH MIN MAX ALL COUNT
+/// SAVE; SORT also takes `PARTIAL range` (RFC 5267 §4.4).
+fn return_options(p: &mut P<'_>, cmd: &str) -> PResult<SearchReturn> {
+    let what = format!("the {cmd} return options");
+    let mut r = SearchReturn::default();
+    p.expect(b'(', &format!("( to start {what}"))?;
+    if p.eat(b')') {
+        return Ok(r);
+    }
+    loop {
+        let o = p.astring(&what)?.to_ascii_uppercase();
+        match o.as_str() {
+            "MIN" => r.min = true,
+            "MAX" => r.max = true,
+            "ALL" => r.all = true,
+            "COUNT" => r.count = true,
+            "SAVE" => r.save = true,
+            "PARTIAL" if cmd == "SORT" => {
+                p.sp("the PARTIAL range, e.g. PARTIAL 1:100")?;
+                r.partial = Some(partial_range(p)?);
+            }
+            other => return syntax(format!("unknown {cmd} return option {other}")),
+        }
+        if p.eat(b')') {
+            return Ok(r);
+        }
+        p.sp(&format!("the rest of {what}"))?;
+    }
+}
+
+/// RFC 5267 §4.4 / RFC 9394 §3 `partial-range`: `lo:hi` or `-lo:-hi`, both nz-number.
+fn partial_range(p: &mut P<'_>) -> PResult<PartialRange> {
+    let bad = "a PARTIAL range is two positions such as 1:100 (or -1:-100 from the end)";
+    let from_end = p.eat(b'-');
+    let a = p.nz_number("the PARTIAL range").or_else(|_| syntax(bad))?;
+    if !p.eat(b':') || p.eat(b'-') != from_end {
+        return syntax(bad);
+    }
+    let b = p.nz_number("the PARTIAL range").or_else(|_| syntax(bad))?;
+    let (lo, hi) = (a.min(b), a.max(b));
+    Ok(if from_end {
+        PartialRange::Last(lo, hi)
+    } else {
+        PartialRange::First(lo, hi)
+    })
+}
+
+/// `1*(SP search-key)` after the first space: several keys are an AND.
+fn search_keys(p: &mut P<'_>) -> PResult<SearchKey> {
+    let mut keys = vec![search_key(p, 0)?];
+    while p.eat(b' ') {
+        keys.push(search_key(p, 0)?);
+    }
+    Ok(if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    })
+}
+
+fn parse_search(p: &mut P<'_>, uid: bool) -> PResult<CommandBody> {
+    p.sp("the search criteria")?;
+    let mut charset = None;
+    let ret = return_clause(p, "SEARCH", "the search criteria")?;
     let save = p.i;
     let first = p
         .take_while(|b| b.is_ascii_alphabetic())
@@ -1401,21 +1570,141 @@ fn parse_search(p: &mut P<'_>, uid: bool) -> PResult<CommandBody> {
     } else {
         p.i = save;
     }
-    let mut keys = vec![search_key(p, 0)?];
-    while p.eat(b' ') {
-        keys.push(search_key(p, 0)?);
-    }
-    let key = if keys.len() == 1 {
-        keys.pop().unwrap_or(SearchKey::All)
-    } else {
-        SearchKey::And(keys)
-    };
+    let key = search_keys(p)?;
     Ok(CommandBody::Search {
         uid,
         ret,
         charset,
         key,
     })
+}
+
+/// RFC 5256 §3: `sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria`, with
+/// RFC 5267 §3's `SP "RETURN" SP sort-return-opts` before the criteria;
+/// `sort-criteria = "(" sort-criterion *(SP sort-criterion) ")"`;
+/// `search-criteria = charset 1*(SP search-key)`.
+fn parse_sort(p: &mut P<'_>, uid: bool) -> PResult<SortCommand> {
+    p.sp("the sort criteria, e.g. SORT (REVERSE DATE) UTF-8 ALL")?;
+    let ret = return_clause(p, "SORT", "the sort criteria")?;
+    p.expect(
+        b'(',
+        "( to start the sort criteria, e.g. SORT (REVERSE DATE) UTF-8 ALL",
+    )?;
+    let mut criteria = Vec::new();
+    loop {
+        let mut name = p.atom("a sort key such as DATE, SUBJECT or REVERSE ARRIVAL")?;
+        let reverse = name.eq_ignore_ascii_case("REVERSE");
+        if reverse {
+            p.sp("the sort key after REVERSE")?;
+            name = p.atom("a sort key after REVERSE")?;
+        }
+        let key = match name.to_ascii_uppercase().as_str() {
+            "ARRIVAL" => SortKey::Arrival,
+            "CC" => SortKey::Cc,
+            "DATE" => SortKey::Date,
+            "FROM" => SortKey::From,
+            "SIZE" => SortKey::Size,
+            "SUBJECT" => SortKey::Subject,
+            "TO" => SortKey::To,
+            "DISPLAYFROM" => SortKey::DisplayFrom,
+            "DISPLAYTO" => SortKey::DisplayTo,
+            other => return syntax(format!(
+                "unknown sort key {other}; use ARRIVAL, CC, DATE, FROM, SIZE, SUBJECT, TO, DISPLAYFROM or DISPLAYTO, each optionally after REVERSE"
+            )),
+        };
+        criteria.push(SortCriterion { reverse, key });
+        if p.eat(b')') {
+            break;
+        }
+        p.sp("the next sort key or )")?;
+    }
+    let (charset, key) = charset_and_keys(p, "SORT")?;
+    Ok(SortCommand {
+        uid,
+        ret,
+        criteria,
+        charset,
+        key,
+    })
+}
+
+/// RFC 5256 §3: `thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria`.
+fn parse_thread(p: &mut P<'_>, uid: bool) -> PResult<ThreadCommand> {
+    p.sp("the threading algorithm, e.g. THREAD REFERENCES UTF-8 ALL")?;
+    let name = p.atom("a threading algorithm: REFERENCES or ORDEREDSUBJECT")?;
+    let algorithm = match name.to_ascii_uppercase().as_str() {
+        "REFERENCES" => ThreadAlgorithm::References,
+        "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+        other => {
+            return syntax(format!(
+                "unknown threading algorithm {other}; this server threads by REFERENCES or ORDEREDSUBJECT"
+            ))
+        }
+    };
+    let (charset, key) = charset_and_keys(p, "THREAD")?;
+    Ok(ThreadCommand {
+        uid,
+        algorithm,
+        charset,
+        key,
+    })
+}
+
+/// ` charset 1*(SP search-key)` (RFC 5256 §3 `search-criteria`: the charset is mandatory).
+fn charset_and_keys(p: &mut P<'_>, cmd: &str) -> PResult<(String, SearchKey)> {
+    p.sp(&format!(
+        "the charset: {cmd} needs one before the search keys, e.g. UTF-8 ALL"
+    ))?;
+    let charset = p.astring("the charset")?;
+    p.sp("the search criteria, e.g. ALL")?;
+    Ok((charset, search_keys(p)?))
+}
+
+/// Parses one complete `SORT`, `UID SORT`, `THREAD` or `UID THREAD` command; `None` for any
+/// other command (then [`parse_command`] is the parser to ask).
+///
+/// Not yet [`CommandBody`] variants: the server matches every variant by name, so they arrive
+/// together with the server's handling. Then `parse_body` calls `parse_sort`/`parse_thread`
+/// for the names SORT and THREAD (and after UID), and this entry point goes.
+pub fn parse_sort_thread(buf: &[u8]) -> Option<Result<(String, SortThread), TaggedError>> {
+    let mut p = P { b: buf, i: 0 };
+    let tag = p.take_while(is_tag_char);
+    if tag.is_empty() || !p.eat(b' ') {
+        return None;
+    }
+    let tag = String::from_utf8_lossy(tag).into_owned();
+    let name = p
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .to_ascii_uppercase();
+    let mut uid = false;
+    let name = if name == b"UID" {
+        if !p.eat(b' ') {
+            return None;
+        }
+        uid = true;
+        p.take_while(|b| b.is_ascii_alphanumeric())
+            .to_ascii_uppercase()
+    } else {
+        name
+    };
+    // A name that only starts with SORT/THREAD (`SORTX`) is not one of these.
+    if matches!(p.peek(), Some(b) if b != b' ') {
+        return None;
+    }
+    let parsed = match name.as_slice() {
+        b"SORT" => parse_sort(&mut p, uid).map(SortThread::Sort),
+        b"THREAD" => parse_thread(&mut p, uid).map(SortThread::Thread),
+        _ => return None,
+    };
+    Some(
+        parsed
+            .and_then(|c| p.end().map(|()| c))
+            .map(|c| (tag.clone(), c))
+            .map_err(|error| TaggedError {
+                tag: Some(tag),
+                error,
+            }),
+    )
 }
 
 /// Nesting limit for NOT/OR/parentheses, so a hostile command cannot exhaust the stack.
@@ -1850,6 +2139,346 @@ mod tests {
                 "{e:?}"
             );
         }
+    }
+
+    fn st(s: &str) -> SortThread {
+        match parse_sort_thread(s.as_bytes()) {
+            Some(Ok((tag, c))) => {
+                assert_eq!(tag, "a", "{s}");
+                c
+            }
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+    fn st_err(s: &str) -> ParseError {
+        match parse_sort_thread(s.as_bytes()) {
+            Some(Err(e)) => {
+                assert_eq!(e.tag.as_deref(), Some("a"), "{s}");
+                e.error
+            }
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+    fn crit(reverse: bool, key: SortKey) -> SortCriterion {
+        SortCriterion { reverse, key }
+    }
+
+    #[test]
+    fn sort_commands() {
+        use SortKey as K;
+        let from = SearchKey::From("x".into());
+        // RFC 5256 §3's examples, imaptest's sort-* and esort commands, RFC 5957 keys.
+        for (cmd, uid, ret, criteria, charset, key) in [
+            (
+                "a SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994",
+                false,
+                None,
+                vec![crit(false, K::Subject)],
+                "UTF-8",
+                SearchKey::Since((1994, 2, 1)),
+            ),
+            (
+                "a UID SORT (SUBJECT REVERSE DATE) UTF-8 ALL",
+                true,
+                None,
+                vec![crit(false, K::Subject), crit(true, K::Date)],
+                "UTF-8",
+                SearchKey::All,
+            ),
+            (
+                "a sort (from reverse arrival) us-ascii all",
+                false,
+                None,
+                vec![crit(false, K::From), crit(true, K::Arrival)],
+                "us-ascii",
+                SearchKey::All,
+            ),
+            (
+                "a SORT (ARRIVAL CC DATE FROM SIZE SUBJECT TO DISPLAYFROM REVERSE DISPLAYTO) \"UTF-8\" 1:5 FROM x",
+                false,
+                None,
+                vec![
+                    crit(false, K::Arrival),
+                    crit(false, K::Cc),
+                    crit(false, K::Date),
+                    crit(false, K::From),
+                    crit(false, K::Size),
+                    crit(false, K::Subject),
+                    crit(false, K::To),
+                    crit(false, K::DisplayFrom),
+                    crit(true, K::DisplayTo),
+                ],
+                "UTF-8",
+                SearchKey::And(vec![
+                    SearchKey::Seq(SeqSet(vec![(SeqNum::Num(1), SeqNum::Num(5))])),
+                    from.clone(),
+                ]),
+            ),
+            (
+                "a SORT (DATE) {5}\r\nUTF-8 FROM {1}\r\nx",
+                false,
+                None,
+                vec![crit(false, K::Date)],
+                "UTF-8",
+                from.clone(),
+            ),
+            (
+                "a sort return (min) (arrival) us-ascii 1:5",
+                false,
+                Some(SearchReturn {
+                    min: true,
+                    ..SearchReturn::default()
+                }),
+                vec![crit(false, K::Arrival)],
+                "us-ascii",
+                SearchKey::Seq(SeqSet(vec![(SeqNum::Num(1), SeqNum::Num(5))])),
+            ),
+            (
+                "a UID SORT RETURN (MAX COUNT ALL SAVE) (SIZE) UTF-8 ALL",
+                true,
+                Some(SearchReturn {
+                    max: true,
+                    count: true,
+                    all: true,
+                    save: true,
+                    ..SearchReturn::default()
+                }),
+                vec![crit(false, K::Size)],
+                "UTF-8",
+                SearchKey::All,
+            ),
+            (
+                "a SORT RETURN () (SIZE) UTF-8 ALL",
+                false,
+                Some(SearchReturn::default()),
+                vec![crit(false, K::Size)],
+                "UTF-8",
+                SearchKey::All,
+            ),
+            (
+                "a sort return (partial 4:2) (reverse arrival) us-ascii all",
+                false,
+                Some(SearchReturn {
+                    partial: Some(PartialRange::First(2, 4)),
+                    ..SearchReturn::default()
+                }),
+                vec![crit(true, K::Arrival)],
+                "us-ascii",
+                SearchKey::All,
+            ),
+            (
+                "a SORT RETURN (COUNT PARTIAL -1:-100) (DATE) UTF-8 ALL",
+                false,
+                Some(SearchReturn {
+                    count: true,
+                    partial: Some(PartialRange::Last(1, 100)),
+                    ..SearchReturn::default()
+                }),
+                vec![crit(false, K::Date)],
+                "UTF-8",
+                SearchKey::All,
+            ),
+        ] {
+            let want = SortThread::Sort(SortCommand {
+                uid,
+                ret,
+                criteria,
+                charset: charset.into(),
+                key,
+            });
+            assert_eq!(st(cmd), want, "{cmd}");
+        }
+    }
+
+    #[test]
+    fn thread_commands() {
+        for (cmd, uid, algorithm, key) in [
+            (
+                "a THREAD ORDEREDSUBJECT UTF-8 SINCE 5-MAR-2000",
+                false,
+                ThreadAlgorithm::OrderedSubject,
+                SearchKey::Since((2000, 3, 5)),
+            ),
+            (
+                "a thread references us-ascii all",
+                false,
+                ThreadAlgorithm::References,
+                SearchKey::All,
+            ),
+            (
+                "a UID THREAD REFERENCES US-ASCII TEXT \"gewp\" UNDELETED",
+                true,
+                ThreadAlgorithm::References,
+                SearchKey::And(vec![SearchKey::Text("gewp".into()), SearchKey::Undeleted]),
+            ),
+        ] {
+            let SortThread::Thread(t) = st(cmd) else {
+                panic!("{cmd}")
+            };
+            assert_eq!(
+                (t.uid, t.algorithm, &t.key),
+                (uid, algorithm, &key),
+                "{cmd}"
+            );
+        }
+        let SortThread::Thread(t) = st("a THREAD REFERENCES \"x-unknown\" ALL") else {
+            panic!()
+        };
+        assert_eq!(
+            t.charset, "x-unknown",
+            "the charset is the server's to judge"
+        );
+    }
+
+    #[test]
+    fn sort_thread_errors() {
+        for bad in [
+            // imaptest sort-partial: a PARTIAL range is two numbers, no `*`.
+            "a sort return (partial 1) (arrival) us-ascii all",
+            "a sort return (partial 1:*) (arrival) us-ascii all",
+            "a sort return (partial *:1) (arrival) us-ascii all",
+            "a sort return (partial 0:1) (arrival) us-ascii all",
+            "a sort return (partial -1:2) (arrival) us-ascii all",
+            "a sort return (partial 1:-2) (arrival) us-ascii all",
+            "a sort return (partial 1:99999999999) (arrival) us-ascii all",
+            "a sort return (partial) (arrival) us-ascii all",
+            "a SORT RETURN (UPDATE) (DATE) UTF-8 ALL",
+            "a SORT RETURN (MIN (DATE) UTF-8 ALL",
+            "a SORT RETURN MIN (DATE) UTF-8 ALL",
+            "a SORT",
+            "a SORT ",
+            "a SORT () UTF-8 ALL",
+            "a SORT (DATE",
+            "a SORT (DATE)",
+            "a SORT (DATE) UTF-8",
+            "a SORT (DATE) UTF-8 ",
+            "a SORT DATE UTF-8 ALL",
+            "a SORT (SENDER) UTF-8 ALL",
+            "a SORT (REVERSE) UTF-8 ALL",
+            "a SORT (REVERSE REVERSE DATE) UTF-8 ALL",
+            "a SORT (DATE  SIZE) UTF-8 ALL",
+            "a SORT (DATE) UTF-8 FROB",
+            "a SORT (DATE) UTF-8 ALL)",
+            "a UID SORT (DATE) ALL",
+            "a THREAD",
+            "a THREAD REFERENCES",
+            "a THREAD REFERENCES UTF-8",
+            "a THREAD REFS UTF-8 ALL",
+            "a THREAD (REFERENCES) UTF-8 ALL",
+            "a UID THREAD ORDEREDSUBJECT UTF-8 ALL extra",
+        ] {
+            assert!(matches!(st_err(bad), ParseError::Syntax(_)), "{bad}");
+        }
+        // The texts say what to send.
+        assert!(st_err("a SORT (DATE)").to_string().contains("charset"));
+        assert!(st_err("a THREAD REFS UTF-8 ALL")
+            .to_string()
+            .contains("REFERENCES or ORDEREDSUBJECT"));
+        assert!(st_err("a SORT (SENDER) UTF-8 ALL")
+            .to_string()
+            .contains("DISPLAYFROM"));
+        // Other commands are not this parser's; parse_command still refuses these names.
+        for other in [
+            "a SEARCH ALL",
+            "a UID FETCH 1 FLAGS",
+            "a SORTX (DATE) UTF-8 ALL",
+            "a UID",
+            "SORT (DATE) UTF-8 ALL",
+            "",
+        ] {
+            assert!(parse_sort_thread(other.as_bytes()).is_none(), "{other}");
+        }
+        assert!(matches!(
+            err("a SORT (DATE) UTF-8 ALL").error,
+            ParseError::Unknown(_)
+        ));
+    }
+
+    #[test]
+    fn search_return_unchanged_by_sort() {
+        // PARTIAL is SORT's only: SEARCH still refuses it.
+        assert!(err("a SEARCH RETURN (PARTIAL 1:2) ALL")
+            .error
+            .to_string()
+            .contains("unknown SEARCH return option PARTIAL"));
+        let CommandBody::Search { ret, .. } = ok("a SEARCH RETURN () ALL") else {
+            panic!()
+        };
+        assert_eq!(ret, Some(SearchReturn::default()));
+    }
+
+    #[test]
+    fn partial_ranges() {
+        let v = [5, 3, 4, 2, 1];
+        for (r, want) in [
+            (PartialRange::First(1, 1), &[5][..]),
+            (PartialRange::First(2, 4), &[3, 4, 2]),
+            (PartialRange::First(1, 6), &[5, 3, 4, 2, 1]),
+            (PartialRange::First(6, 6), &[]),
+            (PartialRange::First(5, 9), &[1]),
+            (PartialRange::Last(1, 1), &[1]),
+            (PartialRange::Last(1, 2), &[2, 1]),
+            (PartialRange::Last(2, 100), &[5, 3, 4, 2]),
+            (PartialRange::Last(5, 5), &[5]),
+            (PartialRange::Last(6, 7), &[]),
+        ] {
+            assert_eq!(r.slice(&v), want, "{r}");
+        }
+        assert_eq!(PartialRange::First(2, 4).to_string(), "2:4");
+        assert_eq!(PartialRange::Last(1, 100).to_string(), "-1:-100");
+        assert_eq!(PartialRange::First(1, 3).slice::<u32>(&[]), &[] as &[u32]);
+    }
+
+    /// SORT and THREAD framed by the line reader and the assembler one octet at a time (a
+    /// literal charset and a literal search string), then parsed.
+    #[test]
+    fn sort_thread_one_octet_at_a_time() {
+        use super::super::{Assembler, Progress};
+        use crate::line::LineReader;
+        let wire: &[u8] = b"a UID SORT RETURN (PARTIAL 1:10) (REVERSE DATE) {5+}\r\nUTF-8 SUBJECT {3+}\r\nf\xc3\xbc\r\na THREAD REFERENCES US-ASCII ALL\r\n";
+        let mut lines = LineReader::new(1000);
+        let mut asm = Assembler::new();
+        let mut literal: Option<u64> = None;
+        let mut done = Vec::new();
+        for &b in wire {
+            if let Some(left) = literal.as_mut() {
+                asm.push_literal(&[b]);
+                *left -= 1;
+                if *left == 0 {
+                    literal = None;
+                }
+                continue;
+            }
+            lines.push(&[b]);
+            while let Some(line) = lines.next_line() {
+                match asm.push_line(&line.expect("a line"), 1000).expect("framed") {
+                    Progress::Complete(c) => done.push(c),
+                    Progress::Literal { size, .. } => {
+                        literal = Some(size);
+                        break;
+                    }
+                }
+            }
+        }
+        assert_eq!(done.len(), 2);
+        let SortThread::Sort(s) = st(&String::from_utf8_lossy(&done[0])) else {
+            panic!()
+        };
+        assert!(s.uid);
+        assert_eq!(s.charset, "UTF-8");
+        assert_eq!(s.criteria, vec![crit(true, SortKey::Date)]);
+        assert_eq!(s.key, SearchKey::Subject("fü".into()));
+        assert_eq!(
+            s.ret.and_then(|r| r.partial),
+            Some(PartialRange::First(1, 10))
+        );
+        assert!(matches!(
+            st(&String::from_utf8_lossy(&done[1])),
+            SortThread::Thread(ThreadCommand {
+                algorithm: ThreadAlgorithm::References,
+                ..
+            })
+        ));
     }
 
     #[test]

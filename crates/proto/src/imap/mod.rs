@@ -5,12 +5,17 @@
 //!   declared size *before* any of it is read and may refuse it; bytes are never pre-allocated
 //!   from the declared size.
 //! - [`command`]: the command grammar (RFC 9051 §9) over a complete buffer.
+//! - [`decode`]: RFC 2047 header words, base64 and quoted-printable, charsets to UTF-8 (for
+//!   SEARCH, BINARY, SORT and THREAD).
 //! - [`mime`]: MIME structure for ENVELOPE, BODYSTRUCTURE and BODY[section] (RFC 9051 §7.5.2),
 //!   computed once per message so the server can cache it.
 //! - [`response`]: responses as types ([`response::Response`], [`response::Value`]) in both
 //!   directions: one encoder for the server, the parser the client reads them with.
 //! - [`encode`]: response strings (quoted / literal / NIL, flag lists, dates).
 //! - [`mutf7`]: modified UTF-7, the IMAP4rev1 spelling of mailbox names (RFC 3501 §5.1.3).
+//! - [`sort`]: what SORT and THREAD read of a message ([`sort::SortFields`], base subjects),
+//!   SORT itself and the SORT / ESORT responses (RFC 5256, RFC 5267, RFC 5957).
+//! - [`thread`]: THREAD=ORDEREDSUBJECT and THREAD=REFERENCES and their response (RFC 5256).
 //!
 //! Why hand-written rather than imap-codec: imap-codec's parser is strict in places where we
 //! want to be lenient (bare LF line ends from telnet users) and it hides literal sizes behind
@@ -19,10 +24,13 @@
 
 pub mod assemble;
 pub mod command;
+pub mod decode;
 pub mod encode;
 pub mod mime;
 pub mod mutf7;
 pub mod response;
+pub mod sort;
+pub mod thread;
 
 pub use assemble::{Assembler, Progress};
 pub use command::*;
