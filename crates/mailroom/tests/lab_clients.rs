@@ -332,3 +332,31 @@ fn sntp_against_chronyd() {
         "offset {offset}s against the same clock"
     );
 }
+
+/// Issue 16 item 2: a stratum-1 server's reference id in lower case or with punctuation (a
+/// DCF77 receiver's "DCFa") is shown as text, not as an IPv4 address.
+#[test]
+fn sntp_shows_a_printable_stratum_1_reference_id_as_text() {
+    use mailroom_services::sntp::{check_request, server_reply, NtpTimestamp, ServerParams};
+    let server = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = server.local_addr().expect("addr").to_string();
+    let answer = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        let (n, from) = server.recv_from(&mut buf).expect("request");
+        let req = check_request(&buf[..n]).expect("an SNTP request");
+        let now = NtpTimestamp::from_system_time(std::time::SystemTime::now());
+        let params = ServerParams {
+            stratum: 1,
+            ref_id: *b"DCFa",
+            unsynchronized: false,
+        };
+        let reply = server_reply(&req, &params, now, now).encode();
+        server.send_to(&reply, from).expect("reply");
+    });
+    let o = mailroom(&["sntp", &addr], "");
+    answer.join().expect("fake server");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("DCFa"), "{out}");
+    assert!(!out.contains("68.67.70.97"), "{out}");
+}

@@ -391,14 +391,26 @@ pub fn ascii_ref_id(id: &[u8; 4]) -> Option<String> {
     Some(String::from_utf8_lossy(text).into_owned())
 }
 
-/// How to show a reference id (RFC 5905 §7.3): stratum 0-1 carry ASCII; higher strata the IPv4
-/// address of their upstream (127.127.x.x for a local clock, as chrony sends). A stratum-2+
-/// id that reads as upper-case ASCII ("LOCL", as we send by default) is shown as text.
+/// The reference id as 1-4 printable ASCII characters (no space), NUL-padded, if it is that:
+/// how stratum 0-1 ids are written, lower case included (".DCFa." of a DCF77 receiver).
+fn printable_ref_id(id: &[u8; 4]) -> Option<String> {
+    let len = id.iter().position(|&b| b == 0).unwrap_or(4);
+    let (text, pad) = id.split_at(len);
+    (len > 0 && pad.iter().all(|&b| b == 0) && text.iter().all(u8::is_ascii_graphic))
+        .then(|| String::from_utf8_lossy(text).into_owned())
+}
+
+/// How to show a reference id (RFC 5905 §7.3): stratum 0-1 carry ASCII (any printable
+/// characters); higher strata the IPv4 address of their upstream (127.127.x.x for a local
+/// clock, as chrony sends). A stratum-2+ id that reads as upper-case ASCII ("LOCL", as we
+/// send by default) is shown as text.
 pub fn ref_id_text(stratum: u8, id: &[u8; 4]) -> String {
-    match ascii_ref_id(id) {
-        Some(t) if stratum <= 1 || t.as_bytes()[0].is_ascii_uppercase() => t,
-        _ => format!("{}.{}.{}.{}", id[0], id[1], id[2], id[3]),
-    }
+    let text = if stratum <= 1 {
+        printable_ref_id(id)
+    } else {
+        ascii_ref_id(id).filter(|t| t.as_bytes()[0].is_ascii_uppercase())
+    };
+    text.unwrap_or_else(|| format!("{}.{}.{}.{}", id[0], id[1], id[2], id[3]))
 }
 
 /// The leap indicator in words.
@@ -569,6 +581,12 @@ mod tests {
     #[test]
     fn ref_id_display() {
         assert_eq!(ref_id_text(1, b"GPS\0"), "GPS");
+        // Issue 16: lower case and punctuation at stratum 1 (a DCF77 receiver's ".DCFa.").
+        assert_eq!(ref_id_text(1, b"DCFa"), "DCFa");
+        assert_eq!(ref_id_text(1, b".DC\0"), ".DC");
+        assert_eq!(ref_id_text(0, b"RATE"), "RATE");
+        assert_eq!(ref_id_text(2, b"DCFa"), "68.67.70.97");
+        assert_eq!(ref_id_text(1, &[b'a', 0, b'b', 0]), "97.0.98.0");
         assert_eq!(ref_id_text(10, b"LOCL"), "LOCL");
         assert_eq!(ref_id_text(7, &[127, 127, 1, 1]), "127.127.1.1");
         assert_eq!(ref_id_text(2, &[127, 0, 0, 2]), "127.0.0.2");
