@@ -298,6 +298,38 @@ struct Summary {
     data: String,
 }
 
+/// `mailroom [--config FILE] [--name NAME] [--data-dir DIR] user add`, as this server's
+/// config was given, so that following the start-up hint reaches this server's store.
+fn user_add_command(config: &Config) -> String {
+    let mut cmd = String::from("mailroom");
+    if config.source != "(embedded default)" {
+        cmd.push_str(&format!(" --config {}", shell_word(&config.source)));
+    }
+    if let Some(n) = &config.name {
+        cmd.push_str(&format!(" --name {}", shell_word(n)));
+    }
+    if std::env::args().any(|a| a == "--data-dir" || a.starts_with("--data-dir=")) {
+        cmd.push_str(&format!(
+            " --data-dir {}",
+            shell_word(&config.data_dir.display().to_string())
+        ));
+    }
+    cmd.push_str(" user add");
+    cmd
+}
+
+/// `s` quoted for a POSIX shell when it needs it.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@=+,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// Opens the store of one server, applies its config, binds its listeners.
 async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)> {
     let data_dir = config.data_dir.clone();
@@ -321,6 +353,13 @@ async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)>
     store.set_min_free_space(config.limits.min_free_space);
     let hostname = config.hostname.clone();
     let name = config.name.clone();
+    let hint_cmd = user_add_command(&config);
+    // A local domain of the server for the hint's example address.
+    let domain = config
+        .domains
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "example.test".to_string());
     let server = mailroom_server::Server::start(config, store.clone()).await?;
     let abs = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
     let accounts = store.list_accounts().map(|a| a.len()).unwrap_or(0);
@@ -330,7 +369,20 @@ async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)>
         data.push_str(&format!("{who}{tls}\n"));
     }
     if accounts == 0 {
-        data.push_str("hint: add an account with `mailroom user add alice@example.test`, then telnet to the smtp port\n");
+        // The same config (and server name) the server runs with, or the account would go
+        // into another store; and a listener that is really open.
+        let then =
+            ["smtp", "submission", "pop3", "imap"]
+                .iter()
+                .find_map(|k| {
+                    server.bound.iter().find(|(n, _)| n == k).map(|(n, a)| {
+                        format!(", then try it: telnet {} {} ({n})", a.ip(), a.port())
+                    })
+                })
+                .unwrap_or_default();
+        data.push_str(&format!(
+            "hint: add an account with `{hint_cmd} alice@{domain}`{then}\n"
+        ));
     }
     Ok((
         server,

@@ -552,3 +552,48 @@ fn the_lab_relays_in_clear() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Issue 16 item 10: the start-up hint names the config the server runs with (following it
+/// reaches this server's store) and a listener that is really open.
+#[test]
+fn start_up_hint_names_the_config_and_an_open_listener() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("my lab.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname = \"h.test\"\ndata_dir = \"{}\"\ndomains = [\"school.test\"]\n[listen]\nimap = \"127.0.0.1:0\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("config");
+    let mut child = std::process::Command::new(support::bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        let ready = line.starts_with("ready:");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let hint = lines
+        .iter()
+        .find(|l| l.starts_with("hint:"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let quoted = format!("--config '{}' user add alice@school.test", config.display());
+    assert!(hint.contains(&quoted), "{hint}");
+    // No SMTP listener here: the hint names the IMAP one that is open.
+    assert!(hint.contains("(imap)") && !hint.contains("smtp"), "{hint}");
+}
