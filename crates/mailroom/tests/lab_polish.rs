@@ -597,3 +597,36 @@ fn start_up_hint_names_the_config_and_an_open_listener() {
     // No SMTP listener here: the hint names the IMAP one that is open.
     assert!(hint.contains("(imap)") && !hint.contains("smtp"), "{hint}");
 }
+
+/// Issue 16 item 9: a busy port is reported once, with the key, the file and what to do.
+#[test]
+fn a_busy_port_is_reported_once_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("busy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname = \"h.test\"\ndata_dir = \"{}\"\n[listen]\npop3 = \"127.0.0.1:{port}\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("config");
+    let out = std::process::Command::new(support::bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("in use").count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("cannot listen for pop3 on 127.0.0.1:{port}"))
+            && err.contains(&format!("change [listen] pop3 in {}", config.display()))
+            && err.contains(&format!("ss -ltnp 'sport = :{port}'")),
+        "{err}"
+    );
+}

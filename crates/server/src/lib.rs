@@ -109,16 +109,48 @@ impl Shared {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen for {kind} on {addr}: {source}")]
-    Bind {
-        kind: String,
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    /// A listener could not be opened: the whole sentence, said once (which server, which
+    /// key of which file, which address, why, and what to do).
+    #[error("{0}")]
+    Listen(String),
     #[error("store: {0}")]
     Store(#[from] mailroom_store::StoreError),
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
+}
+
+/// "server NAME: " for a server of a lab file, else nothing.
+fn server_prefix(config: &Config) -> String {
+    config
+        .name
+        .as_ref()
+        .map(|n| format!("server {n}: "))
+        .unwrap_or_default()
+}
+
+/// Why `[listen] key` could not be opened on `addr`, and what to do about it.
+fn listen_failure(config: &Config, key: &str, addr: SocketAddr, e: &std::io::Error) -> ServerError {
+    use std::io::ErrorKind as K;
+    let file = &config.source;
+    let change = format!("change [listen] {key} in {file}");
+    let why = match e.kind() {
+        K::AddrInUse => format!(
+            "the address is already in use (another program, or another mailroom, listens there); {change}, or see what uses it: ss -ltnp 'sport = :{}'",
+            addr.port()
+        ),
+        K::PermissionDenied => format!(
+            "permission denied (ports below 1024 need root or the CAP_NET_BIND_SERVICE capability); {change} to a port above 1024"
+        ),
+        K::AddrNotAvailable => format!(
+            "no network interface of this machine has the address {}; {change}",
+            addr.ip()
+        ),
+        _ => format!("{e}; {change}"),
+    };
+    ServerError::Listen(format!(
+        "{}cannot listen for {key} on {addr}: {why}",
+        server_prefix(config)
+    ))
 }
 
 /// Counts sessions so shutdown can wait for them.
@@ -234,11 +266,8 @@ impl Server {
         ];
         for (kind, addr) in wanted {
             let Some(addr) = addr else { continue };
-            let listener = bind_listener(addr).map_err(|source| ServerError::Bind {
-                kind: kind.name().into(),
-                addr,
-                source,
-            })?;
+            let listener = bind_listener(addr)
+                .map_err(|e| listen_failure(&shared.config, kind.name(), addr, &e))?;
             let local = listener.local_addr().unwrap_or(addr);
             bound.push((kind.name().to_string(), local));
             tokio::spawn(
@@ -254,10 +283,12 @@ impl Server {
         }
         let services = mailroom_services::start(&shared.config.services, shutdown_rx.clone())
             .await
-            .map_err(|source| ServerError::Bind {
-                kind: "services".into(),
-                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-                source,
+            .map_err(|e| {
+                ServerError::Listen(format!(
+                    "{}{e} (in {})",
+                    server_prefix(&shared.config),
+                    shared.config.source
+                ))
             })?;
         bound.extend(services.into_iter().map(|b| (b.name, b.addr)));
         queue::spawn(shared.clone(), shutdown_rx.clone());
