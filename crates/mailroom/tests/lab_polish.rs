@@ -17,6 +17,12 @@ fn trace_escapes_control_characters() {
     c.send_raw(b"EHLO x\r\0\r\n");
     let r = c.reply();
     assert_eq!(r.code, 501, "{r:?}");
+    // The reply says where the NUL came from (issue 16 item 11).
+    let text = r.lines.join(" ");
+    assert!(
+        text.contains("CR followed by a NUL") && text.contains("telnet"),
+        "{r:?}"
+    );
     c.send_raw(b"NOOP \x1b[2J\x07\r\n");
     c.expect_code(250);
     c.cmd("QUIT", 221);

@@ -322,6 +322,11 @@ pub enum CommandError {
     /// A NUL byte in the line (RFC 5321 §4.1.1: commands are text).
     #[error("the command contains a NUL byte, which SMTP does not allow; type it again")]
     Nul,
+    /// A CR followed by NUL: what telnet sends for a carriage return that is not the end of
+    /// the line (RFC 854), e.g. for `printf 'EHLO x\r\n' | telnet ...`, whose `\r` telnet
+    /// sends as CR NUL before its own CR LF.
+    #[error("the command contains a CR followed by a NUL byte: telnet sends a carriage return that way when it is not the line end (printf's \\r, say); end lines with \\n only when piping into telnet, or use nc -C; type it again")]
+    CrNul,
     /// The line is not valid UTF-8.
     #[error("the command is not valid UTF-8; type it again in plain text")]
     NotUtf8,
@@ -351,9 +356,10 @@ impl CommandError {
         match self {
             CommandError::Unknown { .. } => EnhancedCode(5, 5, 1),
             CommandError::Syntax { .. } => EnhancedCode(5, 5, 4),
-            CommandError::Nul | CommandError::NotUtf8 | CommandError::Empty => {
-                EnhancedCode(5, 5, 2)
-            }
+            CommandError::Nul
+            | CommandError::CrNul
+            | CommandError::NotUtf8
+            | CommandError::Empty => EnhancedCode(5, 5, 2),
         }
     }
 }
@@ -368,6 +374,9 @@ fn syntax(verb: &'static str, hint: impl Into<String>) -> CommandError {
 /// Parses one command line (without its CRLF/LF terminator). Never panics.
 pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
     // RFC 5321 §4.1.1 commands are text lines; a NUL has no business there.
+    if line.windows(2).any(|w| w == b"\r\0") {
+        return Err(CommandError::CrNul);
+    }
     if line.contains(&0) {
         return Err(CommandError::Nul);
     }
@@ -1306,6 +1315,7 @@ mod tests {
             (b"MAIL FROM:<a\0@b.test>", CommandError::Nul),
             (b"\0", CommandError::Nul),
             (b"QUIT\0", CommandError::Nul),
+            (b"EHLO x\r\0", CommandError::CrNul),
             (b"\xff\0", CommandError::Nul),
             (b"HELO \xff\xfe", CommandError::NotUtf8),
             (b"MAIL FROM:<j\xf6rg@example.test>", CommandError::NotUtf8),
