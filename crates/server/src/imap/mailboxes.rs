@@ -9,7 +9,7 @@ use mailroom_store::{now_unix, Flags, MailboxInfo};
 use super::error::ImapError;
 use super::names::{normalize_mailbox, DELIM};
 use super::selected::{split_flags, Selected};
-use super::{ok, Done, Session, State};
+use super::{ok, ok_code, Done, Session, State};
 
 impl Session {
     async fn find_mailbox(&self, name: &str) -> Result<Option<MailboxInfo>, ImapError> {
@@ -109,11 +109,11 @@ impl Session {
             self.conn.send(&l);
         }
         self.state = State::Selected(account, Box::new(sel));
-        Ok(Done::Ok(if read_only {
-            "[READ-ONLY] EXAMINE completed".into()
+        if read_only {
+            ok_code("READ-ONLY".into(), "EXAMINE completed")
         } else {
-            "[READ-WRITE] SELECT completed".into()
-        }))
+            ok_code("READ-WRITE".into(), "SELECT completed")
+        }
     }
 
     pub(super) async fn create(&mut self, name: &str) -> Result<Done, ImapError> {
@@ -268,6 +268,6 @@ impl Session {
             .store(move |s| s.append_message(id, &message, bits, &kws, when))
             .await?;
         // RFC 4315 §3 APPENDUID.
-        Ok(Done::Ok(format!("[APPENDUID {uv} {uid}] APPEND completed")))
+        ok_code(format!("APPENDUID {uv} {uid}"), "APPEND completed")
     }
 }

@@ -3,12 +3,13 @@
 //! MOVE (RFC 6851). FETCH and SEARCH have files of their own; NOOP and CHECK are answered by
 //! the sync after every command.
 
+use mailroom_proto::imap::response::{Response, Status};
 use mailroom_proto::imap::StoreMode;
 use mailroom_store::{FlagOp, Flags};
 
 use super::error::ImapError;
 use super::selected::{compress, split_flags};
-use super::{ok, Done, Session, State};
+use super::{ok, ok_code, Done, Session, State};
 
 /// The refusal of a change to a mailbox opened with EXAMINE.
 fn read_only() -> ImapError {
@@ -161,10 +162,10 @@ impl Session {
         if !modified_set.is_empty() {
             modified_set.sort_unstable();
             // RFC 7162 §3.1.3: these were changed since UNCHANGEDSINCE and left alone.
-            return Ok(Done::Ok(format!(
-                "[MODIFIED {}] {word} completed, except for messages changed meanwhile",
-                compress(&modified_set)
-            )));
+            return ok_code(
+                format!("MODIFIED {}", compress(&modified_set)),
+                &format!("{word} completed, except for messages changed meanwhile"),
+            );
         }
         ok(&format!("{word} completed"))
     }
@@ -222,10 +223,10 @@ impl Session {
         let from: Vec<u32> = pairs.iter().map(|p| p.0).collect();
         let to: Vec<u32> = pairs.iter().map(|p| p.1).collect();
         // RFC 4315 §3 COPYUID (the source set in the order of the target UIDs).
-        let code = format!("[COPYUID {uv} {} {}]", compress(&from), compress(&to));
+        let code = format!("COPYUID {uv} {} {}", compress(&from), compress(&to));
         if is_move {
             // RFC 6851 §4.3: COPYUID in an untagged OK, then the EXPUNGEs.
-            self.send_line(&format!("* OK {code} moved"));
+            self.respond(&Response::untagged(Status::Ok, Some(&code), "moved"));
             if let Some(sel) = self.selected() {
                 let lines = sel.remove_uids(&from);
                 for l in lines {
@@ -234,6 +235,6 @@ impl Session {
             }
             return ok(&format!("{word} completed"));
         }
-        Ok(Done::Ok(format!("{code} {word} completed")))
+        ok_code(code, &format!("{word} completed"))
     }
 }

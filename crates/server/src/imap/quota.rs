@@ -156,6 +156,10 @@ impl Session {
 mod tests {
     use super::*;
 
+    fn reply(e: &ImapError, tag: &str) -> String {
+        String::from_utf8_lossy(&e.to_response(Some(tag)).to_bytes()).into_owned()
+    }
+
     fn u(used: u64, limit: u64) -> QuotaUsage {
         QuotaUsage { used, limit }
     }
@@ -186,26 +190,24 @@ mod tests {
     #[test]
     fn refusals() {
         let e = over_quota(&u(4200, 4096), 10, "the message");
-        let t = String::from_utf8(e.to_reply(Some("a1"))).unwrap();
+        let t = reply(&e, "a1");
         assert_eq!(
             t,
             "a1 NO [OVERQUOTA] your mailbox is full: 4.1 KiB of your 4 KiB quota is used; delete messages and EXPUNGE them (or empty the Trash), then try again\r\n"
         );
-        let t =
-            String::from_utf8(over_quota(&u(3072, 4096), 2048, "the message").to_reply(Some("a2")))
-                .unwrap();
+        let t = reply(&over_quota(&u(3072, 4096), 2048, "the message"), "a2");
         assert!(
             t.starts_with("a2 NO [OVERQUOTA] the message (2 KiB) does not fit: 3 KiB of your 4 KiB quota is used, 1 KiB is left;"),
             "{t}"
         );
-        let t = String::from_utf8(no_such_root("user.bob", false).to_reply(Some("a3"))).unwrap();
+        let t = reply(&no_such_root("user.bob", false), "a3");
         assert!(
             t.starts_with("a3 NO [NONEXISTENT] there is no quota root \"user.bob\""),
             "{t}"
         );
-        let t = String::from_utf8(no_such_root("", true).to_reply(Some("a4"))).unwrap();
+        let t = reply(&no_such_root("", true), "a4");
         assert!(t.contains("no storage limit"), "{t}");
-        let t = String::from_utf8(setquota_refused().to_reply(Some("a5"))).unwrap();
+        let t = reply(&setquota_refused(), "a5");
         assert!(t.starts_with("a5 NO [NOPERM] "), "{t}");
         assert!(t.contains("mailroom user quota"), "{t}");
     }
