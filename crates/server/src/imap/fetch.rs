@@ -192,7 +192,10 @@ fn fetch_one(
         let mut p = Vec::new();
         match item {
             FetchAtt::Uid => p.extend_from_slice(format!("UID {}", msg.uid).as_bytes()),
-            FetchAtt::Flags => p.extend_from_slice(format!("FLAGS {}", msg.flag_list()).as_bytes()),
+            FetchAtt::Flags => {
+                p.extend_from_slice(b"FLAGS ");
+                msg.flag_list().write_to(&mut p);
+            }
             FetchAtt::InternalDate => p.extend_from_slice(
                 format!("INTERNALDATE {}", internal_date(msg.internal_date)).as_bytes(),
             ),
@@ -278,7 +281,9 @@ fn fetch_one(
         parts.push(p);
     }
     if add_flags && !wants_flags {
-        parts.push(format!("FLAGS {}", msg.flag_list()).into_bytes());
+        let mut p = b"FLAGS ".to_vec();
+        msg.flag_list().write_to(&mut p);
+        parts.push(p);
     }
     if add_flags && job.condstore && !job.items.contains(&FetchAtt::ModSeq) {
         parts.push(format!("MODSEQ ({})", msg.modseq).into_bytes());

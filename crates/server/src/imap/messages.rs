@@ -3,7 +3,7 @@
 //! MOVE (RFC 6851). FETCH and SEARCH have files of their own; NOOP and CHECK are answered by
 //! the sync after every command.
 
-use mailroom_proto::imap::response::{Response, Status};
+use mailroom_proto::imap::response::{Response, Status, Value};
 use mailroom_proto::imap::StoreMode;
 use mailroom_store::{FlagOp, Flags};
 
@@ -71,9 +71,9 @@ impl Session {
             self.store(move |s| s.expunge(id, &targets)).await?
         };
         if let Some(sel) = self.selected() {
-            let lines = sel.remove_uids(&removed);
-            for l in lines {
-                self.send_line(&l);
+            let expunged = sel.remove_uids(&removed);
+            for r in &expunged {
+                self.respond(r);
             }
         }
         ok("EXPUNGE completed")
@@ -118,7 +118,7 @@ impl Session {
             self.store(move |s| s.store_flags(id, &targets, op, bits, &kws, unchanged_since))
                 .await?
         };
-        let mut lines = Vec::new();
+        let mut responses = Vec::new();
         let mut modified_set: Vec<u32> = Vec::new();
         if let Some(sel) = self.selected() {
             for m in &changed {
@@ -126,7 +126,7 @@ impl Session {
             }
             // A keyword this STORE created is announced before the FETCH that shows it.
             if sel.learn_keywords() {
-                lines.extend(sel.flags_lines());
+                responses.extend(sel.flags_responses());
             }
             for u in &uids {
                 let Some(s) = sel.seq_of_uid(*u) else {
@@ -137,26 +137,19 @@ impl Session {
                     continue;
                 }
                 let m = &sel.msgs[s - 1];
-                let modseq = if condstore {
-                    format!(" MODSEQ ({})", m.modseq)
-                } else {
-                    String::new()
-                };
                 if !silent {
                     // RFC 9051 §6.4.6: the new flags of every message in the set.
-                    lines.push(format!(
-                        "* {s} FETCH (FLAGS {} UID {}{modseq})",
-                        m.flag_list(),
-                        m.uid
-                    ));
+                    responses.push(m.flags_fetch(s, condstore));
                 } else if condstore && changed.iter().any(|c| c.uid == *u) {
                     // RFC 7162 §3.1.3: the new MODSEQ even with .SILENT.
-                    lines.push(format!("* {s} FETCH (UID {}{modseq})", m.uid));
+                    let mut items = vec![Value::Atom("UID".into()), Value::num(m.uid)];
+                    items.extend(m.modseq_item());
+                    responses.push(Response::fetch(s as u32, items));
                 }
             }
         }
-        for l in lines {
-            self.send_line(&l);
+        for r in &responses {
+            self.respond(r);
         }
         let word = if uid { "UID STORE" } else { "STORE" };
         if !modified_set.is_empty() {
@@ -228,9 +221,9 @@ impl Session {
             // RFC 6851 §4.3: COPYUID in an untagged OK, then the EXPUNGEs.
             self.respond(&Response::untagged(Status::Ok, Some(&code), "moved"));
             if let Some(sel) = self.selected() {
-                let lines = sel.remove_uids(&from);
-                for l in lines {
-                    self.send_line(&l);
+                let expunged = sel.remove_uids(&from);
+                for r in &expunged {
+                    self.respond(r);
                 }
             }
             return ok(&format!("{word} completed"));
