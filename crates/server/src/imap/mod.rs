@@ -217,13 +217,6 @@ impl Session {
         self.conn.send(&r.to_bytes());
     }
 
-    /// A hand-formatted line, while the files still using it are converted.
-    fn send_line(&mut self, line: &str) {
-        let mut b = line.as_bytes().to_vec();
-        b.extend_from_slice(b"\r\n");
-        self.conn.send(&b);
-    }
-
     /// `* BYE text` (RFC 9051 §7.1.5): the session is about to close.
     fn bye(&mut self, text: &str) {
         self.respond(&Response::untagged(Status::Bye, None, text));
