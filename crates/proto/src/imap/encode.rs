@@ -59,11 +59,6 @@ pub fn astring_is_atom(s: &str) -> bool {
         && !s.eq_ignore_ascii_case("NIL")
 }
 
-/// INTERNALDATE `"dd-Mon-yyyy hh:mm:ss +0000"`, quotes included (see [`date_time`]).
-pub fn internal_date(unix: i64) -> String {
-    format!("\"{}\"", date_time(unix))
-}
-
 /// The text of INTERNALDATE's `date-time`, `dd-Mon-yyyy hh:mm:ss +0000` (the quotes are the
 /// encoder's: [`super::response::Value::date_time`]), from Unix seconds, in UTC (RFC 9051 §9).
 pub fn date_time(unix: i64) -> String {
