@@ -12,7 +12,7 @@
 //! Commands are framed by [`mailroom_proto::imap::Assembler`]: a literal is an explicit state
 //! whose declared size is checked before any of it is read (`NO [TOOBIG]` for a synchronizing
 //! literal, `BYE` for a non-synchronizing one, RFC 7888 §4). Every failure goes through
-//! [`error::ImapError::to_reply`].
+//! [`error::ImapError::to_response`].
 //!
 //! Mailbox names are stored in UTF-8. On the wire they are modified UTF-7 (RFC 3501 §5.1.3)
 //! until the client sends `ENABLE IMAP4rev2`, UTF-8 after it (RFC 9051 §5.1, Appendix E):
@@ -55,7 +55,7 @@
 //! | `error.rs`    | `ImapError`, the one place failures become tagged replies          |
 //!
 //! Every response is built as a [`Response`] and written by its one encoder
-//! (`mailroom_proto::imap::response`, [`Session::respond`]): no line here is formatted by
+//! (`mailroom_proto::imap::response`, `Session::respond`): no line here is formatted by
 //! hand. FETCH responses are encoded on the blocking thread that reads the messages
 //! (`fetch.rs`) and queued untraced.
 //!
