@@ -34,6 +34,8 @@ fn value_is_clean(v: &Value) -> bool {
         Value::Quoted(q) => !q.contains(&0),
         Value::List(items) => items.iter().all(value_is_clean),
         Value::Literal(_) | Value::Literal8(_) | Value::Nil => true,
+        // Pre-encoded octets are the builder's; the parser never produces them.
+        Value::Encoded(_) => false,
     }
 }
 

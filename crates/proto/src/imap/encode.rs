@@ -59,14 +59,14 @@ pub fn astring_is_atom(s: &str) -> bool {
         && !s.eq_ignore_ascii_case("NIL")
 }
 
-/// INTERNALDATE `"dd-Mon-yyyy hh:mm:ss +0000"` from Unix seconds, in UTC (RFC 9051 §9
-/// `date-time`).
-pub fn internal_date(unix: i64) -> String {
+/// The text of INTERNALDATE's `date-time`, `dd-Mon-yyyy hh:mm:ss +0000` (the quotes are the
+/// encoder's: [`super::response::Value::date_time`]), from Unix seconds, in UTC (RFC 9051 §9).
+pub fn date_time(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
     format!(
-        "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
+        "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
         d,
         super::command::MONTHS[(m - 1) as usize],
         y,
@@ -143,11 +143,8 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(internal_date(0), "\"01-Jan-1970 00:00:00 +0000\"");
-        assert_eq!(
-            internal_date(1_700_000_000),
-            "\"14-Nov-2023 22:13:20 +0000\""
-        );
+        assert_eq!(date_time(0), "01-Jan-1970 00:00:00 +0000");
+        assert_eq!(date_time(1_700_000_000), "14-Nov-2023 22:13:20 +0000");
         assert_eq!(
             parse_date_time("14-Nov-2023 23:13:20 +0100"),
             Some(1_700_000_000)

@@ -11,7 +11,8 @@
 //!   computed once per message so the server can cache it.
 //! - [`response`]: responses as types ([`response::Response`], [`response::Value`]) in both
 //!   directions: one encoder for the server, the parser the client reads them with.
-//! - [`encode`]: response strings (quoted / literal / NIL, flag lists, dates).
+//! - [`encode`]: which form a string takes (quoted / literal / atom, shared with
+//!   [`response::Value`]), dates (`date-time` written and APPEND's read).
 //! - [`mutf7`]: modified UTF-7, the IMAP4rev1 spelling of mailbox names (RFC 3501 §5.1.3).
 //! - [`sort`]: what SORT and THREAD read of a message ([`sort::SortFields`], base subjects),
 //!   SORT itself and the SORT / ESORT responses (RFC 5256, RFC 5267, RFC 5957).

@@ -30,9 +30,10 @@
 //! | `* OK [UIDVALIDITY 7] UIDs valid`, `* OK [CAPABILITY ...] ready`, `* BYE ...`, `* BAD ...` | [`Response::untagged`] |
 //! | `+ go ahead`, `+ <base64 challenge>`, `+ idling; send DONE to stop` | [`Response::continuation`] |
 //! | `* 4 EXISTS`, `* 2 EXPUNGE`, `* 1 RECENT` | [`Response::exists`], [`Response::expunge`], [`Response::recent`] |
-//! | `* 1 FETCH (FLAGS (\Seen) UID 1 MODSEQ (5) BODY[] {12}\r\n...)` | [`Response::fetch`] with the items as values ([`Value::Literal`] for section data, [`Value::Literal8`] for BINARY octets with NUL) |
+//! | `* 1 FETCH (FLAGS (\Seen) UID 1 MODSEQ (5) BODY[] {12}\r\n...)` | [`Response::fetch`] with the items as values ([`Value::Literal`] for section data, [`Value::Literal8`] for BINARY octets with NUL, [`Value::date_time`] for INTERNALDATE, [`Value::Encoded`] for the ENVELOPE, BODY and BODYSTRUCTURE the MIME module wrote) |
 //! | `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft)` | [`Response::flags`] |
 //! | `* LIST (\HasNoChildren) "/" "INBOX"`, `* LSUB ...` | [`Response::list`] |
+//! | `* LIST (\NonExistent) "/" "Ghost" ("CHILDINFO" ("SUBSCRIBED"))` | [`Response::list`] then [`Response::with_childinfo`] |
 //! | `* STATUS "INBOX" (MESSAGES 2 UIDNEXT 5)` | [`Response::status`] |
 //! | `* SEARCH 2 5 (MODSEQ 9)`, `* SEARCH` | [`Response::search`] |
 //! | `* CAPABILITY IMAP4rev1 IMAP4rev2 ...`, `* ENABLED CONDSTORE` | [`Response::capability`], [`Response::enabled`] |
@@ -44,6 +45,15 @@
 //! cannot inject a line (as the server's `ImapError::to_reply` does). Atoms are written as
 //! given, with the same replacement; a [`Value::Quoted`] holding CR, LF or NUL, which a quoted
 //! string cannot carry (RFC 9051 §4.3), is written as a literal.
+//!
+//! [`Value::Encoded`] is the one exception to "the encoder writes every octet": it holds
+//! values already in their wire form (the server's cached ENVELOPE and BODYSTRUCTURE, built
+//! once per message by [`crate::imap::mime`]), written as they are; the parser never produces
+//! it, and reads its octets back as the values they spell.
+//!
+//! The encoder writes a response into one buffer sized beforehand ([`Response::to_bytes`]):
+//! a FETCH carrying a large literal is copied once, into the buffer, and never moved again
+//! while the buffer grows.
 
 pub mod parse;
 
@@ -52,7 +62,7 @@ mod tests;
 
 use std::fmt;
 
-use super::encode::{astring_is_atom, string_is_quoted};
+use super::encode::{astring_is_atom, date_time, string_is_quoted};
 
 pub use parse::{fetch_pairs, response, status_text, trailing_literal, values, ResponseError};
 
@@ -72,6 +82,12 @@ pub enum Value {
     Nil,
     /// `( ... )`.
     List(Vec<Value>),
+    /// Values already in their wire form, written as they are: the server's ENVELOPE, BODY
+    /// and BODYSTRUCTURE, which [`crate::imap::mime`] encodes once per message and the server
+    /// caches (RFC 9051 §7.5.2). The octets must be complete values on one logical line (no
+    /// CRLF outside a literal); the parser never produces this variant, it reads the octets
+    /// back as the values they spell.
+    Encoded(Vec<u8>),
 }
 
 impl Value {
@@ -102,6 +118,12 @@ impl Value {
     /// A number (an atom of digits).
     pub fn num(n: impl Into<u64>) -> Value {
         Value::Atom(n.into().to_string())
+    }
+
+    /// INTERNALDATE's `date-time`, `"dd-Mon-yyyy hh:mm:ss +0000"`, from Unix seconds (RFC
+    /// 9051 §9; written in UTC).
+    pub fn date_time(unix: i64) -> Value {
+        Value::Quoted(date_time(unix).into_bytes())
     }
 
     /// The atom's text, if this is an atom.
@@ -170,8 +192,34 @@ impl Value {
                 push_values(out, items);
                 out.push(b')');
             }
+            Value::Encoded(octets) => out.extend_from_slice(octets),
         }
     }
+
+    /// At least the length of the wire form (exact unless text has control characters to
+    /// replace): what [`Response::to_bytes`] reserves.
+    fn wire_len(&self) -> usize {
+        match self {
+            Value::Atom(a) => a.len(),
+            // Every octet may need an escape, or the string goes as a literal.
+            Value::Quoted(s) => (2 + 2 * s.len()).max(literal_len(s.len())),
+            Value::Literal(s) | Value::Literal8(s) => literal_len(s.len()),
+            Value::Nil => 3,
+            Value::List(items) => 2 + values_len(items),
+            Value::Encoded(octets) => octets.len(),
+        }
+    }
+}
+
+/// `~{N}` CRLF and N octets, at most.
+fn literal_len(n: usize) -> usize {
+    // '~', braces, CRLF and up to 20 digits.
+    1 + 2 + 2 + 20 + n
+}
+
+/// Values and the spaces between them.
+fn values_len(values: &[Value]) -> usize {
+    values.iter().map(|v| v.wire_len() + 1).sum()
 }
 
 fn push_literal(out: &mut Vec<u8>, prefix: &[u8], s: &[u8]) {
@@ -374,6 +422,24 @@ impl Response {
         )
     }
 
+    /// Adds the LIST-EXTENDED `CHILDINFO` data to a LIST response (RFC 5258 §4, §3.5):
+    /// `("CHILDINFO" ("SUBSCRIBED"))` after the name, for a name listed only because
+    /// something below it matches the selection (RECURSIVEMATCH). Other responses are
+    /// returned as they are.
+    pub fn with_childinfo<S: AsRef<str>>(mut self, options: &[S]) -> Self {
+        if let Response::Data { rest, .. } = &mut self {
+            let options = options
+                .iter()
+                .map(|o| Value::Quoted(o.as_ref().as_bytes().to_vec()))
+                .collect();
+            rest.push(Value::List(vec![
+                Value::Quoted(b"CHILDINFO".to_vec()),
+                Value::List(options),
+            ]));
+        }
+        self
+    }
+
     /// `* STATUS name (ITEM n ...)` (RFC 9051 §7.3.2).
     pub fn status(name: &[u8], items: &[(&str, u64)]) -> Self {
         let list = items
@@ -429,11 +495,25 @@ impl Response {
         Response::data("QUOTAROOT", rest)
     }
 
-    /// The wire form, CRLF included.
+    /// The wire form, CRLF included, in a buffer allocated once: a literal's octets are
+    /// copied into it and never again while it grows.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.wire_len());
         self.write_to(&mut out);
         out
+    }
+
+    /// At least the length of the wire form (see [`Value::wire_len`]).
+    fn wire_len(&self) -> usize {
+        let status =
+            |s: &StatusText| 8 + s.code.as_ref().map_or(0, |c| c.len() + 3) + s.text.len() + 1;
+        2 + match self {
+            Response::Tagged { tag, status: s } => tag.len() + 1 + status(s),
+            Response::UntaggedStatus(s) => 2 + status(s),
+            Response::Numbered { keyword, rest, .. } => 2 + 11 + keyword.len() + values_len(rest),
+            Response::Data { keyword, rest } => 2 + keyword.len() + values_len(rest),
+            Response::Continue(text) => 2 + text.len(),
+        }
     }
 
     /// Appends the wire form, CRLF included.

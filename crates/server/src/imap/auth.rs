@@ -8,47 +8,69 @@
 //! logins ([`session::LoginFailures`]). What stays here is IMAP's: the capabilities, the
 //! replies, the SASL framing and decoding, and what the session forgets after STARTTLS.
 
+use mailroom_proto::imap::response::{Response, Status, Value};
 use mailroom_proto::imap::{Assembler, CommandBody};
 use mailroom_proto::sasl;
 use mailroom_store::Account;
 
 use super::error::ImapError;
-use super::{ok, Done, Session, State};
+use super::{ok, ok_code, Done, Session, State};
 use crate::auth::{self, LoginError};
 use crate::session::{self, SaslResponse, TlsUnavailable};
 
 /// The capabilities every session has; [`Session::capabilities`] adds the state-dependent ones.
-const CAPABILITIES: &str = "SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH STATUS=SIZE BINARY CONDSTORE QUOTA QUOTA=RES-STORAGE";
+const CAPABILITIES: [&str; 19] = [
+    "SASL-IR",
+    "LITERAL+",
+    "ID",
+    "ENABLE",
+    "IDLE",
+    "NAMESPACE",
+    "UIDPLUS",
+    "MOVE",
+    "UNSELECT",
+    "CHILDREN",
+    "LIST-EXTENDED",
+    "LIST-STATUS",
+    "SPECIAL-USE",
+    "ESEARCH",
+    "STATUS=SIZE",
+    "BINARY",
+    "CONDSTORE",
+    "QUOTA",
+    "QUOTA=RES-STORAGE",
+];
 
 impl Session {
     /// CAPABILITY (RFC 9051 §6.1.1).
     pub(super) fn capability(&mut self) -> Result<Done, ImapError> {
-        let l = self.capability_line();
-        self.send_line(&l);
+        let caps = self.capabilities();
+        self.respond(&Response::capability(&caps));
         ok("CAPABILITY completed")
-    }
-
-    fn capability_line(&self) -> String {
-        format!("* CAPABILITY {}", self.capabilities())
     }
 
     /// The capabilities for the session's current state: STARTTLS while TLS can still be
     /// started; LOGINDISABLED instead of the AUTH= mechanisms while the `auth_require_tls`
     /// policy forbids a password on this connection (RFC 9051 §6.2.3, §7.2.2).
-    pub(super) fn capabilities(&self) -> String {
+    pub(super) fn capabilities(&self) -> Vec<&'static str> {
         let tls = self.conn.is_tls();
-        let mut caps = String::from("IMAP4rev1 IMAP4rev2");
+        let mut caps = vec!["IMAP4rev1", "IMAP4rev2"];
         if !tls && self.shared.tls.is_some() && matches!(self.state, State::NotAuthenticated) {
-            caps.push_str(" STARTTLS");
+            caps.push("STARTTLS");
         }
         if session::auth_allowed(&self.shared, &self.conn) {
-            caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
+            caps.extend(["AUTH=PLAIN", "AUTH=LOGIN"]);
         } else {
-            caps.push_str(" LOGINDISABLED");
+            caps.push("LOGINDISABLED");
         }
-        caps.push(' ');
-        caps.push_str(CAPABILITIES);
+        caps.extend(CAPABILITIES);
         caps
+    }
+
+    /// The `CAPABILITY ...` response code of the greeting and of a successful login
+    /// (RFC 9051 §7.1).
+    pub(super) fn capability_code(&self) -> String {
+        format!("CAPABILITY {}", self.capabilities().join(" "))
     }
 
     /// STARTTLS (RFC 9051 §6.2.1): the tagged OK, then the handshake. Anything the client sent
@@ -66,7 +88,12 @@ impl Session {
                 ))
             }
         };
-        self.send_line(&format!("{tag} OK Begin TLS negotiation now"));
+        self.respond(&Response::tagged(
+            tag,
+            Status::Ok,
+            None,
+            "Begin TLS negotiation now",
+        ));
         if !session::swap_to_tls(&mut self.conn, &acceptor, "STARTTLS").await {
             return Ok(Done::Close);
         }
@@ -126,10 +153,10 @@ impl Session {
             Ok(a) => {
                 self.conn.trace.note(&format!("logged in as {}", a.address));
                 self.state = State::Authenticated(a);
-                let caps = self.capabilities();
-                Ok(Done::Ok(format!(
-                    "[CAPABILITY {caps}] {what} completed, welcome"
-                )))
+                ok_code(
+                    self.capability_code(),
+                    &format!("{what} completed, welcome"),
+                )
             }
             // RFC 5530 UNAVAILABLE: not a failed login (no delay, not counted).
             Err(LoginError::Unavailable) => Err(ImapError::auth_unavailable()),
@@ -143,12 +170,11 @@ impl Session {
                     _ => "wrong user name or password; check both and try again".to_string(),
                 };
                 let e = ImapError::no("AUTHENTICATIONFAILED", text);
-                let reply = e.to_reply(Some(tag));
-                self.conn.send(&reply);
+                self.respond(&e.to_response(Some(tag)));
                 if closing {
                     let max = self.shared.config.limits.max_auth_failures;
-                    self.send_line(&format!(
-                        "* BYE too many failed logins ({max}); closing the connection"
+                    self.bye(&format!(
+                        "too many failed logins ({max}); closing the connection"
                     ));
                     return Ok(Done::Close);
                 }
@@ -163,8 +189,9 @@ impl Session {
     /// the exchange with a tagged BAD (counted towards `limits.max_errors`, not a failed
     /// login; see [`crate::session`]).
     async fn sasl_step(&mut self, challenge: &str) -> Result<Option<String>, ImapError> {
-        let challenge = format!("+ {challenge}\r\n");
-        match session::sasl_response(&mut self.conn, challenge.as_bytes()).await {
+        // RFC 9051 §7.5: `+ challenge` (`+ ` and nothing for an empty one).
+        let challenge = Response::continuation(challenge).to_bytes();
+        match session::sasl_response(&mut self.conn, &challenge).await {
             SaslResponse::Line(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
             SaslResponse::TooLong { limit } => Err(ImapError::bad(format!(
                 "AUTHENTICATE response line too long (the limit is {limit} octets); start over with AUTHENTICATE"
@@ -246,7 +273,7 @@ impl Session {
                 enabled.push("CONDSTORE");
             }
         }
-        self.send_line(format!("* ENABLED {}", enabled.join(" ")).trim_end());
+        self.respond(&Response::enabled(&enabled));
         ok("ENABLE completed")
     }
 
@@ -261,17 +288,16 @@ impl Session {
                 .trace
                 .note(&format!("client ID: {}", desc.join(", ")));
         }
-        self.send_line(&format!(
-            "* ID (\"name\" \"mailroom\" \"version\" \"{}\")",
-            env!("CARGO_PKG_VERSION")
-        ));
+        let ours = ["name", "mailroom", "version", env!("CARGO_PKG_VERSION")];
+        let ours = ours.iter().map(|s| Value::string(s.as_bytes())).collect();
+        self.respond(&Response::data("ID", vec![Value::List(ours)]));
         ok("ID completed")
     }
 
     /// LOGOUT (RFC 9051 §6.1.3): `* BYE`, the tagged OK, and the connection is closed.
     pub(super) fn logout(&mut self, tag: &str) -> Result<Done, ImapError> {
-        self.send_line("* BYE mailroom IMAP4 server signing off");
-        self.send_line(&format!("{tag} OK LOGOUT completed"));
+        self.bye("mailroom IMAP4 server signing off");
+        self.respond(&Response::tagged(tag, Status::Ok, None, "LOGOUT completed"));
         Ok(Done::Close)
     }
 }

@@ -1,7 +1,8 @@
 //! The one place IMAP failures become tagged replies (RFC 9051 §7.1: `NO` for a valid command
 //! that failed, `BAD` for a protocol or syntax error; response codes from RFC 9051 §7.1 and
-//! RFC 5530).
+//! RFC 5530), built as [`Response`]s: the encoder keeps the text to one line.
 
+use mailroom_proto::imap::response::{Response, Status};
 use mailroom_store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,48 +80,52 @@ impl ImapError {
         )
     }
 
-    /// `tag NO [CODE] text` / `tag BAD text` (or `* BAD` without a tag).
-    pub fn to_reply(&self, tag: Option<&str>) -> Vec<u8> {
-        let tag = tag.unwrap_or("*");
+    /// `tag NO [CODE] text` / `tag BAD text` (or `* NO`, `* BAD` without a tag), `* BYE text`.
+    /// Control characters in the text (which may quote the client) become spaces: the
+    /// encoder keeps a response to one line.
+    pub fn to_response(&self, tag: Option<&str>) -> Response {
+        let status = |status: Status, code: Option<&str>, text: &str| match tag {
+            Some(tag) => Response::tagged(tag, status, code, text),
+            None => Response::untagged(status, code, text),
+        };
         match self {
-            ImapError::Bad(text) => format!("{tag} BAD {}\r\n", clean(text)).into_bytes(),
-            ImapError::No {
-                code: Some(c),
-                text,
-            } => format!("{tag} NO [{c}] {}\r\n", clean(text)).into_bytes(),
-            ImapError::No { code: None, text } => {
-                format!("{tag} NO {}\r\n", clean(text)).into_bytes()
-            }
-            ImapError::Bye(text) => format!("* BYE {}\r\n", clean(text)).into_bytes(),
+            ImapError::Bad(text) => status(Status::Bad, None, text),
+            ImapError::No { code, text } => status(Status::No, *code, text),
+            ImapError::Bye(text) => Response::untagged(Status::Bye, None, text.as_str()),
         }
     }
-}
-
-/// Response text is one line of printable characters.
-fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn reply(e: &ImapError, tag: Option<&str>) -> String {
+        String::from_utf8_lossy(&e.to_response(tag).to_bytes()).into_owned()
+    }
+
     #[test]
     fn replies() {
         assert_eq!(
-            ImapError::bad("oops\r\nx").to_reply(Some("a1")),
-            b"a1 BAD oops  x\r\n"
+            reply(&ImapError::bad("oops\r\nx"), Some("a1")),
+            "a1 BAD oops  x\r\n"
         );
         assert_eq!(
-            ImapError::no("TRYCREATE", "no such mailbox").to_reply(Some("a2")),
-            b"a2 NO [TRYCREATE] no such mailbox\r\n"
+            reply(&ImapError::no("TRYCREATE", "no such mailbox"), Some("a2")),
+            "a2 NO [TRYCREATE] no such mailbox\r\n"
         );
-        assert_eq!(ImapError::bad("x").to_reply(None), b"* BAD x\r\n");
+        assert_eq!(reply(&ImapError::bad("x"), None), "* BAD x\r\n");
         assert_eq!(
-            ImapError::auth_unavailable().to_reply(Some("a3")),
-            b"a3 NO [UNAVAILABLE] the server cannot check passwords right now (too busy); try again in a moment\r\n"
+            reply(&ImapError::no_code("no\0way"), None),
+            "* NO no way\r\n"
+        );
+        assert_eq!(
+            reply(&ImapError::Bye("gone\x1b[2J".into()), Some("a4")),
+            "* BYE gone [2J\r\n"
+        );
+        assert_eq!(
+            reply(&ImapError::auth_unavailable(), Some("a3")),
+            "a3 NO [UNAVAILABLE] the server cannot check passwords right now (too busy); try again in a moment\r\n"
         );
     }
 }

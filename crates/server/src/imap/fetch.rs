@@ -1,8 +1,9 @@
 //! FETCH (RFC 9051 §6.4.5, §7.5.2; BINARY RFC 3516, CONDSTORE RFC 7162): the command, which
-//! sets `\Seen` where asked and picks the messages, and the responses, built on a blocking
-//! thread against the store.
+//! sets `\Seen` where asked and picks the messages, and the responses, built as
+//! [`Response`]s and encoded on a blocking thread against the store; the session queues the
+//! encoded octets untraced.
 
-use mailroom_proto::imap::encode::{internal_date, push_nstring};
+use mailroom_proto::imap::response::{Response, Value};
 use mailroom_proto::imap::{FetchAtt, Section};
 use mailroom_store::{FlagOp, Flags, MailStore, MailboxId, StoreError};
 
@@ -165,15 +166,33 @@ pub fn run_fetch(
     Ok(out)
 }
 
-fn push_literal(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
-    out.extend_from_slice(data);
+/// A section's octets cut to a partial fetch's `<origin.count>` (RFC 9051 §6.4.5). The whole
+/// section is taken as it is; a partial one is copied out, so the whole section's memory is
+/// freed at once rather than held for the part.
+fn partial_owned(data: Vec<u8>, partial: Option<(u32, u32)>) -> Vec<u8> {
+    match partial {
+        None => data,
+        Some(_) => data[mailroom_proto::imap::mime::partial_range(data.len(), partial)].to_vec(),
+    }
 }
 
-fn partial_slice(data: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
-    &data[mailroom_proto::imap::mime::partial_range(data.len(), partial)]
+fn atom(name: &str) -> Value {
+    Value::Atom(name.to_string())
 }
 
+/// `BODY[1.2]`, `BINARY[1]<0>`: a section item's name, with the origin of a partial fetch
+/// (RFC 9051 §7.5.2).
+fn section_name(item: &str, spec: &str, partial: Option<(u32, u32)>) -> Value {
+    match partial {
+        Some((origin, _)) => Value::Atom(format!("{item}[{spec}]<{origin}>")),
+        None => Value::Atom(format!("{item}[{spec}]")),
+    }
+}
+
+/// One message's `* seq FETCH (...)`, encoded. The items are [`Value`]s: section data as
+/// literals (BINARY octets holding NUL as literal8), ENVELOPE, BODY and BODYSTRUCTURE as
+/// the octets the MIME structure cached ([`Value::Encoded`]). A section's octets are copied
+/// out of the message once and then once more, into the response's buffer.
 fn fetch_one(
     l: &mut Loaded<'_>,
     seq: usize,
@@ -181,117 +200,96 @@ fn fetch_one(
     add_flags: bool,
 ) -> Result<Vec<u8>, FetchFail> {
     let msg = l.msg;
-    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut items: Vec<Value> = Vec::new();
     let wants_uid = job.items.contains(&FetchAtt::Uid);
     if job.uid && !wants_uid {
         // RFC 9051 §6.4.9: UID FETCH responses always include UID.
-        parts.push(format!("UID {}", msg.uid).into_bytes());
+        items.extend([atom("UID"), Value::num(msg.uid)]);
     }
     let wants_flags = job.items.contains(&FetchAtt::Flags);
     for item in &job.items {
-        let mut p = Vec::new();
         match item {
-            FetchAtt::Uid => p.extend_from_slice(format!("UID {}", msg.uid).as_bytes()),
-            FetchAtt::Flags => p.extend_from_slice(format!("FLAGS {}", msg.flag_list()).as_bytes()),
-            FetchAtt::InternalDate => p.extend_from_slice(
-                format!("INTERNALDATE {}", internal_date(msg.internal_date)).as_bytes(),
-            ),
-            FetchAtt::Rfc822Size => {
-                p.extend_from_slice(format!("RFC822.SIZE {}", msg.size).as_bytes())
+            FetchAtt::Uid => items.extend([atom("UID"), Value::num(msg.uid)]),
+            FetchAtt::Flags => items.extend([atom("FLAGS"), msg.flag_list()]),
+            FetchAtt::InternalDate => {
+                items.extend([atom("INTERNALDATE"), Value::date_time(msg.internal_date)])
             }
-            FetchAtt::ModSeq => p.extend_from_slice(format!("MODSEQ ({})", msg.modseq).as_bytes()),
+            FetchAtt::Rfc822Size => items.extend([atom("RFC822.SIZE"), Value::num(msg.size)]),
+            FetchAtt::ModSeq => items.extend(msg.modseq_item()),
             FetchAtt::Envelope => {
-                p.extend_from_slice(b"ENVELOPE ");
-                p.extend_from_slice(&l.mime()?.envelope);
+                let envelope = l.mime()?.envelope.clone();
+                items.extend([atom("ENVELOPE"), Value::Encoded(envelope)]);
             }
             FetchAtt::Body => {
-                p.extend_from_slice(b"BODY ");
-                p.extend_from_slice(&l.mime()?.body);
+                let body = l.mime()?.body.clone();
+                items.extend([atom("BODY"), Value::Encoded(body)]);
             }
             FetchAtt::BodyStructure => {
-                p.extend_from_slice(b"BODYSTRUCTURE ");
-                p.extend_from_slice(&l.mime()?.bodystructure);
+                let structure = l.mime()?.bodystructure.clone();
+                items.extend([atom("BODYSTRUCTURE"), Value::Encoded(structure)]);
             }
             FetchAtt::Rfc822 => {
-                p.extend_from_slice(b"RFC822 ");
-                push_literal(&mut p, l.data()?);
+                let data = l.data()?.to_vec();
+                items.extend([atom("RFC822"), Value::Literal(data)]);
             }
             FetchAtt::Rfc822Header | FetchAtt::Rfc822Text => {
                 let mime = l.mime()?;
                 let data = l.data()?;
                 let (name, r) = if *item == FetchAtt::Rfc822Header {
-                    ("RFC822.HEADER ", mime.root.header.clone())
+                    ("RFC822.HEADER", mime.root.header.clone())
                 } else {
-                    ("RFC822.TEXT ", mime.root.body.clone())
+                    ("RFC822.TEXT", mime.root.body.clone())
                 };
-                p.extend_from_slice(name.as_bytes());
-                push_literal(&mut p, data.get(r).unwrap_or_default());
+                let part = data.get(r).unwrap_or_default().to_vec();
+                items.extend([atom(name), Value::Literal(part)]);
             }
             FetchAtt::BodySection {
                 section, partial, ..
             } => {
                 let bytes = section_bytes(l, section)?.map(|b| encode_binary_part(section, b));
-                p.extend_from_slice(format!("BODY[{}]", section.spec()).as_bytes());
-                if let Some((o, _)) = partial {
-                    p.extend_from_slice(format!("<{o}>").as_bytes());
-                }
-                p.push(b' ');
-                match bytes {
+                items.push(section_name("BODY", &section.spec(), *partial));
+                items.push(match bytes {
                     // RFC 9051 §6.4.5: a part that does not exist is sent as NIL.
-                    None => p.extend_from_slice(b"NIL"),
-                    Some(b) => push_literal(&mut p, partial_slice(&b, *partial)),
-                }
+                    None => Value::Nil,
+                    Some(b) => Value::Literal(partial_owned(b, *partial)),
+                });
             }
             FetchAtt::Binary { part, partial, .. } => {
                 let decoded = binary(l, part)?;
-                let spec: Vec<String> = part.iter().map(|n| n.to_string()).collect();
-                p.extend_from_slice(format!("BINARY[{}]", spec.join(".")).as_bytes());
-                if let Some((o, _)) = partial {
-                    p.extend_from_slice(format!("<{o}>").as_bytes());
-                }
-                p.push(b' ');
-                match decoded {
-                    None => p.extend_from_slice(b"NIL"),
+                items.push(section_name("BINARY", &part_spec(part), *partial));
+                items.push(match decoded {
+                    None => Value::Nil,
                     Some(b) => {
-                        let s = partial_slice(&b, *partial);
+                        let s = partial_owned(b, *partial);
                         // RFC 3516 §4.3: literal8 when the octets hold NUL.
                         if s.contains(&0) {
-                            p.push(b'~');
+                            Value::Literal8(s)
+                        } else {
+                            Value::Literal(s)
                         }
-                        push_literal(&mut p, s);
                     }
-                }
+                });
             }
             FetchAtt::BinarySize(part) => {
-                let decoded = binary(l, part)?;
-                let spec: Vec<String> = part.iter().map(|n| n.to_string()).collect();
-                p.extend_from_slice(
-                    format!(
-                        "BINARY.SIZE[{}] {}",
-                        spec.join("."),
-                        decoded.map_or(0, |d| d.len())
-                    )
-                    .as_bytes(),
-                );
+                let size = binary(l, part)?.map_or(0, |d| d.len());
+                items.push(section_name("BINARY.SIZE", &part_spec(part), None));
+                items.push(Value::num(size as u64));
             }
         }
-        parts.push(p);
     }
     if add_flags && !wants_flags {
-        parts.push(format!("FLAGS {}", msg.flag_list()).into_bytes());
+        items.extend([atom("FLAGS"), msg.flag_list()]);
     }
     if add_flags && job.condstore && !job.items.contains(&FetchAtt::ModSeq) {
-        parts.push(format!("MODSEQ ({})", msg.modseq).into_bytes());
+        items.extend(msg.modseq_item());
     }
-    let mut out = format!("* {seq} FETCH (").into_bytes();
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(b' ');
-        }
-        out.extend_from_slice(p);
-    }
-    out.extend_from_slice(b")\r\n");
-    Ok(out)
+    Ok(Response::fetch(seq as u32, items).to_bytes())
+}
+
+/// `1.2`: BINARY's part numbers.
+fn part_spec(part: &[u32]) -> String {
+    let spec: Vec<String> = part.iter().map(|n| n.to_string()).collect();
+    spec.join(".")
 }
 
 fn section_bytes(l: &mut Loaded<'_>, section: &Section) -> Result<Option<Vec<u8>>, StoreError> {
@@ -344,21 +342,26 @@ fn binary(l: &mut Loaded<'_>, part: &[u32]) -> Result<Option<Vec<u8>>, FetchFail
     }
 }
 
-/// `nstring` helper re-exported for the session's responses.
-pub fn nstring(s: Option<&[u8]>) -> Vec<u8> {
-    let mut v = Vec::new();
-    push_nstring(&mut v, s);
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn partial() {
-        assert_eq!(partial_slice(b"hello", Some((1, 3))), b"ell");
-        assert_eq!(partial_slice(b"hello", Some((4, 100))), b"o");
-        assert_eq!(partial_slice(b"hello", Some((10, 1))), b"");
+        let hello = || b"hello".to_vec();
+        assert_eq!(partial_owned(hello(), None), b"hello");
+        assert_eq!(partial_owned(hello(), Some((1, 3))), b"ell");
+        assert_eq!(partial_owned(hello(), Some((4, 100))), b"o");
+        assert_eq!(partial_owned(hello(), Some((10, 1))), b"");
+    }
+
+    #[test]
+    fn section_names() {
+        assert_eq!(section_name("BODY", "1.MIME", None), atom("BODY[1.MIME]"));
+        assert_eq!(
+            section_name("BINARY", "", Some((5, 10))),
+            atom("BINARY[]<5>")
+        );
+        assert_eq!(part_spec(&[1, 2]), "1.2");
     }
 }

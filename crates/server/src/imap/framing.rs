@@ -4,6 +4,7 @@
 //! all sessions and the account's quota), then read; a whole command is traced with its
 //! secrets masked.
 
+use mailroom_proto::imap::response::Response;
 use mailroom_proto::imap::{assemble::FrameError, Command, CommandBody, Progress};
 
 use super::error::ImapError;
@@ -102,7 +103,7 @@ impl Session {
         }
         if sync {
             // RFC 9051 §7.5: go ahead.
-            self.send_line("+ go ahead");
+            self.respond(&Response::continuation("go ahead"));
         }
         let mut got: u64 = 0;
         while got < size {
@@ -138,10 +139,9 @@ impl Session {
             "{} <literal of {size} octets refused: {why}>",
             tag.as_deref().unwrap_or("*")
         ));
-        let reply = e.to_reply(tag.as_deref());
-        self.conn.send(&reply);
+        self.respond(&e.to_response(tag.as_deref()));
         if !sync {
-            self.send_line("* BYE the literal cannot be read now; closing the connection");
+            self.bye("the literal cannot be read now; closing the connection");
             return Flow::Close;
         }
         Flow::Continue

@@ -3,8 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use mailroom_proto::imap::response::Response;
+
 use super::error::ImapError;
-use super::{Done, Session};
+use super::{ok, Done, Session};
 use crate::conn::Event;
 
 /// How often IDLE looks for changes ("within a second").
@@ -12,7 +14,7 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 
 impl Session {
     pub(super) async fn idle(&mut self) -> Result<Done, ImapError> {
-        self.send_line("+ idling; send DONE to stop");
+        self.respond(&Response::continuation("idling; send DONE to stop"));
         let started = Instant::now();
         let limit = self.conn.idle;
         loop {
@@ -27,7 +29,7 @@ impl Session {
             match tokio::time::timeout(IDLE_POLL, self.conn.next_line()).await {
                 Err(_) => {
                     if started.elapsed() > limit {
-                        self.send_line("* BYE autologout: idle for too long");
+                        self.bye("autologout: idle for too long");
                         return Ok(Done::Close);
                     }
                 }
@@ -35,7 +37,7 @@ impl Session {
                     let text = String::from_utf8_lossy(&l).trim().to_string();
                     self.conn.trace.client(&text);
                     if text.eq_ignore_ascii_case("DONE") {
-                        return Ok(Done::Ok("IDLE terminated".into()));
+                        return ok("IDLE terminated");
                     }
                     return Err(ImapError::bad("expected DONE to end IDLE"));
                 }
@@ -43,11 +45,11 @@ impl Session {
                     return Err(ImapError::bad("expected DONE to end IDLE"));
                 }
                 Ok(Event::Shutdown) => {
-                    self.send_line("* BYE the server is shutting down; reconnect later");
+                    self.bye("the server is shutting down; reconnect later");
                     return Ok(Done::Close);
                 }
                 Ok(Event::Timeout) => {
-                    self.send_line("* BYE autologout: idle for too long");
+                    self.bye("autologout: idle for too long");
                     return Ok(Done::Close);
                 }
                 Ok(Event::Closed) => return Ok(Done::Close),

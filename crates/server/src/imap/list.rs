@@ -2,7 +2,7 @@
 //! LIST-STATUS RFC 5819), LSUB (RFC 3501 §6.3.9) and STATUS (RFC 9051 §6.3.11), with the
 //! pattern matching LIST needs.
 
-use mailroom_proto::imap::encode::push_string;
+use mailroom_proto::imap::response::Response;
 use mailroom_proto::imap::ListOptions;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,7 +63,7 @@ impl Session {
         let acct = self.account_id()?;
         // RFC 9051 §6.3.9: an empty pattern asks for the delimiter.
         if patterns.len() == 1 && patterns[0].is_empty() {
-            self.send_line(&format!("* {word} (\\Noselect) \"/\" \"\""));
+            self.respond(&Response::list(word, &["\\Noselect"], "/", b""));
             return ok(&format!("{word} completed"));
         }
         let boxes = self.store(move |s| s.list_mailboxes(acct)).await?;
@@ -172,23 +172,26 @@ impl Session {
         out.sort_by(|a, b| (a.0 != "INBOX", a.0).cmp(&(b.0 != "INBOX", b.0)));
         let status_items = opts.return_status.clone();
         for (name, attrs, childinfo) in out {
-            let mut line = format!("* {word} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            push_string(&mut line, self.name_to_wire(name).as_bytes());
+            let mut r = Response::list(word, &attrs, "/", self.name_to_wire(name).as_bytes());
             if childinfo {
-                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+                r = r.with_childinfo(&["SUBSCRIBED"]);
             }
-            line.extend_from_slice(b"\r\n");
-            self.conn.send(&line);
+            self.respond(&r);
             if let (Some(items), Some(b)) = (&status_items, existing.get(name)) {
                 // RFC 5819 LIST-STATUS: for mailboxes that exist.
-                let l = self.status_line(b, items).await?;
-                self.conn.send(&l);
+                let r = self.status_response(b, items).await?;
+                self.respond(&r);
             }
         }
         ok(&format!("{word} completed"))
     }
 
-    async fn status_line(&self, b: &MailboxInfo, items: &[String]) -> Result<Vec<u8>, ImapError> {
+    /// `* STATUS name (ITEM n ...)` with the items asked for, in their order.
+    async fn status_response(
+        &self,
+        b: &MailboxInfo,
+        items: &[String],
+    ) -> Result<Response, ImapError> {
         // The counts come from counters the store keeps with every change: constant time,
         // however large the mailbox (no message is listed).
         let id = b.id;
@@ -207,18 +210,16 @@ impl Session {
                 "APPENDLIMIT" => self.shared.config.limits.max_message_size,
                 _ => continue,
             };
-            parts.push(format!("{i} {v}"));
+            parts.push((i.as_str(), v));
         }
-        let mut line = b"* STATUS ".to_vec();
-        push_string(&mut line, self.name_to_wire(&b.name).as_bytes());
-        line.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
-        Ok(line)
+        let name = self.name_to_wire(&b.name);
+        Ok(Response::status(name.as_bytes(), &parts))
     }
 
     pub(super) async fn status(&mut self, name: &str, items: &[String]) -> Result<Done, ImapError> {
         let info = self.must_mailbox(name, "NONEXISTENT").await?;
-        let line = self.status_line(&info, items).await?;
-        self.conn.send(&line);
+        let r = self.status_response(&info, items).await?;
+        self.respond(&r);
         ok("STATUS completed")
     }
 }

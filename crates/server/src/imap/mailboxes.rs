@@ -3,13 +3,14 @@
 //! UNSUBSCRIBE, NAMESPACE (RFC 2342) and APPEND; and the lookup of a mailbox by name that the
 //! other commands share. LIST, LSUB and STATUS are in `list.rs`.
 
-use mailroom_proto::imap::encode::{parse_date_time, push_string};
+use mailroom_proto::imap::encode::parse_date_time;
+use mailroom_proto::imap::response::{Response, Status, Value};
 use mailroom_store::{now_unix, Flags, MailboxInfo};
 
 use super::error::ImapError;
 use super::names::{normalize_mailbox, DELIM};
 use super::selected::{split_flags, Selected};
-use super::{ok, Done, Session, State};
+use super::{ok, ok_code, Done, Session, State};
 
 impl Session {
     async fn find_mailbox(&self, name: &str) -> Result<Option<MailboxInfo>, ImapError> {
@@ -46,7 +47,11 @@ impl Session {
     pub(super) fn leave_selected(&mut self) {
         self.state = match std::mem::replace(&mut self.state, State::NotAuthenticated) {
             State::Selected(a, _) => {
-                self.send_line("* OK [CLOSED] previous mailbox closed");
+                self.respond(&Response::untagged(
+                    Status::Ok,
+                    Some("CLOSED"),
+                    "previous mailbox closed",
+                ));
                 State::Authenticated(a)
             }
             other => other,
@@ -78,42 +83,40 @@ impl Session {
         } else {
             sel.mark_recent(after, top)
         };
-        let [flags, permanent] = sel.flags_lines();
-        self.send_line(&flags);
-        self.send_line(&sel.exists_line());
+        let [flags, permanent] = sel.flags_responses();
+        let code_ok = |code: String, text: &str| Response::untagged(Status::Ok, Some(&code), text);
+        let mut responses = vec![flags, sel.exists()];
         if !self.rev2 {
             // RFC 3501 §7.3.2.
-            self.send_line(&format!("* {recent} RECENT"));
+            responses.push(Response::recent(recent as u32));
             if let Some(i) = sel.msgs.iter().position(|m| !m.flags.contains(Flags::SEEN)) {
-                self.send_line(&format!("* OK [UNSEEN {}] first unseen message", i + 1));
+                responses.push(code_ok(format!("UNSEEN {}", i + 1), "first unseen message"));
             }
         }
-        self.send_line(&format!(
-            "* OK [UIDVALIDITY {}] UIDs valid",
-            sel.uidvalidity
-        ));
-        self.send_line(&format!(
-            "* OK [UIDNEXT {}] predicted next UID",
-            info.uidnext
-        ));
-        // RFC 7162 §3.1.2.1.
-        self.send_line(&format!(
-            "* OK [HIGHESTMODSEQ {}] highest mod-sequence",
-            info.highest_modseq
-        ));
-        self.send_line(&permanent);
+        responses.extend([
+            code_ok(format!("UIDVALIDITY {}", sel.uidvalidity), "UIDs valid"),
+            code_ok(format!("UIDNEXT {}", info.uidnext), "predicted next UID"),
+            // RFC 7162 §3.1.2.1.
+            code_ok(
+                format!("HIGHESTMODSEQ {}", info.highest_modseq),
+                "highest mod-sequence",
+            ),
+            permanent,
+        ]);
         if self.rev2 {
-            let mut l = b"* LIST () \"/\" ".to_vec();
-            push_string(&mut l, self.name_to_wire(&info.name).as_bytes());
-            l.extend_from_slice(b"\r\n");
-            self.conn.send(&l);
+            // RFC 9051 §6.3.2: the mailbox's name as LIST gives it.
+            let name = self.name_to_wire(&info.name);
+            responses.push(Response::list("LIST", &[] as &[&str], "/", name.as_bytes()));
+        }
+        for r in &responses {
+            self.respond(r);
         }
         self.state = State::Selected(account, Box::new(sel));
-        Ok(Done::Ok(if read_only {
-            "[READ-ONLY] EXAMINE completed".into()
+        if read_only {
+            ok_code("READ-ONLY".into(), "EXAMINE completed")
         } else {
-            "[READ-WRITE] SELECT completed".into()
-        }))
+            ok_code("READ-WRITE".into(), "SELECT completed")
+        }
     }
 
     pub(super) async fn create(&mut self, name: &str) -> Result<Done, ImapError> {
@@ -157,7 +160,11 @@ impl Session {
         if self.selected().is_some_and(|s| s.id == id) {
             // The selected mailbox is gone: back to Authenticated (RFC 9051 §6.3.5).
             self.close_mailbox(false).await?;
-            self.send_line("* OK [CLOSED] the selected mailbox was deleted");
+            self.respond(&Response::untagged(
+                Status::Ok,
+                Some("CLOSED"),
+                "the selected mailbox was deleted",
+            ));
         }
         ok("DELETE completed")
     }
@@ -228,9 +235,13 @@ impl Session {
         ok("UNSUBSCRIBE completed")
     }
 
-    /// NAMESPACE (RFC 2342): one personal namespace, no others.
+    /// NAMESPACE (RFC 2342): one personal namespace (prefix "", delimiter "/"), no others.
     pub(super) fn namespace(&mut self) -> Result<Done, ImapError> {
-        self.send_line("* NAMESPACE ((\"\" \"/\")) NIL NIL");
+        let personal = Value::List(vec![Value::string(b""), Value::string(b"/")]);
+        self.respond(&Response::data(
+            "NAMESPACE",
+            vec![Value::List(vec![personal]), Value::Nil, Value::Nil],
+        ));
         ok("NAMESPACE completed")
     }
 
@@ -268,6 +279,6 @@ impl Session {
             .store(move |s| s.append_message(id, &message, bits, &kws, when))
             .await?;
         // RFC 4315 §3 APPENDUID.
-        Ok(Done::Ok(format!("[APPENDUID {uv} {uid}] APPEND completed")))
+        ok_code(format!("APPENDUID {uv} {uid}"), "APPEND completed")
     }
 }

@@ -3,12 +3,13 @@
 //! MOVE (RFC 6851). FETCH and SEARCH have files of their own; NOOP and CHECK are answered by
 //! the sync after every command.
 
+use mailroom_proto::imap::response::{Response, Status, Value};
 use mailroom_proto::imap::StoreMode;
 use mailroom_store::{FlagOp, Flags};
 
 use super::error::ImapError;
 use super::selected::{compress, split_flags};
-use super::{ok, Done, Session, State};
+use super::{ok, ok_code, Done, Session, State};
 
 /// The refusal of a change to a mailbox opened with EXAMINE.
 fn read_only() -> ImapError {
@@ -70,9 +71,9 @@ impl Session {
             self.store(move |s| s.expunge(id, &targets)).await?
         };
         if let Some(sel) = self.selected() {
-            let lines = sel.remove_uids(&removed);
-            for l in lines {
-                self.send_line(&l);
+            let expunged = sel.remove_uids(&removed);
+            for r in &expunged {
+                self.respond(r);
             }
         }
         ok("EXPUNGE completed")
@@ -117,7 +118,7 @@ impl Session {
             self.store(move |s| s.store_flags(id, &targets, op, bits, &kws, unchanged_since))
                 .await?
         };
-        let mut lines = Vec::new();
+        let mut responses = Vec::new();
         let mut modified_set: Vec<u32> = Vec::new();
         if let Some(sel) = self.selected() {
             for m in &changed {
@@ -125,7 +126,7 @@ impl Session {
             }
             // A keyword this STORE created is announced before the FETCH that shows it.
             if sel.learn_keywords() {
-                lines.extend(sel.flags_lines());
+                responses.extend(sel.flags_responses());
             }
             for u in &uids {
                 let Some(s) = sel.seq_of_uid(*u) else {
@@ -136,35 +137,28 @@ impl Session {
                     continue;
                 }
                 let m = &sel.msgs[s - 1];
-                let modseq = if condstore {
-                    format!(" MODSEQ ({})", m.modseq)
-                } else {
-                    String::new()
-                };
                 if !silent {
                     // RFC 9051 §6.4.6: the new flags of every message in the set.
-                    lines.push(format!(
-                        "* {s} FETCH (FLAGS {} UID {}{modseq})",
-                        m.flag_list(),
-                        m.uid
-                    ));
+                    responses.push(m.flags_fetch(s, condstore));
                 } else if condstore && changed.iter().any(|c| c.uid == *u) {
                     // RFC 7162 §3.1.3: the new MODSEQ even with .SILENT.
-                    lines.push(format!("* {s} FETCH (UID {}{modseq})", m.uid));
+                    let mut items = vec![Value::Atom("UID".into()), Value::num(m.uid)];
+                    items.extend(m.modseq_item());
+                    responses.push(Response::fetch(s as u32, items));
                 }
             }
         }
-        for l in lines {
-            self.send_line(&l);
+        for r in &responses {
+            self.respond(r);
         }
         let word = if uid { "UID STORE" } else { "STORE" };
         if !modified_set.is_empty() {
             modified_set.sort_unstable();
             // RFC 7162 §3.1.3: these were changed since UNCHANGEDSINCE and left alone.
-            return Ok(Done::Ok(format!(
-                "[MODIFIED {}] {word} completed, except for messages changed meanwhile",
-                compress(&modified_set)
-            )));
+            return ok_code(
+                format!("MODIFIED {}", compress(&modified_set)),
+                &format!("{word} completed, except for messages changed meanwhile"),
+            );
         }
         ok(&format!("{word} completed"))
     }
@@ -222,18 +216,18 @@ impl Session {
         let from: Vec<u32> = pairs.iter().map(|p| p.0).collect();
         let to: Vec<u32> = pairs.iter().map(|p| p.1).collect();
         // RFC 4315 §3 COPYUID (the source set in the order of the target UIDs).
-        let code = format!("[COPYUID {uv} {} {}]", compress(&from), compress(&to));
+        let code = format!("COPYUID {uv} {} {}", compress(&from), compress(&to));
         if is_move {
             // RFC 6851 §4.3: COPYUID in an untagged OK, then the EXPUNGEs.
-            self.send_line(&format!("* OK {code} moved"));
+            self.respond(&Response::untagged(Status::Ok, Some(&code), "moved"));
             if let Some(sel) = self.selected() {
-                let lines = sel.remove_uids(&from);
-                for l in lines {
-                    self.send_line(&l);
+                let expunged = sel.remove_uids(&from);
+                for r in &expunged {
+                    self.respond(r);
                 }
             }
             return ok(&format!("{word} completed"));
         }
-        Ok(Done::Ok(format!("{code} {word} completed")))
+        ok_code(code, &format!("{word} completed"))
     }
 }

@@ -12,7 +12,7 @@
 //! Commands are framed by [`mailroom_proto::imap::Assembler`]: a literal is an explicit state
 //! whose declared size is checked before any of it is read (`NO [TOOBIG]` for a synchronizing
 //! literal, `BYE` for a non-synchronizing one, RFC 7888 §4). Every failure goes through
-//! [`error::ImapError::to_reply`].
+//! [`error::ImapError::to_response`].
 //!
 //! Mailbox names are stored in UTF-8. On the wire they are modified UTF-7 (RFC 3501 §5.1.3)
 //! until the client sends `ENABLE IMAP4rev2`, UTF-8 after it (RFC 9051 §5.1, Appendix E):
@@ -54,6 +54,11 @@
 //! | `decode.rs`   | transfer encodings and RFC 2047 words, for BINARY and SEARCH       |
 //! | `error.rs`    | `ImapError`, the one place failures become tagged replies          |
 //!
+//! Every response is built as a [`Response`] and written by its one encoder
+//! (`mailroom_proto::imap::response`, `Session::respond`): no line here is formatted by
+//! hand. FETCH responses are encoded on the blocking thread that reads the messages
+//! (`fetch.rs`) and queued untraced.
+//!
 //! `Session::command` runs every command the same way: parse, `verify`, `dispatch`, `sync`,
 //! the tagged reply. `Session::fail` sends every failure and counts the BADs
 //! (`limits.max_errors`, with [`crate::session::ErrorCount`]). What every protocol's sessions
@@ -83,6 +88,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailroom_proto::imap::response::{Response, Status};
 use mailroom_proto::imap::{parse_command, Assembler, CommandBody, ListOptions, ParseError};
 use mailroom_proto::line::LineError;
 use mailroom_store::{Account, AccountId, MailStore, Store, StoreError};
@@ -163,9 +169,11 @@ pub async fn run_session(
         logins: LoginFailures::default(),
     };
     // RFC 9051 §7.1.1 greeting with the capabilities (saves a round trip).
-    let caps = s.capabilities();
-    s.send_line(&format!(
-        "* OK [CAPABILITY {caps}] mailroom IMAP4 server ready"
+    let code = s.capability_code();
+    s.respond(&Response::untagged(
+        Status::Ok,
+        Some(&code),
+        "mailroom IMAP4 server ready",
     ));
     loop {
         let event = s.conn.next_line().await;
@@ -186,11 +194,11 @@ pub async fn run_session(
             }
             Event::Timeout => {
                 s.conn.trace.note("autologout timer expired");
-                s.send_line("* BYE autologout: no command for too long");
+                s.bye("autologout: no command for too long");
                 Flow::Close
             }
             Event::Shutdown => {
-                s.send_line("* BYE the server is shutting down; reconnect later");
+                s.bye("the server is shutting down; reconnect later");
                 Flow::Close
             }
             Event::Closed => Flow::Close,
@@ -204,10 +212,14 @@ pub async fn run_session(
 }
 
 impl Session {
-    fn send_line(&mut self, line: &str) {
-        let mut b = line.as_bytes().to_vec();
-        b.extend_from_slice(b"\r\n");
-        self.conn.send(&b);
+    /// Queues one response (traced), written by the encoder.
+    fn respond(&mut self, r: &Response) {
+        self.conn.send(&r.to_bytes());
+    }
+
+    /// `* BYE text` (RFC 9051 §7.1.5): the session is about to close.
+    fn bye(&mut self, text: &str) {
+        self.respond(&Response::untagged(Status::Bye, None, text));
     }
 
     fn account(&self) -> Option<&Account> {
@@ -240,16 +252,14 @@ impl Session {
     /// Sends the reply of a failure; too many BADs end the session.
     fn fail(&mut self, tag: Option<&str>, e: ImapError) -> Flow {
         if e.is_bad() && self.errors.count(&self.shared) {
-            let reply = e.to_reply(tag);
-            self.conn.send(&reply);
+            self.respond(&e.to_response(tag));
             let max = self.shared.config.limits.max_errors;
-            self.send_line(&format!(
-                "* BYE too many bad commands ({max}); closing the connection"
+            self.bye(&format!(
+                "too many bad commands ({max}); closing the connection"
             ));
             return Flow::Close;
         }
-        let reply = e.to_reply(tag);
-        self.conn.send(&reply);
+        self.respond(&e.to_response(tag));
         if e.is_bye() {
             self.conn.trace.note(&format!("closing: {e}"));
             return Flow::Close;
@@ -290,11 +300,11 @@ impl Session {
         }
         let result = self.dispatch(&tag, cmd.body).await;
         match result {
-            Ok(Done::Ok(code_text)) => {
+            Ok(Done::Ok { code, text }) => {
                 if let Err(e) = self.sync(allow_expunge).await {
                     return self.fail(Some(&tag), e);
                 }
-                self.send_line(&format!("{tag} OK {code_text}"));
+                self.respond(&Response::tagged(&tag, Status::Ok, code.as_deref(), text));
                 Flow::Continue
             }
             Ok(Done::Close) => Flow::Close,
@@ -401,11 +411,11 @@ impl Session {
             C::Check => ok("CHECK completed"),
             C::Close => {
                 self.close_mailbox(true).await?;
-                Ok(Done::Ok("CLOSE completed".into()))
+                ok("CLOSE completed")
             }
             C::Unselect => {
                 self.close_mailbox(false).await?;
-                Ok(Done::Ok("UNSELECT completed".into()))
+                ok("UNSELECT completed")
             }
             C::Expunge { uids } => self.expunge(uids).await,
             C::Search {
@@ -461,13 +471,28 @@ impl Session {
 
 /// How a command ended when it did not fail.
 enum Done {
-    /// Untagged data is queued; send `tag OK <text>` after the sync.
-    Ok(String),
+    /// Untagged data is queued; send `tag OK [code] text` after the sync.
+    Ok {
+        code: Option<String>,
+        text: String,
+    },
     /// The command sent its own tagged reply.
     Replied,
     Close,
 }
 
+/// `tag OK text`.
 fn ok(text: &str) -> Result<Done, ImapError> {
-    Ok(Done::Ok(text.to_string()))
+    Ok(Done::Ok {
+        code: None,
+        text: text.to_string(),
+    })
+}
+
+/// `tag OK [code] text`, e.g. `[APPENDUID 7 3]` (the code without its brackets).
+fn ok_code(code: String, text: &str) -> Result<Done, ImapError> {
+    Ok(Done::Ok {
+        code: Some(code),
+        text: text.to_string(),
+    })
 }

@@ -9,7 +9,7 @@
 //! `limits.account_quota`, `[[accounts]] quota`), so SETQUOTA is refused and QUOTASET is not
 //! advertised (RFC 9208 §4.1.3).
 
-use mailroom_proto::imap::encode::push_astring;
+use mailroom_proto::imap::response::Response;
 
 use super::error::ImapError;
 use super::{ok, Done, Session};
@@ -25,30 +25,19 @@ pub fn kib(octets: u64) -> u64 {
     octets.div_ceil(1024)
 }
 
-/// `* QUOTA "" (STORAGE used limit)` (RFC 9208 §5.1), CRLF included.
-pub fn quota_line(u: &QuotaUsage) -> Vec<u8> {
-    format!(
-        "* QUOTA \"\" (STORAGE {} {})\r\n",
-        kib(u.used),
-        kib(u.limit)
-    )
-    .into_bytes()
+/// `* QUOTA "" (STORAGE used limit)` (RFC 9208 §5.1).
+pub fn quota_response(u: &QuotaUsage) -> Response {
+    Response::quota(ROOT, kib(u.used), kib(u.limit))
 }
 
 /// The answer to GETQUOTAROOT (RFC 9208 §4.1.2): `* QUOTAROOT mailbox ""` and the root's
 /// QUOTA, or `* QUOTAROOT mailbox` alone for an account without a limit. `mailbox` is the
 /// name as the session writes it on the wire.
-pub fn quotaroot_response(mailbox: &str, usage: Option<&QuotaUsage>) -> Vec<u8> {
-    let mut out = b"* QUOTAROOT ".to_vec();
-    push_astring(&mut out, mailbox);
+pub fn quotaroot_responses(mailbox: &str, usage: Option<&QuotaUsage>) -> Vec<Response> {
     match usage {
-        Some(u) => {
-            out.extend_from_slice(b" \"\"\r\n");
-            out.extend_from_slice(&quota_line(u));
-        }
-        None => out.extend_from_slice(b"\r\n"),
+        Some(u) => vec![Response::quotaroot(mailbox, &[ROOT]), quota_response(u)],
+        None => vec![Response::quotaroot(mailbox, &[] as &[&str])],
     }
-    out
 }
 
 /// GETQUOTA of a root that does not exist: any name but `""`, and `""` itself for an account
@@ -121,8 +110,9 @@ impl Session {
         let info = self.must_mailbox(name, "NONEXISTENT").await?;
         let usage = self.quota().await?;
         let wire = self.name_to_wire(&info.name).into_owned();
-        let lines = quotaroot_response(&wire, usage.as_ref());
-        self.conn.send(&lines);
+        for r in quotaroot_responses(&wire, usage.as_ref()) {
+            self.respond(&r);
+        }
         ok("GETQUOTAROOT completed")
     }
 
@@ -133,7 +123,7 @@ impl Session {
         }
         match self.quota().await? {
             Some(u) => {
-                self.conn.send(&quota_line(&u));
+                self.respond(&quota_response(&u));
                 ok("GETQUOTA completed")
             }
             None => Err(no_such_root(root, true)),
@@ -156,6 +146,10 @@ impl Session {
 mod tests {
     use super::*;
 
+    fn reply(e: &ImapError, tag: &str) -> String {
+        String::from_utf8_lossy(&e.to_response(Some(tag)).to_bytes()).into_owned()
+    }
+
     fn u(used: u64, limit: u64) -> QuotaUsage {
         QuotaUsage { used, limit }
     }
@@ -166,19 +160,23 @@ mod tests {
             assert_eq!(kib(octets), want, "{octets}");
         }
         assert_eq!(
-            quota_line(&u(3000, 4096)),
+            quota_response(&u(3000, 4096)).to_bytes(),
             b"* QUOTA \"\" (STORAGE 3 4)\r\n"
         );
+    }
+
+    fn wire(responses: &[Response]) -> Vec<u8> {
+        responses.iter().flat_map(Response::to_bytes).collect()
     }
 
     #[test]
     fn quotaroot() {
         assert_eq!(
-            quotaroot_response("INBOX", Some(&u(5000, 1 << 20))),
+            wire(&quotaroot_responses("INBOX", Some(&u(5000, 1 << 20)))),
             b"* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 5 1024)\r\n"
         );
         assert_eq!(
-            quotaroot_response("My Mail", None),
+            wire(&quotaroot_responses("My Mail", None)),
             b"* QUOTAROOT \"My Mail\"\r\n"
         );
     }
@@ -186,26 +184,24 @@ mod tests {
     #[test]
     fn refusals() {
         let e = over_quota(&u(4200, 4096), 10, "the message");
-        let t = String::from_utf8(e.to_reply(Some("a1"))).unwrap();
+        let t = reply(&e, "a1");
         assert_eq!(
             t,
             "a1 NO [OVERQUOTA] your mailbox is full: 4.1 KiB of your 4 KiB quota is used; delete messages and EXPUNGE them (or empty the Trash), then try again\r\n"
         );
-        let t =
-            String::from_utf8(over_quota(&u(3072, 4096), 2048, "the message").to_reply(Some("a2")))
-                .unwrap();
+        let t = reply(&over_quota(&u(3072, 4096), 2048, "the message"), "a2");
         assert!(
             t.starts_with("a2 NO [OVERQUOTA] the message (2 KiB) does not fit: 3 KiB of your 4 KiB quota is used, 1 KiB is left;"),
             "{t}"
         );
-        let t = String::from_utf8(no_such_root("user.bob", false).to_reply(Some("a3"))).unwrap();
+        let t = reply(&no_such_root("user.bob", false), "a3");
         assert!(
             t.starts_with("a3 NO [NONEXISTENT] there is no quota root \"user.bob\""),
             "{t}"
         );
-        let t = String::from_utf8(no_such_root("", true).to_reply(Some("a4"))).unwrap();
+        let t = reply(&no_such_root("", true), "a4");
         assert!(t.contains("no storage limit"), "{t}");
-        let t = String::from_utf8(setquota_refused().to_reply(Some("a5"))).unwrap();
+        let t = reply(&setquota_refused(), "a5");
         assert!(t.starts_with("a5 NO [NOPERM] "), "{t}");
         assert!(t.contains("mailroom user quota"), "{t}");
     }

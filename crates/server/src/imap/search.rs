@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use mailroom_proto::imap::encode::days_from_civil;
 use mailroom_proto::imap::mime::header_values;
+use mailroom_proto::imap::response::{Response, Value};
 use mailroom_proto::imap::{SearchKey, SearchReturn};
 use mailroom_store::{Flags, MailStore, MailboxId, StoreError};
 
@@ -93,40 +94,40 @@ impl Session {
             // RFC 4731 / RFC 9051 §7.3.4 ESEARCH.
             let r = ret.unwrap_or_default();
             let all = r.all || !(r.min || r.max || r.count);
-            let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+            let atom = |a: &str| Value::Atom(a.to_string());
+            // The correlator: the tag, always quoted (RFC 4731 §3.1; a tag has no character
+            // a quoted string must escape).
+            let mut data = vec![Value::List(vec![
+                atom("TAG"),
+                Value::Quoted(tag.as_bytes().to_vec()),
+            ])];
             if uid {
-                line.push_str(" UID");
+                data.push(atom("UID"));
             }
             if r.min {
-                if let Some(m) = nums.iter().min() {
-                    line.push_str(&format!(" MIN {m}"));
+                if let Some(&m) = nums.iter().min() {
+                    data.extend([atom("MIN"), Value::num(m)]);
                 }
             }
             if r.max {
-                if let Some(m) = nums.iter().max() {
-                    line.push_str(&format!(" MAX {m}"));
+                if let Some(&m) = nums.iter().max() {
+                    data.extend([atom("MAX"), Value::num(m)]);
                 }
             }
             if r.count {
-                line.push_str(&format!(" COUNT {}", nums.len()));
+                data.extend([atom("COUNT"), Value::num(nums.len() as u64)]);
             }
             if all && !nums.is_empty() {
                 let mut sorted = nums.clone();
                 sorted.sort_unstable();
-                line.push_str(&format!(" ALL {}", compress(&sorted)));
+                data.extend([atom("ALL"), Value::Atom(compress(&sorted))]);
             }
             if let Some(h) = highest {
-                line.push_str(&format!(" MODSEQ {h}"));
+                data.extend([atom("MODSEQ"), Value::num(h)]);
             }
-            self.send_line(&line);
+            self.respond(&Response::data("ESEARCH", data));
         } else {
-            let list: Vec<String> = nums.iter().map(|n| n.to_string()).collect();
-            let line = match (list.is_empty(), highest) {
-                (true, _) => "* SEARCH".to_string(),
-                (false, Some(h)) => format!("* SEARCH {} (MODSEQ {h})", list.join(" ")),
-                (false, None) => format!("* SEARCH {}", list.join(" ")),
-            };
-            self.send_line(&line);
+            self.respond(&Response::search(&nums, highest));
         }
         ok(if uid {
             "UID SEARCH completed"

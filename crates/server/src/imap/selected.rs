@@ -7,7 +7,11 @@
 //! one of them). Only then is the message list read and diffed. Expunges found while a
 //! FETCH, STORE or SEARCH is answered stay pending (RFC 9051 §7.5.1 forbids EXPUNGE
 //! responses then); the messages keep their sequence numbers until a later command.
+//!
+//! What a poll finds is returned as [`Response`]s (EXPUNGE, EXISTS, FETCH FLAGS, and FLAGS
+//! with PERMANENTFLAGS for new keywords) for the session to send.
 
+use mailroom_proto::imap::response::{Response, Status, Value};
 use mailroom_proto::imap::{Flag, SeqSet};
 use mailroom_store::{Flags, MailboxId, MessageId, MessageMeta};
 
@@ -45,8 +49,31 @@ impl Msg {
     }
 
     /// The message's flags as this session shows them, `\Recent` included.
-    pub fn flag_list(&self) -> String {
+    pub fn flag_list(&self) -> Value {
         flag_list(self.flags, &self.keywords, self.recent)
+    }
+
+    /// `* seq FETCH (FLAGS (...) UID n)`, with `MODSEQ (m)` when CONDSTORE is on: how a
+    /// change of flags is announced (RFC 9051 §7.5.2, RFC 7162 §3.2), by a poll or a STORE.
+    pub fn flags_fetch(&self, seq: usize, with_modseq: bool) -> Response {
+        let mut items = vec![
+            Value::Atom("FLAGS".into()),
+            self.flag_list(),
+            Value::Atom("UID".into()),
+            Value::num(self.uid),
+        ];
+        if with_modseq {
+            items.extend(self.modseq_item());
+        }
+        Response::fetch(seq as u32, items)
+    }
+
+    /// The `MODSEQ (m)` FETCH item (RFC 7162 §3.1.4.1).
+    pub fn modseq_item(&self) -> [Value; 2] {
+        [
+            Value::Atom("MODSEQ".into()),
+            Value::List(vec![Value::num(self.modseq)]),
+        ]
     }
 }
 
@@ -67,7 +94,7 @@ pub struct Selected {
 }
 
 /// `(\Seen \Flagged $Label)`, with `\Recent` first when `recent`.
-pub fn flag_list(flags: Flags, keywords: &[String], recent: bool) -> String {
+pub fn flag_list(flags: Flags, keywords: &[String], recent: bool) -> Value {
     let mut v: Vec<&str> = Vec::new();
     if recent {
         v.push("\\Recent");
@@ -84,7 +111,7 @@ pub fn flag_list(flags: Flags, keywords: &[String], recent: bool) -> String {
         }
     }
     v.extend(keywords.iter().map(String::as_str));
-    format!("({})", v.join(" "))
+    Value::List(v.into_iter().map(|f| Value::Atom(f.to_string())).collect())
 }
 
 /// Splits client flags into system flag bits and keywords. `\Recent` cannot be stored
@@ -118,8 +145,8 @@ pub fn split_flags(flags: &[Flag]) -> Result<(Flags, Vec<String>), ImapError> {
     Ok((bits, kws))
 }
 
-/// What a sync produced, as untagged response lines.
-pub type Untagged = Vec<String>;
+/// What a sync produced: untagged responses.
+pub type Untagged = Vec<Response>;
 
 impl Selected {
     pub fn new(
@@ -156,7 +183,7 @@ impl Selected {
     }
 
     /// Adds the keywords of the session's messages that were not announced yet; true when
-    /// there were any (then [`Selected::flags_lines`] must be sent before any FETCH FLAGS).
+    /// there were any (then [`Selected::flags_responses`] must be sent before any FETCH FLAGS).
     pub fn learn_keywords(&mut self) -> bool {
         let mut learned = false;
         for m in &self.msgs {
@@ -172,15 +199,17 @@ impl Selected {
 
     /// The untagged FLAGS and PERMANENTFLAGS responses (RFC 9051 §7.3.5, §7.1) with every
     /// keyword announced so far.
-    pub fn flags_lines(&self) -> [String; 2] {
-        let kw: String = self.keywords.iter().map(|k| format!(" {k}")).collect();
-        let flags = format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})");
+    pub fn flags_responses(&self) -> [Response; 2] {
+        let mut flags = vec!["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+        flags.extend(self.keywords.iter().map(String::as_str));
         let permanent = if self.read_only {
-            "* OK [PERMANENTFLAGS ()] read-only mailbox".to_string()
+            Response::untagged(Status::Ok, Some("PERMANENTFLAGS ()"), "read-only mailbox")
         } else {
-            format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] flags you can change")
+            // RFC 9051 §7.1: `\*`, new keywords may be created.
+            let code = format!("PERMANENTFLAGS ({} \\*)", flags.join(" "));
+            Response::untagged(Status::Ok, Some(&code), "flags you can change")
         };
-        [flags, permanent]
+        [Response::flags(&flags), permanent]
     }
 
     /// The mailbox's current list, rebuilt from what this session holds plus the store's
@@ -266,7 +295,7 @@ impl Selected {
             // Highest sequence number first, so each number is right when it is sent.
             for seq in (1..=self.msgs.len()).rev() {
                 if self.msgs[seq - 1].gone {
-                    out.push(format!("* {seq} EXPUNGE"));
+                    out.push(Response::expunge(seq as u32));
                     self.msgs.remove(seq - 1);
                 }
             }
@@ -275,21 +304,11 @@ impl Selected {
             self.pending_expunge = self.msgs.iter().any(|m| m.gone);
         }
         if added {
-            out.push(format!("* {} EXISTS", self.msgs.len()));
+            out.push(self.exists());
         }
         for uid in flag_changes {
             if let Some((i, m)) = self.msgs.iter().enumerate().find(|(_, m)| m.uid == uid) {
-                let modseq = if with_modseq {
-                    format!(" MODSEQ ({})", m.modseq)
-                } else {
-                    String::new()
-                };
-                out.push(format!(
-                    "* {} FETCH (FLAGS {} UID {}{modseq})",
-                    i + 1,
-                    m.flag_list(),
-                    m.uid
-                ));
+                out.push(m.flags_fetch(i + 1, with_modseq));
             }
         }
         if let Some(i) = info {
@@ -355,7 +374,7 @@ impl Selected {
         }
     }
 
-    /// Removes messages this session expunged (or moved); returns EXPUNGE lines.
+    /// Removes messages this session expunged (or moved); returns the EXPUNGE responses.
     pub fn remove_uids(&mut self, uids: &[u32]) -> Untagged {
         let mut seqs: Vec<usize> = uids.iter().filter_map(|&u| self.seq_of_uid(u)).collect();
         seqs.sort_unstable_by(|a, b| b.cmp(a));
@@ -363,13 +382,14 @@ impl Selected {
         let mut out = Vec::new();
         for s in seqs {
             self.msgs.remove(s - 1);
-            out.push(format!("* {s} EXPUNGE"));
+            out.push(Response::expunge(s as u32));
         }
         out
     }
 
-    pub fn exists_line(&self) -> String {
-        format!("* {} EXISTS", self.msgs.len())
+    /// `* n EXISTS` (RFC 9051 §7.4.1).
+    pub fn exists(&self) -> Response {
+        Response::exists(self.msgs.len() as u32)
     }
 }
 
@@ -432,18 +452,66 @@ mod tests {
         }
     }
 
+    /// The responses as the client reads them, one line each.
+    fn wire(responses: &[Response]) -> Vec<String> {
+        responses
+            .iter()
+            .map(|r| {
+                String::from_utf8_lossy(&r.to_bytes())
+                    .trim_end()
+                    .to_string()
+            })
+            .collect()
+    }
+
     #[test]
     fn sync_diffs() {
         let list = vec![meta(1, Flags(0)), meta(2, Flags(0)), meta(3, Flags(0))];
         let mut s = Selected::new(TEST_MAILBOX, "INBOX".into(), false, &info(1), &list);
         let new = vec![meta(1, Flags::SEEN), meta(3, Flags(0)), meta(4, Flags(0))];
         let out = s.apply(Some(&info(2)), &new, false, false);
-        assert_eq!(out, vec!["* 4 EXISTS", "* 1 FETCH (FLAGS (\\Seen) UID 1)"]);
+        assert_eq!(
+            wire(&out),
+            vec!["* 4 EXISTS", "* 1 FETCH (FLAGS (\\Seen) UID 1)"]
+        );
         assert!(s.pending_expunge);
         assert_eq!(s.msgs.len(), 4);
         let out = s.apply(Some(&info(2)), &new, true, false);
-        assert_eq!(out, vec!["* 2 EXPUNGE"]);
+        assert_eq!(wire(&out), vec!["* 2 EXPUNGE"]);
         assert_eq!(s.msgs.len(), 3);
+        // With CONDSTORE the FETCH carries MODSEQ; \Recent comes first.
+        let mut changed = new.clone();
+        changed[0].flags = Flags::SEEN.union(Flags::FLAGGED);
+        changed[0].keywords = vec!["$Label".into()];
+        changed[0].modseq = 9;
+        s.msgs[0].recent = true;
+        let out = s.apply(Some(&info(3)), &changed, true, true);
+        assert_eq!(
+            wire(&out),
+            vec!["* 1 FETCH (FLAGS (\\Recent \\Seen \\Flagged $Label) UID 1 MODSEQ (9))"]
+        );
+    }
+
+    #[test]
+    fn flags_and_permanentflags() {
+        let mut s = Selected::new(TEST_MAILBOX, "INBOX".into(), false, &info(1), &[]);
+        s.keywords = vec!["$Label".into(), "kw".into()];
+        assert_eq!(
+            wire(&s.flags_responses()),
+            vec![
+                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label kw)",
+                "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label kw \\*)] flags you can change",
+            ]
+        );
+        s.read_only = true;
+        s.keywords.clear();
+        assert_eq!(
+            wire(&s.flags_responses()),
+            vec![
+                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
+                "* OK [PERMANENTFLAGS ()] read-only mailbox",
+            ]
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! untagged EXISTS, EXPUNGE, FETCH and RECENT responses for what others changed, found by
 //! polling the mailbox row, see [`super::selected`]).
 
+use mailroom_proto::imap::response::{Response, Status};
 use mailroom_store::{MailboxInfo, Store};
 
 use super::error::ImapError;
@@ -87,8 +88,10 @@ impl Session {
         }
         self.condstore = true;
         if let Some(modseq) = self.selected().map(|sel| sel.seen_modseq) {
-            self.send_line(&format!(
-                "* OK [HIGHESTMODSEQ {modseq}] highest mod-sequence"
+            self.respond(&Response::untagged(
+                Status::Ok,
+                Some(&format!("HIGHESTMODSEQ {modseq}")),
+                "highest mod-sequence",
             ));
         }
     }
@@ -121,7 +124,7 @@ impl Session {
         };
         let before = sel.msgs.last().map_or(0, |m| m.uid);
         let read_only = sel.read_only;
-        let mut lines = sel.apply(info.as_ref(), &list, allow_expunge, with_modseq);
+        let mut responses = sel.apply(info.as_ref(), &list, allow_expunge, with_modseq);
         // New messages: \Recent for this session if no other session was told of them first.
         let top = sel.msgs.last().map_or(0, |m| m.uid);
         if top > before {
@@ -136,8 +139,11 @@ impl Session {
                 if rev1 {
                     let recent = sel.mark_recent(after.max(before), top);
                     // RFC 3501 §7.3.2: RECENT follows the EXISTS that announced them.
-                    if let Some(i) = lines.iter().position(|l| l.ends_with(" EXISTS")) {
-                        lines.insert(i + 1, format!("* {recent} RECENT"));
+                    let exists = responses.iter().position(
+                        |r| matches!(r, Response::Numbered { keyword, .. } if keyword == "EXISTS"),
+                    );
+                    if let Some(i) = exists {
+                        responses.insert(i + 1, Response::recent(recent as u32));
                     }
                 }
             }
@@ -147,12 +153,12 @@ impl Session {
         };
         // New keywords (set by another session) are announced before the FETCH that shows them.
         if sel.learn_keywords() {
-            for l in sel.flags_lines() {
-                self.send_line(&l);
+            for r in sel.flags_responses() {
+                self.respond(&r);
             }
         }
-        for l in lines {
-            self.send_line(&l);
+        for r in &responses {
+            self.respond(r);
         }
         Ok(())
     }

@@ -262,6 +262,30 @@ fn encoder_writes_the_server_shapes() {
             b"* 2 FETCH (UID 4 INTERNALDATE \"14-Nov-2023 22:13:20 +0000\" RFC822.SIZE 5 BODY[HEADER.FIELDS (FROM)] {11}\r\nFrom: a\r\n\r\n BODY[]<0> {5}\r\nhello BINARY[1] ~{3}\r\na\0b ENVELOPE (NIL \"Hi \\\"you\\\"\"))\r\n",
         ),
         (
+            Response::fetch(
+                5,
+                vec![
+                    atom("INTERNALDATE"),
+                    Value::date_time(1_700_000_000),
+                    atom("BINARY.SIZE[1.2]"),
+                    Value::num(0u64),
+                    atom("BODY[9]"),
+                    Value::Nil,
+                ],
+            ),
+            b"* 5 FETCH (INTERNALDATE \"14-Nov-2023 22:13:20 +0000\" BINARY.SIZE[1.2] 0 BODY[9] NIL)\r\n",
+        ),
+        (
+            Response::list("LIST", &["\\NonExistent"], "/", b"Ghost")
+                .with_childinfo(&["SUBSCRIBED"]),
+            b"* LIST (\\NonExistent) \"/\" \"Ghost\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n",
+        ),
+        (
+            Response::list("LIST", &[] as &[&str], "/", "Grüße".as_bytes())
+                .with_childinfo(&["SUBSCRIBED"]),
+            "* LIST () \"/\" {7}\r\nGrüße (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n".as_bytes(),
+        ),
+        (
             Response::flags(&flags),
             b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n",
         ),
@@ -333,11 +357,14 @@ fn encoder_writes_the_server_shapes() {
         ),
     ];
     for (r, want) in &cases {
+        let bytes = r.to_bytes();
         assert_eq!(
-            String::from_utf8_lossy(&r.to_bytes()),
+            String::from_utf8_lossy(&bytes),
             String::from_utf8_lossy(want),
             "{r:?}"
         );
+        // The buffer was big enough from the start.
+        assert!(bytes.len() <= r.wire_len(), "{r:?}");
     }
     // ... and each reads back as the value it was built from, except the control characters.
     for (r, _) in cases {
@@ -403,4 +430,73 @@ fn parse_then_encode_gives_the_same_octets() {
             String::from_utf8_lossy(line)
         );
     }
+}
+
+/// `with_childinfo` only extends LIST-like data; other responses stay as they are.
+#[test]
+fn childinfo_only_on_data() {
+    let r = Response::exists(3).with_childinfo(&["SUBSCRIBED"]);
+    assert_eq!(r, Response::exists(3));
+}
+
+/// [`Value::Encoded`]: the MIME module's ENVELOPE and BODYSTRUCTURE go on the wire as they
+/// are, inside a FETCH the encoder builds, and read back as the values they spell.
+#[test]
+fn encoded_values_are_written_as_they_are() {
+    let message = b"From: Alice <alice@example.test>\r\nTo: \"Bob \\\"B\\\"\" <bob@example.test>\r\nSubject: tab\there\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n--XX--\r\n";
+    let mime = crate::imap::mime::Mime::parse(message);
+    let r = Response::fetch(
+        7,
+        vec![
+            atom("UID"),
+            Value::num(9u32),
+            atom("ENVELOPE"),
+            Value::Encoded(mime.envelope.clone()),
+            atom("BODYSTRUCTURE"),
+            Value::Encoded(mime.bodystructure.clone()),
+        ],
+    );
+    let mut want = b"* 7 FETCH (UID 9 ENVELOPE ".to_vec();
+    want.extend_from_slice(&mime.envelope);
+    want.extend_from_slice(b" BODYSTRUCTURE ");
+    want.extend_from_slice(&mime.bodystructure);
+    want.extend_from_slice(b")\r\n");
+    let bytes = r.to_bytes();
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        String::from_utf8_lossy(&want)
+    );
+    assert!(bytes.len() <= r.wire_len());
+    // Read back: the values the octets spell, which encode to the same octets again.
+    let parsed = response(&logical(&r)).expect("parses");
+    let envelope = values(&mime.envelope).expect("envelope parses");
+    let bodystructure = values(&mime.bodystructure).expect("bodystructure parses");
+    let mut items = vec![atom("UID"), atom("9"), atom("ENVELOPE")];
+    items.extend(envelope);
+    items.push(atom("BODYSTRUCTURE"));
+    items.extend(bodystructure);
+    let read = Response::fetch(7, items);
+    assert_eq!(parsed, read);
+    assert_eq!(read.to_bytes(), bytes);
+}
+
+/// A FETCH with a large literal is written into one buffer of the right size.
+#[test]
+fn a_large_literal_is_copied_once() {
+    let body = vec![b'x'; 1 << 20];
+    let r = Response::fetch(
+        1,
+        vec![
+            atom("BODY[]"),
+            Value::Literal(body),
+            atom("FLAGS"),
+            Value::List(vec![atom("\\Seen")]),
+            atom("MODSEQ"),
+            Value::List(vec![Value::num(6u64)]),
+        ],
+    );
+    let bytes = r.to_bytes();
+    assert!(bytes.len() <= r.wire_len() && r.wire_len() < bytes.len() + 128);
+    assert!(bytes.starts_with(b"* 1 FETCH (BODY[] {1048576}\r\nxxx"));
+    assert!(bytes.ends_with(b"xxx FLAGS (\\Seen) MODSEQ (6))\r\n"));
 }
