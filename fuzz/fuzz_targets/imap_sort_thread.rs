@@ -1,5 +1,5 @@
 //! SORT and THREAD (`imap::sort`, `imap::thread`) on arbitrary header sections. Input: a
-//! first line, parsed by `imap::parse_sort_thread` (a SORT or THREAD command gives the sort
+//! first line, parsed by `imap::parse_command` (a SORT or THREAD command gives the sort
 //! program and the algorithm; anything else leaves the defaults), then messages separated
 //! by NUL octets, each a header section (whatever its octets). Checks:
 //! - never panics;
@@ -18,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use mailroom_proto::imap::sort::{esort_response, sort, SortFields, SortMessage};
 use mailroom_proto::imap::thread::{thread, Threads};
 use mailroom_proto::imap::{
-    parse_sort_thread, PartialRange, SearchReturn, SortCriterion, SortKey, SortThread,
+    parse_command, CommandBody, PartialRange, SearchReturn, SortCriterion, SortKey,
     ThreadAlgorithm,
 };
 
@@ -88,13 +88,14 @@ fuzz_target!(|data: &[u8]| {
         partial: Some(PartialRange::Last(2, 5)),
         ..SearchReturn::default()
     };
-    if let Some(Ok((_, cmd))) = parse_sort_thread(first) {
-        match cmd {
-            SortThread::Sort(s) => {
+    if let Ok(cmd) = parse_command(first) {
+        match cmd.body {
+            CommandBody::Sort(s) => {
                 criteria = s.criteria;
                 ret = s.ret.unwrap_or(ret);
             }
-            SortThread::Thread(t) => algorithm = t.algorithm,
+            CommandBody::Thread(t) => algorithm = t.algorithm,
+            _ => {}
         }
     }
     // The stored form of arbitrary octets: refused or read, never a panic.

@@ -1,6 +1,6 @@
 //! imaptest's SORT, ESORT and THREAD scripts (copied, unchanged, under
 //! `fixtures/imaptest/`) run against the sans-IO SORT and THREAD code: each command of a
-//! script is parsed with `parse_sort_thread`, answered with `sort`/`esort_response` or
+//! script is parsed with `parse_command`, answered with `sort`/`esort_response` or
 //! `thread`, and the answer compared with the untagged line the script expects. STORE
 //! \Deleted, EXPUNGE and APPEND steps change the mailbox as they would on a server.
 //!
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use mailroom_proto::imap::encode::days_from_civil;
 use mailroom_proto::imap::sort::{esort_response, sort, sort_response, SortMessage};
 use mailroom_proto::imap::thread::thread;
-use mailroom_proto::imap::{month_number, parse_sort_thread, SearchKey, SortThread};
+use mailroom_proto::imap::{month_number, parse_command, CommandBody, SearchKey};
 
 fn fixture(name: &str) -> Option<Vec<u8>> {
     let path: PathBuf = [
@@ -148,8 +148,13 @@ fn run(script: &str) {
             continue;
         }
         commands += 1;
-        let parsed = parse_sort_thread(format!("a {cmd}").as_bytes())
-            .unwrap_or_else(|| panic!("{script}: not SORT or THREAD: {cmd}"));
+        let parsed = parse_command(format!("a {cmd}").as_bytes());
+        if let Ok(c) = &parsed {
+            assert!(
+                matches!(c.body, CommandBody::Sort(_) | CommandBody::Thread(_)),
+                "{script}: not SORT or THREAD: {cmd}"
+            );
+        }
         if status == "bad" {
             if parsed.is_ok() {
                 failures.push(format!("{cmd}: parsed, but imaptest expects BAD"));
@@ -157,16 +162,17 @@ fn run(script: &str) {
             continue;
         }
         assert_eq!(status, "ok", "{script}: {cmd}");
-        let (_, command) = match parsed {
-            Ok(c) => c,
+        let command = match parsed {
+            Ok(c) => c.body,
             Err(e) => {
                 failures.push(format!("{cmd}: refused: {}", e.error));
                 continue;
             }
         };
         let key = match &command {
-            SortThread::Sort(s) => &s.key,
-            SortThread::Thread(t) => &t.key,
+            CommandBody::Sort(s) => &s.key,
+            CommandBody::Thread(t) => &t.key,
+            _ => unreachable!("checked above"),
         };
         let n = mails.len() as u32;
         let msgs: Vec<SortMessage> = mails
@@ -181,14 +187,15 @@ fn run(script: &str) {
             .map(|(seq, m)| SortMessage::new(&m.data, seq, m.uid, m.date, m.data.len() as u64))
             .collect();
         let answer = match &command {
-            SortThread::Sort(s) => {
+            CommandBody::Sort(s) => {
                 let sorted = sort(&msgs, &s.criteria, s.uid);
                 match &s.ret {
                     None => sort_response(&sorted),
                     Some(r) => esort_response("a", s.uid, r, &sorted),
                 }
             }
-            SortThread::Thread(t) => thread(&msgs, t.algorithm, t.uid).response(),
+            CommandBody::Thread(t) => thread(&msgs, t.algorithm, t.uid).response(),
+            _ => unreachable!("checked above"),
         };
         if expected != [normalize(&answer)] {
             failures.push(format!(

@@ -329,13 +329,6 @@ pub struct ThreadCommand {
     pub key: SearchKey,
 }
 
-/// A parsed SORT or THREAD command (see [`parse_sort_thread`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SortThread {
-    Sort(SortCommand),
-    Thread(ThreadCommand),
-}
-
 /// LIST options (RFC 5258 LIST-EXTENDED, RFC 6154, RFC 5819).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListOptions {
@@ -408,6 +401,10 @@ pub enum CommandBody {
         charset: Option<String>,
         key: SearchKey,
     },
+    /// `[UID] SORT` (RFC 5256 §3, RFC 5267 ESORT).
+    Sort(SortCommand),
+    /// `[UID] THREAD` (RFC 5256 §3).
+    Thread(ThreadCommand),
     Fetch {
         uid: bool,
         set: SeqSet,
@@ -479,6 +476,10 @@ impl CommandBody {
             Expunge { .. } => "UID EXPUNGE",
             Search { uid: false, .. } => "SEARCH",
             Search { .. } => "UID SEARCH",
+            Sort(SortCommand { uid: false, .. }) => "SORT",
+            Sort(_) => "UID SORT",
+            Thread(ThreadCommand { uid: false, .. }) => "THREAD",
+            Thread(_) => "UID THREAD",
             Fetch { uid: false, .. } => "FETCH",
             Fetch { .. } => "UID FETCH",
             Store { uid: false, .. } => "STORE",
@@ -876,6 +877,8 @@ const COMMAND_NAMES: &[&str] = &[
     "APPEND",
     "ENABLE",
     "SEARCH",
+    "SORT",
+    "THREAD",
     "FETCH",
     "STORE",
     "COPY",
@@ -1042,14 +1045,18 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
             }
         }
         "SEARCH" => parse_search(p, false)?,
+        "SORT" => CommandBody::Sort(parse_sort(p, false)?),
+        "THREAD" => CommandBody::Thread(parse_thread(p, false)?),
         "FETCH" => parse_fetch(p, false)?,
         "STORE" => parse_store(p, false)?,
         "COPY" | "MOVE" => parse_copy(p, false, name == "MOVE")?,
         "UID" => {
             p.sp("the UID command")?;
-            let sub = p.atom("FETCH, SEARCH, STORE, COPY, MOVE or EXPUNGE")?;
+            let sub = p.atom("FETCH, SEARCH, SORT, THREAD, STORE, COPY, MOVE or EXPUNGE")?;
             match sub.to_ascii_uppercase().as_str() {
                 "SEARCH" => parse_search(p, true)?,
+                "SORT" => CommandBody::Sort(parse_sort(p, true)?),
+                "THREAD" => CommandBody::Thread(parse_thread(p, true)?),
                 "FETCH" => parse_fetch(p, true)?,
                 "STORE" => parse_store(p, true)?,
                 "COPY" => parse_copy(p, true, false)?,
@@ -1062,7 +1069,7 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
                 }
                 other => {
                     return syntax(format!(
-                        "UID {other} is not a command; UID goes with FETCH, SEARCH, STORE, COPY, MOVE or EXPUNGE"
+                        "UID {other} is not a command; UID goes with FETCH, SEARCH, SORT, THREAD, STORE, COPY, MOVE or EXPUNGE"
                     ))
                 }
             }
@@ -1660,53 +1667,6 @@ fn charset_and_keys(p: &mut P<'_>, cmd: &str) -> PResult<(String, SearchKey)> {
     Ok((charset, search_keys(p)?))
 }
 
-/// Parses one complete `SORT`, `UID SORT`, `THREAD` or `UID THREAD` command; `None` for any
-/// other command (then [`parse_command`] is the parser to ask).
-///
-/// Not yet [`CommandBody`] variants: the server matches every variant by name, so they arrive
-/// together with the server's handling. Then `parse_body` calls `parse_sort`/`parse_thread`
-/// for the names SORT and THREAD (and after UID), and this entry point goes.
-pub fn parse_sort_thread(buf: &[u8]) -> Option<Result<(String, SortThread), TaggedError>> {
-    let mut p = P { b: buf, i: 0 };
-    let tag = p.take_while(is_tag_char);
-    if tag.is_empty() || !p.eat(b' ') {
-        return None;
-    }
-    let tag = String::from_utf8_lossy(tag).into_owned();
-    let name = p
-        .take_while(|b| b.is_ascii_alphanumeric())
-        .to_ascii_uppercase();
-    let mut uid = false;
-    let name = if name == b"UID" {
-        if !p.eat(b' ') {
-            return None;
-        }
-        uid = true;
-        p.take_while(|b| b.is_ascii_alphanumeric())
-            .to_ascii_uppercase()
-    } else {
-        name
-    };
-    // A name that only starts with SORT/THREAD (`SORTX`) is not one of these.
-    if matches!(p.peek(), Some(b) if b != b' ') {
-        return None;
-    }
-    let parsed = match name.as_slice() {
-        b"SORT" => parse_sort(&mut p, uid).map(SortThread::Sort),
-        b"THREAD" => parse_thread(&mut p, uid).map(SortThread::Thread),
-        _ => return None,
-    };
-    Some(
-        parsed
-            .and_then(|c| p.end().map(|()| c))
-            .map(|c| (tag.clone(), c))
-            .map_err(|error| TaggedError {
-                tag: Some(tag),
-                error,
-            }),
-    )
-}
-
 /// Nesting limit for NOT/OR/parentheses, so a hostile command cannot exhaust the stack.
 const MAX_SEARCH_DEPTH: usize = 32;
 
@@ -2141,18 +2101,24 @@ mod tests {
         }
     }
 
-    fn st(s: &str) -> SortThread {
-        match parse_sort_thread(s.as_bytes()) {
-            Some(Ok((tag, c))) => {
-                assert_eq!(tag, "a", "{s}");
-                c
+    /// A SORT or THREAD command with the tag `a`, through [`parse_command`].
+    fn st(s: &str) -> CommandBody {
+        match parse_command(s.as_bytes()) {
+            Ok(
+                c @ Command {
+                    body: CommandBody::Sort(_) | CommandBody::Thread(_),
+                    ..
+                },
+            ) => {
+                assert_eq!(c.tag, "a", "{s}");
+                c.body
             }
             other => panic!("{s}: {other:?}"),
         }
     }
     fn st_err(s: &str) -> ParseError {
-        match parse_sort_thread(s.as_bytes()) {
-            Some(Err(e)) => {
+        match parse_command(s.as_bytes()) {
+            Err(e) => {
                 assert_eq!(e.tag.as_deref(), Some("a"), "{s}");
                 e.error
             }
@@ -2279,7 +2245,7 @@ mod tests {
                 SearchKey::All,
             ),
         ] {
-            let want = SortThread::Sort(SortCommand {
+            let want = CommandBody::Sort(SortCommand {
                 uid,
                 ret,
                 criteria,
@@ -2312,7 +2278,7 @@ mod tests {
                 SearchKey::And(vec![SearchKey::Text("gewp".into()), SearchKey::Undeleted]),
             ),
         ] {
-            let SortThread::Thread(t) = st(cmd) else {
+            let CommandBody::Thread(t) = st(cmd) else {
                 panic!("{cmd}")
             };
             assert_eq!(
@@ -2321,7 +2287,7 @@ mod tests {
                 "{cmd}"
             );
         }
-        let SortThread::Thread(t) = st("a THREAD REFERENCES \"x-unknown\" ALL") else {
+        let CommandBody::Thread(t) = st("a THREAD REFERENCES \"x-unknown\" ALL") else {
             panic!()
         };
         assert_eq!(
@@ -2377,20 +2343,19 @@ mod tests {
         assert!(st_err("a SORT (SENDER) UTF-8 ALL")
             .to_string()
             .contains("DISPLAYFROM"));
-        // Other commands are not this parser's; parse_command still refuses these names.
-        for other in [
-            "a SEARCH ALL",
-            "a UID FETCH 1 FLAGS",
-            "a SORTX (DATE) UTF-8 ALL",
-            "a UID",
-            "SORT (DATE) UTF-8 ALL",
-            "",
-        ] {
-            assert!(parse_sort_thread(other.as_bytes()).is_none(), "{other}");
-        }
+        // A name that only starts with SORT is unknown; SORT and THREAD have their names.
         assert!(matches!(
-            err("a SORT (DATE) UTF-8 ALL").error,
+            err("a SORTX (DATE) UTF-8 ALL").error,
             ParseError::Unknown(_)
+        ));
+        assert_eq!(ok("a SORT (DATE) UTF-8 ALL").name(), "SORT");
+        assert_eq!(ok("a UID SORT (DATE) UTF-8 ALL").name(), "UID SORT");
+        assert_eq!(ok("a THREAD REFERENCES UTF-8 ALL").name(), "THREAD");
+        assert_eq!(ok("a uid thread references utf-8 all").name(), "UID THREAD");
+        // A forgotten tag before SORT is recognised like before any other command.
+        assert!(matches!(
+            parse_command(b"SORT REVERSE").map_err(|e| e.error),
+            Err(ParseError::TagMissing(n)) if n == "SORT"
         ));
     }
 
@@ -2461,7 +2426,7 @@ mod tests {
             }
         }
         assert_eq!(done.len(), 2);
-        let SortThread::Sort(s) = st(&String::from_utf8_lossy(&done[0])) else {
+        let CommandBody::Sort(s) = st(&String::from_utf8_lossy(&done[0])) else {
             panic!()
         };
         assert!(s.uid);
@@ -2474,7 +2439,7 @@ mod tests {
         );
         assert!(matches!(
             st(&String::from_utf8_lossy(&done[1])),
-            SortThread::Thread(ThreadCommand {
+            CommandBody::Thread(ThreadCommand {
                 algorithm: ThreadAlgorithm::References,
                 ..
             })

@@ -307,6 +307,28 @@ fn compare(a: &SortMessage, b: &SortMessage, criteria: &[SortCriterion]) -> Orde
 }
 
 /// `* SORT n n n` (RFC 5256 §4 `sort-data`); `* SORT` when nothing matched.
+/// `* SORT n...` as a [`Response`](super::response::Response) for the encoder.
+pub fn sort_data(sorted: &[u32]) -> super::response::Response {
+    use super::response::{Response, Value};
+    Response::data(
+        "SORT",
+        sorted.iter().map(|n| Value::Atom(n.to_string())).collect(),
+    )
+}
+
+/// The ESORT answer ([`esort_response`]) as a [`Response`](super::response::Response).
+pub fn esort_data(
+    tag: &str,
+    uid: bool,
+    ret: &SearchReturn,
+    sorted: &[u32],
+) -> super::response::Response {
+    use super::response::{Response, Value};
+    let line = esort_response(tag, uid, ret, sorted);
+    let rest = line.strip_prefix("* ESEARCH ").unwrap_or_default();
+    Response::data("ESEARCH", vec![Value::Encoded(rest.as_bytes().to_vec())])
+}
+
 pub fn sort_response(sorted: &[u32]) -> String {
     let mut line = String::from("* SORT");
     for n in sorted {

@@ -108,6 +108,17 @@ impl Threads {
     }
 
     /// `* THREAD (1 2)(3)` (RFC 5256 §4 `thread-data`); `* THREAD` when nothing matched.
+    /// `* THREAD ...` as a [`Response`](super::response::Response) for the encoder.
+    pub fn to_response(&self) -> super::response::Response {
+        use super::response::{Response, Value};
+        let rest = if self.roots.is_empty() {
+            Vec::new()
+        } else {
+            vec![Value::Encoded(self.encode().into_bytes())]
+        };
+        Response::data("THREAD", rest)
+    }
+
     pub fn response(&self) -> String {
         if self.roots.is_empty() {
             "* THREAD".to_string()

@@ -19,7 +19,7 @@ use crate::auth::{self, LoginError};
 use crate::session::{self, SaslResponse, TlsUnavailable};
 
 /// The capabilities every session has; [`Session::capabilities`] adds the state-dependent ones.
-const CAPABILITIES: [&str; 19] = [
+const CAPABILITIES: [&str; 25] = [
     "SASL-IR",
     "LITERAL+",
     "ID",
@@ -39,6 +39,12 @@ const CAPABILITIES: [&str; 19] = [
     "CONDSTORE",
     "QUOTA",
     "QUOTA=RES-STORAGE",
+    "SORT",
+    "SORT=DISPLAY",
+    "THREAD=ORDEREDSUBJECT",
+    "THREAD=REFERENCES",
+    "ESORT",
+    "CONTEXT=SORT",
 ];
 
 impl Session {

@@ -1,12 +1,13 @@
 //! What all IMAP sessions share about messages: [`ImapShared`], the per-process caches of
 //! what a message's octets give (its MIME structure for FETCH, its header fields as SEARCH
-//! matches them), and [`Loaded`], one message's octets and structure, read only when a FETCH
+//! matches them, its SORT and THREAD fields), and [`Loaded`], one message's octets and structure, read only when a FETCH
 //! item or a SEARCH key needs them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use mailroom_proto::imap::mime::Mime;
+use mailroom_proto::imap::sort::SortFields;
 use mailroom_store::{MailStore, MailboxId, MessageId, MessageRef, StoreError};
 
 use super::search::{Field, SearchText};
@@ -18,6 +19,9 @@ const MIME_ENTRIES: usize = 4096;
 /// A mailbox larger than this is searched from the store's persistent copy
 /// (`message_search`), not by parsing its messages again.
 const FIELD_ENTRIES: usize = 65_536;
+/// SORT and THREAD fields cached at most (a couple of hundred octets each); beyond, like
+/// SEARCH's, they are read from the store's copy.
+const SORT_ENTRIES: usize = 65_536;
 
 /// Key: the stored message's id. The store never hands an id out twice (schema v7) and a
 /// message's octets never change, so a key names one message's octets for ever, whichever
@@ -68,6 +72,7 @@ impl<V> Cache<V> {
 pub struct ImapShared {
     pub(super) mime: Cache<Mime>,
     pub(super) fields: Cache<Vec<Field>>,
+    pub(super) sort: Cache<SortFields>,
 }
 
 impl Default for ImapShared {
@@ -75,6 +80,7 @@ impl Default for ImapShared {
         ImapShared {
             mime: Cache::with_capacity(MIME_ENTRIES),
             fields: Cache::with_capacity(FIELD_ENTRIES),
+            sort: Cache::with_capacity(SORT_ENTRIES),
         }
     }
 }

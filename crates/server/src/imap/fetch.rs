@@ -8,10 +8,10 @@ use mailroom_proto::imap::{FetchAtt, Section};
 use mailroom_store::{FlagOp, Flags, MailStore, MailboxId, StoreError};
 
 use super::cache::{ImapShared, Loaded};
-use super::decode::{decode_base64, decode_qp};
 use super::error::ImapError;
 use super::selected::Msg;
 use super::{ok, Done, Session};
+use mailroom_proto::imap::decode::{decode_base64, decode_qp};
 
 impl Session {
     pub(super) async fn fetch(

@@ -38,6 +38,7 @@
 //! | CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE (and the UID forms)  | `messages.rs`  |
 //! | FETCH, UID FETCH                                                 | `fetch.rs`     |
 //! | SEARCH, UID SEARCH                                               | `search.rs`    |
+//! | SORT, THREAD (and the UID forms; ESORT, CONTEXT=SORT's PARTIAL)  | `sort.rs`      |
 //! | GETQUOTA, GETQUOTAROOT, SETQUOTA                                 | `quota.rs`     |
 //! | IDLE                                                             | `idle.rs`      |
 //!
@@ -51,7 +52,6 @@
 //! | `names.rs`    | mailbox names on the wire (modified UTF-7 or UTF-8), INBOX, checks |
 //! | `selected.rs` | the selected mailbox as this session knows it                      |
 //! | `cache.rs`    | caches shared by all sessions; a message's octets loaded lazily    |
-//! | `decode.rs`   | transfer encodings and RFC 2047 words, for BINARY and SEARCH       |
 //! | `error.rs`    | `ImapError`, the one place failures become tagged replies          |
 //!
 //! Every response is built as a [`Response`] and written by its one encoder
@@ -68,7 +68,6 @@
 
 mod auth;
 mod cache;
-mod decode;
 mod error;
 pub mod fetch;
 mod framing;
@@ -80,6 +79,7 @@ mod names;
 mod quota;
 mod search;
 mod selected;
+mod sort;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -286,13 +286,14 @@ impl Session {
         };
         let tag = cmd.tag.clone();
         let name = cmd.body.name();
-        // RFC 9051 §7.5.1: no EXPUNGE responses while answering FETCH, STORE or SEARCH.
+        // RFC 9051 §7.5.1: no EXPUNGE responses while answering FETCH, STORE or SEARCH
+        // (nor SORT or THREAD, whose answers are sequence numbers too: RFC 5256 §3).
         let allow_expunge = !matches!(
             cmd.body,
             CommandBody::Fetch { uid: false, .. }
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
-        );
+        ) && !sort::sequence_numbered(&cmd.body);
         // A session acts only for the account that logged in and on the mailbox it selected:
         // both are checked before every command (and by every sync, IDLE's polls included).
         if let Err(e) = self.verify().await {
@@ -424,6 +425,8 @@ impl Session {
                 charset,
                 key,
             } => self.search(tag, uid, ret, charset, key).await,
+            C::Sort(cmd) => self.sort(tag, cmd).await,
+            C::Thread(cmd) => self.thread(cmd).await,
             C::Fetch {
                 uid,
                 set,

@@ -193,6 +193,8 @@ impl Session {
             | C::Unselect
             | C::Expunge { .. }
             | C::Search { .. }
+            | C::Sort(_)
+            | C::Thread(_)
             | C::Fetch { .. }
             | C::Store { .. }
             | C::Id(_)

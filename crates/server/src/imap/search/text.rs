@@ -8,7 +8,7 @@ use std::sync::Arc;
 use mailroom_store::StoreError;
 
 use crate::imap::cache::Loaded;
-use crate::imap::decode;
+use mailroom_proto::imap::decode;
 
 /// The lower-cased texts SEARCH matches against, each computed at most once per message and
 /// only when a key needs it.
