@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{Client, TestServer};
+use support::{Client, ServerConfig, TestServer, ALICE, BOB};
 
 /// The session trace escapes every control character: a CR (what telnet sends as CR NUL when
 /// a CR is typed before the line end) can no longer hide the line it is on.
@@ -38,30 +38,14 @@ fn trace_escapes_control_characters() {
     }
 }
 
-/// A server with SMTP, submission, POP3 and IMAP on ephemeral ports; `extra` is appended.
-fn start_full(extra: &str) -> TestServer {
-    TestServer::start_raw(&format!(
-        r#"hostname = "mx.example.test"
-data_dir = "{{data}}"
-domains = ["example.test"]
-
-[listen]
-smtp = "127.0.0.1:0"
-submission = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-
-[[accounts]]
-address = "alice@example.test"
-password = "secret"
-
-[[accounts]]
-address = "bob@example.test"
-password = "hunter2"
-
-{extra}
-"#
-    ))
+/// A server with SMTP, submission, POP3 and IMAP on ephemeral ports and alice and bob; with
+/// `domains`, else their domains are local.
+fn start_full(domains: &[&str]) -> TestServer {
+    ServerConfig::host("mx.example.test")
+        .domains(domains)
+        .accounts(&[ALICE, BOB])
+        .listen(&["smtp", "submission", "pop3", "imap"])
+        .start()
 }
 
 /// Item 1: `DATA`, `Dit is de body.`, `.` typed at telnet on the MX. Every reader sees the
@@ -69,7 +53,7 @@ password = "hunter2"
 /// email package.
 #[test]
 fn a_message_typed_without_headers_keeps_its_body() {
-    let s = start_full("");
+    let s = start_full(&["example.test"]);
     let mut c = Client::connect(s.smtp());
     c.expect_code(220);
     c.cmd("HELO pc1", 250);
@@ -130,7 +114,7 @@ M.logout()
 /// the empty line; a message with its own headers is stored byte-exact behind the prefix.
 #[test]
 fn submission_completes_a_message_without_headers() {
-    let s = start_full("");
+    let s = start_full(&["example.test"]);
     s.python(
         r#"
 import os, smtplib
@@ -172,25 +156,7 @@ c.quit()
 /// full address.
 #[test]
 fn short_user_names_work_when_they_name_one_account() {
-    let s = TestServer::start_raw(
-        r#"hostname = "mx.example.test"
-data_dir = "{data}"
-
-[listen]
-smtp = "127.0.0.1:0"
-submission = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-
-[[accounts]]
-address = "alice@example.test"
-password = "secret"
-
-[[accounts]]
-address = "bob@example.test"
-password = "hunter2"
-"#,
-    );
+    let s = start_full(&[]);
     let pop3_login = |user: &str, pass: &str| -> String {
         let mut p = Client::connect(s.pop3());
         assert!(p.line().unwrap_or_default().starts_with("+OK"));

@@ -85,6 +85,20 @@ impl Harness {
         (Stream::other(server), Client::new(client))
     }
 
+    /// Runs a driver's session (`run` is given the stream, the peer, the shared state and the
+    /// shutdown signal) over a new in-memory connection; the client's end.
+    pub fn start<F>(
+        &self,
+        run: impl FnOnce(Stream, SocketAddr, Arc<Shared>, watch::Receiver<bool>) -> F,
+    ) -> Client
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stream, client) = self.pipe();
+        tokio::spawn(run(stream, peer(), self.shared.clone(), self.shutdown()));
+        client
+    }
+
     /// The shutdown signal to hand to a session.
     pub fn shutdown(&self) -> watch::Receiver<bool> {
         self.shutdown_tx.subscribe()
@@ -106,14 +120,11 @@ impl Harness {
         metas
             .iter()
             .map(|m| {
-                let mut buf = vec![0u8; usize::try_from(m.size).expect("size")];
                 let message = MessageRef::Mailbox {
                     mailbox: inbox.id,
                     uid: m.uid,
                 };
-                let n = store.read_message_at(message, 0, &mut buf).expect("read");
-                buf.truncate(n);
-                buf
+                mailroom_store::read_message(store.as_ref(), message).expect("read")
             })
             .collect()
     }

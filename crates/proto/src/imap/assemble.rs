@@ -164,16 +164,15 @@ mod tests {
 }
 
 #[cfg(test)]
-mod chunk_tests {
+pub(crate) mod chunk_tests {
     use super::*;
     use crate::line::LineReader;
 
     /// The whole framing path (line reader + assembler + literal bytes) fed one octet at a
     /// time, as a slow client would send.
-    #[test]
-    fn one_octet_at_a_time() {
-        let wire: &[u8] =
-            b"a1 LOGIN {5}\r\nalice {6+}\r\nsecret\r\na2 APPEND INBOX {4}\r\nab\r\n\r\na3 NOOP\r\n";
+    /// The whole commands `wire` holds, fed to a line reader and the assembler one octet at
+    /// a time (literals too), as a slow client would send them.
+    pub(crate) fn one_octet_at_a_time_commands(wire: &[u8]) -> Vec<Vec<u8>> {
         let mut lines = LineReader::new(1000);
         let mut asm = Assembler::new();
         let mut literal: Option<u64> = None;
@@ -189,7 +188,7 @@ mod chunk_tests {
             }
             lines.push(&[b]);
             while let Some(line) = lines.next_line() {
-                match asm.push_line(&line.unwrap(), 1000).unwrap() {
+                match asm.push_line(&line.expect("a line"), 1000).expect("framed") {
                     Progress::Complete(c) => done.push(c),
                     Progress::Literal { size, .. } => {
                         literal = Some(size);
@@ -198,6 +197,14 @@ mod chunk_tests {
                 }
             }
         }
+        done
+    }
+
+    #[test]
+    fn one_octet_at_a_time() {
+        let wire: &[u8] =
+            b"a1 LOGIN {5}\r\nalice {6+}\r\nsecret\r\na2 APPEND INBOX {4}\r\nab\r\n\r\na3 NOOP\r\n";
+        let done = one_octet_at_a_time_commands(wire);
         let parsed: Vec<_> = done
             .iter()
             .map(|c| super::super::parse_command(c).unwrap().body)

@@ -2398,33 +2398,8 @@ mod tests {
     /// literal charset and a literal search string), then parsed.
     #[test]
     fn sort_thread_one_octet_at_a_time() {
-        use super::super::{Assembler, Progress};
-        use crate::line::LineReader;
         let wire: &[u8] = b"a UID SORT RETURN (PARTIAL 1:10) (REVERSE DATE) {5+}\r\nUTF-8 SUBJECT {3+}\r\nf\xc3\xbc\r\na THREAD REFERENCES US-ASCII ALL\r\n";
-        let mut lines = LineReader::new(1000);
-        let mut asm = Assembler::new();
-        let mut literal: Option<u64> = None;
-        let mut done = Vec::new();
-        for &b in wire {
-            if let Some(left) = literal.as_mut() {
-                asm.push_literal(&[b]);
-                *left -= 1;
-                if *left == 0 {
-                    literal = None;
-                }
-                continue;
-            }
-            lines.push(&[b]);
-            while let Some(line) = lines.next_line() {
-                match asm.push_line(&line.expect("a line"), 1000).expect("framed") {
-                    Progress::Complete(c) => done.push(c),
-                    Progress::Literal { size, .. } => {
-                        literal = Some(size);
-                        break;
-                    }
-                }
-            }
-        }
+        let done = super::super::assemble::chunk_tests::one_octet_at_a_time_commands(wire);
         assert_eq!(done.len(), 2);
         let CommandBody::Sort(s) = st(&String::from_utf8_lossy(&done[0])) else {
             panic!()

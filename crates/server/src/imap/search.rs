@@ -34,14 +34,7 @@ impl Session {
         key: SearchKey,
     ) -> Result<Done, ImapError> {
         if let Some(cs) = &charset {
-            let c = cs.to_ascii_uppercase();
-            if c != "UTF-8" && c != "US-ASCII" {
-                // RFC 9051 §6.4.4 BADCHARSET.
-                return Err(ImapError::no(
-                    "BADCHARSET (UTF-8 US-ASCII)",
-                    format!("charset {cs} is not supported; use UTF-8"),
-                ));
-            }
+            check_charset(cs)?;
         }
         let uses_modseq = key_uses_modseq(&key);
         if uses_modseq {
@@ -135,6 +128,18 @@ impl Session {
             "SEARCH completed"
         })
     }
+}
+
+/// RFC 9051 §6.4.4 BADCHARSET: SEARCH, SORT and THREAD take UTF-8 (and its subset US-ASCII).
+pub(super) fn check_charset(charset: &str) -> Result<(), ImapError> {
+    let c = charset.to_ascii_uppercase();
+    if c == "UTF-8" || c == "US-ASCII" {
+        return Ok(());
+    }
+    Err(ImapError::no(
+        "BADCHARSET (UTF-8 US-ASCII)",
+        format!("charset {charset} is not supported; use UTF-8"),
+    ))
 }
 
 fn key_uses_modseq(k: &SearchKey) -> bool {
@@ -342,19 +347,29 @@ fn matches(key: &SearchKey, l: &mut Loaded<'_>, c: &Ctx) -> Result<bool, StoreEr
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// A store in a temporary directory with the given messages in one INBOX.
+    /// A store in a temporary directory with the given messages in one INBOX, all with one
+    /// INTERNALDATE.
     fn mailbox(messages: &[&[u8]]) -> (tempfile::TempDir, mailroom_store::Store, SearchJob) {
+        let dated: Vec<(&[u8], i64)> = messages.iter().map(|m| (*m, 1_700_000_000)).collect();
+        mailbox_dated(&dated)
+    }
+
+    /// A store in a temporary directory with the given (message, INTERNALDATE) in one INBOX,
+    /// and a job over all of them (also for SORT's tests).
+    pub(in crate::imap) fn mailbox_dated(
+        messages: &[(&[u8], i64)],
+    ) -> (tempfile::TempDir, mailroom_store::Store, SearchJob) {
         let dir = tempfile::tempdir().unwrap();
         let store = mailroom_store::open(dir.path()).unwrap();
         store.add_domain("x.test").unwrap();
         let acct = store.add_account("a@x.test", "h").unwrap();
         let inbox = store.mailbox(acct, "INBOX").unwrap().unwrap();
-        for m in messages {
+        for (m, date) in messages {
             store
-                .append_message(inbox.id, m, Flags::default(), &[], 1_700_000_000)
+                .append_message(inbox.id, m, Flags::default(), &[], *date)
                 .unwrap();
         }
         let msgs = store

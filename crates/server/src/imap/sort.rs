@@ -19,7 +19,7 @@ use mailroom_store::{MailStore, MessageId, MessageRef, StoreError};
 
 use super::cache::ImapShared;
 use super::error::ImapError;
-use super::search::{run_search, SearchJob};
+use super::search::{check_charset, run_search, SearchJob};
 use super::selected::Msg;
 use super::{ok, Done, Session};
 
@@ -113,19 +113,6 @@ impl Session {
             Err(_) => Err(ImapError::no("SERVERBUG", "internal error while sorting")),
         }
     }
-}
-
-/// RFC 5256 §3: the charset is mandatory; like SEARCH, UTF-8 and US-ASCII are known, anything
-/// else is `NO [BADCHARSET]` with the list.
-fn check_charset(charset: &str) -> Result<(), ImapError> {
-    let c = charset.to_ascii_uppercase();
-    if c == "UTF-8" || c == "US-ASCII" {
-        return Ok(());
-    }
-    Err(ImapError::no(
-        "BADCHARSET (UTF-8 US-ASCII)",
-        format!("charset {charset} is not supported; use UTF-8"),
-    ))
 }
 
 /// The messages of `job` that match its key, as [`SortMessage`]s (sequence numbers from the
@@ -255,32 +242,15 @@ fn blank_line_end(data: &[u8], from: usize) -> Option<usize> {
 mod tests {
     use super::*;
     use mailroom_proto::imap::{SortCriterion, ThreadAlgorithm};
-    use mailroom_store::Flags;
 
-    /// A store in a temporary directory with the given messages in one INBOX.
+    /// A store with the given messages in one INBOX, a second apart.
     fn mailbox(messages: &[Vec<u8>]) -> (tempfile::TempDir, mailroom_store::Store, SearchJob) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = mailroom_store::open(dir.path()).unwrap();
-        store.add_domain("x.test").unwrap();
-        let acct = store.add_account("a@x.test", "h").unwrap();
-        let inbox = store.mailbox(acct, "INBOX").unwrap().unwrap();
-        for (i, m) in messages.iter().enumerate() {
-            store
-                .append_message(inbox.id, m, Flags::default(), &[], 1_700_000_000 + i as i64)
-                .unwrap();
-        }
-        let msgs = store
-            .list_messages(inbox.id)
-            .unwrap()
+        let dated: Vec<(&[u8], i64)> = messages
             .iter()
-            .map(Msg::from_meta)
+            .enumerate()
+            .map(|(i, m)| (m.as_slice(), 1_700_000_000 + i as i64))
             .collect();
-        let job = SearchJob {
-            mailbox: inbox.id,
-            key: SearchKey::All,
-            msgs,
-        };
-        (dir, store, job)
+        crate::imap::search::tests::mailbox_dated(&dated)
     }
 
     fn by(key: SortKey) -> Vec<SortCriterion> {

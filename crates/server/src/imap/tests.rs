@@ -6,7 +6,7 @@
 use base64::Engine;
 
 use crate::config::AuthTlsPolicy;
-use crate::test_support::{peer, Client, Harness};
+use crate::test_support::{Client, Harness};
 
 /// The capabilities every session has after the state-dependent ones (`auth.rs`).
 const COMMON_CAPS: &str = "SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH STATUS=SIZE BINARY CONDSTORE QUOTA QUOTA=RES-STORAGE SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT";
@@ -20,13 +20,7 @@ const FROB: &str = "unknown command FROB; try CAPABILITY for the list of what th
 
 /// Starts a session and returns its greeting and the client's end.
 async fn connect(h: &Harness) -> (String, Client) {
-    let (stream, mut c) = h.pipe();
-    tokio::spawn(super::run_session(
-        stream,
-        peer(),
-        h.shared.clone(),
-        h.shutdown(),
-    ));
+    let mut c = h.start(super::run_session);
     let greeting = c.line().await;
     (greeting, c)
 }

@@ -827,19 +827,14 @@ mod tests {
     /// `-ERR command line too long`, the exchange is over, and it is not a failed login.
     #[tokio::test]
     async fn over_long_sasl_response_is_not_a_failed_login() {
-        use crate::test_support::{peer, Harness};
+        use crate::test_support::Harness;
         let h = Harness::new(|c| {
             c.limits.max_command_line = 100;
             c.limits.max_auth_failures = 1;
         });
-        let (stream, mut c) = h.pipe();
-        tokio::spawn(run_session(
-            ListenerKind::Pop3,
-            stream,
-            peer(),
-            h.shared.clone(),
-            h.shutdown(),
-        ));
+        let mut c = h.start(|stream, peer, shared, shutdown| {
+            run_session(ListenerKind::Pop3, stream, peer, shared, shutdown)
+        });
         assert!(c.line().await.starts_with("+OK mailroom POP3 ready <"));
         c.send("AUTH PLAIN\r\n").await;
         assert_eq!(c.line().await, "+ ");
@@ -865,18 +860,12 @@ mod tests {
     /// address (AUTH PLAIN too).
     #[tokio::test]
     async fn short_user_names() {
-        use crate::test_support::{peer, Harness};
+        use crate::test_support::Harness;
         let h = Harness::new(|c| c.domains.clear());
         let session = |h: &Harness| {
-            let (stream, c) = h.pipe();
-            tokio::spawn(run_session(
-                ListenerKind::Pop3,
-                stream,
-                peer(),
-                h.shared.clone(),
-                h.shutdown(),
-            ));
-            c
+            h.start(|stream, peer, shared, shutdown| {
+                run_session(ListenerKind::Pop3, stream, peer, shared, shutdown)
+            })
         };
         let mut c = session(&h);
         assert!(c.line().await.starts_with("+OK mailroom POP3 ready <"));

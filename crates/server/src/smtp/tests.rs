@@ -4,7 +4,7 @@
 
 use base64::Engine;
 
-use crate::test_support::{peer, Client, Harness};
+use crate::test_support::{Client, Harness};
 use crate::ListenerKind;
 
 const HOST: &str = "mx.example.test";
@@ -15,14 +15,9 @@ async fn connect(h: &Harness) -> Client {
 }
 
 async fn connect_to(h: &Harness, kind: ListenerKind) -> Client {
-    let (stream, mut c) = h.pipe();
-    tokio::spawn(super::run_session(
-        kind,
-        stream,
-        peer(),
-        h.shared.clone(),
-        h.shutdown(),
-    ));
+    let mut c = h.start(|stream, peer, shared, shutdown| {
+        super::run_session(kind, stream, peer, shared, shutdown)
+    });
     assert_eq!(
         c.line().await,
         format!("220 {HOST} ESMTP mailroom ready; say EHLO your.host.name")
