@@ -363,7 +363,7 @@ pub struct Listen {
     pub submissions: Option<SocketAddr>,
     /// POP3 over implicit TLS (RFC 8314, the port 995 kind).
     pub pop3s: Option<SocketAddr>,
-    /// IMAP over implicit TLS (the port 993 kind); reserved: not served yet.
+    /// IMAP over implicit TLS (RFC 8314, the port 993 kind).
     pub imaps: Option<SocketAddr>,
 }
 
