@@ -14,7 +14,7 @@ fn a_batch_script_sends_reads_and_deletes() {
     std::fs::write(&att, [0x89u8, b'P', b'N', b'G', 0, 1, 2, 3]).expect("write");
     // alice's script: send bob a message with a Cc, a dotted line and an attachment.
     let script = format!(
-        "smtp\nbob@example.test\n\ncarol@example.test\n\nHallo Bob, schöne Grüße\nFirst line.\n..not the end\nLast line.\n.\n{}\n\nexit\n",
+        "smtp\nbob@example.test\n\nHallo Bob, schöne Grüße\n~c carol@example.test\nFirst line.\n..not the end\n~a {}\nLast line.\n.\nexit\n",
         att.display()
     );
     let r = mailroom(
@@ -27,7 +27,7 @@ fn a_batch_script_sends_reads_and_deletes() {
     for want in [
         "[smtp|pop|imap|exit]>>> smtp\n",
         "To: bob@example.test\n",
-        "Cc: carol@example.test\n",
+        "  Cc: carol@example.test\n",
         "Subject: Hallo Bob, schöne Grüße\n",
         "attached photo.png (image/png, 8 bytes)",
         &format!("connected to {smtp}: 220 "),
@@ -73,7 +73,6 @@ fn a_batch_script_sends_reads_and_deletes() {
         "First line.\n..not the end\nLast line.\n",
         "1. photo.png (image/png, 8 bytes)",
         "pop>>> retr 7\n",
-        "-ERR ",
         "pop>>> dele 1\nC: DELE 1\nS: +OK message 1 deleted",
         "pop>>> quit\n",
         "C: QUIT\n",
@@ -82,6 +81,8 @@ fn a_batch_script_sends_reads_and_deletes() {
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{}", r.all());
     }
+    // From a pipe the refused command's reply is on stderr.
+    assert!(r.stderr.contains("-ERR "), "{}", r.all());
     assert!(!out.contains(BOB.1), "{}", r.all());
     assert!(s.inbox(BOB.0).is_empty(), "QUIT removed the message");
 }

@@ -111,15 +111,13 @@ pub fn recipient_results(outcome: &SendOutcome, rcpts: &[String], from: &str) ->
         .collect()
 }
 
-/// Runs the whole SMTP session. `progress` receives the lines worth showing a person as they
-/// happen (the greeting, the login, each transaction reply).
-pub async fn send_message(
+/// Connects, says EHLO, upgrades with STARTTLS when asked, and logs in when the target has a
+/// login. `progress` receives the lines worth showing a person (the greeting, the login).
+pub async fn smtp_login(
     target: &SmtpTarget,
     from: &str,
-    rcpts: &[String],
-    message: &[u8],
     progress: &mut dyn FnMut(String),
-) -> Result<SendOutcome, AgentError> {
+) -> Result<SmtpClient, AgentError> {
     let user = target
         .login
         .as_ref()
@@ -164,6 +162,41 @@ pub async fn send_message(
             .map_err(|e| fail(e, SmtpPhase::Login))?;
         progress(format!("logged in as {user}"));
     }
+    Ok(c)
+}
+
+/// Logs in and says QUIT: checks a password typed at the prompt before the session starts.
+pub async fn check_login(
+    target: &SmtpTarget,
+    progress: &mut dyn FnMut(String),
+) -> Result<(), AgentError> {
+    let user = target
+        .login
+        .as_ref()
+        .map(|(u, _)| u.clone())
+        .unwrap_or_default();
+    let c = smtp_login(target, &user, progress).await?;
+    // RFC 5321 §4.1.1.10: QUIT; its answer changes nothing about the login.
+    let _ = c.quit().await;
+    Ok(())
+}
+
+/// Runs the whole SMTP session. `progress` receives the lines worth showing a person as they
+/// happen (the greeting, the login, each transaction reply).
+pub async fn send_message(
+    target: &SmtpTarget,
+    from: &str,
+    rcpts: &[String],
+    message: &[u8],
+    progress: &mut dyn FnMut(String),
+) -> Result<SendOutcome, AgentError> {
+    let user = target
+        .login
+        .as_ref()
+        .map(|(u, _)| u.as_str())
+        .unwrap_or(from);
+    let fail = |e, phase| smtp_failure(e, phase, user);
+    let mut c = smtp_login(target, from, progress).await?;
     let outcome = c
         .send_mail(from, rcpts, message)
         .await

@@ -14,16 +14,12 @@ pub(super) enum Complete {
     /// The command word, from this list (the prompt's own commands; `help` and `exit` are
     /// always offered).
     Words(&'static str),
-    /// File names (the attachment prompt).
-    Files,
     Nothing,
 }
 
-/// Tab completion for the terminal: command words at the command prompts, file names at
-/// `Attach:`.
+/// Tab completion for the terminal: command words at the command prompts.
 pub(super) struct AgentHelper {
     mode: std::cell::Cell<Complete>,
-    files: rustyline::completion::FilenameCompleter,
 }
 
 impl rustyline::completion::Completer for AgentHelper {
@@ -33,10 +29,9 @@ impl rustyline::completion::Completer for AgentHelper {
         &self,
         line: &str,
         pos: usize,
-        ctx: &rustyline::Context<'_>,
+        _ctx: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Self::Candidate>)> {
         match self.mode.get() {
-            Complete::Files => self.files.complete(line, pos, ctx),
             Complete::Nothing => Ok((pos, Vec::new())),
             Complete::Words(words) => {
                 let typed = &line[..pos];
@@ -93,12 +88,16 @@ impl Input {
             if let Ok(mut ed) = Editor::new() {
                 ed.set_helper(Some(AgentHelper {
                     mode: std::cell::Cell::new(Complete::Nothing),
-                    files: rustyline::completion::FilenameCompleter::new(),
                 }));
                 return Input::Tty(Box::new(ed));
             }
         }
         Input::Pipe(std::io::stdin().lock())
+    }
+
+    /// Whether the lines come from a pipe (a batch script), not a person at a terminal.
+    pub(super) fn is_pipe(&self) -> bool {
+        matches!(self, Input::Pipe(_))
     }
 
     /// A command line at `prompt`: Tab completes `commands` (the prompt's own list), and the
@@ -111,7 +110,7 @@ impl Input {
         self.read(prompt, Complete::Words(commands), true)
     }
 
-    /// One field of a form (To:, Subject:, a line of text, Attach:): kept out of the history.
+    /// One field of a form (To:, Subject:, a line of text): kept out of the history.
     pub(super) fn field(&mut self, prompt: &str, complete: Complete) -> Result<Read, AgentError> {
         self.read(prompt, complete, false)
     }

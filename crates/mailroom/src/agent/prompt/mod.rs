@@ -18,11 +18,11 @@ mod smtp;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::args::CommonArgs;
+use super::args::{ask_password, CommonArgs};
 use super::compose::Mailbox;
 use super::connect::runtime;
 use super::failure::{AgentError, Failure};
-use super::send::{smtp_target, SmtpTarget};
+use super::send::{check_login, smtp_target, SmtpTarget};
 use super::servers::{server_addr, Service};
 use input::{Input, Read};
 
@@ -75,8 +75,16 @@ struct Session {
     common: CommonArgs,
     rt: tokio::runtime::Runtime,
     input: Input,
-    /// The last failure, which becomes the exit code.
+    /// The first failure, which becomes the exit code (later ones are often its consequences,
+    /// as the commands of a script whose login failed).
     failure: Option<Failure>,
+}
+
+impl Session {
+    /// Records a failure for the exit code; the first one is kept.
+    fn failed(&mut self, f: Failure) {
+        self.failure.get_or_insert(f);
+    }
 }
 
 /// Whether the agent goes on after a command.
@@ -88,7 +96,7 @@ enum Flow {
 
 fn fail(session: &mut Session, e: AgentError) {
     eprintln!("mailroom: {}", e.message);
-    session.failure = Some(e.failure);
+    session.failed(e.failure);
 }
 
 pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
@@ -111,10 +119,11 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
         &args.config,
         &user,
     )?;
-    let password = args.common.password(&user)?;
+    let typed = args.common.password.is_none();
+    let mut password = args.common.password(&user)?;
     let mut common_args = args.common.clone();
     common_args.password = Some(password.clone());
-    let smtp = smtp_target(
+    let mut smtp = smtp_target(
         &args.smtp,
         &args.config,
         args.no_auth,
@@ -123,6 +132,10 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
         true,
     )?;
     let rt = runtime().map_err(|e| AgentError::local(e.to_string()))?;
+    if typed && !args.no_auth {
+        password = check_typed_password(&rt, &mut smtp, &user, password)?;
+        common_args.password = Some(password.clone());
+    }
     let mut s = Session {
         user,
         password,
@@ -176,6 +189,46 @@ pub fn run(args: AgentArgs) -> Result<ExitCode, AgentError> {
     Ok(s.failure.map(Failure::code).unwrap_or(ExitCode::SUCCESS))
 }
 
+/// How many times a password typed at the prompt may be tried (the servers allow as many
+/// failed logins before they slow down).
+const PASSWORD_TRIES: usize = 3;
+
+/// A password typed at the prompt is checked with an SMTP login at once, and may be typed
+/// again after a refusal, up to [`PASSWORD_TRIES`] times. A server that cannot be reached is
+/// reported and the agent starts anyway (reading may still work).
+fn check_typed_password(
+    rt: &tokio::runtime::Runtime,
+    smtp: &mut SmtpTarget,
+    user: &str,
+    mut password: String,
+) -> Result<String, AgentError> {
+    for attempt in 1..=PASSWORD_TRIES {
+        smtp.login = Some((user.to_string(), password.clone()));
+        match rt.block_on(check_login(smtp, &mut |_| {})) {
+            Ok(()) => {
+                println!("logged in as {user}");
+                return Ok(password);
+            }
+            Err(e) if e.failure == Failure::Auth && attempt < PASSWORD_TRIES => {
+                eprintln!(
+                    "mailroom: {} (try {attempt} of {PASSWORD_TRIES}; type it again)",
+                    e.message
+                );
+                password = ask_password(user)?;
+            }
+            Err(e) if e.failure == Failure::Auth => return Err(e),
+            Err(e) => {
+                eprintln!(
+                    "mailroom: {} (the password could not be checked)",
+                    e.message
+                );
+                return Ok(password);
+            }
+        }
+    }
+    Ok(password)
+}
+
 /// A reading server's address for the session and for the banner: `127.0.0.1:2110 (default)`,
 /// or `none (the reason)`. A local problem (no such listener in the config) waits until the
 /// command that needs the server.
@@ -202,7 +255,7 @@ fn server_of(s: &mut Session, which: &Result<String, String>) -> Option<String> 
 }
 
 fn print_help() {
-    println!("  smtp   write and send a message (To, Cc, Subject, text, attachments)");
+    println!("  smtp   write and send a message: To, Subject, the text ending with a \".\" line (~c ADDRESS, ~a FILE in the text add a Cc, an attachment)");
     println!(
         "  pop    read your mail over POP3: STAT, LIST, UIDL, TOP, RETR, DELE, RSET, NOOP, QUIT"
     );
@@ -282,8 +335,13 @@ fn run_sub_prompt<P: SubPrompt>(
                 Err(CommandFailure::Server(e)) => match P::refusal(&e) {
                     // The server refused this command: show its reply; the session goes on.
                     Some(reply) => {
-                        println!("{reply}");
-                        s.failure = Some(Failure::Refused);
+                        // From a pipe a refusal is the script's error: on stderr.
+                        if s.input.is_pipe() {
+                            eprintln!("{reply}");
+                        } else {
+                            println!("{reply}");
+                        }
+                        s.failed(Failure::Refused);
                     }
                     None => {
                         let e = P::failure(e, &s.user);
