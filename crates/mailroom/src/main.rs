@@ -100,13 +100,28 @@ enum Command {
 #[derive(Subcommand)]
 enum UserCommand {
     /// Add an account (its domain becomes local). Password from stdin, or asked on a terminal.
-    Add { address: String },
+    Add {
+        address: String,
+        /// Also keep an APOP secret (RFC 1939 §7), read after the password (the second line of
+        /// stdin, or asked on a terminal). It is stored as typed, not hashed: APOP needs the
+        /// server to compute MD5(timestamp + secret). The password stays an argon2 hash;
+        /// choose a secret that is not the password.
+        #[arg(long)]
+        apop: bool,
+    },
     /// List accounts, each with its storage usage and quota.
     List,
     /// Remove an account and all its mail.
     Remove { address: String },
     /// Change an account's password (from stdin, or asked on a terminal).
-    Passwd { address: String },
+    Passwd {
+        address: String,
+        /// Set the APOP secret (RFC 1939 §7) instead of the password. It is stored as typed, not
+        /// hashed: APOP needs the server to compute MD5(timestamp + secret). The password stays
+        /// an argon2 hash and is not changed.
+        #[arg(long)]
+        apop: bool,
+    },
     /// Set an account's storage quota (SIZE: 500M, 2G, 0 for unlimited, none for the default)
     ///
     /// SIZE in octets or with K, M, G (1K = 1024 octets); 0 means unlimited and `none` goes
@@ -618,10 +633,11 @@ fn check(config: &Config) -> ExitCode {
     }
 }
 
-/// A password from the terminal (asked twice, without echo) or the first line of stdin.
-fn read_new_password(address: &str) -> Result<String> {
+/// A password (`what`: "Password", "APOP secret") from the terminal (asked twice, without
+/// echo) or the next line of stdin.
+fn read_new_password(address: &str, what: &str) -> Result<String> {
     let pw = if std::io::stdin().is_terminal() {
-        let a = rpassword::prompt_password(format!("Password for {address}: "))?;
+        let a = rpassword::prompt_password(format!("{what} for {address}: "))?;
         let b = rpassword::prompt_password("Again: ")?;
         if a != b {
             bail!("the two passwords differ; nothing changed");
@@ -633,7 +649,7 @@ fn read_new_password(address: &str) -> Result<String> {
         line.trim_end_matches(['\r', '\n']).to_string()
     };
     if pw.is_empty() {
-        bail!("the password is empty; nothing changed");
+        bail!("the {} is empty; nothing changed", what.to_lowercase());
     }
     Ok(pw)
 }
@@ -641,7 +657,7 @@ fn read_new_password(address: &str) -> Result<String> {
 fn user(config: Config, cmd: UserCommand) -> Result<ExitCode> {
     let store = open_store(&config)?;
     match cmd {
-        UserCommand::Add { address } => {
+        UserCommand::Add { address, apop } => {
             let valid = address
                 .split_once('@')
                 .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'));
@@ -651,9 +667,19 @@ fn user(config: Config, cmd: UserCommand) -> Result<ExitCode> {
             if store.find_account(&address)?.is_some() {
                 bail!("{address} already exists (use `mailroom user passwd {address}` to change its password)");
             }
-            let pw = read_new_password(&address)?;
+            let pw = read_new_password(&address, "Password")?;
+            let secret = if apop {
+                Some(read_new_password(&address, "APOP secret")?)
+            } else {
+                None
+            };
             store.add_account(&address, &password::hash_password(&pw)?)?;
-            println!("added {address}");
+            if let Some(secret) = secret {
+                store.set_apop_secret(&address, Some(&secret))?;
+                println!("added {address} (with an APOP secret)");
+            } else {
+                println!("added {address}");
+            }
         }
         UserCommand::List => {
             for a in store.list_accounts()? {
@@ -703,7 +729,21 @@ fn user(config: Config, cmd: UserCommand) -> Result<ExitCode> {
             }
             println!("removed {address} and its mail");
         }
-        UserCommand::Passwd { address } => {
+        UserCommand::Passwd {
+            address,
+            apop: true,
+        } => {
+            if store.find_account(&address)?.is_none() {
+                bail!("no account {address}");
+            }
+            let secret = read_new_password(&address, "APOP secret")?;
+            store.set_apop_secret(&address, Some(&secret))?;
+            println!("APOP secret set for {address}");
+        }
+        UserCommand::Passwd {
+            address,
+            apop: false,
+        } => {
             if store.find_account(&address)?.is_none() {
                 bail!("no account {address}");
             }
@@ -713,7 +753,7 @@ fn user(config: Config, cmd: UserCommand) -> Result<ExitCode> {
                     config.source
                 );
             }
-            let pw = read_new_password(&address)?;
+            let pw = read_new_password(&address, "Password")?;
             store.set_password(&address, &password::hash_password(&pw)?)?;
             println!("password changed for {address}");
         }

@@ -435,6 +435,10 @@ pub struct AccountConfig {
     pub address: String,
     /// Plain text or an `$argon2id$` hash.
     pub password: String,
+    /// The APOP shared secret (RFC 1939 §7), stored as given (APOP needs MD5(timestamp +
+    /// secret)); the password above stays what USER/PASS, AUTH and IMAP check.
+    #[serde(default)]
+    pub apop_secret: Option<String>,
     /// Storage quota in octets (a size: `"500M"`); wins over `limits.account_quota` and over
     /// `mailroom user quota`. 0 = unlimited.
     #[serde(default, deserialize_with = "de_opt_size")]

@@ -499,6 +499,11 @@ pub fn apply_config_to_store(
                 store.add_account(&a.address, &h)?;
             }
         }
+        if let Some(secret) = &a.apop_secret {
+            if store.apop_secret(&a.address)?.as_deref() != Some(secret.as_str()) {
+                store.set_apop_secret(&a.address, Some(secret))?;
+            }
+        }
     }
     Ok(())
 }

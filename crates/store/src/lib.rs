@@ -282,6 +282,12 @@ pub trait MailStore: Send + Sync {
     /// Creates the account, its domain if new, and its default folders.
     fn add_account(&self, address: &str, password_hash: &str) -> Result<AccountId>;
     fn set_password(&self, address: &str, password_hash: &str) -> Result<()>;
+    /// Sets (or with `None` removes) the account's APOP shared secret (RFC 1939 §7). It is
+    /// stored as given, apart from the password hash, since APOP needs MD5(timestamp + secret).
+    /// It is never part of [`Account`], so it is not shown where accounts are.
+    fn set_apop_secret(&self, address: &str, secret: Option<&str>) -> Result<()>;
+    /// The account's APOP secret; `None` when it has none or there is no such account.
+    fn apop_secret(&self, address: &str) -> Result<Option<String>>;
     /// Removes the account and all its mail.
     fn remove_account(&self, address: &str) -> Result<()>;
     /// Case-insensitive lookup.

@@ -324,6 +324,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (message_id, format)
     ) WITHOUT ROWID;
     "#,
+    // APOP (RFC 1939 §7): an account's shared secret, kept apart from the argon2 password
+    // hash because the server must compute MD5(timestamp + secret) from it, so it is stored
+    // as given. NULL: no APOP for this account (`mailroom user add|passwd --apop` sets it).
+    r#"
+    ALTER TABLE accounts ADD COLUMN apop_secret TEXT;
+    "#,
 ];
 
 /// The schema version this build writes (`PRAGMA user_version` of an up-to-date store).
@@ -1100,6 +1106,34 @@ impl MailStore for SqliteStore {
                 return Err(StoreError::NotFound(format!("account {address}")));
             }
             Ok(())
+        })
+    }
+
+    fn set_apop_secret(&self, address: &str, secret: Option<&str>) -> Result<()> {
+        let address = normalize_address(address);
+        let secret = secret.map(str::to_string);
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE accounts SET apop_secret = ?2 WHERE address = ?1",
+                params![address, secret],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("account {address}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn apop_secret(&self, address: &str) -> Result<Option<String>> {
+        let address = normalize_address(address);
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT apop_secret FROM accounts WHERE address = ?1",
+                params![address],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
         })
     }
 
@@ -2012,6 +2046,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).unwrap();
         (dir, Arc::new(s))
+    }
+
+    #[test]
+    fn apop_secrets_are_kept_apart_from_the_hash() {
+        let (_d, s) = store();
+        s.add_account("alice@example.test", "h").unwrap();
+        assert_eq!(s.apop_secret("alice@example.test").unwrap(), None);
+        s.set_apop_secret("Alice@example.test", Some("tanstaaf"))
+            .unwrap();
+        assert_eq!(
+            s.apop_secret("alice@EXAMPLE.test").unwrap().as_deref(),
+            Some("tanstaaf")
+        );
+        // Changing the password leaves the secret; the hash is untouched by the secret.
+        s.set_password("alice@example.test", "h2").unwrap();
+        let a = s.find_account("alice@example.test").unwrap().unwrap();
+        assert_eq!(a.password_hash, "h2");
+        assert!(!format!("{a:?}").contains("tanstaaf"));
+        s.set_apop_secret("alice@example.test", None).unwrap();
+        assert_eq!(s.apop_secret("alice@example.test").unwrap(), None);
+        assert_eq!(s.apop_secret("nobody@example.test").unwrap(), None);
+        assert!(matches!(
+            s.set_apop_secret("nobody@example.test", Some("x")),
+            Err(StoreError::NotFound(_))
+        ));
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub enum Pop3Error {
     /// A wrong user name or password: the same text for both (no user enumeration).
     #[error("wrong user name or password; try again: USER name, then PASS password")]
     AuthFailed,
+    /// APOP for a name that has no APOP secret (RFC 1939 §7 needs one; the store keeps only
+    /// an argon2 hash of the password): a failed login, saying what works instead. Unknown
+    /// names get the same text (no user enumeration).
+    #[error("APOP is not set up for this account; log in with USER and PASS, or ask the administrator to run: mailroom user passwd {0} --apop")]
+    ApopNotSetUp(String),
     /// A user name without `@` that several accounts have: the login failed; the full address
     /// is needed (no password was checked).
     #[error("the user name {0} is not unique here: several domains have a user of that name; log in with your full address, e.g. USER {0}@your.domain")]
@@ -116,8 +121,8 @@ impl Pop3Error {
         use Pop3Error::*;
         match self {
             // RFC 3206 §4 / AUTH-RESP-CODE (RFC 3206 §5): the credentials are the problem.
-            AuthFailed | AmbiguousUser(_) | SaslMalformed(_) | TooManyAuthFailures
-            | AccountChanged => Some(RespCode::Auth),
+            AuthFailed | ApopNotSetUp(_) | AmbiguousUser(_) | SaslMalformed(_)
+            | TooManyAuthFailures | AccountChanged => Some(RespCode::Auth),
             InUse(_) => Some(RespCode::InUse),
             Store(_) | UpdateFailed | Shutdown | AuthUnavailable => Some(RespCode::SysTemp),
             NoInbox(_) => Some(RespCode::SysPerm),

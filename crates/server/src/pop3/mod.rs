@@ -127,6 +127,14 @@ pub async fn run_session(
 
 /// `<pid.clock@hostname>`, different for every greeting (RFC 1939 §7): the clock is the time
 /// in microseconds, bumped so that it never repeats within the process.
+/// What an APOP check found.
+enum Apop {
+    /// The digest was checked against the account's secret.
+    Checked(Result<Account, LoginError>),
+    /// The name has no APOP secret (or names no account).
+    NotSetUp,
+}
+
 fn apop_timestamp(hostname: &str) -> String {
     static LAST: AtomicU64 = AtomicU64::new(0);
     let now = std::time::SystemTime::now()
@@ -331,8 +339,19 @@ impl Session {
             Command::Apop { name, digest } => {
                 self.clear_user();
                 let name = self.full_name(&name).await;
-                let account = self.check_apop(&name, &digest).await;
-                self.finish_login(&name, account).await
+                match self.check_apop(&name, &digest).await {
+                    Apop::Checked(account) => self.finish_login(&name, account).await,
+                    // Counted as a failed login, like a wrong digest.
+                    Apop::NotSetUp => {
+                        let shown = if name.contains('@') {
+                            name.clone()
+                        } else {
+                            "ADDRESS".into()
+                        };
+                        self.auth_failed(Pop3Error::ApopNotSetUp(shown), &name)
+                            .await
+                    }
+                }
             }
             Command::Auth {
                 mechanism: None, ..
@@ -388,12 +407,39 @@ impl Session {
         auth::full_address(&self.shared, name).await
     }
 
-    /// RFC 1939 §7: APOP needs the shared secret in plain text, which only the config's
-    /// `[[accounts]]` with a plain-text password have (the store keeps argon2 hashes). For
-    /// every other name the digest cannot match, and the answer is the same `-ERR [AUTH]`.
-    /// The plain-text password is also checked against the store, so APOP costs what PASS
-    /// costs and a password changed with `mailroom user passwd` wins over a stale config.
-    async fn check_apop(&self, name: &str, digest: &str) -> Result<Account, LoginError> {
+    /// RFC 1939 §7: APOP needs the shared secret in plain text. It is the account's APOP
+    /// secret (`mailroom user add|passwd --apop`, or `apop_secret` in its `[[accounts]]`
+    /// entry), else the plain-text password of its `[[accounts]]` entry; the store keeps only
+    /// argon2 hashes of passwords. A name with neither gets [`Apop::NotSetUp`] (unknown names
+    /// too, so the answer does not tell which accounts exist).
+    /// For a config password the plain text is also checked against the store, so a password
+    /// changed with `mailroom user passwd` wins over a stale config.
+    async fn check_apop(&self, name: &str, digest: &str) -> Apop {
+        let store = self.shared.store.clone();
+        let lookup = name.to_string();
+        let stored = tokio::task::spawn_blocking(move || {
+            let secret = store.apop_secret(&lookup)?;
+            let account = match &secret {
+                Some(_) => store.find_account(&lookup)?,
+                None => None,
+            };
+            Ok::<_, StoreError>(secret.zip(account))
+        })
+        .await;
+        let stored = match stored {
+            Ok(Ok(s)) => s,
+            _ => return Apop::Checked(Err(LoginError::Unavailable)),
+        };
+        if let Some((secret, account)) = stored {
+            let expected = apop_digest(&self.timestamp, &secret);
+            return Apop::Checked(
+                if constant_time_eq(expected.as_bytes(), digest.as_bytes()) {
+                    Ok(account)
+                } else {
+                    Err(LoginError::Rejected)
+                },
+            );
+        }
         let plain = self
             .shared
             .config
@@ -401,18 +447,17 @@ impl Session {
             .iter()
             .find(|a| a.address.eq_ignore_ascii_case(name) && !password::is_hash(&a.password))
             .map(|a| a.password.clone());
-        let secret = plain.clone().unwrap_or_else(|| {
-            // Something no one can know, so the work below is the same for every name.
-            format!("{:032x}", rand::random::<u128>())
-        });
-        let expected = apop_digest(&self.timestamp, &secret);
+        let Some(plain) = plain else {
+            return Apop::NotSetUp;
+        };
+        let expected = apop_digest(&self.timestamp, &plain);
         let digest_ok = constant_time_eq(expected.as_bytes(), digest.as_bytes());
-        let account = auth::login(&self.shared, name, &secret).await?;
-        if plain.is_some() && digest_ok {
-            Ok(account)
-        } else {
-            Err(LoginError::Rejected)
-        }
+        let account = auth::login(&self.shared, name, &plain).await;
+        Apop::Checked(match account {
+            Ok(a) if digest_ok => Ok(a),
+            Ok(_) => Err(LoginError::Rejected),
+            Err(e) => Err(e),
+        })
     }
 
     /// After a credentials check for `user`: lock and open the maildrop, or count the
