@@ -108,7 +108,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("mode", choices=["mix", "idle"])
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=2143)
+    ap.add_argument("--port", type=int, default=24143)
     ap.add_argument("--user", default="user1@bench.test")
     ap.add_argument("--password", default="pass1")
     ap.add_argument("-c", "--clients", type=int, default=10)

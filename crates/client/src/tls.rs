@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn server_names() {
-        assert!(server_name("127.0.0.1:2525").is_some());
+        assert!(server_name("127.0.0.1:24025").is_some());
         assert!(server_name("[::1]:25").is_some());
         assert!(server_name("mx.example.test:25").is_some());
         assert!(ClientTls::webpki_roots().unwrap().verifies());

@@ -35,8 +35,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (with no config: loopback only, SMTP 2525, submission 2587, POP3 2110,
-    /// IMAP 2143, and their TLS twins 2465, 2995, 2993).
+    /// Run the server (with no config: loopback only, SMTP 24025, submission 24587, POP3 24110,
+    /// IMAP 24143, and their TLS twins 24465, 24995, 24993).
     Serve {
         /// Log every session's dialogue as C:/S: lines (AUTH secrets masked).
         #[arg(long)]

@@ -178,9 +178,9 @@ fn embedded_default_serves_on_documented_ports_with_local_data_dir() {
     if seen.iter().any(|l| l.starts_with("ready:")) {
         let text = seen.join("\n");
         for want in [
-            "smtp 127.0.0.1:2525",
-            "submission 127.0.0.1:2587",
-            "pop3 127.0.0.1:2110",
+            "smtp 127.0.0.1:24025",
+            "submission 127.0.0.1:24587",
+            "pop3 127.0.0.1:24110",
         ] {
             assert!(text.contains(&format!("listening: {want}")), "{text}");
         }

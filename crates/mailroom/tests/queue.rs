@@ -303,7 +303,7 @@ fn the_lab_command_runs_examples_lab_toml_and_mail_flows() {
     // Same file, on free ports and in a scratch data directory.
     let mut lab = example.replace("lab-data/", "{data}/");
     for p in [
-        "3525", "3587", "3110", "3143", "4525", "4587", "4110", "4143",
+        "25025", "25587", "25110", "25143", "26025", "26587", "26110", "26143",
     ] {
         lab = lab.replace(
             &format!("127.0.0.1:{p}"),

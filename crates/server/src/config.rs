@@ -13,13 +13,13 @@ use serde::{Deserialize, Deserializer};
 
 /// Embedded defaults (also documented in docs/CONFIG.md).
 pub mod defaults {
-    pub const SMTP: &str = "127.0.0.1:2525";
-    pub const SUBMISSION: &str = "127.0.0.1:2587";
-    pub const POP3: &str = "127.0.0.1:2110";
-    pub const IMAP: &str = "127.0.0.1:2143";
-    pub const SUBMISSIONS: &str = "127.0.0.1:2465";
-    pub const POP3S: &str = "127.0.0.1:2995";
-    pub const IMAPS: &str = "127.0.0.1:2993";
+    pub const SMTP: &str = "127.0.0.1:24025";
+    pub const SUBMISSION: &str = "127.0.0.1:24587";
+    pub const POP3: &str = "127.0.0.1:24110";
+    pub const IMAP: &str = "127.0.0.1:24143";
+    pub const SUBMISSIONS: &str = "127.0.0.1:24465";
+    pub const POP3S: &str = "127.0.0.1:24995";
+    pub const IMAPS: &str = "127.0.0.1:24993";
     pub const DATA_DIR: &str = "./mailroom-data";
     /// Gmail's limit; a 10 MiB attachment grows by a third in base64.
     pub const MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
@@ -873,7 +873,7 @@ impl Config {
                 return Err(bad(
                     &key,
                     format!(
-                        "'{}' is not host:port (e.g. \"127.0.0.1:3525\")",
+                        "'{}' is not host:port (e.g. \"127.0.0.1:25025\")",
                         target.host
                     ),
                 ));
@@ -1205,13 +1205,13 @@ name = "school"
 hostname = "mail.school.test"
 domains = ["school.test"]
 [server.listen]
-smtp = "127.0.0.1:3525"
+smtp = "127.0.0.1:25025"
 
 [[server]]
 name = "webmail"
 hostname = "mx.webmail.test"
 [server.listen]
-smtp = "127.0.0.1:4525"
+smtp = "127.0.0.1:26025"
 [[server.accounts]]
 address = "usr1@webmail.test"
 password = "pw"
@@ -1222,11 +1222,11 @@ password = "pw"
         assert_eq!(all.len(), 2);
         assert_eq!(
             all[0].routes.get("webmail.test").map(|r| r.host.as_str()),
-            Some("127.0.0.1:4525")
+            Some("127.0.0.1:26025")
         );
         assert_eq!(
             all[1].routes.get("school.test").map(|r| r.host.as_str()),
-            Some("127.0.0.1:3525")
+            Some("127.0.0.1:25025")
         );
         let one = Config::load_named(&path, Some("webmail")).unwrap();
         assert_eq!(one.hostname, "mx.webmail.test");

@@ -29,14 +29,14 @@ pub struct InboxArgs {
     pub user: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
-    /// POP3 server (default: listen.pop3 of the config, else 127.0.0.1:2110).
+    /// POP3 server (default: listen.pop3 of the config, else 127.0.0.1:24110).
     #[arg(long, value_name = "HOST:PORT", global = true)]
     pub pop3: Option<String>,
     /// Log in with APOP (RFC 1939 §7) instead of USER/PASS.
     #[arg(long, global = true)]
     pub apop: bool,
     /// Read over IMAP from this server instead of POP3 (default with --protocol imap:
-    /// listen.imap of the config, else 127.0.0.1:2143).
+    /// listen.imap of the config, else 127.0.0.1:24143).
     #[arg(long, value_name = "HOST:PORT", global = true)]
     pub imap: Option<String>,
     /// The IMAP folder to read (implies IMAP; default INBOX).

@@ -51,7 +51,7 @@ pub struct SendArgs {
     pub user: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
-    /// SMTP server (default: listen.submission of the config, else 127.0.0.1:2587).
+    /// SMTP server (default: listen.submission of the config, else 127.0.0.1:24587).
     #[arg(long, value_name = "HOST:PORT")]
     pub smtp: Option<String>,
     /// Send without AUTH (to an MX port that accepts mail for its own users).

@@ -164,7 +164,7 @@ pub fn server_addr(
     if let Some(s) = explicit {
         if !s.contains(':') {
             return Err(AgentError::local(format!(
-                "'{s}' is not HOST:PORT (for example 127.0.0.1:2587)"
+                "'{s}' is not HOST:PORT (for example 127.0.0.1:24587)"
             )));
         }
         return Ok((s.clone(), "given".into()));
@@ -300,8 +300,8 @@ mod tests {
             Some("[::1]:25".into())
         );
         assert_eq!(
-            connectable("127.0.0.2:2525".parse().unwrap()),
-            Some("127.0.0.2:2525".into())
+            connectable("127.0.0.2:24025".parse().unwrap()),
+            Some("127.0.0.2:24025".into())
         );
         assert_eq!(connectable("127.0.0.1:0".parse().unwrap()), None);
     }

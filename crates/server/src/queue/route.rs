@@ -163,8 +163,9 @@ mod tests {
 
     #[test]
     fn static_routes_win_then_relay_then_mx() {
-        let c = cfg("[routes]\n\"school.test\" = \"127.0.0.1:3525\"\n\"*\" = \"127.0.0.1:2526\"\n");
-        assert_eq!(choose(&c, "School.Test").key(), "127.0.0.1:3525");
+        let c =
+            cfg("[routes]\n\"school.test\" = \"127.0.0.1:25025\"\n\"*\" = \"127.0.0.1:2526\"\n");
+        assert_eq!(choose(&c, "School.Test").key(), "127.0.0.1:25025");
         assert_eq!(choose(&c, "other.test").key(), "127.0.0.1:2526");
         let c = cfg("[relay]\nhost = \"smart.test:587\"\nuser = \"u\"\npassword = \"p\"\n[routes]\n\"a.test\" = \"127.0.0.1:1\"\n");
         assert_eq!(choose(&c, "a.test").key(), "127.0.0.1:1");

@@ -42,13 +42,13 @@ pub struct AgentArgs {
     pub user: String,
     #[command(flatten)]
     pub common: CommonArgs,
-    /// SMTP server to send through (default: listen.submission of the config, else 127.0.0.1:2587).
+    /// SMTP server to send through (default: listen.submission of the config, else 127.0.0.1:24587).
     #[arg(long, value_name = "HOST:PORT")]
     pub smtp: Option<String>,
-    /// POP3 server to read from (default: listen.pop3 of the config, else 127.0.0.1:2110).
+    /// POP3 server to read from (default: listen.pop3 of the config, else 127.0.0.1:24110).
     #[arg(long, value_name = "HOST:PORT")]
     pub pop3: Option<String>,
-    /// IMAP server to read from (default: listen.imap of the config, else 127.0.0.1:2143).
+    /// IMAP server to read from (default: listen.imap of the config, else 127.0.0.1:24143).
     #[arg(long, value_name = "HOST:PORT")]
     pub imap: Option<String>,
     /// Send without AUTH (to an MX port that accepts mail for its own users).
@@ -229,7 +229,7 @@ fn check_typed_password(
     Ok(password)
 }
 
-/// A reading server's address for the session and for the banner: `127.0.0.1:2110 (default)`,
+/// A reading server's address for the session and for the banner: `127.0.0.1:24110 (default)`,
 /// or `none (the reason)`. A local problem (no such listener in the config) waits until the
 /// command that needs the server.
 fn optional_server(r: Result<(String, String), AgentError>) -> (Result<String, String>, String) {
