@@ -335,11 +335,15 @@ fn run_sub_prompt<P: SubPrompt>(
                 Err(CommandFailure::Server(e)) => match P::refusal(&e) {
                     // The server refused this command: show its reply; the session goes on.
                     Some(reply) => {
-                        // From a pipe a refusal is the script's error: on stderr.
+                        // Shown in the session; from a pipe also on stderr, where a
+                        // script looks for its errors.
+                        println!("{reply}");
                         if s.input.is_pipe() {
-                            eprintln!("{reply}");
-                        } else {
-                            println!("{reply}");
+                            eprintln!(
+                                "mailroom: the {} server refused '{}': {reply}",
+                                P::PROTOCOL,
+                                line.trim()
+                            );
                         }
                         s.failed(Failure::Refused);
                     }

@@ -190,11 +190,11 @@ pub(super) fn command(s: &mut Session) -> Result<Flow, AgentError> {
                         "NOT sent to {}: {} refused {}: {}",
                         r.address, s.smtp.server, r.command, r.reply
                     );
-                    // From a pipe the refusal is an error of the script: on stderr.
+                    // Shown in the session; from a pipe also on stderr, where a script
+                    // looks for its errors.
+                    println!("{line}");
                     if s.input.is_pipe() {
                         eprintln!("mailroom: {line}");
-                    } else {
-                        println!("{line}");
                     }
                 }
             }
