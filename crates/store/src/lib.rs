@@ -178,6 +178,15 @@ pub struct MailboxInfo {
     pub recent_uid: u32,
 }
 
+/// What [`MailStore::vanished_since`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Vanished {
+    /// The expunged UIDs known from tombstones, ascending.
+    pub uids: Vec<u32>,
+    /// No tombstone newer than the modseq asked about was pruned: `uids` is all of them.
+    pub complete: bool,
+}
+
 /// What STATUS reports of a mailbox besides its UIDs (RFC 9051 §6.3.11, RFC 8438 SIZE).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MailboxCounts {
@@ -341,6 +350,10 @@ pub trait MailStore: Send + Sync {
     fn read_message_at(&self, message: MessageRef, offset: u64, buf: &mut [u8]) -> Result<usize>;
     /// Removes the given UIDs from a mailbox (missing ones are ignored); returns those removed.
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
+    /// The UIDs expunged from a mailbox after `since_modseq` (QRESYNC, RFC 7162 §3.2), from
+    /// its tombstones; `complete` is false when tombstones that old were pruned (then the
+    /// caller must treat every UID below UIDNEXT that is not present as possibly vanished).
+    fn vanished_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vanished>;
 
     // ---- IMAP (RFC 9051) ----
     /// A mailbox by id (`None` once deleted; never another account's).
@@ -450,6 +463,9 @@ pub trait MailStore: Send + Sync {
     /// `StorageFull` while storing them would leave less than `octets` free on the disk of the
     /// store, so deletions always find room. 0 (the default of a store just opened): no reserve.
     fn set_min_free_space(&self, octets: u64);
+    /// How many tombstones of expunged UIDs each mailbox keeps for QRESYNC (the oldest beyond
+    /// it are pruned at the next expunge).
+    fn set_tombstones_kept(&self, n: u64);
 
     /// Stops background work and closes the database cleanly. Further writes fail with Closed.
     fn shutdown(&self);
