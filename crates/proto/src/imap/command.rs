@@ -47,6 +47,14 @@ impl SeqSet {
         out
     }
 
+    /// How many numbers the set names (`*` as the largest number there is).
+    pub fn count(&self) -> u64 {
+        self.normalized(u32::MAX)
+            .iter()
+            .map(|&(lo, hi)| u64::from(hi - lo) + 1)
+            .sum()
+    }
+
     /// Membership in a [`SeqSet::normalized`] list.
     pub fn in_normalized(ranges: &[(u32, u32)], n: u32) -> bool {
         let i = ranges.partition_point(|&(lo, _)| lo <= n);
@@ -343,6 +351,17 @@ pub struct ListOptions {
     pub extended: bool,
 }
 
+/// SELECT/EXAMINE's QRESYNC parameter (RFC 7162 §3.2.5): what the client last knew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    /// The UIDs the client holds (`None`: all).
+    pub known_uids: Option<SeqSet>,
+    /// `(seq-set uid-set)`: message numbers and the UIDs they had (§3.2.5.2).
+    pub seq_match: Option<(SeqSet, SeqSet)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandBody {
     Capability,
@@ -362,6 +381,8 @@ pub enum CommandBody {
         mailbox: String,
         read_only: bool,
         condstore: bool,
+        /// `(QRESYNC (...))` (RFC 7162 §3.2.5).
+        qresync: Option<Qresync>,
     },
     Create(String),
     Delete(String),
@@ -411,6 +432,8 @@ pub enum CommandBody {
         items: Vec<FetchAtt>,
         /// The items were given as a macro or in parentheses (affects nothing but tracing).
         changed_since: Option<u64>,
+        /// The VANISHED modifier (RFC 7162 §3.2.6; UID FETCH with CHANGEDSINCE only).
+        vanished: bool,
     },
     Store {
         uid: bool,
@@ -945,20 +968,33 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
             p.sp("the mailbox name")?;
             let mailbox = p.mailbox("the mailbox name")?;
             let mut condstore = false;
+            let mut qresync = None;
             if p.eat(b' ') {
-                // RFC 4466 select-params, e.g. (CONDSTORE).
-                for o in p.paren_list("select parameters")? {
+                // RFC 4466 select-params: (CONDSTORE), (QRESYNC (...)).
+                p.expect(b'(', "( to start the select parameters")?;
+                loop {
+                    let o = p.atom("a select parameter")?;
                     if o.eq_ignore_ascii_case("CONDSTORE") {
                         condstore = true;
+                    } else if o.eq_ignore_ascii_case("QRESYNC") {
+                        p.sp("the QRESYNC parameters")?;
+                        qresync = Some(parse_qresync(p)?);
                     } else {
-                        return syntax(format!("unsupported SELECT parameter {o}"));
+                        return syntax(format!(
+                            "unsupported SELECT parameter {o}; this server knows CONDSTORE and QRESYNC"
+                        ));
                     }
+                    if p.eat(b')') {
+                        break;
+                    }
+                    p.sp("the next select parameter or )")?;
                 }
             }
             CommandBody::Select {
                 mailbox,
                 read_only: name == "EXAMINE",
                 condstore,
+                qresync,
             }
         }
         "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
@@ -1356,22 +1392,69 @@ fn parse_fetch(p: &mut P<'_>, uid: bool) -> PResult<CommandBody> {
         }
     }
     let mut changed_since = None;
+    let mut vanished = false;
     if p.eat(b' ') {
-        // RFC 7162 §3.1.4: (CHANGEDSINCE n).
+        // RFC 7162 §3.1.4: (CHANGEDSINCE n); §3.2.6: VANISHED.
         p.expect(b'(', "( to start the FETCH modifiers")?;
-        let k = p.atom("CHANGEDSINCE")?;
-        if !k.eq_ignore_ascii_case("CHANGEDSINCE") {
-            return syntax("the only FETCH modifier is CHANGEDSINCE");
+        loop {
+            let k = p.atom("CHANGEDSINCE or VANISHED")?;
+            if k.eq_ignore_ascii_case("CHANGEDSINCE") {
+                p.sp("the mod-sequence")?;
+                changed_since = Some(p.number("CHANGEDSINCE")?);
+            } else if k.eq_ignore_ascii_case("VANISHED") {
+                vanished = true;
+            } else {
+                return syntax("the FETCH modifiers are CHANGEDSINCE n and VANISHED");
+            }
+            if p.eat(b')') {
+                break;
+            }
+            p.sp("the next modifier or )")?;
         }
-        p.sp("the mod-sequence")?;
-        changed_since = Some(p.number("CHANGEDSINCE")?);
-        p.expect(b')', ") after the modifier")?;
     }
     Ok(CommandBody::Fetch {
         uid,
         set,
         items,
         changed_since,
+        vanished,
+    })
+}
+
+/// `(uidvalidity mod-sequence [known-uids [(seq-set uid-set)]])` (RFC 7162 §3.2.5, §7
+/// `select-param`). The two sets of seq-match-data must name as many messages.
+fn parse_qresync(p: &mut P<'_>) -> PResult<Qresync> {
+    p.expect(b'(', "( to start the QRESYNC parameters")?;
+    let uidvalidity = p.nz_number("the UIDVALIDITY (QRESYNC needs a nonzero one)")?;
+    p.sp("the mod-sequence")?;
+    let modseq = p.number("the mod-sequence")?;
+    if modseq == 0 {
+        return syntax("the QRESYNC mod-sequence must be at least 1");
+    }
+    let mut known_uids = None;
+    let mut seq_match = None;
+    if p.eat(b' ') {
+        if p.peek() != Some(b'(') {
+            known_uids = Some(p.seq_set()?);
+            p.eat(b' ');
+        }
+        if p.eat(b'(') {
+            let seqs = p.seq_set()?;
+            p.sp("the UID set of the sequence match data")?;
+            let uids = p.seq_set()?;
+            p.expect(b')', ") after the sequence match data")?;
+            if seqs.count() != uids.count() {
+                return syntax("the sequence match data must pair as many message numbers as UIDs");
+            }
+            seq_match = Some((seqs, uids));
+        }
+    }
+    p.expect(b')', ") after the QRESYNC parameters")?;
+    Ok(Qresync {
+        uidvalidity,
+        modseq,
+        known_uids,
+        seq_match,
     })
 }
 
@@ -1817,13 +1900,57 @@ mod tests {
             CommandBody::Select {
                 mailbox: "INBOX".into(),
                 read_only: false,
-                condstore: false
+                condstore: false,
+                qresync: None
             }
         );
         assert!(matches!(
             ok("a UID EXPUNGE 1:3"),
             CommandBody::Expunge { uids: Some(_) }
         ));
+    }
+
+    #[test]
+    fn select_qresync_and_fetch_vanished() {
+        let CommandBody::Select {
+            qresync: Some(q),
+            condstore: false,
+            ..
+        } = ok("a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211 (1:3 41,43,45)))")
+        else {
+            panic!("not a QRESYNC select");
+        };
+        assert_eq!((q.uidvalidity, q.modseq), (67890007, 20050715194045000));
+        assert_eq!(q.known_uids.map(|k| k.count()), Some(170));
+        assert!(q.seq_match.is_some());
+        assert!(matches!(
+            ok("a EXAMINE INBOX (QRESYNC (1 2) CONDSTORE)"),
+            CommandBody::Select {
+                qresync: Some(_),
+                condstore: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5 VANISHED)"),
+            CommandBody::Fetch {
+                vanished: true,
+                changed_since: Some(5),
+                ..
+            }
+        ));
+        // Hostile: UIDVALIDITY 0, modseq 0, seq-match sets of different lengths, junk.
+        for bad in [
+            "a SELECT INBOX (QRESYNC (0 5))",
+            "a SELECT INBOX (QRESYNC (1 0))",
+            "a SELECT INBOX (QRESYNC (1 5 1:10 (1:3 1,2)))",
+            "a SELECT INBOX (QRESYNC (1))",
+            "a SELECT INBOX (QRESYNC 1 5)",
+            "a SELECT INBOX (FOO)",
+            "a UID FETCH 1 (FLAGS) (VANISHED FOO)",
+        ] {
+            assert!(parse_command(bad.as_bytes()).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

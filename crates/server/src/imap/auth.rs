@@ -267,7 +267,7 @@ impl Session {
     }
 
     /// ENABLE (RFC 5161): IMAP4rev2 (RFC 9051 §6.3.1, which also makes mailbox names UTF-8)
-    /// and CONDSTORE (RFC 7162 §3.1).
+    /// CONDSTORE (RFC 7162 §3.1) and QRESYNC (§3.2.3).
     pub(super) fn enable(&mut self, caps: Vec<String>) -> Result<Done, ImapError> {
         let mut enabled = Vec::new();
         for c in caps {
@@ -278,6 +278,15 @@ impl Session {
             if c == "CONDSTORE" && !self.condstore {
                 self.condstore = true;
                 enabled.push("CONDSTORE");
+            }
+            // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+            if c == "QRESYNC" && !self.qresync {
+                self.qresync = true;
+                self.condstore = true;
+                if let Some(sel) = self.selected() {
+                    sel.qresync = true;
+                }
+                enabled.push("QRESYNC");
             }
         }
         self.respond(&Response::enabled(&enabled));

@@ -76,6 +76,7 @@ mod list;
 mod mailboxes;
 mod messages;
 mod names;
+mod qresync;
 mod quota;
 mod search;
 mod selected;
@@ -131,6 +132,9 @@ struct Session {
     /// A CONDSTORE-enabling command was seen (RFC 7162 §3.1): untagged FETCH responses
     /// then carry MODSEQ.
     condstore: bool,
+    /// ENABLE QRESYNC was seen (RFC 7162 §3.2.3): expunges are reported as VANISHED, SELECT
+    /// takes the QRESYNC parameter. See `qresync.rs`.
+    qresync: bool,
     asm: Assembler,
     /// The share of the memory budget held by an APPEND's literals while they are read and
     /// until the command is done (`limits.max_incoming_memory`).
@@ -163,6 +167,7 @@ pub async fn run_session(
         state: State::NotAuthenticated,
         rev2: false,
         condstore: false,
+        qresync: false,
         asm: Assembler::new(),
         append_held: None,
         errors: ErrorCount::default(),
@@ -358,9 +363,13 @@ impl Session {
                 mailbox,
                 read_only,
                 condstore,
+                qresync,
             } => {
+                self.check_qresync_param(qresync.is_some())?;
                 self.condstore |= condstore;
-                return self.select(&mailbox, read_only).await;
+                let done = self.select(&mailbox, read_only).await?;
+                self.resync(qresync.as_ref()).await?;
+                return Ok(done);
             }
             C::Create(name) => return self.create(&name).await,
             C::Delete(name) => return self.delete(&name).await,
@@ -432,7 +441,13 @@ impl Session {
                 set,
                 items,
                 changed_since,
-            } => self.fetch(uid, &set, items, changed_since).await,
+                vanished,
+            } => {
+                if vanished {
+                    self.fetch_vanished(uid, &set, changed_since).await?;
+                }
+                self.fetch(uid, &set, items, changed_since).await
+            }
             C::Store {
                 uid,
                 set,

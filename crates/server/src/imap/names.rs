@@ -104,10 +104,12 @@ impl Session {
                 mailbox,
                 read_only,
                 condstore,
+                qresync,
             } => C::Select {
                 mailbox: n(mailbox)?,
                 read_only,
                 condstore,
+                qresync,
             },
             C::Create(m) => C::Create(n(m)?),
             C::Delete(m) => C::Delete(n(m)?),

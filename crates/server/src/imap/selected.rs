@@ -91,6 +91,9 @@ pub struct Selected {
     /// The keywords announced to the session in FLAGS and PERMANENTFLAGS. RFC 9051 §7.3.5:
     /// a keyword must be announced before a FETCH FLAGS response shows it.
     pub keywords: Vec<String>,
+    /// QRESYNC is enabled (RFC 7162 §3.2.10): expunges are reported as `* VANISHED uids`
+    /// instead of `* n EXPUNGE`.
+    pub qresync: bool,
 }
 
 /// `(\Seen \Flagged $Label)`, with `\Recent` first when `recent`.
@@ -166,6 +169,7 @@ impl Selected {
             seen_uidnext: info.uidnext,
             pending_expunge: false,
             keywords: Vec::new(),
+            qresync: false,
         };
         sel.learn_keywords();
         sel
@@ -293,11 +297,17 @@ impl Selected {
         let added = self.msgs.len() > before;
         if allow_expunge {
             // Highest sequence number first, so each number is right when it is sent.
+            let mut vanished = Vec::new();
             for seq in (1..=self.msgs.len()).rev() {
                 if self.msgs[seq - 1].gone {
+                    vanished.push(self.msgs[seq - 1].uid);
                     out.push(Response::expunge(seq as u32));
                     self.msgs.remove(seq - 1);
                 }
+            }
+            if self.qresync && !vanished.is_empty() {
+                vanished.reverse();
+                out = vec![super::qresync::vanished(&vanished, false)];
             }
             self.pending_expunge = false;
         } else {
@@ -380,9 +390,15 @@ impl Selected {
         seqs.sort_unstable_by(|a, b| b.cmp(a));
         seqs.dedup();
         let mut out = Vec::new();
+        let mut vanished = Vec::new();
         for s in seqs {
-            self.msgs.remove(s - 1);
+            vanished.push(self.msgs.remove(s - 1).uid);
             out.push(Response::expunge(s as u32));
+        }
+        if self.qresync && !vanished.is_empty() {
+            // RFC 7162 §3.2.10: one VANISHED for this session's own EXPUNGE or MOVE.
+            vanished.sort_unstable();
+            return vec![super::qresync::vanished(&vanished, false)];
         }
         out
     }
