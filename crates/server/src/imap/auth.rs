@@ -19,7 +19,7 @@ use crate::auth::{self, LoginError};
 use crate::session::{self, SaslResponse, TlsUnavailable};
 
 /// The capabilities every session has; [`Session::capabilities`] adds the state-dependent ones.
-const CAPABILITIES: [&str; 24] = [
+const CAPABILITIES: [&str; 25] = [
     "SASL-IR",
     "LITERAL+",
     "ID",
@@ -37,6 +37,7 @@ const CAPABILITIES: [&str; 24] = [
     "STATUS=SIZE",
     "BINARY",
     "CONDSTORE",
+    "QRESYNC",
     "QUOTA",
     "QUOTA=RES-STORAGE",
     "SORT",

@@ -41,6 +41,7 @@
 //! | SORT, THREAD (and the UID forms; ESORT, CONTEXT=SORT's PARTIAL)  | `sort.rs`      |
 //! | GETQUOTA, GETQUOTAROOT, SETQUOTA                                 | `quota.rs`     |
 //! | IDLE                                                             | `idle.rs`      |
+//! | SELECT's QRESYNC parameter, UID FETCH's VANISHED (RFC 7162 §3.2)  | `qresync.rs`   |
 //!
 //! And what the commands stand on:
 //!
