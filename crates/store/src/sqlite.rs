@@ -331,9 +331,10 @@ const MIGRATIONS: &[&str] = &[
     // trigger writes one for every row that leaves `mailbox_messages` (EXPUNGE, MOVE, POP3
     // deletions, repairs) with the modseq the mailbox gets in the same transaction (every
     // remover bumps `highest_modseq` once after removing); they go with their mailbox
-    // (cascade). `vanished_floor`: tombstones at or below it were pruned (or never kept: the
-    // mailboxes that exist when this version starts), so a client that knew only an older
-    // modseq is told every UID below UIDNEXT that is not there (§3.2.5.1, §3.2.10).
+    // (cascade, and a trigger). `vanished_floor`: tombstones at or below it were pruned (or
+    // never kept: the mailboxes that exist when this version starts), so a client that knew
+    // only an older modseq is told every UID below UIDNEXT that is not there (§3.2.5.1,
+    // §3.2.10).
     r#"
     CREATE TABLE expunged (
         mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
@@ -348,6 +349,11 @@ const MIGRATIONS: &[&str] = &[
         INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)
             SELECT OLD.mailbox_id, OLD.uid, highest_modseq + 1 FROM mailboxes
              WHERE id = OLD.mailbox_id;
+    END;
+    -- Also where foreign keys are off (repairs, a hand-edited store): no tombstone outlives
+    -- its mailbox.
+    CREATE TRIGGER mailboxes_tombstones_delete AFTER DELETE ON mailboxes BEGIN
+        DELETE FROM expunged WHERE mailbox_id = OLD.id;
     END;
     "#,
 ];
