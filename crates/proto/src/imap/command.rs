@@ -329,6 +329,19 @@ pub struct ThreadCommand {
     pub key: SearchKey,
 }
 
+/// One message of an APPEND (RFC 9051 §6.3.12; RFC 3502 §6.3.11 repeats these for
+/// MULTIAPPEND): its flags, its internal date as sent, its octets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<Flag>,
+    pub date: Option<String>,
+    pub message: Vec<u8>,
+}
+
+/// The most messages one APPEND may carry (RFC 3502 sets no bound; each message needs at
+/// least a few octets of command text, which `MAX_COMMAND_TEXT` bounds as well).
+pub const MAX_APPEND_MESSAGES: usize = 1000;
+
 /// LIST options (RFC 5258 LIST-EXTENDED, RFC 6154, RFC 5819).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListOptions {
@@ -382,11 +395,10 @@ pub enum CommandBody {
         mailbox: String,
         items: Vec<String>,
     },
+    /// APPEND with one message, or several (RFC 3502 MULTIAPPEND): never empty.
     Append {
         mailbox: String,
-        flags: Vec<Flag>,
-        date: Option<String>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
     },
     Idle,
     Check,
@@ -1021,28 +1033,40 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
         "APPEND" => {
             p.sp("the mailbox name")?;
             let mailbox = p.mailbox("the mailbox name")?;
-            p.sp("the message literal")?;
-            let mut flags = Vec::new();
-            let mut date = None;
-            if p.peek() == Some(b'(') {
-                flags = p.flag_list()?;
+            // RFC 3502 §6.3.11: append-message repeats, each with its own flags and date.
+            let mut messages = Vec::new();
+            loop {
                 p.sp("the message literal")?;
+                let mut flags = Vec::new();
+                let mut date = None;
+                if p.peek() == Some(b'(') {
+                    flags = p.flag_list()?;
+                    p.sp("the message literal")?;
+                }
+                if p.peek() == Some(b'"') {
+                    let d = p.quoted()?;
+                    date = Some(String::from_utf8_lossy(&d).into_owned());
+                    p.sp("the message literal")?;
+                }
+                if !matches!(p.peek(), Some(b'{' | b'~')) {
+                    return syntax("APPEND needs the message as a literal, e.g. {310}");
+                }
+                let message = p.literal()?;
+                messages.push(AppendMessage {
+                    flags,
+                    date,
+                    message,
+                });
+                if p.peek() != Some(b' ') {
+                    break;
+                }
+                if messages.len() >= MAX_APPEND_MESSAGES {
+                    return syntax(format!(
+                        "one APPEND may carry at most {MAX_APPEND_MESSAGES} messages; send the rest in another APPEND"
+                    ));
+                }
             }
-            if p.peek() == Some(b'"') {
-                let d = p.quoted()?;
-                date = Some(String::from_utf8_lossy(&d).into_owned());
-                p.sp("the message literal")?;
-            }
-            if !matches!(p.peek(), Some(b'{' | b'~')) {
-                return syntax("APPEND needs the message as a literal, e.g. {310}");
-            }
-            let message = p.literal()?;
-            CommandBody::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            }
+            CommandBody::Append { mailbox, messages }
         }
         "SEARCH" => parse_search(p, false)?,
         "SORT" => CommandBody::Sort(parse_sort(p, false)?),
@@ -1974,19 +1998,16 @@ mod tests {
                 unchanged_since: None
             }
         );
-        let CommandBody::Append {
-            mailbox,
-            flags,
-            date,
-            message,
-        } = ok("a APPEND Sent (\\Seen) \"1-Feb-2024 10:00:00 +0000\" {4+}\r\nab\r\n")
+        let CommandBody::Append { mailbox, messages } =
+            ok("a APPEND Sent (\\Seen) \"1-Feb-2024 10:00:00 +0000\" {4+}\r\nab\r\n")
         else {
             panic!()
         };
         assert_eq!(mailbox, "Sent");
-        assert_eq!(flags, vec![Flag::Seen]);
-        assert!(date.is_some());
-        assert_eq!(message, b"ab\r\n");
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].flags, vec![Flag::Seen]);
+        assert!(messages[0].date.is_some());
+        assert_eq!(messages[0].message, b"ab\r\n");
         let CommandBody::List {
             patterns, options, ..
         } = ok("a LIST (SUBSCRIBED) \"\" (INBOX \"*\") RETURN (CHILDREN STATUS (MESSAGES))")
@@ -1999,6 +2020,48 @@ mod tests {
         assert!(matches!(ok("a LIST \"\" %"), CommandBody::List { .. }));
         assert!(
             matches!(ok("a ID (\"name\" \"x\" \"v\" NIL)"), CommandBody::Id(v) if v.len() == 2)
+        );
+    }
+
+    #[test]
+    fn multiappend() {
+        // RFC 3502 §6.3.11: each message with its own optional flags and date.
+        let CommandBody::Append { mailbox, messages } = ok(
+            "a APPEND Sent (\\Seen) {2+}\r\nab \"1-Feb-2024 10:00:00 +0000\" {1+}\r\nc {3+}\r\ndef",
+        ) else {
+            panic!()
+        };
+        assert_eq!(mailbox, "Sent");
+        let got: Vec<_> = messages
+            .iter()
+            .map(|m| (m.flags.clone(), m.date.is_some(), m.message.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (vec![Flag::Seen], false, b"ab".to_vec()),
+                (vec![], true, b"c".to_vec()),
+                (vec![], false, b"def".to_vec()),
+            ]
+        );
+        // Malformed: a trailing space, a second message without its literal, flags alone.
+        for bad in [
+            "a APPEND x {1+}\r\na ",
+            "a APPEND x {1+}\r\na (\\Seen)",
+            "a APPEND x {1+}\r\na \"1-Feb-2024 10:00:00 +0000\"",
+            "a APPEND x {1+}\r\na foo",
+        ] {
+            assert!(
+                matches!(err(bad).error, ParseError::Syntax(_)),
+                "{bad:?} should be a syntax error"
+            );
+        }
+        // More messages than one APPEND may carry.
+        let many = format!("a APPEND x{}", " {1+}\r\na".repeat(MAX_APPEND_MESSAGES + 1));
+        assert!(matches!(err(&many).error, ParseError::Syntax(m) if m.contains("at most")));
+        let enough = format!("a APPEND x{}", " {1+}\r\na".repeat(MAX_APPEND_MESSAGES));
+        assert!(
+            matches!(ok(&enough), CommandBody::Append { messages, .. } if messages.len() == MAX_APPEND_MESSAGES)
         );
     }
 
