@@ -833,6 +833,20 @@ pub fn month_number(m: &str) -> Option<u32> {
 }
 
 /// Parses one complete command (see [`super::Assembler`]).
+/// A section spec as FETCH BODY[...] takes it, without the brackets (`1.2`, `HEADER`,
+/// `2.MIME`, `HEADER.FIELDS (Subject)`): the one section grammar, shared with IMAP URLs'
+/// `;SECTION=` (RFC 5092 §3).
+pub fn parse_section(spec: &[u8]) -> Result<Section, ParseError> {
+    let mut b = Vec::with_capacity(spec.len() + 2);
+    b.push(b'[');
+    b.extend_from_slice(spec);
+    b.push(b']');
+    let mut p = P { b: &b, i: 0 };
+    let s = section(&mut p)?;
+    p.end()?;
+    Ok(s)
+}
+
 pub fn parse_command(buf: &[u8]) -> Result<Command, TaggedError> {
     let mut p = P { b: buf, i: 0 };
     let tag = p.take_while(is_tag_char);
