@@ -149,6 +149,10 @@ fn multiappend_to_a_missing_mailbox_and_bad_shapes() {
     let (t, _) = multiappend(&mut c, "a5", "APPEND INBOX", &tiny);
     assert!(t.starts_with("a5 BAD ") && t.contains("at most"), "{t}");
     assert_eq!(count(&mut c, "INBOX"), 0);
+    // CATENATE is parsed but not advertised: a clear BAD, nothing stored.
+    let (t, _) = c.with_literal("a7", "APPEND INBOX CATENATE (TEXT ", m.as_bytes(), ")");
+    assert!(t.starts_with("a7 BAD CATENATE is not supported"), "{t}");
+    assert_eq!(count(&mut c, "INBOX"), 0);
     // A huge literal is refused when announced, before any of it is read.
     c.c.send("a6 APPEND INBOX {99999999999}");
     let t = c.line().expect("answer");

@@ -335,8 +335,22 @@ pub struct ThreadCommand {
 pub struct AppendMessage {
     pub flags: Vec<Flag>,
     pub date: Option<String>,
+    /// The message's octets; empty when it is built by CATENATE.
     pub message: Vec<u8>,
+    /// RFC 4469 CATENATE: the message is these parts joined, in order.
+    pub catenate: Option<Vec<CatPart>>,
 }
+
+/// One part of a CATENATE list (RFC 4469 §5): text as sent, or an IMAP URL (RFC 5092) whose
+/// octets the server fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    Text(Vec<u8>),
+    Url(String),
+}
+
+/// The most parts one CATENATE list may hold (RFC 4469 sets no bound).
+pub const MAX_CATENATE_PARTS: usize = 1000;
 
 /// The most messages one APPEND may carry (RFC 3502 sets no bound; each message needs at
 /// least a few octets of command text, which `MAX_COMMAND_TEXT` bounds as well).
@@ -836,6 +850,42 @@ pub fn month_number(m: &str) -> Option<u32> {
 /// A section spec as FETCH BODY[...] takes it, without the brackets (`1.2`, `HEADER`,
 /// `2.MIME`, `HEADER.FIELDS (Subject)`): the one section grammar, shared with IMAP URLs'
 /// `;SECTION=` (RFC 5092 §3).
+/// `CATENATE (TEXT {n} URL "url" ...)` (RFC 4469 §5).
+fn parse_catenate(p: &mut P<'_>) -> PResult<Vec<CatPart>> {
+    let word = p.atom("CATENATE")?;
+    if !word.eq_ignore_ascii_case("CATENATE") {
+        return syntax(format!(
+            "{word} is not part of APPEND; the message is a literal or CATENATE (...)"
+        ));
+    }
+    p.sp("the CATENATE list")?;
+    p.expect(b'(', "( to start the CATENATE list")?;
+    let mut parts = Vec::new();
+    loop {
+        let kind = p.atom("TEXT or URL")?;
+        p.sp("the part")?;
+        if kind.eq_ignore_ascii_case("TEXT") {
+            if !matches!(p.peek(), Some(b'{' | b'~')) {
+                return syntax("CATENATE's TEXT needs a literal, e.g. TEXT {12}");
+            }
+            parts.push(CatPart::Text(p.literal()?));
+        } else if kind.eq_ignore_ascii_case("URL") {
+            parts.push(CatPart::Url(p.astring("the URL")?));
+        } else {
+            return syntax(format!("{kind} is not a CATENATE part; use TEXT or URL"));
+        }
+        if parts.len() > MAX_CATENATE_PARTS {
+            return syntax(format!(
+                "one CATENATE may join at most {MAX_CATENATE_PARTS} parts"
+            ));
+        }
+        if p.eat(b')') {
+            return Ok(parts);
+        }
+        p.sp("the next part or ) to end the CATENATE list")?;
+    }
+}
+
 pub fn parse_section(spec: &[u8]) -> Result<Section, ParseError> {
     let mut b = Vec::with_capacity(spec.len() + 2);
     b.push(b'[');
@@ -1062,14 +1112,20 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
                     date = Some(String::from_utf8_lossy(&d).into_owned());
                     p.sp("the message literal")?;
                 }
-                if !matches!(p.peek(), Some(b'{' | b'~')) {
-                    return syntax("APPEND needs the message as a literal, e.g. {310}");
-                }
-                let message = p.literal()?;
+                let (message, catenate) = if matches!(p.peek(), Some(b'C' | b'c')) {
+                    (Vec::new(), Some(parse_catenate(p)?))
+                } else if matches!(p.peek(), Some(b'{' | b'~')) {
+                    (p.literal()?, None)
+                } else {
+                    return syntax(
+                        "APPEND needs the message as a literal, e.g. {310}, or CATENATE (...)",
+                    );
+                };
                 messages.push(AppendMessage {
                     flags,
                     date,
                     message,
+                    catenate,
                 });
                 if p.peek() != Some(b' ') {
                     break;
@@ -2077,6 +2133,50 @@ mod tests {
         assert!(
             matches!(ok(&enough), CommandBody::Append { messages, .. } if messages.len() == MAX_APPEND_MESSAGES)
         );
+    }
+
+    #[test]
+    fn catenate() {
+        // RFC 4469 §5, alone and with MULTIAPPEND.
+        let CommandBody::Append { messages, .. } = ok(
+            "a APPEND x (\\Seen) CATENATE (URL \"/INBOX/;UID=1\" TEXT {2+}\r\nab) catenate (text {1+}\r\nc) {1+}\r\nd",
+        ) else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 3);
+        assert_eq!(
+            messages[0].catenate,
+            Some(vec![
+                CatPart::Url("/INBOX/;UID=1".into()),
+                CatPart::Text(b"ab".to_vec())
+            ])
+        );
+        assert_eq!(messages[0].flags, vec![Flag::Seen]);
+        assert_eq!(
+            messages[1].catenate,
+            Some(vec![CatPart::Text(b"c".to_vec())])
+        );
+        assert_eq!(messages[2].catenate, None);
+        assert_eq!(messages[2].message, b"d");
+        for bad in [
+            "a APPEND x CATENATE (TEXT {1+}\r\na",
+            "a APPEND x CATENATE ()",
+            "a APPEND x CATENATE (TEXT \"a\")",
+            "a APPEND x CATENATE (FOO \"a\")",
+            "a APPEND x CATENATE",
+            "a APPEND x CATENATEX (URL a)",
+            "a APPEND x CATENATE (URL a",
+        ] {
+            assert!(
+                matches!(err(bad).error, ParseError::Syntax(_)),
+                "{bad:?} should be a syntax error"
+            );
+        }
+        let many = format!(
+            "a APPEND x CATENATE ({})",
+            vec!["URL a"; MAX_CATENATE_PARTS + 1].join(" ")
+        );
+        assert!(matches!(err(&many).error, ParseError::Syntax(m) if m.contains("at most")));
     }
 
     #[test]

@@ -34,6 +34,12 @@ impl Session {
             } else {
                 "the message".to_string()
             };
+            // RFC 4469: parsed by proto, but not served yet (CATENATE is not advertised).
+            if m.catenate.is_some() {
+                return Err(ImapError::bad(
+                    "CATENATE is not supported here (see CAPABILITY); send the whole message as a literal",
+                ));
+            }
             let (flags, keywords) = split_flags(&m.flags)?;
             let internal_date = match m.date.as_deref() {
                 None => now_unix(),
