@@ -280,6 +280,15 @@ pub struct QueueEntry {
     pub recipients: Vec<QueueRecipient>,
 }
 
+/// A message to be appended by [`MailStore::append_messages`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub data: Vec<u8>,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub internal_date: i64,
+}
+
 /// The store's interface. Every method blocks; async callers run them on a blocking thread.
 /// Methods that change state return only once the change is durable.
 pub trait MailStore: Send + Sync {
@@ -401,6 +410,14 @@ pub trait MailStore: Send + Sync {
         keywords: &[String],
         internal_date: i64,
     ) -> Result<(u32, u32)>;
+    /// Adds several messages to a mailbox in one transaction (RFC 3502 MULTIAPPEND): all of
+    /// them or, on any error, none. Each is (octets, flags, keywords, internal date).
+    /// Returns UIDVALIDITY and the new UIDs in order.
+    fn append_messages(
+        &self,
+        mailbox: MailboxId,
+        messages: &[NewMessage],
+    ) -> Result<(u32, Vec<u32>)>;
     /// Changes flags of the given UIDs (missing ones are ignored); every message whose flags
     /// changed gets a new MODSEQ. With `unchanged_since` (RFC 7162 UNCHANGEDSINCE), messages
     /// whose MODSEQ is higher are left alone and returned as the second list, checked in the

@@ -1759,6 +1759,43 @@ impl MailStore for SqliteStore {
         })
     }
 
+    fn append_messages(
+        &self,
+        mailbox: MailboxId,
+        messages: &[NewMessage],
+    ) -> Result<(u32, Vec<u32>)> {
+        let total = messages.iter().map(|m| m.data.len()).sum::<usize>();
+        self.check_space(total)?;
+        let messages = messages.to_vec();
+        // One write transaction through the group-commit writer: an error from any message
+        // rolls back every one of them (RFC 3502 §6.3.11).
+        self.write(move |c| {
+            let mut uv = 0;
+            let mut uids = Vec::with_capacity(messages.len());
+            for m in &messages {
+                let (v, uid, modseq): (u32, u32, i64) = c
+                    .query_row(
+                        "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+                           WHERE id = ?1 AND account_id = ?2
+                           RETURNING uidvalidity, uidnext - 1, highest_modseq",
+                        params![mailbox.id, mailbox.account.0],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?
+                    .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))?;
+                let msg = insert_message(c, &m.data)?;
+                c.execute(
+                    "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![mailbox.id, uid, msg.0, m.flags.0, m.keywords.join(" "), m.internal_date, modseq],
+                )?;
+                uv = v;
+                uids.push(uid);
+            }
+            Ok((uv, uids))
+        })
+    }
+
     fn store_flags(
         &self,
         mailbox: MailboxId,

@@ -337,6 +337,33 @@ pub struct ThreadCommand {
     pub key: SearchKey,
 }
 
+/// One message of an APPEND (RFC 9051 §6.3.12; RFC 3502 §6.3.11 repeats these for
+/// MULTIAPPEND): its flags, its internal date as sent, its octets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<Flag>,
+    pub date: Option<String>,
+    /// The message's octets; empty when it is built by CATENATE.
+    pub message: Vec<u8>,
+    /// RFC 4469 CATENATE: the message is these parts joined, in order.
+    pub catenate: Option<Vec<CatPart>>,
+}
+
+/// One part of a CATENATE list (RFC 4469 §5): text as sent, or an IMAP URL (RFC 5092) whose
+/// octets the server fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    Text(Vec<u8>),
+    Url(String),
+}
+
+/// The most parts one CATENATE list may hold (RFC 4469 sets no bound).
+pub const MAX_CATENATE_PARTS: usize = 1000;
+
+/// The most messages one APPEND may carry (RFC 3502 sets no bound; each message needs at
+/// least a few octets of command text, which `MAX_COMMAND_TEXT` bounds as well).
+pub const MAX_APPEND_MESSAGES: usize = 1000;
+
 /// LIST options (RFC 5258 LIST-EXTENDED, RFC 6154, RFC 5819).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListOptions {
@@ -403,11 +430,10 @@ pub enum CommandBody {
         mailbox: String,
         items: Vec<String>,
     },
+    /// APPEND with one message, or several (RFC 3502 MULTIAPPEND): never empty.
     Append {
         mailbox: String,
-        flags: Vec<Flag>,
-        date: Option<String>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
     },
     Idle,
     Check,
@@ -844,6 +870,56 @@ pub fn month_number(m: &str) -> Option<u32> {
 }
 
 /// Parses one complete command (see [`super::Assembler`]).
+/// A section spec as FETCH BODY[...] takes it, without the brackets (`1.2`, `HEADER`,
+/// `2.MIME`, `HEADER.FIELDS (Subject)`): the one section grammar, shared with IMAP URLs'
+/// `;SECTION=` (RFC 5092 §3).
+/// `CATENATE (TEXT {n} URL "url" ...)` (RFC 4469 §5).
+fn parse_catenate(p: &mut P<'_>) -> PResult<Vec<CatPart>> {
+    let word = p.atom("CATENATE")?;
+    if !word.eq_ignore_ascii_case("CATENATE") {
+        return syntax(format!(
+            "{word} is not part of APPEND; the message is a literal or CATENATE (...)"
+        ));
+    }
+    p.sp("the CATENATE list")?;
+    p.expect(b'(', "( to start the CATENATE list")?;
+    let mut parts = Vec::new();
+    loop {
+        let kind = p.atom("TEXT or URL")?;
+        p.sp("the part")?;
+        if kind.eq_ignore_ascii_case("TEXT") {
+            if !matches!(p.peek(), Some(b'{' | b'~')) {
+                return syntax("CATENATE's TEXT needs a literal, e.g. TEXT {12}");
+            }
+            parts.push(CatPart::Text(p.literal()?));
+        } else if kind.eq_ignore_ascii_case("URL") {
+            parts.push(CatPart::Url(p.astring("the URL")?));
+        } else {
+            return syntax(format!("{kind} is not a CATENATE part; use TEXT or URL"));
+        }
+        if parts.len() > MAX_CATENATE_PARTS {
+            return syntax(format!(
+                "one CATENATE may join at most {MAX_CATENATE_PARTS} parts"
+            ));
+        }
+        if p.eat(b')') {
+            return Ok(parts);
+        }
+        p.sp("the next part or ) to end the CATENATE list")?;
+    }
+}
+
+pub fn parse_section(spec: &[u8]) -> Result<Section, ParseError> {
+    let mut b = Vec::with_capacity(spec.len() + 2);
+    b.push(b'[');
+    b.extend_from_slice(spec);
+    b.push(b']');
+    let mut p = P { b: &b, i: 0 };
+    let s = section(&mut p)?;
+    p.end()?;
+    Ok(s)
+}
+
 pub fn parse_command(buf: &[u8]) -> Result<Command, TaggedError> {
     let mut p = P { b: buf, i: 0 };
     let tag = p.take_while(is_tag_char);
@@ -1057,28 +1133,46 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
         "APPEND" => {
             p.sp("the mailbox name")?;
             let mailbox = p.mailbox("the mailbox name")?;
-            p.sp("the message literal")?;
-            let mut flags = Vec::new();
-            let mut date = None;
-            if p.peek() == Some(b'(') {
-                flags = p.flag_list()?;
+            // RFC 3502 §6.3.11: append-message repeats, each with its own flags and date.
+            let mut messages = Vec::new();
+            loop {
                 p.sp("the message literal")?;
+                let mut flags = Vec::new();
+                let mut date = None;
+                if p.peek() == Some(b'(') {
+                    flags = p.flag_list()?;
+                    p.sp("the message literal")?;
+                }
+                if p.peek() == Some(b'"') {
+                    let d = p.quoted()?;
+                    date = Some(String::from_utf8_lossy(&d).into_owned());
+                    p.sp("the message literal")?;
+                }
+                let (message, catenate) = if matches!(p.peek(), Some(b'C' | b'c')) {
+                    (Vec::new(), Some(parse_catenate(p)?))
+                } else if matches!(p.peek(), Some(b'{' | b'~')) {
+                    (p.literal()?, None)
+                } else {
+                    return syntax(
+                        "APPEND needs the message as a literal, e.g. {310}, or CATENATE (...)",
+                    );
+                };
+                messages.push(AppendMessage {
+                    flags,
+                    date,
+                    message,
+                    catenate,
+                });
+                if p.peek() != Some(b' ') {
+                    break;
+                }
+                if messages.len() >= MAX_APPEND_MESSAGES {
+                    return syntax(format!(
+                        "one APPEND may carry at most {MAX_APPEND_MESSAGES} messages; send the rest in another APPEND"
+                    ));
+                }
             }
-            if p.peek() == Some(b'"') {
-                let d = p.quoted()?;
-                date = Some(String::from_utf8_lossy(&d).into_owned());
-                p.sp("the message literal")?;
-            }
-            if !matches!(p.peek(), Some(b'{' | b'~')) {
-                return syntax("APPEND needs the message as a literal, e.g. {310}");
-            }
-            let message = p.literal()?;
-            CommandBody::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            }
+            CommandBody::Append { mailbox, messages }
         }
         "SEARCH" => parse_search(p, false)?,
         "SORT" => CommandBody::Sort(parse_sort(p, false)?),
@@ -2101,19 +2195,16 @@ mod tests {
                 unchanged_since: None
             }
         );
-        let CommandBody::Append {
-            mailbox,
-            flags,
-            date,
-            message,
-        } = ok("a APPEND Sent (\\Seen) \"1-Feb-2024 10:00:00 +0000\" {4+}\r\nab\r\n")
+        let CommandBody::Append { mailbox, messages } =
+            ok("a APPEND Sent (\\Seen) \"1-Feb-2024 10:00:00 +0000\" {4+}\r\nab\r\n")
         else {
             panic!()
         };
         assert_eq!(mailbox, "Sent");
-        assert_eq!(flags, vec![Flag::Seen]);
-        assert!(date.is_some());
-        assert_eq!(message, b"ab\r\n");
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].flags, vec![Flag::Seen]);
+        assert!(messages[0].date.is_some());
+        assert_eq!(messages[0].message, b"ab\r\n");
         let CommandBody::List {
             patterns, options, ..
         } = ok("a LIST (SUBSCRIBED) \"\" (INBOX \"*\") RETURN (CHILDREN STATUS (MESSAGES))")
@@ -2127,6 +2218,92 @@ mod tests {
         assert!(
             matches!(ok("a ID (\"name\" \"x\" \"v\" NIL)"), CommandBody::Id(v) if v.len() == 2)
         );
+    }
+
+    #[test]
+    fn multiappend() {
+        // RFC 3502 §6.3.11: each message with its own optional flags and date.
+        let CommandBody::Append { mailbox, messages } = ok(
+            "a APPEND Sent (\\Seen) {2+}\r\nab \"1-Feb-2024 10:00:00 +0000\" {1+}\r\nc {3+}\r\ndef",
+        ) else {
+            panic!()
+        };
+        assert_eq!(mailbox, "Sent");
+        let got: Vec<_> = messages
+            .iter()
+            .map(|m| (m.flags.clone(), m.date.is_some(), m.message.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (vec![Flag::Seen], false, b"ab".to_vec()),
+                (vec![], true, b"c".to_vec()),
+                (vec![], false, b"def".to_vec()),
+            ]
+        );
+        // Malformed: a trailing space, a second message without its literal, flags alone.
+        for bad in [
+            "a APPEND x {1+}\r\na ",
+            "a APPEND x {1+}\r\na (\\Seen)",
+            "a APPEND x {1+}\r\na \"1-Feb-2024 10:00:00 +0000\"",
+            "a APPEND x {1+}\r\na foo",
+        ] {
+            assert!(
+                matches!(err(bad).error, ParseError::Syntax(_)),
+                "{bad:?} should be a syntax error"
+            );
+        }
+        // More messages than one APPEND may carry.
+        let many = format!("a APPEND x{}", " {1+}\r\na".repeat(MAX_APPEND_MESSAGES + 1));
+        assert!(matches!(err(&many).error, ParseError::Syntax(m) if m.contains("at most")));
+        let enough = format!("a APPEND x{}", " {1+}\r\na".repeat(MAX_APPEND_MESSAGES));
+        assert!(
+            matches!(ok(&enough), CommandBody::Append { messages, .. } if messages.len() == MAX_APPEND_MESSAGES)
+        );
+    }
+
+    #[test]
+    fn catenate() {
+        // RFC 4469 §5, alone and with MULTIAPPEND.
+        let CommandBody::Append { messages, .. } = ok(
+            "a APPEND x (\\Seen) CATENATE (URL \"/INBOX/;UID=1\" TEXT {2+}\r\nab) catenate (text {1+}\r\nc) {1+}\r\nd",
+        ) else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 3);
+        assert_eq!(
+            messages[0].catenate,
+            Some(vec![
+                CatPart::Url("/INBOX/;UID=1".into()),
+                CatPart::Text(b"ab".to_vec())
+            ])
+        );
+        assert_eq!(messages[0].flags, vec![Flag::Seen]);
+        assert_eq!(
+            messages[1].catenate,
+            Some(vec![CatPart::Text(b"c".to_vec())])
+        );
+        assert_eq!(messages[2].catenate, None);
+        assert_eq!(messages[2].message, b"d");
+        for bad in [
+            "a APPEND x CATENATE (TEXT {1+}\r\na",
+            "a APPEND x CATENATE ()",
+            "a APPEND x CATENATE (TEXT \"a\")",
+            "a APPEND x CATENATE (FOO \"a\")",
+            "a APPEND x CATENATE",
+            "a APPEND x CATENATEX (URL a)",
+            "a APPEND x CATENATE (URL a",
+        ] {
+            assert!(
+                matches!(err(bad).error, ParseError::Syntax(_)),
+                "{bad:?} should be a syntax error"
+            );
+        }
+        let many = format!(
+            "a APPEND x CATENATE ({})",
+            vec!["URL a"; MAX_CATENATE_PARTS + 1].join(" ")
+        );
+        assert!(matches!(err(&many).error, ParseError::Syntax(m) if m.contains("at most")));
     }
 
     #[test]

@@ -45,6 +45,7 @@ const CAPABILITIES: [&str; 25] = [
     "THREAD=ORDEREDSUBJECT",
     "THREAD=REFERENCES",
     "ESORT",
+    "MULTIAPPEND",
     // Not CONTEXT=SORT: its PARTIAL is answered, but RETURN (UPDATE) / CANCELUPDATE (RFC 5267
     // §4.2-4.3) are not implemented, so the capability would promise too much.
 ];

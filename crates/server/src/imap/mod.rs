@@ -33,7 +33,8 @@
 //! | CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE, ENABLE, ID, LOGOUT    | `auth.rs`      |
 //! | NOOP, CHECK (the sync after every command does their work)       | `mod.rs`       |
 //! | SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, | `mailboxes.rs` |
-//! | NAMESPACE, APPEND                                                | `mailboxes.rs` |
+//! | NAMESPACE                                                        | `mailboxes.rs` |
+//! | APPEND (with MULTIAPPEND)                                        | `append.rs`    |
 //! | LIST, LSUB, STATUS                                               | `list.rs`      |
 //! | CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE (and the UID forms)  | `messages.rs`  |
 //! | FETCH, UID FETCH                                                 | `fetch.rs`     |
@@ -67,6 +68,7 @@
 //! `auth_require_tls` policy, the STARTTLS swap and the SASL response reader (used in
 //! `auth.rs`), the BAD counter and the reporting of failed logins.
 
+mod append;
 mod auth;
 mod cache;
 mod error;
@@ -396,16 +398,7 @@ impl Session {
                 }
                 return self.status(&mailbox, &items).await;
             }
-            C::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => {
-                return self
-                    .append(&mailbox, &flags, date.as_deref(), message)
-                    .await
-            }
+            C::Append { mailbox, messages } => return self.append(&mailbox, messages).await,
             C::Idle => return self.idle().await,
             C::GetQuotaRoot(mailbox) => return self.get_quota_root(&mailbox).await,
             C::GetQuota(root) => return self.get_quota(&root).await,

@@ -158,16 +158,9 @@ impl Session {
                 mailbox: n(mailbox)?,
                 items,
             },
-            C::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => C::Append {
+            C::Append { mailbox, messages } => C::Append {
                 mailbox: n(mailbox)?,
-                flags,
-                date,
-                message,
+                messages,
             },
             C::Copy { uid, set, mailbox } => C::Copy {
                 uid,
