@@ -11,11 +11,15 @@ pub struct Command {
     pub body: CommandBody,
 }
 
-/// A sequence number or UID, or `*` (the largest in use).
+/// A sequence number or UID, or `*` (the largest in use), or `$`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeqNum {
     Num(u32),
     Star,
+    /// `$`, the session's saved search result (RFC 5182 §2.1 `seq-last-command`). It is
+    /// only ever a whole set on its own ([`SeqSet::saved`]); the server replaces it with the
+    /// messages it stands for before using the set, and left in place it names nothing.
+    Saved,
 }
 
 /// A sequence set (RFC 9051 §9 `sequence-set`): ranges as written; a range's bounds may be in
@@ -24,16 +28,31 @@ pub enum SeqNum {
 pub struct SeqSet(pub Vec<(SeqNum, SeqNum)>);
 
 impl SeqSet {
+    /// `$` (RFC 5182 §2.1): the saved search result, as the parser returns it.
+    pub fn saved() -> SeqSet {
+        SeqSet(vec![(SeqNum::Saved, SeqNum::Saved)])
+    }
+
+    /// True if the set is `$` (RFC 5182), to be replaced by the saved search result.
+    pub fn is_saved(&self) -> bool {
+        self.0
+            .iter()
+            .any(|&(a, b)| a == SeqNum::Saved || b == SeqNum::Saved)
+    }
+
     /// The set as sorted, merged, inclusive ranges, with `*` standing for `largest`: lookups
     /// are then a binary search, however many ranges a client sent.
+    /// An unreplaced `$` contributes nothing.
     pub fn normalized(&self, largest: u32) -> Vec<(u32, u32)> {
         let v = |s: SeqNum| match s {
             SeqNum::Num(x) => x,
             SeqNum::Star => largest,
+            SeqNum::Saved => 0,
         };
         let mut r: Vec<(u32, u32)> = self
             .0
             .iter()
+            .filter(|&&(a, b)| a != SeqNum::Saved && b != SeqNum::Saved)
             .map(|&(a, b)| (v(a).min(v(b)), v(a).max(v(b))))
             .collect();
         r.sort_unstable();
@@ -53,12 +72,14 @@ impl SeqSet {
         i > 0 && ranges[i - 1].1 >= n
     }
 
-    /// True if `n` is in the set, where `*` stands for `largest`.
+    /// True if `n` is in the set, where `*` stands for `largest` (an unreplaced `$` holds
+    /// nothing).
     pub fn contains(&self, n: u32, largest: u32) -> bool {
         self.0.iter().any(|&(a, b)| {
             let v = |s: SeqNum| match s {
                 SeqNum::Num(x) => x,
                 SeqNum::Star => largest,
+                SeqNum::Saved => 0,
             };
             let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
             n >= lo && n <= hi
@@ -725,6 +746,15 @@ impl<'a> P<'a> {
         }
     }
     fn seq_set(&mut self) -> PResult<SeqSet> {
+        // RFC 5182 §4: `sequence-set =/ seq-last-command`, a `$` on its own.
+        if self.eat(b'$') {
+            if matches!(self.peek(), Some(b',' | b':')) {
+                return syntax(
+                    "$ stands for the whole saved search result and cannot be combined with numbers",
+                );
+            }
+            return Ok(SeqSet::saved());
+        }
         let mut v = Vec::new();
         loop {
             let a = self.seq_num()?;
@@ -1685,7 +1715,9 @@ fn search_key(p: &mut P<'_>, depth: usize) -> PResult<SearchKey> {
         }
         return Ok(SearchKey::And(keys));
     }
-    if p.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
+    if p.peek()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$')
+    {
         return Ok(SearchKey::Seq(p.seq_set()?));
     }
     let name = p
@@ -2419,6 +2451,79 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// RFC 5182 §4: `$` is a sequence set on its own, wherever one is taken.
+    #[test]
+    fn saved_result_marker() {
+        let saved = SeqSet::saved();
+        let cases: &[(&str, CommandBody)] = &[
+            (
+                "a FETCH $ FLAGS",
+                CommandBody::Fetch {
+                    uid: false,
+                    set: saved.clone(),
+                    items: vec![FetchAtt::Flags],
+                    changed_since: None,
+                },
+            ),
+            (
+                "a UID COPY $ Trash",
+                CommandBody::Copy {
+                    uid: true,
+                    set: saved.clone(),
+                    mailbox: "Trash".into(),
+                },
+            ),
+            (
+                "a UID MOVE $ Trash",
+                CommandBody::Move {
+                    uid: true,
+                    set: saved.clone(),
+                    mailbox: "Trash".into(),
+                },
+            ),
+            (
+                "a UID EXPUNGE $",
+                CommandBody::Expunge {
+                    uids: Some(saved.clone()),
+                },
+            ),
+            (
+                "a UID SEARCH UID $",
+                CommandBody::Search {
+                    uid: true,
+                    ret: None,
+                    charset: None,
+                    key: SearchKey::Uid(saved.clone()),
+                },
+            ),
+            (
+                "a SEARCH $ SEEN",
+                CommandBody::Search {
+                    uid: false,
+                    ret: None,
+                    charset: None,
+                    key: SearchKey::And(vec![SearchKey::Seq(saved.clone()), SearchKey::Seen]),
+                },
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(&ok(line), want, "{line}");
+        }
+        for bad in [
+            "a FETCH $,1 FLAGS",
+            "a FETCH $:3 FLAGS",
+            "a FETCH 1,$ FLAGS",
+            "a FETCH $$ FLAGS",
+        ] {
+            assert!(matches!(err(bad).error, ParseError::Syntax(_)), "{bad}");
+        }
+        assert!(saved.is_saved());
+        assert!(!SeqSet(vec![(SeqNum::Num(1), SeqNum::Star)]).is_saved());
+        // Left unreplaced, `$` names nothing.
+        assert!(saved.normalized(10).is_empty());
+        assert!(!saved.contains(1, 10));
     }
 
     #[test]
