@@ -68,6 +68,7 @@
 
 mod auth;
 mod cache;
+mod context;
 mod error;
 pub mod fetch;
 mod framing;
@@ -408,6 +409,11 @@ impl Session {
                 body.name()
             )));
         }
+        // RFC 5182: `$` stands for the saved search result.
+        let body = match self.selected() {
+            Some(sel) => context::with_saved(body, sel),
+            None => body,
+        };
         match body {
             C::Check => ok("CHECK completed"),
             C::Close => {

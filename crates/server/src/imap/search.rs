@@ -13,6 +13,7 @@ use mailroom_proto::imap::{SearchKey, SearchReturn};
 use mailroom_store::{Flags, MailStore, MailboxId, StoreError};
 
 use super::cache::{ImapShared, Loaded};
+use super::context;
 use super::error::ImapError;
 use super::selected::{compress, Msg};
 use super::{ok, Done, Session};
@@ -33,6 +34,14 @@ impl Session {
         charset: Option<String>,
         key: SearchKey,
     ) -> Result<Done, ImapError> {
+        // RFC 5182 §2.1: a SEARCH with SAVE that fails leaves the saved result empty (any `$`
+        // in this command was replaced before it ran).
+        let save = ret.as_ref().is_some_and(|r| r.save);
+        if save {
+            if let Some(sel) = self.selected() {
+                sel.saved.clear();
+            }
+        }
         if let Some(cs) = &charset {
             check_charset(cs)?;
         }
@@ -83,7 +92,15 @@ impl Session {
         } else {
             hits.iter().map(|&s| modseqs[s - 1]).max()
         };
-        if ret.is_some() || self.rev2 {
+        if let Some(r) = ret.as_ref().filter(|r| r.save) {
+            let hit_uids: Vec<u32> = hits.iter().map(|&s| uids[s - 1]).collect();
+            if let Some(sel) = self.selected() {
+                sel.saved = context::saved_of(r, &hit_uids);
+            }
+        }
+        if ret.as_ref().is_some_and(context::save_only) {
+            // RFC 5182 §2.4: SAVE alone answers with no ESEARCH.
+        } else if ret.is_some() || self.rev2 {
             // RFC 4731 / RFC 9051 §7.3.4 ESEARCH.
             let r = ret.unwrap_or_default();
             let all = r.all || !(r.min || r.max || r.count);

@@ -91,6 +91,9 @@ pub struct Selected {
     /// The keywords announced to the session in FLAGS and PERMANENTFLAGS. RFC 9051 §7.3.5:
     /// a keyword must be announced before a FETCH FLAGS response shows it.
     pub keywords: Vec<String>,
+    /// The search result saved by `RETURN (SAVE)`, as UIDs ascending (RFC 5182; see
+    /// `context.rs`).
+    pub saved: Vec<u32>,
 }
 
 /// `(\Seen \Flagged $Label)`, with `\Recent` first when `recent`.
@@ -166,6 +169,7 @@ impl Selected {
             seen_uidnext: info.uidnext,
             pending_expunge: false,
             keywords: Vec::new(),
+            saved: Vec::new(),
         };
         sel.learn_keywords();
         sel
@@ -343,7 +347,11 @@ impl Selected {
         let bad = ranges
             .iter()
             .any(|&(lo, hi)| lo == 0 || hi as usize > n || n == 0);
-        if bad || set.0.is_empty() {
+        if set.0.is_empty() {
+            // Only `$` (RFC 5182) replaced by an empty saved result: no messages, no error.
+            return Ok(Vec::new());
+        }
+        if bad {
             return Err(ImapError::bad(if n == 0 {
                 "the mailbox is empty, so no message sequence number (not even *) is valid"
                     .to_string()
