@@ -69,16 +69,12 @@ pub fn with_saved(mut body: CommandBody, sel: &Selected) -> CommandBody {
         C::Fetch { uid, set, .. }
         | C::Store { uid, set, .. }
         | C::Copy { uid, set, .. }
-        | C::Move { uid, set, .. } => {
-            if set.is_saved() {
-                *set = saved_set(sel, *uid);
-            }
+        | C::Move { uid, set, .. }
+            if set.is_saved() =>
+        {
+            *set = saved_set(sel, *uid);
         }
-        C::Expunge { uids: Some(set) } => {
-            if set.is_saved() {
-                *set = saved_set(sel, true);
-            }
-        }
+        C::Expunge { uids: Some(set) } if set.is_saved() => *set = saved_set(sel, true),
         C::Search { key, .. } => replace_in_key(key, sel),
         C::Sort(cmd) => replace_in_key(&mut cmd.key, sel),
         C::Thread(cmd) => replace_in_key(&mut cmd.key, sel),
