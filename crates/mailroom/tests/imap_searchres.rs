@@ -170,3 +170,28 @@ fn accounts_do_not_share_saved_results() {
     let u = b.ok("FETCH $ UID");
     assert_eq!(fetched(&u), [1], "{u:?}");
 }
+
+/// SEARCH's PARTIAL (RFC 5267 §4.4, RFC 9394): a window of the ascending result.
+#[test]
+fn search_partial_ranges() {
+    let s = five();
+    let mut c = Imap::login(s.imap(), ALICE);
+    c.ok("EXAMINE INBOX");
+    for (opts, want) in [
+        ("PARTIAL 2:3", " PARTIAL (2:3 2:3)"),
+        // Reversed bounds are put in order.
+        ("PARTIAL 3:2", " PARTIAL (2:3 2:3)"),
+        // Beyond the end: what there is, or NIL.
+        ("PARTIAL 4:100", " PARTIAL (4:100 4:5)"),
+        ("PARTIAL 6:9", " PARTIAL (6:9 NIL)"),
+        // From the end.
+        ("PARTIAL -1:-2", " PARTIAL (-1:-2 4:5)"),
+        ("COUNT PARTIAL 1:1", " COUNT 5 PARTIAL (1:1 1)"),
+    ] {
+        let u = c.ok(&format!("SEARCH RETURN ({opts}) ALL"));
+        assert!(u.iter().any(|l| l.ends_with(want)), "{opts}: {u:?}");
+    }
+    // Position zero does not exist: BAD, saying what a range looks like.
+    let (t, _) = c.cmd("SEARCH RETURN (PARTIAL 0:2) ALL");
+    assert!(t.contains(" BAD ") && t.contains("1:100"), "{t}");
+}

@@ -241,8 +241,7 @@ pub struct SearchReturn {
     pub all: bool,
     pub count: bool,
     pub save: bool,
-    /// `PARTIAL range` (RFC 5267 §4.4 CONTEXT=SORT; RFC 9394 ranges from the end). Only
-    /// SORT's RETURN accepts it for now; SEARCH refuses it as an unknown option.
+    /// `PARTIAL range` (RFC 5267 §4.4 for SEARCH and SORT; RFC 9394 ranges from the end).
     pub partial: Option<PartialRange>,
 }
 
@@ -1533,7 +1532,7 @@ fn return_clause(p: &mut P<'_>, cmd: &str, next: &str) -> PResult<Option<SearchR
 }
 
 /// The parenthesised ESEARCH result options (RFC 4731 §3.1): for SEARCH MIN MAX ALL COUNT
-/// SAVE; SORT also takes `PARTIAL range` (RFC 5267 §4.4).
+/// SAVE, and `PARTIAL range` (RFC 5267 §4.4, RFC 9394).
 fn return_options(p: &mut P<'_>, cmd: &str) -> PResult<SearchReturn> {
     let what = format!("the {cmd} return options");
     let mut r = SearchReturn::default();
@@ -1549,7 +1548,7 @@ fn return_options(p: &mut P<'_>, cmd: &str) -> PResult<SearchReturn> {
             "ALL" => r.all = true,
             "COUNT" => r.count = true,
             "SAVE" => r.save = true,
-            "PARTIAL" if cmd == "SORT" => {
+            "PARTIAL" => {
                 p.sp("the PARTIAL range, e.g. PARTIAL 1:100")?;
                 r.partial = Some(partial_range(p)?);
             }
@@ -2393,11 +2392,19 @@ mod tests {
 
     #[test]
     fn search_return_unchanged_by_sort() {
-        // PARTIAL is SORT's only: SEARCH still refuses it.
-        assert!(err("a SEARCH RETURN (PARTIAL 1:2) ALL")
+        // PARTIAL is SEARCH's too (RFC 5267 §4.4), reversed bounds put in order; zero is BAD.
+        let CommandBody::Search { ret, .. } = ok("a SEARCH RETURN (PARTIAL 4:2) ALL") else {
+            panic!()
+        };
+        assert_eq!(ret.and_then(|r| r.partial), Some(PartialRange::First(2, 4)));
+        assert!(matches!(
+            err("a SEARCH RETURN (PARTIAL 0:2) ALL").error,
+            ParseError::Syntax(_)
+        ));
+        assert!(err("a SEARCH RETURN (FOO) ALL")
             .error
             .to_string()
-            .contains("unknown SEARCH return option PARTIAL"));
+            .contains("unknown SEARCH return option FOO"));
         let CommandBody::Search { ret, .. } = ok("a SEARCH RETURN () ALL") else {
             panic!()
         };

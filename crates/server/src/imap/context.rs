@@ -13,11 +13,11 @@ use mailroom_proto::imap::{CommandBody, SearchKey, SearchReturn, SeqNum, SeqSet}
 use super::selected::Selected;
 
 /// The messages SAVE keeps out of a result (RFC 5182 §2.4; RFC 5267 §3 for SORT): with MIN
-/// and/or MAX and neither ALL nor COUNT, only the message(s) those name; else every one.
+/// and/or MAX and neither ALL, COUNT nor PARTIAL, only the message(s) those name; else every one.
 /// `result` holds UIDs in result order (ascending for SEARCH, sort order for SORT), so MIN is
 /// the first and MAX the last. Returned ascending, without repeats.
 pub fn saved_of(ret: &SearchReturn, result: &[u32]) -> Vec<u32> {
-    let only_ends = (ret.min || ret.max) && !ret.all && !ret.count;
+    let only_ends = (ret.min || ret.max) && !ret.all && !ret.count && ret.partial.is_none();
     let mut v: Vec<u32> = if only_ends {
         let first = ret.min.then(|| result.first()).flatten();
         let last = ret.max.then(|| result.last()).flatten();

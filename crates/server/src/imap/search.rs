@@ -103,7 +103,7 @@ impl Session {
         } else if ret.is_some() || self.rev2 {
             // RFC 4731 / RFC 9051 §7.3.4 ESEARCH.
             let r = ret.unwrap_or_default();
-            let all = r.all || !(r.min || r.max || r.count);
+            let all = r.all || !(r.min || r.max || r.count || r.partial.is_some());
             let atom = |a: &str| Value::Atom(a.to_string());
             // The correlator: the tag, always quoted (RFC 4731 §3.1; a tag has no character
             // a quoted string must escape).
@@ -131,6 +131,22 @@ impl Session {
                 let mut sorted = nums.clone();
                 sorted.sort_unstable();
                 data.extend([atom("ALL"), Value::Atom(compress(&sorted))]);
+            }
+            if let Some(range) = r.partial {
+                // RFC 5267 §4.4 / RFC 9394 §3: `PARTIAL (range set)`, NIL when the range
+                // names no match; positions in ascending order, as SORT's use sort order.
+                let mut sorted = nums.clone();
+                sorted.sort_unstable();
+                let part = range.slice(&sorted);
+                let set = if part.is_empty() {
+                    Value::Nil
+                } else {
+                    Value::Atom(compress(part))
+                };
+                data.extend([
+                    atom("PARTIAL"),
+                    Value::List(vec![Value::Atom(range.to_string()), set]),
+                ]);
             }
             if let Some(h) = highest {
                 data.extend([atom("MODSEQ"), Value::num(h)]);
