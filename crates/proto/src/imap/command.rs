@@ -11,11 +11,15 @@ pub struct Command {
     pub body: CommandBody,
 }
 
-/// A sequence number or UID, or `*` (the largest in use).
+/// A sequence number or UID, or `*` (the largest in use), or `$`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeqNum {
     Num(u32),
     Star,
+    /// `$`, the session's saved search result (RFC 5182 §2.1 `seq-last-command`). It is
+    /// only ever a whole set on its own ([`SeqSet::saved`]); the server replaces it with the
+    /// messages it stands for before using the set, and left in place it names nothing.
+    Saved,
 }
 
 /// A sequence set (RFC 9051 §9 `sequence-set`): ranges as written; a range's bounds may be in
@@ -24,16 +28,31 @@ pub enum SeqNum {
 pub struct SeqSet(pub Vec<(SeqNum, SeqNum)>);
 
 impl SeqSet {
+    /// `$` (RFC 5182 §2.1): the saved search result, as the parser returns it.
+    pub fn saved() -> SeqSet {
+        SeqSet(vec![(SeqNum::Saved, SeqNum::Saved)])
+    }
+
+    /// True if the set is `$` (RFC 5182), to be replaced by the saved search result.
+    pub fn is_saved(&self) -> bool {
+        self.0
+            .iter()
+            .any(|&(a, b)| a == SeqNum::Saved || b == SeqNum::Saved)
+    }
+
     /// The set as sorted, merged, inclusive ranges, with `*` standing for `largest`: lookups
     /// are then a binary search, however many ranges a client sent.
+    /// An unreplaced `$` contributes nothing.
     pub fn normalized(&self, largest: u32) -> Vec<(u32, u32)> {
         let v = |s: SeqNum| match s {
             SeqNum::Num(x) => x,
             SeqNum::Star => largest,
+            SeqNum::Saved => 0,
         };
         let mut r: Vec<(u32, u32)> = self
             .0
             .iter()
+            .filter(|&&(a, b)| a != SeqNum::Saved && b != SeqNum::Saved)
             .map(|&(a, b)| (v(a).min(v(b)), v(a).max(v(b))))
             .collect();
         r.sort_unstable();
@@ -61,12 +80,14 @@ impl SeqSet {
         i > 0 && ranges[i - 1].1 >= n
     }
 
-    /// True if `n` is in the set, where `*` stands for `largest`.
+    /// True if `n` is in the set, where `*` stands for `largest` (an unreplaced `$` holds
+    /// nothing).
     pub fn contains(&self, n: u32, largest: u32) -> bool {
         self.0.iter().any(|&(a, b)| {
             let v = |s: SeqNum| match s {
                 SeqNum::Num(x) => x,
                 SeqNum::Star => largest,
+                SeqNum::Saved => 0,
             };
             let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
             n >= lo && n <= hi
@@ -228,8 +249,7 @@ pub struct SearchReturn {
     pub all: bool,
     pub count: bool,
     pub save: bool,
-    /// `PARTIAL range` (RFC 5267 §4.4 CONTEXT=SORT; RFC 9394 ranges from the end). Only
-    /// SORT's RETURN accepts it for now; SEARCH refuses it as an unknown option.
+    /// `PARTIAL range` (RFC 5267 §4.4 for SEARCH and SORT; RFC 9394 ranges from the end).
     pub partial: Option<PartialRange>,
 }
 
@@ -774,6 +794,15 @@ impl<'a> P<'a> {
         }
     }
     fn seq_set(&mut self) -> PResult<SeqSet> {
+        // RFC 5182 §4: `sequence-set =/ seq-last-command`, a `$` on its own.
+        if self.eat(b'$') {
+            if matches!(self.peek(), Some(b',' | b':')) {
+                return syntax(
+                    "$ stands for the whole saved search result and cannot be combined with numbers",
+                );
+            }
+            return Ok(SeqSet::saved());
+        }
         let mut v = Vec::new();
         loop {
             let a = self.seq_num()?;
@@ -1680,7 +1709,7 @@ fn return_clause(p: &mut P<'_>, cmd: &str, next: &str) -> PResult<Option<SearchR
 }
 
 /// The parenthesised ESEARCH result options (RFC 4731 §3.1): for SEARCH MIN MAX ALL COUNT
-/// SAVE; SORT also takes `PARTIAL range` (RFC 5267 §4.4).
+/// SAVE, and `PARTIAL range` (RFC 5267 §4.4, RFC 9394).
 fn return_options(p: &mut P<'_>, cmd: &str) -> PResult<SearchReturn> {
     let what = format!("the {cmd} return options");
     let mut r = SearchReturn::default();
@@ -1696,7 +1725,7 @@ fn return_options(p: &mut P<'_>, cmd: &str) -> PResult<SearchReturn> {
             "ALL" => r.all = true,
             "COUNT" => r.count = true,
             "SAVE" => r.save = true,
-            "PARTIAL" if cmd == "SORT" => {
+            "PARTIAL" => {
                 p.sp("the PARTIAL range, e.g. PARTIAL 1:100")?;
                 r.partial = Some(partial_range(p)?);
             }
@@ -1862,7 +1891,9 @@ fn search_key(p: &mut P<'_>, depth: usize) -> PResult<SearchKey> {
         }
         return Ok(SearchKey::And(keys));
     }
-    if p.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
+    if p.peek()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$')
+    {
         return Ok(SearchKey::Seq(p.seq_set()?));
     }
     let name = p
@@ -2665,11 +2696,19 @@ mod tests {
 
     #[test]
     fn search_return_unchanged_by_sort() {
-        // PARTIAL is SORT's only: SEARCH still refuses it.
-        assert!(err("a SEARCH RETURN (PARTIAL 1:2) ALL")
+        // PARTIAL is SEARCH's too (RFC 5267 §4.4), reversed bounds put in order; zero is BAD.
+        let CommandBody::Search { ret, .. } = ok("a SEARCH RETURN (PARTIAL 4:2) ALL") else {
+            panic!()
+        };
+        assert_eq!(ret.and_then(|r| r.partial), Some(PartialRange::First(2, 4)));
+        assert!(matches!(
+            err("a SEARCH RETURN (PARTIAL 0:2) ALL").error,
+            ParseError::Syntax(_)
+        ));
+        assert!(err("a SEARCH RETURN (FOO) ALL")
             .error
             .to_string()
-            .contains("unknown SEARCH return option PARTIAL"));
+            .contains("unknown SEARCH return option FOO"));
         let CommandBody::Search { ret, .. } = ok("a SEARCH RETURN () ALL") else {
             panic!()
         };
@@ -2723,6 +2762,79 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// RFC 5182 §4: `$` is a sequence set on its own, wherever one is taken.
+    #[test]
+    fn saved_result_marker() {
+        let saved = SeqSet::saved();
+        let cases: &[(&str, CommandBody)] = &[
+            (
+                "a FETCH $ FLAGS",
+                CommandBody::Fetch {
+                    uid: false,
+                    set: saved.clone(),
+                    items: vec![FetchAtt::Flags],
+                    changed_since: None,
+                },
+            ),
+            (
+                "a UID COPY $ Trash",
+                CommandBody::Copy {
+                    uid: true,
+                    set: saved.clone(),
+                    mailbox: "Trash".into(),
+                },
+            ),
+            (
+                "a UID MOVE $ Trash",
+                CommandBody::Move {
+                    uid: true,
+                    set: saved.clone(),
+                    mailbox: "Trash".into(),
+                },
+            ),
+            (
+                "a UID EXPUNGE $",
+                CommandBody::Expunge {
+                    uids: Some(saved.clone()),
+                },
+            ),
+            (
+                "a UID SEARCH UID $",
+                CommandBody::Search {
+                    uid: true,
+                    ret: None,
+                    charset: None,
+                    key: SearchKey::Uid(saved.clone()),
+                },
+            ),
+            (
+                "a SEARCH $ SEEN",
+                CommandBody::Search {
+                    uid: false,
+                    ret: None,
+                    charset: None,
+                    key: SearchKey::And(vec![SearchKey::Seq(saved.clone()), SearchKey::Seen]),
+                },
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(&ok(line), want, "{line}");
+        }
+        for bad in [
+            "a FETCH $,1 FLAGS",
+            "a FETCH $:3 FLAGS",
+            "a FETCH 1,$ FLAGS",
+            "a FETCH $$ FLAGS",
+        ] {
+            assert!(matches!(err(bad).error, ParseError::Syntax(_)), "{bad}");
+        }
+        assert!(saved.is_saved());
+        assert!(!SeqSet(vec![(SeqNum::Num(1), SeqNum::Star)]).is_saved());
+        // Left unreplaced, `$` names nothing.
+        assert!(saved.normalized(10).is_empty());
+        assert!(!saved.contains(1, 10));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::auth::{self, LoginError};
 use crate::session::{self, SaslResponse, TlsUnavailable};
 
 /// The capabilities every session has; [`Session::capabilities`] adds the state-dependent ones.
-const CAPABILITIES: [&str; 25] = [
+const CAPABILITIES: [&str; 26] = [
     "SASL-IR",
     "LITERAL+",
     "ID",
@@ -46,6 +46,8 @@ const CAPABILITIES: [&str; 25] = [
     "THREAD=REFERENCES",
     "ESORT",
     "MULTIAPPEND",
+    // RFC 5182: SAVE and `$` (imap/context.rs).
+    "SEARCHRES",
     // Not CONTEXT=SORT: its PARTIAL is answered, but RETURN (UPDATE) / CANCELUPDATE (RFC 5267
     // §4.2-4.3) are not implemented, so the capability would promise too much.
 ];

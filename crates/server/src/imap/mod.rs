@@ -71,6 +71,7 @@
 mod append;
 mod auth;
 mod cache;
+mod context;
 mod error;
 pub mod fetch;
 mod framing;
@@ -411,6 +412,11 @@ impl Session {
                 body.name()
             )));
         }
+        // RFC 5182: `$` stands for the saved search result.
+        let body = match self.selected() {
+            Some(sel) => context::with_saved(body, sel),
+            None => body,
+        };
         match body {
             C::Check => ok("CHECK completed"),
             C::Close => {

@@ -94,6 +94,9 @@ pub struct Selected {
     /// QRESYNC is enabled (RFC 7162 §3.2.10): expunges are reported as `* VANISHED uids`
     /// instead of `* n EXPUNGE`.
     pub qresync: bool,
+    /// The search result saved by `RETURN (SAVE)`, as UIDs ascending (RFC 5182; see
+    /// `context.rs`).
+    pub saved: Vec<u32>,
 }
 
 /// `(\Seen \Flagged $Label)`, with `\Recent` first when `recent`.
@@ -170,6 +173,7 @@ impl Selected {
             pending_expunge: false,
             keywords: Vec::new(),
             qresync: false,
+            saved: Vec::new(),
         };
         sel.learn_keywords();
         sel
@@ -353,7 +357,11 @@ impl Selected {
         let bad = ranges
             .iter()
             .any(|&(lo, hi)| lo == 0 || hi as usize > n || n == 0);
-        if bad || set.0.is_empty() {
+        if set.0.is_empty() {
+            // Only `$` (RFC 5182) replaced by an empty saved result: no messages, no error.
+            return Ok(Vec::new());
+        }
+        if bad {
             return Err(ImapError::bad(if n == 0 {
                 "the mailbox is empty, so no message sequence number (not even *) is valid"
                     .to_string()
