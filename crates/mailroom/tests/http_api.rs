@@ -223,6 +223,8 @@ err("POST", "/api/login", 401, {"address": "nobody@example.test", "password": "n
 err("POST", "/api/login", 400, {"address": "alice@example.test"})
 err("POST", "/api/login", 400, "{")
 err("POST", "/api/login", 400, {"address": "a" * 5000, "password": "x"})
+err("POST", "/api/login", 413, {"address": "a" * 2000000, "password": "x"})
+err("GET", "/api/mailboxes/%ff/messages", 400, auth=("alice@example.test", "secret"))
 # bob is no admin
 st, r, data = call("POST", "/api/login", {"address": "bob@example.test", "password": "hunter2"})
 assert json.loads(data)["admin"] is False
@@ -317,4 +319,46 @@ fn a_cookie_dies_with_its_account_and_curl_drives_the_api() {
     assert_eq!(code, 200);
     let (code, body) = curl(&["-H", "Authorization: Bearer x", &format!("{base}/api/me")]);
     assert_eq!(code, 401, "{body}");
+}
+
+#[test]
+fn https_sets_secure_cookies_and_passwords_stay_off_plain_http_when_tls_is_required() {
+    let s = ServerConfig::example()
+        .listen(&["smtp", "http", "https"])
+        .top("auth_require_tls = true")
+        .limits("auth_failure_delay = \"10ms\"")
+        .start();
+    let login = r#"{"address":"alice@example.test","password":"secret"}"#;
+    let plain = format!("http://{}/api/login", s.addr("http"));
+    let (code, body) = curl(&["-H", "Content-Type: application/json", "-d", login, &plain]);
+    assert_eq!(code, 403, "a password in clear must be refused: {body}");
+    assert!(body.contains("TLS"), "{body}");
+    let (code, body) = curl(&[
+        "-u",
+        "alice@example.test:secret",
+        &format!("http://{}/api/me", s.addr("http")),
+    ]);
+    assert_eq!(code, 403, "{body}");
+    let secure = format!("https://{}/api/login", s.addr("https"));
+    let out = Command::new("curl")
+        .args(["-s", "-k", "-i", "--max-time", "30"])
+        .args(["-H", "Content-Type: application/json", "-d", login, &secure])
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let cookie = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {text}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    // Basic over TLS.
+    let (code, _) = curl(&[
+        "-k",
+        "-u",
+        "alice@example.test:secret",
+        &format!("https://{}/api/me", s.addr("https")),
+    ]);
+    assert_eq!(code, 200);
 }

@@ -67,7 +67,42 @@ pub fn router(ctx: Ctx) -> Router {
         // here by the branches that build them.
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(ctx)
+}
+
+/// The largest request body (JSON requests are small; sending with attachments will get its
+/// own limit from `limits.max_message_size`).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Errors made by axum itself rather than a handler (a body over [`MAX_BODY`], a path that is
+/// not UTF-8) come as text; they are turned into the API's JSON errors here.
+async fn json_errors(resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json {
+        return resp;
+    }
+    let (error, hint) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            format!("the request body is larger than {MAX_BODY} octets"),
+            "send less".to_string(),
+        ),
+        s => (
+            s.canonical_reason().unwrap_or("bad request").to_lowercase(),
+            "see docs/API.md for what each endpoint takes".to_string(),
+        ),
+    };
+    ApiError::new(status, error, hint).into_response()
 }
 
 /// `GET /healthz`: the process answers and the store is open.
