@@ -362,3 +362,60 @@ fn https_sets_secure_cookies_and_passwords_stay_off_plain_http_when_tls_is_requi
     ]);
     assert_eq!(code, 200);
 }
+
+#[test]
+fn events_report_a_delivery_a_flag_change_and_an_expunge() {
+    let s = start();
+    let smtp = s.smtp();
+    let out = python(
+        &s,
+        &format!(
+            r#"
+import smtplib, threading, time
+A = ("alice@example.test", "secret")
+c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+c.request("GET", "/api/events", headers={{"Authorization": "Basic " + base64.b64encode(b"alice@example.test:secret").decode()}})
+r = c.getresponse()
+assert r.status == 200 and r.getheader("Content-Type").startswith("text/event-stream"), (r.status, r.getheaders())
+def stream(user):
+    c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+    c.request("GET", "/api/events", headers={{"Authorization": "Basic " + base64.b64encode(user.encode()).decode()}})
+    return c, c.getresponse()
+bc, br = stream("bob@example.test:hunter2")
+def next_event(r=r):
+    kind, data = None, None
+    while True:
+        line = r.fp.readline().decode().rstrip("\r\n")
+        if line.startswith("event:"): kind = line[6:].strip()
+        elif line.startswith("data:"): data = json.loads(line[5:].strip())
+        elif line == "" and kind: return kind, data
+assert next_event()[0] == "ready"
+t0 = time.time()
+with smtplib.SMTP("127.0.0.1", {port}) as m:
+    m.sendmail("bob@example.test", ["alice@example.test"], "Subject: live\r\n\r\nhi\r\n")
+kind, data = next_event()
+assert kind == "message" and data["mailbox"] == "INBOX", (kind, data)
+print("latency %.3f" % (time.time() - t0))
+j("PATCH", "/api/messages/INBOX/" + data["id"], {{"seen": True}}, auth=A)
+kind, d2 = next_event()
+assert kind == "flags" and d2["flags"] == ["\\Seen"] and d2["id"] == data["id"], (kind, d2)
+st, _, _ = call("DELETE", "/api/messages/INBOX/" + data["id"], auth=A)
+assert st == 204
+kind, d3 = next_event()
+assert kind == "expunge" and d3["id"] == data["id"], (kind, d3)
+# bob's stream saw none of it
+assert next_event(br)[0] == "ready"
+bc.sock.settimeout(1.5)
+try:
+    ev = next_event(br)
+    raise AssertionError("bob got an event of alice's mailbox: %r" % (ev,))
+except (TimeoutError, OSError):
+    pass
+print("ok")
+"#,
+            port = smtp.port()
+        ),
+    );
+    assert!(out.contains("ok"), "{out}");
+    eprintln!("{out}");
+}

@@ -36,6 +36,8 @@ pub struct Ctx {
     pub peer: SocketAddr,
     /// The connection runs over TLS (the `https` listener): cookies get `Secure`.
     pub tls: bool,
+    /// Becomes true when the server shuts down (ends event streams).
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// The API's routes.
@@ -62,6 +64,7 @@ pub fn router(ctx: Ctx) -> Router {
             "/api/messages/{mailbox}/{id}/move",
             post(api::messages::move_to),
         )
+        .route("/api/events", get(api::events::events))
         // MERGE POINT (issue 17): `/metrics` (crate::metrics::render_prometheus) and
         // `/api/messages/{mailbox}/{id}/transcript` (the recorded SMTP dialogue) are wired
         // here by the branches that build them.
@@ -150,6 +153,7 @@ pub async fn run_connection(
         shared,
         peer,
         tls: kind.implicit_tls(),
+        shutdown: shutdown.clone(),
     };
     let service = hyper_util::service::TowerToHyperService::new(router(ctx));
     let io = hyper_util::rt::TokioIo::new(stream);

@@ -105,7 +105,7 @@ async fn read_all(ctx: &Ctx, mb: &MailboxInfo, uid: u32) -> Result<Vec<u8>, ApiE
     blocking(move || mailroom_store::read_message(store.as_ref(), r)).await
 }
 
-fn flags_json(m: &MessageMeta) -> Vec<String> {
+pub(crate) fn flags_json(m: &MessageMeta) -> Vec<String> {
     let mut out = Vec::new();
     for (bit, name) in [
         (Flags::SEEN, "\\Seen"),

@@ -1,5 +1,6 @@
-//! The API's resources, one module each: [`mailboxes`] (the account's folders) and
+//! The API's resources, one module each: [`events`] (Server-Sent Events of changes), [`mailboxes`] (the account's folders) and
 //! [`messages`] (list and search, read, parts, raw source, flags, move, delete).
 
+pub mod events;
 pub mod mailboxes;
 pub mod messages;
