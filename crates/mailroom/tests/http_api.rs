@@ -419,3 +419,38 @@ print("ok")
     assert!(out.contains("ok"), "{out}");
     eprintln!("{out}");
 }
+
+#[test]
+fn shutdown_ends_an_open_event_stream_and_exits_promptly() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = start();
+    let mut c = std::net::TcpStream::connect(s.addr("http")).expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let auth = support::b64(&format!("{}:{}", ALICE.0, ALICE.1));
+    write!(
+        c,
+        "GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n\r\n"
+    )
+    .expect("write");
+    let mut r = BufReader::new(c.try_clone().expect("clone"));
+    let mut line = String::new();
+    while !line.starts_with("event: ready") {
+        line.clear();
+        assert!(
+            r.read_line(&mut line).expect("read") > 0,
+            "stream closed early"
+        );
+    }
+    let t0 = std::time::Instant::now();
+    assert!(
+        s.terminate(),
+        "the server must exit cleanly with a stream open"
+    );
+    let took = t0.elapsed();
+    // Well under the shutdown grace (10 s): the stream ended at once.
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "shutdown took {took:?}"
+    );
+}
