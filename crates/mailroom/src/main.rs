@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (with no config: loopback only, SMTP 2525, submission 2587, POP3 2110,
-    /// IMAP 2143, and their TLS twins 2465, 2995, 2993).
+    /// IMAP 2143, their TLS twins 2465, 2995, 2993, and the HTTP API 2080).
     Serve {
         /// Log every session's dialogue as C:/S: lines (AUTH secrets masked).
         #[arg(long)]

@@ -103,7 +103,10 @@ use crate::conn::{Conn, Event, Trace};
 use crate::session::{ErrorCount, LoginFailures};
 use crate::Shared;
 pub use cache::ImapShared;
+// For the HTTP API: the one search engine, over a mailbox snapshot and a parsed key.
 use error::ImapError;
+pub use search::{run_search, SearchJob};
+pub use selected::Msg;
 use selected::Selected;
 
 /// RFC 9051 §5.4: the autologout timer is at least 30 minutes.
