@@ -2776,6 +2776,7 @@ mod tests {
                     set: saved.clone(),
                     items: vec![FetchAtt::Flags],
                     changed_since: None,
+                    vanished: false,
                 },
             ),
             (

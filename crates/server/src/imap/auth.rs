@@ -19,7 +19,7 @@ use crate::auth::{self, LoginError};
 use crate::session::{self, SaslResponse, TlsUnavailable};
 
 /// The capabilities every session has; [`Session::capabilities`] adds the state-dependent ones.
-const CAPABILITIES: [&str; 26] = [
+const CAPABILITIES: &[&str] = &[
     "SASL-IR",
     "LITERAL+",
     "ID",
@@ -74,7 +74,7 @@ impl Session {
         } else {
             caps.push("LOGINDISABLED");
         }
-        caps.extend(CAPABILITIES);
+        caps.extend_from_slice(CAPABILITIES);
         caps
     }
 
