@@ -65,9 +65,8 @@ pub fn router(ctx: Ctx) -> Router {
             post(api::messages::move_to),
         )
         .route("/api/events", get(api::events::events))
-        // MERGE POINT (issue 17): `/metrics` (crate::metrics::render_prometheus) and
-        // `/api/messages/{mailbox}/{id}/transcript` (the recorded SMTP dialogue) are wired
-        // here by the branches that build them.
+        // Not built yet (issue 17): `/metrics` (Prometheus text) and
+        // `/api/messages/{mailbox}/{id}/transcript` (the recorded SMTP dialogue) go here.
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
