@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (with no config: loopback only, SMTP 24025, submission 24587, POP3 24110,
-    /// IMAP 24143, and their TLS twins 24465, 24995, 24993).
+    /// IMAP 24143, their TLS twins 24465, 24995, 24993, and the HTTP API 24080).
     Serve {
         /// Log every session's dialogue as C:/S: lines (AUTH secrets masked).
         #[arg(long)]

@@ -149,9 +149,17 @@ fn esort_and_refusals() {
     assert!(u.iter().any(|l| l.ends_with(" PARTIAL (2:3 5,1)")), "{u:?}");
     let (_, u) = c.cmd("SORT RETURN (COUNT) (DATE) UTF-8 SUBJECT nothing");
     assert!(u.iter().any(|l| l.ends_with(" COUNT 0")), "{u:?}");
-    // SAVE needs SEARCHRES (RFC 5182), not offered: refused, with what to ask for instead.
-    let (t, _) = c.cmd("SORT RETURN (SAVE) (DATE) UTF-8 ALL");
-    assert!(t.contains(" BAD ") && t.contains("SEARCHRES"), "{t}");
+    // SEARCHRES (RFC 5267 §3, RFC 5182): SAVE alone answers with no ESEARCH and keeps the
+    // whole result; with MIN only the first in sort order.
+    let (t, u) = c.cmd("SORT RETURN (SAVE) (DATE) UTF-8 ALL");
+    assert!(t.contains(" OK ") && u.is_empty(), "{t} {u:?}");
+    let (_, u) = c.cmd("SEARCH RETURN (COUNT) $");
+    assert!(u.iter().any(|l| l.ends_with(" COUNT 5")), "{u:?}");
+    // MIN in REVERSE DATE order is DATE's MAX, 4.
+    let (_, u) = c.cmd("SORT RETURN (MIN SAVE) (REVERSE DATE) UTF-8 ALL");
+    assert!(u.iter().any(|l| l.ends_with(" MIN 4")), "{u:?}");
+    let (_, u) = c.cmd("SEARCH RETURN (ALL) $");
+    assert!(u.iter().any(|l| l.ends_with(" ALL 4")), "{u:?}");
     // Grammar errors say what to send.
     let (t, _) = c.cmd("SORT (DATE) ALL");
     assert!(t.contains(" BAD "), "{t}");

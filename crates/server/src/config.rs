@@ -20,6 +20,10 @@ pub mod defaults {
     pub const SUBMISSIONS: &str = "127.0.0.1:24465";
     pub const POP3S: &str = "127.0.0.1:24995";
     pub const IMAPS: &str = "127.0.0.1:24993";
+    /// The HTTP API (and later the web inbox).
+    pub const HTTP: &str = "127.0.0.1:24080";
+    /// How long an HTTP login session lasts without being used (`[http] session_ttl`).
+    pub const HTTP_SESSION_TTL_SECS: u64 = 12 * 3600;
     pub const DATA_DIR: &str = "./mailroom-data";
     /// Gmail's limit; a 10 MiB attachment grows by a third in base64.
     pub const MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
@@ -132,6 +136,9 @@ pub struct Config {
     /// `"never"` = anywhere, even in clear over the network (throwaway labs only).
     #[serde(default)]
     pub auth_require_tls: AuthTlsPolicy,
+    /// `[http]`: admins and login sessions of the HTTP API.
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Where the config came from (for messages); not a key.
     #[serde(skip)]
     pub source: String,
@@ -365,6 +372,37 @@ pub struct Listen {
     pub pop3s: Option<SocketAddr>,
     /// IMAP over implicit TLS (RFC 8314, the port 993 kind).
     pub imaps: Option<SocketAddr>,
+    /// The HTTP API (docs/API.md), plain HTTP/1.1.
+    pub http: Option<SocketAddr>,
+    /// The HTTP API over TLS (the certificate of `[tls]`).
+    pub https: Option<SocketAddr>,
+}
+
+/// `[http]`: the HTTP API's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Accounts (full addresses) with the admin role: the queue and the accounts of every user.
+    pub admins: Vec<String>,
+    /// How long a login session lasts after its last use (`"12h"`).
+    #[serde(deserialize_with = "de_duration")]
+    pub session_ttl: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            admins: Vec::new(),
+            session_ttl: Duration::from_secs(defaults::HTTP_SESSION_TTL_SECS),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Is `address` one of the admins (case-insensitive)?
+    pub fn is_admin(&self, address: &str) -> bool {
+        self.admins.iter().any(|a| a.eq_ignore_ascii_case(address))
+    }
 }
 
 /// `[tls]`: PEM files. Without them a self-signed certificate is made in `<data_dir>/tls/`.
@@ -689,7 +727,10 @@ impl Config {
                 submissions: parse(defaults::SUBMISSIONS),
                 pop3s: parse(defaults::POP3S),
                 imaps: parse(defaults::IMAPS),
+                http: parse(defaults::HTTP),
+                https: None,
             },
+            http: HttpConfig::default(),
             tls: TlsConfig::default(),
             auth_require_tls: AuthTlsPolicy::default(),
             accounts: Vec::new(),

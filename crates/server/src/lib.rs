@@ -9,6 +9,7 @@ pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod delivery;
+pub mod http;
 pub mod imap;
 pub mod pop3;
 pub mod queue;
@@ -45,6 +46,10 @@ pub enum ListenerKind {
     Pop3Tls,
     /// IMAP over implicit TLS (RFC 8314, the port 993 kind).
     ImapTls,
+    /// The HTTP API (docs/API.md).
+    Http,
+    /// The HTTP API over TLS.
+    Https,
 }
 
 impl ListenerKind {
@@ -57,6 +62,8 @@ impl ListenerKind {
             ListenerKind::SubmissionTls => "submissions",
             ListenerKind::Pop3Tls => "pop3s",
             ListenerKind::ImapTls => "imaps",
+            ListenerKind::Http => "http",
+            ListenerKind::Https => "https",
         }
     }
 
@@ -67,6 +74,7 @@ impl ListenerKind {
             ListenerKind::SubmissionTls => ListenerKind::Submission,
             ListenerKind::Pop3Tls => ListenerKind::Pop3,
             ListenerKind::ImapTls => ListenerKind::Imap,
+            ListenerKind::Https => ListenerKind::Http,
             k => k,
         }
     }
@@ -75,7 +83,10 @@ impl ListenerKind {
     pub fn implicit_tls(self) -> bool {
         matches!(
             self,
-            ListenerKind::SubmissionTls | ListenerKind::Pop3Tls | ListenerKind::ImapTls
+            ListenerKind::SubmissionTls
+                | ListenerKind::Pop3Tls
+                | ListenerKind::ImapTls
+                | ListenerKind::Https
         )
     }
 }
@@ -98,6 +109,8 @@ pub struct Shared {
     pub auth: auth::Authenticator,
     /// Octets of messages being received, all sessions together (`limits.max_incoming_memory`).
     pub incoming: Arc<budget::MemoryBudget>,
+    /// The HTTP API's login sessions.
+    pub http: http::HttpShared,
     session_ids: AtomicU64,
 }
 
@@ -250,6 +263,7 @@ impl Server {
             auth_failures,
             auth,
             incoming,
+            http: http::HttpShared::default(),
             session_ids: AtomicU64::new(0),
         });
         let sessions = Arc::new(Sessions::default());
@@ -263,6 +277,8 @@ impl Server {
             (ListenerKind::SubmissionTls, listen.submissions),
             (ListenerKind::Pop3Tls, listen.pop3s),
             (ListenerKind::ImapTls, listen.imaps),
+            (ListenerKind::Http, listen.http),
+            (ListenerKind::Https, listen.https),
         ];
         for (kind, addr) in wanted {
             let Some(addr) = addr else { continue };
@@ -440,6 +456,9 @@ async fn run_session(
         ListenerKind::Imap | ListenerKind::ImapTls => {
             imap::run_session(stream, peer, shared, shutdown).await
         }
+        ListenerKind::Http | ListenerKind::Https => {
+            http::run_connection(kind, stream, peer, shared, shutdown).await
+        }
     }
 }
 
@@ -457,6 +476,7 @@ async fn refuse_busy(mut stream: TcpStream, kind: ListenerKind, hostname: String
         ),
         ListenerKind::Pop3 | ListenerKind::Pop3Tls => "-ERR [SYS/TEMP] Too many connections; try again later\r\n".to_string(),
         ListenerKind::Imap | ListenerKind::ImapTls => "* BYE [UNAVAILABLE] Too many connections; try again later\r\n".to_string(),
+        ListenerKind::Http | ListenerKind::Https => "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 69\r\n\r\n{\"error\":\"too many connections\",\"hint\":\"try again in a little while\"}".to_string(),
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(msg.as_bytes())).await;
     let _ = stream.shutdown().await;

@@ -69,6 +69,7 @@ impl Harness {
             maildrop_locks: Mutex::new(Default::default()),
             queue_notify: Arc::new(Notify::new()),
             imap: imap::ImapShared::default(),
+            http: crate::http::HttpShared::default(),
             tls,
             session_ids: AtomicU64::new(0),
         });

@@ -178,6 +178,15 @@ pub struct MailboxInfo {
     pub recent_uid: u32,
 }
 
+/// What [`MailStore::vanished_since`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Vanished {
+    /// The expunged UIDs known from tombstones, ascending.
+    pub uids: Vec<u32>,
+    /// No tombstone newer than the modseq asked about was pruned: `uids` is all of them.
+    pub complete: bool,
+}
+
 /// What STATUS reports of a mailbox besides its UIDs (RFC 9051 §6.3.11, RFC 8438 SIZE).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MailboxCounts {
@@ -271,6 +280,15 @@ pub struct QueueEntry {
     pub recipients: Vec<QueueRecipient>,
 }
 
+/// A message to be appended by [`MailStore::append_messages`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub data: Vec<u8>,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub internal_date: i64,
+}
+
 /// The store's interface. Every method blocks; async callers run them on a blocking thread.
 /// Methods that change state return only once the change is durable.
 pub trait MailStore: Send + Sync {
@@ -347,6 +365,10 @@ pub trait MailStore: Send + Sync {
     fn read_message_at(&self, message: MessageRef, offset: u64, buf: &mut [u8]) -> Result<usize>;
     /// Removes the given UIDs from a mailbox (missing ones are ignored); returns those removed.
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
+    /// The UIDs expunged from a mailbox after `since_modseq` (QRESYNC, RFC 7162 §3.2), from
+    /// its tombstones; `complete` is false when tombstones that old were pruned (then the
+    /// caller must treat every UID below UIDNEXT that is not present as possibly vanished).
+    fn vanished_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vanished>;
 
     // ---- IMAP (RFC 9051) ----
     /// A mailbox by id (`None` once deleted; never another account's).
@@ -394,6 +416,14 @@ pub trait MailStore: Send + Sync {
         keywords: &[String],
         internal_date: i64,
     ) -> Result<(u32, u32)>;
+    /// Adds several messages to a mailbox in one transaction (RFC 3502 MULTIAPPEND): all of
+    /// them or, on any error, none. Each is (octets, flags, keywords, internal date).
+    /// Returns UIDVALIDITY and the new UIDs in order.
+    fn append_messages(
+        &self,
+        mailbox: MailboxId,
+        messages: &[NewMessage],
+    ) -> Result<(u32, Vec<u32>)>;
     /// Changes flags of the given UIDs (missing ones are ignored); every message whose flags
     /// changed gets a new MODSEQ. With `unchanged_since` (RFC 7162 UNCHANGEDSINCE), messages
     /// whose MODSEQ is higher are left alone and returned as the second list, checked in the
@@ -456,6 +486,9 @@ pub trait MailStore: Send + Sync {
     /// `StorageFull` while storing them would leave less than `octets` free on the disk of the
     /// store, so deletions always find room. 0 (the default of a store just opened): no reserve.
     fn set_min_free_space(&self, octets: u64);
+    /// How many tombstones of expunged UIDs each mailbox keeps for QRESYNC (the oldest beyond
+    /// it are pruned at the next expunge).
+    fn set_tombstones_kept(&self, n: u64);
 
     /// Stops background work and closes the database cleanly. Further writes fail with Closed.
     fn shutdown(&self);

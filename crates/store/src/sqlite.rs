@@ -41,6 +41,8 @@ pub struct SqliteStore {
     /// `limits.min_free_space`: new mail is refused while less than this would be left free
     /// (see [`SqliteStore::check_space`]).
     min_free_space: std::sync::atomic::AtomicU64,
+    /// How many tombstones a mailbox keeps ([`TOMBSTONES_KEPT`] unless set).
+    tombstones_kept: std::sync::atomic::AtomicU64,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
@@ -324,6 +326,35 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (message_id, format)
     ) WITHOUT ROWID;
     "#,
+    // QRESYNC (RFC 7162 §3.2): tombstones, the UIDs expunged from a mailbox and the modseq
+    // of their expunge, so a client can be told what vanished since the modseq it knew. A
+    // trigger writes one for every row that leaves `mailbox_messages` (EXPUNGE, MOVE, POP3
+    // deletions, repairs) with the modseq the mailbox gets in the same transaction (every
+    // remover bumps `highest_modseq` once after removing); they go with their mailbox
+    // (cascade, and a trigger). `vanished_floor`: tombstones at or below it were pruned (or
+    // never kept: the mailboxes that exist when this version starts), so a client that knew
+    // only an older modseq is told every UID below UIDNEXT that is not there (§3.2.5.1,
+    // §3.2.10).
+    r#"
+    CREATE TABLE expunged (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+    ALTER TABLE mailboxes ADD COLUMN vanished_floor INTEGER NOT NULL DEFAULT 0;
+    UPDATE mailboxes SET vanished_floor = highest_modseq;
+    CREATE TRIGGER mailbox_messages_tombstone AFTER DELETE ON mailbox_messages BEGIN
+        INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)
+            SELECT OLD.mailbox_id, OLD.uid, highest_modseq + 1 FROM mailboxes
+             WHERE id = OLD.mailbox_id;
+    END;
+    -- Also where foreign keys are off (repairs, a hand-edited store): no tombstone outlives
+    -- its mailbox.
+    CREATE TRIGGER mailboxes_tombstones_delete AFTER DELETE ON mailboxes BEGIN
+        DELETE FROM expunged WHERE mailbox_id = OLD.id;
+    END;
     // APOP (RFC 1939 §7): an account's shared secret, kept apart from the argon2 password
     // hash because the server must compute MD5(timestamp + secret) from it, so it is stored
     // as given. NULL: no APOP for this account (`mailroom user add|passwd --apop` sets it).
@@ -331,6 +362,38 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE accounts ADD COLUMN apop_secret TEXT;
     "#,
 ];
+
+/// How many tombstones (see the `expunged` table) a mailbox keeps; the oldest beyond this are
+/// pruned and the mailbox's `vanished_floor` raised to the newest pruned one.
+pub const TOMBSTONES_KEPT: u64 = 20_000;
+
+/// Prunes a mailbox's oldest tombstones beyond `keep`, raising its `vanished_floor`.
+fn prune_tombstones(c: &Connection, mailbox: i64, keep: u64) -> rusqlite::Result<()> {
+    let n: i64 = c.query_row(
+        "SELECT COUNT(*) FROM expunged WHERE mailbox_id = ?1",
+        params![mailbox],
+        |r| r.get(0),
+    )?;
+    let excess = n - i64::try_from(keep).unwrap_or(i64::MAX);
+    if excess <= 0 {
+        return Ok(());
+    }
+    let floor: i64 = c.query_row(
+        "SELECT modseq FROM expunged WHERE mailbox_id = ?1 ORDER BY modseq LIMIT 1 OFFSET ?2",
+        params![mailbox, excess - 1],
+        |r| r.get(0),
+    )?;
+    // Whole modseqs only: one expunge's tombstones share a modseq and go together.
+    c.execute(
+        "DELETE FROM expunged WHERE mailbox_id = ?1 AND modseq <= ?2",
+        params![mailbox, floor],
+    )?;
+    c.execute(
+        "UPDATE mailboxes SET vanished_floor = MAX(vanished_floor, ?2) WHERE id = ?1",
+        params![mailbox, floor],
+    )?;
+    Ok(())
+}
 
 /// The schema version this build writes (`PRAGMA user_version` of an up-to-date store).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -391,6 +454,7 @@ impl SqliteStore {
             path,
             data_dir: data_dir.to_path_buf(),
             min_free_space: std::sync::atomic::AtomicU64::new(0),
+            tombstones_kept: std::sync::atomic::AtomicU64::new(TOMBSTONES_KEPT),
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             readers: Mutex::new(Vec::new()),
@@ -417,6 +481,11 @@ impl SqliteStore {
             .downcast::<T>()
             .map(|b| *b)
             .map_err(|_| StoreError::Invalid("internal: write result type".into()))
+    }
+
+    fn tombstones_kept(&self) -> u64 {
+        self.tombstones_kept
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Refuses a new message of `size` octets (`StorageFull`, so SMTP answers `452 4.3.1` and
@@ -1475,6 +1544,7 @@ impl MailStore for SqliteStore {
 
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
         let uids = uids.to_vec();
+        let self_kept = self.tombstones_kept();
         self.write(move |c| {
             check_mailbox(c, mailbox)?;
             let mut removed = Vec::new();
@@ -1497,11 +1567,32 @@ impl MailStore for SqliteStore {
                     "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1",
                     params![mailbox.id],
                 )?;
+                prune_tombstones(c, mailbox.id, self_kept)?;
             }
             for m in touched {
                 collect_message(c, m)?;
             }
             Ok(removed)
+        })
+    }
+
+    fn vanished_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vanished> {
+        self.read(|c| {
+            check_mailbox(c, mailbox)?;
+            let floor: i64 = c
+                .prepare_cached("SELECT vanished_floor FROM mailboxes WHERE id = ?1")?
+                .query_row(params![mailbox.id], |r| r.get(0))?;
+            let since = i64::try_from(since_modseq).unwrap_or(i64::MAX);
+            let mut st = c.prepare_cached(
+                "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+            )?;
+            let uids = st
+                .query_map(params![mailbox.id, since], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<u32>>>()?;
+            Ok(Vanished {
+                uids,
+                complete: since >= floor,
+            })
         })
     }
 
@@ -1701,6 +1792,43 @@ impl MailStore for SqliteStore {
         })
     }
 
+    fn append_messages(
+        &self,
+        mailbox: MailboxId,
+        messages: &[NewMessage],
+    ) -> Result<(u32, Vec<u32>)> {
+        let total = messages.iter().map(|m| m.data.len()).sum::<usize>();
+        self.check_space(total)?;
+        let messages = messages.to_vec();
+        // One write transaction through the group-commit writer: an error from any message
+        // rolls back every one of them (RFC 3502 §6.3.11).
+        self.write(move |c| {
+            let mut uv = 0;
+            let mut uids = Vec::with_capacity(messages.len());
+            for m in &messages {
+                let (v, uid, modseq): (u32, u32, i64) = c
+                    .query_row(
+                        "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+                           WHERE id = ?1 AND account_id = ?2
+                           RETURNING uidvalidity, uidnext - 1, highest_modseq",
+                        params![mailbox.id, mailbox.account.0],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?
+                    .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))?;
+                let msg = insert_message(c, &m.data)?;
+                c.execute(
+                    "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![mailbox.id, uid, msg.0, m.flags.0, m.keywords.join(" "), m.internal_date, modseq],
+                )?;
+                uv = v;
+                uids.push(uid);
+            }
+            Ok((uv, uids))
+        })
+    }
+
     fn store_flags(
         &self,
         mailbox: MailboxId,
@@ -1812,6 +1940,7 @@ impl MailStore for SqliteStore {
         let mut uids = uids.to_vec();
         uids.sort_unstable();
         uids.dedup();
+        let kept = self.tombstones_kept();
         self.write(move |c| {
             check_mailbox(c, from)?;
             let uv: u32 = c
@@ -1860,6 +1989,7 @@ impl MailStore for SqliteStore {
                     "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1",
                     params![from.id],
                 )?;
+                prune_tombstones(c, from.id, kept)?;
             }
             Ok((uv, pairs))
         })
@@ -2011,6 +2141,11 @@ impl MailStore for SqliteStore {
         conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
         drop(conn);
         Ok((before, total()))
+    }
+
+    fn set_tombstones_kept(&self, n: u64) {
+        self.tombstones_kept
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn set_min_free_space(&self, octets: u64) {
@@ -2899,6 +3034,66 @@ mod tests {
             outbound: None,
         })
         .unwrap();
+    }
+
+    /// QRESYNC tombstones: EXPUNGE and MOVE leave them at the modseq the mailbox got, each
+    /// expunge bumps HIGHESTMODSEQ, pruning raises the floor, deleting the mailbox drops them.
+    #[test]
+    fn tombstones_record_expunges_and_moves() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        for i in 0..6 {
+            deliver_to(&s, a, &format!("Subject: {i}\r\n\r\nx\r\n"));
+        }
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
+        let start = inbox.highest_modseq;
+        let none = s.vanished_since(inbox.id, start).unwrap();
+        assert_eq!(
+            none,
+            Vanished {
+                uids: vec![],
+                complete: true
+            }
+        );
+        assert_eq!(s.expunge(inbox.id, &[2, 3, 99]).unwrap(), vec![2, 3]);
+        let after = s.mailbox(a, "INBOX").unwrap().unwrap().highest_modseq;
+        assert!(after > start, "EXPUNGE must bump HIGHESTMODSEQ");
+        assert_eq!(s.vanished_since(inbox.id, start).unwrap().uids, vec![2, 3]);
+        assert!(s.vanished_since(inbox.id, after).unwrap().uids.is_empty());
+        // MOVE out of INBOX (copy + remove).
+        let trash = s.mailbox(a, "Trash").unwrap().unwrap();
+        s.copy_messages(inbox.id, &[5], trash.id, true).unwrap();
+        let moved = s.mailbox(a, "INBOX").unwrap().unwrap().highest_modseq;
+        assert!(moved > after);
+        assert_eq!(s.vanished_since(inbox.id, after).unwrap().uids, vec![5]);
+        assert_eq!(s.vanished_since(inbox.id, 0).unwrap().uids, vec![2, 3, 5]);
+        assert!(s.vanished_since(trash.id, 0).unwrap().uids.is_empty());
+        // Pruning: keep 1; the oldest modseq's tombstones go and the floor rises.
+        s.set_tombstones_kept(1);
+        s.expunge(inbox.id, &[6]).unwrap();
+        let v = s.vanished_since(inbox.id, 0).unwrap();
+        assert!(!v.complete, "a client older than the floor must be told so");
+        assert_eq!(v.uids, vec![6]);
+        let v = s.vanished_since(inbox.id, moved).unwrap();
+        assert_eq!(
+            v,
+            Vanished {
+                uids: vec![6],
+                complete: true
+            }
+        );
+        // Deleting the mailbox drops its tombstones with it.
+        s.delete_mailbox(trash.id).unwrap();
+        let n: i64 = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM expunged WHERE mailbox_id = ?1",
+                    params![trash.id.id],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(n, 0);
     }
 
     #[test]

@@ -218,8 +218,25 @@ pub(crate) mod chunk_tests {
             }
         );
         assert!(
-            matches!(&parsed[1], super::super::CommandBody::Append { message, .. } if message == b"ab\r\n")
+            matches!(&parsed[1], super::super::CommandBody::Append { messages, .. } if messages[0].message == b"ab\r\n")
         );
         assert_eq!(parsed[2], super::super::CommandBody::Noop);
+    }
+
+    /// RFC 3502 MULTIAPPEND: several literals in one command, fed one octet at a time.
+    #[test]
+    fn multiappend_one_octet_at_a_time() {
+        let wire: &[u8] =
+            b"a1 APPEND INBOX (\\Seen) {3}\r\nabc {2+}\r\nde \"1-Feb-2024 10:00:00 +0000\" {1}\r\nf\r\na2 NOOP\r\n";
+        let done = one_octet_at_a_time_commands(wire);
+        assert_eq!(done.len(), 2);
+        let Ok(cmd) = super::super::parse_command(&done[0]) else {
+            panic!("{:?}", String::from_utf8_lossy(&done[0]))
+        };
+        let super::super::CommandBody::Append { messages, .. } = cmd.body else {
+            panic!()
+        };
+        let bodies: Vec<&[u8]> = messages.iter().map(|m| m.message.as_slice()).collect();
+        assert_eq!(bodies, vec![&b"abc"[..], b"de", b"f"]);
     }
 }

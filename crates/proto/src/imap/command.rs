@@ -11,11 +11,15 @@ pub struct Command {
     pub body: CommandBody,
 }
 
-/// A sequence number or UID, or `*` (the largest in use).
+/// A sequence number or UID, or `*` (the largest in use), or `$`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeqNum {
     Num(u32),
     Star,
+    /// `$`, the session's saved search result (RFC 5182 §2.1 `seq-last-command`). It is
+    /// only ever a whole set on its own ([`SeqSet::saved`]); the server replaces it with the
+    /// messages it stands for before using the set, and left in place it names nothing.
+    Saved,
 }
 
 /// A sequence set (RFC 9051 §9 `sequence-set`): ranges as written; a range's bounds may be in
@@ -24,16 +28,31 @@ pub enum SeqNum {
 pub struct SeqSet(pub Vec<(SeqNum, SeqNum)>);
 
 impl SeqSet {
+    /// `$` (RFC 5182 §2.1): the saved search result, as the parser returns it.
+    pub fn saved() -> SeqSet {
+        SeqSet(vec![(SeqNum::Saved, SeqNum::Saved)])
+    }
+
+    /// True if the set is `$` (RFC 5182), to be replaced by the saved search result.
+    pub fn is_saved(&self) -> bool {
+        self.0
+            .iter()
+            .any(|&(a, b)| a == SeqNum::Saved || b == SeqNum::Saved)
+    }
+
     /// The set as sorted, merged, inclusive ranges, with `*` standing for `largest`: lookups
     /// are then a binary search, however many ranges a client sent.
+    /// An unreplaced `$` contributes nothing.
     pub fn normalized(&self, largest: u32) -> Vec<(u32, u32)> {
         let v = |s: SeqNum| match s {
             SeqNum::Num(x) => x,
             SeqNum::Star => largest,
+            SeqNum::Saved => 0,
         };
         let mut r: Vec<(u32, u32)> = self
             .0
             .iter()
+            .filter(|&&(a, b)| a != SeqNum::Saved && b != SeqNum::Saved)
             .map(|&(a, b)| (v(a).min(v(b)), v(a).max(v(b))))
             .collect();
         r.sort_unstable();
@@ -47,18 +66,28 @@ impl SeqSet {
         out
     }
 
+    /// How many numbers the set names (`*` as the largest number there is).
+    pub fn count(&self) -> u64 {
+        self.normalized(u32::MAX)
+            .iter()
+            .map(|&(lo, hi)| u64::from(hi - lo) + 1)
+            .sum()
+    }
+
     /// Membership in a [`SeqSet::normalized`] list.
     pub fn in_normalized(ranges: &[(u32, u32)], n: u32) -> bool {
         let i = ranges.partition_point(|&(lo, _)| lo <= n);
         i > 0 && ranges[i - 1].1 >= n
     }
 
-    /// True if `n` is in the set, where `*` stands for `largest`.
+    /// True if `n` is in the set, where `*` stands for `largest` (an unreplaced `$` holds
+    /// nothing).
     pub fn contains(&self, n: u32, largest: u32) -> bool {
         self.0.iter().any(|&(a, b)| {
             let v = |s: SeqNum| match s {
                 SeqNum::Num(x) => x,
                 SeqNum::Star => largest,
+                SeqNum::Saved => 0,
             };
             let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
             n >= lo && n <= hi
@@ -220,8 +249,7 @@ pub struct SearchReturn {
     pub all: bool,
     pub count: bool,
     pub save: bool,
-    /// `PARTIAL range` (RFC 5267 §4.4 CONTEXT=SORT; RFC 9394 ranges from the end). Only
-    /// SORT's RETURN accepts it for now; SEARCH refuses it as an unknown option.
+    /// `PARTIAL range` (RFC 5267 §4.4 for SEARCH and SORT; RFC 9394 ranges from the end).
     pub partial: Option<PartialRange>,
 }
 
@@ -329,6 +357,33 @@ pub struct ThreadCommand {
     pub key: SearchKey,
 }
 
+/// One message of an APPEND (RFC 9051 §6.3.12; RFC 3502 §6.3.11 repeats these for
+/// MULTIAPPEND): its flags, its internal date as sent, its octets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<Flag>,
+    pub date: Option<String>,
+    /// The message's octets; empty when it is built by CATENATE.
+    pub message: Vec<u8>,
+    /// RFC 4469 CATENATE: the message is these parts joined, in order.
+    pub catenate: Option<Vec<CatPart>>,
+}
+
+/// One part of a CATENATE list (RFC 4469 §5): text as sent, or an IMAP URL (RFC 5092) whose
+/// octets the server fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    Text(Vec<u8>),
+    Url(String),
+}
+
+/// The most parts one CATENATE list may hold (RFC 4469 sets no bound).
+pub const MAX_CATENATE_PARTS: usize = 1000;
+
+/// The most messages one APPEND may carry (RFC 3502 sets no bound; each message needs at
+/// least a few octets of command text, which `MAX_COMMAND_TEXT` bounds as well).
+pub const MAX_APPEND_MESSAGES: usize = 1000;
+
 /// LIST options (RFC 5258 LIST-EXTENDED, RFC 6154, RFC 5819).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListOptions {
@@ -341,6 +396,17 @@ pub struct ListOptions {
     pub return_status: Option<Vec<String>>,
     /// Any selection or return option was given (the extended syntax).
     pub extended: bool,
+}
+
+/// SELECT/EXAMINE's QRESYNC parameter (RFC 7162 §3.2.5): what the client last knew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    /// The UIDs the client holds (`None`: all).
+    pub known_uids: Option<SeqSet>,
+    /// `(seq-set uid-set)`: message numbers and the UIDs they had (§3.2.5.2).
+    pub seq_match: Option<(SeqSet, SeqSet)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,6 +428,8 @@ pub enum CommandBody {
         mailbox: String,
         read_only: bool,
         condstore: bool,
+        /// `(QRESYNC (...))` (RFC 7162 §3.2.5).
+        qresync: Option<Qresync>,
     },
     Create(String),
     Delete(String),
@@ -382,11 +450,10 @@ pub enum CommandBody {
         mailbox: String,
         items: Vec<String>,
     },
+    /// APPEND with one message, or several (RFC 3502 MULTIAPPEND): never empty.
     Append {
         mailbox: String,
-        flags: Vec<Flag>,
-        date: Option<String>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
     },
     Idle,
     Check,
@@ -411,6 +478,8 @@ pub enum CommandBody {
         items: Vec<FetchAtt>,
         /// The items were given as a macro or in parentheses (affects nothing but tracing).
         changed_since: Option<u64>,
+        /// The VANISHED modifier (RFC 7162 §3.2.6; UID FETCH with CHANGEDSINCE only).
+        vanished: bool,
     },
     Store {
         uid: bool,
@@ -725,6 +794,15 @@ impl<'a> P<'a> {
         }
     }
     fn seq_set(&mut self) -> PResult<SeqSet> {
+        // RFC 5182 §4: `sequence-set =/ seq-last-command`, a `$` on its own.
+        if self.eat(b'$') {
+            if matches!(self.peek(), Some(b',' | b':')) {
+                return syntax(
+                    "$ stands for the whole saved search result and cannot be combined with numbers",
+                );
+            }
+            return Ok(SeqSet::saved());
+        }
         let mut v = Vec::new();
         loop {
             let a = self.seq_num()?;
@@ -821,6 +899,56 @@ pub fn month_number(m: &str) -> Option<u32> {
 }
 
 /// Parses one complete command (see [`super::Assembler`]).
+/// A section spec as FETCH BODY[...] takes it, without the brackets (`1.2`, `HEADER`,
+/// `2.MIME`, `HEADER.FIELDS (Subject)`): the one section grammar, shared with IMAP URLs'
+/// `;SECTION=` (RFC 5092 §3).
+/// `CATENATE (TEXT {n} URL "url" ...)` (RFC 4469 §5).
+fn parse_catenate(p: &mut P<'_>) -> PResult<Vec<CatPart>> {
+    let word = p.atom("CATENATE")?;
+    if !word.eq_ignore_ascii_case("CATENATE") {
+        return syntax(format!(
+            "{word} is not part of APPEND; the message is a literal or CATENATE (...)"
+        ));
+    }
+    p.sp("the CATENATE list")?;
+    p.expect(b'(', "( to start the CATENATE list")?;
+    let mut parts = Vec::new();
+    loop {
+        let kind = p.atom("TEXT or URL")?;
+        p.sp("the part")?;
+        if kind.eq_ignore_ascii_case("TEXT") {
+            if !matches!(p.peek(), Some(b'{' | b'~')) {
+                return syntax("CATENATE's TEXT needs a literal, e.g. TEXT {12}");
+            }
+            parts.push(CatPart::Text(p.literal()?));
+        } else if kind.eq_ignore_ascii_case("URL") {
+            parts.push(CatPart::Url(p.astring("the URL")?));
+        } else {
+            return syntax(format!("{kind} is not a CATENATE part; use TEXT or URL"));
+        }
+        if parts.len() > MAX_CATENATE_PARTS {
+            return syntax(format!(
+                "one CATENATE may join at most {MAX_CATENATE_PARTS} parts"
+            ));
+        }
+        if p.eat(b')') {
+            return Ok(parts);
+        }
+        p.sp("the next part or ) to end the CATENATE list")?;
+    }
+}
+
+pub fn parse_section(spec: &[u8]) -> Result<Section, ParseError> {
+    let mut b = Vec::with_capacity(spec.len() + 2);
+    b.push(b'[');
+    b.extend_from_slice(spec);
+    b.push(b']');
+    let mut p = P { b: &b, i: 0 };
+    let s = section(&mut p)?;
+    p.end()?;
+    Ok(s)
+}
+
 pub fn parse_command(buf: &[u8]) -> Result<Command, TaggedError> {
     let mut p = P { b: buf, i: 0 };
     let tag = p.take_while(is_tag_char);
@@ -945,20 +1073,33 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
             p.sp("the mailbox name")?;
             let mailbox = p.mailbox("the mailbox name")?;
             let mut condstore = false;
+            let mut qresync = None;
             if p.eat(b' ') {
-                // RFC 4466 select-params, e.g. (CONDSTORE).
-                for o in p.paren_list("select parameters")? {
+                // RFC 4466 select-params: (CONDSTORE), (QRESYNC (...)).
+                p.expect(b'(', "( to start the select parameters")?;
+                loop {
+                    let o = p.atom("a select parameter")?;
                     if o.eq_ignore_ascii_case("CONDSTORE") {
                         condstore = true;
+                    } else if o.eq_ignore_ascii_case("QRESYNC") {
+                        p.sp("the QRESYNC parameters")?;
+                        qresync = Some(parse_qresync(p)?);
                     } else {
-                        return syntax(format!("unsupported SELECT parameter {o}"));
+                        return syntax(format!(
+                            "unsupported SELECT parameter {o}; this server knows CONDSTORE and QRESYNC"
+                        ));
                     }
+                    if p.eat(b')') {
+                        break;
+                    }
+                    p.sp("the next select parameter or )")?;
                 }
             }
             CommandBody::Select {
                 mailbox,
                 read_only: name == "EXAMINE",
                 condstore,
+                qresync,
             }
         }
         "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
@@ -1021,28 +1162,46 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
         "APPEND" => {
             p.sp("the mailbox name")?;
             let mailbox = p.mailbox("the mailbox name")?;
-            p.sp("the message literal")?;
-            let mut flags = Vec::new();
-            let mut date = None;
-            if p.peek() == Some(b'(') {
-                flags = p.flag_list()?;
+            // RFC 3502 §6.3.11: append-message repeats, each with its own flags and date.
+            let mut messages = Vec::new();
+            loop {
                 p.sp("the message literal")?;
+                let mut flags = Vec::new();
+                let mut date = None;
+                if p.peek() == Some(b'(') {
+                    flags = p.flag_list()?;
+                    p.sp("the message literal")?;
+                }
+                if p.peek() == Some(b'"') {
+                    let d = p.quoted()?;
+                    date = Some(String::from_utf8_lossy(&d).into_owned());
+                    p.sp("the message literal")?;
+                }
+                let (message, catenate) = if matches!(p.peek(), Some(b'C' | b'c')) {
+                    (Vec::new(), Some(parse_catenate(p)?))
+                } else if matches!(p.peek(), Some(b'{' | b'~')) {
+                    (p.literal()?, None)
+                } else {
+                    return syntax(
+                        "APPEND needs the message as a literal, e.g. {310}, or CATENATE (...)",
+                    );
+                };
+                messages.push(AppendMessage {
+                    flags,
+                    date,
+                    message,
+                    catenate,
+                });
+                if p.peek() != Some(b' ') {
+                    break;
+                }
+                if messages.len() >= MAX_APPEND_MESSAGES {
+                    return syntax(format!(
+                        "one APPEND may carry at most {MAX_APPEND_MESSAGES} messages; send the rest in another APPEND"
+                    ));
+                }
             }
-            if p.peek() == Some(b'"') {
-                let d = p.quoted()?;
-                date = Some(String::from_utf8_lossy(&d).into_owned());
-                p.sp("the message literal")?;
-            }
-            if !matches!(p.peek(), Some(b'{' | b'~')) {
-                return syntax("APPEND needs the message as a literal, e.g. {310}");
-            }
-            let message = p.literal()?;
-            CommandBody::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            }
+            CommandBody::Append { mailbox, messages }
         }
         "SEARCH" => parse_search(p, false)?,
         "SORT" => CommandBody::Sort(parse_sort(p, false)?),
@@ -1356,22 +1515,69 @@ fn parse_fetch(p: &mut P<'_>, uid: bool) -> PResult<CommandBody> {
         }
     }
     let mut changed_since = None;
+    let mut vanished = false;
     if p.eat(b' ') {
-        // RFC 7162 §3.1.4: (CHANGEDSINCE n).
+        // RFC 7162 §3.1.4: (CHANGEDSINCE n); §3.2.6: VANISHED.
         p.expect(b'(', "( to start the FETCH modifiers")?;
-        let k = p.atom("CHANGEDSINCE")?;
-        if !k.eq_ignore_ascii_case("CHANGEDSINCE") {
-            return syntax("the only FETCH modifier is CHANGEDSINCE");
+        loop {
+            let k = p.atom("CHANGEDSINCE or VANISHED")?;
+            if k.eq_ignore_ascii_case("CHANGEDSINCE") {
+                p.sp("the mod-sequence")?;
+                changed_since = Some(p.number("CHANGEDSINCE")?);
+            } else if k.eq_ignore_ascii_case("VANISHED") {
+                vanished = true;
+            } else {
+                return syntax("the FETCH modifiers are CHANGEDSINCE n and VANISHED");
+            }
+            if p.eat(b')') {
+                break;
+            }
+            p.sp("the next modifier or )")?;
         }
-        p.sp("the mod-sequence")?;
-        changed_since = Some(p.number("CHANGEDSINCE")?);
-        p.expect(b')', ") after the modifier")?;
     }
     Ok(CommandBody::Fetch {
         uid,
         set,
         items,
         changed_since,
+        vanished,
+    })
+}
+
+/// `(uidvalidity mod-sequence [known-uids [(seq-set uid-set)]])` (RFC 7162 §3.2.5, §7
+/// `select-param`). The two sets of seq-match-data must name as many messages.
+fn parse_qresync(p: &mut P<'_>) -> PResult<Qresync> {
+    p.expect(b'(', "( to start the QRESYNC parameters")?;
+    let uidvalidity = p.nz_number("the UIDVALIDITY (QRESYNC needs a nonzero one)")?;
+    p.sp("the mod-sequence")?;
+    let modseq = p.number("the mod-sequence")?;
+    if modseq == 0 {
+        return syntax("the QRESYNC mod-sequence must be at least 1");
+    }
+    let mut known_uids = None;
+    let mut seq_match = None;
+    if p.eat(b' ') {
+        if p.peek() != Some(b'(') {
+            known_uids = Some(p.seq_set()?);
+            p.eat(b' ');
+        }
+        if p.eat(b'(') {
+            let seqs = p.seq_set()?;
+            p.sp("the UID set of the sequence match data")?;
+            let uids = p.seq_set()?;
+            p.expect(b')', ") after the sequence match data")?;
+            if seqs.count() != uids.count() {
+                return syntax("the sequence match data must pair as many message numbers as UIDs");
+            }
+            seq_match = Some((seqs, uids));
+        }
+    }
+    p.expect(b')', ") after the QRESYNC parameters")?;
+    Ok(Qresync {
+        uidvalidity,
+        modseq,
+        known_uids,
+        seq_match,
     })
 }
 
@@ -1503,7 +1709,7 @@ fn return_clause(p: &mut P<'_>, cmd: &str, next: &str) -> PResult<Option<SearchR
 }
 
 /// The parenthesised ESEARCH result options (RFC 4731 §3.1): for SEARCH MIN MAX ALL COUNT
-/// SAVE; SORT also takes `PARTIAL range` (RFC 5267 §4.4).
+/// SAVE, and `PARTIAL range` (RFC 5267 §4.4, RFC 9394).
 fn return_options(p: &mut P<'_>, cmd: &str) -> PResult<SearchReturn> {
     let what = format!("the {cmd} return options");
     let mut r = SearchReturn::default();
@@ -1519,7 +1725,7 @@ fn return_options(p: &mut P<'_>, cmd: &str) -> PResult<SearchReturn> {
             "ALL" => r.all = true,
             "COUNT" => r.count = true,
             "SAVE" => r.save = true,
-            "PARTIAL" if cmd == "SORT" => {
+            "PARTIAL" => {
                 p.sp("the PARTIAL range, e.g. PARTIAL 1:100")?;
                 r.partial = Some(partial_range(p)?);
             }
@@ -1685,7 +1891,9 @@ fn search_key(p: &mut P<'_>, depth: usize) -> PResult<SearchKey> {
         }
         return Ok(SearchKey::And(keys));
     }
-    if p.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
+    if p.peek()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$')
+    {
         return Ok(SearchKey::Seq(p.seq_set()?));
     }
     let name = p
@@ -1817,13 +2025,57 @@ mod tests {
             CommandBody::Select {
                 mailbox: "INBOX".into(),
                 read_only: false,
-                condstore: false
+                condstore: false,
+                qresync: None
             }
         );
         assert!(matches!(
             ok("a UID EXPUNGE 1:3"),
             CommandBody::Expunge { uids: Some(_) }
         ));
+    }
+
+    #[test]
+    fn select_qresync_and_fetch_vanished() {
+        let CommandBody::Select {
+            qresync: Some(q),
+            condstore: false,
+            ..
+        } = ok("a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211 (1:3 41,43,45)))")
+        else {
+            panic!("not a QRESYNC select");
+        };
+        assert_eq!((q.uidvalidity, q.modseq), (67890007, 20050715194045000));
+        assert_eq!(q.known_uids.map(|k| k.count()), Some(170));
+        assert!(q.seq_match.is_some());
+        assert!(matches!(
+            ok("a EXAMINE INBOX (QRESYNC (1 2) CONDSTORE)"),
+            CommandBody::Select {
+                qresync: Some(_),
+                condstore: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5 VANISHED)"),
+            CommandBody::Fetch {
+                vanished: true,
+                changed_since: Some(5),
+                ..
+            }
+        ));
+        // Hostile: UIDVALIDITY 0, modseq 0, seq-match sets of different lengths, junk.
+        for bad in [
+            "a SELECT INBOX (QRESYNC (0 5))",
+            "a SELECT INBOX (QRESYNC (1 0))",
+            "a SELECT INBOX (QRESYNC (1 5 1:10 (1:3 1,2)))",
+            "a SELECT INBOX (QRESYNC (1))",
+            "a SELECT INBOX (QRESYNC 1 5)",
+            "a SELECT INBOX (FOO)",
+            "a UID FETCH 1 (FLAGS) (VANISHED FOO)",
+        ] {
+            assert!(parse_command(bad.as_bytes()).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]
@@ -1974,19 +2226,16 @@ mod tests {
                 unchanged_since: None
             }
         );
-        let CommandBody::Append {
-            mailbox,
-            flags,
-            date,
-            message,
-        } = ok("a APPEND Sent (\\Seen) \"1-Feb-2024 10:00:00 +0000\" {4+}\r\nab\r\n")
+        let CommandBody::Append { mailbox, messages } =
+            ok("a APPEND Sent (\\Seen) \"1-Feb-2024 10:00:00 +0000\" {4+}\r\nab\r\n")
         else {
             panic!()
         };
         assert_eq!(mailbox, "Sent");
-        assert_eq!(flags, vec![Flag::Seen]);
-        assert!(date.is_some());
-        assert_eq!(message, b"ab\r\n");
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].flags, vec![Flag::Seen]);
+        assert!(messages[0].date.is_some());
+        assert_eq!(messages[0].message, b"ab\r\n");
         let CommandBody::List {
             patterns, options, ..
         } = ok("a LIST (SUBSCRIBED) \"\" (INBOX \"*\") RETURN (CHILDREN STATUS (MESSAGES))")
@@ -2000,6 +2249,92 @@ mod tests {
         assert!(
             matches!(ok("a ID (\"name\" \"x\" \"v\" NIL)"), CommandBody::Id(v) if v.len() == 2)
         );
+    }
+
+    #[test]
+    fn multiappend() {
+        // RFC 3502 §6.3.11: each message with its own optional flags and date.
+        let CommandBody::Append { mailbox, messages } = ok(
+            "a APPEND Sent (\\Seen) {2+}\r\nab \"1-Feb-2024 10:00:00 +0000\" {1+}\r\nc {3+}\r\ndef",
+        ) else {
+            panic!()
+        };
+        assert_eq!(mailbox, "Sent");
+        let got: Vec<_> = messages
+            .iter()
+            .map(|m| (m.flags.clone(), m.date.is_some(), m.message.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (vec![Flag::Seen], false, b"ab".to_vec()),
+                (vec![], true, b"c".to_vec()),
+                (vec![], false, b"def".to_vec()),
+            ]
+        );
+        // Malformed: a trailing space, a second message without its literal, flags alone.
+        for bad in [
+            "a APPEND x {1+}\r\na ",
+            "a APPEND x {1+}\r\na (\\Seen)",
+            "a APPEND x {1+}\r\na \"1-Feb-2024 10:00:00 +0000\"",
+            "a APPEND x {1+}\r\na foo",
+        ] {
+            assert!(
+                matches!(err(bad).error, ParseError::Syntax(_)),
+                "{bad:?} should be a syntax error"
+            );
+        }
+        // More messages than one APPEND may carry.
+        let many = format!("a APPEND x{}", " {1+}\r\na".repeat(MAX_APPEND_MESSAGES + 1));
+        assert!(matches!(err(&many).error, ParseError::Syntax(m) if m.contains("at most")));
+        let enough = format!("a APPEND x{}", " {1+}\r\na".repeat(MAX_APPEND_MESSAGES));
+        assert!(
+            matches!(ok(&enough), CommandBody::Append { messages, .. } if messages.len() == MAX_APPEND_MESSAGES)
+        );
+    }
+
+    #[test]
+    fn catenate() {
+        // RFC 4469 §5, alone and with MULTIAPPEND.
+        let CommandBody::Append { messages, .. } = ok(
+            "a APPEND x (\\Seen) CATENATE (URL \"/INBOX/;UID=1\" TEXT {2+}\r\nab) catenate (text {1+}\r\nc) {1+}\r\nd",
+        ) else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 3);
+        assert_eq!(
+            messages[0].catenate,
+            Some(vec![
+                CatPart::Url("/INBOX/;UID=1".into()),
+                CatPart::Text(b"ab".to_vec())
+            ])
+        );
+        assert_eq!(messages[0].flags, vec![Flag::Seen]);
+        assert_eq!(
+            messages[1].catenate,
+            Some(vec![CatPart::Text(b"c".to_vec())])
+        );
+        assert_eq!(messages[2].catenate, None);
+        assert_eq!(messages[2].message, b"d");
+        for bad in [
+            "a APPEND x CATENATE (TEXT {1+}\r\na",
+            "a APPEND x CATENATE ()",
+            "a APPEND x CATENATE (TEXT \"a\")",
+            "a APPEND x CATENATE (FOO \"a\")",
+            "a APPEND x CATENATE",
+            "a APPEND x CATENATEX (URL a)",
+            "a APPEND x CATENATE (URL a",
+        ] {
+            assert!(
+                matches!(err(bad).error, ParseError::Syntax(_)),
+                "{bad:?} should be a syntax error"
+            );
+        }
+        let many = format!(
+            "a APPEND x CATENATE ({})",
+            vec!["URL a"; MAX_CATENATE_PARTS + 1].join(" ")
+        );
+        assert!(matches!(err(&many).error, ParseError::Syntax(m) if m.contains("at most")));
     }
 
     #[test]
@@ -2361,11 +2696,19 @@ mod tests {
 
     #[test]
     fn search_return_unchanged_by_sort() {
-        // PARTIAL is SORT's only: SEARCH still refuses it.
-        assert!(err("a SEARCH RETURN (PARTIAL 1:2) ALL")
+        // PARTIAL is SEARCH's too (RFC 5267 §4.4), reversed bounds put in order; zero is BAD.
+        let CommandBody::Search { ret, .. } = ok("a SEARCH RETURN (PARTIAL 4:2) ALL") else {
+            panic!()
+        };
+        assert_eq!(ret.and_then(|r| r.partial), Some(PartialRange::First(2, 4)));
+        assert!(matches!(
+            err("a SEARCH RETURN (PARTIAL 0:2) ALL").error,
+            ParseError::Syntax(_)
+        ));
+        assert!(err("a SEARCH RETURN (FOO) ALL")
             .error
             .to_string()
-            .contains("unknown SEARCH return option PARTIAL"));
+            .contains("unknown SEARCH return option FOO"));
         let CommandBody::Search { ret, .. } = ok("a SEARCH RETURN () ALL") else {
             panic!()
         };
@@ -2419,6 +2762,80 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// RFC 5182 §4: `$` is a sequence set on its own, wherever one is taken.
+    #[test]
+    fn saved_result_marker() {
+        let saved = SeqSet::saved();
+        let cases: &[(&str, CommandBody)] = &[
+            (
+                "a FETCH $ FLAGS",
+                CommandBody::Fetch {
+                    uid: false,
+                    set: saved.clone(),
+                    items: vec![FetchAtt::Flags],
+                    changed_since: None,
+                    vanished: false,
+                },
+            ),
+            (
+                "a UID COPY $ Trash",
+                CommandBody::Copy {
+                    uid: true,
+                    set: saved.clone(),
+                    mailbox: "Trash".into(),
+                },
+            ),
+            (
+                "a UID MOVE $ Trash",
+                CommandBody::Move {
+                    uid: true,
+                    set: saved.clone(),
+                    mailbox: "Trash".into(),
+                },
+            ),
+            (
+                "a UID EXPUNGE $",
+                CommandBody::Expunge {
+                    uids: Some(saved.clone()),
+                },
+            ),
+            (
+                "a UID SEARCH UID $",
+                CommandBody::Search {
+                    uid: true,
+                    ret: None,
+                    charset: None,
+                    key: SearchKey::Uid(saved.clone()),
+                },
+            ),
+            (
+                "a SEARCH $ SEEN",
+                CommandBody::Search {
+                    uid: false,
+                    ret: None,
+                    charset: None,
+                    key: SearchKey::And(vec![SearchKey::Seq(saved.clone()), SearchKey::Seen]),
+                },
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(&ok(line), want, "{line}");
+        }
+        for bad in [
+            "a FETCH $,1 FLAGS",
+            "a FETCH $:3 FLAGS",
+            "a FETCH 1,$ FLAGS",
+            "a FETCH $$ FLAGS",
+        ] {
+            assert!(matches!(err(bad).error, ParseError::Syntax(_)), "{bad}");
+        }
+        assert!(saved.is_saved());
+        assert!(!SeqSet(vec![(SeqNum::Num(1), SeqNum::Star)]).is_saved());
+        // Left unreplaced, `$` names nothing.
+        assert!(saved.normalized(10).is_empty());
+        assert!(!saved.contains(1, 10));
     }
 
     #[test]

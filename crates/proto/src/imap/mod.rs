@@ -32,6 +32,7 @@ pub mod mutf7;
 pub mod response;
 pub mod sort;
 pub mod thread;
+pub mod url;
 
 pub use assemble::{Assembler, Progress};
 pub use command::*;

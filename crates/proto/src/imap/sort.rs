@@ -316,7 +316,11 @@ pub fn sort_data(sorted: &[u32]) -> super::response::Response {
     )
 }
 
-/// The ESORT answer ([`esort_response`]) as a [`Response`](super::response::Response).
+/// The ESEARCH response to `SORT RETURN (...)` (RFC 5267 §3.2, §4.4) as typed values: `sorted`
+/// is the whole sorted result. MIN and MAX are the first and the last in sort order, ALL keeps
+/// the order, COUNT counts all; `RETURN ()` means ALL (RFC 4731 §3.1). An empty result has no
+/// MIN, MAX or ALL, and `PARTIAL (range NIL)`. SAVE (RFC 5182) is the server's to act on: it
+/// changes nothing here.
 pub fn esort_data(
     tag: &str,
     uid: bool,
@@ -324,9 +328,45 @@ pub fn esort_data(
     sorted: &[u32],
 ) -> super::response::Response {
     use super::response::{Response, Value};
-    let line = esort_response(tag, uid, ret, sorted);
-    let rest = line.strip_prefix("* ESEARCH ").unwrap_or_default();
-    Response::data("ESEARCH", vec![Value::Encoded(rest.as_bytes().to_vec())])
+    let atom = |a: &str| Value::Atom(a.to_string());
+    // The correlator, always quoted (RFC 4731 §3.1).
+    let mut data = vec![Value::List(vec![
+        atom("TAG"),
+        Value::Quoted(tag.as_bytes().to_vec()),
+    ])];
+    if uid {
+        data.push(atom("UID"));
+    }
+    if ret.min {
+        if let Some(&m) = sorted.first() {
+            data.extend([atom("MIN"), Value::num(m)]);
+        }
+    }
+    if ret.max {
+        if let Some(&m) = sorted.last() {
+            data.extend([atom("MAX"), Value::num(m)]);
+        }
+    }
+    if ret.count {
+        data.extend([atom("COUNT"), Value::num(sorted.len() as u64)]);
+    }
+    let all = ret.all || !(ret.min || ret.max || ret.count || ret.partial.is_some());
+    if all && !sorted.is_empty() {
+        data.extend([atom("ALL"), Value::Atom(sequence_list(sorted))]);
+    }
+    if let Some(range) = ret.partial {
+        let part = range.slice(sorted);
+        let list = if part.is_empty() {
+            Value::Nil
+        } else {
+            Value::Atom(sequence_list(part))
+        };
+        data.extend([
+            atom("PARTIAL"),
+            Value::List(vec![Value::Atom(range.to_string()), list]),
+        ]);
+    }
+    Response::data("ESEARCH", data)
 }
 
 pub fn sort_response(sorted: &[u32]) -> String {
@@ -364,43 +404,10 @@ pub fn sequence_list(nums: &[u32]) -> String {
     out
 }
 
-/// The ESEARCH response to `SORT RETURN (...)` (RFC 5267 §3.2, §4.4): `sorted` is the whole
-/// sorted result. MIN and MAX are the first and the last in sort order, ALL keeps the order,
-/// COUNT counts all; `RETURN ()` means ALL (RFC 4731 §3.1). An empty result has no MIN, MAX
-/// or ALL, and `PARTIAL (range NIL)`. SAVE (RFC 5182) is the server's to act on: it changes
-/// nothing here.
+/// [`esort_data`] as the line the client reads, without its CRLF (for tests and tools).
 pub fn esort_response(tag: &str, uid: bool, ret: &SearchReturn, sorted: &[u32]) -> String {
-    let mut line = format!("* ESEARCH (TAG \"{tag}\")");
-    if uid {
-        line.push_str(" UID");
-    }
-    if ret.min {
-        if let Some(m) = sorted.first() {
-            line.push_str(&format!(" MIN {m}"));
-        }
-    }
-    if ret.max {
-        if let Some(m) = sorted.last() {
-            line.push_str(&format!(" MAX {m}"));
-        }
-    }
-    if ret.count {
-        line.push_str(&format!(" COUNT {}", sorted.len()));
-    }
-    let all = ret.all || !(ret.min || ret.max || ret.count || ret.partial.is_some());
-    if all && !sorted.is_empty() {
-        line.push_str(&format!(" ALL {}", sequence_list(sorted)));
-    }
-    if let Some(range) = ret.partial {
-        let part = range.slice(sorted);
-        let list = if part.is_empty() {
-            "NIL".to_string()
-        } else {
-            sequence_list(part)
-        };
-        line.push_str(&format!(" PARTIAL ({range} {list})"));
-    }
-    line
+    let bytes = esort_data(tag, uid, ret, sorted).to_bytes();
+    String::from_utf8_lossy(&bytes).trim_end().to_string()
 }
 
 // ------------------------------------------------------------------ keys

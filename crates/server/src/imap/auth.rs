@@ -19,7 +19,7 @@ use crate::auth::{self, LoginError};
 use crate::session::{self, SaslResponse, TlsUnavailable};
 
 /// The capabilities every session has; [`Session::capabilities`] adds the state-dependent ones.
-const CAPABILITIES: [&str; 24] = [
+const CAPABILITIES: &[&str] = &[
     "SASL-IR",
     "LITERAL+",
     "ID",
@@ -37,6 +37,7 @@ const CAPABILITIES: [&str; 24] = [
     "STATUS=SIZE",
     "BINARY",
     "CONDSTORE",
+    "QRESYNC",
     "QUOTA",
     "QUOTA=RES-STORAGE",
     "SORT",
@@ -44,6 +45,9 @@ const CAPABILITIES: [&str; 24] = [
     "THREAD=ORDEREDSUBJECT",
     "THREAD=REFERENCES",
     "ESORT",
+    "MULTIAPPEND",
+    // RFC 5182: SAVE and `$` (imap/context.rs).
+    "SEARCHRES",
     // Not CONTEXT=SORT: its PARTIAL is answered, but RETURN (UPDATE) / CANCELUPDATE (RFC 5267
     // §4.2-4.3) are not implemented, so the capability would promise too much.
 ];
@@ -70,7 +74,7 @@ impl Session {
         } else {
             caps.push("LOGINDISABLED");
         }
-        caps.extend(CAPABILITIES);
+        caps.extend_from_slice(CAPABILITIES);
         caps
     }
 
@@ -267,7 +271,7 @@ impl Session {
     }
 
     /// ENABLE (RFC 5161): IMAP4rev2 (RFC 9051 §6.3.1, which also makes mailbox names UTF-8)
-    /// and CONDSTORE (RFC 7162 §3.1).
+    /// CONDSTORE (RFC 7162 §3.1) and QRESYNC (§3.2.3).
     pub(super) fn enable(&mut self, caps: Vec<String>) -> Result<Done, ImapError> {
         let mut enabled = Vec::new();
         for c in caps {
@@ -278,6 +282,15 @@ impl Session {
             if c == "CONDSTORE" && !self.condstore {
                 self.condstore = true;
                 enabled.push("CONDSTORE");
+            }
+            // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+            if c == "QRESYNC" && !self.qresync {
+                self.qresync = true;
+                self.condstore = true;
+                if let Some(sel) = self.selected() {
+                    sel.qresync = true;
+                }
+                enabled.push("QRESYNC");
             }
         }
         self.respond(&Response::enabled(&enabled));

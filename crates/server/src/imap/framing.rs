@@ -7,6 +7,7 @@
 use mailroom_proto::imap::response::Response;
 use mailroom_proto::imap::{assemble::FrameError, Command, CommandBody, Progress};
 
+use super::append::MAX_APPEND_TOTAL_FACTOR;
 use super::error::ImapError;
 use super::{quota, Flow, Session, MAX_COMMAND_TEXT};
 use crate::conn::{mask_secrets, MASK};
@@ -55,10 +56,17 @@ impl Session {
         } else {
             MAX_SMALL_LITERAL
         };
+        // RFC 3502: a MULTIAPPEND carries several literals; each is one message (at most
+        // `limit`), all of them together at most `MAX_APPEND_TOTAL_FACTOR` times that.
+        let total_limit = if is_append {
+            limit.saturating_mul(MAX_APPEND_TOTAL_FACTOR)
+        } else {
+            limit
+        };
         let total = self.asm.literal_total().saturating_add(size);
-        // An APPEND holds its message in memory until stored: reserve it from the budget
-        // shared by all sessions before reading it.
-        let over_budget = is_append && total <= limit && {
+        // An APPEND holds its messages in memory until stored: reserve them from the budget
+        // shared by all sessions before reading each.
+        let over_budget = is_append && size <= limit && total <= total_limit && {
             let budget = &self.shared.incoming;
             let held = self.append_held.get_or_insert_with(|| budget.reserve());
             !held.grow_to(total)
@@ -76,7 +84,21 @@ impl Session {
             );
             return self.refuse_literal(size, sync, e, "memory budget used up");
         }
-        if total > limit {
+        if is_append && size <= limit && total > total_limit {
+            let e = ImapError::no(
+                "TOOBIG",
+                format!(
+                    "the messages of this APPEND would be {total} octets together, over the limit of {total_limit}; send fewer at a time"
+                ),
+            );
+            return self.refuse_literal(size, sync, e, "too large");
+        }
+        let over = if is_append {
+            size > limit
+        } else {
+            total > limit
+        };
+        if over {
             let e = ImapError::no(
                 "TOOBIG",
                 format!(
@@ -161,12 +183,13 @@ impl Session {
             }
             Some(Command {
                 tag,
-                body:
-                    CommandBody::Append {
-                        mailbox, message, ..
-                    },
+                body: CommandBody::Append { mailbox, messages },
             }) => {
-                let text = format!("{tag} APPEND {mailbox} <{} octets>", message.len());
+                let sizes: Vec<String> = messages
+                    .iter()
+                    .map(|m| format!("<{} octets>", m.message.len()))
+                    .collect();
+                let text = format!("{tag} APPEND {mailbox} {}", sizes.join(" "));
                 self.conn.trace.client(&text);
             }
             _ => {

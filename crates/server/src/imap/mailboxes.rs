@@ -1,15 +1,14 @@
 //! The commands on whole mailboxes of the authenticated state (RFC 9051 §6.3): SELECT and
 //! EXAMINE (the way into the selected state), CREATE, DELETE, RENAME, SUBSCRIBE,
-//! UNSUBSCRIBE, NAMESPACE (RFC 2342) and APPEND; and the lookup of a mailbox by name that the
+//! UNSUBSCRIBE and NAMESPACE (RFC 2342); and the lookup of a mailbox by name that the
 //! other commands share. LIST, LSUB and STATUS are in `list.rs`.
 
-use mailroom_proto::imap::encode::parse_date_time;
 use mailroom_proto::imap::response::{Response, Status, Value};
-use mailroom_store::{now_unix, Flags, MailboxInfo};
+use mailroom_store::{Flags, MailboxInfo};
 
 use super::error::ImapError;
 use super::names::{normalize_mailbox, DELIM};
-use super::selected::{split_flags, Selected};
+use super::selected::Selected;
 use super::{ok, ok_code, Done, Session, State};
 
 impl Session {
@@ -243,42 +242,5 @@ impl Session {
             vec![Value::List(vec![personal]), Value::Nil, Value::Nil],
         ));
         ok("NAMESPACE completed")
-    }
-
-    pub(super) async fn append(
-        &mut self,
-        name: &str,
-        flags: &[mailroom_proto::imap::Flag],
-        date: Option<&str>,
-        message: Vec<u8>,
-    ) -> Result<Done, ImapError> {
-        let (bits, kws) = split_flags(flags)?;
-        let when = match date {
-            None => now_unix(),
-            Some(d) => parse_date_time(d).ok_or_else(|| {
-                ImapError::bad(format!(
-                    "{d:?} is not a date-time like \"01-Feb-2024 10:00:00 +0000\""
-                ))
-            })?,
-        };
-        if message.is_empty() {
-            return Err(ImapError::no("CANNOT", "the message is empty"));
-        }
-        let max = self.shared.config.limits.max_message_size;
-        if message.len() as u64 > max {
-            return Err(ImapError::no(
-                "TOOBIG",
-                format!("the message is over the limit of {max} octets"),
-            ));
-        }
-        let info = self.must_mailbox(name, "TRYCREATE").await?;
-        // RFC 9208 §4.3: refused before anything is stored when it would not fit.
-        self.must_fit(message.len() as u64, "the message").await?;
-        let id = info.id;
-        let (uv, uid) = self
-            .store(move |s| s.append_message(id, &message, bits, &kws, when))
-            .await?;
-        // RFC 4315 §3 APPENDUID.
-        ok_code(format!("APPENDUID {uv} {uid}"), "APPEND completed")
     }
 }

@@ -33,7 +33,8 @@
 //! | CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE, ENABLE, ID, LOGOUT    | `auth.rs`      |
 //! | NOOP, CHECK (the sync after every command does their work)       | `mod.rs`       |
 //! | SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, | `mailboxes.rs` |
-//! | NAMESPACE, APPEND                                                | `mailboxes.rs` |
+//! | NAMESPACE                                                        | `mailboxes.rs` |
+//! | APPEND (with MULTIAPPEND)                                        | `append.rs`    |
 //! | LIST, LSUB, STATUS                                               | `list.rs`      |
 //! | CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE (and the UID forms)  | `messages.rs`  |
 //! | FETCH, UID FETCH                                                 | `fetch.rs`     |
@@ -41,6 +42,7 @@
 //! | SORT, THREAD (and the UID forms; ESORT, CONTEXT=SORT's PARTIAL)  | `sort.rs`      |
 //! | GETQUOTA, GETQUOTAROOT, SETQUOTA                                 | `quota.rs`     |
 //! | IDLE                                                             | `idle.rs`      |
+//! | SELECT's QRESYNC parameter, UID FETCH's VANISHED (RFC 7162 §3.2)  | `qresync.rs`   |
 //!
 //! And what the commands stand on:
 //!
@@ -66,8 +68,10 @@
 //! `auth_require_tls` policy, the STARTTLS swap and the SASL response reader (used in
 //! `auth.rs`), the BAD counter and the reporting of failed logins.
 
+mod append;
 mod auth;
 mod cache;
+mod context;
 mod error;
 pub mod fetch;
 mod framing;
@@ -76,6 +80,7 @@ mod list;
 mod mailboxes;
 mod messages;
 mod names;
+mod qresync;
 mod quota;
 mod search;
 mod selected;
@@ -98,7 +103,10 @@ use crate::conn::{Conn, Event, Trace};
 use crate::session::{ErrorCount, LoginFailures};
 use crate::Shared;
 pub use cache::ImapShared;
+// For the HTTP API: the one search engine, over a mailbox snapshot and a parsed key.
 use error::ImapError;
+pub use search::{run_search, SearchJob};
+pub use selected::Msg;
 use selected::Selected;
 
 /// RFC 9051 §5.4: the autologout timer is at least 30 minutes.
@@ -131,6 +139,9 @@ struct Session {
     /// A CONDSTORE-enabling command was seen (RFC 7162 §3.1): untagged FETCH responses
     /// then carry MODSEQ.
     condstore: bool,
+    /// ENABLE QRESYNC was seen (RFC 7162 §3.2.3): expunges are reported as VANISHED, SELECT
+    /// takes the QRESYNC parameter. See `qresync.rs`.
+    qresync: bool,
     asm: Assembler,
     /// The share of the memory budget held by an APPEND's literals while they are read and
     /// until the command is done (`limits.max_incoming_memory`).
@@ -163,6 +174,7 @@ pub async fn run_session(
         state: State::NotAuthenticated,
         rev2: false,
         condstore: false,
+        qresync: false,
         asm: Assembler::new(),
         append_held: None,
         errors: ErrorCount::default(),
@@ -358,9 +370,13 @@ impl Session {
                 mailbox,
                 read_only,
                 condstore,
+                qresync,
             } => {
+                self.check_qresync_param(qresync.is_some())?;
                 self.condstore |= condstore;
-                return self.select(&mailbox, read_only).await;
+                let done = self.select(&mailbox, read_only).await?;
+                self.resync(qresync.as_ref()).await?;
+                return Ok(done);
             }
             C::Create(name) => return self.create(&name).await,
             C::Delete(name) => return self.delete(&name).await,
@@ -386,16 +402,7 @@ impl Session {
                 }
                 return self.status(&mailbox, &items).await;
             }
-            C::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => {
-                return self
-                    .append(&mailbox, &flags, date.as_deref(), message)
-                    .await
-            }
+            C::Append { mailbox, messages } => return self.append(&mailbox, messages).await,
             C::Idle => return self.idle().await,
             C::GetQuotaRoot(mailbox) => return self.get_quota_root(&mailbox).await,
             C::GetQuota(root) => return self.get_quota(&root).await,
@@ -408,6 +415,11 @@ impl Session {
                 body.name()
             )));
         }
+        // RFC 5182: `$` stands for the saved search result.
+        let body = match self.selected() {
+            Some(sel) => context::with_saved(body, sel),
+            None => body,
+        };
         match body {
             C::Check => ok("CHECK completed"),
             C::Close => {
@@ -432,7 +444,13 @@ impl Session {
                 set,
                 items,
                 changed_since,
-            } => self.fetch(uid, &set, items, changed_since).await,
+                vanished,
+            } => {
+                if vanished {
+                    self.fetch_vanished(uid, &set, changed_since).await?;
+                }
+                self.fetch(uid, &set, items, changed_since).await
+            }
             C::Store {
                 uid,
                 set,

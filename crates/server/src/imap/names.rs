@@ -104,10 +104,12 @@ impl Session {
                 mailbox,
                 read_only,
                 condstore,
+                qresync,
             } => C::Select {
                 mailbox: n(mailbox)?,
                 read_only,
                 condstore,
+                qresync,
             },
             C::Create(m) => C::Create(n(m)?),
             C::Delete(m) => C::Delete(n(m)?),
@@ -156,16 +158,9 @@ impl Session {
                 mailbox: n(mailbox)?,
                 items,
             },
-            C::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => C::Append {
+            C::Append { mailbox, messages } => C::Append {
                 mailbox: n(mailbox)?,
-                flags,
-                date,
-                message,
+                messages,
             },
             C::Copy { uid, set, mailbox } => C::Copy {
                 uid,

@@ -13,6 +13,7 @@ use mailroom_proto::imap::{SearchKey, SearchReturn};
 use mailroom_store::{Flags, MailStore, MailboxId, StoreError};
 
 use super::cache::{ImapShared, Loaded};
+use super::context;
 use super::error::ImapError;
 use super::selected::{compress, Msg};
 use super::{ok, Done, Session};
@@ -33,6 +34,14 @@ impl Session {
         charset: Option<String>,
         key: SearchKey,
     ) -> Result<Done, ImapError> {
+        // RFC 5182 §2.1: a SEARCH with SAVE that fails leaves the saved result empty (any `$`
+        // in this command was replaced before it ran).
+        let save = ret.as_ref().is_some_and(|r| r.save);
+        if save {
+            if let Some(sel) = self.selected() {
+                sel.saved.clear();
+            }
+        }
         if let Some(cs) = &charset {
             check_charset(cs)?;
         }
@@ -83,10 +92,18 @@ impl Session {
         } else {
             hits.iter().map(|&s| modseqs[s - 1]).max()
         };
-        if ret.is_some() || self.rev2 {
+        if let Some(r) = ret.as_ref().filter(|r| r.save) {
+            let hit_uids: Vec<u32> = hits.iter().map(|&s| uids[s - 1]).collect();
+            if let Some(sel) = self.selected() {
+                sel.saved = context::saved_of(r, &hit_uids);
+            }
+        }
+        if ret.as_ref().is_some_and(context::save_only) {
+            // RFC 5182 §2.4: SAVE alone answers with no ESEARCH.
+        } else if ret.is_some() || self.rev2 {
             // RFC 4731 / RFC 9051 §7.3.4 ESEARCH.
             let r = ret.unwrap_or_default();
-            let all = r.all || !(r.min || r.max || r.count);
+            let all = r.all || !(r.min || r.max || r.count || r.partial.is_some());
             let atom = |a: &str| Value::Atom(a.to_string());
             // The correlator: the tag, always quoted (RFC 4731 §3.1; a tag has no character
             // a quoted string must escape).
@@ -114,6 +131,22 @@ impl Session {
                 let mut sorted = nums.clone();
                 sorted.sort_unstable();
                 data.extend([atom("ALL"), Value::Atom(compress(&sorted))]);
+            }
+            if let Some(range) = r.partial {
+                // RFC 5267 §4.4 / RFC 9394 §3: `PARTIAL (range set)`, NIL when the range
+                // names no match; positions in ascending order, as SORT's use sort order.
+                let mut sorted = nums.clone();
+                sorted.sort_unstable();
+                let part = range.slice(&sorted);
+                let set = if part.is_empty() {
+                    Value::Nil
+                } else {
+                    Value::Atom(compress(part))
+                };
+                data.extend([
+                    atom("PARTIAL"),
+                    Value::List(vec![Value::Atom(range.to_string()), set]),
+                ]);
             }
             if let Some(h) = highest {
                 data.extend([atom("MODSEQ"), Value::num(h)]);

@@ -91,6 +91,12 @@ pub struct Selected {
     /// The keywords announced to the session in FLAGS and PERMANENTFLAGS. RFC 9051 §7.3.5:
     /// a keyword must be announced before a FETCH FLAGS response shows it.
     pub keywords: Vec<String>,
+    /// QRESYNC is enabled (RFC 7162 §3.2.10): expunges are reported as `* VANISHED uids`
+    /// instead of `* n EXPUNGE`.
+    pub qresync: bool,
+    /// The search result saved by `RETURN (SAVE)`, as UIDs ascending (RFC 5182; see
+    /// `context.rs`).
+    pub saved: Vec<u32>,
 }
 
 /// `(\Seen \Flagged $Label)`, with `\Recent` first when `recent`.
@@ -166,6 +172,8 @@ impl Selected {
             seen_uidnext: info.uidnext,
             pending_expunge: false,
             keywords: Vec::new(),
+            qresync: false,
+            saved: Vec::new(),
         };
         sel.learn_keywords();
         sel
@@ -293,11 +301,17 @@ impl Selected {
         let added = self.msgs.len() > before;
         if allow_expunge {
             // Highest sequence number first, so each number is right when it is sent.
+            let mut vanished = Vec::new();
             for seq in (1..=self.msgs.len()).rev() {
                 if self.msgs[seq - 1].gone {
+                    vanished.push(self.msgs[seq - 1].uid);
                     out.push(Response::expunge(seq as u32));
                     self.msgs.remove(seq - 1);
                 }
+            }
+            if self.qresync && !vanished.is_empty() {
+                vanished.reverse();
+                out = vec![super::qresync::vanished(&vanished, false)];
             }
             self.pending_expunge = false;
         } else {
@@ -343,7 +357,11 @@ impl Selected {
         let bad = ranges
             .iter()
             .any(|&(lo, hi)| lo == 0 || hi as usize > n || n == 0);
-        if bad || set.0.is_empty() {
+        if set.0.is_empty() {
+            // Only `$` (RFC 5182) replaced by an empty saved result: no messages, no error.
+            return Ok(Vec::new());
+        }
+        if bad {
             return Err(ImapError::bad(if n == 0 {
                 "the mailbox is empty, so no message sequence number (not even *) is valid"
                     .to_string()
@@ -380,9 +398,15 @@ impl Selected {
         seqs.sort_unstable_by(|a, b| b.cmp(a));
         seqs.dedup();
         let mut out = Vec::new();
+        let mut vanished = Vec::new();
         for s in seqs {
-            self.msgs.remove(s - 1);
+            vanished.push(self.msgs.remove(s - 1).uid);
             out.push(Response::expunge(s as u32));
+        }
+        if self.qresync && !vanished.is_empty() {
+            // RFC 7162 §3.2.10: one VANISHED for this session's own EXPUNGE or MOVE.
+            vanished.sort_unstable();
+            return vec![super::qresync::vanished(&vanished, false)];
         }
         out
     }

@@ -18,6 +18,7 @@ use mailroom_proto::imap::{CommandBody, SearchKey, SortCommand, SortKey, ThreadC
 use mailroom_store::{MailStore, MessageId, MessageRef, StoreError};
 
 use super::cache::ImapShared;
+use super::context;
 use super::error::ImapError;
 use super::search::{check_charset, run_search, SearchJob};
 use super::selected::Msg;
@@ -48,24 +49,40 @@ pub(super) fn sequence_numbered(body: &CommandBody) -> bool {
 impl Session {
     /// `[UID] SORT [RETURN (...)] (criteria) charset key...` (RFC 5256 §3, RFC 5267 §3).
     pub(super) async fn sort(&mut self, tag: &str, cmd: SortCommand) -> Result<Done, ImapError> {
-        check_charset(&cmd.charset)?;
-        if cmd.ret.as_ref().is_some_and(|r| r.save) {
-            // RFC 5267 §3 allows SAVE only with SEARCHRES (RFC 5182), not offered here.
-            return Err(ImapError::bad(
-                "RETURN (SAVE) needs SEARCHRES, which this server does not offer; ask for MIN, MAX, ALL, COUNT or PARTIAL instead",
-            ));
+        // RFC 5267 §3 / RFC 5182 §2.1: SORT's SAVE as SEARCH's; a failed one empties it.
+        let save = cmd.ret.as_ref().is_some_and(|r| r.save);
+        if save {
+            if let Some(sel) = self.selected() {
+                sel.saved.clear();
+            }
         }
+        check_charset(&cmd.charset)?;
         let needs_fields = cmd
             .criteria
             .iter()
             .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
         let msgs = self.sort_input(cmd.uid, cmd.key, needs_fields).await?;
         let sorted = sort(&msgs, &cmd.criteria, cmd.uid);
+        if let Some(r) = cmd.ret.as_ref().filter(|r| r.save) {
+            let sel = self.must_selected()?;
+            let in_order: Vec<u32> = if cmd.uid {
+                sorted.clone()
+            } else {
+                sorted
+                    .iter()
+                    .filter_map(|&s| sel.msgs.get((s as usize).wrapping_sub(1)).map(|m| m.uid))
+                    .collect()
+            };
+            sel.saved = context::saved_of(r, &in_order);
+        }
         let response = match &cmd.ret {
-            None => sort_data(&sorted),
-            Some(r) => esort_data(tag, cmd.uid, r, &sorted),
+            None => Some(sort_data(&sorted)),
+            Some(r) if context::save_only(r) => None,
+            Some(r) => Some(esort_data(tag, cmd.uid, r, &sorted)),
         };
-        self.respond(&response);
+        if let Some(response) = response {
+            self.respond(&response);
+        }
         ok(if cmd.uid {
             "UID SORT completed"
         } else {

@@ -1,0 +1,6 @@
+//! The API's resources, one module each: [`events`] (Server-Sent Events of changes), [`mailboxes`] (the account's folders) and
+//! [`messages`] (list and search, read, parts, raw source, flags, move, delete).
+
+pub mod events;
+pub mod mailboxes;
+pub mod messages;
