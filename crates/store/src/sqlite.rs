@@ -355,6 +355,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER mailboxes_tombstones_delete AFTER DELETE ON mailboxes BEGIN
         DELETE FROM expunged WHERE mailbox_id = OLD.id;
     END;
+    "#,
     // APOP (RFC 1939 §7): an account's shared secret, kept apart from the argon2 password
     // hash because the server must compute MD5(timestamp + secret) from it, so it is stored
     // as given. NULL: no APOP for this account (`mailroom user add|passwd --apop` sets it).
