@@ -440,6 +440,44 @@ fn row_to_account(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
 }
 
 impl SqliteStore {
+    /// Appends messages to a mailbox in one write transaction (all or none); returns the
+    /// UIDVALIDITY and the new UIDs. One path for APPEND and MULTIAPPEND.
+    fn append_owned(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage>,
+    ) -> Result<(u32, Vec<u32>)> {
+        let total = messages.iter().map(|m| m.data.len()).sum::<usize>();
+        self.check_space(total)?;
+        // One write transaction through the group-commit writer: an error from any message
+        // rolls back every one of them (RFC 3502 §6.3.11).
+        self.write(move |c| {
+            let mut uv = 0;
+            let mut uids = Vec::with_capacity(messages.len());
+            for m in &messages {
+                let (v, uid, modseq): (u32, u32, i64) = c
+                    .query_row(
+                        "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+                           WHERE id = ?1 AND account_id = ?2
+                           RETURNING uidvalidity, uidnext - 1, highest_modseq",
+                        params![mailbox.id, mailbox.account.0],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?
+                    .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))?;
+                let msg = insert_message(c, &m.data)?;
+                c.execute(
+                    "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![mailbox.id, uid, msg.0, m.flags.0, m.keywords.join(" "), m.internal_date, modseq],
+                )?;
+                uv = v;
+                uids.push(uid);
+            }
+            Ok((uv, uids))
+        })
+    }
+
     /// Opens `DATA_DIR/mailroom.db`, creating the directory and the schema as needed.
     pub fn open(data_dir: &Path) -> Result<SqliteStore> {
         crate::files::prepare_data_dir(data_dir)?; // owner-only: 0700, the files 0600
@@ -1769,28 +1807,18 @@ impl MailStore for SqliteStore {
         keywords: &[String],
         internal_date: i64,
     ) -> Result<(u32, u32)> {
-        self.check_space(data.len())?;
-        let data = data.to_vec();
-        let kw = keywords.join(" ");
-        self.write(move |c| {
-            let (uv, uid, modseq): (u32, u32, i64) = c
-                .query_row(
-                    "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
-                       WHERE id = ?1 AND account_id = ?2
-                       RETURNING uidvalidity, uidnext - 1, highest_modseq",
-                    params![mailbox.id, mailbox.account.0],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))?;
-            let msg = insert_message(c, &data)?;
-            c.execute(
-                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
-                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![mailbox.id, uid, msg.0, flags.0, kw, internal_date, modseq],
-            )?;
-            Ok((uv, uid))
-        })
+        let message = NewMessage {
+            data: data.to_vec(),
+            flags,
+            keywords: keywords.to_vec(),
+            internal_date,
+        };
+        let (uv, uids) = self.append_owned(mailbox, vec![message])?;
+        let uid = uids
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))?;
+        Ok((uv, uid))
     }
 
     fn append_messages(
@@ -1798,36 +1826,7 @@ impl MailStore for SqliteStore {
         mailbox: MailboxId,
         messages: &[NewMessage],
     ) -> Result<(u32, Vec<u32>)> {
-        let total = messages.iter().map(|m| m.data.len()).sum::<usize>();
-        self.check_space(total)?;
-        let messages = messages.to_vec();
-        // One write transaction through the group-commit writer: an error from any message
-        // rolls back every one of them (RFC 3502 §6.3.11).
-        self.write(move |c| {
-            let mut uv = 0;
-            let mut uids = Vec::with_capacity(messages.len());
-            for m in &messages {
-                let (v, uid, modseq): (u32, u32, i64) = c
-                    .query_row(
-                        "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
-                           WHERE id = ?1 AND account_id = ?2
-                           RETURNING uidvalidity, uidnext - 1, highest_modseq",
-                        params![mailbox.id, mailbox.account.0],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()?
-                    .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))?;
-                let msg = insert_message(c, &m.data)?;
-                c.execute(
-                    "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
-                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![mailbox.id, uid, msg.0, m.flags.0, m.keywords.join(" "), m.internal_date, modseq],
-                )?;
-                uv = v;
-                uids.push(uid);
-            }
-            Ok((uv, uids))
-        })
+        self.append_owned(mailbox, messages.to_vec())
     }
 
     fn store_flags(
