@@ -72,6 +72,13 @@ pub struct SmtpTarget {
     pub tls: TlsMode,
 }
 
+impl SmtpTarget {
+    /// The name failures are reported for: the login's user, else the envelope sender.
+    fn user<'a>(&'a self, from: &'a str) -> &'a str {
+        self.login.as_ref().map(|(u, _)| u.as_str()).unwrap_or(from)
+    }
+}
+
 /// What happened to one recipient.
 #[derive(Debug, Clone)]
 pub struct RcptResult {
@@ -118,12 +125,7 @@ pub async fn smtp_login(
     from: &str,
     progress: &mut dyn FnMut(String),
 ) -> Result<SmtpClient, AgentError> {
-    let user = target
-        .login
-        .as_ref()
-        .map(|(u, _)| u.as_str())
-        .unwrap_or(from);
-    let fail = |e, phase| smtp_failure(e, phase, user);
+    let fail = |e, phase| smtp_failure(e, phase, target.user(from));
     let mut c = SmtpClient::open(
         &target.server,
         target.timeout,
@@ -170,12 +172,7 @@ pub async fn check_login(
     target: &SmtpTarget,
     progress: &mut dyn FnMut(String),
 ) -> Result<(), AgentError> {
-    let user = target
-        .login
-        .as_ref()
-        .map(|(u, _)| u.clone())
-        .unwrap_or_default();
-    let c = smtp_login(target, &user, progress).await?;
+    let c = smtp_login(target, target.user(""), progress).await?;
     // RFC 5321 §4.1.1.10: QUIT; its answer changes nothing about the login.
     let _ = c.quit().await;
     Ok(())
@@ -190,12 +187,7 @@ pub async fn send_message(
     message: &[u8],
     progress: &mut dyn FnMut(String),
 ) -> Result<SendOutcome, AgentError> {
-    let user = target
-        .login
-        .as_ref()
-        .map(|(u, _)| u.as_str())
-        .unwrap_or(from);
-    let fail = |e, phase| smtp_failure(e, phase, user);
+    let fail = |e, phase| smtp_failure(e, phase, target.user(from));
     let mut c = smtp_login(target, from, progress).await?;
     let outcome = c
         .send_mail(from, rcpts, message)
