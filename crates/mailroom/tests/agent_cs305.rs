@@ -122,47 +122,19 @@ fn a_refused_recipient_in_a_pipe_exits_non_zero_with_the_reply_on_stderr() {
 #[test]
 fn a_wrong_password_at_the_prompt_can_be_typed_again() {
     let s = TestServer::start();
-    let script = format!(
+    let (smtp, pop) = (s.submission().to_string(), s.pop3().to_string());
+    let args = [
+        "agent",
+        "-e",
+        "bob@example.test",
+        "--smtp",
+        &smtp,
+        "--pop3",
+        &pop,
+    ];
+    let script = pty_session_script(
+        &args,
         r#"
-import os, pty, select, termios, time
-
-argv = [{bin:?}, "agent", "-e", "bob@example.test", "--smtp", {smtp:?}, "--pop3", {pop:?}]
-env = dict(os.environ, TERM="xterm")
-env.pop("MAILROOM_PASSWORD", None)
-env.pop("MAILROOM_CONFIG", None)
-pid, fd = pty.fork()
-if pid == 0:
-    os.execve(argv[0], argv, env)
-
-seen = b""
-def expect(what, timeout=20):
-    global seen
-    end = time.time() + timeout
-    while what.encode() not in seen:
-        left = end - time.time()
-        if left <= 0:
-            raise SystemExit("timed out waiting for %r; got:\n%r" % (what, seen))
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                data = b""
-            if not data:
-                raise SystemExit("EOF waiting for %r; got:\n%r" % (what, seen))
-            seen += data
-    at = seen.index(what.encode()) + len(what.encode())
-    before, seen = seen[:at], seen[at:]
-    return before.decode("utf-8", "replace")
-
-def type_password(p):
-    end = time.time() + 20
-    while termios.tcgetattr(fd)[3] & termios.ECHO:
-        if time.time() > end:
-            raise SystemExit("echo was never switched off for the password")
-        time.sleep(0.01)
-    os.write(fd, (p + "\r").encode())
-
 expect("Password for bob@example.test: ")
 type_password("wrong-one")
 out = expect("Password for bob@example.test: ")
@@ -170,19 +142,13 @@ assert "try 1 of 3; type it again" in out, out
 type_password("hunter2")
 out = expect("[smtp|pop|imap|exit]>>> ")
 assert "logged in as bob@example.test" in out, out
-os.write(fd, b"pop\r")
+send("pop\r")
 out = expect("pop>>> ")
 assert "+OK bob@example.test has 0 messages" in out, out
-os.write(fd, b"quit\r")
+send("quit\r")
 expect("[smtp|pop|imap|exit]>>> ")
-os.write(fd, b"exit\r")
-_, status = os.waitpid(pid, 0)
-assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
-print("ok")
+send("exit\r")
 "#,
-        bin = bin(),
-        smtp = s.submission().to_string(),
-        pop = s.pop3().to_string(),
     );
     assert_eq!(s.python(&script).trim(), "ok");
 }

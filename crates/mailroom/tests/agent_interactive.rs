@@ -137,51 +137,21 @@ fn the_interactive_prompt_on_a_pseudo_terminal() {
         "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nHello over a tty\r\n",
     );
     // Python's pty module plays the person at the keyboard.
-    let script = format!(
+    let (smtp, pop) = (s.submission().to_string(), s.pop3().to_string());
+    let args = [
+        "agent",
+        "-e",
+        "bob@example.test",
+        "--smtp",
+        &smtp,
+        "--pop3",
+        &pop,
+    ];
+    let script = pty_session_script(
+        &args,
         r#"
-import os, pty, select, sys, termios, time
-
-argv = [{bin:?}, "agent", "-e", "bob@example.test", "--smtp", {smtp:?}, "--pop3", {pop:?}]
-env = dict(os.environ, TERM="xterm")
-env.pop("MAILROOM_PASSWORD", None)
-env.pop("MAILROOM_CONFIG", None)
-pid, fd = pty.fork()
-if pid == 0:
-    os.execve(argv[0], argv, env)
-
-seen = b""
-def expect(what, timeout=20):
-    global seen
-    end = time.time() + timeout
-    while what.encode() not in seen:
-        left = end - time.time()
-        if left <= 0:
-            raise SystemExit("timed out waiting for %r; got:\n%r" % (what, seen))
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                data = b""
-            if not data:
-                raise SystemExit("EOF waiting for %r; got:\n%r" % (what, seen))
-            seen += data
-    at = seen.index(what.encode()) + len(what.encode())
-    before, seen = seen[:at], seen[at:]
-    return before.decode("utf-8", "replace")
-
-def send(text):
-    os.write(fd, text.encode())
-
 expect("Password for bob@example.test: ")
-# The prompt is printed a moment before echo is switched off; a person cannot type in that
-# moment, a script can: wait until the terminal no longer echoes.
-end = time.time() + 20
-while termios.tcgetattr(fd)[3] & termios.ECHO:
-    if time.time() > end:
-        raise SystemExit("echo was never switched off for the password")
-    time.sleep(0.01)
-send("hunter2\r")
+type_password("hunter2")
 out = expect("[smtp|pop|imap|exit]>>> ")
 assert "hunter2" not in out, "the password was echoed: %r" % out
 # Line editing: a typo fixed with backspace.
@@ -211,13 +181,7 @@ expect("pop>>> ")
 send("qu\t\r")
 expect("[smtp|pop|imap|exit]>>> ")
 send("exit\r")
-_, status = os.waitpid(pid, 0)
-assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
-print("ok")
 "#,
-        bin = bin(),
-        smtp = s.submission().to_string(),
-        pop = s.pop3().to_string(),
     );
     assert_eq!(s.python(&script).trim(), "ok");
 }

@@ -191,3 +191,68 @@ pub fn fake_server(script: Vec<Step>) -> (String, JoinHandle<()>) {
     });
     (addr, h)
 }
+
+/// A Python script that runs `mailroom ARGS` on a pseudo-terminal and plays the person at the
+/// keyboard with `body` (Python at top level, run after the set-up). `body` may use
+/// `expect(text)` (waits for `text` in the output, returns what came before it), `send(text)`
+/// (types it) and `type_password(p)` (waits until the terminal stops echoing, as a person
+/// would see the prompt, then types `p` and Enter). The script ends with the agent's exit
+/// status checked to be 0 and prints `ok`.
+pub fn pty_session_script(args: &[&str], body: &str) -> String {
+    let argv: Vec<String> = std::iter::once(bin().to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect();
+    format!(
+        r#"
+import os, pty, select, sys, termios, time
+
+argv = {argv:?}
+env = dict(os.environ, TERM="xterm")
+env.pop("MAILROOM_PASSWORD", None)
+env.pop("MAILROOM_CONFIG", None)
+pid, fd = pty.fork()
+if pid == 0:
+    os.execve(argv[0], argv, env)
+
+seen = b""
+def expect(what, timeout=20):
+    global seen
+    end = time.time() + timeout
+    while what.encode() not in seen:
+        left = end - time.time()
+        if left <= 0:
+            raise SystemExit("timed out waiting for %r; got:\n%r" % (what, seen))
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                data = b""
+            if not data:
+                raise SystemExit("EOF waiting for %r; got:\n%r" % (what, seen))
+            seen += data
+    at = seen.index(what.encode()) + len(what.encode())
+    before, seen = seen[:at], seen[at:]
+    return before.decode("utf-8", "replace")
+
+def send(text):
+    os.write(fd, text.encode())
+
+# The prompt is printed a moment before echo is switched off; a person cannot type in that
+# moment, a script can: wait until the terminal no longer echoes.
+def type_password(p):
+    end = time.time() + 20
+    while termios.tcgetattr(fd)[3] & termios.ECHO:
+        if time.time() > end:
+            raise SystemExit("echo was never switched off for the password")
+        time.sleep(0.01)
+    send(p + "\r")
+
+{body}
+
+_, status = os.waitpid(pid, 0)
+assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+print("ok")
+"#
+    )
+}
