@@ -17,6 +17,7 @@
 //! | `usage` | `accounts.used` differs from the sum of the account's message sizes |
 //! | `counts` | a mailbox's message/unseen/deleted/size counters differ from a recount |
 //! | `uids` | a mailbox's UIDNEXT is not above its highest UID, or HIGHESTMODSEQ is below a message's MODSEQ |
+//! | `tombstones` | a QRESYNC tombstone (an expunged UID, RFC 7162 §3.2.10) for a UID that is still in its mailbox or was never handed out (at or above UIDNEXT), or with a MODSEQ above the mailbox's HIGHESTMODSEQ; a `vanished_floor` above HIGHESTMODSEQ (clients would be told wrong VANISHED sets) |
 //! | `uidvalidity` | the UIDVALIDITY counter is missing or below a mailbox's UIDVALIDITY (it would hand out a value twice) |
 //! | `inbox` | an account has no INBOX (mail to it cannot be delivered) |
 //! | `queue` | a queue entry without recipients or message, a recipient status other than pending/delivered/failed; (warning) an entry with no pending recipient, never removed |
@@ -216,6 +217,7 @@ fn run_checks(c: &Connection) -> Result<Report> {
     report.checks.push(usage(c)?);
     report.checks.push(mailbox_counts(c)?);
     report.checks.push(uids(c)?);
+    report.checks.push(tombstones(c)?);
     report.checks.push(uidvalidity(c)?);
     report.checks.push(inbox(c)?);
     report.checks.push(queue(c)?);
@@ -503,6 +505,70 @@ fn uids(c: &Connection) -> Result<CheckResult> {
                     "{at}: a message has UID {min_uid} (UIDs start at 1)"
                 ));
             }
+            Ok(())
+        },
+    )?;
+    Ok(r)
+}
+
+fn tombstones(c: &Connection) -> Result<CheckResult> {
+    let mut r = CheckResult::new(
+        "tombstones",
+        "expunged UIDs (QRESYNC) are gone, were handed out, and are not ahead of HIGHESTMODSEQ",
+    );
+    // RFC 7162 §3.2.10: VANISHED names UIDs that were expunged; a tombstone for a message
+    // that is still there would make a client drop it, one ahead of HIGHESTMODSEQ would
+    // never be reported to a client that synchronised at HIGHESTMODSEQ.
+    each_row(
+        c,
+        "SELECT a.address, m.name, e.uid, e.modseq, m.uidnext, m.highest_modseq,
+                EXISTS (SELECT 1 FROM mailbox_messages mm
+                         WHERE mm.mailbox_id = e.mailbox_id AND mm.uid = e.uid)
+           FROM expunged e
+           JOIN mailboxes m ON m.id = e.mailbox_id
+           LEFT JOIN accounts a ON a.id = m.account_id
+          WHERE e.uid >= m.uidnext OR e.modseq > m.highest_modseq
+             OR EXISTS (SELECT 1 FROM mailbox_messages mm
+                         WHERE mm.mailbox_id = e.mailbox_id AND mm.uid = e.uid)
+          ORDER BY e.mailbox_id, e.uid",
+        |row| {
+            let who: Option<String> = row.get(0)?;
+            let name: String = row.get(1)?;
+            let (uid, modseq, uidnext, hms): (i64, i64, i64, i64) =
+                (row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?);
+            let live: bool = row.get(6)?;
+            let at = format!("{} {name}", who.as_deref().unwrap_or("(no account)"));
+            if live {
+                r.fault(format!(
+                    "{at}: UID {uid} is recorded as expunged but is still in the mailbox (QRESYNC clients would drop it)"
+                ));
+            }
+            if uid >= uidnext {
+                r.fault(format!(
+                    "{at}: UID {uid} is recorded as expunged but UIDNEXT is {uidnext} (it was never handed out)"
+                ));
+            }
+            if modseq > hms {
+                r.fault(format!(
+                    "{at}: UID {uid} was expunged at MODSEQ {modseq}, above HIGHESTMODSEQ {hms} (clients would never hear of it)"
+                ));
+            }
+            Ok(())
+        },
+    )?;
+    each_row(
+        c,
+        "SELECT a.address, m.name, m.vanished_floor, m.highest_modseq
+           FROM mailboxes m LEFT JOIN accounts a ON a.id = m.account_id
+          WHERE m.vanished_floor > m.highest_modseq",
+        |row| {
+            let who: Option<String> = row.get(0)?;
+            let name: String = row.get(1)?;
+            let (floor, hms): (i64, i64) = (row.get(2)?, row.get(3)?);
+            r.fault(format!(
+                "{} {name}: the pruned-tombstone floor is MODSEQ {floor}, above HIGHESTMODSEQ {hms}",
+                who.as_deref().unwrap_or("(no account)")
+            ));
             Ok(())
         },
     )?;
@@ -872,6 +938,49 @@ mod tests {
         assert!(
             f.iter()
                 .any(|t| t.starts_with("a@x.test Sent: HIGHESTMODSEQ is 0")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn wrong_tombstones_are_faults() {
+        let dir = populated();
+        let report = check_data_dir(dir.path()).unwrap();
+        let t = report.check("tombstones").unwrap();
+        assert_eq!(t.faults(), 0, "{t:#?}");
+        // The expunge of a@x.test's INBOX UID 3 left a tombstone; one for UID 1 (still
+        // there), one never handed out, one ahead of HIGHESTMODSEQ.
+        corrupt(
+            dir.path(),
+            "INSERT INTO expunged (mailbox_id, uid, modseq)
+               SELECT id, 1, highest_modseq FROM mailboxes WHERE name = 'INBOX' AND account_id =
+                 (SELECT id FROM accounts WHERE address = 'a@x.test');
+             INSERT INTO expunged (mailbox_id, uid, modseq)
+               SELECT id, uidnext + 5, highest_modseq FROM mailboxes WHERE name = 'INBOX'
+                  AND account_id = (SELECT id FROM accounts WHERE address = 'b@x.test');
+             UPDATE expunged SET modseq = modseq + 100 WHERE uid = 3;
+             UPDATE mailboxes SET vanished_floor = highest_modseq + 1 WHERE name = 'Sent';",
+        );
+        let f = only_in(&check_data_dir(dir.path()).unwrap(), &["tombstones"]);
+        assert!(
+            f.iter().any(
+                |t| t.starts_with("a@x.test INBOX: UID 1 is recorded as expunged but is still")
+            ),
+            "{f:?}"
+        );
+        assert!(
+            f.iter().any(|t| t.starts_with("b@x.test INBOX: UID")
+                && t.contains("was never handed out")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|t| t.starts_with("a@x.test INBOX: UID 3 was expunged at MODSEQ")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|t| t.starts_with("a@x.test Sent: the pruned-tombstone floor")),
             "{f:?}"
         );
     }
