@@ -7,14 +7,6 @@ use support::cli::Step::*;
 use support::cli::*;
 use support::*;
 
-fn send_args<'a>(smtp: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "send", "--smtp", smtp, "--from", ALICE.0, "--to", BOB.0, "--body", "hello", "-p", ALICE.1,
-    ];
-    v.extend_from_slice(extra);
-    v
-}
-
 #[test]
 fn connection_refused() {
     let addr = format!("127.0.0.1:{}", closed_port());
@@ -365,71 +357,34 @@ fn deleting_a_missing_message_deletes_nothing() {
 
 #[test]
 fn local_mistakes() {
-    let r = mailroom(
-        &[
-            "send",
-            "--smtp",
-            "127.0.0.1:1",
-            "--from",
-            "not-an-address",
-            "--to",
-            BOB.0,
-            "-p",
-            "x",
-            "--body",
-            "x",
-        ],
-        b"",
-        &[],
-    );
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert!(
-        r.stderr.contains("'not-an-address' is not an address"),
-        "{}",
-        r.all()
-    );
-    let r = mailroom(
-        &[
-            "send",
-            "--smtp",
-            "127.0.0.1:1",
-            "--from",
-            ALICE.0,
-            "-p",
-            "x",
-            "--body",
-            "x",
-        ],
-        b"",
-        &[],
-    );
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert!(r.stderr.contains("no recipients"), "{}", r.all());
-    let r = mailroom(
-        &[
-            "send",
-            "--smtp",
-            "127.0.0.1:1",
-            "--from",
-            ALICE.0,
-            "--to",
-            BOB.0,
-            "-p",
-            "x",
-            "--body",
-            "x",
-            "--attach",
-            "/nonexistent/file.pdf",
-        ],
-        b"",
-        &[],
-    );
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert!(
-        r.stderr.contains("cannot attach /nonexistent/file.pdf"),
-        "{}",
-        r.all()
-    );
+    // (what is wrong, the arguments after `send --smtp 127.0.0.1:1 -p x --body x`, stderr)
+    let cases: [(&str, &[&str], &str); 3] = [
+        (
+            "a sender that is not an address",
+            &["--from", "not-an-address", "--to", BOB.0],
+            "'not-an-address' is not an address",
+        ),
+        ("no recipient", &["--from", ALICE.0], "no recipients"),
+        (
+            "an attachment that does not exist",
+            &[
+                "--from",
+                ALICE.0,
+                "--to",
+                BOB.0,
+                "--attach",
+                "/nonexistent/file.pdf",
+            ],
+            "cannot attach /nonexistent/file.pdf",
+        ),
+    ];
+    for (what, extra, says) in cases {
+        let mut args = vec!["send", "--smtp", "127.0.0.1:1", "-p", "x", "--body", "x"];
+        args.extend_from_slice(extra);
+        let r = mailroom(&args, b"", &[]);
+        assert_eq!(r.code, 1, "{what}: {}", r.all());
+        assert!(r.stderr.contains(says), "{what}: {}", r.all());
+    }
     // Usage errors come from the argument parser, with its own code.
     let r = mailroom(&["inbox", "-e", BOB.0, "read", "one"], b"", &[]);
     assert_eq!(r.code, 2, "{}", r.all());

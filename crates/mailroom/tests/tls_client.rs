@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::cli::mailroom;
+use support::cli::{mailroom, send_args};
 use support::peers::{self, ALICE_A, BOB_B};
 use support::tls::{cert_path, tls_server};
 use support::*;
@@ -14,48 +14,12 @@ fn agent_send_and_read_over_tls_with_ca() {
     let s = tls_server("auth_require_tls = true", "");
     let ca = cert_path(&s).display().to_string();
     // STARTTLS on the submission port, verified against the self-signed certificate.
-    let r = mailroom(
-        &[
-            "send",
-            "--starttls",
-            "--ca",
-            &ca,
-            "--smtp",
-            &s.submission().to_string(),
-            "--from",
-            ALICE.0,
-            "--to",
-            BOB.0,
-            "-s",
-            "tls",
-            "-p",
-            ALICE.1,
-        ],
-        b"over starttls\n",
-        &[],
-    );
+    let sub = s.submission().to_string();
+    let r = mailroom(&send_args(&sub, &["--starttls", "--ca", &ca]), b"", &[]);
     assert_eq!(r.code, 0, "{}", r.all());
     // Implicit TLS on the submissions port.
-    let r = mailroom(
-        &[
-            "send",
-            "--tls",
-            "--ca",
-            &ca,
-            "--smtp",
-            &s.addr("submissions").to_string(),
-            "--from",
-            ALICE.0,
-            "--to",
-            BOB.0,
-            "-s",
-            "tls2",
-            "-p",
-            ALICE.1,
-        ],
-        b"over implicit tls\n",
-        &[],
-    );
+    let subs = s.addr("submissions").to_string();
+    let r = mailroom(&send_args(&subs, &["--tls", "--ca", &ca]), b"", &[]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(s.inbox(BOB.0).len(), 2);
     // Reading: STLS and implicit POP3.
@@ -173,47 +137,13 @@ fn agent_send_and_read_over_tls_with_ca() {
 fn agent_verifies_certificates_by_default() {
     let s = tls_server("", "");
     // No --ca: the self-signed certificate is not trusted (exit 3, with a hint).
-    let r = mailroom(
-        &[
-            "send",
-            "--tls",
-            "--smtp",
-            &s.addr("submissions").to_string(),
-            "--from",
-            ALICE.0,
-            "--to",
-            BOB.0,
-            "-s",
-            "x",
-            "-p",
-            ALICE.1,
-        ],
-        b"x\n",
-        &[],
-    );
+    let subs = s.addr("submissions").to_string();
+    let r = mailroom(&send_args(&subs, &["--tls"]), b"", &[]);
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(r.stderr.contains("--ca"), "{}", r.all());
     assert!(s.inbox(BOB.0).is_empty());
     // --insecure: accepted without verification.
-    let r = mailroom(
-        &[
-            "send",
-            "--tls",
-            "--insecure",
-            "--smtp",
-            &s.addr("submissions").to_string(),
-            "--from",
-            ALICE.0,
-            "--to",
-            BOB.0,
-            "-s",
-            "x",
-            "-p",
-            ALICE.1,
-        ],
-        b"x\n",
-        &[],
-    );
+    let r = mailroom(&send_args(&subs, &["--tls", "--insecure"]), b"", &[]);
     assert_eq!(r.code, 0, "{}", r.all());
 }
 

@@ -2,6 +2,7 @@
 //! that must refuse its config), loopback ports, and a scripted fake server for the failure
 //! cases a real server does not produce on demand.
 
+use super::{ALICE, BOB};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -255,4 +256,14 @@ assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 print("ok")
 "#
     )
+}
+
+/// `mailroom send` of a short message from alice to bob through `smtp`, logged in as alice,
+/// with `extra` arguments (`--tls`, `--ca FILE`, `--trace` ...).
+pub fn send_args<'a>(smtp: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "send", "--smtp", smtp, "--from", ALICE.0, "--to", BOB.0, "--body", "hello", "-p", ALICE.1,
+    ];
+    v.extend_from_slice(extra);
+    v
 }
