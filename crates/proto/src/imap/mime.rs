@@ -75,9 +75,14 @@ impl Mime {
                 (Some(m), i) if i > 0 => m,
                 _ => cur,
             };
+            // A part that is not multipart has only part 1, itself; a path may go on below
+            // it only if it is a message/rfc822, whose numbers name the encapsulated
+            // message's parts (RFC 9051 §6.4.5; so `1.1` of a text part is that part, and
+            // `1.1.1` names nothing, as Dovecot answers).
+            let last = i + 1 == path.len();
             cur = if !container.children.is_empty() {
                 container.children.get((n as usize).checked_sub(1)?)?
-            } else if n == 1 {
+            } else if n == 1 && (last || container.message.is_some()) {
                 container
             } else {
                 return None;
@@ -881,6 +886,21 @@ mod tests {
             b"Subject: inner\r\n\r\n"
         );
         assert_eq!(sec(vec![2], Some(SectionText::Text)), b"inner body");
+        // Below a part that is not multipart only its own part 1 (itself) exists; deeper
+        // numbers name nothing unless it is a message/rfc822.
+        assert_eq!(sec(vec![1, 1], None), b"hello");
+        assert_eq!(sec(vec![3, 1], None), b"QUJD");
+        for missing in [
+            vec![1, 1, 1],
+            vec![1, 2],
+            vec![3, 1, 1],
+            vec![2, 1, 1],
+            vec![2, 2],
+            vec![4],
+            vec![0],
+        ] {
+            assert!(m.part(&missing).is_none(), "{missing:?}");
+        }
         assert_eq!(
             sec(vec![1], Some(SectionText::Mime)),
             b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
