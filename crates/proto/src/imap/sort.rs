@@ -167,7 +167,9 @@ impl SortFields {
 }
 
 /// The first octet of [`SortFields::to_bytes`]; a change of what is stored or how changes it.
-const FORMAT_VERSION: u8 = 1;
+/// 2: keys under i;unicode-casemap with its decomposition (version 1 kept only the upper
+/// case, so stored rows of it are parsed again).
+const FORMAT_VERSION: u8 = 2;
 
 fn push_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
@@ -412,24 +414,43 @@ pub fn esort_response(tag: &str, uid: bool, ret: &SearchReturn, sorted: &[u32]) 
 
 // ------------------------------------------------------------------ keys
 
-/// The collation key of a string: each character mapped to its upper case (a-z to A-Z; other
-/// letters by Unicode's simple mapping where it gives one character), so that comparing keys
-/// octet by octet compares case-insensitively. This is i;ascii-casemap for ASCII and close to
-/// i;unicode-casemap (RFC 5051, which RFC 5256 §7 names) beyond it: the canonical
-/// decomposition that RFC 5051 adds is not done, so an accented letter sorts after Z.
+/// The collation key of a string under i;unicode-casemap (RFC 5051 §2, which RFC 5256 §7
+/// names for SORT and THREAD): each character mapped to its title case, then fully
+/// decomposed (Unicode's compatibility decomposition, NFKD), so that comparing keys octet by
+/// octet compares case-insensitively and an accented letter sorts with its base letter
+/// (`É` as `E` followed by a combining acute, before `F`). For ASCII it is i;ascii-casemap.
+///
+/// Title case is taken as the simple upper-case mapping, which is the same for every
+/// character but the four Latin digraphs with a title-case form of their own (`ǅ`, `ǈ`,
+/// `ǋ`, `ǲ`), mapped here by hand.
 pub fn casemap(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii() {
-                return c.to_ascii_uppercase();
-            }
+    use unicode_normalization::UnicodeNormalization;
+    if s.is_ascii() {
+        return s.to_ascii_uppercase();
+    }
+    // Mapped again after the decomposition: a compatibility decomposition can give lower-case
+    // letters (the ligature `ﬁ` is `f`, `i`), which must compare as their capitals.
+    s.chars().map(title_case).nfkd().map(title_case).collect()
+}
+
+/// One character's simple title case (see [`casemap`]).
+fn title_case(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_uppercase();
+    }
+    match c {
+        '\u{01C4}'..='\u{01C6}' => '\u{01C5}',
+        '\u{01C7}'..='\u{01C9}' => '\u{01C8}',
+        '\u{01CA}'..='\u{01CC}' => '\u{01CB}',
+        '\u{01F1}'..='\u{01F3}' => '\u{01F2}',
+        _ => {
             let mut up = c.to_uppercase();
             match (up.next(), up.next()) {
                 (Some(u), None) => u,
                 _ => c,
             }
-        })
-        .collect()
+        }
+    }
 }
 
 /// A header value as text: RFC 2047 words decoded, blanks collapsed.
@@ -640,6 +661,26 @@ mod tests {
     use crate::imap::command::PartialRange;
 
     #[test]
+    fn unicode_casemap_collation() {
+        // RFC 5051: case-insensitive, and an accented letter sorts with its base letter.
+        assert_eq!(casemap("hello World"), "HELLO WORLD");
+        assert_eq!(casemap("é"), casemap("É"));
+        assert_eq!(casemap("É"), "E\u{301}");
+        let mut words = vec!["Zebra", "éclair", "Eagle", "fig", "Ångström", "apple"];
+        words.sort_by_key(|w| casemap(w));
+        assert_eq!(
+            words,
+            ["apple", "Ångström", "Eagle", "éclair", "fig", "Zebra"]
+        );
+        // Compatibility forms fold too (the ﬁ ligature is f, i); the digraphs' title case.
+        assert_eq!(casemap("ﬁle"), "FILE");
+        assert_eq!(casemap("ǆ"), casemap("Ǆ"));
+        assert_eq!(casemap("ǆ"), casemap("ǅ"));
+        // German ß has no one-character upper case: it stays itself, not "SS".
+        assert_eq!(casemap("ß"), "ß");
+    }
+
+    #[test]
     fn base_subjects() {
         // (subject, base subject, reply or forward)
         for (subject, base, reply) in [
@@ -676,7 +717,7 @@ mod tests {
             ("Re: =?utf-8?q?b?=", "B", true),
             ("=?iso-8859-1?q?RE:_C?=", "C", true),
             ("=?us-ascii?b?UmU6IGM=?=", "C", true),
-            ("=?utf-8?q?gr=C3=BC=C3=9Fe?=", "GRÜßE", false),
+            ("=?utf-8?q?gr=C3=BC=C3=9Fe?=", "GRU\u{308}ßE", false),
             ("[foo] Fwd: [bar] Re: fw: b (fWd)  (fwd)", "B", true),
             ("[", "[", false),
             ("[a", "[A", false),
@@ -727,14 +768,14 @@ mod tests {
         assert_eq!(
             f,
             SortFields {
-                subject: "GRÜßE".into(),
+                subject: "GRU\u{308}ßE".into(),
                 reply: true,
                 sent: Some(1_203_638_400),
                 from: "JANE.DOE".into(),
                 to: "JOERG".into(),
                 cc: "TEAM".into(),
                 display_from: "DOE, JANE".into(),
-                display_to: "JÖRG".into(),
+                display_to: "JO\u{308}RG".into(),
                 message_id: Some("m1@example.org".into()),
                 references: vec!["r1@example.org".into(), "r2@example.org".into()],
             }
@@ -793,9 +834,12 @@ mod tests {
             longer.push(0);
             assert_eq!(SortFields::from_bytes(&longer), None);
         }
-        let mut other = full.to_bytes();
-        other[0] = 2;
-        assert_eq!(SortFields::from_bytes(&other), None, "another version");
+        // Rows of another version (an older casemap) are parsed again, not read.
+        for version in [1, FORMAT_VERSION + 1] {
+            let mut other = full.to_bytes();
+            other[0] = version;
+            assert_eq!(SortFields::from_bytes(&other), None, "version {version}");
+        }
         // A reference count larger than the data allocates nothing.
         let mut huge = vec![FORMAT_VERSION, 0];
         huge.extend_from_slice(&[0; 6 * 4]);
