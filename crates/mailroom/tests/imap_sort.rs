@@ -275,3 +275,31 @@ fn a_large_mailbox_sorts_the_same_after_a_restart() {
     assert_eq!(planted, want);
     c.ok("LOGOUT");
 }
+
+/// RFC 5051 (i;unicode-casemap), which RFC 5256 names for SORT: case does not matter, and an
+/// accented letter sorts with its base letter, not after Z; RFC 2047 subjects are decoded
+/// first.
+#[test]
+fn subjects_sort_under_unicode_casemap() {
+    let s = start();
+    // Delivered in an order that is not the sorted one.
+    for subject in [
+        "zebra",
+        "=?utf-8?q?=C3=A9clair?=",
+        "Fig",
+        "Eagle",
+        "=?utf-8?q?=C3=89t=C3=A9?=",
+        "apple",
+    ] {
+        let m = format!("From: <bob@example.test>\r\nSubject: {subject}\r\n\r\nx\r\n");
+        s.deliver(BOB.0, &[ALICE.0], &m);
+    }
+    let mut c = Imap::login(s.imap(), ALICE);
+    c.ok("SELECT INBOX");
+    let lines = c.ok("SORT (SUBJECT) UTF-8 ALL");
+    // apple, Eagle, éclair, Été, Fig, zebra: Eagle (E A...) before éclair (E, a combining
+    // mark, C...) before Été (E, mark, T...).
+    assert!(lines.iter().any(|l| l == "* SORT 6 4 2 5 3 1"), "{lines:?}");
+    let lines = c.ok("SORT (REVERSE SUBJECT) UTF-8 ALL");
+    assert!(lines.iter().any(|l| l == "* SORT 1 3 5 2 4 6"), "{lines:?}");
+}
