@@ -20,6 +20,8 @@
 //! - The **outbound queue** holds a message, its envelope sender and one row per recipient with
 //!   its own state, attempts and next attempt time.
 
+#[cfg(test)]
+mod backend_tests;
 pub mod check;
 pub mod files;
 pub mod password;

@@ -306,7 +306,7 @@ pub(crate) fn is_full(e: &::postgres::Error) -> bool {
 fn migrate(client: &mut Client) -> Result<()> {
     let mut tx = client.transaction()?;
     // One node migrates at a time; the others wait here, then find the work done.
-    tx.execute("SELECT pg_advisory_xact_lock(7_406_371_000)", &[])?;
+    tx.execute("SELECT pg_advisory_xact_lock(7406371000)", &[])?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
     let version: Option<i64> = tx
         .query_opt("SELECT version FROM schema_version", &[])?
@@ -439,10 +439,7 @@ impl PgStore {
                     self.pool_free.notify_one();
                 });
             }
-            pool = self
-                .pool_free
-                .wait(pool)
-                .map_err(|_| StoreError::Closed)?;
+            pool = self.pool_free.wait(pool).map_err(|_| StoreError::Closed)?;
         }
     }
 
@@ -709,7 +706,8 @@ fn row_to_meta(r: &::postgres::Row) -> Result<MessageMeta> {
     })
 }
 
-const MAILBOX_COLS: &str = "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use,
+const MAILBOX_COLS: &str =
+    "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use,
      EXISTS (SELECT 1 FROM subscriptions s
               WHERE s.account_id = mailboxes.account_id AND s.name = mailboxes.name),
      recent_uid";
@@ -810,7 +808,10 @@ fn collect_message(c: &mut Transaction<'_>, message: i64) -> Result<()> {
     Ok(())
 }
 
-fn load_queue_entries(c: &mut Transaction<'_>, rows: Vec<::postgres::Row>) -> Result<Vec<QueueEntry>> {
+fn load_queue_entries(
+    c: &mut Transaction<'_>,
+    rows: Vec<::postgres::Row>,
+) -> Result<Vec<QueueEntry>> {
     let mut entries: Vec<QueueEntry> = rows
         .iter()
         .map(|r| QueueEntry {
@@ -969,8 +970,7 @@ impl MailStore for PgStore {
     fn is_local_domain(&self, domain: &str) -> Result<bool> {
         let d = domain.to_ascii_lowercase();
         self.read(|c| {
-            Ok(c
-                .query_opt("SELECT 1 FROM domains WHERE name = $1", &[&d])?
+            Ok(c.query_opt("SELECT 1 FROM domains WHERE name = $1", &[&d])?
                 .is_some())
         })
     }
@@ -1102,7 +1102,10 @@ impl MailStore for PgStore {
     fn list_accounts(&self) -> Result<Vec<Account>> {
         self.read(|c| {
             let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY address");
-            Ok(c.query(sql.as_str(), &[])?.iter().map(row_to_account).collect())
+            Ok(c.query(sql.as_str(), &[])?
+                .iter()
+                .map(row_to_account)
+                .collect())
         })
     }
 
@@ -1155,10 +1158,12 @@ impl MailStore for PgStore {
 
     fn account_usage(&self, account: AccountId) -> Result<u64> {
         self.read(|c| {
-            Ok(c.query_opt("SELECT used FROM accounts WHERE id = $1", &[&account.0])?
-                .map(|r| r.get::<_, i64>(0))
-                .unwrap_or(0)
-                .max(0) as u64)
+            Ok(
+                c.query_opt("SELECT used FROM accounts WHERE id = $1", &[&account.0])?
+                    .map(|r| r.get::<_, i64>(0))
+                    .unwrap_or(0)
+                    .max(0) as u64,
+            )
         })
     }
 
@@ -1228,25 +1233,26 @@ impl MailStore for PgStore {
 
     fn list_aliases(&self) -> Result<Vec<(String, String)>> {
         self.read(|c| {
-            Ok(c
-                .query("SELECT source, target FROM aliases ORDER BY source, target", &[])?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect())
+            Ok(c.query(
+                "SELECT source, target FROM aliases ORDER BY source, target",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
         })
     }
 
     fn alias_targets(&self, source: &str) -> Result<Vec<String>> {
         let source = alias_key(source);
         self.read(|c| {
-            Ok(c
-                .query(
-                    "SELECT target FROM aliases WHERE source = $1 ORDER BY target",
-                    &[&source],
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect())
+            Ok(c.query(
+                "SELECT target FROM aliases WHERE source = $1 ORDER BY target",
+                &[&source],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
         })
     }
 
@@ -1346,7 +1352,9 @@ impl MailStore for PgStore {
 
     fn read_message_at(&self, message: MessageRef, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let off = i64::try_from(offset).map_err(|_| StoreError::Invalid("offset".into()))?;
-        let len = i64::try_from(buf.len()).unwrap_or(i64::MAX).min(i64::from(i32::MAX));
+        let len = i64::try_from(buf.len())
+            .unwrap_or(i64::MAX)
+            .min(i64::from(i32::MAX));
         self.read(|c| {
             // The reference is checked and the octets read in one snapshot: a message
             // expunged meanwhile is read as it was or not found.
@@ -1555,14 +1563,13 @@ impl MailStore for PgStore {
 
     fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
         self.read(|c| {
-            Ok(c
-                .query(
-                    "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name",
-                    &[&account.0],
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect())
+            Ok(c.query(
+                "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name",
+                &[&account.0],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
         })
     }
 
@@ -1902,12 +1909,11 @@ impl MailStore for PgStore {
 
     fn queue_next_due(&self) -> Result<Option<i64>> {
         self.read(|c| {
-            Ok(c
-                .query_one(
-                    "SELECT MIN(next_attempt) FROM queue_recipients WHERE status = 'pending'",
-                    &[],
-                )?
-                .get(0))
+            Ok(c.query_one(
+                "SELECT MIN(next_attempt) FROM queue_recipients WHERE status = 'pending'",
+                &[],
+            )?
+            .get(0))
         })
     }
 
