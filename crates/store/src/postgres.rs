@@ -266,6 +266,8 @@ struct Pool {
 enum LockRequest {
     Lock(i64, mpsc::SyncSender<Result<bool>>),
     Unlock(i64),
+    /// The store shuts down: close the connection, releasing every lock it holds.
+    Close,
 }
 
 pub struct PgStore {
@@ -650,6 +652,7 @@ fn lock_loop(config: ::postgres::Config, rx: mpsc::Receiver<LockRequest>) {
                 };
                 let _ = reply.send(r);
             }
+            LockRequest::Close => break,
             LockRequest::Unlock(key) => {
                 if let Some(c) = client.as_mut().filter(|c| !c.is_closed()) {
                     if let Err(e) = c.query_one("SELECT pg_advisory_unlock($1)", &[&key]) {
@@ -2024,8 +2027,8 @@ impl MailStore for PgStore {
         if let Some(h) = self.writer_thread.lock().ok().and_then(|mut t| t.take()) {
             let _ = h.join();
         }
-        if let Ok(mut l) = self.locks.lock() {
-            l.take();
+        if let Some(l) = self.locks.lock().ok().and_then(|mut l| l.take()) {
+            let _ = l.send(LockRequest::Close);
         }
         if let Ok(mut pool) = self.pool.lock() {
             let n = pool.idle.len();
@@ -2038,5 +2041,245 @@ impl MailStore for PgStore {
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// Two stores on one database: two nodes.
+    fn two_nodes() -> (Arc<PgStore>, Arc<PgStore>) {
+        let url = crate::testing::pg_database();
+        (
+            Arc::new(PgStore::open(&url).unwrap()),
+            Arc::new(PgStore::open(&url).unwrap()),
+        )
+    }
+
+    #[test]
+    fn migrations_run_once_and_record_the_version() {
+        let url = crate::testing::pg_database();
+        let a = PgStore::open(&url).unwrap();
+        a.add_account("a@x.test", "h").unwrap();
+        drop(a);
+        let b = PgStore::open(&url).unwrap();
+        assert!(b.find_account("a@x.test").unwrap().is_some());
+        let mut c = Client::connect(&url, NoTls).unwrap();
+        let v: i64 = c
+            .query_one("SELECT version FROM schema_version", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_bad_url_says_what_a_good_one_looks_like() {
+        let e = match PgStore::open("postgres://u:secret@127.0.0.1:notaport/db") {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("opened a bad URL"),
+        };
+        assert!(e.contains("postgres://user@host:5432/mailroom"), "{e}");
+        assert!(!e.contains("secret"), "the password leaked: {e}");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+    }
+
+    #[test]
+    fn two_nodes_delivering_at_once_hand_out_every_uid_once() {
+        let (n1, n2) = two_nodes();
+        let a = n1.add_account("a@x.test", "h").unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let s = if i % 2 == 0 { n1.clone() } else { n2.clone() };
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        s.deliver(Delivery {
+                            local_message: b"m\r\n".to_vec(),
+                            local: vec![a],
+                            outbound: None,
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let inbox = n2.mailbox(a, "INBOX").unwrap().unwrap();
+        let uids: Vec<u32> = n2
+            .list_messages(inbox.id)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(uids, (1..=200).collect::<Vec<_>>());
+        assert_eq!(inbox.uidnext, 201);
+        assert_eq!(inbox.highest_modseq, 201);
+        assert_eq!(n1.mailbox_counts(inbox.id).unwrap().messages, 200);
+        assert_eq!(n1.account_usage(a).unwrap(), 600);
+    }
+
+    #[test]
+    fn deliveries_in_opposite_orders_on_two_nodes_all_commit() {
+        // Each node's batch locks INBOXes in the order of its deliveries; opposite orders on
+        // two nodes deadlock in PostgreSQL, and the losing job runs again.
+        let (n1, n2) = two_nodes();
+        let a = n1.add_account("a@x.test", "h").unwrap();
+        let b = n1.add_account("b@x.test", "h").unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (s, to) = if i % 2 == 0 {
+                    (n1.clone(), vec![a, b])
+                } else {
+                    (n2.clone(), vec![b, a])
+                };
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        s.deliver(Delivery {
+                            local_message: b"m\r\n".to_vec(),
+                            local: to.clone(),
+                            outbound: None,
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        for acct in [a, b] {
+            let inbox = n2.mailbox(acct, "INBOX").unwrap().unwrap();
+            assert_eq!(n2.list_messages(inbox.id).unwrap().len(), 160);
+        }
+    }
+
+    #[test]
+    fn uidvalidity_never_repeats_whichever_node_creates() {
+        let (n1, n2) = two_nodes();
+        let a = n1.add_account("a@x.test", "h").unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for m in n1.list_mailboxes(a).unwrap() {
+            assert!(seen.insert(m.uidvalidity));
+        }
+        for i in 0..10 {
+            let s = if i % 2 == 0 { &n1 } else { &n2 };
+            let id = s.create_mailbox(a, "Again").unwrap();
+            let uv = s.mailbox_by_id(id).unwrap().unwrap().uidvalidity;
+            assert!(seen.insert(uv), "UIDVALIDITY {uv} handed out twice");
+            s.delete_mailbox(id).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_maildrop_lock_holds_across_nodes_and_dies_with_its_node() {
+        let (n1, n2) = two_nodes();
+        let a = n1.add_account("a@x.test", "h").unwrap();
+        let held = n1.lock_maildrop(a).unwrap().expect("first lock");
+        assert!(n2.lock_maildrop(a).unwrap().is_none());
+        drop(held);
+        // The unlock is sent to the lock thread; it is done when the next request is.
+        let mut again = None;
+        for _ in 0..50 {
+            again = n2.lock_maildrop(a).unwrap();
+            if again.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let again = again.expect("released lock taken by the other node");
+        assert!(n1.lock_maildrop(a).unwrap().is_none());
+        // The holding node goes away without releasing: its connection closes, and with it
+        // the lock.
+        std::mem::forget(again);
+        n2.shutdown();
+        drop(n2);
+        let mut taken = false;
+        for _ in 0..100 {
+            if n1.lock_maildrop(a).unwrap().is_some() {
+                taken = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(taken, "a dead node's maildrop lock was never released");
+    }
+
+    #[test]
+    fn two_nodes_claim_each_recipient_once() {
+        let (n1, n2) = two_nodes();
+        for i in 0..50 {
+            n1.deliver(Delivery {
+                outbound: Some(Outbound {
+                    sender: "a@x.test".into(),
+                    recipients: vec![format!("r{i}@far.test")],
+                    message: b"m".to_vec(),
+                    first_attempt: 0,
+                }),
+                ..Delivery::default()
+            })
+            .unwrap();
+        }
+        let ids: Vec<i64> = n1
+            .queue_due(10, 100)
+            .unwrap()
+            .iter()
+            .flat_map(|e| e.recipients.iter().map(|r| r.id))
+            .collect();
+        assert_eq!(ids.len(), 50);
+        let claims: Vec<_> = [n1.clone(), n2.clone(), n1.clone(), n2.clone()]
+            .into_iter()
+            .map(|s| {
+                let ids = ids.clone();
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    for chunk in ids.chunks(5) {
+                        mine.extend(s.queue_claim(chunk, 10, 100).unwrap());
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all: Vec<i64> = claims.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            ids.iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_change_on_one_node_is_announced_to_listeners() {
+        let url = crate::testing::pg_database();
+        let s = PgStore::open(&url).unwrap();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let mut listener = Client::connect(&url, NoTls).unwrap();
+        listener
+            .batch_execute(&format!("LISTEN {MAILBOX_CHANNEL}"))
+            .unwrap();
+        s.deliver(Delivery {
+            local_message: b"m\r\n".to_vec(),
+            local: vec![a],
+            outbound: None,
+        })
+        .unwrap();
+        let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
+        use fallible_iterator::FallibleIterator;
+        let mut n = listener.notifications();
+        let got = n
+            .timeout_iter(Duration::from_secs(1))
+            .next()
+            .unwrap()
+            .expect("a notification within a second");
+        assert_eq!(got.payload(), inbox.id.id.to_string());
     }
 }
