@@ -9,7 +9,10 @@
 //! server component already calls it from a blocking thread (`spawn_blocking`), so a
 //! synchronous client fits it directly: an async pool (deadpool) would need a runtime handle
 //! and `block_on` bridging on each call for no gain, and sqlx would bring a second SQL layer
-//! beside rusqlite's. Never call this store from inside an async task: the client blocks.
+//! beside rusqlite's. The connections live on the store's own threads (one writer, a fixed
+//! set of readers, one for advisory locks) and callers hand them work through channels, so a
+//! call made from inside an async task blocks that thread (as the SQLite store's writes do)
+//! instead of tripping the client's "runtime inside a runtime" check.
 //!
 //! # Group commit
 //! As in the SQLite backend, every write is a job sent to one writer thread per node, which
@@ -47,7 +50,7 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Condvar, Mutex};
+use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -58,16 +61,18 @@ use crate::*;
 
 /// At most this many write jobs share one transaction.
 pub const MAX_BATCH: usize = 256;
-/// Idle read connections kept for reuse.
-const READ_POOL_SIZE: usize = 16;
-/// Read connections open at once at most (a node's share of PostgreSQL's `max_connections`).
-const READ_POOL_MAX: usize = 32;
+/// Reader threads, each with one connection: reads run this many at once (a node's share of
+/// PostgreSQL's `max_connections` is this plus the writer and the lock connection).
+pub const READERS: usize = 12;
 /// How often a job that lost a deadlock or a serialization conflict is run again.
 pub const MAX_TRIES: u32 = 5;
 /// The channel NOTIFY uses for changed mailboxes (the payload is the mailbox id).
 pub const MAILBOX_CHANNEL: &str = "mailroom_mailbox";
 
 type JobResult = Result<Box<dyn Any + Send>>;
+/// A read, run on a reader thread's connection. It borrows from the caller, which waits for
+/// it (see [`PgStore::read`]).
+type ReadFn = Box<dyn FnOnce(Result<&mut Client>) + Send + 'static>;
 type JobFn = Box<dyn FnMut(&mut Transaction<'_>) -> JobResult + Send>;
 
 struct Job {
@@ -258,11 +263,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-struct Pool {
-    idle: Vec<Client>,
-    open: usize,
-}
-
 enum LockRequest {
     Lock(i64, mpsc::SyncSender<Result<bool>>),
     Unlock(i64),
@@ -271,12 +271,10 @@ enum LockRequest {
 }
 
 pub struct PgStore {
-    config: ::postgres::Config,
     tombstones_kept: AtomicU64,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
-    pool: Mutex<Pool>,
-    pool_free: Condvar,
+    readers: Mutex<Option<mpsc::Sender<ReadFn>>>,
     locks: Mutex<Option<mpsc::Sender<LockRequest>>>,
 }
 
@@ -359,21 +357,24 @@ impl PgStore {
         let handle = std::thread::Builder::new()
             .name("pg-writer".into())
             .spawn(move || writer_loop(first, writer_config, rx))?;
+        let (rtx, rrx) = mpsc::channel::<ReadFn>();
+        let rrx = std::sync::Arc::new(Mutex::new(rrx));
+        for i in 0..READERS {
+            let (rrx, reader_config) = (rrx.clone(), config.clone());
+            std::thread::Builder::new()
+                .name(format!("pg-reader-{i}"))
+                .spawn(move || reader_loop(reader_config, rrx))?;
+        }
         let (ltx, lrx) = mpsc::channel::<LockRequest>();
         let lock_config = config.clone();
         std::thread::Builder::new()
             .name("pg-locks".into())
             .spawn(move || lock_loop(lock_config, lrx))?;
         Ok(PgStore {
-            config,
             tombstones_kept: AtomicU64::new(crate::sqlite::TOMBSTONES_KEPT),
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
-            pool: Mutex::new(Pool {
-                idle: Vec::new(),
-                open: 0,
-            }),
-            pool_free: Condvar::new(),
+            readers: Mutex::new(Some(rtx)),
             locks: Mutex::new(Some(ltx)),
         })
     }
@@ -404,56 +405,40 @@ impl PgStore {
     }
 
     /// Runs `f` in a read-only REPEATABLE READ transaction (one snapshot for all its
-    /// statements) on a pooled connection.
-    fn read<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut client = self.take_reader()?;
-        let out = (|| {
-            let mut tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
-            let r = f(&mut tx)?;
-            tx.commit()?;
-            Ok(r)
-        })();
-        self.give_back(client);
-        out
-    }
-
-    fn take_reader(&self) -> Result<Client> {
-        let mut pool = self.pool.lock().map_err(|_| StoreError::Closed)?;
-        loop {
-            if let Some(c) = pool.idle.pop() {
-                if !c.is_closed() {
-                    return Ok(c);
-                }
-                pool.open = pool.open.saturating_sub(1);
-                continue;
-            }
-            if pool.open < READ_POOL_MAX {
-                pool.open += 1;
-                drop(pool);
-                return connect(&self.config).inspect_err(|_| {
-                    if let Ok(mut p) = self.pool.lock() {
-                        p.open = p.open.saturating_sub(1);
-                    }
-                    self.pool_free.notify_one();
-                });
-            }
-            pool = self.pool_free.wait(pool).map_err(|_| StoreError::Closed)?;
-        }
-    }
-
-    fn give_back(&self, client: Client) {
-        if let Ok(mut pool) = self.pool.lock() {
-            if client.is_closed() || pool.idle.len() >= READ_POOL_SIZE {
-                pool.open = pool.open.saturating_sub(1);
-            } else {
-                pool.idle.push(client);
-            }
-        }
-        self.pool_free.notify_one();
+    /// statements) on a reader thread's connection, and waits for it.
+    fn read<T: Send>(&self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T> + Send) -> Result<T> {
+        let (tx, rx) = mpsc::sync_channel::<Result<T>>(1);
+        let job = move |client: Result<&mut Client>| {
+            let r = (|| {
+                let mut t = client?
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()?;
+                let r = f(&mut t)?;
+                t.commit()?;
+                Ok(r)
+            })();
+            let _ = tx.send(r);
+        };
+        let job: Box<dyn FnOnce(Result<&mut Client>) + Send + '_> = Box::new(job);
+        // SAFETY: the closure borrows from this frame (arguments, `buf`s) and is made
+        // 'static only to cross the channel. This function does not return before the
+        // closure is finished with: `rx.recv()` returns once the closure sent its result as
+        // its last act, or once it was dropped (its `tx` with it) without running; until
+        // then nothing borrowed here is released.
+        let job: ReadFn = unsafe {
+            std::mem::transmute::<Box<dyn FnOnce(Result<&mut Client>) + Send + '_>, ReadFn>(job)
+        };
+        let sent = match self.readers.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(s) => s.send(job).map_err(|_| StoreError::Closed),
+                None => Err(StoreError::Closed),
+            },
+            Err(_) => Err(StoreError::Closed),
+        };
+        sent?;
+        rx.recv().map_err(|_| StoreError::Closed)?
     }
 
     fn tombstones_kept(&self) -> u64 {
@@ -626,6 +611,37 @@ fn run_batch(client: &mut Client, batch: VecDeque<Job>) -> Vec<Job> {
         }
     }
     again
+}
+
+/// A reader thread: takes the next read from the shared queue and runs it on its own
+/// connection, (re)connecting when it has none.
+fn reader_loop(config: ::postgres::Config, rx: std::sync::Arc<Mutex<mpsc::Receiver<ReadFn>>>) {
+    let mut client: Option<Client> = None;
+    loop {
+        let job = match rx.lock() {
+            Ok(r) => match r.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            },
+            Err(_) => break,
+        };
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            client = match connect(&config) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reach PostgreSQL; a read failed");
+                    job(Err(StoreError::Invalid(format!(
+                        "the database cannot be reached: {e}"
+                    ))));
+                    continue;
+                }
+            };
+        }
+        match client.as_mut() {
+            Some(c) => job(Ok(c)),
+            None => job(Err(StoreError::Closed)),
+        }
+    }
 }
 
 /// The advisory-lock thread: one connection holds every POP3 maildrop lock of this node, so
@@ -2030,10 +2046,8 @@ impl MailStore for PgStore {
         if let Some(l) = self.locks.lock().ok().and_then(|mut l| l.take()) {
             let _ = l.send(LockRequest::Close);
         }
-        if let Ok(mut pool) = self.pool.lock() {
-            let n = pool.idle.len();
-            pool.idle.clear();
-            pool.open = pool.open.saturating_sub(n);
+        if let Ok(mut r) = self.readers.lock() {
+            r.take();
         }
     }
 }
@@ -2056,6 +2070,21 @@ mod tests {
             Arc::new(PgStore::open(&url).unwrap()),
             Arc::new(PgStore::open(&url).unwrap()),
         )
+    }
+
+    #[test]
+    fn a_call_from_async_code_blocks_instead_of_panicking() {
+        // The driver's own client panics inside a runtime; ours runs on the store's threads.
+        let url = crate::testing::pg_database();
+        let s = PgStore::open(&url).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let domains = rt.block_on(async {
+            s.add_domain("x.test").unwrap();
+            s.list_domains().unwrap()
+        });
+        assert_eq!(domains, ["x.test"]);
     }
 
     #[test]
