@@ -350,10 +350,11 @@ async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)>
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking({
         let data_dir = data_dir.clone();
-        move || mailroom_store::open(&data_dir)
+        let url = config.store.clone();
+        move || mailroom_store::open_configured(url.as_deref(), &data_dir)
     })
     .await?
-    .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    .with_context(|| store_context(&config))?;
     for e in files::exposed(&data_dir) {
         tracing::warn!("{e}");
     }
@@ -467,9 +468,21 @@ impl StopSignals {
     }
 }
 
+/// "cannot open the store ...", naming the database or the data directory.
+fn store_context(config: &Config) -> String {
+    match &config.store {
+        Some(url) => format!(
+            "cannot open the store at {} (store in {})",
+            mailroom_store::postgres::redact_url(url),
+            config.source
+        ),
+        None => format!("cannot open the store in {}", config.data_dir.display()),
+    }
+}
+
 fn open_store(config: &Config) -> Result<mailroom_store::Store> {
-    let store = mailroom_store::open(&config.data_dir)
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let store = mailroom_store::open_configured(config.store.as_deref(), &config.data_dir)
+        .with_context(|| store_context(config))?;
     warn_exposed(&config.data_dir);
     mailroom_server::apply_config_to_store(config, &store)?;
     Ok(store)

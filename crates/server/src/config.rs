@@ -95,6 +95,11 @@ pub struct Config {
     pub hostname: String,
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Where the mail lives: absent, the embedded SQLite store in `data_dir`; or a PostgreSQL
+    /// URL (`postgres://user:password@host:5432/mailroom`) that several servers share. The
+    /// TLS certificate stays in `data_dir` either way.
+    #[serde(default)]
+    pub store: Option<String>,
     /// Local domains (domains of accounts are local too).
     #[serde(default)]
     pub domains: Vec<String>,
@@ -718,6 +723,7 @@ impl Config {
         Config {
             hostname: default_hostname(),
             data_dir: default_data_dir(),
+            store: None,
             domains: Vec::new(),
             listen: Listen {
                 smtp: parse(defaults::SMTP),
@@ -856,6 +862,17 @@ impl Config {
             key: key.to_string(),
             message,
         };
+        if let Some(url) = &self.store {
+            if !mailroom_store::postgres::is_postgres_url(url) {
+                return Err(bad(
+                    "store",
+                    format!(
+                        "'{}' is not a PostgreSQL URL; write postgres://user:password@host:5432/database, or leave store out for the embedded store in data_dir",
+                        mailroom_store::postgres::redact_url(url)
+                    ),
+                ));
+            }
+        }
         if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
             return Err(bad(
                 "hostname",

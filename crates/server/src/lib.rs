@@ -516,7 +516,11 @@ pub fn apply_config_to_store(
             }
             None => {
                 let h = wanted_hash(None)?.unwrap_or_else(|| a.password.clone());
-                store.add_account(&a.address, &h)?;
+                match store.add_account(&a.address, &h) {
+                    // Another server sharing the store added it meanwhile (both starting).
+                    Ok(_) | Err(mailroom_store::StoreError::Exists(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         if let Some(secret) = &a.apop_secret {
