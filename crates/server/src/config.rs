@@ -1178,6 +1178,33 @@ smtp = true
     }
 
     #[test]
+    fn store_is_a_postgres_url_or_absent() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert_eq!(c.store, None, "absent: the embedded store");
+        let c = Config::parse(
+            "store = \"postgres://mailroom:pw@db.example.test:5432/mailroom\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(c.store.is_some());
+        for bad in [
+            "sqlite:///var/mail.db",
+            "mysql://u:hunter2@h/db",
+            "",
+            "/var/lib/mailroom",
+        ] {
+            let e = Config::parse(&format!("store = \"{bad}\"\n"), "f.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("f.toml") && e.contains("store") && e.contains("postgres://"),
+                "{bad}: {e}"
+            );
+            assert!(!e.contains("hunter2"), "the password leaked: {e}");
+        }
+    }
+
+    #[test]
     fn vrfy_and_expn_switches() {
         use crate::ListenerKind::*;
         let c = Config::parse("", "t.toml").unwrap();
