@@ -168,3 +168,203 @@ fn the_pop3_maildrop_lock_holds_across_nodes_and_dies_with_its_node() {
     });
     assert!(taken, "a killed node's maildrop lock was never released");
 }
+
+/// The shared store, opened by the test beside the nodes.
+fn shared_store(url: &str) -> mailroom_store::Store {
+    std::sync::Arc::new(mailroom_store::postgres::PgStore::open(url).expect("open the database"))
+}
+
+/// The subjects of an account's INBOX in the shared store.
+fn subjects(store: &mailroom_store::Store, address: &str) -> Vec<String> {
+    let acct = store.find_account(address).unwrap().expect("account");
+    let inbox = store.mailbox(acct.id, "INBOX").unwrap().expect("INBOX");
+    store
+        .list_messages(inbox.id)
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let at = mailroom_store::MessageRef::Mailbox {
+                mailbox: inbox.id,
+                uid: m.uid,
+            };
+            let raw = mailroom_store::read_message(store.as_ref(), at).unwrap();
+            let text = String::from_utf8_lossy(&raw).to_string();
+            text.lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn both_nodes_run_the_queue_and_each_message_leaves_once() {
+    use support::peers::{self, ALICE_A, BOB_B};
+    let bport = support::free_port();
+    let b = peers::server_b()
+        .listen_on("smtp", bport)
+        .listen(&["pop3"])
+        .start();
+    let url = mailroom_store::testing::pg_database();
+    let node = || {
+        peers::server_a()
+            .listen(&["submission"])
+            .route("b.test", bport)
+            .top(&format!("store = \"{url}\""))
+            .start()
+    };
+    let (a1, a2) = (node(), node());
+    const N: usize = 20;
+    for i in 0..N {
+        let via = if i % 2 == 0 { &a1 } else { &a2 };
+        support::submit(
+            via.submission(),
+            ALICE_A,
+            &[BOB_B.0],
+            &msg(
+                ALICE_A.0,
+                BOB_B.0,
+                &format!("q{i}"),
+                "through the shared queue",
+            ),
+        );
+    }
+    b.wait_for(30, "every message at B", || b.inbox(BOB_B.0).len() >= N);
+    let store = shared_store(&url);
+    support::server::poll(10, Duration::from_millis(100), || {
+        store.queue_list().map(|q| q.is_empty()).unwrap_or(false)
+    });
+    assert!(
+        store.queue_list().unwrap().is_empty(),
+        "the queue kept entries"
+    );
+    // Both runners were awake the whole time: had they both sent one, B would hold it twice.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut got: Vec<String> = b
+        .inbox(BOB_B.0)
+        .iter()
+        .filter_map(|m| {
+            String::from_utf8_lossy(m)
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..N).map(|i| format!("q{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "a message was lost or sent twice");
+}
+
+/// One SMTP transaction by hand that tolerates a dead server: whether the 250 after DATA came.
+fn try_deliver(addr: std::net::SocketAddr, subject: &str) -> bool {
+    use std::io::{BufRead, BufReader, Write};
+    let Ok(stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(read_half) = stream.try_clone() else {
+        return false;
+    };
+    let mut r = BufReader::new(read_half);
+    let mut w = stream;
+    let mut reply = || -> Option<String> {
+        loop {
+            let mut l = String::new();
+            if r.read_line(&mut l).ok()? == 0 {
+                return None;
+            }
+            if l.len() < 4 || l.as_bytes()[3] != b'-' {
+                return Some(l);
+            }
+        }
+    };
+    let body = msg("bob@example.test", ALICE.0, subject, "load");
+    let body = support::wire_body(&body);
+    let steps: [(String, &str); 5] = [
+        (String::new(), "220"),
+        ("EHLO load.test\r\n".into(), "250"),
+        ("MAIL FROM:<bob@example.test>\r\n".into(), "250"),
+        (format!("RCPT TO:<{}>\r\n", ALICE.0), "250"),
+        ("DATA\r\n".into(), "354"),
+    ];
+    for (send, want) in steps {
+        if !send.is_empty() && w.write_all(send.as_bytes()).is_err() {
+            return false;
+        }
+        match reply() {
+            Some(l) if l.starts_with(want) => {}
+            _ => return false,
+        }
+    }
+    if w.write_all(format!("{body}.\r\n").as_bytes()).is_err() {
+        return false;
+    }
+    let ok = matches!(reply(), Some(l) if l.starts_with("250"));
+    let _ = w.write_all(b"QUIT\r\n");
+    ok
+}
+
+#[test]
+fn a_node_killed_under_load_loses_nothing_acknowledged_and_the_other_serves_on() {
+    let url = mailroom_store::testing::pg_database();
+    let mut a = node(&url);
+    let b = node(&url);
+    let (a_smtp, b_smtp) = (a.smtp(), b.smtp());
+    // Four senders, two per node, each sending until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            let stop = stop.clone();
+            let addr = if t % 2 == 0 { a_smtp } else { b_smtp };
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut failed = 0;
+                for i in 0..400 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let subject = format!("s{t}-{i}");
+                    if try_deliver(addr, &subject) {
+                        acked.push((subject, Instant::now()));
+                    } else {
+                        failed += 1;
+                    }
+                }
+                (t, acked, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    a.kill9();
+    let killed = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    let mut after_kill_on_b = 0usize;
+    for s in senders {
+        let (t, got, failed) = s.join().unwrap();
+        if t % 2 == 1 {
+            assert_eq!(failed, 0, "node B refused mail while A died");
+            after_kill_on_b += got.iter().filter(|(_, at)| *at > killed).count();
+        }
+        acked.extend(got.into_iter().map(|(subject, _)| subject));
+    }
+    assert!(
+        after_kill_on_b > 0,
+        "node B accepted nothing after A was killed"
+    );
+    let store = shared_store(&url);
+    let stored: std::collections::HashSet<String> = subjects(&store, ALICE.0).into_iter().collect();
+    eprintln!(
+        "acknowledged {} ({} by B after A was killed), stored {}",
+        acked.len(),
+        after_kill_on_b,
+        stored.len()
+    );
+    let lost: Vec<&String> = acked.iter().filter(|s| !stored.contains(*s)).collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    // B still serves the account.
+    let mut pop = Pop::login(b.pop3(), ALICE.0, ALICE.1);
+    assert_eq!(pop.stat().0, stored.len());
+    pop.ok("QUIT");
+}
