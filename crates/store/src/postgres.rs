@@ -72,7 +72,9 @@ pub const MAILBOX_CHANNEL: &str = "mailroom_mailbox";
 type JobResult = Result<Box<dyn Any + Send>>;
 /// A read, run on a reader thread's connection. It borrows from the caller, which waits for
 /// it (see [`PgStore::read`]).
-type ReadFn = Box<dyn FnOnce(Result<&mut Client>) + Send + 'static>;
+type ReadFn = BorrowingRead<'static>;
+/// A read as built, borrowing from its caller for `'a`.
+type BorrowingRead<'a> = Box<dyn FnOnce(Result<&mut Client>) + Send + 'a>;
 type JobFn = Box<dyn FnMut(&mut Transaction<'_>) -> JobResult + Send>;
 
 struct Job {
@@ -421,15 +423,13 @@ impl PgStore {
             })();
             let _ = tx.send(r);
         };
-        let job: Box<dyn FnOnce(Result<&mut Client>) + Send + '_> = Box::new(job);
+        let job: BorrowingRead<'_> = Box::new(job);
         // SAFETY: the closure borrows from this frame (arguments, `buf`s) and is made
         // 'static only to cross the channel. This function does not return before the
         // closure is finished with: `rx.recv()` returns once the closure sent its result as
         // its last act, or once it was dropped (its `tx` with it) without running; until
         // then nothing borrowed here is released.
-        let job: ReadFn = unsafe {
-            std::mem::transmute::<Box<dyn FnOnce(Result<&mut Client>) + Send + '_>, ReadFn>(job)
-        };
+        let job: ReadFn = unsafe { std::mem::transmute::<BorrowingRead<'_>, ReadFn>(job) };
         let sent = match self.readers.lock() {
             Ok(g) => match g.as_ref() {
                 Some(s) => s.send(job).map_err(|_| StoreError::Closed),
