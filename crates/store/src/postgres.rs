@@ -456,7 +456,7 @@ impl PgStore {
             let mut uids = Vec::with_capacity(messages.len());
             for m in &messages {
                 let row = c
-                    .query_opt(
+                    .cq_opt(
                         "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
                           WHERE id = $1 AND account_id = $2
                           RETURNING uidvalidity, uidnext - 1, highest_modseq",
@@ -465,7 +465,7 @@ impl PgStore {
                     .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))?;
                 let (v, uid, modseq): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
                 let msg = insert_message(c, &m.data)?;
-                c.execute(
+                c.cexec(
                     "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
                        VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     &[&mailbox.id, &uid, &msg.0, &i64::from(m.flags.0), &m.keywords.join(" "), &m.internal_date, &modseq],
@@ -476,6 +476,56 @@ impl PgStore {
             notify_mailbox(c, mailbox.id)?;
             Ok((uv, uids))
         })
+    }
+}
+
+thread_local! {
+    /// Statements prepared on this thread's connection (each store thread owns one), by SQL
+    /// text: a query is parsed and planned once per connection instead of at every call.
+    static STATEMENTS: std::cell::RefCell<std::collections::HashMap<String, ::postgres::Statement>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Forgets this thread's prepared statements (its connection was replaced).
+fn forget_statements() {
+    STATEMENTS.with(|s| s.borrow_mut().clear());
+}
+
+type Params<'a> = [&'a (dyn ::postgres::types::ToSql + Sync)];
+
+/// Queries through this thread's statement cache.
+trait Cached {
+    fn statement(&mut self, sql: &str) -> Result<::postgres::Statement>;
+    fn cq(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<::postgres::Row>>;
+    fn cq_opt(&mut self, sql: &str, params: &Params<'_>) -> Result<Option<::postgres::Row>>;
+    fn cq_one(&mut self, sql: &str, params: &Params<'_>) -> Result<::postgres::Row>;
+    fn cexec(&mut self, sql: &str, params: &Params<'_>) -> Result<u64>;
+}
+
+impl Cached for Transaction<'_> {
+    fn statement(&mut self, sql: &str) -> Result<::postgres::Statement> {
+        if let Some(st) = STATEMENTS.with(|s| s.borrow().get(sql).cloned()) {
+            return Ok(st);
+        }
+        let st = self.prepare(sql)?;
+        STATEMENTS.with(|s| s.borrow_mut().insert(sql.to_string(), st.clone()));
+        Ok(st)
+    }
+    fn cq(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<::postgres::Row>> {
+        let st = self.statement(sql)?;
+        Ok(self.query(&st, params)?)
+    }
+    fn cq_opt(&mut self, sql: &str, params: &Params<'_>) -> Result<Option<::postgres::Row>> {
+        let st = self.statement(sql)?;
+        Ok(self.query_opt(&st, params)?)
+    }
+    fn cq_one(&mut self, sql: &str, params: &Params<'_>) -> Result<::postgres::Row> {
+        let st = self.statement(sql)?;
+        Ok(self.query_one(&st, params)?)
+    }
+    fn cexec(&mut self, sql: &str, params: &Params<'_>) -> Result<u64> {
+        let st = self.statement(sql)?;
+        Ok(self.execute(&st, params)?)
     }
 }
 
@@ -509,7 +559,10 @@ fn writer_loop(client: Client, config: ::postgres::Config, rx: mpsc::Receiver<Jo
         }
         let conn = match client.take().filter(|c| !c.is_closed()) {
             Some(c) => Ok(c),
-            None => connect(&config),
+            None => {
+                forget_statements();
+                connect(&config)
+            }
         };
         let mut conn = match conn {
             Ok(c) => c,
@@ -626,6 +679,7 @@ fn reader_loop(config: ::postgres::Config, rx: std::sync::Arc<Mutex<mpsc::Receiv
             Err(_) => break,
         };
         if client.as_ref().is_none_or(|c| c.is_closed()) {
+            forget_statements();
             client = match connect(&config) {
                 Ok(c) => Some(c),
                 Err(e) => {
@@ -689,7 +743,7 @@ fn new_uidvalidity(c: &mut Transaction<'_>) -> Result<u32> {
     // node: clock-based, strictly greater than anything handed out before.
     let now = now_unix().clamp(1, i64::from(u32::MAX));
     let next: i64 = c
-        .query_one(
+        .cq_one(
             "UPDATE counters SET value = GREATEST(value + 1, $1) WHERE name = 'uidvalidity' RETURNING value",
             &[&now],
         )?
@@ -701,7 +755,7 @@ fn new_uidvalidity(c: &mut Transaction<'_>) -> Result<u32> {
 
 /// Tells listeners (other nodes' IDLE sessions) that a mailbox changed; sent at commit.
 fn notify_mailbox(c: &mut Transaction<'_>, mailbox: i64) -> Result<()> {
-    c.execute(
+    c.cexec(
         "SELECT pg_notify($1, $2)",
         &[&MAILBOX_CHANNEL, &mailbox.to_string()],
     )?;
@@ -763,7 +817,7 @@ fn row_to_account(r: &::postgres::Row) -> Account {
 fn insert_message(c: &mut Transaction<'_>, data: &[u8]) -> Result<MessageId> {
     let ends_lf = data.last().is_none_or(|b| *b == b'\n');
     let id: i64 = c
-        .query_one(
+        .cq_one(
             "INSERT INTO messages (size, ends_lf, created, data) VALUES ($1, $2, $3, $4) RETURNING id",
             &[&(data.len() as i64), &ends_lf, &now_unix(), &data],
         )?
@@ -773,7 +827,7 @@ fn insert_message(c: &mut Transaction<'_>, data: &[u8]) -> Result<MessageId> {
 
 /// `NotFound` unless the mailbox exists and belongs to the handle's account.
 fn check_mailbox(c: &mut Transaction<'_>, mailbox: MailboxId) -> Result<()> {
-    c.query_opt(
+    c.cq_opt(
         "SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2",
         &[&mailbox.id, &mailbox.account.0],
     )?
@@ -784,7 +838,7 @@ fn check_mailbox(c: &mut Transaction<'_>, mailbox: MailboxId) -> Result<()> {
 /// Like [`check_mailbox`], and locks the mailbox row until commit: writers that read a
 /// mailbox's messages before changing them go one at a time, on every node.
 fn lock_mailbox(c: &mut Transaction<'_>, mailbox: MailboxId) -> Result<()> {
-    c.query_opt(
+    c.cq_opt(
         "SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2 FOR UPDATE",
         &[&mailbox.id, &mailbox.account.0],
     )?
@@ -794,14 +848,14 @@ fn lock_mailbox(c: &mut Transaction<'_>, mailbox: MailboxId) -> Result<()> {
 
 fn resolve_message(c: &mut Transaction<'_>, r: MessageRef) -> Result<i64> {
     let found = match r {
-        MessageRef::Mailbox { mailbox, uid } => c.query_opt(
+        MessageRef::Mailbox { mailbox, uid } => c.cq_opt(
             "SELECT mm.message_id FROM mailbox_messages mm
                JOIN mailboxes m ON m.id = mm.mailbox_id
               WHERE mm.mailbox_id = $1 AND mm.uid = $2 AND m.account_id = $3",
             &[&mailbox.id, &i64::from(uid), &mailbox.account.0],
         )?,
         MessageRef::Queued(q) => {
-            c.query_opt("SELECT message_id FROM queue WHERE id = $1", &[&q.0])?
+            c.cq_opt("SELECT message_id FROM queue WHERE id = $1", &[&q.0])?
         }
     };
     found
@@ -872,7 +926,7 @@ fn deliver_in(c: &mut Transaction<'_>, delivery: &Delivery) -> Result<Receipt> {
             // RFC 9051 §2.3.1.1: UIDs strictly ascending, never reused; the row lock keeps
             // another node's allocation waiting until this one commits.
             let row = c
-                .query_opt(
+                .cq_opt(
                     "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
                        WHERE account_id = $1 AND name = 'INBOX'
                        RETURNING id, uidnext - 1, highest_modseq",
@@ -880,7 +934,7 @@ fn deliver_in(c: &mut Transaction<'_>, delivery: &Delivery) -> Result<Receipt> {
                 )?
                 .ok_or_else(|| StoreError::NotFound(format!("INBOX of account {}", account.0)))?;
             let (mailbox, uid, modseq): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-            c.execute(
+            c.cexec(
                 "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, internal_date, modseq)
                    VALUES ($1, $2, $3, $4, $5)",
                 &[&mailbox, &uid, &msg.0, &now, &modseq],
@@ -893,13 +947,13 @@ fn deliver_in(c: &mut Transaction<'_>, delivery: &Delivery) -> Result<Receipt> {
         if !out.recipients.is_empty() {
             let msg = insert_message(c, &out.message)?;
             let qid: i64 = c
-                .query_one(
+                .cq_one(
                     "INSERT INTO queue (message_id, sender, created) VALUES ($1, $2, $3) RETURNING id",
                     &[&msg.0, &out.sender, &now],
                 )?
                 .get(0);
             for rcpt in &out.recipients {
-                c.execute(
+                c.cexec(
                     "INSERT INTO queue_recipients (queue_id, recipient, next_attempt) VALUES ($1, $2, $3)",
                     &[&qid, rcpt, &out.first_attempt],
                 )?;
@@ -913,7 +967,7 @@ fn deliver_in(c: &mut Transaction<'_>, delivery: &Delivery) -> Result<Receipt> {
 /// Prunes a mailbox's oldest tombstones beyond `keep`, raising its `vanished_floor`.
 fn prune_tombstones(c: &mut Transaction<'_>, mailbox: i64, keep: u64) -> Result<()> {
     let n: i64 = c
-        .query_one(
+        .cq_one(
             "SELECT COUNT(*) FROM expunged WHERE mailbox_id = $1",
             &[&mailbox],
         )?
@@ -923,17 +977,17 @@ fn prune_tombstones(c: &mut Transaction<'_>, mailbox: i64, keep: u64) -> Result<
         return Ok(());
     }
     let floor: i64 = c
-        .query_one(
+        .cq_one(
             "SELECT modseq FROM expunged WHERE mailbox_id = $1 ORDER BY modseq LIMIT 1 OFFSET $2",
             &[&mailbox, &(excess - 1)],
         )?
         .get(0);
     // Whole modseqs only: one expunge's tombstones share a modseq and go together.
-    c.execute(
+    c.cexec(
         "DELETE FROM expunged WHERE mailbox_id = $1 AND modseq <= $2",
         &[&mailbox, &floor],
     )?;
-    c.execute(
+    c.cexec(
         "UPDATE mailboxes SET vanished_floor = GREATEST(vanished_floor, $2) WHERE id = $1",
         &[&mailbox, &floor],
     )?;
@@ -969,7 +1023,7 @@ impl MailStore for PgStore {
             return Err(StoreError::Invalid("empty domain".into()));
         }
         self.write(move |c| {
-            c.execute(
+            c.cexec(
                 "INSERT INTO domains (name) VALUES ($1) ON CONFLICT DO NOTHING",
                 &[&d],
             )?;
@@ -979,7 +1033,7 @@ impl MailStore for PgStore {
 
     fn list_domains(&self) -> Result<Vec<String>> {
         self.read(|c| {
-            Ok(c.query("SELECT name FROM domains ORDER BY name", &[])?
+            Ok(c.cq("SELECT name FROM domains ORDER BY name", &[])?
                 .iter()
                 .map(|r| r.get(0))
                 .collect())
@@ -989,7 +1043,7 @@ impl MailStore for PgStore {
     fn is_local_domain(&self, domain: &str) -> Result<bool> {
         let d = domain.to_ascii_lowercase();
         self.read(|c| {
-            Ok(c.query_opt("SELECT 1 FROM domains WHERE name = $1", &[&d])?
+            Ok(c.cq_opt("SELECT 1 FROM domains WHERE name = $1", &[&d])?
                 .is_some())
         })
     }
@@ -1004,13 +1058,13 @@ impl MailStore for PgStore {
         }
         let hash = password_hash.to_string();
         self.write(move |c| {
-            c.execute(
+            c.cexec(
                 "INSERT INTO domains (name) VALUES ($1) ON CONFLICT DO NOTHING",
                 &[&domain],
             )?;
             // ON CONFLICT: another node adding the same address at the same moment makes
             // this one `Exists`, not an error of the whole batch.
-            let id: i64 = match c.query_opt(
+            let id: i64 = match c.cq_opt(
                 "INSERT INTO accounts (address, password_hash, created) VALUES ($1, $2, $3)
                  ON CONFLICT (address) DO NOTHING RETURNING id",
                 &[&address, &hash, &now_unix()],
@@ -1020,11 +1074,11 @@ impl MailStore for PgStore {
             };
             for (name, special) in DEFAULT_FOLDERS {
                 let uv = i64::from(new_uidvalidity(c)?);
-                c.execute(
+                c.cexec(
                     "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use) VALUES ($1, $2, $3, $4)",
                     &[&id, name, &uv, special],
                 )?;
-                c.execute(
+                c.cexec(
                     "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     &[&id, name],
                 )?;
@@ -1037,7 +1091,7 @@ impl MailStore for PgStore {
         let address = normalize_address(address);
         let hash = password_hash.to_string();
         self.write(move |c| {
-            let n = c.execute(
+            let n = c.cexec(
                 "UPDATE accounts SET password_hash = $2 WHERE address = $1",
                 &[&address, &hash],
             )?;
@@ -1052,7 +1106,7 @@ impl MailStore for PgStore {
         let address = normalize_address(address);
         let secret = secret.map(str::to_string);
         self.write(move |c| {
-            let n = c.execute(
+            let n = c.cexec(
                 "UPDATE accounts SET apop_secret = $2 WHERE address = $1",
                 &[&address, &secret],
             )?;
@@ -1066,7 +1120,7 @@ impl MailStore for PgStore {
     fn apop_secret(&self, address: &str) -> Result<Option<String>> {
         let address = normalize_address(address);
         self.read(|c| {
-            Ok(c.query_opt(
+            Ok(c.cq_opt(
                 "SELECT apop_secret FROM accounts WHERE address = $1",
                 &[&address],
             )?
@@ -1078,7 +1132,7 @@ impl MailStore for PgStore {
         let address = normalize_address(address);
         self.write(move |c| {
             let Some(id) = c
-                .query_opt(
+                .cq_opt(
                     "SELECT id FROM accounts WHERE address = $1 FOR UPDATE",
                     &[&address],
                 )?
@@ -1087,7 +1141,7 @@ impl MailStore for PgStore {
                 return Err(StoreError::NotFound(format!("account {address}")));
             };
             let messages: Vec<i64> = c
-                .query(
+                .cq(
                     "SELECT DISTINCT mm.message_id FROM mailbox_messages mm
                        JOIN mailboxes m ON m.id = mm.mailbox_id WHERE m.account_id = $1",
                     &[&id],
@@ -1095,12 +1149,12 @@ impl MailStore for PgStore {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            c.execute(
+            c.cexec(
                 "DELETE FROM mailbox_messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = $1)",
                 &[&id],
             )?;
-            c.execute("DELETE FROM mailboxes WHERE account_id = $1", &[&id])?;
-            c.execute("DELETE FROM accounts WHERE id = $1", &[&id])?;
+            c.cexec("DELETE FROM mailboxes WHERE account_id = $1", &[&id])?;
+            c.cexec("DELETE FROM accounts WHERE id = $1", &[&id])?;
             for m in &messages {
                 collect_message(c, *m)?;
             }
@@ -1112,7 +1166,7 @@ impl MailStore for PgStore {
         let address = normalize_address(address);
         self.read(|c| {
             let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE address = $1");
-            Ok(c.query_opt(sql.as_str(), &[&address])?
+            Ok(c.cq_opt(sql.as_str(), &[&address])?
                 .as_ref()
                 .map(row_to_account))
         })
@@ -1121,7 +1175,7 @@ impl MailStore for PgStore {
     fn list_accounts(&self) -> Result<Vec<Account>> {
         self.read(|c| {
             let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY address");
-            Ok(c.query(sql.as_str(), &[])?
+            Ok(c.cq(sql.as_str(), &[])?
                 .iter()
                 .map(row_to_account)
                 .collect())
@@ -1136,7 +1190,7 @@ impl MailStore for PgStore {
             let sql = format!(
                 "SELECT {ACCOUNT_COLS} FROM accounts WHERE address >= $1 AND address < $2 ORDER BY address"
             );
-            Ok(c.query(sql.as_str(), &[&low, &high])?
+            Ok(c.cq(sql.as_str(), &[&low, &high])?
                 .iter()
                 .map(row_to_account)
                 .collect())
@@ -1146,7 +1200,7 @@ impl MailStore for PgStore {
     fn account_by_id(&self, id: AccountId) -> Result<Option<Account>> {
         self.read(|c| {
             let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
-            Ok(c.query_opt(sql.as_str(), &[&id.0])?
+            Ok(c.cq_opt(sql.as_str(), &[&id.0])?
                 .as_ref()
                 .map(row_to_account))
         })
@@ -1164,7 +1218,7 @@ impl MailStore for PgStore {
             }
         };
         self.write(move |c| {
-            let n = c.execute(
+            let n = c.cexec(
                 "UPDATE accounts SET quota = $2 WHERE address = $1",
                 &[&address, &quota],
             )?;
@@ -1178,7 +1232,7 @@ impl MailStore for PgStore {
     fn account_usage(&self, account: AccountId) -> Result<u64> {
         self.read(|c| {
             Ok(
-                c.query_opt("SELECT used FROM accounts WHERE id = $1", &[&account.0])?
+                c.cq_opt("SELECT used FROM accounts WHERE id = $1", &[&account.0])?
                     .map(|r| r.get::<_, i64>(0))
                     .unwrap_or(0)
                     .max(0) as u64,
@@ -1191,7 +1245,7 @@ impl MailStore for PgStore {
         self.write(move |c| {
             let suffix = format!("@{d}");
             let n: i64 = c
-                .query_one(
+                .cq_one(
                     "SELECT COUNT(*) FROM accounts WHERE right(address, length($1)) = $1",
                     &[&suffix],
                 )?
@@ -1201,11 +1255,11 @@ impl MailStore for PgStore {
                     "domain {d} still has {n} accounts; remove them first"
                 )));
             }
-            let gone = c.execute("DELETE FROM domains WHERE name = $1", &[&d])?;
+            let gone = c.cexec("DELETE FROM domains WHERE name = $1", &[&d])?;
             if gone == 0 {
                 return Err(StoreError::NotFound(format!("domain {d}")));
             }
-            c.execute(
+            c.cexec(
                 "DELETE FROM aliases WHERE right(source, length($1)) = $1",
                 &[&suffix],
             )?;
@@ -1223,11 +1277,11 @@ impl MailStore for PgStore {
             )));
         }
         self.write(move |c| {
-            c.execute(
+            c.cexec(
                 "INSERT INTO domains (name) VALUES ($1) ON CONFLICT DO NOTHING",
                 &[&domain],
             )?;
-            c.execute(
+            c.cexec(
                 "INSERT INTO aliases (source, target) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 &[&source, &target],
             )?;
@@ -1240,11 +1294,11 @@ impl MailStore for PgStore {
         let target = target.map(alias_key);
         self.write(move |c| {
             let n = match &target {
-                Some(t) => c.execute(
+                Some(t) => c.cexec(
                     "DELETE FROM aliases WHERE source = $1 AND target = $2",
                     &[&source, t],
                 )?,
-                None => c.execute("DELETE FROM aliases WHERE source = $1", &[&source])?,
+                None => c.cexec("DELETE FROM aliases WHERE source = $1", &[&source])?,
             };
             Ok(n as usize)
         })
@@ -1252,7 +1306,7 @@ impl MailStore for PgStore {
 
     fn list_aliases(&self) -> Result<Vec<(String, String)>> {
         self.read(|c| {
-            Ok(c.query(
+            Ok(c.cq(
                 "SELECT source, target FROM aliases ORDER BY source, target",
                 &[],
             )?
@@ -1265,7 +1319,7 @@ impl MailStore for PgStore {
     fn alias_targets(&self, source: &str) -> Result<Vec<String>> {
         let source = alias_key(source);
         self.read(|c| {
-            Ok(c.query(
+            Ok(c.cq(
                 "SELECT target FROM aliases WHERE source = $1 ORDER BY target",
                 &[&source],
             )?
@@ -1281,7 +1335,7 @@ impl MailStore for PgStore {
         };
         self.read(|c| {
             Ok(c
-                .query(
+                .cq(
                     "SELECT DISTINCT source FROM aliases WHERE source >= $1 AND source < $2 ORDER BY source",
                     &[&low, &high],
                 )?
@@ -1299,7 +1353,7 @@ impl MailStore for PgStore {
         self.read(|c| {
             let sql =
                 format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 AND name = $2");
-            c.query_opt(sql.as_str(), &[&account.0, &name])?
+            c.cq_opt(sql.as_str(), &[&account.0, &name])?
                 .as_ref()
                 .map(row_to_mailbox)
                 .transpose()
@@ -1310,7 +1364,7 @@ impl MailStore for PgStore {
         self.read(|c| {
             let sql =
                 format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = $1 ORDER BY name");
-            c.query(sql.as_str(), &[&account.0])?
+            c.cq(sql.as_str(), &[&account.0])?
                 .iter()
                 .map(row_to_mailbox)
                 .collect()
@@ -1324,7 +1378,7 @@ impl MailStore for PgStore {
                 "SELECT {META_COLS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
                   WHERE mm.mailbox_id = $1 ORDER BY mm.uid"
             );
-            c.query(sql.as_str(), &[&mailbox.id])?
+            c.cq(sql.as_str(), &[&mailbox.id])?
                 .iter()
                 .map(row_to_meta)
                 .collect()
@@ -1339,7 +1393,7 @@ impl MailStore for PgStore {
         self.read(|c| {
             check_mailbox(c, mailbox)?;
             let uids = c
-                .query(
+                .cq(
                     "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
                     &[&mailbox.id],
                 )?
@@ -1352,7 +1406,7 @@ impl MailStore for PgStore {
                   WHERE mm.mailbox_id = $1 AND mm.modseq > $2 ORDER BY mm.uid"
             );
             let changed = c
-                .query(sql.as_str(), &[&mailbox.id, &since])?
+                .cq(sql.as_str(), &[&mailbox.id, &since])?
                 .iter()
                 .map(row_to_meta)
                 .collect::<Result<Vec<_>>>()?;
@@ -1363,7 +1417,7 @@ impl MailStore for PgStore {
     fn message_size(&self, message: MessageRef) -> Result<u64> {
         self.read(|c| {
             let id = resolve_message(c, message)?;
-            c.query_opt("SELECT size FROM messages WHERE id = $1", &[&id])?
+            c.cq_opt("SELECT size FROM messages WHERE id = $1", &[&id])?
                 .map(|r| r.get::<_, i64>(0).max(0) as u64)
                 .ok_or_else(|| StoreError::NotFound(format!("message {id}")))
         })
@@ -1379,7 +1433,7 @@ impl MailStore for PgStore {
             // expunged meanwhile is read as it was or not found.
             let id = resolve_message(c, message)?;
             let row = c
-                .query_opt(
+                .cq_opt(
                     "SELECT substring(data FROM $2::bigint::int + 1 FOR $3::bigint::int) FROM messages WHERE id = $1",
                     &[&id, &off.min(i64::from(i32::MAX)), &len],
                 )?
@@ -1396,7 +1450,7 @@ impl MailStore for PgStore {
         let kept = self.tombstones_kept();
         self.write(move |c| {
             lock_mailbox(c, mailbox)?;
-            let rows = c.query(
+            let rows = c.cq(
                 "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2)
                  RETURNING uid, message_id",
                 &[&mailbox.id, &uids],
@@ -1412,7 +1466,7 @@ impl MailStore for PgStore {
                 uids.iter().enumerate().map(|(i, u)| (*u, i)).collect();
             removed.sort_by_key(|u| order.get(&i64::from(*u)).copied().unwrap_or(usize::MAX));
             if !removed.is_empty() {
-                c.execute(
+                c.cexec(
                     "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1",
                     &[&mailbox.id],
                 )?;
@@ -1432,14 +1486,14 @@ impl MailStore for PgStore {
         self.read(|c| {
             check_mailbox(c, mailbox)?;
             let floor: i64 = c
-                .query_one(
+                .cq_one(
                     "SELECT vanished_floor FROM mailboxes WHERE id = $1",
                     &[&mailbox.id],
                 )?
                 .get(0);
             let since = i64::try_from(since_modseq).unwrap_or(i64::MAX);
             let uids = c
-                .query(
+                .cq(
                     "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
                     &[&mailbox.id, &since],
                 )?
@@ -1457,7 +1511,7 @@ impl MailStore for PgStore {
         self.read(|c| {
             let sql =
                 format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = $1 AND account_id = $2");
-            c.query_opt(sql.as_str(), &[&mailbox.id, &mailbox.account.0])?
+            c.cq_opt(sql.as_str(), &[&mailbox.id, &mailbox.account.0])?
                 .as_ref()
                 .map(row_to_mailbox)
                 .transpose()
@@ -1467,13 +1521,13 @@ impl MailStore for PgStore {
     fn create_mailbox(&self, account: AccountId, name: &str) -> Result<MailboxId> {
         let name = name.to_string();
         self.write(move |c| {
-            if c.query_opt("SELECT 1 FROM accounts WHERE id = $1", &[&account.0])?
+            if c.cq_opt("SELECT 1 FROM accounts WHERE id = $1", &[&account.0])?
                 .is_none()
             {
                 return Err(StoreError::NotFound(format!("account {}", account.0)));
             }
             let uv = i64::from(new_uidvalidity(c)?);
-            match c.query_opt(
+            match c.cq_opt(
                 "INSERT INTO mailboxes (account_id, name, uidvalidity) VALUES ($1, $2, $3)
                  ON CONFLICT (account_id, name) DO NOTHING RETURNING id",
                 &[&account.0, &name, &uv],
@@ -1491,18 +1545,18 @@ impl MailStore for PgStore {
         self.write(move |c| {
             lock_mailbox(c, mailbox)?;
             let messages: Vec<i64> = c
-                .query(
+                .cq(
                     "SELECT DISTINCT message_id FROM mailbox_messages WHERE mailbox_id = $1",
                     &[&mailbox.id],
                 )?
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            c.execute(
+            c.cexec(
                 "DELETE FROM mailbox_messages WHERE mailbox_id = $1",
                 &[&mailbox.id],
             )?;
-            c.execute("DELETE FROM mailboxes WHERE id = $1", &[&mailbox.id])?;
+            c.cexec("DELETE FROM mailboxes WHERE id = $1", &[&mailbox.id])?;
             for m in &messages {
                 collect_message(c, *m)?;
             }
@@ -1514,7 +1568,7 @@ impl MailStore for PgStore {
     fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
         let (from, to) = (from.to_string(), to.to_string());
         self.write(move |c| {
-            if c.query_opt(
+            if c.cq_opt(
                 "SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2",
                 &[&account.0, &to],
             )?
@@ -1524,7 +1578,7 @@ impl MailStore for PgStore {
             }
             let prefix = format!("{from}/");
             let rows: Vec<(i64, String)> = c
-                .query(
+                .cq(
                     "SELECT id, name FROM mailboxes WHERE account_id = $1
                        AND (name = $2 OR left(name, length($3)) = $3) ORDER BY id FOR UPDATE",
                     &[&account.0, &from, &prefix],
@@ -1538,17 +1592,17 @@ impl MailStore for PgStore {
             for (id, name) in rows {
                 let new_name = format!("{to}{}", &name[from.len()..]);
                 let uv = i64::from(new_uidvalidity(c)?);
-                c.execute(
+                c.cexec(
                     "UPDATE mailboxes SET name = $2, uidvalidity = $3 WHERE id = $1",
                     &[&id, &new_name, &uv],
                 )?;
                 // A subscription follows its mailbox, replacing one of the new name.
-                c.execute(
+                c.cexec(
                     "DELETE FROM subscriptions WHERE account_id = $1 AND name = $3
                        AND EXISTS (SELECT 1 FROM subscriptions WHERE account_id = $1 AND name = $2)",
                     &[&account.0, &name, &new_name],
                 )?;
-                c.execute(
+                c.cexec(
                     "UPDATE subscriptions SET name = $3 WHERE account_id = $1 AND name = $2",
                     &[&account.0, &name, &new_name],
                 )?;
@@ -1560,18 +1614,18 @@ impl MailStore for PgStore {
     fn subscribe(&self, account: AccountId, name: &str, on: bool) -> Result<bool> {
         let name = name.to_string();
         self.write(move |c| {
-            if c.query_opt("SELECT 1 FROM accounts WHERE id = $1", &[&account.0])?
+            if c.cq_opt("SELECT 1 FROM accounts WHERE id = $1", &[&account.0])?
                 .is_none()
             {
                 return Err(StoreError::NotFound(format!("account {}", account.0)));
             }
             let n = if on {
-                c.execute(
+                c.cexec(
                     "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     &[&account.0, &name],
                 )?
             } else {
-                c.execute(
+                c.cexec(
                     "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2",
                     &[&account.0, &name],
                 )?
@@ -1582,7 +1636,7 @@ impl MailStore for PgStore {
 
     fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
         self.read(|c| {
-            Ok(c.query(
+            Ok(c.cq(
                 "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name",
                 &[&account.0],
             )?
@@ -1595,7 +1649,7 @@ impl MailStore for PgStore {
     fn search_data(&self, mailbox: MailboxId, format: u32) -> Result<Vec<(u32, Vec<u8>)>> {
         self.read(|c| {
             check_mailbox(c, mailbox)?;
-            c.query(
+            c.cq(
                 "SELECT mm.uid, ms.data FROM mailbox_messages mm
                    JOIN message_search ms ON ms.message_id = mm.message_id
                   WHERE mm.mailbox_id = $1 AND ms.format = $2 ORDER BY mm.uid",
@@ -1636,7 +1690,7 @@ impl MailStore for PgStore {
     fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts> {
         self.read(|c| {
             let r = c
-                .query_opt(
+                .cq_opt(
                     "SELECT messages, unseen, deleted, size,
                             (SELECT COUNT(*) FROM mailbox_messages mm
                               WHERE mm.mailbox_id = mailboxes.id AND mm.uid > mailboxes.recent_uid)
@@ -1658,14 +1712,14 @@ impl MailStore for PgStore {
     fn claim_recent(&self, mailbox: MailboxId, up_to: u32) -> Result<u32> {
         self.write(move |c| {
             let prev: i64 = c
-                .query_opt(
+                .cq_opt(
                     "SELECT recent_uid FROM mailboxes WHERE id = $1 AND account_id = $2 FOR UPDATE",
                     &[&mailbox.id, &mailbox.account.0],
                 )?
                 .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))?
                 .get(0);
             if i64::from(up_to) > prev {
-                c.execute(
+                c.cexec(
                     "UPDATE mailboxes SET recent_uid = $2 WHERE id = $1",
                     &[&mailbox.id, &i64::from(up_to)],
                 )?;
@@ -1768,7 +1822,7 @@ impl MailStore for PgStore {
                     Some(m) => m,
                     None => {
                         let m: i64 = c
-                            .query_one(
+                            .cq_one(
                                 "UPDATE mailboxes SET highest_modseq = highest_modseq + 1
                                   WHERE id = $1 RETURNING highest_modseq",
                                 &[&mailbox.id],
@@ -1778,7 +1832,7 @@ impl MailStore for PgStore {
                         m
                     }
                 };
-                c.execute(
+                c.cexec(
                     "UPDATE mailbox_messages SET flags = $3, keywords = $4, modseq = $5
                       WHERE mailbox_id = $1 AND uid = $2",
                     &[&mailbox.id, &i64::from(uid), &i64::from(new_flags.0), &new_kw.join(" "), &ms],
@@ -1821,11 +1875,11 @@ impl MailStore for PgStore {
                 lock_mailbox(c, second)?;
             }
             let uv: i64 = c
-                .query_one("SELECT uidvalidity FROM mailboxes WHERE id = $1", &[&to.id])?
+                .cq_one("SELECT uidvalidity FROM mailboxes WHERE id = $1", &[&to.id])?
                 .get(0);
             let mut pairs = Vec::new();
             for &uid in &uids {
-                let Some(row) = c.query_opt(
+                let Some(row) = c.cq_opt(
                     "SELECT message_id, flags, keywords, internal_date FROM mailbox_messages
                       WHERE mailbox_id = $1 AND uid = $2",
                     &[&from.id, &i64::from(uid)],
@@ -1836,19 +1890,19 @@ impl MailStore for PgStore {
                 let (message, fl, kw, date): (i64, i64, String, i64) =
                     (row.get(0), row.get(1), row.get(2), row.get(3));
                 // RFC 9051 §2.3.1.1: UIDs strictly ascending in the target, never reused.
-                let r = c.query_one(
+                let r = c.cq_one(
                     "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
                        WHERE id = $1 RETURNING uidnext - 1, highest_modseq",
                     &[&to.id],
                 )?;
                 let (new_uid, modseq): (i64, i64) = (r.get(0), r.get(1));
-                c.execute(
+                c.cexec(
                     "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
                        VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     &[&to.id, &new_uid, &message, &fl, &kw, &date, &modseq],
                 )?;
                 if remove {
-                    c.execute(
+                    c.cexec(
                         "DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2",
                         &[&from.id, &i64::from(uid)],
                     )?;
@@ -1859,7 +1913,7 @@ impl MailStore for PgStore {
                 notify_mailbox(c, to.id)?;
             }
             if remove && !pairs.is_empty() {
-                c.execute(
+                c.cexec(
                     "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1",
                     &[&from.id],
                 )?;
@@ -1872,7 +1926,7 @@ impl MailStore for PgStore {
 
     fn queue_list(&self) -> Result<Vec<QueueEntry>> {
         self.read(|c| {
-            let rows = c.query(
+            let rows = c.cq(
                 "SELECT id, message_id, sender, created FROM queue ORDER BY id",
                 &[],
             )?;
@@ -1883,7 +1937,7 @@ impl MailStore for PgStore {
     fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(|c| {
-            let rows = c.query(
+            let rows = c.cq(
                 "SELECT q.id, q.message_id, q.sender, q.created FROM queue q
                    JOIN (SELECT queue_id, MIN(next_attempt) AS due FROM queue_recipients
                           WHERE status = 'pending' AND next_attempt <= $1 AND lease <= $1
@@ -1901,7 +1955,7 @@ impl MailStore for PgStore {
             // SKIP LOCKED: a recipient another node is claiming at this moment is simply not
             // ours; its lease decides the rest.
             let mut claimed: Vec<i64> = c
-                .query(
+                .cq(
                     "UPDATE queue_recipients SET lease = $3
                       WHERE id IN (SELECT id FROM queue_recipients
                                     WHERE id = ANY($1) AND status = 'pending'
@@ -1928,7 +1982,7 @@ impl MailStore for PgStore {
 
     fn queue_next_due(&self) -> Result<Option<i64>> {
         self.read(|c| {
-            Ok(c.query_one(
+            Ok(c.cq_one(
                 "SELECT MIN(next_attempt) FROM queue_recipients WHERE status = 'pending'",
                 &[],
             )?
@@ -1941,7 +1995,7 @@ impl MailStore for PgStore {
             let mut entries = Vec::new();
             let mut lost = 0usize;
             for u in &updates {
-                let q = c.query_opt(
+                let q = c.cq_opt(
                     "UPDATE queue_recipients SET status = $2, attempts = $3, next_attempt = $4, last_error = $5, lease = 0
                       WHERE id = $1 AND lease = $6 AND status = 'pending' RETURNING queue_id",
                     &[&u.id, &u.status, &i64::from(u.attempts), &u.next_attempt, &u.last_error, &u.lease],
@@ -1961,14 +2015,14 @@ impl MailStore for PgStore {
             entries.dedup();
             for q in entries {
                 let pending: i64 = c
-                    .query_one(
+                    .cq_one(
                         "SELECT COUNT(*) FROM queue_recipients WHERE queue_id = $1 AND status = 'pending'",
                         &[&q],
                     )?
                     .get(0);
                 if pending == 0 {
                     if let Some(r) =
-                        c.query_opt("DELETE FROM queue WHERE id = $1 RETURNING message_id", &[&q])?
+                        c.cq_opt("DELETE FROM queue WHERE id = $1 RETURNING message_id", &[&q])?
                     {
                         collect_message(c, r.get(0))?;
                     }
@@ -1980,7 +2034,7 @@ impl MailStore for PgStore {
 
     fn queue_flush(&self) -> Result<usize> {
         self.write(|c| {
-            Ok(c.execute(
+            Ok(c.cexec(
                 "UPDATE queue_recipients SET next_attempt = 0 WHERE status = 'pending'",
                 &[],
             )? as usize)
@@ -1989,7 +2043,7 @@ impl MailStore for PgStore {
 
     fn queue_remove(&self, id: QueueId) -> Result<()> {
         self.write(move |c| {
-            let Some(r) = c.query_opt(
+            let Some(r) = c.cq_opt(
                 "DELETE FROM queue WHERE id = $1 RETURNING message_id",
                 &[&id.0],
             )?
