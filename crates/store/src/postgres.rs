@@ -854,9 +854,7 @@ fn resolve_message(c: &mut Transaction<'_>, r: MessageRef) -> Result<i64> {
               WHERE mm.mailbox_id = $1 AND mm.uid = $2 AND m.account_id = $3",
             &[&mailbox.id, &i64::from(uid), &mailbox.account.0],
         )?,
-        MessageRef::Queued(q) => {
-            c.cq_opt("SELECT message_id FROM queue WHERE id = $1", &[&q.0])?
-        }
+        MessageRef::Queued(q) => c.cq_opt("SELECT message_id FROM queue WHERE id = $1", &[&q.0])?,
     };
     found
         .map(|r| r.get(0))
@@ -2112,6 +2110,250 @@ impl Drop for PgStore {
     }
 }
 
+/// What [`PgStore::import_from`] copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub domains: usize,
+    pub aliases: usize,
+    pub accounts: usize,
+    pub mailboxes: usize,
+    /// Mailbox entries (a message in two mailboxes counts twice).
+    pub messages: usize,
+    /// Octets of those entries.
+    pub octets: u64,
+    pub queued: usize,
+}
+
+/// Mailbox entries copied per transaction.
+const IMPORT_CHUNK: usize = 200;
+
+impl PgStore {
+    /// Copies everything of `src` (another store, normally the SQLite one of a data
+    /// directory) into this database, which must hold no account yet: domains, aliases,
+    /// accounts (password hashes, quotas, APOP secrets), every mailbox with its UIDVALIDITY,
+    /// UIDNEXT, HIGHESTMODSEQ and `\Recent` mark, subscriptions, every message with its UID,
+    /// flags, keywords, internal date and MODSEQ, and the outbound queue with each
+    /// recipient's state. IMAP clients keep their caches: nothing they see changes. A message
+    /// stored once for several mailboxes stays stored once. QRESYNC tombstones are not
+    /// carried over: a client that knew an older MODSEQ is told every UID that is not there
+    /// (`vanished_floor`). Then the counts are compared, mailbox by mailbox; a mismatch is an
+    /// error. `progress(entries copied, entries in all)` is called as it goes.
+    pub fn import_from(
+        &self,
+        src: &dyn MailStore,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<ImportCounts> {
+        let existing: i64 =
+            self.read(|c| Ok(c.cq_one("SELECT COUNT(*) FROM accounts", &[])?.get(0)))?;
+        if existing > 0 {
+            return Err(StoreError::Exists(format!(
+                "{existing} accounts in the target database (it must be empty; use a new database)"
+            )));
+        }
+        let mut counts = ImportCounts::default();
+        let domains = src.list_domains()?;
+        let aliases = src.list_aliases()?;
+        let accounts = src.list_accounts()?;
+        let mut plan = Vec::new();
+        let mut total = 0usize;
+        for a in &accounts {
+            for mb in src.list_mailboxes(a.id)? {
+                let msgs = src.list_messages(mb.id)?;
+                total += msgs.len();
+                plan.push((a.id, mb, msgs));
+            }
+        }
+        {
+            let (domains, aliases) = (domains.clone(), aliases.clone());
+            self.write(move |c| {
+                for d in &domains {
+                    c.cexec("INSERT INTO domains (name) VALUES ($1) ON CONFLICT DO NOTHING", &[d])?;
+                }
+                for (s, t) in &aliases {
+                    c.cexec(
+                        "INSERT INTO aliases (source, target) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        &[s, t],
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+        counts.domains = domains.len();
+        counts.aliases = aliases.len();
+        // Source account id -> new id; source message id -> new message id (shared blobs).
+        let mut account_ids = std::collections::HashMap::new();
+        for a in &accounts {
+            let apop = src.apop_secret(&a.address)?;
+            let subs = src.subscriptions(a.id)?;
+            let (address, hash) = (a.address.clone(), a.password_hash.clone());
+            let quota = a.quota.map(|q| i64::try_from(q).unwrap_or(i64::MAX));
+            let id: i64 = self.write(move |c| {
+                let id: i64 = c
+                    .cq_one(
+                        "INSERT INTO accounts (address, password_hash, created, quota, apop_secret)
+                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                        &[&address, &hash, &now_unix(), &quota, &apop],
+                    )?
+                    .get(0);
+                for name in &subs {
+                    c.cexec(
+                        "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        &[&id, name],
+                    )?;
+                }
+                Ok(id)
+            })?;
+            account_ids.insert(a.id, id);
+        }
+        counts.accounts = accounts.len();
+        let mut blobs: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        let mut done = 0usize;
+        progress(0, total);
+        for (account, mb, msgs) in &plan {
+            let owner = *account_ids
+                .get(account)
+                .ok_or_else(|| StoreError::Invalid("internal: account not copied".into()))?;
+            let (name, uv, uidnext, hms, special, recent) = (
+                mb.name.clone(),
+                i64::from(mb.uidvalidity),
+                i64::from(mb.uidnext),
+                i64::try_from(mb.highest_modseq).unwrap_or(i64::MAX),
+                mb.special_use.clone(),
+                i64::from(mb.recent_uid),
+            );
+            let new_mb: i64 = self.write(move |c| {
+                let id: i64 = c
+                    .cq_one(
+                        "INSERT INTO mailboxes (account_id, name, uidvalidity, uidnext, highest_modseq,
+                                                special_use, recent_uid, vanished_floor)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $5) RETURNING id",
+                        &[&owner, &name, &uv, &uidnext, &hms, &special, &recent],
+                    )?
+                    .get(0);
+                c.cexec(
+                    "UPDATE counters SET value = GREATEST(value, $1) WHERE name = 'uidvalidity'",
+                    &[&uv],
+                )?;
+                Ok(id)
+            })?;
+            counts.mailboxes += 1;
+            for chunk in msgs.chunks(IMPORT_CHUNK) {
+                // Read outside the transaction; the octets of blobs already copied are not
+                // read again.
+                let mut rows = Vec::with_capacity(chunk.len());
+                for m in chunk {
+                    let data = match blobs.get(&m.message.0) {
+                        Some(_) => None,
+                        None => Some(crate::read_message(
+                            src,
+                            MessageRef::Mailbox {
+                                mailbox: mb.id,
+                                uid: m.uid,
+                            },
+                        )?),
+                    };
+                    counts.octets += m.size;
+                    rows.push((m.clone(), blobs.get(&m.message.0).copied(), data));
+                }
+                let new_ids: Vec<(i64, i64)> = self.write(move |c| {
+                    let mut made = Vec::new();
+                    for (m, known, data) in &rows {
+                        let blob = match (known, data) {
+                            (Some(id), _) => *id,
+                            (None, Some(d)) => {
+                                let id = insert_message(c, d)?.0;
+                                made.push((m.message.0, id));
+                                id
+                            }
+                            (None, None) => {
+                                return Err(StoreError::Invalid("internal: message octets missing".into()))
+                            }
+                        };
+                        c.cexec(
+                            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            &[
+                                &new_mb,
+                                &i64::from(m.uid),
+                                &blob,
+                                &i64::from(m.flags.0),
+                                &m.keywords.join(" "),
+                                &m.internal_date,
+                                &i64::try_from(m.modseq).unwrap_or(i64::MAX),
+                            ],
+                        )?;
+                    }
+                    Ok(made)
+                })?;
+                blobs.extend(new_ids);
+                done += chunk.len();
+                counts.messages += chunk.len();
+                progress(done, total);
+            }
+            // Verify: the database's own counters against the source.
+            let mid = MailboxId {
+                account: AccountId(owner),
+                id: new_mb,
+            };
+            let got = self.mailbox_counts(mid)?;
+            if got.messages != msgs.len() as u64 {
+                return Err(StoreError::Invalid(format!(
+                    "mailbox {} of {}: {} messages copied, {} in the source",
+                    mb.name,
+                    accounts
+                        .iter()
+                        .find(|a| a.id == *account)
+                        .map(|a| a.address.as_str())
+                        .unwrap_or("?"),
+                    got.messages,
+                    msgs.len()
+                )));
+            }
+        }
+        for e in src.queue_list()? {
+            let data = crate::read_message(src, MessageRef::Queued(e.id))?;
+            let entry = e.clone();
+            self.write(move |c| {
+                let msg = insert_message(c, &data)?;
+                let qid: i64 = c
+                    .cq_one(
+                        "INSERT INTO queue (message_id, sender, created) VALUES ($1, $2, $3) RETURNING id",
+                        &[&msg.0, &entry.sender, &entry.created],
+                    )?
+                    .get(0);
+                for r in &entry.recipients {
+                    c.cexec(
+                        "INSERT INTO queue_recipients (queue_id, recipient, status, attempts, next_attempt, last_error)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[&qid, &r.recipient, &r.status, &i64::from(r.attempts), &r.next_attempt, &r.last_error],
+                    )?;
+                }
+                Ok(())
+            })?;
+            counts.queued += 1;
+        }
+        // The totals once more, from the database.
+        let (n_accounts, n_entries, n_queue): (i64, i64, i64) = self.read(|c| {
+            let r = c.cq_one(
+                "SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM mailbox_messages),
+                        (SELECT COUNT(*) FROM queue)",
+                &[],
+            )?;
+            Ok((r.get(0), r.get(1), r.get(2)))
+        })?;
+        if n_accounts as usize != counts.accounts
+            || n_entries as usize != counts.messages
+            || n_queue as usize != counts.queued
+        {
+            return Err(StoreError::Invalid(format!(
+                "after copying, the database holds {n_accounts} accounts, {n_entries} messages and {n_queue} queue entries; the source had {}, {} and {}",
+                counts.accounts, counts.messages, counts.queued
+            )));
+        }
+        Ok(counts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2139,6 +2381,150 @@ mod tests {
             s.list_domains().unwrap()
         });
         assert_eq!(domains, ["x.test"]);
+    }
+
+    #[test]
+    fn an_sqlite_store_is_copied_with_its_uids_flags_and_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = crate::sqlite::SqliteStore::open(dir.path()).unwrap();
+        let a = src.add_account("a@x.test", "hash-a").unwrap();
+        let b = src.add_account("b@y.test", "hash-b").unwrap();
+        src.set_quota("a@x.test", Some(5000)).unwrap();
+        src.set_apop_secret("b@y.test", Some("tanstaaf")).unwrap();
+        src.add_alias("team@x.test", "a@x.test").unwrap();
+        src.subscribe(a, "Gone", true).unwrap();
+        // One delivery to both: one blob, two entries.
+        src.deliver(Delivery {
+            local_message: b"Subject: both\r\n\r\nhi\r\n".to_vec(),
+            local: vec![a, b],
+            outbound: Some(Outbound {
+                sender: "a@x.test".into(),
+                recipients: vec!["far@away.test".into()],
+                message: b"Subject: out\r\n\r\n".to_vec(),
+                first_attempt: 77,
+            }),
+        })
+        .unwrap();
+        let inbox = src.mailbox(a, "INBOX").unwrap().unwrap();
+        for i in 0..5 {
+            src.append_message(
+                inbox.id,
+                format!("m{i}\r\n").as_bytes(),
+                Flags::default(),
+                &[],
+                1000 + i,
+            )
+            .unwrap();
+        }
+        src.expunge(inbox.id, &[3]).unwrap();
+        src.store_flags(
+            inbox.id,
+            &[2],
+            FlagOp::Add,
+            Flags::SEEN,
+            &["$Work".into()],
+            None,
+        )
+        .unwrap();
+        let work = src.create_mailbox(a, "Work/2026").unwrap();
+        src.copy_messages(inbox.id, &[1, 2], work, false).unwrap();
+        let before = src.mailbox(a, "INBOX").unwrap().unwrap();
+
+        let url = crate::testing::pg_database();
+        let dst = PgStore::open(&url).unwrap();
+        let mut calls = 0;
+        let counts = dst.import_from(&src, |_, _| calls += 1).unwrap();
+        assert!(calls > 1);
+        assert_eq!(counts.accounts, 2);
+        assert_eq!(counts.queued, 1);
+        assert_eq!(counts.messages, 5 + 1 + 2);
+        // The same again is refused: the target is not empty.
+        assert!(matches!(
+            dst.import_from(&src, |_, _| ()),
+            Err(StoreError::Exists(_))
+        ));
+
+        let a2 = dst.find_account("a@x.test").unwrap().unwrap();
+        assert_eq!(a2.password_hash, "hash-a");
+        assert_eq!(a2.quota, Some(5000));
+        assert_eq!(
+            dst.apop_secret("b@y.test").unwrap().as_deref(),
+            Some("tanstaaf")
+        );
+        assert_eq!(dst.alias_targets("team@x.test").unwrap(), ["a@x.test"]);
+        assert!(dst
+            .subscriptions(a2.id)
+            .unwrap()
+            .contains(&"Gone".to_string()));
+        let after = dst.mailbox(a2.id, "INBOX").unwrap().unwrap();
+        assert_eq!(
+            (
+                after.uidvalidity,
+                after.uidnext,
+                after.highest_modseq,
+                after.recent_uid
+            ),
+            (
+                before.uidvalidity,
+                before.uidnext,
+                before.highest_modseq,
+                before.recent_uid
+            )
+        );
+        let strip = |v: Vec<MessageMeta>| {
+            v.into_iter()
+                .map(|m| {
+                    (
+                        m.uid,
+                        m.size,
+                        m.flags,
+                        m.keywords,
+                        m.internal_date,
+                        m.modseq,
+                        m.ends_with_lf,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            strip(dst.list_messages(after.id).unwrap()),
+            strip(src.list_messages(before.id).unwrap())
+        );
+        assert_eq!(
+            dst.account_usage(a2.id).unwrap(),
+            src.account_usage(a).unwrap()
+        );
+        let body = crate::read_message(
+            &dst,
+            MessageRef::Mailbox {
+                mailbox: after.id,
+                uid: 1,
+            },
+        )
+        .unwrap();
+        assert_eq!(body, b"Subject: both\r\n\r\nhi\r\n");
+        let q = dst.queue_list().unwrap();
+        assert_eq!(q[0].recipients[0].recipient, "far@away.test");
+        assert_eq!(q[0].recipients[0].next_attempt, 77);
+        // Blobs stay shared: the one delivered to both, the four appended left (the copies
+        // share theirs), the queued one.
+        let mut c = Client::connect(&url, NoTls).unwrap();
+        let blobs: i64 = c
+            .query_one("SELECT COUNT(*) FROM messages", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(blobs, 6);
+        // New mailboxes never reuse a copied UIDVALIDITY.
+        let fresh = dst.create_mailbox(a2.id, "Fresh").unwrap();
+        let uv = dst.mailbox_by_id(fresh).unwrap().unwrap().uidvalidity;
+        for m in src
+            .list_mailboxes(a)
+            .unwrap()
+            .iter()
+            .chain(src.list_mailboxes(b).unwrap().iter())
+        {
+            assert!(uv > m.uidvalidity);
+        }
     }
 
     #[test]
