@@ -368,3 +368,61 @@ fn a_node_killed_under_load_loses_nothing_acknowledged_and_the_other_serves_on()
     assert_eq!(pop.stat().0, stored.len());
     pop.ok("QUIT");
 }
+
+#[test]
+fn migrate_copies_a_data_directory_and_a_node_serves_it_as_it_was() {
+    let mut old = ServerConfig::example().listen(&["smtp", "imap"]).start();
+    for i in 1..=3 {
+        old.deliver(
+            "bob@example.test",
+            &[ALICE.0],
+            &msg("bob@example.test", ALICE.0, &format!("old{i}"), "kept"),
+        );
+    }
+    let mut imap = Imap::login(old.imap(), ALICE);
+    imap.ok("SELECT INBOX");
+    imap.ok("STORE 2 +FLAGS (\\Flagged)");
+    imap.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    imap.ok("EXPUNGE");
+    let status = |i: &mut Imap| {
+        i.ok("STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)")
+            .into_iter()
+            .find(|l| l.starts_with("* STATUS"))
+            .unwrap_or_default()
+    };
+    let before = status(&mut imap);
+    let fetch_before = imap.ok("UID FETCH 1:* (FLAGS RFC822.SIZE)");
+    drop(imap);
+    assert!(old.terminate(), "the old server did not stop cleanly");
+
+    let url = mailroom_store::testing::pg_database();
+    // A bad target says what a good one looks like.
+    let bad = old.cli(&["migrate", "--to", "mysql://x"], "");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("postgres://user:password@host"));
+    let out = old.cli(&["migrate", "--to", &url], "");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("checked the counts"), "{said}");
+    assert!(said.contains("2 messages"), "{said}");
+    // Twice is refused: the database is no longer empty.
+    let again = old.cli(&["migrate", "--to", &url], "");
+    assert!(!again.status.success());
+
+    let b = node(&url);
+    let mut imap = Imap::login(b.imap(), ALICE);
+    assert_eq!(status(&mut imap), before, "the folder changed in the move");
+    imap.ok("SELECT INBOX");
+    // The same messages, UIDs, flags and sizes; \Recent was the first session's (RFC 3501
+    // §2.3.2) and the mark of what it was told moved with the folder, so no longer shown.
+    let unrecent: Vec<String> = fetch_before
+        .iter()
+        .map(|l| l.replace("\\Recent ", "").replace("\\Recent", ""))
+        .collect();
+    assert_ne!(unrecent, fetch_before, "the old session saw \\Recent");
+    assert_eq!(imap.ok("UID FETCH 1:* (FLAGS RFC822.SIZE)"), unrecent);
+}
