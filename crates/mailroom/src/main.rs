@@ -587,7 +587,7 @@ fn migrate(config: &Config, to: &str) -> Result<ExitCode> {
             // A progress line on stderr, at most ten times a second, and at the end.
             if done == total || last.elapsed() >= std::time::Duration::from_millis(100) {
                 last = std::time::Instant::now();
-                let pct = if total == 0 { 100 } else { done * 100 / total };
+                let pct = (done * 100).checked_div(total).unwrap_or(100);
                 let width = 30;
                 let filled = pct * width / 100;
                 eprint!(
