@@ -549,6 +549,15 @@ pub trait MailStore: Send + Sync {
         Ok(Some(HeldLock::local()))
     }
 
+    /// Calls `f` with a mailbox's row id whenever a mailbox may have changed through another
+    /// server sharing the store (with -1: anything may have changed, e.g. after the
+    /// notifications were interrupted), so IDLE sessions look at once instead of at their
+    /// next poll. `f` runs on a store thread: it must only signal, never block. A store only
+    /// this process opens has nobody else to hear of: the default never calls it.
+    fn on_mailbox_change(&self, f: Box<dyn Fn(i64) + Send + Sync>) {
+        let _ = f;
+    }
+
     /// Stops background work and closes the database cleanly. Further writes fail with Closed.
     fn shutdown(&self);
 }

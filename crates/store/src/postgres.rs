@@ -278,6 +278,68 @@ pub struct PgStore {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Option<mpsc::Sender<ReadFn>>>,
     locks: Mutex<Option<mpsc::Sender<LockRequest>>>,
+    config: ::postgres::Config,
+    /// Who hears of other nodes' changes ([`MailStore::on_mailbox_change`]); the listener
+    /// thread starts with the first.
+    listeners: std::sync::Arc<Mutex<Vec<ChangeListener>>>,
+    listening: std::sync::atomic::AtomicBool,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+type ChangeListener = Box<dyn Fn(i64) + Send + Sync>;
+
+/// The LISTEN thread: hears `NOTIFY mailroom_mailbox` of every node (this one's too) and
+/// tells the listeners; reconnects when its connection breaks, then tells them that anything
+/// may have changed (-1), since notifications were lost meanwhile.
+fn listen_loop(
+    config: ::postgres::Config,
+    listeners: std::sync::Arc<Mutex<Vec<ChangeListener>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use fallible_iterator::FallibleIterator;
+    let tell = |id: i64| {
+        if let Ok(l) = listeners.lock() {
+            for f in l.iter() {
+                f(id);
+            }
+        }
+    };
+    let mut first = true;
+    while !stop.load(Ordering::Relaxed) {
+        let mut client = match connect(&config) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach PostgreSQL to hear of other nodes' changes; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if let Err(e) = client.batch_execute(&format!("LISTEN {MAILBOX_CHANNEL}")) {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        if !first {
+            tell(-1);
+        }
+        first = false;
+        while !stop.load(Ordering::Relaxed) {
+            let mut n = client.notifications();
+            let mut it = n.timeout_iter(Duration::from_millis(500));
+            match it.next() {
+                Ok(Some(note)) => {
+                    if let Ok(id) = note.payload().parse::<i64>() {
+                        tell(id);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "the notification connection broke; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 fn connect(config: &::postgres::Config) -> Result<Client> {
@@ -373,6 +435,10 @@ impl PgStore {
             .name("pg-locks".into())
             .spawn(move || lock_loop(lock_config, lrx))?;
         Ok(PgStore {
+            config,
+            listeners: std::sync::Arc::new(Mutex::new(Vec::new())),
+            listening: std::sync::atomic::AtomicBool::new(false),
+            stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
             tombstones_kept: AtomicU64::new(crate::sqlite::TOMBSTONES_KEPT),
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
@@ -2088,7 +2154,27 @@ impl MailStore for PgStore {
         })))
     }
 
+    fn on_mailbox_change(&self, f: Box<dyn Fn(i64) + Send + Sync>) {
+        if let Ok(mut l) = self.listeners.lock() {
+            l.push(f);
+        }
+        if !self.listening.swap(true, Ordering::AcqRel) {
+            let (config, listeners, stop) = (
+                self.config.clone(),
+                self.listeners.clone(),
+                self.stop.clone(),
+            );
+            if let Err(e) = std::thread::Builder::new()
+                .name("pg-listen".into())
+                .spawn(move || listen_loop(config, listeners, stop))
+            {
+                tracing::error!(error = %e, "cannot start the notification thread; IDLE polls only");
+            }
+        }
+    }
+
     fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
         if let Ok(mut w) = self.writer.lock() {
             w.take();
         }
@@ -2724,6 +2810,36 @@ mod tests {
                 .into_iter()
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn another_nodes_change_reaches_on_mailbox_change() {
+        let (n1, n2) = two_nodes();
+        let a = n1.add_account("a@x.test", "h").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        n2.on_mailbox_change(Box::new(move |id| {
+            if let Ok(t) = tx.lock() {
+                let _ = t.send(id);
+            }
+        }));
+        let inbox = n1.mailbox(a, "INBOX").unwrap().unwrap();
+        // The listener may still be connecting: deliver until it hears one.
+        let mut heard = None;
+        for _ in 0..20 {
+            n1.deliver(Delivery {
+                local_message: b"m\r\n".to_vec(),
+                local: vec![a],
+                outbound: None,
+            })
+            .unwrap();
+            if let Ok(id) = rx.recv_timeout(Duration::from_millis(500)) {
+                heard = Some(id);
+                break;
+            }
+        }
+        assert_eq!(heard, Some(inbox.id.id));
+        n2.shutdown();
     }
 
     #[test]
