@@ -85,6 +85,18 @@ enum Command {
     /// the store's write lock while it runs: run it with the server stopped or at a quiet
     /// hour (deliveries wait, and get a temporary `451` after 30 s).
     Compact,
+    /// Copy the data directory's store into an empty PostgreSQL database
+    ///
+    /// Everything: domains, aliases, accounts (password hashes, quotas, APOP secrets), every
+    /// folder with its UIDVALIDITY and UIDNEXT, every message with its UID, flags and MODSEQ
+    /// (IMAP clients keep their caches), and the outbound queue. Counts are compared mailbox
+    /// by mailbox at the end. Stop the server first; then set `store = "URL"` in the config.
+    Migrate {
+        /// The target database: postgres://user:password@host:5432/database (it must hold no
+        /// account yet).
+        #[arg(long)]
+        to: String,
+    },
     /// The interactive mail client: `[smtp|pop|imap|exit]>>>` (reads commands from stdin when piped).
     Agent(agent::AgentArgs),
     /// Send one message over SMTP (exit code 0 only if every recipient was accepted).
@@ -228,6 +240,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup { dir } => backup(config, &dir),
         Command::Check => Ok(check(&config)),
         Command::Compact => compact(&config),
+        Command::Migrate { to } => migrate(&config, &to),
         Command::Lab { .. } => Ok(ExitCode::SUCCESS),
         Command::Calc(_)
         | Command::Sntp(_)
@@ -350,10 +363,11 @@ async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)>
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking({
         let data_dir = data_dir.clone();
-        move || mailroom_store::open(&data_dir)
+        let url = config.store.clone();
+        move || mailroom_store::open_configured(url.as_deref(), &data_dir)
     })
     .await?
-    .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    .with_context(|| store_context(&config))?;
     for e in files::exposed(&data_dir) {
         tracing::warn!("{e}");
     }
@@ -467,9 +481,21 @@ impl StopSignals {
     }
 }
 
+/// "cannot open the store ...", naming the database or the data directory.
+fn store_context(config: &Config) -> String {
+    match &config.store {
+        Some(url) => format!(
+            "cannot open the store at {} (store in {})",
+            mailroom_store::postgres::redact_url(url),
+            config.source
+        ),
+        None => format!("cannot open the store in {}", config.data_dir.display()),
+    }
+}
+
 fn open_store(config: &Config) -> Result<mailroom_store::Store> {
-    let store = mailroom_store::open(&config.data_dir)
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let store = mailroom_store::open_configured(config.store.as_deref(), &config.data_dir)
+        .with_context(|| store_context(config))?;
     warn_exposed(&config.data_dir);
     mailroom_server::apply_config_to_store(config, &store)?;
     Ok(store)
@@ -533,6 +559,63 @@ fn backup(config: Config, dir: &Path) -> Result<ExitCode> {
     println!(
         "to restore: stop the server, then use {} as data_dir (or copy its files into {})",
         dir.display(),
+        config.data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mailroom migrate --to URL`: the data directory's SQLite store copied into PostgreSQL.
+fn migrate(config: &Config, to: &str) -> Result<ExitCode> {
+    use mailroom_store::MailStore;
+    use std::io::Write;
+    if !mailroom_store::postgres::is_postgres_url(to) {
+        bail!(
+            "--to {}: not a PostgreSQL URL; write postgres://user:password@host:5432/database",
+            mailroom_store::postgres::redact_url(to)
+        );
+    }
+    let shown = mailroom_store::postgres::redact_url(to);
+    let src = mailroom_store::open(&config.data_dir)
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    warn_exposed(&config.data_dir);
+    let dst = mailroom_store::postgres::PgStore::open(to)
+        .with_context(|| format!("cannot open the database {shown}"))?;
+    let started = std::time::Instant::now();
+    let mut last = std::time::Instant::now();
+    let counts = dst
+        .import_from(src.as_ref(), |done, total| {
+            // A progress line on stderr, at most ten times a second, and at the end.
+            if done == total || last.elapsed() >= std::time::Duration::from_millis(100) {
+                last = std::time::Instant::now();
+                let pct = (done * 100).checked_div(total).unwrap_or(100);
+                let width = 30;
+                let filled = pct * width / 100;
+                eprint!(
+                    "\rcopying messages [{}{}] {done}/{total} ({pct}%)",
+                    "#".repeat(filled),
+                    "-".repeat(width - filled)
+                );
+                let _ = std::io::stderr().flush();
+            }
+        })
+        .with_context(|| format!("cannot copy {} into {shown}", config.data_dir.display()))?;
+    eprintln!();
+    src.shutdown();
+    dst.shutdown();
+    println!(
+        "copied {} into {shown} in {:.1} s and checked the counts: {} domains, {} aliases, {} accounts, {} folders, {} messages ({} octets), {} queued",
+        config.data_dir.display(),
+        started.elapsed().as_secs_f64(),
+        counts.domains,
+        counts.aliases,
+        counts.accounts,
+        counts.mailboxes,
+        counts.messages,
+        counts.octets,
+        counts.queued
+    );
+    println!(
+        "next: stop using {}, and add to the config: store = \"{shown}\" (with the real password)",
         config.data_dir.display()
     );
     Ok(ExitCode::SUCCESS)

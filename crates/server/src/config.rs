@@ -95,6 +95,11 @@ pub struct Config {
     pub hostname: String,
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Where the mail lives: absent, the embedded SQLite store in `data_dir`; or a PostgreSQL
+    /// URL (`postgres://user:password@host:5432/mailroom`) that several servers share. The
+    /// TLS certificate stays in `data_dir` either way.
+    #[serde(default)]
+    pub store: Option<String>,
     /// Local domains (domains of accounts are local too).
     #[serde(default)]
     pub domains: Vec<String>,
@@ -718,6 +723,7 @@ impl Config {
         Config {
             hostname: default_hostname(),
             data_dir: default_data_dir(),
+            store: None,
             domains: Vec::new(),
             listen: Listen {
                 smtp: parse(defaults::SMTP),
@@ -856,6 +862,17 @@ impl Config {
             key: key.to_string(),
             message,
         };
+        if let Some(url) = &self.store {
+            if !mailroom_store::postgres::is_postgres_url(url) {
+                return Err(bad(
+                    "store",
+                    format!(
+                        "'{}' is not a PostgreSQL URL; write postgres://user:password@host:5432/database, or leave store out for the embedded store in data_dir",
+                        mailroom_store::postgres::redact_url(url)
+                    ),
+                ));
+            }
+        }
         if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
             return Err(bad(
                 "hostname",
@@ -1158,6 +1175,33 @@ smtp = true
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(120));
         assert_eq!(c.limits.max_recipients, 5);
         assert!(c.trace.smtp);
+    }
+
+    #[test]
+    fn store_is_a_postgres_url_or_absent() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert_eq!(c.store, None, "absent: the embedded store");
+        let c = Config::parse(
+            "store = \"postgres://mailroom:pw@db.example.test:5432/mailroom\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(c.store.is_some());
+        for bad in [
+            "sqlite:///var/mail.db",
+            "mysql://u:hunter2@h/db",
+            "",
+            "/var/lib/mailroom",
+        ] {
+            let e = Config::parse(&format!("store = \"{bad}\"\n"), "f.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("f.toml") && e.contains("store") && e.contains("postgres://"),
+                "{bad}: {e}"
+            );
+            assert!(!e.contains("hunter2"), "the password leaked: {e}");
+        }
     }
 
     #[test]

@@ -91,6 +91,9 @@ impl ListenerKind {
     }
 }
 
+/// Mailbox changes an IDLE session may fall behind by before it is told to look anyway.
+pub const MAILBOX_CHANGES: usize = 1024;
+
 /// What every session can reach.
 pub struct Shared {
     pub config: Config,
@@ -99,6 +102,10 @@ pub struct Shared {
     pub maildrop_locks: Mutex<std::collections::HashSet<i64>>,
     /// Wakes the outbound queue runner when a message was queued.
     pub queue_notify: Arc<Notify>,
+    /// The ids of mailboxes another server sharing the store changed (the store's
+    /// [`mailroom_store::MailStore::on_mailbox_change`]; -1: any may have): an IDLE session
+    /// with that mailbox selected looks at once. Never sent for a store of our own.
+    pub mailbox_changed: tokio::sync::broadcast::Sender<i64>,
     /// IMAP state shared by sessions (the MIME structure cache).
     pub imap: imap::ImapShared,
     /// The TLS acceptor for STARTTLS/STLS and the implicit-TLS listeners.
@@ -258,6 +265,7 @@ impl Server {
             store,
             maildrop_locks: Mutex::new(Default::default()),
             queue_notify: Arc::new(Notify::new()),
+            mailbox_changed: tokio::sync::broadcast::channel(MAILBOX_CHANGES).0,
             imap: imap::ImapShared::default(),
             tls: Some(tls),
             auth_failures,
@@ -266,6 +274,15 @@ impl Server {
             http: http::HttpShared::default(),
             session_ids: AtomicU64::new(0),
         });
+        {
+            // Another node's change wakes every IDLE session at once (each looks whether its
+            // mailbox changed); the poll stays as the fallback.
+            let changed = shared.mailbox_changed.clone();
+            shared.store.on_mailbox_change(Box::new(move |id| {
+                // No receiver (no IDLE session) is not an error.
+                let _ = changed.send(id);
+            }));
+        }
         let sessions = Arc::new(Sessions::default());
         let mut bound = Vec::new();
         let listen = shared.config.listen.clone();
@@ -516,7 +533,11 @@ pub fn apply_config_to_store(
             }
             None => {
                 let h = wanted_hash(None)?.unwrap_or_else(|| a.password.clone());
-                store.add_account(&a.address, &h)?;
+                match store.add_account(&a.address, &h) {
+                    // Another server sharing the store added it meanwhile (both starting).
+                    Ok(_) | Err(mailroom_store::StoreError::Exists(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         if let Some(secret) = &a.apop_secret {

@@ -68,6 +68,7 @@ impl Harness {
             store,
             maildrop_locks: Mutex::new(Default::default()),
             queue_notify: Arc::new(Notify::new()),
+            mailbox_changed: tokio::sync::broadcast::channel(crate::MAILBOX_CHANGES).0,
             imap: imap::ImapShared::default(),
             http: crate::http::HttpShared::default(),
             tls,

@@ -1,14 +1,15 @@
 //! The durable mail store of mailroom.
 //!
 //! Protocol code sees only the [`MailStore`] trait and the plain data types in this module; the
-//! embedded SQLite backend ([`sqlite::SqliteStore`]) is the first implementation, and a
-//! PostgreSQL backend can be added beside it without touching the protocol drivers.
+//! embedded SQLite backend ([`sqlite::SqliteStore`]) is the default, and the PostgreSQL backend
+//! ([`postgres::PgStore`]) lets several mailroom nodes share one store; the protocol drivers
+//! see no difference.
 //!
 //! # Durability
-//! Every method that changes state returns only once the change is on disk: the SQLite backend
-//! runs all writes on one writer thread that batches concurrent requests into a single
-//! transaction (group commit), so fifty sessions that finish DATA at the same moment share one
-//! fsync instead of paying fifty.
+//! Every method that changes state returns only once the change is on disk: both backends run
+//! all writes on one writer thread (per process) that batches concurrent requests into a
+//! single transaction (group commit), so fifty sessions that finish DATA at the same moment
+//! share one fsync instead of paying fifty.
 //!
 //! # Model
 //! - An **account** is an address (`alice@example.test`) with an argon2 password hash; its domain
@@ -19,10 +20,14 @@
 //! - The **outbound queue** holds a message, its envelope sender and one row per recipient with
 //!   its own state, attempts and next attempt time.
 
+#[cfg(test)]
+mod backend_tests;
 pub mod check;
 pub mod files;
 pub mod password;
+pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -34,11 +39,55 @@ pub fn open(data_dir: &std::path::Path) -> Result<Store, StoreError> {
     Ok(Arc::new(sqlite::SqliteStore::open(data_dir)?))
 }
 
+/// Opens the store the config names: the PostgreSQL database at `url` when there is one
+/// (`store = "postgres://..."`), else the embedded store in `data_dir`.
+pub fn open_configured(url: Option<&str>, data_dir: &std::path::Path) -> Result<Store, StoreError> {
+    match url {
+        Some(u) if postgres::is_postgres_url(u) => Ok(Arc::new(postgres::PgStore::open(u)?)),
+        Some(u) => Err(StoreError::Invalid(format!(
+            "store = \"{}\" is not a PostgreSQL URL; write postgres://user@host:5432/database, or leave store out for the embedded store in data_dir",
+            postgres::redact_url(u)
+        ))),
+        None => open(data_dir),
+    }
+}
+
+/// A lock the store holds until this is dropped (see [`MailStore::lock_maildrop`]).
+pub struct HeldLock(Option<Box<dyn FnOnce() + Send + Sync>>);
+
+impl HeldLock {
+    /// A lock released by running `release` when dropped.
+    pub fn new(release: impl FnOnce() + Send + Sync + 'static) -> HeldLock {
+        HeldLock(Some(Box::new(release)))
+    }
+
+    /// A lock that needs no releasing (a store only one process uses).
+    pub fn local() -> HeldLock {
+        HeldLock(None)
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        if let Some(release) = self.0.take() {
+            release();
+        }
+    }
+}
+
+impl std::fmt::Debug for HeldLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeldLock")
+    }
+}
+
 /// Errors of the store. Protocol drivers map them to replies in one place each.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] ::postgres::Error),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0} not found")]
@@ -63,6 +112,7 @@ impl StoreError {
         match self {
             StoreError::StorageFull(_) => true,
             StoreError::Sqlite(e) => sqlite::is_full(e),
+            StoreError::Postgres(e) => postgres::is_full(e),
             StoreError::Io(e) => io_is_full(e),
             _ => false,
         }
@@ -489,6 +539,24 @@ pub trait MailStore: Send + Sync {
     /// How many tombstones of expunged UIDs each mailbox keeps for QRESYNC (the oldest beyond
     /// it are pruned at the next expunge).
     fn set_tombstones_kept(&self, n: u64);
+
+    /// Takes the account's POP3 maildrop lock (RFC 1939 §8) for every server that shares the
+    /// store; `None` while another server holds it. Dropping the [`HeldLock`] releases it, and
+    /// so does the death of the process that holds it. A store only one process opens has
+    /// nothing to share: the default grants it (the server's own lock table decides).
+    fn lock_maildrop(&self, account: AccountId) -> Result<Option<HeldLock>> {
+        let _ = account;
+        Ok(Some(HeldLock::local()))
+    }
+
+    /// Calls `f` with a mailbox's row id whenever a mailbox may have changed through another
+    /// server sharing the store (with -1: anything may have changed, e.g. after the
+    /// notifications were interrupted), so IDLE sessions look at once instead of at their
+    /// next poll. `f` runs on a store thread: it must only signal, never block. A store only
+    /// this process opens has nobody else to hear of: the default never calls it.
+    fn on_mailbox_change(&self, f: Box<dyn Fn(i64) + Send + Sync>) {
+        let _ = f;
+    }
 
     /// Stops background work and closes the database cleanly. Further writes fail with Closed.
     fn shutdown(&self);

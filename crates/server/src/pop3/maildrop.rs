@@ -31,28 +31,57 @@ pub fn read_size(size: u64) -> usize {
 }
 
 /// The exclusive lock on an account's maildrop. Released on drop, so a dropped connection or
-/// a panicking session frees it too.
+/// a panicking session frees it too. Two parts: this server's own lock table (sessions of
+/// this process), and the store's lock (sessions of other servers sharing a PostgreSQL
+/// store: an advisory lock, which also ends when this process dies).
 pub struct MaildropLock {
     shared: Arc<Shared>,
     account: i64,
+    store_lock: Option<mailroom_store::HeldLock>,
 }
 
 impl MaildropLock {
-    /// `None` if another session holds the account's maildrop.
-    pub fn acquire(shared: &Arc<Shared>, account: i64) -> Option<MaildropLock> {
-        let mut locks = shared
-            .maildrop_locks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        locks.insert(account).then(|| MaildropLock {
-            shared: shared.clone(),
-            account,
+    /// `Ok(None)` if another session, here or on another server, holds the maildrop.
+    pub async fn acquire(
+        shared: &Arc<Shared>,
+        account: i64,
+    ) -> Result<Option<MaildropLock>, StoreError> {
+        let mut lock = {
+            let mut locks = shared
+                .maildrop_locks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !locks.insert(account) {
+                return Ok(None);
+            }
+            MaildropLock {
+                shared: shared.clone(),
+                account,
+                store_lock: None,
+            }
+        };
+        let store = shared.store.clone();
+        let held = tokio::task::spawn_blocking(move || {
+            store.lock_maildrop(mailroom_store::AccountId(account))
         })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("maildrop lock task failed: {e}")))??;
+        match held {
+            // Dropping `lock` frees this server's entry again.
+            None => Ok(None),
+            Some(h) => {
+                lock.store_lock = Some(h);
+                Ok(Some(lock))
+            }
+        }
     }
 }
 
 impl Drop for MaildropLock {
     fn drop(&mut self) {
+        // The store's lock first, then this server's: another session here can only take
+        // the maildrop once no other server can.
+        drop(self.store_lock.take());
         let mut locks = self
             .shared
             .maildrop_locks

@@ -475,11 +475,20 @@ impl Session {
             Err(LoginError::Unavailable) => return self.fail(Pop3Error::AuthUnavailable),
         };
         // RFC 1939 §8 / RFC 2449 §8.1.1: one session per maildrop.
-        let Some(lock) = MaildropLock::acquire(&self.shared, account.id.0) else {
-            self.conn
-                .trace
-                .note(&format!("{} is locked by another session", account.address));
-            return self.fail(Pop3Error::InUse(account.address));
+        let lock = match MaildropLock::acquire(&self.shared, account.id.0).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                self.conn
+                    .trace
+                    .note(&format!("{} is locked by another session", account.address));
+                return self.fail(Pop3Error::InUse(account.address));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, account = %account.address, "cannot take the maildrop lock");
+                return self.fail(Pop3Error::Store(
+                    "cannot lock your maildrop right now".into(),
+                ));
+            }
         };
         let address = account.address.clone();
         match Maildrop::open(&self.shared.store, account, lock).await {

@@ -1,0 +1,448 @@
+//! Two mailroom nodes on one PostgreSQL database (`store = "postgres://..."`): what one node
+//! accepts, the other serves at once; IDLE on one hears of deliveries on the other; flags,
+//! expunges and MODSEQs agree; the POP3 maildrop lock holds across nodes and dies with the
+//! node that held it. Each test gets a fresh database of the test cluster (see
+//! `mailroom_store::testing`).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::imap::{msg, Imap};
+use support::pop3::Pop;
+use support::{ServerConfig, TestServer, ALICE};
+
+/// A node with SMTP, POP3 and IMAP on the shared database `url`.
+fn node(url: &str) -> TestServer {
+    ServerConfig::example()
+        .listen(&["smtp", "pop3", "imap"])
+        .top(&format!("store = \"{url}\""))
+        .start()
+}
+
+fn two_nodes() -> (TestServer, TestServer) {
+    let url = mailroom_store::testing::pg_database();
+    let a = node(&url);
+    let b = node(&url);
+    (a, b)
+}
+
+#[test]
+fn mail_accepted_on_one_node_is_read_on_the_other_at_once() {
+    let (a, b) = two_nodes();
+    a.deliver(
+        "bob@example.test",
+        &[ALICE.0],
+        &msg("bob@example.test", ALICE.0, "across", "from node A"),
+    );
+    // No waiting: the 250 on A means committed, and B reads the same database.
+    let mut pop = Pop::login(b.pop3(), ALICE.0, ALICE.1);
+    assert_eq!(pop.stat().0, 1);
+    let (_, body) = pop.retr(1);
+    assert!(String::from_utf8_lossy(&body).contains("Subject: across"));
+    pop.ok("QUIT");
+    let mut imap = Imap::login(b.imap(), ALICE);
+    let untagged = imap.ok("SELECT INBOX");
+    assert!(untagged.iter().any(|l| l == "* 1 EXISTS"), "{untagged:?}");
+    let fetched = imap.ok("FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]");
+    assert!(
+        fetched.iter().any(|l| l.contains("Subject: across")),
+        "{fetched:?}"
+    );
+}
+
+#[test]
+fn idle_on_one_node_hears_a_delivery_on_the_other_within_a_second() {
+    let (a, b) = two_nodes();
+    let mut imap = Imap::login(b.imap(), ALICE);
+    imap.ok("SELECT INBOX");
+    let cont = imap.raw("i1 IDLE");
+    assert!(cont.starts_with('+'), "{cont}");
+    // Five deliveries on A, each heard on B. The poll alone (every 500 ms) would take 250 ms
+    // on average and more than 250 ms half the time; the notification takes a few ms.
+    let mut waits = Vec::new();
+    for i in 1..=5 {
+        a.deliver(
+            "bob@example.test",
+            &[ALICE.0],
+            &msg("bob@example.test", ALICE.0, &format!("wake up {i}"), "now"),
+        );
+        let delivered = Instant::now();
+        // `* N RECENT` may follow the previous EXISTS.
+        let line = loop {
+            let l = imap.line().expect("an untagged answer during IDLE");
+            if !l.ends_with(" RECENT") {
+                break l;
+            }
+        };
+        waits.push(delivered.elapsed());
+        assert_eq!(line, format!("* {i} EXISTS"));
+        assert!(
+            waits[i - 1] < Duration::from_secs(1),
+            "IDLE on B heard of A's delivery only after {:?}",
+            waits[i - 1]
+        );
+    }
+    let slow = waits
+        .iter()
+        .filter(|w| **w > Duration::from_millis(250))
+        .count();
+    assert!(
+        slow <= 1,
+        "IDLE on B was not woken by the notification (waits {waits:?})"
+    );
+    imap.c.send("DONE");
+    let (tagged, _) = imap.until_tag("i1");
+    assert!(tagged.starts_with("i1 OK"), "{tagged}");
+}
+
+#[test]
+fn flags_expunges_and_modseqs_agree_across_nodes() {
+    let (a, b) = two_nodes();
+    for i in 1..=3 {
+        a.deliver(
+            "bob@example.test",
+            &[ALICE.0],
+            &msg("bob@example.test", ALICE.0, &format!("m{i}"), "x"),
+        );
+    }
+    let mut on_a = Imap::login(a.imap(), ALICE);
+    let mut on_b = Imap::login(b.imap(), ALICE);
+    on_a.ok("ENABLE QRESYNC");
+    on_b.ok("ENABLE QRESYNC");
+    on_a.ok("SELECT INBOX");
+    on_b.ok("SELECT INBOX");
+    let stored = on_a.ok("STORE 1 +FLAGS (\\Flagged)");
+    let modseq_on_a = stored
+        .iter()
+        .find(|l| l.starts_with("* 1 FETCH"))
+        .and_then(|l| l.split("MODSEQ (").nth(1))
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no MODSEQ in {stored:?}"))
+        .to_string();
+    let seen_on_b = on_b.ok("FETCH 1 (FLAGS MODSEQ)");
+    let line = seen_on_b
+        .iter()
+        .find(|l| l.starts_with("* 1 FETCH"))
+        .unwrap_or_else(|| panic!("{seen_on_b:?}"));
+    assert!(line.contains("\\Flagged"), "{line}");
+    assert!(line.contains(&format!("MODSEQ ({modseq_on_a})")), "{line}");
+    // An expunge on A reaches B's session at its next command.
+    on_a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    on_a.ok("EXPUNGE");
+    let noop = on_b.ok("NOOP");
+    assert!(
+        noop.iter()
+            .any(|l| l == "* VANISHED 2" || l == "* 2 EXPUNGE"),
+        "{noop:?}"
+    );
+    let status = |i: &mut Imap| {
+        i.ok("STATUS INBOX (MESSAGES UIDNEXT HIGHESTMODSEQ)")
+            .into_iter()
+            .find(|l| l.starts_with("* STATUS"))
+            .unwrap_or_default()
+    };
+    let (sa, sb) = (status(&mut on_a), status(&mut on_b));
+    assert!(sa.contains("MESSAGES 2"), "{sa}");
+    assert_eq!(sa, sb, "the nodes disagree");
+}
+
+/// `USER`/`PASS` on `addr`; the answer to PASS.
+fn pop_pass(addr: std::net::SocketAddr) -> (Pop, String) {
+    let mut p = Pop::connect(addr);
+    p.ok(&format!("USER {}", ALICE.0));
+    p.send(&format!("PASS {}", ALICE.1));
+    let answer = p.line().expect("answer to PASS");
+    (p, answer)
+}
+
+#[test]
+fn the_pop3_maildrop_lock_holds_across_nodes_and_dies_with_its_node() {
+    let (a, mut b) = two_nodes();
+    let (mut on_a, answer) = pop_pass(a.pop3());
+    assert!(answer.starts_with("+OK"), "{answer}");
+    let (_, refused) = pop_pass(b.pop3());
+    assert!(refused.starts_with("-ERR [IN-USE]"), "{refused}");
+    on_a.ok("QUIT");
+    // Released with A's QUIT: B gets the maildrop (the unlock is on its way to the database).
+    let mut on_b = None;
+    support::server::poll(5, Duration::from_millis(50), || {
+        let (p, answer) = pop_pass(b.pop3());
+        on_b = answer.starts_with("+OK").then_some(p);
+        on_b.is_some()
+    });
+    assert!(on_b.is_some(), "A's QUIT did not release the maildrop");
+    let (_, refused) = pop_pass(a.pop3());
+    assert!(refused.starts_with("-ERR [IN-USE]"), "{refused}");
+    // B dies holding it (no QUIT, no clean shutdown): its database connection closes, and
+    // the lock goes with it.
+    b.kill9();
+    let mut taken = false;
+    support::server::poll(10, Duration::from_millis(100), || {
+        let (mut p, answer) = pop_pass(a.pop3());
+        taken = answer.starts_with("+OK");
+        if taken {
+            p.ok("QUIT");
+        }
+        taken
+    });
+    assert!(taken, "a killed node's maildrop lock was never released");
+}
+
+/// The shared store, opened by the test beside the nodes.
+fn shared_store(url: &str) -> mailroom_store::Store {
+    std::sync::Arc::new(mailroom_store::postgres::PgStore::open(url).expect("open the database"))
+}
+
+/// The subjects of an account's INBOX in the shared store.
+fn subjects(store: &mailroom_store::Store, address: &str) -> Vec<String> {
+    let acct = store.find_account(address).unwrap().expect("account");
+    let inbox = store.mailbox(acct.id, "INBOX").unwrap().expect("INBOX");
+    store
+        .list_messages(inbox.id)
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let at = mailroom_store::MessageRef::Mailbox {
+                mailbox: inbox.id,
+                uid: m.uid,
+            };
+            let raw = mailroom_store::read_message(store.as_ref(), at).unwrap();
+            let text = String::from_utf8_lossy(&raw).to_string();
+            text.lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn both_nodes_run_the_queue_and_each_message_leaves_once() {
+    use support::peers::{self, ALICE_A, BOB_B};
+    let bport = support::free_port();
+    let b = peers::server_b()
+        .listen_on("smtp", bport)
+        .listen(&["pop3"])
+        .start();
+    let url = mailroom_store::testing::pg_database();
+    let node = || {
+        peers::server_a()
+            .listen(&["submission"])
+            .route("b.test", bport)
+            .top(&format!("store = \"{url}\""))
+            .start()
+    };
+    let (a1, a2) = (node(), node());
+    const N: usize = 20;
+    for i in 0..N {
+        let via = if i % 2 == 0 { &a1 } else { &a2 };
+        support::submit(
+            via.submission(),
+            ALICE_A,
+            &[BOB_B.0],
+            &msg(
+                ALICE_A.0,
+                BOB_B.0,
+                &format!("q{i}"),
+                "through the shared queue",
+            ),
+        );
+    }
+    b.wait_for(30, "every message at B", || b.inbox(BOB_B.0).len() >= N);
+    let store = shared_store(&url);
+    support::server::poll(10, Duration::from_millis(100), || {
+        store.queue_list().map(|q| q.is_empty()).unwrap_or(false)
+    });
+    assert!(
+        store.queue_list().unwrap().is_empty(),
+        "the queue kept entries"
+    );
+    // Both runners were awake the whole time: had they both sent one, B would hold it twice.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut got: Vec<String> = b
+        .inbox(BOB_B.0)
+        .iter()
+        .filter_map(|m| {
+            String::from_utf8_lossy(m)
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..N).map(|i| format!("q{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "a message was lost or sent twice");
+}
+
+/// One SMTP transaction by hand that tolerates a dead server: whether the 250 after DATA came.
+fn try_deliver(addr: std::net::SocketAddr, subject: &str) -> bool {
+    use std::io::{BufRead, BufReader, Write};
+    let Ok(stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(read_half) = stream.try_clone() else {
+        return false;
+    };
+    let mut r = BufReader::new(read_half);
+    let mut w = stream;
+    let mut reply = || -> Option<String> {
+        loop {
+            let mut l = String::new();
+            if r.read_line(&mut l).ok()? == 0 {
+                return None;
+            }
+            if l.len() < 4 || l.as_bytes()[3] != b'-' {
+                return Some(l);
+            }
+        }
+    };
+    let body = msg("bob@example.test", ALICE.0, subject, "load");
+    let body = support::wire_body(&body);
+    let steps: [(String, &str); 5] = [
+        (String::new(), "220"),
+        ("EHLO load.test\r\n".into(), "250"),
+        ("MAIL FROM:<bob@example.test>\r\n".into(), "250"),
+        (format!("RCPT TO:<{}>\r\n", ALICE.0), "250"),
+        ("DATA\r\n".into(), "354"),
+    ];
+    for (send, want) in steps {
+        if !send.is_empty() && w.write_all(send.as_bytes()).is_err() {
+            return false;
+        }
+        match reply() {
+            Some(l) if l.starts_with(want) => {}
+            _ => return false,
+        }
+    }
+    if w.write_all(format!("{body}.\r\n").as_bytes()).is_err() {
+        return false;
+    }
+    let ok = matches!(reply(), Some(l) if l.starts_with("250"));
+    let _ = w.write_all(b"QUIT\r\n");
+    ok
+}
+
+#[test]
+fn a_node_killed_under_load_loses_nothing_acknowledged_and_the_other_serves_on() {
+    let url = mailroom_store::testing::pg_database();
+    let mut a = node(&url);
+    let b = node(&url);
+    let (a_smtp, b_smtp) = (a.smtp(), b.smtp());
+    // Four senders, two per node, each sending until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            let stop = stop.clone();
+            let addr = if t % 2 == 0 { a_smtp } else { b_smtp };
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut failed = 0;
+                for i in 0..400 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let subject = format!("s{t}-{i}");
+                    if try_deliver(addr, &subject) {
+                        acked.push((subject, Instant::now()));
+                    } else {
+                        failed += 1;
+                    }
+                }
+                (t, acked, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    a.kill9();
+    let killed = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    let mut after_kill_on_b = 0usize;
+    for s in senders {
+        let (t, got, failed) = s.join().unwrap();
+        if t % 2 == 1 {
+            assert_eq!(failed, 0, "node B refused mail while A died");
+            after_kill_on_b += got.iter().filter(|(_, at)| *at > killed).count();
+        }
+        acked.extend(got.into_iter().map(|(subject, _)| subject));
+    }
+    assert!(
+        after_kill_on_b > 0,
+        "node B accepted nothing after A was killed"
+    );
+    let store = shared_store(&url);
+    let stored: std::collections::HashSet<String> = subjects(&store, ALICE.0).into_iter().collect();
+    eprintln!(
+        "acknowledged {} ({} by B after A was killed), stored {}",
+        acked.len(),
+        after_kill_on_b,
+        stored.len()
+    );
+    let lost: Vec<&String> = acked.iter().filter(|s| !stored.contains(*s)).collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    // B still serves the account.
+    let mut pop = Pop::login(b.pop3(), ALICE.0, ALICE.1);
+    assert_eq!(pop.stat().0, stored.len());
+    pop.ok("QUIT");
+}
+
+#[test]
+fn migrate_copies_a_data_directory_and_a_node_serves_it_as_it_was() {
+    let mut old = ServerConfig::example().listen(&["smtp", "imap"]).start();
+    for i in 1..=3 {
+        old.deliver(
+            "bob@example.test",
+            &[ALICE.0],
+            &msg("bob@example.test", ALICE.0, &format!("old{i}"), "kept"),
+        );
+    }
+    let mut imap = Imap::login(old.imap(), ALICE);
+    imap.ok("SELECT INBOX");
+    imap.ok("STORE 2 +FLAGS (\\Flagged)");
+    imap.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    imap.ok("EXPUNGE");
+    let status = |i: &mut Imap| {
+        i.ok("STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)")
+            .into_iter()
+            .find(|l| l.starts_with("* STATUS"))
+            .unwrap_or_default()
+    };
+    let before = status(&mut imap);
+    let fetch_before = imap.ok("UID FETCH 1:* (FLAGS RFC822.SIZE)");
+    drop(imap);
+    assert!(old.terminate(), "the old server did not stop cleanly");
+
+    let url = mailroom_store::testing::pg_database();
+    // A bad target says what a good one looks like.
+    let bad = old.cli(&["migrate", "--to", "mysql://x"], "");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("postgres://user:password@host"));
+    let out = old.cli(&["migrate", "--to", &url], "");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("checked the counts"), "{said}");
+    assert!(said.contains("2 messages"), "{said}");
+    // Twice is refused: the database is no longer empty.
+    let again = old.cli(&["migrate", "--to", &url], "");
+    assert!(!again.status.success());
+
+    let b = node(&url);
+    let mut imap = Imap::login(b.imap(), ALICE);
+    assert_eq!(status(&mut imap), before, "the folder changed in the move");
+    imap.ok("SELECT INBOX");
+    // The same messages, UIDs, flags and sizes; \Recent was the first session's (RFC 3501
+    // §2.3.2) and the mark of what it was told moved with the folder, so no longer shown.
+    let unrecent: Vec<String> = fetch_before
+        .iter()
+        .map(|l| l.replace("\\Recent ", "").replace("\\Recent", ""))
+        .collect();
+    assert_ne!(unrecent, fetch_before, "the old session saw \\Recent");
+    assert_eq!(imap.ok("UID FETCH 1:* (FLAGS RFC822.SIZE)"), unrecent);
+}
