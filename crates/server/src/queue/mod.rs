@@ -60,6 +60,8 @@ use route::Destination;
 const POLL: Duration = Duration::from_secs(1);
 /// Seconds a claim outlasts the longest wait and attempt: time to record the result.
 const CLAIM_MARGIN: i64 = 60;
+/// The least time between two rounds.
+const ROUND_GAP: Duration = Duration::from_millis(20);
 /// Entries read from the store per round.
 const BATCH: usize = 500;
 /// Jobs waiting in memory per connection a destination may have: enough to keep every session
@@ -152,7 +154,12 @@ pub fn spawn(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                     break;
                 }
                 runner.close_expired_sessions();
+                let started = tokio::time::Instant::now();
                 runner.clone().round().await;
+                // Every accepted message wakes the runner; reading the queue for each one
+                // took CPU from the sessions accepting them. Rounds are at least ROUND_GAP
+                // apart, and one round takes all that came meanwhile.
+                tokio::time::sleep_until(started + ROUND_GAP).await;
                 let notify = runner.shared.queue_notify.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(POLL) => {}
@@ -388,6 +395,12 @@ impl Runner {
             let job = {
                 let mut backlogs = lock(&self.backlogs);
                 let next = backlogs.get_mut(&key).and_then(|b| b.jobs.pop_front());
+                // Half the backlog done: a round may find room for more.
+                let left = backlogs.get(&key).map_or(0, |b| b.jobs.len());
+                let full = self.shared.config.queue.per_destination * BACKLOG_PER_CONNECTION;
+                if next.is_some() && left == full / 2 {
+                    self.shared.queue_notify.notify_one();
+                }
                 if next.is_none() {
                     if let Some(b) = backlogs.get_mut(&key) {
                         b.active -= 1;
