@@ -10,6 +10,8 @@
 //!               C: RCPT TO:<b> ...        (one write with DATA when PIPELINING is offered)
 //!               C: DATA  ─▶ 354 ─▶ dot-stuffed message, "." ─▶ 250 (or 4xx/5xx)
 //!               no recipient accepted ─▶ no content, C: RSET
+//!  send_next_mail ─▶ C: RSET, then as send_mail (RSET in the same write when pipelining):
+//!               the next transaction on a reused session; a dead session fails at RSET
 //!  quit    ─▶ C: QUIT ─▶ 221, close
 //! ```
 //!
@@ -97,6 +99,8 @@ pub struct SmtpClient {
     greeting: SmtpReply,
     extensions: Extensions,
     assembler: ReplyAssembler,
+    /// Whether the last transaction got as far as writing the message content.
+    content_sent: bool,
 }
 
 impl SmtpClient {
@@ -132,6 +136,7 @@ impl SmtpClient {
             },
             extensions: Extensions::default(),
             assembler: ReplyAssembler::new(),
+            content_sent: false,
         };
         let greeting = client.read_reply("the greeting (220)").await?;
         if greeting.code != 220 {
@@ -275,6 +280,43 @@ impl SmtpClient {
         rcpts: &[String],
         message: &[u8],
     ) -> Result<SendOutcome, SmtpError> {
+        self.transaction(from, rcpts, message, false).await
+    }
+
+    /// The next transaction on a session that has carried one before (connection reuse):
+    /// RSET first (RFC 5321 §4.1.1.5), which also proves the session is still alive. With
+    /// PIPELINING it goes in the same write as MAIL, RCPT and DATA (RFC 2920 §3.1: RSET may
+    /// stand anywhere in a group), so reuse costs no extra round trip. A reply to RSET other
+    /// than 250 is an error (`Rejected`, command "RSET"), and so is a session that died while
+    /// idle; [`SmtpClient::content_sent`] is then false: the peer cannot have taken the
+    /// message, and the caller may send it again at once on a new session. After any `Err`
+    /// the session must be dropped (commands pipelined behind a refused RSET may have left a
+    /// transaction open on the peer; closing the connection abandons it, RFC 5321 §3.3).
+    pub async fn send_next_mail(
+        &mut self,
+        from: &str,
+        rcpts: &[String],
+        message: &[u8],
+    ) -> Result<SendOutcome, SmtpError> {
+        self.transaction(from, rcpts, message, true).await
+    }
+
+    /// Whether the last [`SmtpClient::send_mail`] / [`SmtpClient::send_next_mail`] got as far
+    /// as writing the message content. After an `Err`, false means the peer cannot have
+    /// accepted the message; true means it may have (RFC 5321 §6.1: a reply lost after the
+    /// final "." is why a message can arrive twice).
+    pub fn content_sent(&self) -> bool {
+        self.content_sent
+    }
+
+    async fn transaction(
+        &mut self,
+        from: &str,
+        rcpts: &[String],
+        message: &[u8],
+        reset: bool,
+    ) -> Result<SendOutcome, SmtpError> {
+        self.content_sent = false;
         if rcpts.is_empty() {
             return Err(
                 self.protocol("no recipients: a message needs at least one RCPT TO".to_string())
@@ -313,6 +355,10 @@ impl SmtpClient {
         let (mail_reply, rcpt_replies, data_reply) = if ext.pipelining {
             // RFC 2920 §3.1: MAIL, every RCPT and DATA go in one write; the replies come in order.
             let mut batch = String::new();
+            if reset {
+                self.conn.trace_text(Direction::Client, "RSET");
+                batch.push_str("RSET\r\n");
+            }
             for line in std::iter::once(&mail)
                 .chain(rcpt_lines.iter())
                 .chain(std::iter::once(&"DATA".to_string()))
@@ -323,6 +369,9 @@ impl SmtpClient {
             }
             self.write(batch.as_bytes(), "MAIL/RCPT/DATA to be sent")
                 .await?;
+            if reset {
+                self.expect_rset().await?;
+            }
             let mail_reply = self.read_reply("the reply to MAIL").await?;
             self.check_421("MAIL FROM", &mail_reply)?;
             let mut rcpt_replies = Vec::with_capacity(rcpts.len());
@@ -335,6 +384,10 @@ impl SmtpClient {
             self.check_421("DATA", &data_reply)?;
             (mail_reply, rcpt_replies, Some(data_reply))
         } else {
+            if reset {
+                self.send_line("RSET", None, "the reply to RSET").await?;
+                self.expect_rset().await?;
+            }
             let mail_reply = self.command(&mail, "the reply to MAIL").await?;
             self.check_421("MAIL FROM", &mail_reply)?;
             if !mail_reply.is_success() {
@@ -365,6 +418,7 @@ impl SmtpClient {
             Some(d) if d.code == 354 && any_rcpt => {
                 let content = dot_stuff(&message);
                 self.trace_body(&content);
+                self.content_sent = true;
                 self.write(&content, "the message to be sent").await?;
                 // RFC 5321 §4.5.3.2.6: the final reply may take long (up to 10 minutes).
                 let fin = self
@@ -408,6 +462,15 @@ impl SmtpClient {
     /// RSET (RFC 5321 §4.1.1.5): abandons the current transaction.
     pub async fn rset(&mut self) -> Result<(), SmtpError> {
         let reply = self.command("RSET", "the reply to RSET").await?;
+        if reply.code != 250 {
+            return Err(self.rejected("RSET", reply));
+        }
+        Ok(())
+    }
+
+    /// The reply to a RSET that opens a reused transaction: anything but 250 ends the session.
+    async fn expect_rset(&mut self) -> Result<(), SmtpError> {
+        let reply = self.read_reply("the reply to RSET").await?;
         if reply.code != 250 {
             return Err(self.rejected("RSET", reply));
         }

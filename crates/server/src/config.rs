@@ -344,6 +344,12 @@ pub struct QueueConfig {
     /// STARTTLS towards every destination without a `tls` of its own (routes, including a
     /// lab file's derived ones, the relay, MX hosts).
     pub tls: TlsMode,
+    /// How long a session with nothing to send is kept open for the next message to the same
+    /// destination (connection reuse).
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_session_timeout: Duration,
+    /// Transactions one session carries before it is closed and a new one opened.
+    pub messages_per_session: usize,
 }
 
 impl Default for QueueConfig {
@@ -359,6 +365,8 @@ impl Default for QueueConfig {
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
             tls: TlsMode::Opportunistic,
+            idle_session_timeout: Duration::from_secs(5),
+            messages_per_session: 100,
         }
     }
 }
@@ -974,8 +982,17 @@ impl Config {
                 "needs at least one step, each longer than 0s".into(),
             ));
         }
-        if q.per_destination == 0 || q.workers == 0 {
+        if q.per_destination == 0 {
+            return Err(bad("queue.per_destination", "must be at least 1".into()));
+        }
+        if q.workers == 0 {
             return Err(bad("queue.workers", "must be at least 1".into()));
+        }
+        if q.messages_per_session == 0 {
+            return Err(bad(
+                "queue.messages_per_session",
+                "must be at least 1 (1: a new connection for every message)".into(),
+            ));
         }
         let l = &self.limits;
         if l.max_command_line < 512 {

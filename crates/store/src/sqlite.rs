@@ -985,21 +985,18 @@ fn resolve_message(c: &Connection, r: MessageRef) -> Result<i64> {
 
 /// Deletes a message blob once nothing refers to it any more.
 fn collect_message(conn: &Connection, message: i64) -> Result<()> {
-    let gone = conn.execute(
-        "DELETE FROM messages WHERE id = ?1
+    let gone = conn
+        .prepare_cached(
+            "DELETE FROM messages WHERE id = ?1
            AND NOT EXISTS (SELECT 1 FROM mailbox_messages WHERE message_id = ?1)
            AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?1)",
-        params![message],
-    )?;
+        )?
+        .execute(params![message])?;
     if gone > 0 {
-        conn.execute(
-            "DELETE FROM message_info WHERE message_id = ?1",
-            params![message],
-        )?;
-        conn.execute(
-            "DELETE FROM message_search WHERE message_id = ?1",
-            params![message],
-        )?;
+        conn.prepare_cached("DELETE FROM message_info WHERE message_id = ?1")?
+            .execute(params![message])?;
+        conn.prepare_cached("DELETE FROM message_search WHERE message_id = ?1")?
+            .execute(params![message])?;
     }
     Ok(())
 }
@@ -2061,10 +2058,14 @@ impl MailStore for SqliteStore {
             let mut lost = 0usize;
             for u in &updates {
                 // Only the attempt that holds the claim records a result.
+                // Cached statements: the queue records a result per delivered message, and
+                // parsing the SQL each time was a visible cost of relaying (perf).
                 let q: Option<i64> = c
-                    .query_row(
+                    .prepare_cached(
                         "UPDATE queue_recipients SET status = ?2, attempts = ?3, next_attempt = ?4, last_error = ?5, lease = 0
                           WHERE id = ?1 AND lease = ?6 AND status = 'pending' RETURNING queue_id",
+                    )?
+                    .query_row(
                         params![u.id, u.status, u.attempts, u.next_attempt, u.last_error, u.lease],
                         |r| r.get(0),
                     )
@@ -2083,15 +2084,19 @@ impl MailStore for SqliteStore {
             entries.sort_unstable();
             entries.dedup();
             for q in entries {
-                let pending: i64 = c.query_row(
-                    "SELECT COUNT(*) FROM queue_recipients WHERE queue_id = ?1 AND status = 'pending'",
-                    params![q],
-                    |r| r.get(0),
-                )?;
+                let pending: i64 = c
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM queue_recipients WHERE queue_id = ?1 AND status = 'pending'",
+                    )?
+                    .query_row(params![q], |r| r.get(0))?;
                 if pending == 0 {
-                    let msg: i64 = c.query_row("SELECT message_id FROM queue WHERE id = ?1", params![q], |r| r.get(0))?;
-                    c.execute("DELETE FROM queue_recipients WHERE queue_id = ?1", params![q])?;
-                    c.execute("DELETE FROM queue WHERE id = ?1", params![q])?;
+                    let msg: i64 = c
+                        .prepare_cached("SELECT message_id FROM queue WHERE id = ?1")?
+                        .query_row(params![q], |r| r.get(0))?;
+                    c.prepare_cached("DELETE FROM queue_recipients WHERE queue_id = ?1")?
+                        .execute(params![q])?;
+                    c.prepare_cached("DELETE FROM queue WHERE id = ?1")?
+                        .execute(params![q])?;
                     collect_message(c, msg)?;
                 }
             }

@@ -548,3 +548,98 @@ async fn starttls_refused_is_rejected() {
     c.quit().await.unwrap();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn send_next_mail_pipelines_rset_with_the_transaction() {
+    let (addr, task) = fake(vec![
+        Send("220 mx ESMTP\r\n"),
+        Expect("EHLO me"),
+        Send("250-mx\r\n250 PIPELINING\r\n"),
+        Expect("MAIL FROM:<a@b>"),
+        Expect("RCPT TO:<x@b>"),
+        Expect("DATA"),
+        Send("250 ok\r\n250 ok\r\n354 go\r\n"),
+        ReadData,
+        Send("250 queued 1\r\n"),
+        // The second transaction: RSET opens the same group.
+        Expect("RSET"),
+        Expect("MAIL FROM:<a@b>"),
+        Expect("RCPT TO:<x@b>"),
+        Expect("DATA"),
+        Send("250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        ReadData,
+        Send("250 queued 2\r\n"),
+        Expect("QUIT"),
+        Send("221 bye\r\n"),
+    ])
+    .await;
+    let mut c = SmtpClient::connect(&addr, T, None).await.expect("connect");
+    c.hello("me").await.expect("ehlo");
+    let rcpts = vec!["x@b".to_string()];
+    let out = c.send_mail("a@b", &rcpts, b"one\r\n").await.expect("send");
+    assert!(out.all_accepted() && c.content_sent());
+    let out = c
+        .send_next_mail("a@b", &rcpts, b"two\r\n")
+        .await
+        .expect("send again");
+    assert!(out.all_accepted() && c.content_sent());
+    c.quit().await.expect("quit");
+    task.await.expect("join").expect("script");
+}
+
+#[tokio::test]
+async fn send_next_mail_without_pipelining_waits_for_rset() {
+    let (addr, task) = fake(vec![
+        Send("220 mx ESMTP\r\n"),
+        Expect("EHLO me"),
+        Send("250 mx\r\n"),
+        Expect("RSET"),
+        Send("250 reset\r\n"),
+        Expect("MAIL FROM:<a@b>"),
+        Send("250 ok\r\n"),
+        Expect("RCPT TO:<x@b>"),
+        Send("250 ok\r\n"),
+        Expect("DATA"),
+        Send("354 go\r\n"),
+        ReadData,
+        Send("250 queued\r\n"),
+    ])
+    .await;
+    let mut c = SmtpClient::connect(&addr, T, None).await.expect("connect");
+    c.hello("me").await.expect("ehlo");
+    let rcpts = vec!["x@b".to_string()];
+    let out = c
+        .send_next_mail("a@b", &rcpts, b"hi\r\n")
+        .await
+        .expect("send");
+    assert!(out.all_accepted());
+    task.await.expect("join").expect("script");
+}
+
+#[tokio::test]
+async fn a_refused_rset_is_an_error_before_any_content() {
+    let (addr, task) = fake(vec![
+        Send("220 mx ESMTP\r\n"),
+        Expect("EHLO me"),
+        Send("250-mx\r\n250 PIPELINING\r\n"),
+        Expect("RSET"),
+        Expect("MAIL FROM:<a@b>"),
+        Expect("RCPT TO:<x@b>"),
+        Expect("DATA"),
+        Send("451 4.3.2 too many transactions on this connection\r\n"),
+    ])
+    .await;
+    let mut c = SmtpClient::connect(&addr, T, None).await.expect("connect");
+    c.hello("me").await.expect("ehlo");
+    let rcpts = vec!["x@b".to_string()];
+    let e = c
+        .send_next_mail("a@b", &rcpts, b"hi\r\n")
+        .await
+        .expect_err("RSET refused");
+    assert!(
+        matches!(&e, SmtpError::Rejected { command, reply, .. } if command == "RSET" && reply.code == 451),
+        "{e:?}"
+    );
+    assert!(!c.content_sent());
+    task.await.expect("join").expect("script");
+}

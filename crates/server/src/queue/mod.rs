@@ -1,26 +1,47 @@
 //! The outbound queue: delivers mail for other domains, retries, bounces.
 //!
-//! The runner wakes when a message is queued (or every second, which also picks up
-//! `mailroom queue flush` from another process), takes the due recipients from the store,
-//! groups them by destination — recipients for the same destination share one SMTP
-//! transaction — and runs one attempt per group, at most `queue.workers` at once and at most
-//! `queue.per_destination` per destination.
+//! # How mail leaves
+//! The runner wakes when a message is queued, when a delivery finishes, or every second
+//! (which also picks up `mailroom queue flush` from another process). Each round reads the
+//! due recipients from the store, groups them by destination (recipients of one message for
+//! the same destination share one SMTP transaction: a *job*), claims them in the store in one
+//! commit (a lease, so no job is started twice) and appends the jobs to that destination's
+//! backlog in memory. Each destination is served by up to `queue.per_destination`
+//! connections (and the whole queue by up to `queue.workers`): a connection task takes jobs
+//! from the backlog one after another over the same SMTP session until the backlog is
+//! empty, then parks the session in the pool of idle sessions.
 //!
+//! # Connection reuse
+//! Several messages go over one session (RFC 5321 §3.3 allows any number of transactions):
+//! each transaction after the first opens with RSET (§4.1.1.5), sent in the same write as
+//! MAIL, RCPT and DATA when the peer offers PIPELINING (RFC 2920 §3.1), so reuse costs no
+//! round trip. An idle session is kept for `queue.idle_session_timeout` and carries at most
+//! `queue.messages_per_session` messages; an idle session holds its destination's slot, so
+//! `per_destination` bounds busy and idle connections together. A pooled session that the
+//! peer closed (or that answers 4xx to RSET or MAIL) fails before the message could have been
+//! taken: the job goes again at once over a new session and no failure is counted.
+//!
+//! # Outcomes
 //! Per recipient (RFC 5321 §4.2.5, §4.5.4.1):
 //! - 2xx after DATA → delivered;
 //! - 5xx to MAIL, RCPT or DATA → failed: a DSN goes to the sender (not for `<>`);
 //! - 4xx, connection refused, timeout, DNS failure → retried after `queue.retry[n]`, the last
 //!   step repeating, until `queue.max_age`, then failed and bounced.
 //!
-//! The results and the bounce are written in one commit: a crash can neither lose a bounce nor
-//! send it twice. A message whose recipients are all finished leaves the queue.
+//! # Durability
+//! A job's results and its bounce are written in one commit: a crash can neither lose a bounce
+//! nor send it twice. The commit is started as soon as the peer's reply is in, while the
+//! session goes on with the next job, so the results of many jobs (of all connections) share
+//! one group commit. A message leaves the queue only in the commit that records its last
+//! recipient as finished; a crash before that commit sends it again after the restart
+//! (at least once, never zero times: RFC 5321 §6.1).
 
 pub mod bounce;
 pub mod route;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailroom_client::smtp::{SmtpClient, SmtpReply};
 use mailroom_client::ClientTls;
@@ -37,10 +58,15 @@ use route::Destination;
 
 /// How often the runner looks for due mail when nothing wakes it.
 const POLL: Duration = Duration::from_secs(1);
-/// Seconds a claim outlasts the longest attempt: time to record the result.
+/// Seconds a claim outlasts the longest wait and attempt: time to record the result.
 const CLAIM_MARGIN: i64 = 60;
-/// Entries taken from the store per round.
-const BATCH: usize = 200;
+/// The least time between two rounds.
+const ROUND_GAP: Duration = Duration::from_millis(20);
+/// Entries read from the store per round.
+const BATCH: usize = 500;
+/// Jobs waiting in memory per connection a destination may have: enough to keep every session
+/// busy between rounds, few enough that a claim's lease covers the wait.
+const BACKLOG_PER_CONNECTION: usize = 64;
 
 /// The result of one attempt for one recipient.
 #[derive(Debug, Clone)]
@@ -57,18 +83,45 @@ enum Outcome {
     },
 }
 
-struct Runner {
-    shared: Arc<Shared>,
-    destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
-    workers: Arc<Semaphore>,
+/// One message's recipients for one destination, claimed until `lease`.
+struct Job {
+    entry: QueueEntry,
+    rcpts: Vec<QueueRecipient>,
+    lease: i64,
 }
 
-/// One attempt planned by a round: its slots are held, its recipients not yet claimed.
-struct Planned {
-    entry: QueueEntry,
+/// A destination's jobs waiting for a connection, and how many connection tasks serve it.
+struct Backlog {
     dest: Destination,
-    rcpts: Vec<QueueRecipient>,
-    permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    jobs: VecDeque<Job>,
+    active: usize,
+}
+
+/// An open SMTP session to a destination.
+struct Session {
+    client: SmtpClient,
+    /// "host:port" it is connected to.
+    server: String,
+    /// Transactions it has carried.
+    messages: usize,
+}
+
+/// A session waiting in the pool, with the destination slot it holds.
+struct Idle {
+    session: Session,
+    slot: OwnedSemaphorePermit,
+    since: Instant,
+}
+
+struct Runner {
+    shared: Arc<Shared>,
+    /// Connection slots per destination key (`queue.per_destination` each).
+    destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
+    workers: Arc<Semaphore>,
+    /// Jobs per destination key. Lock order: `backlogs`, then `idle`.
+    backlogs: Mutex<HashMap<String, Backlog>>,
+    /// Idle sessions per destination key, the most recently used last.
+    idle: Mutex<HashMap<String, Vec<Idle>>>,
 }
 
 /// Starts the queue runner; it stops when `shutdown` becomes true.
@@ -78,6 +131,8 @@ pub fn spawn(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         shared,
         destinations: Mutex::new(HashMap::new()),
         workers,
+        backlogs: Mutex::new(HashMap::new()),
+        idle: Mutex::new(HashMap::new()),
     });
     let span = tracing::Span::current();
     tokio::spawn(
@@ -98,7 +153,13 @@ pub fn spawn(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                 if *shutdown.borrow() {
                     break;
                 }
+                runner.close_expired_sessions();
+                let started = tokio::time::Instant::now();
                 runner.clone().round().await;
+                // Every accepted message wakes the runner; reading the queue for each one
+                // took CPU from the sessions accepting them. Rounds are at least ROUND_GAP
+                // apart, and one round takes all that came meanwhile.
+                tokio::time::sleep_until(started + ROUND_GAP).await;
                 let notify = runner.shared.queue_notify.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(POLL) => {}
@@ -106,25 +167,35 @@ pub fn spawn(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                     _ = shutdown.changed() => {}
                 }
             }
+            runner.close_all_sessions();
         }
         .instrument(span),
     );
 }
 
+/// Locks a mutex, also one a panicking task left poisoned (the maps stay consistent: every
+/// change to them is a single insert or remove).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Runner {
-    /// How long one attempt may take in all (connects, EHLO, STARTTLS, the transaction); it is
+    /// How long one job may take in all (connects, EHLO, STARTTLS, the transaction); it is
     /// cut off after this, so it always records its result while its claim holds.
     fn attempt_budget(&self) -> Duration {
         let q = &self.shared.config.queue;
         q.connect_timeout * 2 + q.command_timeout * 8
     }
 
-    /// One round: read the due recipients (longest-due first, none that an attempt holds),
-    /// plan one attempt per (entry, destination) for which a worker and a destination slot
-    /// are free now, claim their recipients in the store in one commit, and start the
-    /// attempts. What finds no free slot stays due for a later round, unclaimed, so a slow
-    /// destination holds only its own slots and never the rest of the queue.
+    /// One round: read the due recipients (longest-due first, none that a job holds), make
+    /// one job per (entry, destination) while the destination's backlog has room, claim their
+    /// recipients in the store in one commit, queue the jobs and start connections for them.
+    /// What finds no room stays due for a later round, unclaimed, so a slow destination holds
+    /// only its own slots and never the rest of the queue.
     async fn round(self: Arc<Self>) {
+        if self.workers.available_permits() == 0 {
+            return;
+        }
         let store = self.shared.store.clone();
         let now = now_unix();
         let due = match tokio::task::spawn_blocking(move || store.queue_due(now, BATCH)).await {
@@ -135,9 +206,18 @@ impl Runner {
             }
             Err(_) => return,
         };
-        let mut planned: Vec<Planned> = Vec::new();
-        'entries: for entry in due {
-            let mut groups: HashMap<String, (Destination, Vec<QueueRecipient>)> = HashMap::new();
+        if due.is_empty() {
+            return;
+        }
+        let per = self.shared.config.queue.per_destination;
+        let room_of = |key: &str| {
+            let waiting = lock(&self.backlogs).get(key).map_or(0, |b| b.jobs.len());
+            (per * BACKLOG_PER_CONNECTION).saturating_sub(waiting)
+        };
+        let mut rooms: HashMap<String, usize> = HashMap::new();
+        let mut planned: Vec<(String, Destination, QueueEntry, Vec<QueueRecipient>)> = Vec::new();
+        for entry in due {
+            let mut groups: Vec<(String, Destination, Vec<QueueRecipient>)> = Vec::new();
             for r in &entry.recipients {
                 if r.status != "pending" || r.next_attempt > now {
                     continue;
@@ -146,39 +226,36 @@ impl Runner {
                     &self.shared.config,
                     &mailroom_store::domain_of(&r.recipient),
                 );
-                groups
-                    .entry(dest.key())
-                    .or_insert_with(|| (dest, Vec::new()))
-                    .1
-                    .push(r.clone());
+                let key = dest.key();
+                match groups.iter_mut().find(|(k, _, _)| *k == key) {
+                    Some(g) => g.2.push(r.clone()),
+                    None => groups.push((key, dest, vec![r.clone()])),
+                }
             }
-            for (key, (dest, rcpts)) in groups {
-                let Ok(worker) = self.workers.clone().try_acquire_owned() else {
-                    break 'entries;
-                };
-                let Ok(slot) = self.destination_slot(&key).try_acquire_owned() else {
+            for (key, dest, rcpts) in groups {
+                let room = rooms.entry(key.clone()).or_insert_with(|| room_of(&key));
+                if *room == 0 {
                     continue;
+                }
+                *room -= 1;
+                let entry = QueueEntry {
+                    recipients: Vec::new(),
+                    ..entry.clone()
                 };
-                planned.push(Planned {
-                    entry: QueueEntry {
-                        recipients: Vec::new(),
-                        ..entry.clone()
-                    },
-                    dest,
-                    rcpts,
-                    permits: (worker, slot),
-                });
+                planned.push((key, dest, entry, rcpts));
             }
         }
         if planned.is_empty() {
             return;
         }
         // The claim: only recipients still pending, due and unclaimed are taken, in the same
-        // statement that marks them, so no attempt is started twice.
-        let lease = now + self.attempt_budget().as_secs() as i64 + CLAIM_MARGIN;
+        // statement that marks them, so no job is started twice. It lasts for the wait in the
+        // backlog (at most its length in jobs, each cut off after the budget) and the job.
+        let budget = self.attempt_budget().as_secs() as i64;
+        let lease = now + budget * (BACKLOG_PER_CONNECTION as i64 + 1) + CLAIM_MARGIN;
         let ids: Vec<i64> = planned
             .iter()
-            .flat_map(|p| p.rcpts.iter().map(|r| r.id))
+            .flat_map(|p| p.3.iter().map(|r| r.id))
             .collect();
         let store = self.shared.store.clone();
         let claimed: HashSet<i64> =
@@ -190,42 +267,178 @@ impl Runner {
                 }
                 Err(_) => return,
             };
-        for mut p in planned {
-            p.rcpts.retain(|r| claimed.contains(&r.id));
-            if p.rcpts.is_empty() {
-                continue;
+        let mut keys = Vec::new();
+        {
+            let mut backlogs = lock(&self.backlogs);
+            for (key, dest, entry, mut rcpts) in planned {
+                rcpts.retain(|r| claimed.contains(&r.id));
+                if rcpts.is_empty() {
+                    continue;
+                }
+                let b = backlogs.entry(key.clone()).or_insert_with(|| Backlog {
+                    dest,
+                    jobs: VecDeque::new(),
+                    active: 0,
+                });
+                b.jobs.push_back(Job {
+                    entry,
+                    rcpts,
+                    lease,
+                });
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
             }
+        }
+        for key in keys {
+            self.clone().start_connections(&key);
+        }
+    }
+
+    /// Starts connection tasks for a destination's backlog: one per waiting job at most,
+    /// while a worker and a destination slot (an idle session's, or a free one) are to be had.
+    fn start_connections(self: Arc<Self>, key: &str) {
+        loop {
+            let mut backlogs = lock(&self.backlogs);
+            let Some(b) = backlogs.get_mut(key) else {
+                return;
+            };
+            if b.jobs.len() <= b.active {
+                return;
+            }
+            let Ok(worker) = self.workers.clone().try_acquire_owned() else {
+                return;
+            };
+            let (slot, session) = match self.take_idle(key) {
+                Some(idle) => (idle.slot, Some(idle.session)),
+                None => match self.destination_slot(key).try_acquire_owned() {
+                    Ok(slot) => (slot, None),
+                    Err(_) => return,
+                },
+            };
+            b.active += 1;
+            let dest = b.dest.clone();
+            drop(backlogs);
             let runner = self.clone();
+            let key = key.to_string();
             tokio::spawn(
                 async move {
-                    let _permits = p.permits;
-                    runner.attempt(p.entry, p.dest, p.rcpts, lease).await;
+                    runner.connection(key, dest, session, slot).await;
+                    drop(worker);
                 }
                 .instrument(tracing::Span::current()),
             );
         }
     }
 
-    fn destination_slot(&self, key: &str) -> Arc<Semaphore> {
-        let per = self.shared.config.queue.per_destination;
-        match self.destinations.lock() {
-            Ok(mut m) => m
-                .entry(key.to_string())
-                .or_insert_with(|| Arc::new(Semaphore::new(per)))
-                .clone(),
-            Err(_) => Arc::new(Semaphore::new(per)),
+    /// An idle session of `key` still fit for use; the stale ones are closed.
+    fn take_idle(&self, key: &str) -> Option<Idle> {
+        let timeout = self.shared.config.queue.idle_session_timeout;
+        let mut idle = lock(&self.idle);
+        let list = idle.get_mut(key)?;
+        while let Some(i) = list.pop() {
+            if i.since.elapsed() < timeout {
+                return Some(i);
+            }
+            close_session(i.session);
+        }
+        None
+    }
+
+    /// Sends QUIT to idle sessions older than `queue.idle_session_timeout` (their slots go).
+    fn close_expired_sessions(&self) {
+        let timeout = self.shared.config.queue.idle_session_timeout;
+        let mut idle = lock(&self.idle);
+        for list in idle.values_mut() {
+            let (old, fresh): (Vec<Idle>, Vec<Idle>) =
+                list.drain(..).partition(|i| i.since.elapsed() >= timeout);
+            *list = fresh;
+            for i in old {
+                close_session(i.session);
+            }
+        }
+        idle.retain(|_, l| !l.is_empty());
+    }
+
+    fn close_all_sessions(&self) {
+        let mut idle = lock(&self.idle);
+        for (_, list) in idle.drain() {
+            for i in list {
+                close_session(i.session);
+            }
         }
     }
 
-    async fn attempt(
-        &self,
-        entry: QueueEntry,
+    fn destination_slot(&self, key: &str) -> Arc<Semaphore> {
+        let per = self.shared.config.queue.per_destination;
+        lock(&self.destinations)
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(per)))
+            .clone()
+    }
+
+    /// One connection to a destination: takes its jobs one after another over one session
+    /// (a new one when there is none, when it failed, or when it carried
+    /// `messages_per_session`), then parks the session in the pool.
+    async fn connection(
+        self: Arc<Self>,
+        key: String,
         dest: Destination,
-        rcpts: Vec<QueueRecipient>,
-        lease: i64,
+        mut session: Option<Session>,
+        slot: OwnedSemaphorePermit,
+    ) {
+        // Set when no new session could be opened: the jobs still waiting for this
+        // destination get the same outcome without trying again (a dead host is tried once
+        // per round, not once per message).
+        let mut unreachable: Option<Outcome> = None;
+        loop {
+            let job = {
+                let mut backlogs = lock(&self.backlogs);
+                let next = backlogs.get_mut(&key).and_then(|b| b.jobs.pop_front());
+                // Half the backlog done: a round may find room for more.
+                let left = backlogs.get(&key).map_or(0, |b| b.jobs.len());
+                let full = self.shared.config.queue.per_destination * BACKLOG_PER_CONNECTION;
+                if next.is_some() && left == full / 2 {
+                    self.shared.queue_notify.notify_one();
+                }
+                if next.is_none() {
+                    if let Some(b) = backlogs.get_mut(&key) {
+                        b.active -= 1;
+                        if b.active == 0 && b.jobs.is_empty() {
+                            backlogs.remove(&key);
+                        }
+                    }
+                    // Parked while the backlog is locked, so a round that adds jobs now finds
+                    // this session (lock order: backlogs, then idle).
+                    if let Some(s) = session.take() {
+                        lock(&self.idle).entry(key.clone()).or_default().push(Idle {
+                            session: s,
+                            slot,
+                            since: Instant::now(),
+                        });
+                    }
+                    break;
+                }
+                next
+            };
+            let Some(job) = job else { break };
+            self.run_job(&dest, &mut session, &mut unreachable, job)
+                .await;
+        }
+        self.shared.queue_notify.notify_one();
+    }
+
+    /// Reads the job's message, delivers it over `session`, and starts recording the result
+    /// (the commit runs beside the next job).
+    async fn run_job(
+        self: &Arc<Self>,
+        dest: &Destination,
+        session: &mut Option<Session>,
+        unreachable: &mut Option<Outcome>,
+        job: Job,
     ) {
         let store = self.shared.store.clone();
-        let at = mailroom_store::MessageRef::Queued(entry.id);
+        let at = mailroom_store::MessageRef::Queued(job.entry.id);
         let message = match tokio::task::spawn_blocking(move || {
             mailroom_store::read_message(store.as_ref(), at)
         })
@@ -235,7 +448,7 @@ impl Runner {
             Ok(Err(mailroom_store::StoreError::NotFound(_))) => return, // removed meanwhile
             _ => {
                 tracing::error!(
-                    queue_id = entry.id.0,
+                    queue_id = job.entry.id.0,
                     "cannot read a queued message; will retry"
                 );
                 // Recorded like any temporary failure, so the claim goes and a retry comes.
@@ -243,43 +456,134 @@ impl Runner {
                     diagnostic: "the queued message could not be read from the store".into(),
                     host: None,
                 };
-                let outcomes = vec![why; rcpts.len()];
-                self.record(&entry, &rcpts, outcomes, &[], lease).await;
+                let outcomes = vec![why; job.rcpts.len()];
+                self.clone().spawn_record(job, outcomes, Vec::new());
                 return;
             }
         };
-        let addresses: Vec<String> = rcpts.iter().map(|r| r.recipient.clone()).collect();
+        let addresses: Vec<String> = job.rcpts.iter().map(|r| r.recipient.clone()).collect();
+        if let Some(o) = unreachable {
+            let outcomes = vec![o.clone(); addresses.len()];
+            self.clone().spawn_record(job, outcomes, message);
+            return;
+        }
         let budget = self.attempt_budget();
         let outcomes = match tokio::time::timeout(
             budget,
-            self.deliver(&dest, &entry.sender, &addresses, &message),
+            self.deliver(dest, session, &job.entry.sender, &addresses, &message),
         )
         .await
         {
-            Ok(o) => o,
-            Err(_) => vec![
-                Outcome::Transient {
-                    diagnostic: format!(
-                        "the attempt took longer than {} s and was cut off",
-                        budget.as_secs()
-                    ),
-                    host: None,
-                };
-                addresses.len()
-            ],
+            Ok(Ok(o)) => o,
+            Ok(Err(o)) => {
+                *unreachable = Some(o.clone());
+                vec![o; addresses.len()]
+            }
+            Err(_) => {
+                // The session is in an unknown state: never reused.
+                *session = None;
+                vec![
+                    Outcome::Transient {
+                        diagnostic: format!(
+                            "the attempt took longer than {} s and was cut off",
+                            budget.as_secs()
+                        ),
+                        host: None,
+                    };
+                    addresses.len()
+                ]
+            }
         };
-        self.record(&entry, &rcpts, outcomes, &message, lease).await;
+        self.clone().spawn_record(job, outcomes, message);
     }
 
-    /// One attempt at one destination: tries its hosts in order until one answers.
+    fn spawn_record(self: Arc<Self>, job: Job, outcomes: Vec<Outcome>, message: Vec<u8>) {
+        tokio::spawn(
+            async move {
+                self.record(&job.entry, &job.rcpts, outcomes, &message, job.lease)
+                    .await;
+            }
+            .instrument(tracing::Span::current()),
+        );
+    }
+
+    /// One transaction for one job: over the session given (then RSET first), else over a new
+    /// one. A reused session that fails before the message could have been taken — closed by
+    /// the peer while idle, RSET refused, a 4xx to MAIL — is dropped and the job goes again
+    /// at once over a new session: that is not a failed attempt. `Err` when no new session
+    /// could be opened: the outcome for every recipient of the job.
     async fn deliver(
         &self,
         dest: &Destination,
+        session: &mut Option<Session>,
         sender: &str,
         rcpts: &[String],
         message: &[u8],
-    ) -> Vec<Outcome> {
-        let all = |o: Outcome| vec![o; rcpts.len()];
+    ) -> Result<Vec<Outcome>, Outcome> {
+        let all = |o: Outcome| Ok(vec![o; rcpts.len()]);
+        let q = &self.shared.config.queue;
+        loop {
+            let mut s = match session.take() {
+                Some(s) => s,
+                None => self.connect(dest).await?,
+            };
+            let reused = s.messages > 0;
+            let limit = q.command_timeout * 4;
+            let result = if reused {
+                tokio::time::timeout(limit, s.client.send_next_mail(sender, rcpts, message)).await
+            } else {
+                tokio::time::timeout(limit, s.client.send_mail(sender, rcpts, message)).await
+            };
+            let server = s.server.clone();
+            match result {
+                Ok(Ok(outcome)) => {
+                    s.messages += 1;
+                    // RFC 5321 §4.2.5: a 4xx to MAIL on a reused session is often the peer's
+                    // limit of transactions per connection: try a new session before taking
+                    // it as a failure.
+                    if reused && (400..500).contains(&outcome.mail.code) {
+                        tracing::debug!(%server, reply = %outcome.mail, "reused session refused MAIL; trying a new one");
+                        close_session(s);
+                        continue;
+                    }
+                    if s.messages < q.messages_per_session {
+                        *session = Some(s);
+                    } else {
+                        close_session(s);
+                    }
+                    return Ok(outcomes_of(
+                        &server,
+                        rcpts,
+                        &outcome.mail,
+                        &outcome.rcpts,
+                        outcome.data.as_ref(),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    let content_sent = s.client.content_sent();
+                    drop(s);
+                    if reused && !content_sent {
+                        tracing::debug!(%server, error = %e, "reused session failed before the message; trying a new one");
+                        continue;
+                    }
+                    return all(Outcome::Transient {
+                        diagnostic: e.to_string(),
+                        host: Some(server),
+                    });
+                }
+                Err(_) => {
+                    return all(Outcome::Transient {
+                        diagnostic: format!("{server} timed out during the transaction"),
+                        host: Some(server),
+                    })
+                }
+            }
+        }
+    }
+
+    /// A new session to one of the destination's hosts (tried in order), logged in when the
+    /// route says so; else the outcome for the job's recipients.
+    async fn connect(&self, dest: &Destination) -> Result<Session, Outcome> {
         let (hosts, auth, tls) = match dest {
             Destination::Fixed {
                 host,
@@ -288,15 +592,12 @@ impl Runner {
                 tls,
             } => (vec![(host.clone(), *port)], auth.clone(), tls.clone()),
             Destination::Mx { domain } => {
-                let answer = match route::lookup_mx(domain).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        return all(Outcome::Transient {
-                            diagnostic: e,
-                            host: None,
-                        })
-                    }
-                };
+                let answer = route::lookup_mx(domain)
+                    .await
+                    .map_err(|e| Outcome::Transient {
+                        diagnostic: e,
+                        host: None,
+                    })?;
                 match route::mx_hosts(domain, answer) {
                     Ok(h) => (
                         h.into_iter().map(|h| (h, 25)).collect(),
@@ -304,7 +605,7 @@ impl Runner {
                         route::mx_policy(&self.shared.config),
                     ),
                     Err(e) => {
-                        return all(Outcome::Permanent {
+                        return Err(Outcome::Permanent {
                             diagnostic: e,
                             status: "5.1.2".into(),
                             host: None,
@@ -313,7 +614,6 @@ impl Runner {
                 }
             }
         };
-        let cfg = &self.shared.config;
         let trace = self.trace_fn();
         let mut last_error = String::from("no host to try");
         for (host, port) in hosts {
@@ -331,42 +631,13 @@ impl Runner {
                     continue;
                 }
             }
-            let result = tokio::time::timeout(
-                cfg.queue.command_timeout * 4,
-                client.send_mail(sender, rcpts, message),
-            )
-            .await;
-            let outcome = match result {
-                Ok(Ok(o)) => o,
-                Ok(Err(e)) => {
-                    return all(Outcome::Transient {
-                        diagnostic: e.to_string(),
-                        host: Some(server),
-                    })
-                }
-                Err(_) => {
-                    return all(Outcome::Transient {
-                        diagnostic: format!("{server} timed out during the transaction"),
-                        host: Some(server),
-                    })
-                }
-            };
-            // The outcome is recorded at once; QUIT goes on beside it. Each moment between
-            // the peer's 250 and our commit is one in which a crash sends the message twice
-            // (RFC 5321 §6.1); waiting for the 221 first made that window a round trip
-            // longer (the chaos test saw most deliveries in flight at a kill arrive twice).
-            tokio::spawn(async move {
-                let _ = client.quit().await;
+            return Ok(Session {
+                client,
+                server,
+                messages: 0,
             });
-            return outcomes_of(
-                &server,
-                rcpts,
-                &outcome.mail,
-                &outcome.rcpts,
-                outcome.data.as_ref(),
-            );
         }
-        all(Outcome::Transient {
+        Err(Outcome::Transient {
             diagnostic: last_error,
             host: None,
         })
@@ -533,6 +804,14 @@ impl Runner {
             Err(e) => tracing::error!(error = %e, "recording delivery results panicked"),
         }
     }
+}
+
+/// Ends a session that will not be used again: QUIT goes on in the background (the result
+/// is recorded already; nothing waits for the 221).
+fn close_session(s: Session) {
+    tokio::spawn(async move {
+        let _ = s.client.quit().await;
+    });
 }
 
 /// Per-recipient outcomes from the replies of one transaction.
