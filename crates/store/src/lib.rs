@@ -23,6 +23,7 @@ pub mod check;
 pub mod files;
 pub mod password;
 pub mod sqlite;
+pub mod stats;
 
 use std::sync::Arc;
 
@@ -225,6 +226,42 @@ pub struct Delivery {
     pub local: Vec<AccountId>,
     /// Recipients that leave this server, if any.
     pub outbound: Option<Outbound>,
+    /// The SMTP dialogue that delivered the message, kept with the local copies (in the same
+    /// transaction) and removed with the message; `None` for mail that came otherwise.
+    pub transcript: Option<Transcript>,
+}
+
+/// Which side of an SMTP dialogue said a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `C:` the client.
+    Client,
+    /// `S:` the server.
+    Server,
+}
+
+impl Direction {
+    /// `"C"` or `"S"`.
+    pub fn letter(self) -> &'static str {
+        match self {
+            Direction::Client => "C",
+            Direction::Server => "S",
+        }
+    }
+}
+
+/// The recorded SMTP dialogue of the session that delivered a message: its lines with
+/// secrets already masked and control characters escaped (so no line holds a line break),
+/// the message data as one line standing for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transcript {
+    pub lines: Vec<(Direction, String)>,
+    /// Lines were left out because the dialogue passed the recording limit.
+    pub truncated: bool,
+    /// The client's address and port.
+    pub peer: String,
+    /// The listener's name (`smtp`, `submission`, `submissions`).
+    pub listener: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -344,6 +381,11 @@ pub trait MailStore: Send + Sync {
 
     // ---- delivery ----
     fn deliver(&self, delivery: Delivery) -> Result<Receipt>;
+    /// The SMTP dialogue kept with a message ([`Delivery::transcript`]), read through where
+    /// the reader may see it: another account's mailbox answers `NotFound` like a missing
+    /// message. `Ok(None)`: the message is there but came without one (APPEND, a bounce, mail
+    /// stored before transcripts were kept).
+    fn message_transcript(&self, message: MessageRef) -> Result<Option<Transcript>>;
 
     // ---- mailboxes ----
     fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxInfo>>;
@@ -489,6 +531,12 @@ pub trait MailStore: Send + Sync {
     /// How many tombstones of expunged UIDs each mailbox keeps for QRESYNC (the oldest beyond
     /// it are pruned at the next expunge).
     fn set_tombstones_kept(&self, n: u64);
+
+    /// What the backend's writer did (group commits: their duration and size), for the
+    /// server's metrics. `None`: the backend keeps no such numbers.
+    fn writer_stats(&self) -> Option<stats::WriterStats> {
+        None
+    }
 
     /// Stops background work and closes the database cleanly. Further writes fail with Closed.
     fn shutdown(&self);

@@ -46,6 +46,8 @@ pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// What the writer did (commit durations, batch sizes), for the server's metrics.
+    writer_stats: std::sync::Arc<crate::stats::WriterCounters>,
 }
 
 /// Versioned schema: entry N brings the schema from version N to N+1 (`PRAGMA user_version`).
@@ -362,6 +364,23 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE accounts ADD COLUMN apop_secret TEXT;
     "#,
+    // The SMTP dialogue of the session that delivered a message (issue 17: the web inbox's
+    // "SMTP dialogue" tab, `GET /api/messages/{mailbox}/{id}/transcript`). One row per stored
+    // message, written in the delivery's transaction and gone with the message (cascade, and
+    // a trigger where foreign keys are off). `lines`: one `C: text` / `S: text` per line, each
+    // already masked and escaped (no line holds a line break).
+    r#"
+    CREATE TABLE message_transcript (
+        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        peer TEXT NOT NULL,
+        listener TEXT NOT NULL,
+        truncated INTEGER NOT NULL,
+        lines TEXT NOT NULL
+    );
+    CREATE TRIGGER messages_transcript_delete AFTER DELETE ON messages BEGIN
+        DELETE FROM message_transcript WHERE message_id = OLD.id;
+    END;
+    "#,
 ];
 
 /// How many tombstones (see the `expunged` table) a mailbox keeps; the oldest beyond this are
@@ -486,9 +505,11 @@ impl SqliteStore {
         configure(&conn)?;
         migrate(&conn)?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let writer_stats = std::sync::Arc::new(crate::stats::WriterCounters::default());
+        let counters = writer_stats.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx))?;
+            .spawn(move || writer_loop(conn, rx, &counters))?;
         Ok(SqliteStore {
             path,
             data_dir: data_dir.to_path_buf(),
@@ -497,6 +518,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             readers: Mutex::new(Vec::new()),
+            writer_stats,
         })
     }
 
@@ -654,7 +676,7 @@ const KEEP_FREE_PAGES: i64 = 1024;
 /// Pages given back per transaction, so waiting jobs run between steps.
 const RELEASE_STEP: i64 = 2048;
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, stats: &crate::stats::WriterCounters) {
     let mut next_release = std::time::Instant::now() + RELEASE_EVERY;
     let mut releasing = false;
     loop {
@@ -672,7 +694,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                         Err(_) => break,
                     }
                 }
-                run_batch(&conn, batch);
+                run_batch(&conn, batch, stats);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -749,10 +771,16 @@ pub(crate) fn compact(conn: &Connection) -> Result<()> {
 /// that transaction is answered with an error (nothing of it is on disk; a `451` lets the
 /// sender retry) and the jobs not yet run start a new transaction. A result is sent only after
 /// the COMMIT of the transaction that holds it returned Ok.
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+///
+/// `stats` gets each committed transaction's duration (BEGIN to the end of COMMIT, the fsync
+/// included) and number of jobs, and counts the transactions that failed.
+fn run_batch(conn: &Connection, batch: Vec<Job>, stats: &crate::stats::WriterCounters) {
+    use std::sync::atomic::Ordering;
     let mut pending: std::collections::VecDeque<Job> = batch.into();
     while !pending.is_empty() {
+        let began = std::time::Instant::now();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            stats.failed_commits.fetch_add(1, Ordering::Relaxed);
             let failure = Failure::of(&e, "cannot begin");
             for job in pending {
                 let _ = job.reply.send(Err(failure.error()));
@@ -783,6 +811,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
+            stats.failed_commits.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %failure.text, jobs = done.len(), "store transaction rolled back; its writes were refused");
             for (reply, _) in done {
                 let _ = reply.send(Err(failure.error()));
@@ -791,11 +820,14 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
         }
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
+                stats.commit_seconds.observe(began.elapsed().as_secs_f64());
+                stats.batch_size.observe(done.len() as f64);
                 for (reply, result) in done {
                     let _ = reply.send(result);
                 }
             }
             Err(e) => {
+                stats.failed_commits.fetch_add(1, Ordering::Relaxed);
                 let failure = Failure::of(&e, "commit failed");
                 if !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
@@ -1066,6 +1098,20 @@ fn deliver_in(c: &Connection, delivery: &Delivery) -> Result<Receipt> {
                 params![mailbox, uid, msg.0, now, modseq],
             )?;
             receipt.local.push((*account, uid));
+        }
+        if let Some(t) = &delivery.transcript {
+            let mut lines = String::new();
+            for (dir, text) in &t.lines {
+                lines.push_str(dir.letter());
+                lines.push_str(": ");
+                lines.push_str(text);
+                lines.push('\n');
+            }
+            c.prepare_cached(
+                "INSERT INTO message_transcript (message_id, peer, listener, truncated, lines)
+                   VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![msg.0, t.peer, t.listener, t.truncated, lines])?;
         }
     }
     if let Some(out) = &delivery.outbound {
@@ -1358,6 +1404,42 @@ impl MailStore for SqliteStore {
             + delivery.outbound.as_ref().map_or(0, |o| o.message.len());
         self.check_space(size)?;
         self.write(move |c| deliver_in(c, &delivery))
+    }
+
+    fn message_transcript(&self, message: MessageRef) -> Result<Option<Transcript>> {
+        self.read(|c| {
+            let id = resolve_message(c, message)?;
+            let row: Option<(String, String, bool, String)> = c
+                .prepare_cached(
+                    "SELECT peer, listener, truncated, lines FROM message_transcript
+                      WHERE message_id = ?1",
+                )?
+                .query_row(params![id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            Ok(row.map(|(peer, listener, truncated, text)| Transcript {
+                lines: text
+                    .lines()
+                    .filter_map(|l| {
+                        let (d, rest) = l.split_at_checked(3)?;
+                        let dir = match d {
+                            "C: " => Direction::Client,
+                            "S: " => Direction::Server,
+                            _ => return None,
+                        };
+                        Some((dir, rest.to_string()))
+                    })
+                    .collect(),
+                truncated,
+                peer,
+                listener,
+            }))
+        })
+    }
+
+    fn writer_stats(&self) -> Option<crate::stats::WriterStats> {
+        Some(self.writer_stats.snapshot())
     }
 
     fn remove_domain(&self, domain: &str) -> Result<()> {
@@ -2318,12 +2400,85 @@ mod tests {
     }
 
     #[test]
+    fn a_transcript_is_kept_with_its_message_read_by_its_owner_and_goes_with_it() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        let b = s.add_account("b@x.test", "h").unwrap();
+        let c = s.add_account("c@x.test", "h").unwrap();
+        let t = Transcript {
+            lines: vec![
+                (Direction::Server, "220 mx ESMTP".into()),
+                (Direction::Client, "AUTH PLAIN ****".into()),
+                (Direction::Client, "<message, 20 octets>".into()),
+            ],
+            truncated: true,
+            peer: "127.0.0.1:5000".into(),
+            listener: "submission".into(),
+        };
+        s.deliver(Delivery {
+            transcript: Some(t.clone()),
+            local_message: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+            local: vec![a, b],
+            outbound: None,
+        })
+        .unwrap();
+        // A message that came without one (a bounce, APPEND): none.
+        s.deliver(Delivery {
+            transcript: None,
+            local_message: b"Subject: 2\r\n\r\n".to_vec(),
+            local: vec![a],
+            outbound: None,
+        })
+        .unwrap();
+        let at = |acct: AccountId, uid| MessageRef::Mailbox {
+            mailbox: s.mailbox(acct, "INBOX").unwrap().unwrap().id,
+            uid,
+        };
+        assert_eq!(s.message_transcript(at(a, 1)).unwrap(), Some(t.clone()));
+        assert_eq!(s.message_transcript(at(b, 1)).unwrap(), Some(t));
+        assert_eq!(s.message_transcript(at(a, 2)).unwrap(), None);
+        // Another account's mailbox with a's UID: not found, like a missing message.
+        let foreign = MessageRef::Mailbox {
+            mailbox: MailboxId {
+                account: c,
+                id: s.mailbox(a, "INBOX").unwrap().unwrap().id.id,
+            },
+            uid: 1,
+        };
+        assert!(matches!(
+            s.message_transcript(foreign),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.message_transcript(at(c, 1)),
+            Err(StoreError::NotFound(_))
+        ));
+        // Gone with the message: once both copies are expunged, the row is deleted.
+        s.expunge(s.mailbox(a, "INBOX").unwrap().unwrap().id, &[1])
+            .unwrap();
+        let rows = |s: &SqliteStore| -> i64 {
+            s.read(
+                |c| Ok(c.query_row("SELECT COUNT(*) FROM message_transcript", [], |r| r.get(0))?),
+            )
+            .unwrap()
+        };
+        assert_eq!(rows(&s), 1, "b's copy still holds the message");
+        s.expunge(s.mailbox(b, "INBOX").unwrap().unwrap().id, &[1])
+            .unwrap();
+        assert_eq!(rows(&s), 0);
+        let stats = s.writer_stats().unwrap();
+        assert!(stats.commit_seconds.count >= 4, "{stats:?}");
+        assert_eq!(stats.batch_size.count, stats.commit_seconds.count);
+    }
+
+    #[test]
     fn deliver_read_expunge() {
         let (_d, s) = store();
         let a = s.add_account("a@x.test", "h").unwrap();
         let b = s.add_account("b@x.test", "h").unwrap();
         let r = s
             .deliver(Delivery {
+                transcript: None,
                 local_message: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
                 local: vec![a, b],
                 outbound: Some(Outbound {
@@ -2386,6 +2541,7 @@ mod tests {
         // UIDs are never reused after expunge.
         let r2 = s
             .deliver(Delivery {
+                transcript: None,
                 local_message: b"m\r\n".to_vec(),
                 local: vec![a],
                 outbound: None,
@@ -2404,6 +2560,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..25 {
                         s.deliver(Delivery {
+                            transcript: None,
                             local_message: b"m\r\n".to_vec(),
                             local: vec![a],
                             outbound: None,
@@ -2429,6 +2586,7 @@ mod tests {
         s.add_account("a@x.test", "h").unwrap();
         // Delivering to a nonexistent account fails, and must not leave an orphan blob.
         let err = s.deliver(Delivery {
+            transcript: None,
             local_message: b"m".to_vec(),
             local: vec![AccountId(999)],
             outbound: None,
@@ -2489,7 +2647,7 @@ mod tests {
             Ok(())
         });
         let (j3, r3) = insert_job("j3", 10);
-        run_batch(&c, vec![j1, j2, j3]);
+        run_batch(&c, vec![j1, j2, j3], &Default::default());
         assert!(
             r1.recv().unwrap().is_err(),
             "j1 was rolled back with the batch"
@@ -2523,7 +2681,7 @@ mod tests {
             jobs.push(j);
             answers.push((tag, r));
         }
-        run_batch(&c, jobs);
+        run_batch(&c, jobs, &Default::default());
         let stored = stored_tags(&c);
         let mut acknowledged = Vec::new();
         for (tag, r) in answers {
@@ -2547,7 +2705,7 @@ mod tests {
         // The writer goes on: room again, a later batch commits.
         c.pragma_update(None, "max_page_count", 1_000_000).unwrap();
         let (j, r) = insert_job("c1", 200_000);
-        run_batch(&c, vec![j]);
+        run_batch(&c, vec![j], &Default::default());
         assert!(r.recv().unwrap().is_ok());
         assert!(stored_tags(&c).contains(&"c1".to_string()));
     }
@@ -2585,6 +2743,7 @@ mod tests {
         let (_d, s) = store();
         let a = s.add_account("a@x.test", "h").unwrap();
         let out = |first| Delivery {
+            transcript: None,
             local_message: Vec::new(),
             local: Vec::new(),
             outbound: Some(Outbound {
@@ -2603,6 +2762,7 @@ mod tests {
         assert_eq!(s.queue_claim(&[r1, r2], 100, 500).unwrap(), vec![r1, r2]);
         // r1 delivered, r2 fails permanently with a bounce to a.
         let bounce = Delivery {
+            transcript: None,
             local_message: b"bounce".to_vec(),
             local: vec![a],
             outbound: None,
@@ -2788,6 +2948,7 @@ mod tests {
         let a = s.add_account("a@x.test", "h").unwrap();
         for body in [&b"line\r\n"[..], b"no newline", b""] {
             s.deliver(Delivery {
+                transcript: None,
                 local_message: body.to_vec(),
                 local: vec![a],
                 outbound: None,
@@ -2855,6 +3016,7 @@ mod tests {
         let inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
         for i in 0..5 {
             s.deliver(Delivery {
+                transcript: None,
                 local_message: vec![b'x'; 100 + i],
                 local: vec![a, b],
                 outbound: None,
@@ -2902,6 +3064,7 @@ mod tests {
         assert_eq!(s.account_usage(a).unwrap(), 0);
         // One delivery to both: one blob, but each account counts its copy.
         s.deliver(Delivery {
+            transcript: None,
             local_message: vec![b'x'; 1000],
             local: vec![a, b],
             outbound: None,
@@ -3029,6 +3192,7 @@ mod tests {
 
     fn deliver_to(s: &SqliteStore, to: AccountId, body: &str) {
         s.deliver(Delivery {
+            transcript: None,
             local_message: body.as_bytes().to_vec(),
             local: vec![to],
             outbound: None,
@@ -3299,6 +3463,7 @@ mod tests {
         // A reserve larger than any disk: every new message is refused as StorageFull...
         s.set_min_free_space(u64::MAX / 4);
         let refused = s.deliver(Delivery {
+            transcript: None,
             local_message: b"Subject: no\r\n\r\nroom\r\n".to_vec(),
             local: vec![a],
             outbound: None,
@@ -3455,6 +3620,7 @@ mod tests {
         let b = s.add_account("b@x.test", "h").unwrap();
         for i in 0..3 {
             s.deliver(Delivery {
+                transcript: None,
                 local_message: format!("Subject: {i}\r\n\r\nx\r\n").into_bytes(),
                 local: vec![a, b],
                 outbound: None,
