@@ -70,6 +70,8 @@ impl Harness {
             queue_notify: Arc::new(Notify::new()),
             imap: imap::ImapShared::default(),
             http: crate::http::HttpShared::default(),
+            metrics: crate::metrics::Metrics::default(),
+            capture: None,
             tls,
             session_ids: AtomicU64::new(0),
         });
