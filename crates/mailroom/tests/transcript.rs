@@ -193,3 +193,42 @@ print("ok")
     ));
     assert_eq!(out.trim(), "ok");
 }
+
+#[test]
+fn a_hostile_dialogue_is_escaped_and_bounded() {
+    let s = start();
+    let out = s.python(&format!(
+        "{PY}\n{}",
+        r##"
+import socket
+k = socket.create_connection((H, int(os.environ["SMTP_PORT"])))
+f = k.makefile("rb")
+def reply():
+    while True:
+        l = f.readline()
+        if l[3:4] != b"-":
+            return l
+reply()
+# A terminal escape and a NUL in a NOOP, then 5000 NOOPs (about 80 KiB of dialogue).
+k.sendall(b"EHLO hostile\r\nNOOP \x1b[31mred\x00\r\n")
+reply(); reply()
+k.sendall(b"NOOP\r\n" * 5000)
+for _ in range(5000):
+    reply()
+k.sendall(b"MAIL FROM:<x@far.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
+reply(); reply(); reply()
+k.sendall(b"Subject: h\r\n\r\nx\r\n.\r\nQUIT\r\n")
+assert reply().startswith(b"250 "), "not accepted"
+k.close()
+st, t = transcript(ALICE, ids(ALICE)[-1])
+lines = shape(t)
+assert t["truncated"] is True, len(lines)
+assert sum(len(x) for _, x in lines) <= 64 * 1024
+text = "\n".join(x for _, x in lines)
+assert "\x1b" not in text and "\x00" not in text, "control characters kept"
+assert "NOOP \\x1b[31mred\\x00" in text, [x for _, x in lines[:6]]
+print("ok")
+"##
+    ));
+    assert_eq!(out.trim(), "ok");
+}
