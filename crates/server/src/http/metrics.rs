@@ -63,3 +63,88 @@ pub async fn get(State(ctx): State<Ctx>, req: Request) -> Result<Response, ApiEr
     let body = ctx.shared.metrics.render(&snap);
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::Harness;
+    use axum::body::Body;
+    use base64::Engine;
+
+    const TOKEN: &str = "a-long-enough-metrics-token";
+
+    /// The status of `GET /metrics` from `peer` (a value only: nothing is sent anywhere),
+    /// over TLS (so Basic passwords are allowed from any address) with `auth`.
+    async fn status(h: &Harness, peer: &str, auth: Option<String>) -> StatusCode {
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let ctx = Ctx {
+            shared: h.shared.clone(),
+            peer: peer.parse().unwrap(),
+            tls: true,
+            shutdown: rx,
+        };
+        let mut req = Request::builder().uri("/metrics");
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        match get(State(ctx), req.body(Body::empty()).unwrap()).await {
+            Ok(r) => r.status(),
+            Err(e) => e.into_response().status(),
+        }
+    }
+
+    fn basic(user: &str, pass: &str) -> Option<String> {
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        Some(format!("Basic {b}"))
+    }
+
+    #[tokio::test]
+    async fn loopback_is_open_elsewhere_a_token_or_an_admin_is_needed() {
+        let h = Harness::new(|c| {
+            c.http.admins = vec!["alice@example.test".into()];
+            c.http.metrics_token = Some(TOKEN.into());
+        });
+        // 192.0.2.0/24 is the documentation range (RFC 5737): "another machine".
+        let far = "192.0.2.7:40000";
+        assert_eq!(status(&h, "127.0.0.1:40000", None).await, StatusCode::OK);
+        assert_eq!(status(&h, "[::1]:40000", None).await, StatusCode::OK);
+        assert_eq!(status(&h, far, None).await, StatusCode::UNAUTHORIZED);
+        let bearer = |t: &str| Some(format!("Bearer {t}"));
+        assert_eq!(status(&h, far, bearer(TOKEN)).await, StatusCode::OK);
+        assert_eq!(
+            status(&h, far, bearer("a-long-enough-metrics-tokeX")).await,
+            StatusCode::FORBIDDEN
+        );
+        // A wrong token is refused on loopback too: it was meant for something.
+        assert_eq!(
+            status(&h, "127.0.0.1:40000", bearer("nope")).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(&h, far, basic("alice@example.test", "alice-secret")).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(&h, far, basic("bob@example.test", "bob-secret")).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(&h, far, basic("alice@example.test", "wrong")).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_configured_token_every_bearer_is_refused() {
+        let h = Harness::new(|_| {});
+        assert_eq!(
+            status(
+                &h,
+                "192.0.2.7:1",
+                Some("Bearer anything-at-all-here".into())
+            )
+            .await,
+            StatusCode::FORBIDDEN
+        );
+    }
+}
