@@ -1314,6 +1314,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_capture_example_loads_and_its_faults_validate() {
+        let text = include_str!("../../../examples/capture.toml");
+        let c = Config::parse(text, "capture.toml").unwrap();
+        assert!(c.capture.enabled && !c.capture.allow_public);
+        assert_eq!(c.capture.password, defaults::CAPTURE_PASSWORD);
+        // Its commented-out faults, switched on, are valid too.
+        let on = text
+            .replace("# [capture.faults]", "[capture.faults]")
+            .replace("# seed", "seed")
+            .replace("# rcpt", "rcpt")
+            .replace("# data", "data");
+        let c = Config::parse(&on, "capture.toml").unwrap();
+        let rcpt = c.capture.faults.rcpt.unwrap();
+        assert_eq!((rcpt.rate, rcpt.code), (0.2, 451));
+        assert_eq!(c.capture.faults.seed, Some(42));
+        // allow_public lets a public listener through.
+        let public = on.replace("127.0.0.1:24025", "192.0.2.1:25");
+        let e = Config::parse(&public, "capture.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("capture.allow_public") && e.contains("listen.smtp"),
+            "{e}"
+        );
+        let allowed = public.replace("enabled = true", "enabled = true\nallow_public = true");
+        assert!(Config::parse(&allowed, "capture.toml").is_ok());
+    }
+
+    #[test]
     fn minimal_and_full() {
         let c = Config::parse("hostname = \"mx.example.test\"\n", "t.toml").unwrap();
         assert!(
