@@ -446,6 +446,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_listener_has_its_own_slot() {
+        for (i, k) in ListenerKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i, "{k:?}");
+        }
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
         assert_eq!(escape_label("x\ny"), "x\\ny");
