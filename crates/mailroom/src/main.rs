@@ -41,6 +41,11 @@ enum Command {
         /// Log every session's dialogue as C:/S: lines (AUTH secrets masked).
         #[arg(long)]
         trace: bool,
+        /// Capture mode, for testing applications that send mail: accept mail for any
+        /// recipient and any AUTH, relay nothing, file each message under its recipient's own
+        /// account (made on first use; password `[capture] password`, default "capture").
+        #[arg(long)]
+        capture: bool,
     },
     /// Run every server of a lab file in one process (routes between them derived).
     Lab {
@@ -232,7 +237,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         config.data_dir = dir;
     }
     match cli.command {
-        Command::Serve { trace } => serve_all(vec![config], trace),
+        Command::Serve { trace, capture } => {
+            if capture {
+                config.capture.enabled = true;
+                // The loopback rule applies to the flag as to the config key.
+                config.validate()?;
+            }
+            serve_all(vec![config], trace)
+        }
         Command::User(cmd) => user(config, cmd),
         Command::Domain(cmd) => domain(config, cmd),
         Command::Alias(cmd) => alias(config, cmd),
@@ -383,6 +395,14 @@ async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)>
     let hostname = config.hostname.clone();
     let name = config.name.clone();
     let hint_cmd = user_add_command(&config);
+    // The password is shown only when it is the documented default (a secret is never logged).
+    let capture = config.capture.enabled.then(|| {
+        if config.capture.password == mailroom_server::config::defaults::CAPTURE_PASSWORD {
+            format!("password {:?}", config.capture.password)
+        } else {
+            "the [capture] password of the config".to_string()
+        }
+    });
     // A local domain of the server for the hint's example address.
     let domain = config
         .domains
@@ -397,7 +417,12 @@ async fn start_one(config: Config) -> Result<(mailroom_server::Server, Summary)>
     if let Some(tls) = server.tls_summary() {
         data.push_str(&format!("{who}{tls}\n"));
     }
-    if accounts == 0 {
+    if let Some(password) = &capture {
+        data.push_str(&format!(
+            "{who}CAPTURE MODE IS ON: mail to any address is accepted and kept here, none is relayed, any AUTH is accepted; read it as the recipient address with {password} (POP3, IMAP, HTTP API)\n"
+        ));
+    }
+    if accounts == 0 && capture.is_none() {
         // The same config (and server name) the server runs with, or the account would go
         // into another store; and a listener that is really open.
         let then =

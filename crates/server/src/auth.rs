@@ -68,7 +68,14 @@ pub async fn login(
     name: &str,
     secret: &str,
 ) -> Result<Account, LoginError> {
-    shared.auth.check(&shared.store, name, secret).await
+    let outcome = shared.auth.check(&shared.store, name, secret).await;
+    // Failures are counted where every protocol reports them, `note_failure`.
+    if outcome.is_ok() {
+        if let Some(kind) = crate::current_listener() {
+            shared.metrics.login(kind, true);
+        }
+    }
+    outcome
 }
 
 /// What a name given at login names.
@@ -601,6 +608,9 @@ pub fn note_failure(
     conn_failures: u32,
 ) -> std::time::Duration {
     let per_ip = shared.auth_failures.record(peer.ip());
+    if let Some(kind) = crate::current_listener() {
+        shared.metrics.login(kind, false);
+    }
     tracing::warn!(
         proto,
         peer = %peer,

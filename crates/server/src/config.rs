@@ -24,6 +24,8 @@ pub mod defaults {
     pub const HTTP: &str = "127.0.0.1:24080";
     /// How long an HTTP login session lasts without being used (`[http] session_ttl`).
     pub const HTTP_SESSION_TTL_SECS: u64 = 12 * 3600;
+    /// The password of the accounts capture mode creates (`[capture] password`).
+    pub const CAPTURE_PASSWORD: &str = "capture";
     pub const DATA_DIR: &str = "./mailroom-data";
     /// Gmail's limit; a 10 MiB attachment grows by a third in base64.
     pub const MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
@@ -144,6 +146,9 @@ pub struct Config {
     /// `[http]`: admins and login sessions of the HTTP API.
     #[serde(default)]
     pub http: HttpConfig,
+    /// `[capture]`: capture mode for testing applications that send mail (docs/CONFIG.md).
+    #[serde(default)]
+    pub capture: CaptureConfig,
     /// Where the config came from (for messages); not a key.
     #[serde(skip)]
     pub source: String,
@@ -391,6 +396,95 @@ pub struct Listen {
     pub https: Option<SocketAddr>,
 }
 
+/// `[capture]`: capture mode (`mailroom serve --capture`). The SMTP listeners take mail for
+/// any recipient at any domain and any AUTH, relay nothing, and file each message in an
+/// account per recipient address, created on first use with [`CaptureConfig::password`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    pub enabled: bool,
+    /// Capture mode on a listener that is not on a loopback address. Off by default: the
+    /// server would take in anybody's mail and let anybody read it with one shared password.
+    pub allow_public: bool,
+    /// The password of the accounts capture mode creates (to read them over POP3, IMAP and
+    /// the HTTP API).
+    pub password: String,
+    /// `[capture.faults]`: injected failures for resilience tests.
+    pub faults: FaultsConfig,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            enabled: false,
+            allow_public: false,
+            password: defaults::CAPTURE_PASSWORD.into(),
+            faults: FaultsConfig::default(),
+        }
+    }
+}
+
+/// `[capture.faults]`: at each stage, answer a share of the commands with a chosen 4xx/5xx
+/// reply instead of the real one (as Mailpit's "chaos" does).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultsConfig {
+    /// Seed of the random draws, for repeatable test runs (without it: a random seed).
+    pub seed: Option<u64>,
+    /// MAIL FROM.
+    pub mail: Option<Fault>,
+    /// Each RCPT TO.
+    pub rcpt: Option<Fault>,
+    /// The reply to the message's data (after the final `.` or BDAT LAST): nothing is stored.
+    pub data: Option<Fault>,
+    /// AUTH (after the exchange, instead of `235`).
+    pub auth: Option<Fault>,
+}
+
+/// One injected failure: `{ rate = 0.2, code = 451, text = "..." }`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// Share of the commands that get the fault, 0 to 1 (0: never, 1: always).
+    pub rate: f64,
+    /// The reply code, 400-599.
+    pub code: u16,
+    /// The reply text (a default that says it is injected when missing).
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+impl FaultsConfig {
+    /// (key, fault) of each configured stage.
+    pub fn stages(&self) -> [(&'static str, Option<&Fault>); 4] {
+        [
+            ("mail", self.mail.as_ref()),
+            ("rcpt", self.rcpt.as_ref()),
+            ("data", self.data.as_ref()),
+            ("auth", self.auth.as_ref()),
+        ]
+    }
+}
+
+impl Listen {
+    /// (key, address) of every listener that is on.
+    pub fn all(&self) -> impl Iterator<Item = (&'static str, SocketAddr)> + '_ {
+        [
+            ("smtp", self.smtp),
+            ("submission", self.submission),
+            ("pop3", self.pop3),
+            ("imap", self.imap),
+            ("submissions", self.submissions),
+            ("pop3s", self.pop3s),
+            ("imaps", self.imaps),
+            ("http", self.http),
+            ("https", self.https),
+        ]
+        .into_iter()
+        .filter_map(|(k, a)| a.map(|a| (k, a)))
+    }
+}
+
 /// `[http]`: the HTTP API's settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -400,6 +494,9 @@ pub struct HttpConfig {
     /// How long a login session lasts after its last use (`"12h"`).
     #[serde(deserialize_with = "de_duration")]
     pub session_ttl: Duration,
+    /// A bearer token that lets a monitoring system read `GET /metrics` from any address
+    /// (`Authorization: Bearer TOKEN`). Without it, only loopback clients and admins may.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -407,6 +504,7 @@ impl Default for HttpConfig {
         HttpConfig {
             admins: Vec::new(),
             session_ttl: Duration::from_secs(defaults::HTTP_SESSION_TTL_SECS),
+            metrics_token: None,
         }
     }
 }
@@ -496,8 +594,9 @@ pub struct AccountConfig {
     pub quota: Option<u64>,
 }
 
-/// Which listeners write the C:/S: dialogue of every session to the log.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Which listeners write the C:/S: dialogue of every session to the log, and whether the SMTP
+/// listeners keep each accepted message's dialogue with it (the transcript).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TraceConfig {
     #[serde(default)]
@@ -508,6 +607,26 @@ pub struct TraceConfig {
     pub pop3: bool,
     #[serde(default)]
     pub imap: bool,
+    /// Keep the SMTP dialogue (masked, at most 64 KiB, without the message data) with every
+    /// message an SMTP listener accepts, for `GET /api/messages/{mailbox}/{id}/transcript`.
+    #[serde(default = "yes")]
+    pub record_smtp: bool,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig {
+            smtp: false,
+            submission: false,
+            pop3: false,
+            imap: false,
+            record_smtp: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A per-listener switch of the SMTP listeners (`[vrfy]`, `[expn]`): `smtp` is the MX,
@@ -745,6 +864,7 @@ impl Config {
                 https: None,
             },
             http: HttpConfig::default(),
+            capture: CaptureConfig::default(),
             tls: TlsConfig::default(),
             auth_require_tls: AuthTlsPolicy::default(),
             accounts: Vec::new(),
@@ -864,6 +984,61 @@ impl Config {
         Ok(cfg)
     }
 
+    /// `[capture]`: the faults' rates and codes, and the loopback rule.
+    fn validate_capture(
+        &self,
+        bad: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let c = &self.capture;
+        for (stage, fault) in c.faults.stages() {
+            let Some(f) = fault else { continue };
+            let key = format!("capture.faults.{stage}");
+            if !(f.rate.is_finite() && (0.0..=1.0).contains(&f.rate)) {
+                return Err(bad(
+                    &format!("{key}.rate"),
+                    format!(
+                        "{} is not a share between 0 and 1 (0.2: one command in five gets the fault)",
+                        f.rate
+                    ),
+                ));
+            }
+            if !(400..=599).contains(&f.code) {
+                return Err(bad(
+                    &format!("{key}.code"),
+                    format!(
+                        "{} is not a failure code: give a temporary (4xx, like 451) or permanent (5xx, like 550) SMTP reply code",
+                        f.code
+                    ),
+                ));
+            }
+            if let Some(t) = &f.text {
+                if t.len() > 400 || t.chars().any(char::is_control) {
+                    return Err(bad(
+                        &format!("{key}.text"),
+                        "must be one line of at most 400 characters".into(),
+                    ));
+                }
+            }
+        }
+        if c.password.is_empty() {
+            return Err(bad(
+                "capture.password",
+                "must not be empty (it is what reads the captured mail)".into(),
+            ));
+        }
+        if c.enabled && !c.allow_public {
+            if let Some((key, addr)) = self.listen.all().find(|(_, a)| !a.ip().is_loopback()) {
+                return Err(bad(
+                    "capture.allow_public",
+                    format!(
+                        "capture mode takes mail for anyone and any password, and lets anyone read it with the capture password; listen.{key} = {addr} is not a loopback address, so others could use it. Listen on 127.0.0.1 (or ::1), or set [capture] allow_public = true if that is what you want"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, message: String| ConfigError::Invalid {
             file: self.source.clone(),
@@ -974,6 +1149,15 @@ impl Config {
                     self.limits.max_message_size
                 ),
             ));
+        }
+        self.validate_capture(&bad)?;
+        if let Some(t) = &self.http.metrics_token {
+            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(bad(
+                    "http.metrics_token",
+                    "must be at least 16 printable characters without spaces (a random one: openssl rand -hex 20)".into(),
+                ));
+            }
         }
         let q = &self.queue;
         if q.retry.is_empty() || q.retry.iter().any(|d| d.is_zero()) {
@@ -1162,6 +1346,35 @@ pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_capture_example_loads_and_its_faults_validate() {
+        let text = include_str!("../../../examples/capture.toml");
+        let c = Config::parse(text, "capture.toml").unwrap();
+        assert!(c.capture.enabled && !c.capture.allow_public);
+        assert_eq!(c.capture.password, defaults::CAPTURE_PASSWORD);
+        // Its commented-out faults, switched on, are valid too.
+        let on = text
+            .replace("# [capture.faults]", "[capture.faults]")
+            .replace("# seed", "seed")
+            .replace("# rcpt", "rcpt")
+            .replace("# data", "data");
+        let c = Config::parse(&on, "capture.toml").unwrap();
+        let rcpt = c.capture.faults.rcpt.unwrap();
+        assert_eq!((rcpt.rate, rcpt.code), (0.2, 451));
+        assert_eq!(c.capture.faults.seed, Some(42));
+        // allow_public lets a public listener through.
+        let public = on.replace("127.0.0.1:24025", "192.0.2.1:25");
+        let e = Config::parse(&public, "capture.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("capture.allow_public") && e.contains("listen.smtp"),
+            "{e}"
+        );
+        let allowed = public.replace("enabled = true", "enabled = true\nallow_public = true");
+        assert!(Config::parse(&allowed, "capture.toml").is_ok());
+    }
 
     #[test]
     fn minimal_and_full() {

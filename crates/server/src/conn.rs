@@ -247,6 +247,8 @@ pub struct Conn {
     read_buf: Vec<u8>,
     /// The body phase under way: when it started and the octets received so far.
     body: Option<(Instant, u64)>,
+    /// The dialogue being recorded for the messages this session delivers (SMTP), if it is.
+    pub recorder: Option<crate::transcript::Recorder>,
 }
 
 impl Conn {
@@ -280,13 +282,55 @@ impl Conn {
             shutdown,
             read_buf: vec![0u8; READ_CHUNK],
             body: None,
+            recorder: None,
         }
     }
 
-    /// Queues bytes for the client and traces them.
+    /// Queues bytes for the client and traces (and records) them.
     pub fn send(&mut self, bytes: &[u8]) {
         self.trace.server(bytes);
+        if let Some(r) = &mut self.recorder {
+            for line in String::from_utf8_lossy(bytes)
+                .split("\r\n")
+                .filter(|l| !l.is_empty())
+            {
+                r.push(
+                    mailroom_store::Direction::Server,
+                    escape_controls(line).into_owned(),
+                );
+            }
+        }
         self.out.extend_from_slice(bytes);
+    }
+
+    /// Traces (and records) a line the client sent, through [`mask_secrets`].
+    pub fn client_line(&mut self, line: &str) {
+        self.trace.client(line);
+        if let Some(r) = &mut self.recorder {
+            r.push(
+                mailroom_store::Direction::Client,
+                escape_controls(&mask_secrets(line)).into_owned(),
+            );
+        }
+    }
+
+    /// Traces (and records) text built from a parsed client line whose secret is already
+    /// replaced (see [`Trace::client_masked`]).
+    pub fn client_masked(&mut self, text: &str) {
+        self.trace.client_masked(text);
+        if let Some(r) = &mut self.recorder {
+            r.push(
+                mailroom_store::Direction::Client,
+                escape_controls(text).into_owned(),
+            );
+        }
+    }
+
+    /// Records a client line for the transcript only (the trace says it its own way).
+    pub fn record_client(&mut self, text: String) {
+        if let Some(r) = &mut self.recorder {
+            r.push(mailroom_store::Direction::Client, text);
+        }
     }
 
     /// Queues bytes without tracing them (message bodies).

@@ -347,6 +347,8 @@ pub struct Accepted<'a> {
     /// Trace header(s) and any added header fields, prepended to the body.
     pub prefix: String,
     pub body: Vec<u8>,
+    /// The SMTP dialogue that delivered it, kept with the local copies.
+    pub transcript: Option<mailroom_store::Transcript>,
 }
 
 /// Stores the message for every recipient in one durable commit (blocking).
@@ -374,6 +376,7 @@ pub fn store_accepted(store: &Store, a: Accepted<'_>) -> Result<Receipt, StoreEr
         local_message.extend_from_slice(&a.body);
     }
     store.deliver(Delivery {
+        transcript: a.transcript.filter(|_| !local.is_empty()),
         local_message,
         local,
         outbound: (!remote.is_empty()).then(|| Outbound {
@@ -592,6 +595,7 @@ mod tests {
         assert_eq!(full("a@x.test", Some(4097)), Some("a@x.test".into()));
         store
             .deliver(Delivery {
+                transcript: None,
                 local_message: vec![b'x'; 4096],
                 local: vec![a],
                 outbound: None,

@@ -11,6 +11,7 @@ pub mod conn;
 pub mod delivery;
 pub mod http;
 pub mod imap;
+pub mod metrics;
 pub mod pop3;
 pub mod queue;
 pub mod session;
@@ -18,6 +19,7 @@ pub mod smtp;
 #[cfg(test)]
 mod test_support;
 pub mod tls;
+pub mod transcript;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -53,6 +55,32 @@ pub enum ListenerKind {
 }
 
 impl ListenerKind {
+    /// Every kind, in the order of [`ListenerKind::index`].
+    pub const ALL: [ListenerKind; 9] = [
+        ListenerKind::Smtp,
+        ListenerKind::Submission,
+        ListenerKind::Pop3,
+        ListenerKind::Imap,
+        ListenerKind::SubmissionTls,
+        ListenerKind::Pop3Tls,
+        ListenerKind::ImapTls,
+        ListenerKind::Http,
+        ListenerKind::Https,
+    ];
+
+    /// The kind's place in [`ListenerKind::ALL`] (metrics keep one number per kind).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// An SMTP listener (MX, submission, implicit-TLS submission).
+    pub fn is_smtp(self) -> bool {
+        matches!(
+            self,
+            ListenerKind::Smtp | ListenerKind::Submission | ListenerKind::SubmissionTls
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ListenerKind::Smtp => "smtp",
@@ -118,7 +146,22 @@ pub struct Shared {
     pub incoming: Arc<budget::MemoryBudget>,
     /// The HTTP API's login sessions.
     pub http: http::HttpShared,
+    /// Counters and gauges for `/metrics`.
+    pub metrics: metrics::Metrics,
+    /// Capture mode's state (`[capture] enabled`): `None` when mail is handled for real.
+    pub capture: Option<smtp::capture::Capture>,
     session_ids: AtomicU64,
+}
+
+tokio::task_local! {
+    /// The listener whose session runs in this task (set by the accept loop), so that code
+    /// every protocol shares (`auth::login`) can count per listener without being told.
+    pub static LISTENER: ListenerKind;
+}
+
+/// The listener of the session running in this task, if any.
+pub fn current_listener() -> Option<ListenerKind> {
+    LISTENER.try_with(|k| *k).ok()
 }
 
 impl Shared {
@@ -260,6 +303,18 @@ impl Server {
         let incoming = budget::MemoryBudget::new(config.limits.max_incoming_memory);
         let auth_failures = auth::FailureTracker::new(config.limits.auth_failure_window);
         let auth = auth::Authenticator::new(&config.limits);
+        let capture = if config.capture.enabled {
+            let cfg = config.capture.clone();
+            let capture = tokio::task::spawn_blocking(move || smtp::capture::Capture::new(&cfg))
+                .await
+                .map_err(|e| ServerError::Listen(e.to_string()))??;
+            tracing::warn!(
+                "capture mode is on: mail for any address is accepted and kept here, nothing is relayed, any AUTH is accepted"
+            );
+            Some(capture)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             config,
             store,
@@ -272,6 +327,8 @@ impl Server {
             auth,
             incoming,
             http: http::HttpShared::default(),
+            metrics: metrics::Metrics::default(),
+            capture,
             session_ids: AtomicU64::new(0),
         });
         {
@@ -415,7 +472,9 @@ async fn accept_loop(
                 continue;
             }
         };
+        shared.metrics.connection(kind);
         let Some(limit) = limiter.acquire(peer.ip()) else {
+            shared.metrics.refused(kind);
             tokio::spawn(refuse_busy(stream, kind, shared.config.hostname.clone()));
             continue;
         };
@@ -428,7 +487,13 @@ async fn accept_loop(
             async move {
                 let _guard = guard;
                 let _limit = limit;
-                run_session(kind, stream, peer, shared, shutdown).await;
+                let _active = shared.metrics.session(kind);
+                LISTENER
+                    .scope(
+                        kind,
+                        run_session(kind, stream, peer, shared.clone(), shutdown),
+                    )
+                    .await;
             }
             .instrument(tracing::Span::current()),
         );

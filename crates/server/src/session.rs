@@ -121,12 +121,11 @@ pub async fn sasl_response(conn: &mut Conn, challenge: &[u8]) -> SaslResponse {
     conn.send(challenge);
     match conn.next_line().await {
         Event::Line(Ok(line)) => {
-            conn.trace.client_masked("****");
+            conn.client_masked("****");
             SaslResponse::Line(line)
         }
         Event::Line(Err(LineError::TooLong { limit })) => {
-            conn.trace
-                .client_masked(&format!("<line longer than {limit} octets>"));
+            conn.client_masked(&format!("<line longer than {limit} octets>"));
             SaslResponse::TooLong { limit }
         }
         other => SaslResponse::Ended(other),

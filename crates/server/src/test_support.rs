@@ -71,6 +71,8 @@ impl Harness {
             mailbox_changed: tokio::sync::broadcast::channel(crate::MAILBOX_CHANGES).0,
             imap: imap::ImapShared::default(),
             http: crate::http::HttpShared::default(),
+            metrics: crate::metrics::Metrics::default(),
+            capture: None,
             tls,
             session_ids: AtomicU64::new(0),
         });

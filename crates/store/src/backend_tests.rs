@@ -75,6 +75,7 @@ impl TestStore {
 
 fn deliver_to(s: &TestStore, to: AccountId, body: &str) {
     s.deliver(Delivery {
+        transcript: None,
         local_message: body.as_bytes().to_vec(),
         local: vec![to],
         outbound: None,
@@ -114,6 +115,7 @@ both_backends!(
     a_reference_to_an_expunged_message_finds_nothing,
     subscriptions_are_names_apart_from_mailboxes,
     search_data_lives_and_goes_with_the_message,
+    a_transcript_is_kept_with_its_message_read_by_its_owner_and_goes_with_it,
 );
 
 fn apop_secrets_are_kept_apart_from_the_hash(s: &TestStore) {
@@ -209,6 +211,7 @@ fn deliver_read_expunge(s: &TestStore) {
     let b = s.add_account("b@x.test", "h").unwrap();
     let r = s
         .deliver(Delivery {
+            transcript: None,
             local_message: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
             local: vec![a, b],
             outbound: Some(Outbound {
@@ -271,6 +274,7 @@ fn deliver_read_expunge(s: &TestStore) {
     // UIDs are never reused after expunge.
     let r2 = s
         .deliver(Delivery {
+            transcript: None,
             local_message: b"m\r\n".to_vec(),
             local: vec![a],
             outbound: None,
@@ -287,6 +291,7 @@ fn group_commit_concurrent(s: &TestStore) {
             std::thread::spawn(move || {
                 for _ in 0..25 {
                     s.deliver(Delivery {
+                        transcript: None,
                         local_message: b"m\r\n".to_vec(),
                         local: vec![a],
                         outbound: None,
@@ -310,6 +315,7 @@ fn failing_job_rolls_back_alone(s: &TestStore) {
     s.add_account("a@x.test", "h").unwrap();
     // Delivering to a nonexistent account fails, and must not leave an orphan blob.
     let err = s.deliver(Delivery {
+        transcript: None,
         local_message: b"m".to_vec(),
         local: vec![AccountId(999)],
         outbound: None,
@@ -348,6 +354,7 @@ fn aliases_and_domains(s: &TestStore) {
 fn queue_lifecycle_with_atomic_bounce(s: &TestStore) {
     let a = s.add_account("a@x.test", "h").unwrap();
     let out = |first| Delivery {
+        transcript: None,
         local_message: Vec::new(),
         local: Vec::new(),
         outbound: Some(Outbound {
@@ -366,6 +373,7 @@ fn queue_lifecycle_with_atomic_bounce(s: &TestStore) {
     assert_eq!(s.queue_claim(&[r1, r2], 100, 500).unwrap(), vec![r1, r2]);
     // r1 delivered, r2 fails permanently with a bounce to a.
     let bounce = Delivery {
+        transcript: None,
         local_message: b"bounce".to_vec(),
         local: vec![a],
         outbound: None,
@@ -447,6 +455,7 @@ fn a_recipient_is_claimed_once_and_recorded_only_by_its_claim(s: &TestStore) {
         last_error: None,
     };
     let bounce = Delivery {
+        transcript: None,
         local_message: b"bounce".to_vec(),
         local: vec![a],
         ..Delivery::default()
@@ -551,6 +560,7 @@ fn ends_with_lf_is_recorded(s: &TestStore) {
     let a = s.add_account("a@x.test", "h").unwrap();
     for body in [&b"line\r\n"[..], b"no newline", b""] {
         s.deliver(Delivery {
+            transcript: None,
             local_message: body.to_vec(),
             local: vec![a],
             outbound: None,
@@ -573,6 +583,7 @@ fn usage_sums_sizes_over_all_mailboxes(s: &TestStore) {
     assert_eq!(s.account_usage(a).unwrap(), 0);
     // One delivery to both: one blob, but each account counts its copy.
     s.deliver(Delivery {
+        transcript: None,
         local_message: vec![b'x'; 1000],
         local: vec![a, b],
         outbound: None,
@@ -844,6 +855,7 @@ fn search_data_lives_and_goes_with_the_message(s: &TestStore) {
     let b = s.add_account("b@x.test", "h").unwrap();
     for i in 0..3 {
         s.deliver(Delivery {
+            transcript: None,
             local_message: format!("Subject: {i}\r\n\r\nx\r\n").into_bytes(),
             local: vec![a, b],
             outbound: None,
@@ -895,4 +907,66 @@ fn search_data_lives_and_goes_with_the_message(s: &TestStore) {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(s.search_data(ia, 1).unwrap(), vec![(3, b"three".to_vec())]);
+}
+
+fn a_transcript_is_kept_with_its_message_read_by_its_owner_and_goes_with_it(s: &TestStore) {
+    let a = s.add_account("a@x.test", "h").unwrap();
+    let b = s.add_account("b@x.test", "h").unwrap();
+    let c = s.add_account("c@x.test", "h").unwrap();
+    let t = Transcript {
+        lines: vec![
+            (Direction::Server, "220 mx ESMTP".into()),
+            (Direction::Client, "AUTH PLAIN ****".into()),
+            (Direction::Client, "<message, 20 octets>".into()),
+        ],
+        truncated: true,
+        peer: "127.0.0.1:5000".into(),
+        listener: "submission".into(),
+    };
+    s.deliver(Delivery {
+        transcript: Some(t.clone()),
+        local_message: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+        local: vec![a, b],
+        outbound: None,
+    })
+    .unwrap();
+    // A message that came without one (a bounce, APPEND): none.
+    s.deliver(Delivery {
+        transcript: None,
+        local_message: b"Subject: 2\r\n\r\n".to_vec(),
+        local: vec![a],
+        outbound: None,
+    })
+    .unwrap();
+    let at = |acct: AccountId, uid| MessageRef::Mailbox {
+        mailbox: s.mailbox(acct, "INBOX").unwrap().unwrap().id,
+        uid,
+    };
+    assert_eq!(s.message_transcript(at(a, 1)).unwrap(), Some(t.clone()));
+    assert_eq!(s.message_transcript(at(b, 1)).unwrap(), Some(t));
+    assert_eq!(s.message_transcript(at(a, 2)).unwrap(), None);
+    // Another account's mailbox with a's UID: not found, like a missing message.
+    let foreign = MessageRef::Mailbox {
+        mailbox: MailboxId {
+            account: c,
+            id: s.mailbox(a, "INBOX").unwrap().unwrap().id.id,
+        },
+        uid: 1,
+    };
+    assert!(matches!(
+        s.message_transcript(foreign),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.message_transcript(at(c, 1)),
+        Err(StoreError::NotFound(_))
+    ));
+    // Gone with the message: once both copies are expunged, the row is deleted.
+    s.expunge(s.mailbox(a, "INBOX").unwrap().unwrap().id, &[1])
+        .unwrap();
+    let rows = || s.count("SELECT COUNT(*) FROM message_transcript");
+    assert_eq!(rows(), 1, "b's copy still holds the message");
+    s.expunge(s.mailbox(b, "INBOX").unwrap().unwrap().id, &[1])
+        .unwrap();
+    assert_eq!(rows(), 0);
 }

@@ -696,6 +696,7 @@ mod tests {
         let b = s.add_account("b@x.test", "h").unwrap();
         for i in 0..3 {
             s.deliver(Delivery {
+                transcript: None,
                 local_message: format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(),
                 local: vec![a, b],
                 outbound: None,
@@ -703,6 +704,7 @@ mod tests {
             .unwrap();
         }
         s.deliver(Delivery {
+            transcript: None,
             local_message: b"Subject: out\r\n\r\nno LF at the end".to_vec(),
             local: vec![a],
             outbound: Some(Outbound {
@@ -1127,6 +1129,7 @@ mod tests {
             std::thread::spawn(move || {
                 for i in 0..200 {
                     s.deliver(Delivery {
+                        transcript: None,
                         local_message: format!("n {i}\r\n").into_bytes(),
                         local: vec![a],
                         outbound: None,

@@ -27,6 +27,7 @@ pub mod files;
 pub mod password;
 pub mod postgres;
 pub mod sqlite;
+pub mod stats;
 pub mod testing;
 
 use std::sync::Arc;
@@ -275,6 +276,71 @@ pub struct Delivery {
     pub local: Vec<AccountId>,
     /// Recipients that leave this server, if any.
     pub outbound: Option<Outbound>,
+    /// The SMTP dialogue that delivered the message, kept with the local copies (in the same
+    /// transaction) and removed with the message; `None` for mail that came otherwise.
+    pub transcript: Option<Transcript>,
+}
+
+/// Which side of an SMTP dialogue said a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `C:` the client.
+    Client,
+    /// `S:` the server.
+    Server,
+}
+
+impl Direction {
+    /// `"C"` or `"S"`.
+    pub fn letter(self) -> &'static str {
+        match self {
+            Direction::Client => "C",
+            Direction::Server => "S",
+        }
+    }
+}
+
+/// The recorded SMTP dialogue of the session that delivered a message: its lines with
+/// secrets already masked and control characters escaped (so no line holds a line break),
+/// the message data as one line standing for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transcript {
+    pub lines: Vec<(Direction, String)>,
+    /// Lines were left out because the dialogue passed the recording limit.
+    pub truncated: bool,
+    /// The client's address and port.
+    pub peer: String,
+    /// The listener's name (`smtp`, `submission`, `submissions`).
+    pub listener: String,
+}
+
+impl Transcript {
+    /// The lines as the stores keep them: one `C: text` / `S: text` per line.
+    pub fn encode_lines(&self) -> String {
+        let mut out = String::new();
+        for (dir, text) in &self.lines {
+            out.push_str(dir.letter());
+            out.push_str(": ");
+            out.push_str(text);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Reads [`Transcript::encode_lines`] back (a line of another form is skipped).
+    pub fn decode_lines(text: &str) -> Vec<(Direction, String)> {
+        text.lines()
+            .filter_map(|l| {
+                let (d, rest) = l.split_at_checked(3)?;
+                let dir = match d {
+                    "C: " => Direction::Client,
+                    "S: " => Direction::Server,
+                    _ => return None,
+                };
+                Some((dir, rest.to_string()))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -394,6 +460,11 @@ pub trait MailStore: Send + Sync {
 
     // ---- delivery ----
     fn deliver(&self, delivery: Delivery) -> Result<Receipt>;
+    /// The SMTP dialogue kept with a message ([`Delivery::transcript`]), read through where
+    /// the reader may see it: another account's mailbox answers `NotFound` like a missing
+    /// message. `Ok(None)`: the message is there but came without one (APPEND, a bounce, mail
+    /// stored before transcripts were kept).
+    fn message_transcript(&self, message: MessageRef) -> Result<Option<Transcript>>;
 
     // ---- mailboxes ----
     fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxInfo>>;
@@ -556,6 +627,12 @@ pub trait MailStore: Send + Sync {
     /// this process opens has nobody else to hear of: the default never calls it.
     fn on_mailbox_change(&self, f: Box<dyn Fn(i64) + Send + Sync>) {
         let _ = f;
+    }
+
+    /// What the backend's writer did (group commits: their duration and size), for the
+    /// server's metrics. `None`: the backend keeps no such numbers.
+    fn writer_stats(&self) -> Option<stats::WriterStats> {
+        None
     }
 
     /// Stops background work and closes the database cleanly. Further writes fail with Closed.

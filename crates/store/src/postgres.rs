@@ -240,6 +240,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER mailbox_messages_update AFTER UPDATE OF flags ON mailbox_messages
         FOR EACH ROW EXECUTE FUNCTION mailroom_mm_update();
     "#,
+    // v2: the SMTP dialogue of the session that delivered a message (SQLite's
+    // `message_transcript`, the same form): written in the delivery's transaction, gone with
+    // the message.
+    r#"
+    CREATE TABLE message_transcript (
+        message_id BIGINT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        peer TEXT NOT NULL,
+        listener TEXT NOT NULL,
+        truncated BOOLEAN NOT NULL,
+        lines TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -1006,6 +1018,19 @@ fn deliver_in(c: &mut Transaction<'_>, delivery: &Delivery) -> Result<Receipt> {
             notify_mailbox(c, mailbox)?;
             receipt.local.push((*account, to_u32(uid)?));
         }
+        if let Some(t) = &delivery.transcript {
+            c.cexec(
+                "INSERT INTO message_transcript (message_id, peer, listener, truncated, lines)
+                   VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &msg.0,
+                    &t.peer,
+                    &t.listener,
+                    &t.truncated,
+                    &t.encode_lines(),
+                ],
+            )?;
+        }
     }
     if let Some(out) = &delivery.outbound {
         if !out.recipients.is_empty() {
@@ -1475,6 +1500,23 @@ impl MailStore for PgStore {
                 .map(row_to_meta)
                 .collect::<Result<Vec<_>>>()?;
             Ok((uids, changed))
+        })
+    }
+
+    fn message_transcript(&self, message: MessageRef) -> Result<Option<Transcript>> {
+        self.read(|c| {
+            let id = resolve_message(c, message)?;
+            Ok(c.cq_opt(
+                "SELECT peer, listener, truncated, lines FROM message_transcript
+                  WHERE message_id = $1",
+                &[&id],
+            )?
+            .map(|r| Transcript {
+                lines: Transcript::decode_lines(r.get::<_, &str>(3)),
+                truncated: r.get(2),
+                peer: r.get(0),
+                listener: r.get(1),
+            }))
         })
     }
 
@@ -2328,15 +2370,14 @@ impl PgStore {
                 // read again.
                 let mut rows = Vec::with_capacity(chunk.len());
                 for m in chunk {
+                    let at = MessageRef::Mailbox {
+                        mailbox: mb.id,
+                        uid: m.uid,
+                    };
+                    // A new blob comes with its SMTP transcript, if it has one.
                     let data = match blobs.get(&m.message.0) {
                         Some(_) => None,
-                        None => Some(crate::read_message(
-                            src,
-                            MessageRef::Mailbox {
-                                mailbox: mb.id,
-                                uid: m.uid,
-                            },
-                        )?),
+                        None => Some((crate::read_message(src, at)?, src.message_transcript(at)?)),
                     };
                     counts.octets += m.size;
                     rows.push((m.clone(), blobs.get(&m.message.0).copied(), data));
@@ -2346,8 +2387,15 @@ impl PgStore {
                     for (m, known, data) in &rows {
                         let blob = match (known, data) {
                             (Some(id), _) => *id,
-                            (None, Some(d)) => {
+                            (None, Some((d, transcript))) => {
                                 let id = insert_message(c, d)?.0;
+                                if let Some(t) = transcript {
+                                    c.cexec(
+                                        "INSERT INTO message_transcript (message_id, peer, listener, truncated, lines)
+                                         VALUES ($1, $2, $3, $4, $5)",
+                                        &[&id, &t.peer, &t.listener, &t.truncated, &t.encode_lines()],
+                                    )?;
+                                }
                                 made.push((m.message.0, id));
                                 id
                             }
@@ -2481,6 +2529,7 @@ mod tests {
         src.subscribe(a, "Gone", true).unwrap();
         // One delivery to both: one blob, two entries.
         src.deliver(Delivery {
+            transcript: None,
             local_message: b"Subject: both\r\n\r\nhi\r\n".to_vec(),
             local: vec![a, b],
             outbound: Some(Outbound {
@@ -2653,6 +2702,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..25 {
                         s.deliver(Delivery {
+                            transcript: None,
                             local_message: b"m\r\n".to_vec(),
                             local: vec![a],
                             outbound: None,
@@ -2696,6 +2746,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..20 {
                         s.deliver(Delivery {
+                            transcript: None,
                             local_message: b"m\r\n".to_vec(),
                             local: to.clone(),
                             outbound: None,
@@ -2828,6 +2879,7 @@ mod tests {
         let mut heard = None;
         for _ in 0..20 {
             n1.deliver(Delivery {
+                transcript: None,
                 local_message: b"m\r\n".to_vec(),
                 local: vec![a],
                 outbound: None,
@@ -2852,6 +2904,7 @@ mod tests {
             .batch_execute(&format!("LISTEN {MAILBOX_CHANNEL}"))
             .unwrap();
         s.deliver(Delivery {
+            transcript: None,
             local_message: b"m\r\n".to_vec(),
             local: vec![a],
             outbound: None,

@@ -46,6 +46,8 @@ pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// What the writer did (commit durations, batch sizes), for the server's metrics.
+    writer_stats: std::sync::Arc<crate::stats::WriterCounters>,
 }
 
 /// Versioned schema: entry N brings the schema from version N to N+1 (`PRAGMA user_version`).
@@ -362,6 +364,23 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE accounts ADD COLUMN apop_secret TEXT;
     "#,
+    // The SMTP dialogue of the session that delivered a message (issue 17: the web inbox's
+    // "SMTP dialogue" tab, `GET /api/messages/{mailbox}/{id}/transcript`). One row per stored
+    // message, written in the delivery's transaction and gone with the message (cascade, and
+    // a trigger where foreign keys are off). `lines`: one `C: text` / `S: text` per line, each
+    // already masked and escaped (no line holds a line break).
+    r#"
+    CREATE TABLE message_transcript (
+        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        peer TEXT NOT NULL,
+        listener TEXT NOT NULL,
+        truncated INTEGER NOT NULL,
+        lines TEXT NOT NULL
+    );
+    CREATE TRIGGER messages_transcript_delete AFTER DELETE ON messages BEGIN
+        DELETE FROM message_transcript WHERE message_id = OLD.id;
+    END;
+    "#,
 ];
 
 /// How many tombstones (see the `expunged` table) a mailbox keeps; the oldest beyond this are
@@ -486,9 +505,11 @@ impl SqliteStore {
         configure(&conn)?;
         migrate(&conn)?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let writer_stats = std::sync::Arc::new(crate::stats::WriterCounters::default());
+        let counters = writer_stats.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx))?;
+            .spawn(move || writer_loop(conn, rx, &counters))?;
         Ok(SqliteStore {
             path,
             data_dir: data_dir.to_path_buf(),
@@ -497,6 +518,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             readers: Mutex::new(Vec::new()),
+            writer_stats,
         })
     }
 
@@ -654,7 +676,7 @@ const KEEP_FREE_PAGES: i64 = 1024;
 /// Pages given back per transaction, so waiting jobs run between steps.
 const RELEASE_STEP: i64 = 2048;
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, stats: &crate::stats::WriterCounters) {
     let mut next_release = std::time::Instant::now() + RELEASE_EVERY;
     let mut releasing = false;
     loop {
@@ -672,7 +694,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                         Err(_) => break,
                     }
                 }
-                run_batch(&conn, batch);
+                run_batch(&conn, batch, stats);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -749,10 +771,16 @@ pub(crate) fn compact(conn: &Connection) -> Result<()> {
 /// that transaction is answered with an error (nothing of it is on disk; a `451` lets the
 /// sender retry) and the jobs not yet run start a new transaction. A result is sent only after
 /// the COMMIT of the transaction that holds it returned Ok.
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+///
+/// `stats` gets each committed transaction's duration (BEGIN to the end of COMMIT, the fsync
+/// included) and number of jobs, and counts the transactions that failed.
+fn run_batch(conn: &Connection, batch: Vec<Job>, stats: &crate::stats::WriterCounters) {
+    use std::sync::atomic::Ordering;
     let mut pending: std::collections::VecDeque<Job> = batch.into();
     while !pending.is_empty() {
+        let began = std::time::Instant::now();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            stats.failed_commits.fetch_add(1, Ordering::Relaxed);
             let failure = Failure::of(&e, "cannot begin");
             for job in pending {
                 let _ = job.reply.send(Err(failure.error()));
@@ -783,6 +811,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
+            stats.failed_commits.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %failure.text, jobs = done.len(), "store transaction rolled back; its writes were refused");
             for (reply, _) in done {
                 let _ = reply.send(Err(failure.error()));
@@ -791,11 +820,14 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
         }
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
+                stats.commit_seconds.observe(began.elapsed().as_secs_f64());
+                stats.batch_size.observe(done.len() as f64);
                 for (reply, result) in done {
                     let _ = reply.send(result);
                 }
             }
             Err(e) => {
+                stats.failed_commits.fetch_add(1, Ordering::Relaxed);
                 let failure = Failure::of(&e, "commit failed");
                 if !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
@@ -1063,6 +1095,14 @@ fn deliver_in(c: &Connection, delivery: &Delivery) -> Result<Receipt> {
                 params![mailbox, uid, msg.0, now, modseq],
             )?;
             receipt.local.push((*account, uid));
+        }
+        if let Some(t) = &delivery.transcript {
+            let lines = t.encode_lines();
+            c.prepare_cached(
+                "INSERT INTO message_transcript (message_id, peer, listener, truncated, lines)
+                   VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![msg.0, t.peer, t.listener, t.truncated, lines])?;
         }
     }
     if let Some(out) = &delivery.outbound {
@@ -1355,6 +1395,31 @@ impl MailStore for SqliteStore {
             + delivery.outbound.as_ref().map_or(0, |o| o.message.len());
         self.check_space(size)?;
         self.write(move |c| deliver_in(c, &delivery))
+    }
+
+    fn message_transcript(&self, message: MessageRef) -> Result<Option<Transcript>> {
+        self.read(|c| {
+            let id = resolve_message(c, message)?;
+            let row: Option<(String, String, bool, String)> = c
+                .prepare_cached(
+                    "SELECT peer, listener, truncated, lines FROM message_transcript
+                      WHERE message_id = ?1",
+                )?
+                .query_row(params![id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            Ok(row.map(|(peer, listener, truncated, text)| Transcript {
+                lines: Transcript::decode_lines(&text),
+                truncated,
+                peer,
+                listener,
+            }))
+        })
+    }
+
+    fn writer_stats(&self) -> Option<crate::stats::WriterStats> {
+        Some(self.writer_stats.snapshot())
     }
 
     fn remove_domain(&self, domain: &str) -> Result<()> {
@@ -2228,6 +2293,24 @@ mod tests {
         assert_eq!(body, b"Subject: 2\r\n\r\nbody 2\r\n");
     }
 
+    #[test]
+    fn the_writer_reports_its_commits() {
+        let (_d, s) = store();
+        let a = s.add_account("a@x.test", "h").unwrap();
+        for _ in 0..3 {
+            s.deliver(Delivery {
+                transcript: None,
+                local_message: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+                local: vec![a],
+                outbound: None,
+            })
+            .unwrap();
+        }
+        let stats = s.writer_stats().unwrap();
+        assert!(stats.commit_seconds.count >= 4, "{stats:?}");
+        assert_eq!(stats.batch_size.count, stats.commit_seconds.count);
+    }
+
     // ---- group commit never lies ----
 
     /// A writer connection on a fresh store file, and jobs built by hand, so a test decides
@@ -2277,7 +2360,7 @@ mod tests {
             Ok(())
         });
         let (j3, r3) = insert_job("j3", 10);
-        run_batch(&c, vec![j1, j2, j3]);
+        run_batch(&c, vec![j1, j2, j3], &Default::default());
         assert!(
             r1.recv().unwrap().is_err(),
             "j1 was rolled back with the batch"
@@ -2311,7 +2394,7 @@ mod tests {
             jobs.push(j);
             answers.push((tag, r));
         }
-        run_batch(&c, jobs);
+        run_batch(&c, jobs, &Default::default());
         let stored = stored_tags(&c);
         let mut acknowledged = Vec::new();
         for (tag, r) in answers {
@@ -2335,7 +2418,7 @@ mod tests {
         // The writer goes on: room again, a later batch commits.
         c.pragma_update(None, "max_page_count", 1_000_000).unwrap();
         let (j, r) = insert_job("c1", 200_000);
-        run_batch(&c, vec![j]);
+        run_batch(&c, vec![j], &Default::default());
         assert!(r.recv().unwrap().is_ok());
         assert!(stored_tags(&c).contains(&"c1".to_string()));
     }
@@ -2391,6 +2474,7 @@ mod tests {
         let inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
         for i in 0..5 {
             s.deliver(Delivery {
+                transcript: None,
                 local_message: vec![b'x'; 100 + i],
                 local: vec![a, b],
                 outbound: None,
@@ -2503,6 +2587,7 @@ mod tests {
 
     fn deliver_to(s: &SqliteStore, to: AccountId, body: &str) {
         s.deliver(Delivery {
+            transcript: None,
             local_message: body.as_bytes().to_vec(),
             local: vec![to],
             outbound: None,
@@ -2586,6 +2671,7 @@ mod tests {
         // A reserve larger than any disk: every new message is refused as StorageFull...
         s.set_min_free_space(u64::MAX / 4);
         let refused = s.deliver(Delivery {
+            transcript: None,
             local_message: b"Subject: no\r\n\r\nroom\r\n".to_vec(),
             local: vec![a],
             outbound: None,

@@ -317,6 +317,7 @@ impl TestServer {
         for raw in raws {
             store
                 .deliver(mailroom_store::Delivery {
+                    transcript: None,
                     local_message: raw,
                     local: vec![acct.id],
                     outbound: None,

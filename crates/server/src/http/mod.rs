@@ -5,6 +5,7 @@
 //! - [`auth`]: login (`POST /api/login`, checked like IMAP's LOGIN), the session cookie, CSRF
 //!   checks, `Authorization: Basic`, the admin role.
 //! - [`api`]: one module per resource (mailboxes, messages).
+//! - [`metrics`]: `GET /metrics`, who may read it.
 //! - [`error`]: [`ApiError`], the one place an error becomes an HTTP reply
 //!   (`{"error": "...", "hint": "..."}` with its status).
 //!
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,8 +67,12 @@ pub fn router(ctx: Ctx) -> Router {
             post(api::messages::move_to),
         )
         .route("/api/events", get(api::events::events))
-        // Not built yet (issue 17): `/metrics` (Prometheus text) and
-        // `/api/messages/{mailbox}/{id}/transcript` (the recorded SMTP dialogue) go here.
+        // Issue 17: the Prometheus metrics and the recorded SMTP dialogue of a message.
+        .route("/metrics", get(metrics::get))
+        .route(
+            "/api/messages/{mailbox}/{id}/transcript",
+            get(api::transcript::get),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

@@ -340,7 +340,14 @@ impl Session {
                 self.clear_user();
                 let name = self.full_name(&name).await;
                 match self.check_apop(&name, &digest).await {
-                    Apop::Checked(account) => self.finish_login(&name, account).await,
+                    Apop::Checked(account) => {
+                        // APOP checks its digest itself, not through `auth::login`, which
+                        // counts the other logins' successes for the metrics.
+                        if let (Ok(_), Some(kind)) = (&account, crate::current_listener()) {
+                            self.shared.metrics.login(kind, true);
+                        }
+                        self.finish_login(&name, account).await
+                    }
                     // Counted as a failed login, like a wrong digest.
                     Apop::NotSetUp => {
                         let shown = if name.contains('@') {

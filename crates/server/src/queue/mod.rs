@@ -780,6 +780,10 @@ impl Runner {
                 last_error,
             });
         }
+        let counts = {
+            let n = |s: &str| updates.iter().filter(|u| u.status == s).count();
+            [n("delivered"), n("pending"), n("failed")]
+        };
         let store = self.shared.store.clone();
         let hostname = self.shared.config.hostname.clone();
         let sender = entry.sender.clone();
@@ -793,11 +797,25 @@ impl Runner {
                 let dsn = bounce::build_dsn(&hostname, &sender, created, &failures, &message);
                 bounce_delivery(&store, &sender, dsn)?
             };
-            store.queue_update(updates, bounce)
+            let bounced = bounce.is_some();
+            store.queue_update(updates, bounce).map(|()| bounced)
         })
         .await;
         match res {
-            Ok(Ok(())) => self.shared.queue_notify.notify_one(),
+            Ok(Ok(bounced)) => {
+                use crate::metrics::Remote;
+                let m = &self.shared.metrics;
+                for (outcome, n) in [Remote::Delivered, Remote::Deferred, Remote::Failed]
+                    .into_iter()
+                    .zip(counts)
+                {
+                    (0..n).for_each(|_| m.remote(outcome));
+                }
+                if bounced {
+                    m.bounce();
+                }
+                self.shared.queue_notify.notify_one()
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "recording delivery results failed; they will be retried")
             }
@@ -889,6 +907,7 @@ fn bounce_delivery(
     let mut local_message = b"Return-Path: <>\r\n".to_vec();
     local_message.extend_from_slice(&dsn);
     Ok(Some(Delivery {
+        transcript: None,
         local_message: if local.is_empty() {
             Vec::new()
         } else {

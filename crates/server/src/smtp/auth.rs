@@ -9,6 +9,7 @@ use mailroom_proto::smtp::Reply;
 use super::refusal::sasl_refusal;
 use super::{Flow, Refusal, Session, State};
 use crate::auth;
+use crate::metrics::FaultStage;
 use crate::session::{self, SaslResponse};
 
 impl Session {
@@ -22,7 +23,7 @@ impl Session {
             State::Greeted => {}
             _ => return self.refuse(Refusal::AuthNotDuringTransaction),
         }
-        if self.auth.is_some() {
+        if self.auth.is_some() || self.captured_login.is_some() {
             return self.refuse(Refusal::AlreadyAuthenticated);
         }
         if !self.auth_allowed() {
@@ -72,6 +73,19 @@ impl Session {
             other => return self.refuse(Refusal::AuthUnknownMechanism(other.to_string())),
         };
         let (user, pass) = creds;
+        if self.capture().is_some() {
+            if let Some(flow) = self.injected(FaultStage::Auth) {
+                return flow;
+            }
+            tracing::info!(session = self.id, %user, peer = %self.conn.peer, "capture mode: AUTH accepted without a password check");
+            self.captured_login = Some(user);
+            self.ok(
+                235,
+                "2.7.0",
+                "Authentication successful (capture mode: any user name and password are accepted)",
+            );
+            return Flow::Continue;
+        }
         match auth::login(&self.shared, &user, &pass).await {
             Ok(account) => {
                 tracing::info!(session = self.id, user = %account.address, peer = %self.conn.peer, "authenticated");

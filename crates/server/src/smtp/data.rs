@@ -4,10 +4,14 @@
 //! (RFC 6409 §8) and the empty line a message typed without header lines needs (RFC 5322
 //! §2.1): a 250 means the message is on disk.
 
-use mailroom_proto::smtp::{normalize_body, DataError, DataProgress, DataReceiver, ReversePath};
+use mailroom_proto::smtp::{
+    normalize_body, DataError, DataProgress, DataReceiver, Reply, ReversePath,
+};
+use mailroom_store::Direction;
 
 use super::{Envelope, Flow, Refusal, Session, State};
 use crate::delivery::{self, Accepted, Target};
+use crate::metrics::FaultStage;
 use crate::ListenerKind;
 
 impl Session {
@@ -66,10 +70,16 @@ impl Session {
         self.conn
             .trace
             .client(&format!("({} octets of message data) .", rx.received()));
-        match rx.finish() {
+        self.conn
+            .record_client(format!("<message, {} octets>", rx.received()));
+        let flow = match rx.finish() {
             Ok(body) => self.accept(env, body).await,
             Err(e) => self.refuse(Refusal::Data(e)),
-        }
+        };
+        self.shared
+            .metrics
+            .smtp_message(self.listener, self.last_code);
+        flow
     }
 
     pub(super) async fn bdat(&mut self, size: u64, last: bool) -> Flow {
@@ -133,6 +143,8 @@ impl Session {
             "({size} octets of BDAT data{})",
             if last { ", LAST" } else { "" }
         ));
+        self.conn
+            .record_client(format!("<message chunk, {size} octets>"));
         if let Some(r) = refusal {
             return self.refuse(r);
         }
@@ -162,6 +174,9 @@ impl Session {
             Err(e) => self.refuse(Refusal::Data(e)),
         };
         drop(held);
+        self.shared
+            .metrics
+            .smtp_message(self.listener, self.last_code);
         flow
     }
 
@@ -180,6 +195,10 @@ impl Session {
 
     /// Adds the trace headers and stores the message for every recipient, durably.
     async fn accept(&mut self, env: Envelope, body: Vec<u8>) -> Flow {
+        // Capture mode's fault for the data: the message is not stored.
+        if let Some(flow) = self.injected(FaultStage::Data) {
+            return flow;
+        }
         let hops = delivery::count_received(&body);
         if hops >= self.shared.config.limits.max_hops {
             return self.refuse(Refusal::TooManyHops(hops));
@@ -190,7 +209,7 @@ impl Session {
             env.smtputf8,
             self.esmtp,
             self.conn.is_tls(),
-            self.auth.is_some(),
+            self.auth.is_some() || self.captured_login.is_some(),
         ) {
             (true, _, true, true) => "UTF8SMTPSA",
             (true, _, true, false) => "UTF8SMTPS",
@@ -237,6 +256,19 @@ impl Session {
             }
         }
         let n_rcpt = env.rcpts.len();
+        // The reply goes out only after the commit; the transcript kept with the message
+        // already holds it, as the client will see it.
+        let done = Reply::new(250, "2.0.0", format!("Ok: queued as {id}"));
+        let transcript = self.conn.recorder.as_ref().map(|r| {
+            let last = String::from_utf8_lossy(&done.to_bytes())
+                .trim_end()
+                .to_string();
+            r.snapshot(
+                &[(Direction::Server, last)],
+                self.conn.peer.to_string(),
+                self.listener.name(),
+            )
+        });
         let store = self.shared.store.clone();
         let result = tokio::task::spawn_blocking(move || {
             delivery::store_accepted(
@@ -247,6 +279,7 @@ impl Session {
                     remote,
                     prefix,
                     body,
+                    transcript,
                 },
             )
         })
@@ -264,7 +297,11 @@ impl Session {
                     queued = receipt.queued.map(|q| q.0),
                     "message accepted"
                 );
-                self.ok(250, "2.0.0", format!("Ok: queued as {id}"));
+                self.shared.metrics.local_deliveries(receipt.local.len());
+                self.reply(done);
+                if let Some(r) = self.conn.recorder.as_mut() {
+                    r.end_transaction();
+                }
                 Flow::Continue
             }
             Ok(Err(e)) if e.is_storage_full() => {

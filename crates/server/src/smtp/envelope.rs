@@ -6,6 +6,7 @@ use mailroom_proto::smtp::{Address, ForwardPath, Param, ReversePath};
 
 use super::{Envelope, Flow, Recipient, Refusal, Session, State};
 use crate::delivery::{self, Route, Target};
+use crate::metrics::FaultStage;
 use crate::ListenerKind;
 
 impl Session {
@@ -15,7 +16,12 @@ impl Session {
             State::Greeted => {}
             _ => return self.refuse(Refusal::NestedMail),
         }
-        if self.kind == ListenerKind::Submission && self.auth.is_none() {
+        if let Some(flow) = self.injected(FaultStage::Mail) {
+            return flow;
+        }
+        // Capture mode: no listener insists on AUTH.
+        if self.kind == ListenerKind::Submission && self.auth.is_none() && self.capture().is_none()
+        {
             if !self.auth_allowed() {
                 return self.refuse(Refusal::StartTlsFirst);
             }
@@ -141,6 +147,9 @@ impl Session {
         }
         let smtputf8 = env.smtputf8;
         let declared_size = env.declared_size;
+        if let Some(flow) = self.injected(FaultStage::Rcpt) {
+            return flow;
+        }
         let to_postmaster = match &to {
             ForwardPath::Postmaster => true,
             ForwardPath::Address(a) => a.local.eq_ignore_ascii_case("postmaster"),
@@ -163,6 +172,15 @@ impl Session {
         // problems (a full mailbox among them): no quota check for it.
         let check_quota = !to_postmaster;
         let looked = tokio::task::spawn_blocking(move || {
+            // Capture mode: every address is filed under its own account, made on first use.
+            if let Some(capture) = &shared.capture {
+                let account = capture.account_for(&shared.store, &lookup)?;
+                let target = Target::Account {
+                    account: account.id,
+                    address: account.address,
+                };
+                return Ok((Route::Local(vec![target]), None));
+            }
             let route = delivery::resolve(&shared.store, &lookup)?;
             let full = match &route {
                 Route::Local(targets) if check_quota => delivery::full_target(

@@ -21,11 +21,15 @@
 //! The driver by command family: this file holds the session, its states and the command
 //! loop; `ehlo.rs` the greeting, HELO/EHLO and STARTTLS; `auth.rs` AUTH; `envelope.rs` MAIL,
 //! RCPT and RSET; `verify.rs` VRFY and EXPN (switched per listener); `data.rs` DATA, BDAT and
-//! the hand-off to the store; `refusal.rs` the refusals; `help.rs` the HELP texts. Session plumbing shared with POP3 and IMAP (auth
+//! the hand-off to the store; `refusal.rs` the refusals; `help.rs` the HELP texts;
+//! `capture.rs` capture mode (any recipient, any AUTH, nothing relayed; injected faults).
+//! The dialogue is recorded for the transcript kept with each accepted message
+//! (`crate::transcript`). Session plumbing shared with POP3 and IMAP (auth
 //! policy, STARTTLS swap, SASL response reader, error and login-failure counting) is in
 //! `crate::session`.
 
 mod auth;
+pub mod capture;
 mod data;
 mod ehlo;
 mod envelope;
@@ -91,13 +95,20 @@ enum Flow {
 }
 
 struct Session {
+    /// The listener's policy ([`ListenerKind::base`]).
     kind: ListenerKind,
+    /// The listener itself (metrics, the transcript).
+    listener: ListenerKind,
+    /// The code of the last reply sent (what the metrics count a message's reply by).
+    last_code: u16,
     shared: Arc<Shared>,
     conn: Conn,
     id: u64,
     helo: Option<String>,
     esmtp: bool,
     auth: Option<Account>,
+    /// Capture mode: the user name an AUTH gave (accepted without a check).
+    captured_login: Option<String>,
     state: State,
     errors: ErrorCount,
     logins: LoginFailures,
@@ -131,14 +142,20 @@ pub async fn run_session(
         shutdown,
     );
     conn.min_data_rate = cfg.limits.min_data_rate;
+    if cfg.trace.record_smtp {
+        conn.recorder = Some(crate::transcript::Recorder::default());
+    }
     let mut s = Session {
         kind,
+        listener,
+        last_code: 0,
         shared: shared.clone(),
         conn,
         id,
         helo: None,
         esmtp: false,
         auth: None,
+        captured_login: None,
         state: State::Connected,
         errors: ErrorCount::default(),
         logins: LoginFailures::default(),
@@ -152,6 +169,7 @@ impl Session {
     }
 
     fn reply(&mut self, r: Reply) {
+        self.last_code = r.code;
         self.conn.send(&r.to_bytes());
     }
 
@@ -163,6 +181,7 @@ impl Session {
     /// errors end the session.
     fn refuse(&mut self, r: Refusal) -> Flow {
         let reply = r.reply();
+        let code = reply.code;
         self.reply(reply);
         if matches!(r, Refusal::AuthTemporary) {
             return Flow::Continue;
@@ -174,6 +193,8 @@ impl Session {
                 "4.7.0",
                 format!("{host} Too many errors in this session; closing connection"),
             );
+            // The refusal is what answered the command.
+            self.last_code = code;
             return Flow::Close;
         }
         Flow::Continue
@@ -185,7 +206,7 @@ impl Session {
             let flow = match self.conn.next_line().await {
                 Event::Line(Ok(bytes)) => self.command(bytes).await,
                 Event::Line(Err(LineError::TooLong { limit })) => {
-                    self.conn.trace.client("(over-long line discarded)");
+                    self.conn.client_line("(over-long line discarded)");
                     self.refuse(Refusal::LineTooLong(limit))
                 }
                 Event::Closed => break,
@@ -220,7 +241,8 @@ impl Session {
 
     async fn command(&mut self, bytes: Vec<u8>) -> Flow {
         // Masked by the one rule for all protocols, whether it parses or not (`AUTH PLAIN ****`).
-        self.conn.trace.client(&String::from_utf8_lossy(&bytes));
+        let at = self.conn.recorder.as_ref().map(|r| r.len());
+        self.conn.client_line(&String::from_utf8_lossy(&bytes));
         let cmd = match parse_command(&bytes) {
             Ok(c) => c,
             Err(e) => return self.refuse(Refusal::Syntax(e)),
@@ -228,7 +250,12 @@ impl Session {
         match cmd {
             Command::Ehlo(domain) => self.hello(domain, true),
             Command::Helo(domain) => self.hello(domain, false),
-            Command::Mail { from, params } => self.mail(from, params).await,
+            Command::Mail { from, params } => {
+                if let (Some(r), Some(at)) = (self.conn.recorder.as_mut(), at) {
+                    r.begin_transaction(at);
+                }
+                self.mail(from, params).await
+            }
             Command::Rcpt { to, params } => self.rcpt(to, params).await,
             Command::Data => self.data().await,
             Command::Bdat { size, last } => self.bdat(size, last).await,
@@ -270,6 +297,23 @@ impl Session {
             vrfy: self.shared.config.vrfy.on(self.kind),
             expn: self.shared.config.expn.on(self.kind),
         }
+    }
+
+    /// Capture mode's state, when the server runs in it.
+    fn capture(&self) -> Option<&capture::Capture> {
+        self.shared.capture.as_ref()
+    }
+
+    /// Capture mode's injected fault for `stage`, if this command draws one: sent (not
+    /// counted as the client's error) and counted in the metrics.
+    fn injected(&mut self, stage: crate::metrics::FaultStage) -> Option<Flow> {
+        let reply = self.capture()?.fault(stage)?;
+        self.shared.metrics.fault(stage);
+        self.conn
+            .trace
+            .note(&format!("capture mode: fault injected at {stage:?}"));
+        self.reply(reply);
+        Some(Flow::Continue)
     }
 
     /// The `auth_require_tls` policy: may this client send a password now?

@@ -82,7 +82,7 @@ async fn mailbox(ctx: &Ctx, user: &User, name: &str) -> Result<MailboxInfo, ApiE
 
 /// The user's mailbox and the UID a message id names in it (404 when the id's UIDVALIDITY is
 /// not the mailbox's: the id was of an earlier mailbox of that name).
-async fn message(
+pub(crate) async fn message(
     ctx: &Ctx,
     user: &User,
     name: &str,
