@@ -43,6 +43,7 @@
 //! | GETQUOTA, GETQUOTAROOT, SETQUOTA                                 | `quota.rs`     |
 //! | IDLE                                                             | `idle.rs`      |
 //! | SELECT's QRESYNC parameter, UID FETCH's VANISHED (RFC 7162 §3.2)  | `qresync.rs`   |
+//! | CANCELUPDATE; RETURN (UPDATE)'s ADDTO / REMOVEFROM (RFC 5267 §4)   | `updates.rs`   |
 //!
 //! And what the commands stand on:
 //!
@@ -88,6 +89,7 @@ mod sort;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod updates;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -422,6 +424,7 @@ impl Session {
         };
         match body {
             C::Check => ok("CHECK completed"),
+            C::CancelUpdate(tags) => self.cancel_update(&tags),
             C::Close => {
                 self.close_mailbox(true).await?;
                 ok("CLOSE completed")
