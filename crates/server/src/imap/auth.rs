@@ -51,6 +51,8 @@ const CAPABILITIES: &[&str] = &[
     // RFC 5267 §4: RETURN (UPDATE), CANCELUPDATE, PARTIAL (imap/updates.rs).
     "CONTEXT=SEARCH",
     "CONTEXT=SORT",
+    // RFC 4469 (imap/catenate.rs).
+    "CATENATE",
 ];
 
 impl Session {

@@ -35,6 +35,7 @@
 //! | SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, | `mailboxes.rs` |
 //! | NAMESPACE                                                        | `mailboxes.rs` |
 //! | APPEND (with MULTIAPPEND)                                        | `append.rs`    |
+//! | APPEND's CATENATE parts and their URLs (RFC 4469)                | `catenate.rs`  |
 //! | LIST, LSUB, STATUS                                               | `list.rs`      |
 //! | CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE (and the UID forms)  | `messages.rs`  |
 //! | FETCH, UID FETCH                                                 | `fetch.rs`     |
@@ -72,6 +73,7 @@
 mod append;
 mod auth;
 mod cache;
+mod catenate;
 mod context;
 mod error;
 pub mod fetch;
