@@ -262,6 +262,8 @@ fn imaptest_scripted_suite_passes() {
         .lines()
         .filter(|l| l.contains("test groups:") || l.contains("individual commands failed"))
         .collect();
+    // The totals, for `--nocapture` (which groups ran depends on the capabilities).
+    eprintln!("{}", summary.join("\n"));
     assert!(
         summary.iter().any(|l| l.contains(" 0 failed")),
         "imaptest scripted groups failed:\n{text}"

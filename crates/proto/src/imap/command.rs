@@ -251,6 +251,10 @@ pub struct SearchReturn {
     pub save: bool,
     /// `PARTIAL range` (RFC 5267 §4.4 for SEARCH and SORT; RFC 9394 ranges from the end).
     pub partial: Option<PartialRange>,
+    /// `UPDATE` (RFC 5267 §4.3, CONTEXT=SEARCH and CONTEXT=SORT): keep the result and send
+    /// ADDTO / REMOVEFROM as it changes. It counts as an option: `RETURN (UPDATE)` alone does
+    /// not imply ALL.
+    pub update: bool,
 }
 
 /// A `PARTIAL` range of result positions, 1-based, bounds in order (`4:2` is `2:4`).
@@ -509,6 +513,8 @@ pub enum CommandBody {
         root: String,
         limits: Vec<(String, u64)>,
     },
+    /// `CANCELUPDATE "tag" ...` (RFC 5267 §4.3.5): the updating searches to end; never empty.
+    CancelUpdate(Vec<String>),
 }
 
 impl CommandBody {
@@ -561,6 +567,7 @@ impl CommandBody {
             GetQuota(_) => "GETQUOTA",
             GetQuotaRoot(_) => "GETQUOTAROOT",
             SetQuota { .. } => "SETQUOTA",
+            CancelUpdate(_) => "CANCELUPDATE",
         }
     }
 }
@@ -1016,6 +1023,7 @@ const COMMAND_NAMES: &[&str] = &[
     "GETQUOTA",
     "GETQUOTAROOT",
     "SETQUOTA",
+    "CANCELUPDATE",
 ];
 
 fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
@@ -1295,6 +1303,20 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
                 }
             }
             CommandBody::SetQuota { root, limits }
+        }
+        // RFC 5267 §5: cancelupdate = "CANCELUPDATE" 1*(SP quoted); the tags of updating
+        // searches. Any string (and an atom, leniently) is taken.
+        "CANCELUPDATE" => {
+            let mut tags = Vec::new();
+            loop {
+                p.sp("the tag of an updating search, e.g. CANCELUPDATE \"a1\"")?;
+                let tag = p.astring("the tag of an updating search in quotes")?;
+                tags.push(tag);
+                if p.at_end() {
+                    break;
+                }
+            }
+            CommandBody::CancelUpdate(tags)
         }
         // `a LOGINsecret`: the reply (and so the trace) does not repeat a secret.
         _ => {
@@ -1725,6 +1747,12 @@ fn return_options(p: &mut P<'_>, cmd: &str) -> PResult<SearchReturn> {
             "ALL" => r.all = true,
             "COUNT" => r.count = true,
             "SAVE" => r.save = true,
+            // RFC 5267 §4.2: CONTEXT is a hint that more searches of this kind follow.
+            "CONTEXT" => {}
+            "UPDATE" if r.update => {
+                return syntax(format!("UPDATE is given twice in {what}"));
+            }
+            "UPDATE" => r.update = true,
             "PARTIAL" => {
                 p.sp("the PARTIAL range, e.g. PARTIAL 1:100")?;
                 r.partial = Some(partial_range(p)?);
@@ -2643,7 +2671,6 @@ mod tests {
             "a sort return (partial 1:-2) (arrival) us-ascii all",
             "a sort return (partial 1:99999999999) (arrival) us-ascii all",
             "a sort return (partial) (arrival) us-ascii all",
-            "a SORT RETURN (UPDATE) (DATE) UTF-8 ALL",
             "a SORT RETURN (MIN (DATE) UTF-8 ALL",
             "a SORT RETURN MIN (DATE) UTF-8 ALL",
             "a SORT",
@@ -2713,6 +2740,40 @@ mod tests {
             panic!()
         };
         assert_eq!(ret, Some(SearchReturn::default()));
+    }
+
+    #[test]
+    fn context_update_and_cancelupdate() {
+        // RFC 5267 §4.3: UPDATE for SEARCH and SORT; CONTEXT is a hint and changes nothing.
+        let CommandBody::Search { ret, .. } = ok("a SEARCH RETURN (UPDATE CONTEXT) SEEN") else {
+            panic!()
+        };
+        assert_eq!(
+            ret,
+            Some(SearchReturn {
+                update: true,
+                ..SearchReturn::default()
+            })
+        );
+        let CommandBody::Sort(s) = ok("a UID SORT RETURN (update all) (DATE) UTF-8 ALL") else {
+            panic!()
+        };
+        assert!(s.ret.is_some_and(|r| r.update && r.all));
+        assert!(err("a SEARCH RETURN (UPDATE UPDATE) ALL")
+            .error
+            .to_string()
+            .contains("twice"));
+        assert_eq!(
+            ok("a CANCELUPDATE \"s1\" \"s2\""),
+            CommandBody::CancelUpdate(vec!["s1".into(), "s2".into()])
+        );
+        assert_eq!(
+            ok("a cancelupdate t"),
+            CommandBody::CancelUpdate(vec!["t".into()])
+        );
+        for bad in ["a CANCELUPDATE", "a CANCELUPDATE ", "a CANCELUPDATE \"x\" "] {
+            assert!(matches!(err(bad).error, ParseError::Syntax(_)), "{bad}");
+        }
     }
 
     #[test]

@@ -68,6 +68,12 @@ impl Mime {
     }
 
     /// The part a section's part numbers name (RFC 9051 §6.4.5).
+    ///
+    /// A part that is not multipart has a part 1: itself (§6.4.5: "non-multipart [MIME-IMB]
+    /// messages ... only have a part 1"; for a non-multipart part inside a multipart, as
+    /// Dovecot, `1.1` is `1`). The path may go on below it only if it is a message/rfc822:
+    /// `1.1.1` of a text part inside a multipart, and `2.1.1` of a message/rfc822 part whose
+    /// body is one text part, name nothing, as in Dovecot (the reference).
     pub fn part(&self, path: &[u32]) -> Option<&Part> {
         let mut cur = &self.root;
         for (i, &n) in path.iter().enumerate() {
@@ -905,6 +911,25 @@ mod tests {
             sec(vec![1], Some(SectionText::Mime)),
             b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
         );
+    }
+
+    /// RFC 9051 §6.4.5, answered as Dovecot answers (checked side by side): a non-multipart
+    /// part's part 1 is itself once, never again below it.
+    #[test]
+    fn part_one_of_a_single_part_is_taken_once() {
+        let m = Mime::parse(MULTI);
+        let part = |p: &[u32]| m.part(p).map(|x| x.body.clone());
+        // 1 is text/plain inside the multipart: 1.1 is itself, 1.1.1 nothing.
+        assert_eq!(part(&[1, 1]), part(&[1]));
+        assert_eq!(part(&[1, 1, 1]), None);
+        assert_eq!(part(&[1, 2]), None);
+        // 2 is message/rfc822 with a text body: 2.1 is that body, 2.1.1 nothing.
+        assert!(part(&[2, 1]).is_some());
+        assert_eq!(part(&[2, 1, 1]), None);
+        // A single-part message: 1 is its body, 1.1 nothing.
+        let single = Mime::parse(b"Subject: x\r\n\r\nbody\r\n");
+        assert!(single.part(&[1]).is_some());
+        assert!(single.part(&[1, 1]).is_none());
     }
 
     #[test]

@@ -320,7 +320,7 @@ pub fn sort_data(sorted: &[u32]) -> super::response::Response {
 
 /// The ESEARCH response to `SORT RETURN (...)` (RFC 5267 §3.2, §4.4) as typed values: `sorted`
 /// is the whole sorted result. MIN and MAX are the first and the last in sort order, ALL keeps
-/// the order, COUNT counts all; `RETURN ()` means ALL (RFC 4731 §3.1). An empty result has no
+/// the order, COUNT counts all; `RETURN ()` means ALL (RFC 4731 §3.1; UPDATE alone does not). An empty result has no
 /// MIN, MAX or ALL, and `PARTIAL (range NIL)`. SAVE (RFC 5182) is the server's to act on: it
 /// changes nothing here.
 pub fn esort_data(
@@ -352,7 +352,7 @@ pub fn esort_data(
     if ret.count {
         data.extend([atom("COUNT"), Value::num(sorted.len() as u64)]);
     }
-    let all = ret.all || !(ret.min || ret.max || ret.count || ret.partial.is_some());
+    let all = ret.all || !(ret.min || ret.max || ret.count || ret.update || ret.partial.is_some());
     if all && !sorted.is_empty() {
         data.extend([atom("ALL"), Value::Atom(sequence_list(sorted))]);
     }
@@ -404,6 +404,61 @@ pub fn sequence_list(nums: &[u32]) -> String {
         i += 1;
     }
     out
+}
+
+/// One ADDTO or REMOVEFROM pair of a context update (RFC 5267 §4.3.3, §4.3.4): messages (UIDs
+/// or sequence numbers, as the context's command named them) at successive context positions
+/// from `position`. A SEARCH context has no order: its position is 0 and its messages are
+/// written as an ascending set; a SORT context's position is 1-based and its messages keep
+/// their order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextRun {
+    pub position: u32,
+    pub messages: Vec<u32>,
+}
+
+/// `* ESEARCH (TAG "t") [UID] [REMOVEFROM (pos set ...)] [ADDTO (pos set ...)]`: the change of
+/// an updating search or sort (RFC 5267 §4.3). The client applies the pairs in the order
+/// written (§4.3.2), so the removals go first, each position counted after the ones before
+/// it were applied. `None` when there is nothing to say.
+pub fn context_update(
+    tag: &str,
+    uid: bool,
+    removed: &[ContextRun],
+    added: &[ContextRun],
+) -> Option<super::response::Response> {
+    use super::response::{Response, Value};
+    if removed.iter().chain(added).all(|r| r.messages.is_empty()) {
+        return None;
+    }
+    let atom = |a: &str| Value::Atom(a.to_string());
+    let mut data = vec![Value::List(vec![
+        atom("TAG"),
+        Value::Quoted(tag.as_bytes().to_vec()),
+    ])];
+    if uid {
+        data.push(atom("UID"));
+    }
+    let pairs = |runs: &[ContextRun]| {
+        let mut v = Vec::new();
+        for r in runs.iter().filter(|r| !r.messages.is_empty()) {
+            let mut msgs = r.messages.clone();
+            if r.position == 0 {
+                msgs.sort_unstable();
+                msgs.dedup();
+            }
+            v.push(Value::num(r.position));
+            v.push(Value::Atom(sequence_list(&msgs)));
+        }
+        Value::List(v)
+    };
+    if removed.iter().any(|r| !r.messages.is_empty()) {
+        data.extend([atom("REMOVEFROM"), pairs(removed)]);
+    }
+    if added.iter().any(|r| !r.messages.is_empty()) {
+        data.extend([atom("ADDTO"), pairs(added)]);
+    }
+    Some(Response::data("ESEARCH", data))
 }
 
 /// [`esort_data`] as the line the client reads, without its CRLF (for tests and tools).
@@ -981,5 +1036,43 @@ mod tests {
             esort_response("t", false, &r(|_| {}), &[]),
             "* ESEARCH (TAG \"t\")"
         );
+    }
+
+    #[test]
+    fn context_updates() {
+        let line = |r: Option<crate::imap::response::Response>| {
+            r.map(|r| {
+                String::from_utf8_lossy(&r.to_bytes())
+                    .trim_end()
+                    .to_string()
+            })
+        };
+        let run = |position, messages: &[u32]| ContextRun {
+            position,
+            messages: messages.to_vec(),
+        };
+        // SEARCH: position 0, ascending sets, REMOVEFROM before ADDTO.
+        assert_eq!(
+            line(context_update(
+                "a1",
+                false,
+                &[run(0, &[4, 2, 1])],
+                &[run(0, &[7])]
+            ))
+            .as_deref(),
+            Some("* ESEARCH (TAG \"a1\") REMOVEFROM (0 1:2,4) ADDTO (0 7)")
+        );
+        // SORT: positions, order kept, several pairs.
+        assert_eq!(
+            line(context_update(
+                "s",
+                true,
+                &[],
+                &[run(1, &[9, 3]), run(5, &[4, 5])]
+            ))
+            .as_deref(),
+            Some("* ESEARCH (TAG \"s\") UID ADDTO (1 9,3 5 4:5)")
+        );
+        assert_eq!(line(context_update("a", true, &[run(0, &[])], &[])), None);
     }
 }

@@ -1,5 +1,6 @@
-//! APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502): one or several messages, each with
-//! its own flags and internal date, stored in one store transaction — all of them or none —
+//! APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469, the parts
+//! joined in `catenate.rs`): one or several messages, each with its own flags and internal
+//! date, stored in one store transaction — all of them or none —
 //! and answered with `[APPENDUID uidvalidity uid-set]` (RFC 4315 §3) naming every new UID.
 //! The literal limits (`limits.max_message_size` per message, [`MAX_APPEND_TOTAL_FACTOR`]
 //! times that for the whole command) are checked in `framing.rs` before a literal is read.
@@ -25,6 +26,11 @@ impl Session {
     ) -> Result<Done, ImapError> {
         let max = self.shared.config.limits.max_message_size;
         let count = messages.len();
+        // RFC 4469 §5 (as Dovecot): a missing destination is TRYCREATE before any URL is
+        // looked at.
+        if messages.iter().any(|m| m.catenate.is_some()) {
+            self.must_mailbox(name, "TRYCREATE").await?;
+        }
         let mut new = Vec::with_capacity(count);
         for (i, m) in messages.into_iter().enumerate() {
             // Which message a refusal is about, when there are several (RFC 3502 §6.3.11:
@@ -34,12 +40,6 @@ impl Session {
             } else {
                 "the message".to_string()
             };
-            // RFC 4469: parsed by proto, but not served yet (CATENATE is not advertised).
-            if m.catenate.is_some() {
-                return Err(ImapError::bad(
-                    "CATENATE is not supported here (see CAPABILITY); send the whole message as a literal",
-                ));
-            }
             let (flags, keywords) = split_flags(&m.flags)?;
             let internal_date = match m.date.as_deref() {
                 None => now_unix(),
@@ -49,20 +49,25 @@ impl Session {
                     ))
                 })?,
             };
-            if m.message.is_empty() {
+            // RFC 4469: the message joined from its parts (`catenate.rs`).
+            let data = match m.catenate {
+                Some(parts) => self.catenate(parts, max, &which).await?,
+                None => m.message,
+            };
+            if data.is_empty() {
                 return Err(ImapError::no(
                     "CANNOT",
                     format!("{which} is empty; nothing was stored"),
                 ));
             }
-            if m.message.len() as u64 > max {
+            if data.len() as u64 > max {
                 return Err(ImapError::no(
                     "TOOBIG",
                     format!("{which} is over the limit of {max} octets; nothing was stored"),
                 ));
             }
             new.push(NewMessage {
-                data: m.message,
+                data,
                 flags,
                 keywords,
                 internal_date,

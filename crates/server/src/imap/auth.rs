@@ -48,8 +48,11 @@ const CAPABILITIES: &[&str] = &[
     "MULTIAPPEND",
     // RFC 5182: SAVE and `$` (imap/context.rs).
     "SEARCHRES",
-    // Not CONTEXT=SORT: its PARTIAL is answered, but RETURN (UPDATE) / CANCELUPDATE (RFC 5267
-    // §4.2-4.3) are not implemented, so the capability would promise too much.
+    // RFC 5267 §4: RETURN (UPDATE), CANCELUPDATE, PARTIAL (imap/updates.rs).
+    "CONTEXT=SEARCH",
+    "CONTEXT=SORT",
+    // RFC 4469 (imap/catenate.rs).
+    "CATENATE",
 ];
 
 impl Session {

@@ -111,6 +111,7 @@ mod tests {
             count,
             save: true,
             partial: None,
+            update: false,
         }
     }
 

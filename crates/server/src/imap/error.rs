@@ -16,6 +16,10 @@ pub enum ImapError {
         code: Option<&'static str>,
         text: String,
     },
+    /// RFC 4469 §5 `tag NO [BADURL "url"] text`: a CATENATE URL that names nothing the
+    /// session may read. The code carries the client's URL.
+    #[error("{text}")]
+    BadUrl { url: String, text: String },
     /// The session cannot go on (its account or its selected mailbox is gone): `* BYE text`
     /// and the connection closes (RFC 9051 §7.1.5).
     #[error("{0}")]
@@ -91,9 +95,31 @@ impl ImapError {
         match self {
             ImapError::Bad(text) => status(Status::Bad, None, text),
             ImapError::No { code, text } => status(Status::No, *code, text),
+            ImapError::BadUrl { url, text } => status(
+                Status::No,
+                Some(&format!("BADURL {}", quoted_url(url))),
+                text,
+            ),
             ImapError::Bye(text) => Response::untagged(Status::Bye, None, text.as_str()),
         }
     }
+}
+
+/// The URL in BADURL's code, in quotes (RFC 4469 §5's example). RFC 4469's `url-resp-text`
+/// may hold neither `]` nor CR/LF: `]`, `"` and `\` are %-escaped (RFC 3986 §2.1, the same
+/// URL), control characters become spaces in the encoder.
+fn quoted_url(url: &str) -> String {
+    let mut out = String::from("\"");
+    for c in url.chars() {
+        match c {
+            ']' => out.push_str("%5D"),
+            '"' => out.push_str("%22"),
+            '\\' => out.push_str("%5C"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -122,6 +148,16 @@ mod tests {
         assert_eq!(
             reply(&ImapError::Bye("gone\x1b[2J".into()), Some("a4")),
             "* BYE gone [2J\r\n"
+        );
+        assert_eq!(
+            reply(
+                &ImapError::BadUrl {
+                    url: "/INBOX/;UID=9\"]\r\nx".into(),
+                    text: "no".into()
+                },
+                Some("a5")
+            ),
+            "a5 NO [BADURL \"/INBOX/;UID=9%22%5D  x\"] no\r\n"
         );
         assert_eq!(
             reply(&ImapError::auth_unavailable(), Some("a3")),

@@ -12,7 +12,7 @@ use super::selected::Selected;
 use super::{ok, ok_code, Done, Session, State};
 
 impl Session {
-    async fn find_mailbox(&self, name: &str) -> Result<Option<MailboxInfo>, ImapError> {
+    pub(super) async fn find_mailbox(&self, name: &str) -> Result<Option<MailboxInfo>, ImapError> {
         let Some(acct) = self.account().map(|a| a.id) else {
             return Ok(None);
         };

@@ -35,6 +35,7 @@
 //! | SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, | `mailboxes.rs` |
 //! | NAMESPACE                                                        | `mailboxes.rs` |
 //! | APPEND (with MULTIAPPEND)                                        | `append.rs`    |
+//! | APPEND's CATENATE parts and their URLs (RFC 4469)                | `catenate.rs`  |
 //! | LIST, LSUB, STATUS                                               | `list.rs`      |
 //! | CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE (and the UID forms)  | `messages.rs`  |
 //! | FETCH, UID FETCH                                                 | `fetch.rs`     |
@@ -43,6 +44,7 @@
 //! | GETQUOTA, GETQUOTAROOT, SETQUOTA                                 | `quota.rs`     |
 //! | IDLE                                                             | `idle.rs`      |
 //! | SELECT's QRESYNC parameter, UID FETCH's VANISHED (RFC 7162 §3.2)  | `qresync.rs`   |
+//! | CANCELUPDATE; RETURN (UPDATE)'s ADDTO / REMOVEFROM (RFC 5267 §4)   | `updates.rs`   |
 //!
 //! And what the commands stand on:
 //!
@@ -71,6 +73,7 @@
 mod append;
 mod auth;
 mod cache;
+mod catenate;
 mod context;
 mod error;
 pub mod fetch;
@@ -88,6 +91,7 @@ mod sort;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod updates;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -422,6 +426,7 @@ impl Session {
         };
         match body {
             C::Check => ok("CHECK completed"),
+            C::CancelUpdate(tags) => self.cancel_update(&tags),
             C::Close => {
                 self.close_mailbox(true).await?;
                 ok("CLOSE completed")

@@ -194,7 +194,8 @@ impl Session {
             | C::Store { .. }
             | C::Id(_)
             | C::GetQuota(_)
-            | C::SetQuota { .. }) => other,
+            | C::SetQuota { .. }
+            | C::CancelUpdate(_)) => other,
         })
     }
 

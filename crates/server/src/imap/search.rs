@@ -16,6 +16,7 @@ use super::cache::{ImapShared, Loaded};
 use super::context;
 use super::error::ImapError;
 use super::selected::{compress, Msg};
+use super::updates;
 use super::{ok, Done, Session};
 
 mod text;
@@ -45,6 +46,13 @@ impl Session {
         if let Some(cs) = &charset {
             check_charset(cs)?;
         }
+        // RFC 5267 §4.3: checked before the search runs.
+        let keep = match (&ret, self.selected()) {
+            (Some(r), Some(sel)) => updates::check_update(sel, tag, r)?,
+            _ => false,
+        };
+        let update = ret.as_ref().is_some_and(|r| r.update);
+        let update_key = update.then(|| key.clone());
         let uses_modseq = key_uses_modseq(&key);
         if uses_modseq {
             self.enable_condstore();
@@ -58,6 +66,7 @@ impl Session {
         };
         let uids: Vec<u32> = sel.msgs.iter().map(|m| m.uid).collect();
         let modseqs: Vec<u64> = sel.msgs.iter().map(|m| m.modseq).collect();
+        let snapshot = if update { sel.msgs.clone() } else { Vec::new() };
         let shared = self.shared.clone();
         let res = tokio::task::spawn_blocking(move || {
             run_search(shared.store.as_ref(), &shared.imap, &job)
@@ -98,12 +107,23 @@ impl Session {
                 sel.saved = context::saved_of(r, &hit_uids);
             }
         }
+        if let Some(k) = update_key {
+            if keep {
+                let hit_uids: Vec<u32> = hits.iter().map(|&s| uids[s - 1]).collect();
+                let u = updates::Update::new(tag, uid, k, None, hit_uids, &snapshot);
+                if let Some(sel) = self.selected() {
+                    sel.updates.push(u);
+                }
+            } else {
+                self.respond(&updates::noupdate(tag));
+            }
+        }
         if ret.as_ref().is_some_and(context::save_only) {
             // RFC 5182 §2.4: SAVE alone answers with no ESEARCH.
         } else if ret.is_some() || self.rev2 {
             // RFC 4731 / RFC 9051 §7.3.4 ESEARCH.
             let r = ret.unwrap_or_default();
-            let all = r.all || !(r.min || r.max || r.count || r.partial.is_some());
+            let all = r.all || !(r.min || r.max || r.count || r.update || r.partial.is_some());
             let atom = |a: &str| Value::Atom(a.to_string());
             // The correlator: the tag, always quoted (RFC 4731 §3.1; a tag has no character
             // a quoted string must escape).
@@ -209,6 +229,18 @@ pub fn run_search(
     cache: &ImapShared,
     job: &SearchJob,
 ) -> Result<Vec<usize>, StoreError> {
+    run_search_where(store, cache, job, &|_| true)
+}
+
+/// [`run_search`] over only the messages for which `only` holds (the others never match);
+/// sequence numbers still count every message of the snapshot. An updating search
+/// (`updates.rs`) matches again only what changed.
+pub(super) fn run_search_where(
+    store: &dyn MailStore,
+    cache: &ImapShared,
+    job: &SearchJob,
+    only: &dyn Fn(&Msg) -> bool,
+) -> Result<Vec<usize>, StoreError> {
     let count = job.msgs.len() as u32;
     let largest_uid = job.msgs.last().map_or(0, |m| m.uid);
     let mut stored: HashMap<u32, Arc<Vec<text::Field>>> = HashMap::new();
@@ -216,7 +248,7 @@ pub fn run_search(
         let missing = job
             .msgs
             .iter()
-            .filter(|m| !m.gone && cache.fields.get(m.message).is_none())
+            .filter(|m| !m.gone && only(m) && cache.fields.get(m.message).is_none())
             .count();
         if missing >= PRELOAD_MIN {
             // A mailbox that fits the cache well is kept there; a larger one would only
@@ -238,7 +270,7 @@ pub fn run_search(
     let mut parsed = Vec::new();
     let mut hits = Vec::new();
     for (i, msg) in job.msgs.iter().enumerate() {
-        if msg.gone {
+        if msg.gone || !only(msg) {
             continue;
         }
         let mut l = Loaded::new(store, cache, job.mailbox, msg);

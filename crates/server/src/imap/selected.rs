@@ -97,6 +97,8 @@ pub struct Selected {
     /// The search result saved by `RETURN (SAVE)`, as UIDs ascending (RFC 5182; see
     /// `context.rs`).
     pub saved: Vec<u32>,
+    /// The updating searches and sorts (RFC 5267 §4.3; see `updates.rs`).
+    pub updates: Vec<super::updates::Update>,
 }
 
 /// `(\Seen \Flagged $Label)`, with `\Recent` first when `recent`.
@@ -174,6 +176,7 @@ impl Selected {
             keywords: Vec::new(),
             qresync: false,
             saved: Vec::new(),
+            updates: Vec::new(),
         };
         sel.learn_keywords();
         sel
@@ -300,6 +303,10 @@ impl Selected {
             .extend(list.iter().filter(|n| n.uid > last_uid).map(Msg::from_meta));
         let added = self.msgs.len() > before;
         if allow_expunge {
+            // RFC 5267 §4.3.4: REMOVEFROM with the numbers the client still holds, before
+            // the EXPUNGE responses.
+            let gone: Vec<u32> = self.msgs.iter().filter(|m| m.gone).map(|m| m.uid).collect();
+            let removals = self.context_removals(&gone);
             // Highest sequence number first, so each number is right when it is sent.
             let mut vanished = Vec::new();
             for seq in (1..=self.msgs.len()).rev() {
@@ -313,6 +320,7 @@ impl Selected {
                 vanished.reverse();
                 out = vec![super::qresync::vanished(&vanished, false)];
             }
+            out.splice(0..0, removals);
             self.pending_expunge = false;
         } else {
             self.pending_expunge = self.msgs.iter().any(|m| m.gone);
@@ -394,6 +402,8 @@ impl Selected {
 
     /// Removes messages this session expunged (or moved); returns the EXPUNGE responses.
     pub fn remove_uids(&mut self, uids: &[u32]) -> Untagged {
+        // RFC 5267 §4.3.4: REMOVEFROM first, while the numbers are the client's.
+        let removals = self.context_removals(uids);
         let mut seqs: Vec<usize> = uids.iter().filter_map(|&u| self.seq_of_uid(u)).collect();
         seqs.sort_unstable_by(|a, b| b.cmp(a));
         seqs.dedup();
@@ -406,8 +416,9 @@ impl Selected {
         if self.qresync && !vanished.is_empty() {
             // RFC 7162 §3.2.10: one VANISHED for this session's own EXPUNGE or MOVE.
             vanished.sort_unstable();
-            return vec![super::qresync::vanished(&vanished, false)];
+            out = vec![super::qresync::vanished(&vanished, false)];
         }
+        out.splice(0..0, removals);
         out
     }
 

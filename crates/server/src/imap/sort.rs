@@ -22,6 +22,7 @@ use super::context;
 use super::error::ImapError;
 use super::search::{check_charset, run_search, SearchJob};
 use super::selected::Msg;
+use super::updates;
 use super::{ok, Done, Session};
 
 /// The `message_search` format of [`SortFields::to_bytes`] (SEARCH's header fields are
@@ -57,12 +58,37 @@ impl Session {
             }
         }
         check_charset(&cmd.charset)?;
+        // RFC 5267 §4.3: CONTEXT=SORT's UPDATE, checked before the sort runs.
+        let keep = match (&cmd.ret, self.selected()) {
+            (Some(r), Some(sel)) => updates::check_update(sel, tag, r)?,
+            _ => false,
+        };
+        let update = cmd.ret.as_ref().is_some_and(|r| r.update);
+        let update_key = update.then(|| cmd.key.clone());
         let needs_fields = cmd
             .criteria
             .iter()
             .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
         let msgs = self.sort_input(cmd.uid, cmd.key, needs_fields).await?;
         let sorted = sort(&msgs, &cmd.criteria, cmd.uid);
+        if let Some(k) = update_key {
+            if keep {
+                let sel = self.must_selected()?;
+                // The result in sort order, as UIDs.
+                let in_order: Vec<u32> = sort(&msgs, &cmd.criteria, true);
+                let u = updates::Update::new(
+                    tag,
+                    cmd.uid,
+                    k,
+                    Some(cmd.criteria.clone()),
+                    in_order,
+                    &sel.msgs,
+                );
+                sel.updates.push(u);
+            } else {
+                self.respond(&updates::noupdate(tag));
+            }
+        }
         if let Some(r) = cmd.ret.as_ref().filter(|r| r.save) {
             let sel = self.must_selected()?;
             let in_order: Vec<u32> = if cmd.uid {

@@ -1,7 +1,8 @@
 //! Keeping a session's view current: [`Session::verify`] before every command (the account
 //! and the selected mailbox are still this session's), [`Session::sync`] after it (the
 //! untagged EXISTS, EXPUNGE, FETCH and RECENT responses for what others changed, found by
-//! polling the mailbox row, see [`super::selected`]).
+//! polling the mailbox row, see [`super::selected`]; then the ADDTO / REMOVEFROM of updating
+//! searches, see [`super::updates`]).
 
 use mailroom_proto::imap::response::{Response, Status};
 use mailroom_store::{MailboxInfo, Store};
@@ -77,7 +78,6 @@ impl Session {
         }
     }
 
-    /// Brings the selected mailbox up to date and queues the untagged responses.
     /// A CONDSTORE-enabling command (RFC 7162 §3.1: FETCH MODSEQ, CHANGEDSINCE, STORE
     /// UNCHANGEDSINCE, SEARCH MODSEQ, STATUS HIGHESTMODSEQ). The first one while a mailbox
     /// is selected without CONDSTORE gets `* OK [HIGHESTMODSEQ n]` (§3.1.2.1: the client
@@ -96,7 +96,15 @@ impl Session {
         }
     }
 
+    /// Brings the selected mailbox up to date and sends the untagged responses, then the
+    /// updates of RFC 5267 contexts (`updates.rs`).
     pub(super) async fn sync(&mut self, allow_expunge: bool) -> Result<(), ImapError> {
+        self.sync_mailbox(allow_expunge).await?;
+        self.update_contexts().await
+    }
+
+    /// Brings the selected mailbox up to date and queues the untagged responses.
+    async fn sync_mailbox(&mut self, allow_expunge: bool) -> Result<(), ImapError> {
         let Some(sel) = self.selected() else {
             return Ok(());
         };
