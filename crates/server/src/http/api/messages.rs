@@ -96,13 +96,36 @@ async fn message(
     Ok((mb, uid))
 }
 
-async fn read_all(ctx: &Ctx, mb: &MailboxInfo, uid: u32) -> Result<Vec<u8>, ApiError> {
+/// A message of the user's mailbox with its octets: what every handler that shows a message
+/// (or a part of it) starts from. One lookup for all of them: the id is checked against the
+/// mailbox's UIDVALIDITY, then the octets are read (404 once expunged).
+struct Loaded {
+    mb: MailboxInfo,
+    uid: u32,
+    data: Vec<u8>,
+}
+
+async fn load(ctx: &Ctx, user: &User, name: &str, id: &str) -> Result<Loaded, ApiError> {
+    let (mb, uid) = message(ctx, user, name, id).await?;
     let store = ctx.shared.store.clone();
     let r = MessageRef::Mailbox {
         mailbox: mb.id,
         uid,
     };
-    blocking(move || mailroom_store::read_message(store.as_ref(), r)).await
+    let data = blocking(move || mailroom_store::read_message(store.as_ref(), r)).await?;
+    Ok(Loaded { mb, uid, data })
+}
+
+/// The message's row (flags, size, arrival) as it is now; 404 once it is gone.
+fn meta_now(
+    store: &dyn mailroom_store::MailStore,
+    mailbox: mailroom_store::MailboxId,
+    uid: u32,
+) -> Result<Option<MessageMeta>, mailroom_store::StoreError> {
+    Ok(store
+        .list_messages(mailbox)?
+        .into_iter()
+        .find(|m| m.uid == uid))
 }
 
 pub(crate) fn flags_json(m: &MessageMeta) -> Vec<String> {
@@ -367,18 +390,12 @@ pub async fn get_one(
     user: User,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (mb, uid) = message(&ctx, &user, &name, &id).await?;
+    let Loaded { mb, uid, data } = load(&ctx, &user, &name, &id).await?;
     let store = ctx.shared.store.clone();
     let mbid = mb.id;
-    let meta = blocking(move || {
-        Ok(store
-            .list_messages(mbid)?
-            .into_iter()
-            .find(|m| m.uid == uid))
-    })
-    .await?
-    .ok_or_else(ApiError::no_message)?;
-    let data = read_all(&ctx, &mb, uid).await?;
+    let meta = blocking(move || meta_now(store.as_ref(), mbid, uid))
+        .await?
+        .ok_or_else(ApiError::no_message)?;
     let mime = Mime::parse(&data);
     let parsed = MessageParser::new().parse(&data);
     let mut out = serde_json::json!({
@@ -433,8 +450,7 @@ pub async fn raw(
     user: User,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (mb, uid) = message(&ctx, &user, &name, &id).await?;
-    let data = read_all(&ctx, &mb, uid).await?;
+    let Loaded { data, .. } = load(&ctx, &user, &name, &id).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "message/rfc822"),
@@ -500,8 +516,7 @@ pub async fn part(
     Path((name, id, section)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let path = parse_section(&section)?;
-    let (mb, uid) = message(&ctx, &user, &name, &id).await?;
-    let data = read_all(&ctx, &mb, uid).await?;
+    let Loaded { data, .. } = load(&ctx, &user, &name, &id).await?;
     let mime = Mime::parse(&data);
     let Some(p) = mime.part(&path) else {
         return Err(ApiError::not_found(
@@ -617,10 +632,7 @@ pub async fn patch(
         if remove != Flags::default() {
             store.store_flags(mbid, &[uid], FlagOp::Remove, remove, &[], None)?;
         }
-        Ok(store
-            .list_messages(mbid)?
-            .into_iter()
-            .find(|m| m.uid == uid))
+        meta_now(store.as_ref(), mbid, uid)
     })
     .await?
     .ok_or_else(ApiError::no_message)?;
