@@ -2108,6 +2108,23 @@ impl MailStore for SqliteStore {
         })
     }
 
+    fn queue_retry(&self, id: QueueId) -> Result<usize> {
+        self.write(move |c| {
+            let exists: i64 = c.query_row(
+                "SELECT COUNT(*) FROM queue WHERE id = ?1",
+                params![id.0],
+                |r| r.get(0),
+            )?;
+            if exists == 0 {
+                return Err(StoreError::NotFound(format!("queue entry {}", id.0)));
+            }
+            Ok(c.execute(
+                "UPDATE queue_recipients SET next_attempt = 0 WHERE queue_id = ?1 AND status = 'pending'",
+                params![id.0],
+            )?)
+        })
+    }
+
     fn queue_remove(&self, id: QueueId) -> Result<()> {
         self.write(move |c| {
             let msg: Option<i64> = c
@@ -2648,6 +2665,14 @@ mod tests {
         s.queue_remove(q2).unwrap();
         assert!(s.queue_list().unwrap().is_empty());
         assert!(s.queue_remove(q2).is_err());
+        // Retry one entry: only its pending recipients become due; another entry stays.
+        let q3 = s.deliver(out(i64::MAX / 2)).unwrap().queued.unwrap();
+        let q4 = s.deliver(out(i64::MAX / 2)).unwrap().queued.unwrap();
+        assert_eq!(s.queue_retry(q3).unwrap(), 2);
+        let due = s.queue_due(1000, 10).unwrap();
+        assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), vec![q3]);
+        assert!(matches!(s.queue_retry(q2), Err(StoreError::NotFound(_))));
+        s.queue_remove(q4).unwrap();
     }
 
     #[test]

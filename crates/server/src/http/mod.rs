@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use tokio::sync::watch;
 
@@ -65,6 +65,18 @@ pub fn router(ctx: Ctx) -> Router {
             post(api::messages::move_to),
         )
         .route("/api/events", get(api::events::events))
+        .route("/api/queue", get(api::queue::list))
+        .route("/api/queue/{id}", delete(api::queue::remove))
+        .route("/api/queue/{id}/retry", post(api::queue::retry))
+        .route(
+            "/api/accounts",
+            get(api::accounts::list).post(api::accounts::add),
+        )
+        .route(
+            "/api/accounts/{address}",
+            patch(api::accounts::change).delete(api::accounts::remove),
+        )
+        .route("/api/send", api::send::route(&ctx.shared.config))
         // Not built yet (issue 17): `/metrics` (Prometheus text) and
         // `/api/messages/{mailbox}/{id}/transcript` (the recorded SMTP dialogue) go here.
         .fallback(not_found)

@@ -1,6 +1,10 @@
-//! The API's resources, one module each: [`events`] (Server-Sent Events of changes), [`mailboxes`] (the account's folders) and
-//! [`messages`] (list and search, read, parts, raw source, flags, move, delete).
+//! The API's resources, one module each: [`events`] (Server-Sent Events of changes), [`mailboxes`] (the account's folders),
+//! [`messages`] (list and search, read, parts, raw source, flags, move, delete), [`send`]
+//! (submit a message as the user); for administrators [`queue`] and [`accounts`].
 
+pub mod accounts;
 pub mod events;
 pub mod mailboxes;
 pub mod messages;
+pub mod queue;
+pub mod send;
