@@ -12,6 +12,8 @@
 //! - [`http`]: Python helpers for the HTTP API (calls, JSON, error checks);
 //! - [`peers`]: servers for two domains (a.test, b.test) joined by routes;
 //! - [`tls`]: a server with every TLS listener, its certificate, Python with an SSL context;
+//! - `browser.rs`: headless Chromium through chromedriver (WebDriver); only the web inbox's
+//!   tests include it (`#[path]`), so the other test binaries do not compile a WebDriver client;
 //! - [`cli`]: running `mailroom` as a user does (the agent, `calc`, ...), and fake servers
 //!   that play a script;
 //! - [`python`]: Python helpers that need no server.

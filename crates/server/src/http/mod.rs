@@ -5,6 +5,7 @@
 //! - [`auth`]: login (`POST /api/login`, checked like IMAP's LOGIN), the session cookie, CSRF
 //!   checks, `Authorization: Basic`, the admin role.
 //! - [`api`]: one module per resource (mailboxes, messages).
+//! - [`ui`]: the web inbox (`GET /`, `/ui/...`), a page of this API compiled into the binary.
 //! - [`error`]: [`ApiError`], the one place an error becomes an HTTP reply
 //!   (`{"error": "...", "hint": "..."}` with its status).
 //!
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,6 +79,12 @@ pub fn router(ctx: Ctx) -> Router {
             patch(api::accounts::change).delete(api::accounts::remove),
         )
         .route("/api/send", api::send::route(&ctx.shared.config))
+        .route(
+            "/api/messages/{mailbox}/{id}/html",
+            get(api::messages::html),
+        )
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::asset))
         // Not built yet (issue 17): `/metrics` (Prometheus text) and
         // `/api/messages/{mailbox}/{id}/transcript` (the recorded SMTP dialogue) go here.
         .fallback(not_found)

@@ -677,3 +677,45 @@ pub async fn move_to(
         "uid": new_uid,
     })))
 }
+
+/// What a message's HTML may do where it is shown: nothing but inline styles and `data:`
+/// images. No script, no remote content (no tracking pixel, no remote font or style), no
+/// forms, no frames; `sandbox` puts the document in an opaque origin even when it is opened
+/// on its own, outside the web inbox's sandboxed iframe.
+pub const MAIL_HTML_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox";
+
+/// `GET /api/messages/{mailbox}/{id}/html`: the message's HTML body (or its text made HTML)
+/// as a document of its own, under [`MAIL_HTML_CSP`]: what the web inbox shows in its
+/// sandboxed iframe.
+pub async fn html(
+    State(ctx): State<Ctx>,
+    user: User,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let Loaded { data, .. } = load(&ctx, &user, &name, &id).await?;
+    let body = MessageParser::new()
+        .parse(&data)
+        .and_then(|p| p.body_html(0).map(|h| h.into_owned()))
+        .unwrap_or_default();
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(MAIL_HTML_CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
