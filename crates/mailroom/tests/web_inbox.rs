@@ -1,8 +1,9 @@
 //! The web inbox (`GET /`) in a real browser: headless Chromium driven through chromedriver
 //! (WebDriver). Log in; a message sent by SMTP appears in the list without a reload; open it,
 //! see its headers and its SMTP dialogue (or "no recorded dialogue"); keyboard navigation;
-//! and a message whose HTML holds a `<script>` and remote images (served by a listener of the
-//! test that counts requests): the script does not run and nothing is fetched. Screenshots go
+//! and a message whose HTML holds a `<script>` and remote content (images, a style sheet, an
+//! @import, a preconnect hint, a frame, an object, an embed, a meta refresh; served by a listener of the test that counts
+//! requests): the script does not run and nothing is fetched. Screenshots go
 //! to `target/web-inbox-screenshots/`. Without chromium and chromedriver these tests fail and
 //! say what to install.
 //!
@@ -51,10 +52,19 @@ fn log_in(b: &Browser, s: &TestServer, who: (&str, &str)) {
     );
 }
 
+/// Clicks the element; once more if the page re-rendered it between finding and clicking (a
+/// live update rebuilds the folder list and the message list).
 fn click(b: &Browser, css: &str) {
-    let e = b.wait_css(css, 10);
-    b.run(e.click())
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    for attempt in 0..5 {
+        let e = b.wait_css(css, 10);
+        match b.run(e.click()) {
+            Ok(()) => return,
+            Err(e) if attempt < 4 && e.to_string().contains("stale") => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("click {css}: {e}"),
+        }
+    }
 }
 
 fn subjects_js(subject: &str) -> String {
@@ -244,19 +254,30 @@ fn log_in_see_new_mail_live_open_it_and_read_its_headers_and_dialogue() {
     b.screenshot("dark");
 }
 
-/// A listener that answers every request with a tiny GIF and counts connections.
-fn counting_server() -> (u16, Arc<AtomicUsize>) {
+/// A listener that answers every request with a tiny GIF, counts connections and keeps each
+/// request's first line.
+fn counting_server() -> (u16, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     let n = Arc::new(AtomicUsize::new(0));
     let count = n.clone();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = seen.clone();
     std::thread::spawn(move || {
         for c in l.incoming() {
             let Ok(mut c) = c else { continue };
             count.fetch_add(1, Ordering::SeqCst);
             let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
             let mut buf = [0u8; 4096];
-            let _ = c.read(&mut buf);
+            let n = c.read(&mut buf).unwrap_or(0);
+            let first = String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if let Ok(mut v) = lines.lock() {
+                v.push(first);
+            }
             let gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
             let _ = c.write_all(
                 format!(
@@ -268,22 +289,28 @@ fn counting_server() -> (u16, Arc<AtomicUsize>) {
             let _ = c.write_all(gif);
         }
     });
-    (port, n)
+    (port, n, seen)
 }
 
 #[test]
 fn mail_html_runs_no_script_and_loads_no_remote_image() {
     let s = start();
-    let (port, fetched) = counting_server();
+    let (port, fetched, requests) = counting_server();
     let html = format!(
         "<html><head><title>mail title</title>\
-         <link rel=\"stylesheet\" href=\"http://127.0.0.1:{port}/style.css\"></head>\
+         <meta http-equiv=\"refresh\" content=\"0; url=http://127.0.0.1:{port}/refresh\">\
+         <style>@import url(http://127.0.0.1:{port}/import.css);</style>\
+         <link rel=\"stylesheet\" href=\"http://127.0.0.1:{port}/style.css\">\
+         <LINK rel=\"preconnect\" href=\"http://127.0.0.1:{port}/\"></head>\
          <body><p id=\"visible\">Visible HTML body</p>\
          <script>document.title='pwned'; try {{ parent.document.title='pwned' }} catch (e) {{}}\
          try {{ top.pwned = 1 }} catch (e) {{}}</script>\
          <img src=\"http://127.0.0.1:{port}/x.png\" alt=\"remote\">\
          <img src=\"nothing\" onerror=\"top.pwned2 = 1\">\
          <div style=\"background: url(http://127.0.0.1:{port}/bg.png)\">styled</div>\
+         <iframe src=\"http://127.0.0.1:{port}/frame\"></iframe>\
+         <object data=\"http://127.0.0.1:{port}/object\"></object>\
+         <embed src=\"http://127.0.0.1:{port}/embed\">\
          </body></html>"
     );
     let message = format!(
@@ -336,7 +363,8 @@ fn mail_html_runs_no_script_and_loads_no_remote_image() {
     assert_eq!(
         fetched.load(Ordering::SeqCst),
         0,
-        "the mail's remote image, style sheet or background was fetched"
+        "the mail's remote image, style sheet, import, background, frame, object or refresh was fetched: {:?}",
+        requests.lock().map(|v| v.clone()).unwrap_or_default()
     );
     // The control: this browser does reach the counting listener when asked to.
     b.run(b.client.goto(&format!("http://127.0.0.1:{port}/x.png")))
@@ -348,5 +376,149 @@ fn mail_html_runs_no_script_and_loads_no_remote_image() {
     assert!(
         fetched.load(Ordering::SeqCst) > 0,
         "the counting listener saw nothing"
+    );
+}
+
+#[test]
+fn search_move_delete_and_the_queue_page() {
+    let s = ServerConfig::example()
+        .listen(&["smtp", "http"])
+        .limits("auth_failure_delay = \"10ms\"")
+        .table("http", "admins = [\"alice@example.test\"]")
+        .table("queue", "retry = [\"1h\"]\nconnect_timeout = \"2s\"")
+        .route("far.test", support::free_port())
+        .start();
+    s.deliver(
+        BOB.0,
+        &[ALICE.0],
+        &msg(BOB.0, ALICE.0, "apples", "about apples"),
+    );
+    s.deliver(
+        BOB.0,
+        &[ALICE.0],
+        &msg(BOB.0, ALICE.0, "pears", "about pears"),
+    );
+    let b = Browser::start();
+    log_in(&b, &s, ALICE);
+    b.wait_js(&subjects_js("pears"), 10, "the list");
+
+    // The search box takes IMAP SEARCH keys; a bad one says why.
+    let q = b.wait_css("#q", 5);
+    b.run(q.send_keys(&format!("SUBJECT apples{}", Key::Enter)))
+        .expect("search");
+    b.wait_js(
+        "return document.querySelectorAll('#list li[data-id]').length === 1 && document.querySelector('#list li .subj').textContent === 'apples'",
+        10,
+        "the search result",
+    );
+    b.run(q.clear()).expect("clear");
+    b.run(q.send_keys(&format!("FROMM x{}", Key::Enter)))
+        .expect("search");
+    b.wait_js(
+        "return /SEARCH/.test(document.getElementById('list-error').textContent)",
+        10,
+        "the search error",
+    );
+    b.run(q.clear()).expect("clear");
+    b.run(q.send_keys(&Key::Enter.to_string())).expect("search");
+    b.wait_js(
+        "return document.querySelectorAll('#list li[data-id]').length === 2",
+        10,
+        "the whole list again",
+    );
+
+    // Move "pears" to Archive, delete "apples".
+    click(&b, "#list li[data-id]");
+    b.wait_js(
+        "return document.getElementById('subject').textContent === 'pears'",
+        10,
+        "pears open",
+    );
+    b.js("const s = document.getElementById('move-to'); s.value = 'Archive'; s.dispatchEvent(new Event('change')); return true");
+    b.wait_js(
+        "return document.querySelectorAll('#list li[data-id]').length === 1 && document.querySelector('#list li .subj').textContent === 'apples'",
+        10,
+        "pears moved out of INBOX",
+    );
+    click(&b, "#list li[data-id]");
+    b.wait_js(
+        "return document.getElementById('subject').textContent === 'apples'",
+        10,
+        "apples open",
+    );
+    click(&b, "#delete");
+    b.wait_js(
+        "return document.querySelectorAll('#list li[data-id]').length === 0",
+        10,
+        "apples deleted",
+    );
+    click(&b, "#folder-list a[data-mailbox='Archive']");
+    b.wait_js(&subjects_js("pears"), 10, "pears in Archive");
+    assert!(s.inbox(ALICE.0).is_empty());
+
+    // The queue page: a message for far.test waits; Retry, then Remove.
+    let out = python(
+        &s,
+        r#"
+r = j("POST", "/api/send", {"to": "zed@far.test", "subject": "away", "text": "x"}, auth=("alice@example.test", "secret"), want=201)
+print(r["queued"])
+"#,
+    );
+    let id: i64 = out.trim().parse().expect("queue id");
+    s.wait_for(20, "the first attempt", || {
+        s.queue()
+            .first()
+            .is_some_and(|e| e.recipients[0].attempts >= 1)
+    });
+    click(&b, "#queue-link");
+    b.wait_js(
+        &format!("return document.querySelector('#queue-table tr[data-id=\"{id}\"]') !== null"),
+        10,
+        "the queue entry",
+    );
+    let row = b
+        .js(&format!(
+            "return document.querySelector('#queue-table tr[data-id=\"{id}\"]').textContent"
+        ))
+        .to_string();
+    assert!(
+        row.contains("zed@far.test") && row.contains("alice@example.test"),
+        "{row}"
+    );
+    b.screenshot("queue");
+    click(&b, &format!("#queue-table tr[data-id=\"{id}\"] button"));
+    s.wait_for(20, "the retry", || {
+        s.queue()
+            .first()
+            .is_some_and(|e| e.recipients[0].attempts >= 2)
+    });
+    // Remove asks first (a confirm dialog), then the entry is gone.
+    b.js("window.confirm = () => true; return true");
+    click(
+        &b,
+        &format!("#queue-table tr[data-id=\"{id}\"] button:last-child"),
+    );
+    b.wait_js(
+        "return !document.getElementById('queue-empty').hidden",
+        10,
+        "the empty queue",
+    );
+    assert!(s.queue().is_empty());
+}
+
+#[test]
+fn a_user_who_is_not_an_admin_gets_no_queue_page() {
+    let s = start();
+    let b = Browser::start();
+    log_in(&b, &s, BOB);
+    assert_eq!(
+        b.js("return document.getElementById('admin-links').hidden"),
+        serde_json::json!(true)
+    );
+    b.js("location.hash = '#queue'; return true");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        b.js("return document.getElementById('queue-pane').hidden"),
+        serde_json::json!(true)
     );
 }

@@ -685,9 +685,58 @@ pub async fn move_to(
 pub const MAIL_HTML_CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox";
 
+/// Elements a browser may open a connection for before (or regardless of) the page's CSP:
+/// Chromium connects to an `<iframe src>`'s host although `frame-src` forbids the frame, and
+/// CSP does not govern `<link rel=preconnect|dns-prefetch>` hints. A connection that opens
+/// when the mail is shown tells its sender the mail was read, so these are renamed
+/// (`<x-iframe ...>`, `</x-iframe>`): inert unknown elements, their content still shown.
+const INERT: &[&str] = &[
+    "link",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "portal",
+    "fencedframe",
+    "base",
+];
+
+/// Renames the [`INERT`] elements' tags in mail HTML (ASCII case-insensitive; `<` or `</`,
+/// the name, then a character that cannot continue a tag name).
+pub fn defang_html(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() + 64);
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let tag = &rest[i + 1..];
+        let (slash, name_at) = match tag.strip_prefix('/') {
+            Some(t) => ("/", t),
+            None => ("", tag),
+        };
+        let hit = INERT.iter().find(|n| {
+            name_at.len() >= n.len()
+                && name_at.as_bytes()[..n.len()].eq_ignore_ascii_case(n.as_bytes())
+                && name_at[n.len()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| c.is_ascii_whitespace() || c == '/' || c == '>')
+        });
+        out.push('<');
+        out.push_str(slash);
+        if hit.is_some() {
+            out.push_str("x-");
+        }
+        rest = name_at;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `GET /api/messages/{mailbox}/{id}/html`: the message's HTML body (or its text made HTML)
-/// as a document of its own, under [`MAIL_HTML_CSP`]: what the web inbox shows in its
-/// sandboxed iframe.
+/// as a document of its own, under [`MAIL_HTML_CSP`] and with [`defang_html`] applied: what
+/// the web inbox shows in its sandboxed iframe.
 pub async fn html(
     State(ctx): State<Ctx>,
     user: User,
@@ -696,7 +745,7 @@ pub async fn html(
     let Loaded { data, .. } = load(&ctx, &user, &name, &id).await?;
     let body = MessageParser::new()
         .parse(&data)
-        .and_then(|p| p.body_html(0).map(|h| h.into_owned()))
+        .and_then(|p| p.body_html(0).map(|h| defang_html(&h)))
         .unwrap_or_default();
     let mut resp = body.into_response();
     let h = resp.headers_mut();
@@ -718,4 +767,41 @@ pub async fn html(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::defang_html;
+
+    #[test]
+    fn elements_that_open_connections_are_made_inert() {
+        for (given, want) in [
+            (
+                "<iframe src=\"http://x/\"></iframe>",
+                "<x-iframe src=\"http://x/\"></x-iframe>",
+            ),
+            (
+                "<LINK rel=preconnect href=//x><Link/>",
+                "<x-LINK rel=preconnect href=//x><x-Link/>",
+            ),
+            (
+                "<object\ndata=x>a</OBJECT >",
+                "<x-object\ndata=x>a</x-OBJECT >",
+            ),
+            (
+                "<embed src=x><base href=x><frameset>",
+                "<x-embed src=x><x-base href=x><x-frameset>",
+            ),
+            // Other elements, and names that only begin like these, stay.
+            (
+                "<p>a < b</p><linked><iframes><img src=data:x><b>",
+                "<p>a < b</p><linked><iframes><img src=data:x><b>",
+            ),
+            ("text <", "text <"),
+            ("<iframe", "<x-iframe"),
+            ("", ""),
+        ] {
+            assert_eq!(defang_html(given), want, "{given:?}");
+        }
+    }
 }
