@@ -200,12 +200,18 @@ st, r, data = call("POST", "/api/login", {"address": "bob@example.test", "passwo
 sid = r.getheader("Set-Cookie").split(";")[0]
 st, r, data = call("POST", "/api/send", {"to": "alice@example.test", "text": "x"}, headers={"Cookie": sid})
 assert st == 403, (st, data)
+# with the token and this server's Origin (what the web inbox sends) it goes
+st, r, data = call("POST", "/api/login", {"address": "bob@example.test", "password": "hunter2"})
+sid, token = r.getheader("Set-Cookie").split(";")[0], json.loads(data)["csrf_token"]
+h = {"Cookie": sid, "X-CSRF-Token": token, "Origin": "http://127.0.0.1:%d" % PORT, "Host": "127.0.0.1:%d" % PORT}
+r = j("POST", "/api/send", {"to": "alice@example.test", "subject": "by cookie", "text": "x"}, headers=h, want=201)
+assert r["delivered_locally"] == 1, r
 print("ok")
 "#,
     );
     assert!(out.contains("ok"), "{out}");
-    // Through the same path as SMTP submission: IMAP sees what the API sent.
-    assert_eq!(s.inbox(ALICE.0).len(), 1);
+    // Through the same path as SMTP submission: the store holds what the API sent.
+    assert_eq!(s.inbox(ALICE.0).len(), 2);
     let _ = (BOB, CAROL);
 }
 
