@@ -225,6 +225,69 @@ fn log_in_see_new_mail_live_open_it_and_read_its_headers_and_dialogue() {
     }
     b.screenshot("dialogue");
 
+    // How the tab renders a recorded dialogue, in the shape the transcript endpoint answers
+    // (`{"lines": [{"dir", "text"}], "truncated", "peer", "listener"}`), whether or not this
+    // server records one: the page's fetch is given a canned answer for that URL.
+    b.js(r#"
+        const real = window.fetch;
+        window.fetch = (url, opts) => String(url).endsWith('/transcript')
+          ? Promise.resolve(new Response(JSON.stringify({
+              lines: [
+                {dir: 'S', text: '220 mx.example.test ESMTP mailroom'},
+                {dir: 'C', text: 'EHLO pc1.example.test'},
+                {dir: 'S', text: '250-mx.example.test'},
+                {dir: 'S', text: '250 SIZE 26214400'},
+                {dir: 'C', text: 'AUTH LOGIN'},
+                {dir: 'S', text: '334 VXNlcm5hbWU6'},
+                {dir: 'C', text: '<b>not markup</b>'},
+                {dir: 'S', text: '535 5.7.8 Authentication failed'},
+                {dir: 'S', text: '599 odd code'},
+              ],
+              truncated: true, peer: '127.0.0.1:40000', listener: 'submission'}),
+              {status: 200, headers: {'Content-Type': 'application/json'}}))
+          : real(url, opts);
+        return true"#);
+    click(&b, "#tab-text");
+    click(&b, "#tab-dialogue");
+    b.wait_js(
+        "return document.querySelectorAll('#panel .dialogue div.s').length === 6",
+        10,
+        "the canned dialogue",
+    );
+    let rendered = b.js(
+        "return [...document.querySelectorAll('#panel .dialogue div')].map(d => d.textContent)",
+    );
+    let rendered: Vec<String> = serde_json::from_value(rendered).expect("lines");
+    assert_eq!(rendered[0], "client 127.0.0.1:40000 · listener submission");
+    assert_eq!(rendered[1], "S: 220 mx.example.test ESMTP mailroom");
+    assert_eq!(rendered[2], "C: EHLO pc1.example.test");
+    assert_eq!(
+        rendered[7], "C: <b>not markup</b>",
+        "client text stays text"
+    );
+    assert!(
+        rendered.last().is_some_and(|l| l.contains("cut short")),
+        "{rendered:?}"
+    );
+    assert_eq!(
+        b.js("return document.querySelectorAll('#panel .dialogue b').length"),
+        serde_json::json!(0)
+    );
+    let tips = b.js(
+        "return Object.fromEntries([...document.querySelectorAll('#panel abbr')].map(a => [a.textContent, a.title]))",
+    );
+    for (code, words) in [
+        ("220", "Service ready"),
+        ("250", "OK"),
+        ("334", "Authentication continues"),
+        ("535", "credentials invalid"),
+        ("599", "permanent failure"),
+    ] {
+        let tip = tips[code].as_str().unwrap_or_default();
+        assert!(tip.contains(words), "{code}: {tip:?}");
+    }
+    b.screenshot("dialogue-recorded");
+
     // Text tab, then mark unread from the view.
     click(&b, "#tab-text");
     b.wait_js(
