@@ -8,6 +8,7 @@ mod support;
 
 use std::process::Command;
 
+use support::http::python;
 use support::imap::msg;
 use support::{ServerConfig, TestServer, ALICE, BOB};
 
@@ -28,40 +29,6 @@ fn curl(args: &[&str]) -> (u32, String) {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, code) = text.rsplit_once('\n').expect("status line");
     (code.trim().parse().expect("status"), body.to_string())
-}
-
-/// Python helpers shared by the scripts: `call(method, path, body=None, headers={}, auth=None)`
-/// returns (status, headers, bytes); `j(...)` parses JSON.
-const PY_PRELUDE: &str = r#"
-import base64, http.client, json, os, sys
-PORT = int(os.environ["HTTP_PORT"])
-def call(method, path, body=None, headers=None, auth=None):
-    c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
-    h = dict(headers or {})
-    if auth:
-        h["Authorization"] = "Basic " + base64.b64encode(("%s:%s" % auth).encode()).decode()
-    if body is not None and not isinstance(body, (bytes, str)):
-        body = json.dumps(body); h["Content-Type"] = "application/json"
-    c.request(method, path, body=body, headers=h)
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, r, data
-def j(method, path, body=None, headers=None, auth=None, want=200):
-    st, r, data = call(method, path, body, headers, auth)
-    assert st == want, (method, path, st, data)
-    return json.loads(data) if data else None
-def err(method, path, want, body=None, headers=None, auth=None):
-    st, r, data = call(method, path, body, headers, auth)
-    assert st == want, (method, path, st, want, data)
-    assert r.getheader("Content-Type", "").startswith("application/json"), r.getheader("Content-Type")
-    e = json.loads(data)
-    assert e["error"] and e["hint"], e
-    return e
-"#;
-
-fn python(s: &TestServer, script: &str) -> String {
-    s.python(&format!("{PY_PRELUDE}\n{script}"))
 }
 
 const MULTIPART: &str = "From: <bob@example.test>\r\nTo: <alice@example.test>\r\nSubject: report\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nCaf=C3=A9 report attached\r\n--b1\r\nContent-Type: application/octet-stream; name=\"../../etc/passwd\"\r\nContent-Disposition: attachment; filename=\"../../etc/passwd\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECA3x+\r\n--b1--\r\n";

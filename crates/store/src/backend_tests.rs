@@ -417,6 +417,14 @@ fn queue_lifecycle_with_atomic_bounce(s: &TestStore) {
     s.queue_remove(q2).unwrap();
     assert!(s.queue_list().unwrap().is_empty());
     assert!(s.queue_remove(q2).is_err());
+    // Retry one entry: only its pending recipients become due; another entry stays.
+    let q3 = s.deliver(out(i64::MAX / 2)).unwrap().queued.unwrap();
+    let q4 = s.deliver(out(i64::MAX / 2)).unwrap().queued.unwrap();
+    assert_eq!(s.queue_retry(q3).unwrap(), 2);
+    let due = s.queue_due(1000, 10).unwrap();
+    assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), vec![q3]);
+    assert!(matches!(s.queue_retry(q2), Err(StoreError::NotFound(_))));
+    s.queue_remove(q4).unwrap();
 }
 
 fn a_recipient_is_claimed_once_and_recorded_only_by_its_claim(s: &TestStore) {

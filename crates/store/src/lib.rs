@@ -597,6 +597,9 @@ pub trait MailStore: Send + Sync {
     fn queue_flush(&self) -> Result<usize>;
     /// Drops a queued message without delivering or bouncing it.
     fn queue_remove(&self, id: QueueId) -> Result<()>;
+    /// Makes the pending recipients of one queued message due now (what `queue_flush` does
+    /// for all of them); returns how many. `NotFound` when there is no such entry.
+    fn queue_retry(&self, id: QueueId) -> Result<usize>;
 
     /// Rewrites the store file without its free pages and makes it give freed pages back to
     /// the disk from then on (a store made before 0.2.0 keeps them). Returns the file's size

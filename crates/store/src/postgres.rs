@@ -2147,6 +2147,18 @@ impl MailStore for PgStore {
         })
     }
 
+    fn queue_retry(&self, id: QueueId) -> Result<usize> {
+        self.write(move |c| {
+            if c.cq_opt("SELECT 1 FROM queue WHERE id = $1", &[&id.0])?.is_none() {
+                return Err(StoreError::NotFound(format!("queue entry {}", id.0)));
+            }
+            Ok(c.cexec(
+                "UPDATE queue_recipients SET next_attempt = 0 WHERE queue_id = $1 AND status = 'pending'",
+                &[&id.0],
+            )? as usize)
+        })
+    }
+
     fn queue_remove(&self, id: QueueId) -> Result<()> {
         self.write(move |c| {
             let Some(r) = c.cq_opt(

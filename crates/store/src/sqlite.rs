@@ -2178,6 +2178,23 @@ impl MailStore for SqliteStore {
         })
     }
 
+    fn queue_retry(&self, id: QueueId) -> Result<usize> {
+        self.write(move |c| {
+            let exists: i64 = c.query_row(
+                "SELECT COUNT(*) FROM queue WHERE id = ?1",
+                params![id.0],
+                |r| r.get(0),
+            )?;
+            if exists == 0 {
+                return Err(StoreError::NotFound(format!("queue entry {}", id.0)));
+            }
+            Ok(c.execute(
+                "UPDATE queue_recipients SET next_attempt = 0 WHERE queue_id = ?1 AND status = 'pending'",
+                params![id.0],
+            )?)
+        })
+    }
+
     fn queue_remove(&self, id: QueueId) -> Result<()> {
         self.write(move |c| {
             let msg: Option<i64> = c

@@ -9,8 +9,11 @@
 //! - [`client`]: [`Client`], a raw line client (a person at telnet), and SMTP replies;
 //! - [`smtp`], [`pop3`], [`imap`]: each protocol's helpers (submitting, a byte-exact POP3
 //!   client, a tagged IMAP client, messages to send);
+//! - [`http`]: Python helpers for the HTTP API (calls, JSON, error checks);
 //! - [`peers`]: servers for two domains (a.test, b.test) joined by routes;
 //! - [`tls`]: a server with every TLS listener, its certificate, Python with an SSL context;
+//! - `browser.rs`: headless Chromium through chromedriver (WebDriver); only the web inbox's
+//!   tests include it (`#[path]`), so the other test binaries do not compile a WebDriver client;
 //! - [`cli`]: running `mailroom` as a user does (the agent, `calc`, ...), and fake servers
 //!   that play a script;
 //! - [`python`]: Python helpers that need no server.
@@ -19,6 +22,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod http;
 pub mod imap;
 pub mod peers;
 pub mod pop3;

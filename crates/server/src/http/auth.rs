@@ -349,3 +349,22 @@ impl FromRequestParts<Ctx> for User {
         }
     }
 }
+
+/// A [`User`] with the admin role (`[http] admins`); anyone else gets 403.
+#[derive(Debug, Clone)]
+pub struct Admin(pub User);
+
+impl FromRequestParts<Ctx> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Admin, ApiError> {
+        let user = User::from_request_parts(parts, ctx).await?;
+        if !user.admin {
+            return Err(ApiError::forbidden(
+                format!("{} is not an administrator", user.account.address),
+                "this endpoint is for the accounts listed in [http] admins of the server's config",
+            ));
+        }
+        Ok(Admin(user))
+    }
+}

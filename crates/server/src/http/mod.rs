@@ -6,6 +6,7 @@
 //!   checks, `Authorization: Basic`, the admin role.
 //! - [`api`]: one module per resource (mailboxes, messages).
 //! - [`metrics`]: `GET /metrics`, who may read it.
+//! - [`ui`]: the web inbox (`GET /`, `/ui/...`), a page of this API compiled into the binary.
 //! - [`error`]: [`ApiError`], the one place an error becomes an HTTP reply
 //!   (`{"error": "...", "hint": "..."}` with its status).
 //!
@@ -17,12 +18,13 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod metrics;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use tokio::sync::watch;
 
@@ -67,6 +69,24 @@ pub fn router(ctx: Ctx) -> Router {
             post(api::messages::move_to),
         )
         .route("/api/events", get(api::events::events))
+        .route("/api/queue", get(api::queue::list))
+        .route("/api/queue/{id}", delete(api::queue::remove))
+        .route("/api/queue/{id}/retry", post(api::queue::retry))
+        .route(
+            "/api/accounts",
+            get(api::accounts::list).post(api::accounts::add),
+        )
+        .route(
+            "/api/accounts/{address}",
+            patch(api::accounts::change).delete(api::accounts::remove),
+        )
+        .route("/api/send", api::send::route(&ctx.shared.config))
+        .route(
+            "/api/messages/{mailbox}/{id}/html",
+            get(api::messages::html),
+        )
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::asset))
         // Issue 17: the Prometheus metrics and the recorded SMTP dialogue of a message.
         .route("/metrics", get(metrics::get))
         .route(

@@ -96,13 +96,36 @@ pub(crate) async fn message(
     Ok((mb, uid))
 }
 
-async fn read_all(ctx: &Ctx, mb: &MailboxInfo, uid: u32) -> Result<Vec<u8>, ApiError> {
+/// A message of the user's mailbox with its octets: what every handler that shows a message
+/// (or a part of it) starts from. One lookup for all of them: the id is checked against the
+/// mailbox's UIDVALIDITY, then the octets are read (404 once expunged).
+struct Loaded {
+    mb: MailboxInfo,
+    uid: u32,
+    data: Vec<u8>,
+}
+
+async fn load(ctx: &Ctx, user: &User, name: &str, id: &str) -> Result<Loaded, ApiError> {
+    let (mb, uid) = message(ctx, user, name, id).await?;
     let store = ctx.shared.store.clone();
     let r = MessageRef::Mailbox {
         mailbox: mb.id,
         uid,
     };
-    blocking(move || mailroom_store::read_message(store.as_ref(), r)).await
+    let data = blocking(move || mailroom_store::read_message(store.as_ref(), r)).await?;
+    Ok(Loaded { mb, uid, data })
+}
+
+/// The message's row (flags, size, arrival) as it is now; 404 once it is gone.
+fn meta_now(
+    store: &dyn mailroom_store::MailStore,
+    mailbox: mailroom_store::MailboxId,
+    uid: u32,
+) -> Result<Option<MessageMeta>, mailroom_store::StoreError> {
+    Ok(store
+        .list_messages(mailbox)?
+        .into_iter()
+        .find(|m| m.uid == uid))
 }
 
 pub(crate) fn flags_json(m: &MessageMeta) -> Vec<String> {
@@ -367,18 +390,12 @@ pub async fn get_one(
     user: User,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (mb, uid) = message(&ctx, &user, &name, &id).await?;
+    let Loaded { mb, uid, data } = load(&ctx, &user, &name, &id).await?;
     let store = ctx.shared.store.clone();
     let mbid = mb.id;
-    let meta = blocking(move || {
-        Ok(store
-            .list_messages(mbid)?
-            .into_iter()
-            .find(|m| m.uid == uid))
-    })
-    .await?
-    .ok_or_else(ApiError::no_message)?;
-    let data = read_all(&ctx, &mb, uid).await?;
+    let meta = blocking(move || meta_now(store.as_ref(), mbid, uid))
+        .await?
+        .ok_or_else(ApiError::no_message)?;
     let mime = Mime::parse(&data);
     let parsed = MessageParser::new().parse(&data);
     let mut out = serde_json::json!({
@@ -433,8 +450,7 @@ pub async fn raw(
     user: User,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (mb, uid) = message(&ctx, &user, &name, &id).await?;
-    let data = read_all(&ctx, &mb, uid).await?;
+    let Loaded { data, .. } = load(&ctx, &user, &name, &id).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "message/rfc822"),
@@ -500,8 +516,7 @@ pub async fn part(
     Path((name, id, section)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let path = parse_section(&section)?;
-    let (mb, uid) = message(&ctx, &user, &name, &id).await?;
-    let data = read_all(&ctx, &mb, uid).await?;
+    let Loaded { data, .. } = load(&ctx, &user, &name, &id).await?;
     let mime = Mime::parse(&data);
     let Some(p) = mime.part(&path) else {
         return Err(ApiError::not_found(
@@ -617,10 +632,7 @@ pub async fn patch(
         if remove != Flags::default() {
             store.store_flags(mbid, &[uid], FlagOp::Remove, remove, &[], None)?;
         }
-        Ok(store
-            .list_messages(mbid)?
-            .into_iter()
-            .find(|m| m.uid == uid))
+        meta_now(store.as_ref(), mbid, uid)
     })
     .await?
     .ok_or_else(ApiError::no_message)?;
@@ -664,4 +676,132 @@ pub async fn move_to(
         "id": format!("{validity}.{new_uid}"),
         "uid": new_uid,
     })))
+}
+
+/// What a message's HTML may do where it is shown: nothing but inline styles and `data:`
+/// images. No script, no remote content (no tracking pixel, no remote font or style), no
+/// forms, no frames; `sandbox` puts the document in an opaque origin even when it is opened
+/// on its own, outside the web inbox's sandboxed iframe.
+pub const MAIL_HTML_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox";
+
+/// Elements a browser may open a connection for before (or regardless of) the page's CSP:
+/// Chromium connects to an `<iframe src>`'s host although `frame-src` forbids the frame, and
+/// CSP does not govern `<link rel=preconnect|dns-prefetch>` hints. A connection that opens
+/// when the mail is shown tells its sender the mail was read, so these are renamed
+/// (`<x-iframe ...>`, `</x-iframe>`): inert unknown elements, their content still shown.
+const INERT: &[&str] = &[
+    "link",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "portal",
+    "fencedframe",
+    "base",
+];
+
+/// Renames the [`INERT`] elements' tags in mail HTML (ASCII case-insensitive; `<` or `</`,
+/// the name, then a character that cannot continue a tag name).
+pub fn defang_html(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() + 64);
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let tag = &rest[i + 1..];
+        let (slash, name_at) = match tag.strip_prefix('/') {
+            Some(t) => ("/", t),
+            None => ("", tag),
+        };
+        let hit = INERT.iter().find(|n| {
+            name_at.len() >= n.len()
+                && name_at.as_bytes()[..n.len()].eq_ignore_ascii_case(n.as_bytes())
+                && name_at[n.len()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| c.is_ascii_whitespace() || c == '/' || c == '>')
+        });
+        out.push('<');
+        out.push_str(slash);
+        if hit.is_some() {
+            out.push_str("x-");
+        }
+        rest = name_at;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `GET /api/messages/{mailbox}/{id}/html`: the message's HTML body (or its text made HTML)
+/// as a document of its own, under [`MAIL_HTML_CSP`] and with [`defang_html`] applied: what
+/// the web inbox shows in its sandboxed iframe.
+pub async fn html(
+    State(ctx): State<Ctx>,
+    user: User,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let Loaded { data, .. } = load(&ctx, &user, &name, &id).await?;
+    let body = MessageParser::new()
+        .parse(&data)
+        .and_then(|p| p.body_html(0).map(|h| defang_html(&h)))
+        .unwrap_or_default();
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(MAIL_HTML_CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::defang_html;
+
+    #[test]
+    fn elements_that_open_connections_are_made_inert() {
+        for (given, want) in [
+            (
+                "<iframe src=\"http://x/\"></iframe>",
+                "<x-iframe src=\"http://x/\"></x-iframe>",
+            ),
+            (
+                "<LINK rel=preconnect href=//x><Link/>",
+                "<x-LINK rel=preconnect href=//x><x-Link/>",
+            ),
+            (
+                "<object\ndata=x>a</OBJECT >",
+                "<x-object\ndata=x>a</x-OBJECT >",
+            ),
+            (
+                "<embed src=x><base href=x><frameset>",
+                "<x-embed src=x><x-base href=x><x-frameset>",
+            ),
+            // Other elements, and names that only begin like these, stay.
+            (
+                "<p>a < b</p><linked><iframes><img src=data:x><b>",
+                "<p>a < b</p><linked><iframes><img src=data:x><b>",
+            ),
+            ("text <", "text <"),
+            ("<iframe", "<x-iframe"),
+            ("", ""),
+        ] {
+            assert_eq!(defang_html(given), want, "{given:?}");
+        }
+    }
 }
