@@ -85,6 +85,20 @@ enum Command {
     /// the store's write lock while it runs: run it with the server stopped or at a quiet
     /// hour (deliveries wait, and get a temporary `451` after 30 s).
     Compact,
+    /// Print the DNS records a domain needs (MX, SPF, DKIM, DMARC; MTA-STS and TLS-RPT
+    /// optionally), ready to paste into its zone
+    ///
+    /// The DKIM records carry this server's public keys (made now if the domain has none
+    /// yet). With --check, asks the name servers of `[dns]` (or the system's) what is
+    /// published and says what is missing or wrong; exit code 0: all required records are
+    /// right, 1: some are missing or wrong, 2: the check could not run.
+    Dns {
+        /// The mail domain, e.g. example.com.
+        domain: String,
+        /// Compare with what is published instead of printing.
+        #[arg(long)]
+        check: bool,
+    },
     /// The interactive mail client: `[smtp|pop|imap|exit]>>>` (reads commands from stdin when piped).
     Agent(agent::AgentArgs),
     /// Send one message over SMTP (exit code 0 only if every recipient was accepted).
@@ -228,6 +242,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup { dir } => backup(config, &dir),
         Command::Check => Ok(check(&config)),
         Command::Compact => compact(&config),
+        Command::Dns { domain, check } => dns(&config, &domain, check),
         Command::Lab { .. } => Ok(ExitCode::SUCCESS),
         Command::Calc(_)
         | Command::Sntp(_)
@@ -563,6 +578,58 @@ fn compact(config: &Config) -> Result<ExitCode> {
 
 /// `mailroom check`: the store's consistency report (see `mailroom_store::check`). Opens
 /// nothing for writing and applies no config, so it can run beside the server.
+/// `mailroom dns DOMAIN [--check]`.
+fn dns(config: &Config, domain: &str, check: bool) -> Result<ExitCode> {
+    use mailroom_server::publish;
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    if domain.is_empty() || domain.contains('@') || !domain.contains('.') {
+        bail!("'{domain}' is not a domain name; give one like example.com");
+    }
+    // The keys live in the data directory: made owner-only like the store.
+    files::prepare_data_dir(&config.data_dir).with_context(|| {
+        format!(
+            "cannot use the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let keys = mailroom_server::dkim::DkimKeys::new(&config.data_dir, &config.dkim);
+    let records = publish::records(config, &keys, &domain).map_err(anyhow::Error::msg)?;
+    if !check {
+        print!("{}", publish::render(&domain, &records));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let findings = rt.block_on(async {
+        let resolver = mailroom_server::dns::Dns::new(&config.dns);
+        publish::check(&resolver, &records).await
+    });
+    for f in &findings {
+        println!("{}", f.line());
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| matches!(f.status, publish::Status::Error(_)))
+        .count();
+    let problems = findings.iter().filter(|f| f.is_problem()).count();
+    if errors == findings.len() {
+        eprintln!(
+            "mailroom: no name server answered; check [dns] servers or the system's resolver"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    if problems > 0 {
+        println!(
+            "{problems} record(s) to fix for {domain}; `mailroom dns {domain}` prints them all"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    println!("every required record of {domain} is published");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn check(config: &Config) -> ExitCode {
     use mailroom_store::check::Severity;
     let dir = &config.data_dir;

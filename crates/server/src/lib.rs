@@ -9,9 +9,12 @@ pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod delivery;
+pub mod dkim;
+pub mod dns;
 pub mod http;
 pub mod imap;
 pub mod pop3;
+pub mod publish;
 pub mod queue;
 pub mod session;
 pub mod smtp;
@@ -111,6 +114,10 @@ pub struct Shared {
     pub incoming: Arc<budget::MemoryBudget>,
     /// The HTTP API's login sessions.
     pub http: http::HttpShared,
+    /// The resolver (`[dns]`) with its record caches: queue MX lookups, inbound checks.
+    pub dns: Arc<dns::Dns>,
+    /// DKIM signing keys by domain (`[dkim]`).
+    pub dkim: Arc<dkim::DkimKeys>,
     session_ids: AtomicU64,
 }
 
@@ -253,6 +260,8 @@ impl Server {
         let incoming = budget::MemoryBudget::new(config.limits.max_incoming_memory);
         let auth_failures = auth::FailureTracker::new(config.limits.auth_failure_window);
         let auth = auth::Authenticator::new(&config.limits);
+        let dns = Arc::new(dns::Dns::new(&config.dns));
+        let dkim = Arc::new(dkim::DkimKeys::new(&config.data_dir, &config.dkim));
         let shared = Arc::new(Shared {
             config,
             store,
@@ -264,8 +273,26 @@ impl Server {
             auth,
             incoming,
             http: http::HttpShared::default(),
+            dns,
+            dkim,
             session_ids: AtomicU64::new(0),
         });
+        if shared.dkim.enabled() {
+            // First start: each local domain's keys are made now, off the listeners' way (a
+            // message signed before they are ready waits for them).
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut domains = shared.config.local_domains();
+                domains.extend(shared.store.list_domains().unwrap_or_default());
+                domains.sort();
+                domains.dedup();
+                for d in domains {
+                    if let Err(e) = shared.dkim.keys_for(&d) {
+                        tracing::error!(domain = %d, error = %e, "DKIM keys unavailable; mail from this domain leaves unsigned");
+                    }
+                }
+            });
+        }
         let sessions = Arc::new(Sessions::default());
         let mut bound = Vec::new();
         let listen = shared.config.listen.clone();

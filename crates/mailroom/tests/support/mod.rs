@@ -13,12 +13,14 @@
 //! - [`tls`]: a server with every TLS listener, its certificate, Python with an SSL context;
 //! - [`cli`]: running `mailroom` as a user does (the agent, `calc`, ...), and fake servers
 //!   that play a script;
-//! - [`python`]: Python helpers that need no server.
+//! - [`python`]: Python helpers that need no server;
+//! - [`dns`]: a DNS server on a loopback port answering from a table the test fills.
 #![allow(dead_code, unused_imports)]
 
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod imap;
 pub mod peers;
 pub mod pop3;
