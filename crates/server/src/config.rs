@@ -1642,4 +1642,46 @@ tls = "none"
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("5y").is_err());
     }
+
+    #[test]
+    fn mail_auth_tables_and_the_lab_default() {
+        let c = Config::parse(
+            "hostname = \"mx.example.test\"\n[dns]\nservers = [\"127.0.0.1:5353\"]\ntimeout = \"2s\"\n[dkim]\nalgorithms = [\"rsa\"]\n[[dkim.key]]\ndomain = \"example.test\"\nselector = \"s2026\"\nalgorithm = \"ed25519\"\nfile = \"/k.pem\"\n[checks]\nmode = \"tag\"\n[checks.domains]\n\"Other.test\" = \"enforce\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.dns.servers, vec!["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(c.dns.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.dkim.algorithms, vec![DkimAlgorithm::Rsa]);
+        assert!(c.dkim.sign);
+        assert_eq!(c.checks.mode_for("example.test"), CheckMode::Tag);
+        assert_eq!(c.checks.mode_for("other.TEST"), CheckMode::Enforce);
+        // Defaults: both algorithms, checks enforced, loopback peers unchecked.
+        let d = Config::parse("hostname = \"h.test\"\n", "t.toml").unwrap();
+        assert_eq!(
+            d.dkim.algorithms,
+            vec![DkimAlgorithm::Ed25519, DkimAlgorithm::Rsa]
+        );
+        assert_eq!(d.checks.mode, CheckMode::Enforce);
+        assert!(!d.checks.loopback);
+        let err = Config::parse(
+            "hostname = \"h.test\"\n[[dkim.key]]\ndomain = \"example.test\"\nselector = \"bad selector\"\nalgorithm = \"rsa\"\nfile = \"/k\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("dkim.key[0].selector"), "{err}");
+        let err = Config::parse(
+            "hostname = \"h.test\"\n[checks]\nmode = \"strict\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("strict"), "{err}");
+        // The example lab has no DNS: its servers check nothing.
+        let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/lab.toml");
+        for server in Config::load_lab(&lab).unwrap() {
+            assert_eq!(server.checks.mode, CheckMode::Off, "{:?}", server.name);
+        }
+    }
 }

@@ -190,13 +190,33 @@ async fn evaluate(
                 .await,
         )
     };
-    let mut ar = AuthenticationResults::new(&env.hostname)
+    let mut header = AuthenticationResults::new(&env.hostname)
         .with_dkim_results(&dkim, &header_from)
-        .with_spf_mailfrom_result(spf, env.ip, &env.mail_from, helo);
+        .with_spf_mailfrom_result(spf, env.ip, &env.mail_from, helo)
+        .to_header()
+        // RFC 6376 §6.1.3: a body hash that does not match is PERMFAIL, "fail" in RFC 8601
+        // §2.7.1 terms; mail-auth writes "neutral".
+        .replace(
+            "dkim=neutral (body hash did not verify)",
+            "dkim=fail (body hash did not verify)",
+        );
     if let Some(d) = &dmarc {
-        ar = ar.with_dmarc_result(d);
+        // Written here: mail-auth says "none" when a record exists and neither identifier
+        // passes, where RFC 7489 §11.2 (and every reader) means "fail".
+        let result = match (d.spf_result(), d.dkim_result()) {
+            (DmarcResult::Pass, _) | (_, DmarcResult::Pass) => "pass",
+            (DmarcResult::TempError(_), _) | (_, DmarcResult::TempError(_)) => "temperror",
+            (DmarcResult::PermError(_), _) | (_, DmarcResult::PermError(_)) => "permerror",
+            _ if d.dmarc_record().is_some() => "fail",
+            _ => "none",
+        };
+        let base = header.trim_end_matches("\r\n").to_string();
+        header = format!(
+            "{base};\r\n\tdmarc={result} header.from={} policy.dmarc={}\r\n",
+            d.domain(),
+            d.policy()
+        );
     }
-    let header = ar.to_header();
 
     let action = if mode != CheckMode::Enforce {
         Action::Deliver
