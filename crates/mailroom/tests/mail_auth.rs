@@ -587,3 +587,36 @@ fn mailroom_dns_prints_the_records_and_check_finds_what_is_missing_or_wrong() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_queue_asks_the_dns_servers_for_mx_and_the_bounce_is_signed() {
+    let dns = DnsServer::start();
+    // RFC 7505 null MX: the domain takes no mail, so the first attempt fails for good.
+    dns.add("nomail.test", Rec::Mx(0, ".".into()));
+    let a = peers::server_a()
+        .listen(&["submission"])
+        .extra(&dns.config())
+        .start();
+    publish(&a, "a.test", &dns);
+    submit(
+        a.submission(),
+        ALICE_A,
+        &["x@nomail.test"],
+        "From: alice@a.test\nTo: x@nomail.test\nSubject: to nowhere\n\nHi.\n",
+    );
+    a.wait_for(15, "the bounce", || a.inbox(ALICE_A.0).len() == 1);
+    assert!(
+        dns.queries()
+            .iter()
+            .any(|(n, t)| n == "nomail.test" && *t == 15),
+        "{:?}",
+        dns.queries()
+    );
+    let dsn = a.inbox(ALICE_A.0).remove(0);
+    let shown = text(&dsn);
+    assert!(shown.contains("null MX"), "{shown}");
+    // From MAILER-DAEMON@mx.a.test, signed by a.test (relaxed alignment); dkimpy agrees.
+    assert!(shown.contains("d=a.test"), "{shown}");
+    let verdicts = dkimpy(VERIFY, &dns, &dsn);
+    assert_eq!(verdicts.trim(), "0 True\n1 True", "{verdicts}\n{shown}");
+}
