@@ -62,7 +62,8 @@ enum Command {
     Queue(QueueCommand),
     /// Copy the data directory into a new directory while the server runs
     ///
-    /// Every message, account, folder and queue entry, and the self-signed TLS certificate.
+    /// Every message, account, folder and queue entry, the self-signed TLS certificate and the
+    /// DKIM keys.
     /// The copy is a data directory itself: point `data_dir` at it (or copy it back) to
     /// restore.
     Backup {
@@ -499,7 +500,7 @@ fn warn_exposed(data_dir: &Path) {
 }
 
 /// `mailroom backup DIR`: a consistent copy of the store (SQLite VACUUM INTO, while the server
-/// runs) and the data directory's TLS files, as a new data directory.
+/// runs), the data directory's TLS files and DKIM keys, as a new data directory.
 fn backup(config: Config, dir: &Path) -> Result<ExitCode> {
     if dir.exists()
         && std::fs::read_dir(dir)
@@ -536,6 +537,33 @@ fn backup(config: Config, dir: &Path) -> Result<ExitCode> {
                     .with_context(|| format!("cannot copy {}", from.display()))?;
                 files::private_file(&to.join(name))?;
                 copied.push(format!("tls/{name}"));
+            }
+        }
+    }
+    // The DKIM keys: the published DNS records name them, so a restore must bring them back.
+    let dkim = config.data_dir.join("dkim");
+    if let Ok(domains) = std::fs::read_dir(&dkim) {
+        for domain in domains.flatten() {
+            let Ok(keys) = std::fs::read_dir(domain.path()) else {
+                continue;
+            };
+            let to = dir.join("dkim").join(domain.file_name());
+            std::fs::create_dir_all(&to)?;
+            files::private_dir(&dir.join("dkim"))?;
+            files::private_dir(&to)?;
+            for key in keys.flatten() {
+                let name = key.file_name();
+                if !key.path().is_file() || !name.to_string_lossy().ends_with(".pem") {
+                    continue;
+                }
+                std::fs::copy(key.path(), to.join(&name))
+                    .with_context(|| format!("cannot copy {}", key.path().display()))?;
+                files::private_file(&to.join(&name))?;
+                copied.push(format!(
+                    "dkim/{}/{}",
+                    domain.file_name().to_string_lossy(),
+                    name.to_string_lossy()
+                ));
             }
         }
     }

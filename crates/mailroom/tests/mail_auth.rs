@@ -620,3 +620,72 @@ fn the_queue_asks_the_dns_servers_for_mx_and_the_bounce_is_signed() {
     let verdicts = dkimpy(VERIFY, &dns, &dsn);
     assert_eq!(verdicts.trim(), "0 True\n1 True", "{verdicts}\n{shown}");
 }
+
+#[test]
+fn hostile_shapes_are_checked_without_harm() {
+    let dns = DnsServer::start();
+    dns.txt("pass.test", "v=spf1 ip4:127.0.0.1 -all");
+    // A record that loops on itself (RFC 7208 §4.6.4 limits lookups): permerror, delivered.
+    dns.txt("loop.test", "v=spf1 include:loop.test -all");
+    let s = receiver(&dns, "");
+    // No header section at all (a netcat user's message): SPF only, delivered.
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "a@pass.test",
+        "bob@example.test",
+        "just a line of text\n",
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    // A DKIM-Signature that is garbage: recorded, nothing else.
+    let m = "DKIM-Signature: v=1; a=rsa-sha256; d=; b=!!!\nFrom: a@pass.test\nTo: bob@example.test\nSubject: junk sig\n\nHi.\n";
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "a@pass.test",
+        "bob@example.test",
+        m,
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "a@loop.test",
+        "bob@example.test",
+        &msg("a@loop.test", "loop"),
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    // A null reverse-path: the HELO name's SPF is checked (RFC 7208 §2.4).
+    dns.txt("helo.test", "v=spf1 ip4:127.0.0.1 -all");
+    let r = send_mx(
+        s.smtp(),
+        "helo.test",
+        "",
+        "bob@example.test",
+        &msg("MAILER-DAEMON@helo.test", "dsn"),
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    let inbox = s.inbox("bob@example.test");
+    assert_eq!(inbox.len(), 4);
+    assert!(
+        auth_results(&inbox[0]).contains("spf=pass"),
+        "{}",
+        text(&inbox[0])
+    );
+    assert!(
+        auth_results(&inbox[1]).contains("dkim="),
+        "{}",
+        text(&inbox[1])
+    );
+    assert!(
+        auth_results(&inbox[2]).contains("spf=permerror"),
+        "{}",
+        text(&inbox[2])
+    );
+    let ar = auth_results(&inbox[3]);
+    assert!(ar.contains("spf=pass"), "{ar}");
+    assert!(
+        ar.contains("smtp.mailfrom=<>") || ar.contains("postmaster@helo.test"),
+        "{ar}"
+    );
+}

@@ -234,11 +234,16 @@ impl Session {
         let checks = checks.or_else(|| self.start_checks(&env));
         let (body, verdict) = match checks {
             Some(pending) => {
+                // Our domains, read on a blocking thread (the checks run on async ones).
                 let store = self.shared.store.clone();
-                let configured = self.shared.config.local_domains();
+                let mut ours = self.shared.config.local_domains();
+                if let Ok(Ok(more)) =
+                    tokio::task::spawn_blocking(move || store.list_domains()).await
+                {
+                    ours.extend(more);
+                }
                 let is_local = std::sync::Arc::new(move |d: &str| {
-                    configured.iter().any(|c| c.eq_ignore_ascii_case(d))
-                        || store.is_local_domain(d).unwrap_or(false)
+                    ours.iter().any(|c| c.eq_ignore_ascii_case(d))
                 });
                 let (verdict, body) = auth_checks::finish(
                     self.shared.dns.clone(),
