@@ -230,6 +230,7 @@ fn spf_pass_fail_softfail_and_none_are_recorded() {
         let ar = auth_results(inbox.last().expect("delivered"));
         assert!(ar.contains(want), "{domain}: {ar}");
         assert!(ar.contains(&format!("smtp.mailfrom={from}")), "{ar}");
+        assert!(ar.contains("dkim=none"), "{ar}");
     }
     // The answers came from the test's DNS server.
     assert!(dns

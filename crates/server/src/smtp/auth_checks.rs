@@ -200,6 +200,10 @@ async fn evaluate(
             "dkim=neutral (body hash did not verify)",
             "dkim=fail (body hash did not verify)",
         );
+    if dkim.is_empty() {
+        // RFC 8601 §2.7.1: "none" when the message was not signed (mail-auth writes nothing).
+        header = header.replacen(";\r\n\t", ";\r\n\tdkim=none;\r\n\t", 1);
+    }
     if let Some(d) = &dmarc {
         // Written here: mail-auth says "none" when a record exists and neither identifier
         // passes, where RFC 7489 §11.2 (and every reader) means "fail".
