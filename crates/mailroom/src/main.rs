@@ -67,7 +67,8 @@ enum Command {
     Queue(QueueCommand),
     /// Copy the data directory into a new directory while the server runs
     ///
-    /// Every message, account, folder and queue entry, and the self-signed TLS certificate.
+    /// Every message, account, folder and queue entry, the self-signed TLS certificate and the
+    /// DKIM keys.
     /// The copy is a data directory itself: point `data_dir` at it (or copy it back) to
     /// restore.
     Backup {
@@ -101,6 +102,20 @@ enum Command {
         /// account yet).
         #[arg(long)]
         to: String,
+    },
+    /// Print the DNS records a domain needs (MX, SPF, DKIM, DMARC; MTA-STS and TLS-RPT
+    /// optionally), ready to paste into its zone
+    ///
+    /// The DKIM records carry this server's public keys (made now if the domain has none
+    /// yet). With --check, asks the name servers of `[dns]` (or the system's) what is
+    /// published and says what is missing or wrong; exit code 0: all required records are
+    /// right, 1: some are missing or wrong, 2: the check could not run.
+    Dns {
+        /// The mail domain, e.g. example.com.
+        domain: String,
+        /// Compare with what is published instead of printing.
+        #[arg(long)]
+        check: bool,
     },
     /// The interactive mail client: `[smtp|pop|imap|exit]>>>` (reads commands from stdin when piped).
     Agent(agent::AgentArgs),
@@ -253,6 +268,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check => Ok(check(&config)),
         Command::Compact => compact(&config),
         Command::Migrate { to } => migrate(&config, &to),
+        Command::Dns { domain, check } => dns(&config, &domain, check),
         Command::Lab { .. } => Ok(ExitCode::SUCCESS),
         Command::Calc(_)
         | Command::Sntp(_)
@@ -535,7 +551,7 @@ fn warn_exposed(data_dir: &Path) {
 }
 
 /// `mailroom backup DIR`: a consistent copy of the store (SQLite VACUUM INTO, while the server
-/// runs) and the data directory's TLS files, as a new data directory.
+/// runs), the data directory's TLS files and DKIM keys, as a new data directory.
 fn backup(config: Config, dir: &Path) -> Result<ExitCode> {
     if dir.exists()
         && std::fs::read_dir(dir)
@@ -572,6 +588,33 @@ fn backup(config: Config, dir: &Path) -> Result<ExitCode> {
                     .with_context(|| format!("cannot copy {}", from.display()))?;
                 files::private_file(&to.join(name))?;
                 copied.push(format!("tls/{name}"));
+            }
+        }
+    }
+    // The DKIM keys: the published DNS records name them, so a restore must bring them back.
+    let dkim = config.data_dir.join("dkim");
+    if let Ok(domains) = std::fs::read_dir(&dkim) {
+        for domain in domains.flatten() {
+            let Ok(keys) = std::fs::read_dir(domain.path()) else {
+                continue;
+            };
+            let to = dir.join("dkim").join(domain.file_name());
+            std::fs::create_dir_all(&to)?;
+            files::private_dir(&dir.join("dkim"))?;
+            files::private_dir(&to)?;
+            for key in keys.flatten() {
+                let name = key.file_name();
+                if !key.path().is_file() || !name.to_string_lossy().ends_with(".pem") {
+                    continue;
+                }
+                std::fs::copy(key.path(), to.join(&name))
+                    .with_context(|| format!("cannot copy {}", key.path().display()))?;
+                files::private_file(&to.join(&name))?;
+                copied.push(format!(
+                    "dkim/{}/{}",
+                    domain.file_name().to_string_lossy(),
+                    name.to_string_lossy()
+                ));
             }
         }
     }
@@ -671,6 +714,58 @@ fn compact(config: &Config) -> Result<ExitCode> {
 
 /// `mailroom check`: the store's consistency report (see `mailroom_store::check`). Opens
 /// nothing for writing and applies no config, so it can run beside the server.
+/// `mailroom dns DOMAIN [--check]`.
+fn dns(config: &Config, domain: &str, check: bool) -> Result<ExitCode> {
+    use mailroom_server::publish;
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    if domain.is_empty() || domain.contains('@') || !domain.contains('.') {
+        bail!("'{domain}' is not a domain name; give one like example.com");
+    }
+    // The keys live in the data directory: made owner-only like the store.
+    files::prepare_data_dir(&config.data_dir).with_context(|| {
+        format!(
+            "cannot use the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let keys = mailroom_server::dkim::DkimKeys::new(&config.data_dir, &config.dkim);
+    let records = publish::records(config, &keys, &domain).map_err(anyhow::Error::msg)?;
+    if !check {
+        print!("{}", publish::render(&domain, &records));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let findings = rt.block_on(async {
+        let resolver = mailroom_server::dns::Dns::new(&config.dns);
+        publish::check(&resolver, &records).await
+    });
+    for f in &findings {
+        println!("{}", f.line());
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| matches!(f.status, publish::Status::Error(_)))
+        .count();
+    let problems = findings.iter().filter(|f| f.is_problem()).count();
+    if errors == findings.len() {
+        eprintln!(
+            "mailroom: no name server answered; check [dns] servers or the system's resolver"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    if problems > 0 {
+        println!(
+            "{problems} record(s) to fix for {domain}; `mailroom dns {domain}` prints them all"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    println!("every required record of {domain} is published");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn check(config: &Config) -> ExitCode {
     use mailroom_store::check::Severity;
     let dir = &config.data_dir;

@@ -90,6 +90,9 @@ fn every_file_of_a_backup_is_owner_only() {
     s.deliver(ALICE.0, &[BOB.0], "Subject: backed up\r\n\r\nprivate\r\n");
     // The server's certificate is 0644 (it is public); its copy in a backup is 0600 anyway.
     assert_eq!(mode(&data(&s).join("tls/cert.pem")), 0o644);
+    // The DKIM keys are made in the background at the first start; the backup carries them.
+    let rsa = data(&s).join("dkim/example.test/mailroom-rsa.pem");
+    s.wait_for(30, "the DKIM keys", || rsa.exists());
 
     let check = |backup: &Path| {
         let out = s.cli(&["backup", &backup.display().to_string()], "");
@@ -117,9 +120,18 @@ fn every_file_of_a_backup_is_owner_only() {
         seen.sort();
         assert_eq!(
             seen,
-            ["mailroom.db", "tls", "tls/cert.pem", "tls/key.pem"]
-                .map(std::path::PathBuf::from)
-                .to_vec()
+            [
+                "dkim",
+                "dkim/example.test",
+                "dkim/example.test/mailroom-ed25519.pem",
+                "dkim/example.test/mailroom-rsa.pem",
+                "mailroom.db",
+                "tls",
+                "tls/cert.pem",
+                "tls/key.pem",
+            ]
+            .map(std::path::PathBuf::from)
+            .to_vec()
         );
     };
     // A directory the backup creates, and an empty one it is given (0755 here).

@@ -149,6 +149,15 @@ pub struct Config {
     /// `[capture]`: capture mode for testing applications that send mail (docs/CONFIG.md).
     #[serde(default)]
     pub capture: CaptureConfig,
+    /// `[dns]`: which name servers answer MX, TXT and address lookups.
+    #[serde(default)]
+    pub dns: DnsConfig,
+    /// `[dkim]`: signing of submitted mail and bounces (RFC 6376, RFC 8463).
+    #[serde(default)]
+    pub dkim: DkimConfig,
+    /// `[checks]`: SPF, DKIM and DMARC on mail arriving at the MX listener.
+    #[serde(default)]
+    pub checks: ChecksConfig,
     /// Where the config came from (for messages); not a key.
     #[serde(skip)]
     pub source: String,
@@ -526,6 +535,123 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
 }
 
+/// `[dns]`: the resolver of the queue's MX lookups, the inbound checks and `mailroom dns
+/// --check`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Name servers as `"ip:port"`, asked in order over UDP (TCP when an answer is
+    /// truncated); empty = the system's (`/etc/resolv.conf`).
+    pub servers: Vec<SocketAddr>,
+    /// How long one query may take before the next server is tried.
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub timeout: Option<Duration>,
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
+}
+
+/// A DKIM signing algorithm (RFC 6376 §3.3, RFC 8463 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DkimAlgorithm {
+    /// ed25519-sha256 (RFC 8463): short keys and signatures, not yet checked by every receiver.
+    Ed25519,
+    /// rsa-sha256 (RFC 6376 §3.3.1), 2048-bit keys: what every receiver checks.
+    Rsa,
+}
+
+impl DkimAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkimAlgorithm::Ed25519 => "ed25519",
+            DkimAlgorithm::Rsa => "rsa",
+        }
+    }
+}
+
+/// `[dkim]`: which mail is signed and with which keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimConfig {
+    /// Sign mail submitted by authenticated users that leaves this server, and bounces.
+    pub sign: bool,
+    /// The keys made on first start for each local domain without `[[dkim.key]]` entries.
+    /// Both by default: receivers that do not know ed25519 (RFC 8463) ignore that signature
+    /// and check the RSA one; those that do get the stronger, shorter one.
+    pub algorithms: Vec<DkimAlgorithm>,
+    /// Keys given by the administrator: `[[dkim.key]] domain, selector, algorithm, file`.
+    pub key: Vec<DkimKeyConfig>,
+}
+
+impl Default for DkimConfig {
+    fn default() -> Self {
+        DkimConfig {
+            sign: true,
+            algorithms: vec![DkimAlgorithm::Ed25519, DkimAlgorithm::Rsa],
+            key: Vec::new(),
+        }
+    }
+}
+
+/// One `[[dkim.key]]`: a private key file (PEM, PKCS#8; PKCS#1 for RSA too) and its selector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimKeyConfig {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    pub file: PathBuf,
+}
+
+/// What the inbound checks do for a domain's recipients (`[checks] mode`, `[checks.domains]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckMode {
+    /// No checks and no Authentication-Results header.
+    Off,
+    /// Check and record the results in Authentication-Results; refuse nothing.
+    Tag,
+    /// Check, record, and act: DMARC p=reject → 550 5.7.1, p=quarantine → Junk, a forged
+    /// local sender → 550 5.7.1.
+    Enforce,
+}
+
+/// `[checks]`: SPF (RFC 7208), DKIM (RFC 6376) and DMARC (RFC 7489) at the MX listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksConfig {
+    /// The mode of every local domain not listed in `domains`.
+    pub mode: CheckMode,
+    /// Check mail from loopback peers too. Off by default: a loopback peer is this machine
+    /// (the lab's other servers, a local agent, a benchmark), for which no published record
+    /// can speak.
+    pub loopback: bool,
+    /// Per local domain: `"example.test" = "tag"`.
+    pub domains: std::collections::BTreeMap<String, CheckMode>,
+}
+
+impl Default for ChecksConfig {
+    fn default() -> Self {
+        ChecksConfig {
+            mode: CheckMode::Enforce,
+            loopback: false,
+            domains: Default::default(),
+        }
+    }
+}
+
+impl ChecksConfig {
+    /// The mode for recipients in `domain`.
+    pub fn mode_for(&self, domain: &str) -> CheckMode {
+        self.domains
+            .iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(domain))
+            .map_or(self.mode, |(_, m)| *m)
+    }
+}
+
 /// Where plaintext authentication is allowed (`auth_require_tls`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum AuthTlsPolicy {
@@ -865,6 +991,9 @@ impl Config {
             },
             http: HttpConfig::default(),
             capture: CaptureConfig::default(),
+            dns: DnsConfig::default(),
+            dkim: DkimConfig::default(),
+            checks: ChecksConfig::default(),
             tls: TlsConfig::default(),
             auth_require_tls: AuthTlsPolicy::default(),
             accounts: Vec::new(),
@@ -1230,11 +1359,52 @@ impl Config {
                 "must be longer than 0s".into(),
             ));
         }
+        self.validate_mail_auth()?;
         self.services.validate().map_err(|m| ConfigError::Invalid {
             file: self.source.clone(),
             key: "services".into(),
             message: m,
         })?;
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_mail_auth(&self) -> Result<(), ConfigError> {
+        let bad = |key: String, message: String| ConfigError::Invalid {
+            file: self.source.clone(),
+            key,
+            message,
+        };
+        if self.dns.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(bad("dns.timeout".into(), "must be longer than 0s".into()));
+        }
+        for (i, k) in self.dkim.key.iter().enumerate() {
+            let ok_label = |s: &str| {
+                !s.is_empty()
+                    && s.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    })
+            };
+            if !ok_label(&k.domain) {
+                return Err(bad(
+                    format!("dkim.key[{i}].domain"),
+                    format!("'{}' is not a domain name", k.domain),
+                ));
+            }
+            // RFC 6376 §3.1: a selector is one or more DNS labels.
+            if !ok_label(&k.selector) {
+                return Err(bad(
+                    format!("dkim.key[{i}].selector"),
+                    format!(
+                        "'{}' is not a selector (letters, digits, '-', '_', dot-separated)",
+                        k.selector
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -1745,5 +1915,47 @@ tls = "none"
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn mail_auth_tables_and_the_lab_default() {
+        let c = Config::parse(
+            "hostname = \"mx.example.test\"\n[dns]\nservers = [\"127.0.0.1:5353\"]\ntimeout = \"2s\"\n[dkim]\nalgorithms = [\"rsa\"]\n[[dkim.key]]\ndomain = \"example.test\"\nselector = \"s2026\"\nalgorithm = \"ed25519\"\nfile = \"/k.pem\"\n[checks]\nmode = \"tag\"\n[checks.domains]\n\"Other.test\" = \"enforce\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.dns.servers, vec!["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(c.dns.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.dkim.algorithms, vec![DkimAlgorithm::Rsa]);
+        assert!(c.dkim.sign);
+        assert_eq!(c.checks.mode_for("example.test"), CheckMode::Tag);
+        assert_eq!(c.checks.mode_for("other.TEST"), CheckMode::Enforce);
+        // Defaults: both algorithms, checks enforced, loopback peers unchecked.
+        let d = Config::parse("hostname = \"h.test\"\n", "t.toml").unwrap();
+        assert_eq!(
+            d.dkim.algorithms,
+            vec![DkimAlgorithm::Ed25519, DkimAlgorithm::Rsa]
+        );
+        assert_eq!(d.checks.mode, CheckMode::Enforce);
+        assert!(!d.checks.loopback);
+        let err = Config::parse(
+            "hostname = \"h.test\"\n[[dkim.key]]\ndomain = \"example.test\"\nselector = \"bad selector\"\nalgorithm = \"rsa\"\nfile = \"/k\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("dkim.key[0].selector"), "{err}");
+        let err = Config::parse(
+            "hostname = \"h.test\"\n[checks]\nmode = \"strict\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("strict"), "{err}");
+        // The example lab has no DNS: its servers check nothing.
+        let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/lab.toml");
+        for server in Config::load_lab(&lab).unwrap() {
+            assert_eq!(server.checks.mode, CheckMode::Off, "{:?}", server.name);
+        }
     }
 }

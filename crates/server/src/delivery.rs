@@ -388,6 +388,87 @@ pub fn store_accepted(store: &Store, a: Accepted<'_>) -> Result<Receipt, StoreEr
     })
 }
 
+/// The mailbox quarantined mail goes to (DMARC p=quarantine, RFC 7489 §6.3), made when
+/// missing. The name most clients show as the spam folder (RFC 6154's \\Junk).
+pub const JUNK: &str = "Junk";
+
+/// As [`store_accepted`], but the local copies go to each account's [`JUNK`] mailbox
+/// (created if missing) instead of INBOX. Each local copy is durable when this returns.
+pub fn store_quarantined(store: &Store, a: Accepted<'_>) -> Result<Receipt, StoreError> {
+    let mut local = a.local.clone();
+    local.sort();
+    local.dedup();
+    let rp = format!("Return-Path: <{}>\r\n", a.sender);
+    let mut message = Vec::with_capacity(rp.len() + a.prefix.len() + a.body.len());
+    message.extend_from_slice(rp.as_bytes());
+    message.extend_from_slice(a.prefix.as_bytes());
+    message.extend_from_slice(&a.body);
+    let mut copies = Vec::new();
+    for account in local {
+        let mailbox = match store.mailbox(account, JUNK)? {
+            Some(m) => m.id,
+            None => store.create_mailbox(account, JUNK)?,
+        };
+        let (_, uid) = store.append_message(
+            mailbox,
+            &message,
+            mailroom_store::Flags::default(),
+            &[],
+            mailroom_store::now_unix(),
+        )?;
+        copies.push((account, uid));
+    }
+    // Forwarded copies (an alias leading elsewhere) leave as any other mail does.
+    let queued = if a.remote.is_empty() {
+        None
+    } else {
+        store_accepted(
+            store,
+            Accepted {
+                local: Vec::new(),
+                ..a
+            },
+        )?
+        .queued
+    };
+    Ok(Receipt {
+        local: copies,
+        queued,
+    })
+}
+
+/// DKIM-Signature header fields (RFC 6376) for a message about to be queued, given as the
+/// parts that will be sent in order; empty when signing is off or the From domain is not (under)
+/// a local domain. Blocking: reads the store and may make or read keys. A failure is logged
+/// and the message leaves unsigned (a receiver treats it as any unsigned mail) rather than
+/// being refused.
+pub fn dkim_signature(
+    store: &Store,
+    keys: &crate::dkim::DkimKeys,
+    config: &Config,
+    parts: &[&[u8]],
+) -> String {
+    if !keys.enabled() {
+        return String::new();
+    }
+    let Some(from) = crate::dkim::from_domain(parts) else {
+        return String::new();
+    };
+    let configured = config.local_domains();
+    let Some(domain) = crate::dkim::signing_domain(&from, |d| {
+        configured.iter().any(|c| c == d) || store.is_local_domain(d).unwrap_or(false)
+    }) else {
+        return String::new();
+    };
+    match keys.sign(&domain, parts) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(%domain, error = %e, "DKIM signing failed; the message leaves unsigned");
+            String::new()
+        }
+    }
+}
+
 /// A short random transaction id, as in "queued as 4F2A9C01B3D7".
 pub fn new_id() -> String {
     format!("{:012X}", rand::random::<u64>() & 0xFFFF_FFFF_FFFF)

@@ -9,10 +9,13 @@ pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod delivery;
+pub mod dkim;
+pub mod dns;
 pub mod http;
 pub mod imap;
 pub mod metrics;
 pub mod pop3;
+pub mod publish;
 pub mod queue;
 pub mod session;
 pub mod smtp;
@@ -150,6 +153,10 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// Capture mode's state (`[capture] enabled`): `None` when mail is handled for real.
     pub capture: Option<smtp::capture::Capture>,
+    /// The resolver (`[dns]`) with its record caches: queue MX lookups, inbound checks.
+    pub dns: Arc<dns::Dns>,
+    /// DKIM signing keys by domain (`[dkim]`).
+    pub dkim: Arc<dkim::DkimKeys>,
     session_ids: AtomicU64,
 }
 
@@ -315,6 +322,8 @@ impl Server {
         } else {
             None
         };
+        let dns = Arc::new(dns::Dns::new(&config.dns));
+        let dkim = Arc::new(dkim::DkimKeys::new(&config.data_dir, &config.dkim));
         let shared = Arc::new(Shared {
             config,
             store,
@@ -329,6 +338,8 @@ impl Server {
             http: http::HttpShared::default(),
             metrics: metrics::Metrics::default(),
             capture,
+            dns,
+            dkim,
             session_ids: AtomicU64::new(0),
         });
         {
@@ -339,6 +350,22 @@ impl Server {
                 // No receiver (no IDLE session) is not an error.
                 let _ = changed.send(id);
             }));
+        }
+        if shared.dkim.enabled() {
+            // First start: each local domain's keys are made now, off the listeners' way (a
+            // message signed before they are ready waits for them).
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut domains = shared.config.local_domains();
+                domains.extend(shared.store.list_domains().unwrap_or_default());
+                domains.sort();
+                domains.dedup();
+                for d in domains {
+                    if let Err(e) = shared.dkim.keys_for(&d) {
+                        tracing::error!(domain = %d, error = %e, "DKIM keys unavailable; mail from this domain leaves unsigned");
+                    }
+                }
+            });
         }
         let sessions = Arc::new(Sessions::default());
         let mut bound = Vec::new();

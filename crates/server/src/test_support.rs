@@ -60,6 +60,8 @@ impl Harness {
         crate::apply_config_to_store(&config, &store).expect("accounts");
         let tls = with_tls.then(|| tls::load_or_create(&config).expect("certificate"));
         let (shutdown_tx, _) = watch::channel(false);
+        let dns = Arc::new(crate::dns::Dns::new(&config.dns));
+        let dkim = Arc::new(crate::dkim::DkimKeys::new(&config.data_dir, &config.dkim));
         let shared = Arc::new(Shared {
             incoming: budget::MemoryBudget::new(config.limits.max_incoming_memory),
             auth_failures: auth::FailureTracker::new(config.limits.auth_failure_window),
@@ -73,6 +75,8 @@ impl Harness {
             http: crate::http::HttpShared::default(),
             metrics: crate::metrics::Metrics::default(),
             capture: None,
+            dns,
+            dkim,
             tls,
             session_ids: AtomicU64::new(0),
         });

@@ -33,13 +33,14 @@ const DB_FILES: [&str; 4] = [
     "mailroom.db-journal",
 ];
 
-/// What mailroom itself keeps in a data directory (the database files and `tls/`).
-const OWN_NAMES: [&str; 5] = [
+/// What mailroom itself keeps in a data directory (the database files, `tls/` and `dkim/`).
+const OWN_NAMES: [&str; 6] = [
     DB_FILE,
     "mailroom.db-wal",
     "mailroom.db-shm",
     "mailroom.db-journal",
     "tls",
+    "dkim",
 ];
 
 /// A file or directory that other local users can open.

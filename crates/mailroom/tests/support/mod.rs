@@ -16,12 +16,14 @@
 //!   tests include it (`#[path]`), so the other test binaries do not compile a WebDriver client;
 //! - [`cli`]: running `mailroom` as a user does (the agent, `calc`, ...), and fake servers
 //!   that play a script;
-//! - [`python`]: Python helpers that need no server.
+//! - [`python`]: Python helpers that need no server;
+//! - [`dns`]: a DNS server on a loopback port answering from a table the test fills.
 #![allow(dead_code, unused_imports)]
 
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod http;
 pub mod imap;
 pub mod peers;

@@ -592,7 +592,11 @@ impl Runner {
                 tls,
             } => (vec![(host.clone(), *port)], auth.clone(), tls.clone()),
             Destination::Mx { domain } => {
-                let answer = route::lookup_mx(domain)
+                // Through `[dns] servers` when given (RFC 5321 §5.1 MX lookup).
+                let answer = self
+                    .shared
+                    .dns
+                    .mx(domain)
                     .await
                     .map_err(|e| Outcome::Transient {
                         diagnostic: e,
@@ -789,13 +793,19 @@ impl Runner {
         let sender = entry.sender.clone();
         let created = entry.created;
         let message = message.to_vec();
+        let shared = self.shared.clone();
         let res = tokio::task::spawn_blocking(move || {
             // RFC 3464 §2 / RFC 5321 §4.5.5: never bounce a bounce (null sender).
             let bounce = if failures.is_empty() || sender.is_empty() {
                 None
             } else {
                 let dsn = bounce::build_dsn(&hostname, &sender, created, &failures, &message);
-                bounce_delivery(&store, &sender, dsn)?
+                // Signed by the local domain the hostname lies in (From MAILER-DAEMON@host).
+                let mut signed =
+                    delivery::dkim_signature(&shared.store, &shared.dkim, &shared.config, &[&dsn])
+                        .into_bytes();
+                signed.extend_from_slice(&dsn);
+                bounce_delivery(&store, &sender, signed)?
             };
             let bounced = bounce.is_some();
             store.queue_update(updates, bounce).map(|()| bounced)

@@ -126,33 +126,6 @@ pub fn mx_hosts(domain: &str, answer: MxAnswer) -> Result<Vec<String>, String> {
     }
 }
 
-/// Looks up MX records with the system's resolver configuration.
-pub async fn lookup_mx(domain: &str) -> Result<MxAnswer, String> {
-    use hickory_resolver::error::ResolveErrorKind;
-    use hickory_resolver::proto::op::ResponseCode;
-    let resolver = hickory_resolver::TokioAsyncResolver::tokio_from_system_conf()
-        .map_err(|e| format!("no DNS resolver configured: {e}"))?;
-    let fqdn = format!("{}.", domain.trim_end_matches('.'));
-    match resolver.mx_lookup(fqdn).await {
-        Ok(lookup) => Ok(MxAnswer::Records(
-            lookup
-                .iter()
-                .map(|mx| (mx.preference(), mx.exchange().to_utf8()))
-                .collect(),
-        )),
-        Err(e) => match e.kind() {
-            ResolveErrorKind::NoRecordsFound { response_code, .. } => {
-                if *response_code == ResponseCode::NXDomain {
-                    Ok(MxAnswer::NoSuchDomain)
-                } else {
-                    Ok(MxAnswer::None)
-                }
-            }
-            _ => Err(format!("DNS lookup of {domain} failed: {e}")),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

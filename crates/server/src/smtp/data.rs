@@ -9,7 +9,8 @@ use mailroom_proto::smtp::{
 };
 use mailroom_store::Direction;
 
-use super::{Envelope, Flow, Refusal, Session, State};
+use super::{auth_checks, Envelope, Flow, Refusal, Session, State};
+use crate::config::CheckMode;
 use crate::delivery::{self, Accepted, Target};
 use crate::metrics::FaultStage;
 use crate::ListenerKind;
@@ -30,6 +31,8 @@ impl Session {
             }
         };
         self.ok(354, "", "End data with <CR><LF>.<CR><LF>");
+        // SPF needs only the envelope: it runs while the data arrives.
+        let checks = self.start_checks(&env);
         let limits = &self.shared.config.limits;
         let max_size = usize::try_from(limits.max_message_size).unwrap_or(usize::MAX);
         let mut rx = DataReceiver::new(max_size, limits.max_line_length);
@@ -73,7 +76,7 @@ impl Session {
         self.conn
             .record_client(format!("<message, {} octets>", rx.received()));
         let flow = match rx.finish() {
-            Ok(body) => self.accept(env, body).await,
+            Ok(body) => self.accept(env, body, checks).await,
             Err(e) => self.refuse(Refusal::Data(e)),
         };
         self.shared
@@ -170,7 +173,7 @@ impl Session {
             return self.refuse(Refusal::Data(e));
         }
         let flow = match normalize_body(body, self.shared.config.limits.max_line_length) {
-            Ok(body) => self.accept(env, body).await,
+            Ok(body) => self.accept(env, body, None).await,
             Err(e) => self.refuse(Refusal::Data(e)),
         };
         drop(held);
@@ -193,8 +196,52 @@ impl Session {
         ));
     }
 
+    /// The inbound checks (auth_checks.rs) this transaction gets, started: mail from a
+    /// session without AUTH at the MX listener, not from loopback unless `[checks] loopback`,
+    /// in the strictest mode of the recipients' domains unless that is `off`.
+    fn start_checks(&self, env: &Envelope) -> Option<auth_checks::Pending> {
+        let cfg = &self.shared.config.checks;
+        if self.kind != ListenerKind::Smtp || self.auth.is_some() {
+            return None;
+        }
+        if !cfg.loopback && crate::config::is_loopback(self.conn.peer.ip()) {
+            return None;
+        }
+        if self.checks_mode(env) == CheckMode::Off {
+            return None;
+        }
+        Some(auth_checks::start(
+            self.shared.dns.clone(),
+            auth_checks::Envelope {
+                ip: self.conn.peer.ip(),
+                helo: self.helo.clone().unwrap_or_default(),
+                mail_from: match &env.from {
+                    ReversePath::Null => String::new(),
+                    ReversePath::Address(a) => a.to_string(),
+                },
+                hostname: self.host().to_string(),
+            },
+        ))
+    }
+
+    /// The strictest `[checks]` mode among the recipients' domains (one reply answers for
+    /// all of them).
+    fn checks_mode(&self, env: &Envelope) -> CheckMode {
+        let cfg = &self.shared.config.checks;
+        env.rcpts
+            .iter()
+            .map(|r| cfg.mode_for(mailroom_store::domain_of(&r.address).as_str()))
+            .max()
+            .unwrap_or(CheckMode::Off)
+    }
+
     /// Adds the trace headers and stores the message for every recipient, durably.
-    async fn accept(&mut self, env: Envelope, body: Vec<u8>) -> Flow {
+    async fn accept(
+        &mut self,
+        env: Envelope,
+        body: Vec<u8>,
+        checks: Option<auth_checks::Pending>,
+    ) -> Flow {
         // Capture mode's fault for the data: the message is not stored.
         if let Some(flow) = self.injected(FaultStage::Data) {
             return flow;
@@ -203,6 +250,55 @@ impl Session {
         if hops >= self.shared.config.limits.max_hops {
             return self.refuse(Refusal::TooManyHops(hops));
         }
+        let checks = checks.or_else(|| self.start_checks(&env));
+        let (body, verdict) = match checks {
+            Some(pending) => {
+                // Our domains, read on a blocking thread (the checks run on async ones).
+                let store = self.shared.store.clone();
+                let mut ours = self.shared.config.local_domains();
+                if let Ok(Ok(more)) =
+                    tokio::task::spawn_blocking(move || store.list_domains()).await
+                {
+                    ours.extend(more);
+                }
+                let is_local = std::sync::Arc::new(move |d: &str| {
+                    ours.iter().any(|c| c.eq_ignore_ascii_case(d))
+                });
+                let (verdict, body) = auth_checks::finish(
+                    self.shared.dns.clone(),
+                    pending,
+                    body,
+                    self.checks_mode(&env),
+                    is_local,
+                )
+                .await;
+                (body, Some(verdict))
+            }
+            None => (body, None),
+        };
+        let mut quarantine = false;
+        if let Some(v) = &verdict {
+            self.conn
+                .trace
+                .note(v.header.trim_end().replace("\r\n", "").as_str());
+            match &v.action {
+                auth_checks::Action::Deliver => {}
+                auth_checks::Action::Junk(why) => {
+                    self.conn.trace.note(&format!("to Junk: {why}"));
+                    quarantine = true;
+                }
+                auth_checks::Action::Refuse(why) => {
+                    tracing::info!(session = self.id, reason = %why, "message refused by the inbound checks");
+                    return self.refuse(Refusal::NotAuthenticated(why.clone()));
+                }
+            }
+        }
+        // RFC 8601 §5: what arrives from outside may not speak in our name.
+        let body = if self.kind == ListenerKind::Smtp && self.auth.is_none() {
+            auth_checks::strip_our_results(body, self.host())
+        } else {
+            body
+        };
         let id = delivery::new_id();
         // RFC 3848 / RFC 6531 §3.7.4: S for TLS, A for AUTH.
         let with = match (
@@ -246,7 +342,11 @@ impl Session {
             id: &id,
             sender: (!sender.is_empty()).then_some(sender.as_str()),
         });
-        let prefix = delivery::message_prefix(received, submitted, &body);
+        let mut prefix = delivery::message_prefix(received, submitted, &body);
+        if let Some(v) = verdict {
+            // RFC 8601 §5: added at the top, with the trace fields.
+            prefix = v.header + &prefix;
+        }
         let mut local = Vec::new();
         let mut remote = Vec::new();
         for t in env.rcpts.iter().flat_map(|r| r.targets.iter()) {
@@ -270,18 +370,35 @@ impl Session {
             )
         });
         let store = self.shared.store.clone();
+        // RFC 6376: mail an authenticated user sends out is signed once, here, before it is
+        // queued, so every retry sends the same signed octets.
+        let sign = self.auth.is_some() && !remote.is_empty();
+        let shared = self.shared.clone();
         let result = tokio::task::spawn_blocking(move || {
-            delivery::store_accepted(
-                &store,
-                Accepted {
-                    sender: &sender,
-                    local,
-                    remote,
-                    prefix,
-                    body,
-                    transcript,
-                },
-            )
+            let prefix = if sign {
+                let signature = delivery::dkim_signature(
+                    &shared.store,
+                    &shared.dkim,
+                    &shared.config,
+                    &[prefix.as_bytes(), &body],
+                );
+                signature + &prefix
+            } else {
+                prefix
+            };
+            let accepted = Accepted {
+                sender: &sender,
+                local,
+                remote,
+                prefix,
+                body,
+                transcript,
+            };
+            if quarantine {
+                delivery::store_quarantined(&store, accepted)
+            } else {
+                delivery::store_accepted(&store, accepted)
+            }
         })
         .await;
         match result {

@@ -21,14 +21,16 @@
 //! The driver by command family: this file holds the session, its states and the command
 //! loop; `ehlo.rs` the greeting, HELO/EHLO and STARTTLS; `auth.rs` AUTH; `envelope.rs` MAIL,
 //! RCPT and RSET; `verify.rs` VRFY and EXPN (switched per listener); `data.rs` DATA, BDAT and
-//! the hand-off to the store; `refusal.rs` the refusals; `help.rs` the HELP texts;
-//! `capture.rs` capture mode (any recipient, any AUTH, nothing relayed; injected faults).
-//! The dialogue is recorded for the transcript kept with each accepted message
-//! (`crate::transcript`). Session plumbing shared with POP3 and IMAP (auth
+//! the hand-off to the store; `auth_checks.rs` SPF, DKIM and DMARC on inbound mail;
+//! `refusal.rs` the refusals; `help.rs` the HELP texts; `capture.rs` capture mode (any
+//! recipient, any AUTH, nothing relayed; injected faults). The dialogue is recorded for the
+//! transcript kept with each accepted message (`crate::transcript`). Session plumbing shared
+//! with POP3 and IMAP (auth
 //! policy, STARTTLS swap, SASL response reader, error and login-failure counting) is in
 //! `crate::session`.
 
 mod auth;
+mod auth_checks;
 pub mod capture;
 mod data;
 mod ehlo;

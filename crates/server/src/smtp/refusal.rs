@@ -66,6 +66,9 @@ pub(super) enum Refusal {
     NoPostmaster,
     Data(DataError),
     TooManyHops(usize),
+    /// The inbound checks refused the message (DMARC p=reject, a forged local sender):
+    /// RFC 7489 §6.6.2 / RFC 7372 §3.2 550 5.7.1 with the reason.
+    NotAuthenticated(String),
     StoreFailed,
     /// The store's disk is full (RFC 3463 §3.4 X.3.1 "mail system full"; RFC 5321 §4.2.2
     /// 452 "insufficient system storage"): nothing was stored, the sender keeps the message.
@@ -220,6 +223,7 @@ impl Refusal {
                     format!("Message refused: line {line} is a lone '.' next to a bare LF (looks like SMTP smuggling); end every line with CRLF"),
                 ),
             },
+            NotAuthenticated(reason) => Reply::new(550, "5.7.1", reason.clone()),
             TooManyHops(n) => Reply::new(
                 554,
                 "5.4.6",

@@ -1,0 +1,387 @@
+//! Checks on mail arriving at the MX listener: SPF (RFC 7208) of the MAIL FROM identity (of
+//! the HELO identity when the reverse-path is null, §2.4), DKIM signatures (RFC 6376 §6) and
+//! DMARC (RFC 7489 §6.6) alignment and policy; the `Authentication-Results` header field
+//! (RFC 8601) that records them; and what the result does to the message.
+//!
+//! The evaluation is `mail-auth`'s, through the shared resolver and its record caches
+//! (`crate::dns`). It runs off the session's task: SPF is spawned when DATA starts (it needs
+//! only the envelope) and DKIM and DMARC when the data is in, on a task of their own.
+//!
+//! Which mail is checked: mail from a session that did not authenticate, at the MX listener,
+//! from a non-loopback peer (`[checks] loopback = true` checks loopback peers too), when the
+//! recipients' domains are not all `off`. The strictest mode among the recipients' domains
+//! applies to the message, since one reply after DATA answers for every recipient (RFC 5321
+//! §4.1.1.4).
+//!
+//! What `enforce` does (RFC 7489 §6.6.2 leaves the action to the receiver):
+//! - DMARC fails and the sender's domain publishes `p=reject` → `550 5.7.1` with the reason;
+//! - DMARC fails with `p=quarantine` → the message goes to the recipients' Junk folder;
+//! - the sender (MAIL FROM or From) is in one of our own domains, and neither SPF nor an
+//!   aligned DKIM signature passes → `550 5.7.1`: only our users, authenticated at
+//!   submission, send as our domains.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::dmarc::Policy;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, SpfOutput, SpfResult,
+};
+use tokio::task::JoinHandle;
+
+use crate::config::CheckMode;
+use crate::dns::Dns;
+
+/// The envelope facts the checks need.
+#[derive(Debug, Clone)]
+pub(super) struct Envelope {
+    pub ip: IpAddr,
+    pub helo: String,
+    /// The reverse-path; empty for `<>`.
+    pub mail_from: String,
+    /// Our hostname: the authserv-id of the Authentication-Results header (RFC 8601 §2.5).
+    pub hostname: String,
+}
+
+/// SPF under way.
+pub(super) struct Pending {
+    env: Envelope,
+    spf: JoinHandle<SpfOutput>,
+}
+
+/// What becomes of the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Action {
+    Deliver,
+    /// To the recipients' Junk folder (DMARC p=quarantine).
+    Junk(String),
+    /// Refused with 550 5.7.1 and this reason.
+    Refuse(String),
+}
+
+/// The outcome of the checks.
+#[derive(Debug)]
+pub(super) struct Verdict {
+    /// The `Authentication-Results:` header field, CRLF-terminated.
+    pub header: String,
+    pub action: Action,
+}
+
+/// Starts the SPF check (RFC 7208 §4) of the envelope on a task of its own.
+pub(super) fn start(dns: Arc<Dns>, env: Envelope) -> Pending {
+    let task_env = env.clone();
+    let spf = tokio::spawn(async move {
+        let e = &task_env;
+        let helo = if e.helo.is_empty() {
+            "unknown"
+        } else {
+            &e.helo
+        };
+        let params = if e.mail_from.is_empty() {
+            // RFC 7208 §2.4: with a null reverse-path the HELO identity is checked.
+            SpfParameters::verify_ehlo(e.ip, helo, &e.hostname)
+        } else {
+            SpfParameters::verify_mail_from(e.ip, helo, &e.hostname, &e.mail_from)
+        };
+        dns.auth.verify_spf(dns.params(params)).await
+    });
+    Pending { env, spf }
+}
+
+/// The organizational domain (RFC 7489 §3.2), approximated as the last two labels: without a
+/// public-suffix list, `example.co.uk` is taken for its own organization (alignment is then
+/// strict for such domains, which fails safe).
+fn organizational_domain(domain: &str) -> &str {
+    let d = domain.trim_end_matches('.');
+    match d.rmatch_indices('.').nth(1) {
+        Some((i, _)) => &d[i + 1..],
+        None => d,
+    }
+}
+
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Finishes the checks on the received message (on a task of its own) and decides.
+/// `is_local` says whether a domain is one of ours. The message is handed back.
+pub(super) async fn finish(
+    dns: Arc<Dns>,
+    pending: Pending,
+    message: Vec<u8>,
+    mode: CheckMode,
+    is_local: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+) -> (Verdict, Vec<u8>) {
+    let Pending { env, spf } = pending;
+    let task = tokio::spawn(async move {
+        let spf = match spf.await {
+            Ok(s) => s,
+            Err(_) => SpfOutput::new(domain_of(&env.mail_from)).with_result(SpfResult::TempError),
+        };
+        let verdict = evaluate(&dns, &env, &spf, &message, mode, &*is_local).await;
+        (verdict, message)
+    });
+    match task.await {
+        Ok(done) => done,
+        // The task panicked: the message is gone with it; say so rather than lose it silently.
+        Err(e) => {
+            tracing::error!(error = %e, "inbound checks panicked");
+            (
+                Verdict {
+                    header: String::new(),
+                    action: Action::Refuse(
+                        "the message could not be checked; please try again later".into(),
+                    ),
+                },
+                Vec::new(),
+            )
+        }
+    }
+}
+
+async fn evaluate(
+    dns: &Dns,
+    env: &Envelope,
+    spf: &SpfOutput,
+    message: &[u8],
+    mode: CheckMode,
+    is_local: &(dyn Fn(&str) -> bool + Send + Sync),
+) -> Verdict {
+    let helo = if env.helo.is_empty() {
+        "unknown"
+    } else {
+        env.helo.as_str()
+    };
+    let mail_from_domain = if env.mail_from.is_empty() {
+        helo.to_ascii_lowercase()
+    } else {
+        domain_of(&env.mail_from)
+    };
+    let Some(parsed) = AuthenticatedMessage::parse(message) else {
+        // Not a message mail-auth can read (no header section): SPF only.
+        let header = AuthenticationResults::new(&env.hostname)
+            .with_spf_mailfrom_result(spf, env.ip, &env.mail_from, helo)
+            .to_header();
+        return Verdict {
+            header,
+            action: Action::Deliver,
+        };
+    };
+    let dkim = dns.auth.verify_dkim(dns.params(&parsed)).await;
+    let header_from = parsed.from.first().cloned().unwrap_or_default();
+    let from_domain = domain_of(&header_from);
+    let dmarc = if from_domain.is_empty() {
+        None
+    } else {
+        Some(
+            dns.auth
+                .verify_dmarc(
+                    dns.params(
+                        DmarcParameters::new(&parsed, &dkim, &mail_from_domain, spf)
+                            .with_domain_suffix_fn(organizational_domain),
+                    ),
+                )
+                .await,
+        )
+    };
+    let mut header = AuthenticationResults::new(&env.hostname)
+        .with_dkim_results(&dkim, &header_from)
+        .with_spf_mailfrom_result(spf, env.ip, &env.mail_from, helo)
+        .to_header()
+        // RFC 6376 §6.1.3: a body hash that does not match is PERMFAIL, "fail" in RFC 8601
+        // §2.7.1 terms; mail-auth writes "neutral".
+        .replace(
+            "dkim=neutral (body hash did not verify)",
+            "dkim=fail (body hash did not verify)",
+        );
+    if dkim.is_empty() {
+        // RFC 8601 §2.7.1: "none" when the message was not signed (mail-auth writes nothing).
+        header = header.replacen(";\r\n\t", ";\r\n\tdkim=none;\r\n\t", 1);
+    }
+    if let Some(d) = &dmarc {
+        // Written here: mail-auth says "none" when a record exists and neither identifier
+        // passes, where RFC 7489 §11.2 (and every reader) means "fail".
+        let result = match (d.spf_result(), d.dkim_result()) {
+            (DmarcResult::Pass, _) | (_, DmarcResult::Pass) => "pass",
+            (DmarcResult::TempError(_), _) | (_, DmarcResult::TempError(_)) => "temperror",
+            (DmarcResult::PermError(_), _) | (_, DmarcResult::PermError(_)) => "permerror",
+            _ if d.dmarc_record().is_some() => "fail",
+            _ => "none",
+        };
+        let base = header.trim_end_matches("\r\n").to_string();
+        header = format!(
+            "{base};\r\n\tdmarc={result} header.from={} policy.dmarc={}\r\n",
+            d.domain(),
+            d.policy()
+        );
+    }
+
+    let action = if mode != CheckMode::Enforce {
+        Action::Deliver
+    } else {
+        let spf_pass = spf.result() == SpfResult::Pass;
+        let dkim_aligned_pass = |domain: &str| {
+            dkim.iter().any(|o| {
+                o.result() == &DkimResult::Pass
+                    && o.signature().is_some_and(|s| {
+                        organizational_domain(&s.d.to_ascii_lowercase())
+                            == organizational_domain(domain)
+                    })
+            })
+        };
+        let forged = [&mail_from_domain, &from_domain]
+            .into_iter()
+            .filter(|d| !d.is_empty() && is_local(d))
+            .find(|d| {
+                let spf_vouches = spf_pass && **d == mail_from_domain;
+                !spf_vouches && !dkim_aligned_pass(d)
+            });
+        let dmarc_failed = dmarc.as_ref().filter(|d| {
+            matches!(d.spf_result(), DmarcResult::Fail(_) | DmarcResult::None)
+                && matches!(d.dkim_result(), DmarcResult::Fail(_) | DmarcResult::None)
+                && d.dmarc_record().is_some()
+        });
+        if let Some(d) = forged {
+            Action::Refuse(format!(
+                "{d} is a domain of this server, and this message was not sent by one of its users (SPF {}, no valid DKIM signature of {d}); log in to the submission port to send as {d}",
+                spf_word(spf.result())
+            ))
+        } else if let Some(d) = dmarc_failed {
+            match d.policy() {
+                Policy::Reject => Action::Refuse(format!(
+                    "DMARC policy of {} is reject, and this message passes neither SPF nor DKIM aligned with {}; ask the sender to fix their SPF or DKIM",
+                    d.domain(),
+                    d.domain()
+                )),
+                Policy::Quarantine => Action::Junk(format!(
+                    "DMARC policy of {} is quarantine and the message failed it",
+                    d.domain()
+                )),
+                _ => Action::Deliver,
+            }
+        } else {
+            Action::Deliver
+        }
+    };
+    Verdict { header, action }
+}
+
+fn spf_word(r: SpfResult) -> &'static str {
+    match r {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    }
+}
+
+/// Removes every Authentication-Results header field (with its continuation lines) whose
+/// authserv-id is `hostname` (RFC 8601 §5: a border MTA removes the fields that claim to be
+/// its own, or a sender could vouch for itself in our name). Others are kept.
+pub(super) fn strip_our_results(message: Vec<u8>, hostname: &str) -> Vec<u8> {
+    let end = header_end(&message);
+    let mut out = Vec::with_capacity(message.len());
+    let mut dropping = false;
+    let mut pos = 0;
+    let mut changed = false;
+    while pos < end {
+        let line_end = message[pos..end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(end, |i| pos + i + 1);
+        let line = &message[pos..line_end];
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            dropping = claims(line, hostname);
+        }
+        if dropping {
+            changed = true;
+        } else {
+            out.extend_from_slice(line);
+        }
+        pos = line_end;
+    }
+    if !changed {
+        return message;
+    }
+    out.extend_from_slice(&message[end..]);
+    out
+}
+
+/// Where the header section ends (the offset of the empty line, or the end).
+fn header_end(m: &[u8]) -> usize {
+    let mut pos = 0;
+    while pos < m.len() {
+        if m[pos..].starts_with(b"\r\n") || m[pos..].starts_with(b"\n") {
+            return pos;
+        }
+        match m[pos..].iter().position(|&b| b == b'\n') {
+            Some(i) => pos += i + 1,
+            None => return m.len(),
+        }
+    }
+    m.len()
+}
+
+/// Is this header line an Authentication-Results field with our authserv-id?
+fn claims(line: &[u8], hostname: &str) -> bool {
+    const NAME: &[u8] = b"authentication-results";
+    if line.len() < NAME.len() || !line[..NAME.len()].eq_ignore_ascii_case(NAME) {
+        return false;
+    }
+    let rest = String::from_utf8_lossy(&line[NAME.len()..]);
+    let Some(value) = rest.trim_start().strip_prefix(':') else {
+        return false;
+    };
+    // RFC 8601 §2.2: authserv-id [ version ] ";" ...; a CFWS comment may precede it.
+    let value = value.trim_start();
+    let value = if value.starts_with('(') {
+        value.split_once(')').map_or("", |(_, r)| r.trim_start())
+    } else {
+        value
+    };
+    let id = value
+        .split(|c: char| c == ';' || c.is_whitespace())
+        .next()
+        .unwrap_or("");
+    id.trim_end_matches('.')
+        .eq_ignore_ascii_case(hostname.trim_end_matches('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_results_are_removed_others_kept() {
+        let m = b"Received: x\r\nAuthentication-Results: mx.example.test;\r\n\tspf=pass smtp.mailfrom=a@b\r\nauthentication-results :  (c) MX.EXAMPLE.TEST. 1; dkim=pass\r\nAuthentication-Results: other.test; spf=fail\r\nSubject: s\r\n\r\nAuthentication-Results: mx.example.test; in the body\r\n".to_vec();
+        let out = strip_our_results(m, "mx.example.test");
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            "Received: x\r\nAuthentication-Results: other.test; spf=fail\r\nSubject: s\r\n\r\nAuthentication-Results: mx.example.test; in the body\r\n"
+        );
+        // A host name that only begins like ours is not ours.
+        let m = b"Authentication-Results: mx.example.test.evil; x\r\n\r\n".to_vec();
+        assert_eq!(strip_our_results(m.clone(), "mx.example.test"), m);
+        // No header section at all: untouched.
+        let m = b"just text".to_vec();
+        assert_eq!(strip_our_results(m.clone(), "mx.example.test"), m);
+    }
+
+    #[test]
+    fn organizational_domains() {
+        assert_eq!(organizational_domain("a.b.example.test"), "example.test");
+        assert_eq!(organizational_domain("example.test."), "example.test");
+        assert_eq!(organizational_domain("test"), "test");
+    }
+}
