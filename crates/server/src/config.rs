@@ -1590,6 +1590,20 @@ smtp = true
     }
 
     #[test]
+    fn queue_claim_lease_has_a_default_and_bounds() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert_eq!(c.queue.claim_lease, Duration::from_secs(300));
+        let c = Config::parse("[queue]\nclaim_lease = \"30s\"\n", "t.toml").unwrap();
+        assert_eq!(c.queue.claim_lease, Duration::from_secs(30));
+        for bad in ["1s", "2h"] {
+            let e = Config::parse(&format!("[queue]\nclaim_lease = \"{bad}\"\n"), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("queue.claim_lease"), "{e}");
+        }
+    }
+
+    #[test]
     fn store_is_a_postgres_url_or_absent() {
         let c = Config::parse("", "t.toml").unwrap();
         assert_eq!(c.store, None, "absent: the embedded store");
