@@ -275,6 +275,110 @@ fn both_nodes_run_the_queue_and_each_message_leaves_once() {
     assert_eq!(got, want, "a message was lost or sent twice");
 }
 
+#[test]
+fn a_killed_nodes_queue_claims_expire_with_the_short_lease_and_another_node_sends_the_mail() {
+    use support::peers::{self, ALICE_A, BOB_B};
+    // A peer that accepts connections and never greets: node A's one connection to it
+    // (per_destination = 1) hangs in its first attempt, the other jobs wait in the backlog
+    // under claims of `claim_lease` renewed every second.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stall_port = stall.local_addr().unwrap().port();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in stall.incoming().flatten() {
+            held.push(c);
+            let _ = seen_tx.send(());
+        }
+    });
+    let bport = support::free_port();
+    let b = peers::server_b()
+        .listen_on("smtp", bport)
+        .listen(&["pop3"])
+        .start();
+    let url = mailroom_store::testing::pg_database();
+    let mut a = peers::server_a()
+        .listen(&["submission"])
+        .route("b.test", stall_port)
+        .top(&format!("store = \"{url}\""))
+        .table(
+            "queue",
+            "per_destination = 1\nclaim_lease = \"5s\"\nconnect_timeout = \"60s\"\ncommand_timeout = \"60s\"",
+        )
+        .start();
+    const N: usize = 6;
+    for i in 0..N {
+        support::submit(
+            a.submission(),
+            ALICE_A,
+            &[BOB_B.0],
+            &msg(
+                ALICE_A.0,
+                BOB_B.0,
+                &format!("c{i}"),
+                "claimed by a node that dies",
+            ),
+        );
+    }
+    seen_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("node A connects to the stalling peer");
+    let store = shared_store(&url);
+    support::server::poll(10, Duration::from_millis(100), || {
+        store
+            .queue_due(mailroom_store::now_unix(), 100)
+            .map(|d| d.is_empty())
+            .unwrap_or(false)
+    });
+    assert!(
+        store
+            .queue_due(mailroom_store::now_unix(), 100)
+            .unwrap()
+            .is_empty(),
+        "node A claimed every message"
+    );
+    // Past a renewal (every fifth of the lease), so the claims have been renewed at least once.
+    std::thread::sleep(Duration::from_millis(2500));
+    a.kill9();
+    let killed = Instant::now();
+    // Node B on the same database, routed to the live peer.
+    let _b_node = peers::server_a()
+        .listen(&["submission"])
+        .route("b.test", bport)
+        .top(&format!("store = \"{url}\""))
+        .start();
+    b.wait_for(30, "the backlog's messages at B", || {
+        b.inbox(BOB_B.0).len() >= N - 1
+    });
+    let took = killed.elapsed();
+    eprintln!("the dead node's waiting mail was sent by the other {took:?} after the kill");
+    // The lease (5 s), a round (1 s) and node B's start-up; the old claims lasted for the
+    // backlog's whole length in attempt budgets (hours here).
+    assert!(
+        took < Duration::from_secs(20),
+        "the dead node's claims held for {took:?}"
+    );
+    // The job that was being sent keeps its claim for the attempt's budget (a node that dies
+    // mid-attempt may have sent it): it is still queued (once the other node recorded its
+    // deliveries), and nothing arrived twice.
+    support::server::poll(10, Duration::from_millis(100), || {
+        store.queue_list().map(|q| q.len() <= 1).unwrap_or(false)
+    });
+    assert_eq!(store.queue_list().unwrap().len(), 1);
+    let mut got: Vec<String> = b
+        .inbox(BOB_B.0)
+        .iter()
+        .filter_map(|m| {
+            String::from_utf8_lossy(m)
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+        })
+        .collect();
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), N - 1, "a message arrived twice: {got:?}");
+}
+
 /// One SMTP transaction by hand that tolerates a dead server: whether the 250 after DATA came.
 fn try_deliver(addr: std::net::SocketAddr, subject: &str) -> bool {
     use std::io::{BufRead, BufReader, Write};

@@ -364,6 +364,11 @@ pub struct QueueConfig {
     pub idle_session_timeout: Duration,
     /// Transactions one session carries before it is closed and a new one opened.
     pub messages_per_session: usize,
+    /// How long a claim on mail waiting in memory for a connection lasts; the runner renews
+    /// it every fifth of this while the mail waits. What a node that dies leaves claimed is
+    /// picked up by another node (sharing a PostgreSQL store) after at most this long.
+    #[serde(deserialize_with = "de_duration")]
+    pub claim_lease: Duration,
 }
 
 impl Default for QueueConfig {
@@ -381,6 +386,7 @@ impl Default for QueueConfig {
             tls: TlsMode::Opportunistic,
             idle_session_timeout: Duration::from_secs(5),
             messages_per_session: 100,
+            claim_lease: Duration::from_secs(300),
         }
     }
 }
@@ -1307,6 +1313,12 @@ impl Config {
                 "must be at least 1 (1: a new connection for every message)".into(),
             ));
         }
+        // At least 5 s: renewed every fifth of it, so a renewal is never due more than once
+        // a second (the runner's poll); at most an hour, the point of the lease being that a
+        // dead node's claims come free soon.
+        if q.claim_lease < Duration::from_secs(5) || q.claim_lease > Duration::from_secs(3600) {
+            return Err(bad("queue.claim_lease", "must be between 5s and 1h".into()));
+        }
         let l = &self.limits;
         if l.max_command_line < 512 {
             return Err(bad(
@@ -1575,6 +1587,20 @@ smtp = true
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(120));
         assert_eq!(c.limits.max_recipients, 5);
         assert!(c.trace.smtp);
+    }
+
+    #[test]
+    fn queue_claim_lease_has_a_default_and_bounds() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert_eq!(c.queue.claim_lease, Duration::from_secs(300));
+        let c = Config::parse("[queue]\nclaim_lease = \"30s\"\n", "t.toml").unwrap();
+        assert_eq!(c.queue.claim_lease, Duration::from_secs(30));
+        for bad in ["1s", "2h"] {
+            let e = Config::parse(&format!("[queue]\nclaim_lease = \"{bad}\"\n"), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("queue.claim_lease"), "{e}");
+        }
     }
 
     #[test]

@@ -105,6 +105,7 @@ both_backends!(
     aliases_and_domains,
     queue_lifecycle_with_atomic_bounce,
     a_recipient_is_claimed_once_and_recorded_only_by_its_claim,
+    a_claim_is_renewed_only_by_its_holder_while_pending,
     imap_mailbox_operations,
     ends_with_lf_is_recorded,
     usage_sums_sizes_over_all_mailboxes,
@@ -495,6 +496,63 @@ fn a_recipient_is_claimed_once_and_recorded_only_by_its_claim(s: &TestStore) {
         assert_eq!(s.queue_release_claims().unwrap(), 1);
         assert_eq!(s.queue_claim(&[r_new], 300, 700).unwrap(), vec![r_new]);
     }
+}
+
+fn a_claim_is_renewed_only_by_its_holder_while_pending(s: &TestStore) {
+    let out = |recipients: &[&str]| Delivery {
+        outbound: Some(Outbound {
+            sender: "a@x.test".into(),
+            recipients: recipients.iter().map(|r| r.to_string()).collect(),
+            message: b"m".to_vec(),
+            first_attempt: 100,
+        }),
+        ..Delivery::default()
+    };
+    s.deliver(out(&["r1@far.test", "r2@far.test"])).unwrap();
+    let due = s.queue_due(100, 10).unwrap();
+    let (r1, r2) = (due[0].recipients[0].id, due[0].recipients[1].id);
+    assert_eq!(s.queue_claim(&[r1, r2], 100, 400).unwrap(), vec![r1, r2]);
+    // Renewed: the claim holds past its first lease, under the new value only.
+    assert_eq!(
+        s.queue_renew(&[(r1, 400), (r2, 400)], 900).unwrap(),
+        vec![r1, r2]
+    );
+    assert!(s.queue_due(500, 10).unwrap().is_empty());
+    assert!(s.queue_claim(&[r1, r2], 500, 1000).unwrap().is_empty());
+    // A wrong lease value (the old one, another one, no claim at all) renews nothing.
+    assert!(s
+        .queue_renew(&[(r1, 400), (r2, 401)], 2000)
+        .unwrap()
+        .is_empty());
+    assert!(s.queue_renew(&[(r1, 0)], 2000).unwrap().is_empty());
+    // Expired and taken by another claim: the old holder renews nothing, and the new one
+    // keeps it.
+    assert_eq!(s.queue_claim(&[r1], 900, 1300).unwrap(), vec![r1]);
+    assert!(s.queue_renew(&[(r1, 900)], 2000).unwrap().is_empty());
+    assert_eq!(
+        s.queue_due(1200, 10).unwrap().len(),
+        1,
+        "r2's claim expired"
+    );
+    assert_eq!(s.queue_renew(&[(r1, 1300)], 1600).unwrap(), vec![r1]);
+    // Recorded as delivered (the claim is released): not renewed by its old lease.
+    s.queue_update(
+        vec![RecipientUpdate {
+            id: r1,
+            lease: 1600,
+            status: "delivered".into(),
+            attempts: 1,
+            next_attempt: 1000,
+            last_error: None,
+        }],
+        None,
+    )
+    .unwrap();
+    assert!(s.queue_renew(&[(r1, 1600)], 2000).unwrap().is_empty());
+    assert!(s.queue_renew(&[(r1, 0)], 2000).unwrap().is_empty());
+    // The other recipient, whose claim expired untaken, is still its holder's to renew.
+    assert_eq!(s.queue_renew(&[(r2, 900)], 2000).unwrap(), vec![r2]);
+    assert!(s.queue_due(1500, 10).unwrap().is_empty());
 }
 
 fn imap_mailbox_operations(s: &TestStore) {

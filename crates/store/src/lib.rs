@@ -584,6 +584,11 @@ pub trait MailStore: Send + Sync {
     /// recipient, only those still pending, due at `now` and not claimed. Returns the ids
     /// claimed; an attempt delivers to those only, and its [`RecipientUpdate`]s carry `until`.
     fn queue_claim(&self, ids: &[i64], now: i64, until: i64) -> Result<Vec<i64>>;
+    /// Extends claims: for each (recipient id, lease it holds), moves the lease to `until`
+    /// only while the recipient is still pending and its claim is exactly that lease (a claim
+    /// that expired and was taken by another claim is not renewed). One commit; returns the
+    /// ids renewed, whose attempts then carry `until` in their [`RecipientUpdate`]s.
+    fn queue_renew(&self, claims: &[(i64, i64)], until: i64) -> Result<Vec<i64>>;
     /// Drops every claim (at start-up: the attempts that held them died with the process).
     fn queue_release_claims(&self) -> Result<usize>;
     /// The earliest next attempt of any pending recipient.

@@ -2080,6 +2080,30 @@ impl MailStore for PgStore {
         })
     }
 
+    fn queue_renew(&self, claims: &[(i64, i64)], until: i64) -> Result<Vec<i64>> {
+        let (ids, leases): (Vec<i64>, Vec<i64>) = claims.iter().copied().unzip();
+        self.write(move |c| {
+            // One statement for all: a row another node is claiming at this moment waits for
+            // that claim's commit, and then its lease no longer matches.
+            let mut renewed: Vec<i64> = c
+                .cq(
+                    "UPDATE queue_recipients q SET lease = $3
+                       FROM unnest($1::bigint[], $2::bigint[]) AS c(id, lease)
+                      WHERE q.id = c.id AND q.lease = c.lease AND q.lease <> 0
+                        AND q.status = 'pending'
+                      RETURNING q.id",
+                    &[&ids, &leases, &until],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let order: std::collections::HashMap<i64, usize> =
+                ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+            renewed.sort_by_key(|id| order.get(id).copied().unwrap_or(usize::MAX));
+            Ok(renewed)
+        })
+    }
+
     fn queue_release_claims(&self) -> Result<usize> {
         // Other nodes' attempts may be running on the claims: they are never dropped here.
         // A claim whose node died expires with its lease.

@@ -2113,6 +2113,27 @@ impl MailStore for SqliteStore {
         })
     }
 
+    fn queue_renew(&self, claims: &[(i64, i64)], until: i64) -> Result<Vec<i64>> {
+        let claims = claims.to_vec();
+        self.write(move |c| {
+            let mut st = c.prepare_cached(
+                "UPDATE queue_recipients SET lease = ?3
+                  WHERE id = ?1 AND lease = ?2 AND lease <> 0 AND status = 'pending'
+                  RETURNING id",
+            )?;
+            let mut renewed = Vec::new();
+            for (id, lease) in claims {
+                if let Some(id) = st
+                    .query_row(params![id, lease, until], |r| r.get::<_, i64>(0))
+                    .optional()?
+                {
+                    renewed.push(id);
+                }
+            }
+            Ok(renewed)
+        })
+    }
+
     fn queue_release_claims(&self) -> Result<usize> {
         self.write(|c| Ok(c.execute("UPDATE queue_recipients SET lease = 0 WHERE lease <> 0", [])?))
     }

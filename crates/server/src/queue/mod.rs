@@ -11,6 +11,20 @@
 //! from the backlog one after another over the same SMTP session until the backlog is
 //! empty, then parks the session in the pool of idle sessions.
 //!
+//! # Claims
+//! A claim is a lease in the store: the recipient's `lease` column holds the time it ends,
+//! and only the attempt holding that exact value records a result. A round claims for
+//! `queue.claim_lease` (5 minutes by default); the runner renews the claims of every job
+//! still waiting in a backlog every fifth of that, in one commit; a connection task that
+//! takes a job renews its claim for the attempt (now + the attempt budget + a margin to
+//! record the result) and the job carries the new value. A claim that could not be renewed
+//! (it expired and another node took it, or the store failed) drops its job unsent: the
+//! holder of the claim, or a later round once it expires, sends it, so nothing is sent by
+//! two claims at once and nothing is left unsent. A node that dies leaves its claims to
+//! expire: after `queue.claim_lease` for waiting jobs, after the attempt's budget for the
+//! ones it was sending; another node on the same PostgreSQL store then takes them (a
+//! SQLite store releases all claims at start-up).
+//!
 //! # Connection reuse
 //! Several messages go over one session (RFC 5321 §3.3 allows any number of transactions):
 //! each transaction after the first opens with RSET (§4.1.1.5), sent in the same write as
@@ -58,14 +72,20 @@ use route::Destination;
 
 /// How often the runner looks for due mail when nothing wakes it.
 const POLL: Duration = Duration::from_secs(1);
-/// Seconds a claim outlasts the longest wait and attempt: time to record the result.
+/// Seconds a claim outlasts the attempt it covers: time to record the result after the
+/// attempt was cut off at its budget (one group commit, even on a busy store).
 const CLAIM_MARGIN: i64 = 60;
+/// Claims on jobs waiting in a backlog are renewed every `queue.claim_lease / RENEW_PARTS`:
+/// four renewals may fail or come late (a store briefly unavailable, a stalled runtime)
+/// before a claim the node still holds in memory expires.
+const RENEW_PARTS: u32 = 5;
 /// The least time between two rounds.
 const ROUND_GAP: Duration = Duration::from_millis(20);
 /// Entries read from the store per round.
 const BATCH: usize = 500;
 /// Jobs waiting in memory per connection a destination may have: enough to keep every session
-/// busy between rounds, few enough that a claim's lease covers the wait.
+/// busy between rounds, few enough that one node does not hold (and renew claims on) mail
+/// that another node's free connections could send.
 const BACKLOG_PER_CONNECTION: usize = 64;
 
 /// The result of one attempt for one recipient.
@@ -83,7 +103,8 @@ enum Outcome {
     },
 }
 
-/// One message's recipients for one destination, claimed until `lease`.
+/// One message's recipients for one destination, claimed until `lease` (the value the store
+/// holds: renewing a claim changes it, and only the current value records a result).
 struct Job {
     entry: QueueEntry,
     rcpts: Vec<QueueRecipient>,
@@ -122,6 +143,11 @@ struct Runner {
     backlogs: Mutex<HashMap<String, Backlog>>,
     /// Idle sessions per destination key, the most recently used last.
     idle: Mutex<HashMap<String, Vec<Idle>>>,
+    /// Held for reading by a connection task from taking a job out of a backlog until its
+    /// claim is renewed for the attempt, for writing by the renewal of the backlogs' claims:
+    /// a job's lease in memory is always the one the store holds (else the other renewal,
+    /// carrying the old value, would renew nothing and drop the job).
+    renewing: tokio::sync::RwLock<()>,
 }
 
 /// Starts the queue runner; it stops when `shutdown` becomes true.
@@ -133,7 +159,9 @@ pub fn spawn(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         workers,
         backlogs: Mutex::new(HashMap::new()),
         idle: Mutex::new(HashMap::new()),
+        renewing: tokio::sync::RwLock::new(()),
     });
+    let renew_every = runner.shared.config.queue.claim_lease / RENEW_PARTS;
     let span = tracing::Span::current();
     tokio::spawn(
         async move {
@@ -149,9 +177,14 @@ pub fn spawn(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                 Ok(Err(e)) => tracing::error!(error = %e, "releasing old queue claims failed"),
                 _ => {}
             }
+            let mut renewed_at = Instant::now();
             loop {
                 if *shutdown.borrow() {
                     break;
+                }
+                if renewed_at.elapsed() >= renew_every {
+                    renewed_at = Instant::now();
+                    runner.renew_backlogs().await;
                 }
                 runner.close_expired_sessions();
                 let started = tokio::time::Instant::now();
@@ -249,10 +282,11 @@ impl Runner {
             return;
         }
         // The claim: only recipients still pending, due and unclaimed are taken, in the same
-        // statement that marks them, so no job is started twice. It lasts for the wait in the
-        // backlog (at most its length in jobs, each cut off after the budget) and the job.
-        let budget = self.attempt_budget().as_secs() as i64;
-        let lease = now + budget * (BACKLOG_PER_CONNECTION as i64 + 1) + CLAIM_MARGIN;
+        // statement that marks them, so no job is started twice. It is short
+        // (`queue.claim_lease`) and renewed while the job waits in the backlog, then once more
+        // for the attempt when a connection takes the job: a node that dies leaves its claims
+        // to expire soon, for another node to take.
+        let lease = now + self.shared.config.queue.claim_lease.as_secs() as i64;
         let ids: Vec<i64> = planned
             .iter()
             .flat_map(|p| p.3.iter().map(|r| r.id))
@@ -293,6 +327,94 @@ impl Runner {
         for key in keys {
             self.clone().start_connections(&key);
         }
+    }
+
+    /// Renews the claims of every job waiting in a backlog to now + `queue.claim_lease`, in one
+    /// commit. A job whose claim was not renewed (it expired and another claim took it, or
+    /// the store failed) is dropped from the backlog unsent: whoever holds the claim now, or
+    /// a later round once it expires, delivers it.
+    async fn renew_backlogs(&self) {
+        let _renewing = self.renewing.write().await;
+        let claims: Vec<(i64, i64)> = lock(&self.backlogs)
+            .values()
+            .flat_map(|b| b.jobs.iter())
+            .flat_map(|j| j.rcpts.iter().map(|r| (r.id, j.lease)))
+            .collect();
+        if claims.is_empty() {
+            return;
+        }
+        let until = now_unix() + self.shared.config.queue.claim_lease.as_secs() as i64;
+        let store = self.shared.store.clone();
+        let asked: HashSet<i64> = claims.iter().map(|c| c.0).collect();
+        let renewed: HashSet<i64> = match tokio::task::spawn_blocking(move || {
+            store.queue_renew(&claims, until)
+        })
+        .await
+        {
+            Ok(Ok(r)) => r.into_iter().collect(),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "renewing queue claims failed; the jobs go back to the queue");
+                HashSet::new()
+            }
+            Err(_) => HashSet::new(),
+        };
+        // No job left a backlog meanwhile (connections take jobs under the read lock); jobs a
+        // round added meanwhile hold none of the recipients asked about and are left as they are.
+        let mut dropped = 0usize;
+        let mut backlogs = lock(&self.backlogs);
+        for b in backlogs.values_mut() {
+            b.jobs.retain_mut(|j| {
+                if !j.rcpts.iter().any(|r| asked.contains(&r.id)) {
+                    return true;
+                }
+                let before = j.rcpts.len();
+                j.rcpts.retain(|r| renewed.contains(&r.id));
+                dropped += before - j.rcpts.len();
+                j.lease = until;
+                !j.rcpts.is_empty()
+            });
+        }
+        backlogs.retain(|_, b| b.active > 0 || !b.jobs.is_empty());
+        if dropped > 0 {
+            tracing::warn!(
+                recipients = dropped,
+                "queue claims no longer held were dropped from the backlog"
+            );
+        }
+    }
+
+    /// Renews a job just taken from its backlog for the attempt: now + the attempt budget +
+    /// CLAIM_MARGIN, so the claim outlasts the attempt (cut off at the budget) and the
+    /// recording of its result. Recipients whose claim was not renewed are dropped (another
+    /// claim holds them); None when none is left.
+    async fn renew_for_attempt(&self, mut job: Job) -> Option<Job> {
+        let budget = self.attempt_budget().as_secs() as i64;
+        let until = now_unix() + budget + CLAIM_MARGIN;
+        let claims: Vec<(i64, i64)> = job.rcpts.iter().map(|r| (r.id, job.lease)).collect();
+        let store = self.shared.store.clone();
+        let renewed: HashSet<i64> = match tokio::task::spawn_blocking(move || {
+            store.queue_renew(&claims, until)
+        })
+        .await
+        {
+            Ok(Ok(r)) => r.into_iter().collect(),
+            Ok(Err(e)) => {
+                tracing::error!(queue_id = job.entry.id.0, error = %e, "renewing a queue claim failed; the job goes back to the queue");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let before = job.rcpts.len();
+        job.rcpts.retain(|r| renewed.contains(&r.id));
+        if job.rcpts.len() < before {
+            tracing::warn!(
+                queue_id = job.entry.id.0,
+                recipients = before - job.rcpts.len(),
+                "queue claims no longer held; left to the claim that holds them"
+            );
+        }
+        job.lease = until;
+        (!job.rcpts.is_empty()).then_some(job)
     }
 
     /// Starts connection tasks for a destination's backlog: one per waiting job at most,
@@ -392,6 +514,8 @@ impl Runner {
         // per round, not once per message).
         let mut unreachable: Option<Outcome> = None;
         loop {
+            // Until the job's claim is renewed for the attempt (see `renewing`).
+            let renewing = self.renewing.read().await;
             let job = {
                 let mut backlogs = lock(&self.backlogs);
                 let next = backlogs.get_mut(&key).and_then(|b| b.jobs.pop_front());
@@ -422,6 +546,9 @@ impl Runner {
                 next
             };
             let Some(job) = job else { break };
+            let job = self.renew_for_attempt(job).await;
+            drop(renewing);
+            let Some(job) = job else { continue };
             self.run_job(&dest, &mut session, &mut unreachable, job)
                 .await;
         }
