@@ -92,7 +92,7 @@ impl Notify {
                 NotifyFilter::Inboxes => b.name == "INBOX",
                 NotifyFilter::Personal => true,
                 NotifyFilter::Subscribed => b.subscribed,
-                NotifyFilter::Mailboxes(names) => names.iter().any(|n| *n == b.name),
+                NotifyFilter::Mailboxes(names) => names.contains(&b.name),
                 NotifyFilter::Subtree(names) => names.iter().any(|n| {
                     b.name == *n
                         || b.name
