@@ -413,6 +413,58 @@ pub struct Qresync {
     pub seq_match: Option<(SeqSet, SeqSet)>,
 }
 
+/// RFC 5465 §6 `filter-mailboxes`: which mailboxes an event group is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyFilter {
+    Selected,
+    SelectedDelayed,
+    Inboxes,
+    Personal,
+    Subscribed,
+    /// The mailboxes named and every mailbox below them.
+    Subtree(Vec<String>),
+    /// Exactly the mailboxes named.
+    Mailboxes(Vec<String>),
+}
+
+impl NotifyFilter {
+    /// `selected` or `selected-delayed`: the selected mailbox, not a set of others.
+    pub fn is_selected(&self) -> bool {
+        matches!(self, NotifyFilter::Selected | NotifyFilter::SelectedDelayed)
+    }
+}
+
+/// RFC 5465 §5 events, as named in a NOTIFY SET (names are case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyEvent {
+    /// `MessageNew [(fetch-att ...)]` (§5.2); the attributes only for the selected mailbox.
+    MessageNew(Vec<FetchAtt>),
+    MessageExpunge,
+    FlagChange,
+    AnnotationChange,
+    MailboxName,
+    SubscriptionChange,
+    MailboxMetadataChange,
+    ServerMetadataChange,
+    /// Any other atom (§8 `event-ext`): the server answers `NO [BADEVENT]`.
+    Other(String),
+}
+
+/// One `(filter events)` group of NOTIFY SET; `events` empty stands for `NONE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyGroup {
+    pub filter: NotifyFilter,
+    pub events: Vec<NotifyEvent>,
+}
+
+/// `NOTIFY SET [STATUS] group...` (RFC 5465 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifySet {
+    /// The STATUS indicator: an untagged STATUS now for each mailbox the groups name.
+    pub status: bool,
+    pub groups: Vec<NotifyGroup>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandBody {
     Capability,
@@ -515,6 +567,8 @@ pub enum CommandBody {
     },
     /// `CANCELUPDATE "tag" ...` (RFC 5267 §4.3.5): the updating searches to end; never empty.
     CancelUpdate(Vec<String>),
+    /// `NOTIFY NONE` (`None`) or `NOTIFY SET ...` (RFC 5465 §3.1).
+    Notify(Option<NotifySet>),
 }
 
 impl CommandBody {
@@ -568,6 +622,7 @@ impl CommandBody {
             GetQuotaRoot(_) => "GETQUOTAROOT",
             SetQuota { .. } => "SETQUOTA",
             CancelUpdate(_) => "CANCELUPDATE",
+            Notify(_) => "NOTIFY",
         }
     }
 }
@@ -1024,6 +1079,7 @@ const COMMAND_NAMES: &[&str] = &[
     "GETQUOTAROOT",
     "SETQUOTA",
     "CANCELUPDATE",
+    "NOTIFY",
 ];
 
 fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
@@ -1318,6 +1374,15 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
             }
             CommandBody::CancelUpdate(tags)
         }
+        "NOTIFY" => {
+            p.sp("NONE or SET")?;
+            let word = p.atom("NONE or SET")?.to_ascii_uppercase();
+            match word.as_str() {
+                "NONE" => CommandBody::Notify(None),
+                "SET" => CommandBody::Notify(Some(parse_notify_set(p)?)),
+                _ => return syntax("NOTIFY takes NONE or SET, e.g. NOTIFY SET (personal (MessageNew MessageExpunge))"),
+            }
+        }
         // `a LOGINsecret`: the reply (and so the trace) does not repeat a secret.
         _ => {
             return Err(ParseError::Unknown(
@@ -1340,6 +1405,133 @@ fn parse_body(p: &mut P<'_>) -> PResult<CommandBody> {
     }
     p.end()?;
     Ok(body)
+}
+
+/// RFC 5465 §8: `"SET" [SP "STATUS"] SP event-group *(SP event-group)` after `SET`, with the
+/// rules of §5 that make a request a syntax error (BAD): fetch attributes only for the
+/// selected mailbox, and for the selected mailbox MessageNew and FlagChange only together
+/// with MessageExpunge.
+fn parse_notify_set(p: &mut P<'_>) -> PResult<NotifySet> {
+    p.sp("STATUS or an event group")?;
+    let mut status = false;
+    if p.peek() != Some(b'(') {
+        let w = p.atom("STATUS or an event group")?;
+        if !w.eq_ignore_ascii_case("STATUS") {
+            return syntax(format!(
+                "expected STATUS or an event group such as (personal (MessageNew)), not {}",
+                truncate(&w)
+            ));
+        }
+        status = true;
+        p.sp("an event group")?;
+    }
+    let mut groups = Vec::new();
+    loop {
+        groups.push(notify_group(p)?);
+        if !p.eat(b' ') {
+            break;
+        }
+    }
+    Ok(NotifySet { status, groups })
+}
+
+fn notify_group(p: &mut P<'_>) -> PResult<NotifyGroup> {
+    p.expect(
+        b'(',
+        "( to start an event group, e.g. (selected (MessageNew MessageExpunge))",
+    )?;
+    let word = p.atom("a mailbox filter (selected, personal, mailboxes ...)")?;
+    let filter = match word.to_ascii_lowercase().as_str() {
+        "selected" => NotifyFilter::Selected,
+        "selected-delayed" => NotifyFilter::SelectedDelayed,
+        "inboxes" => NotifyFilter::Inboxes,
+        "personal" => NotifyFilter::Personal,
+        "subscribed" => NotifyFilter::Subscribed,
+        "subtree" => NotifyFilter::Subtree(one_or_more_mailbox(p)?),
+        "mailboxes" => NotifyFilter::Mailboxes(one_or_more_mailbox(p)?),
+        other => {
+            return syntax(format!(
+                "unknown mailbox filter {}; use selected, selected-delayed, inboxes, personal, subscribed, subtree or mailboxes",
+                truncate(other)
+            ))
+        }
+    };
+    p.sp("the events, e.g. (MessageNew MessageExpunge), or NONE")?;
+    let mut events = Vec::new();
+    if p.eat(b'(') {
+        loop {
+            let name = p.atom("an event name such as MessageNew")?;
+            let event = match name.to_ascii_lowercase().as_str() {
+                "messagenew" => {
+                    let mut atts = Vec::new();
+                    if p.b[p.i..].starts_with(b" (") {
+                        p.i += 2;
+                        loop {
+                            atts.push(fetch_att(p)?);
+                            if p.eat(b')') {
+                                break;
+                            }
+                            p.sp("the next fetch attribute or )")?;
+                        }
+                    }
+                    NotifyEvent::MessageNew(atts)
+                }
+                "messageexpunge" => NotifyEvent::MessageExpunge,
+                "flagchange" => NotifyEvent::FlagChange,
+                "annotationchange" => NotifyEvent::AnnotationChange,
+                "mailboxname" => NotifyEvent::MailboxName,
+                "subscriptionchange" => NotifyEvent::SubscriptionChange,
+                "mailboxmetadatachange" => NotifyEvent::MailboxMetadataChange,
+                "servermetadatachange" => NotifyEvent::ServerMetadataChange,
+                _ => NotifyEvent::Other(name),
+            };
+            events.push(event);
+            if p.eat(b')') {
+                break;
+            }
+            p.sp("the next event or )")?;
+        }
+    } else {
+        let w = p.atom("the events in parentheses, or NONE")?;
+        if !w.eq_ignore_ascii_case("NONE") {
+            return syntax(
+                "the events go in parentheses, e.g. (MessageNew MessageExpunge), or NONE",
+            );
+        }
+    }
+    p.expect(b')', ") to end the event group")?;
+    let has = |f: fn(&NotifyEvent) -> bool| events.iter().any(f);
+    let with_atts = has(|e| matches!(e, NotifyEvent::MessageNew(a) if !a.is_empty()));
+    if with_atts && !filter.is_selected() {
+        return syntax(
+            "MessageNew takes fetch attributes only for the selected mailbox (RFC 5465 §5.2)",
+        );
+    }
+    if filter.is_selected()
+        && !has(|e| *e == NotifyEvent::MessageExpunge)
+        && has(|e| matches!(e, NotifyEvent::MessageNew(_) | NotifyEvent::FlagChange))
+    {
+        return syntax(
+            "for the selected mailbox, MessageNew and FlagChange need MessageExpunge too (RFC 5465 §5)",
+        );
+    }
+    Ok(NotifyGroup { filter, events })
+}
+
+/// RFC 5465 §8 `one-or-more-mailbox`: a mailbox, or several in parentheses.
+fn one_or_more_mailbox(p: &mut P<'_>) -> PResult<Vec<String>> {
+    p.sp("a mailbox name or a list of them")?;
+    if !p.eat(b'(') {
+        return Ok(vec![p.mailbox("a mailbox name")?]);
+    }
+    let mut names = Vec::new();
+    loop {
+        names.push(p.mailbox("a mailbox name")?);
+        if p.eat(b')') {
+            return Ok(names);
+        }
+        p.sp("the next mailbox name or )")?;
+    }
 }
 
 fn nstring(p: &mut P<'_>) -> PResult<Option<Vec<u8>>> {
@@ -2429,6 +2621,110 @@ mod tests {
         assert_eq!(
             err("GETQUOTAROOT INBOX").error,
             ParseError::TagMissing("GETQUOTAROOT".into())
+        );
+    }
+
+    #[test]
+    fn notify_commands() {
+        use NotifyEvent as E;
+        use NotifyFilter as F;
+        let set = |status: bool, groups: Vec<(NotifyFilter, Vec<NotifyEvent>)>| {
+            CommandBody::Notify(Some(NotifySet {
+                status,
+                groups: groups
+                    .into_iter()
+                    .map(|(filter, events)| NotifyGroup { filter, events })
+                    .collect(),
+            }))
+        };
+        for (cmd, want) in [
+            ("a NOTIFY NONE", CommandBody::Notify(None)),
+            ("a notify none", CommandBody::Notify(None)),
+            (
+                "a NOTIFY SET (selected (MessageNew MessageExpunge))",
+                set(false, vec![(F::Selected, vec![E::MessageNew(vec![]), E::MessageExpunge])]),
+            ),
+            (
+                "a notify set status (mailboxes box2 (MessageExpunge))",
+                set(true, vec![(F::Mailboxes(vec!["box2".into()]), vec![E::MessageExpunge])]),
+            ),
+            (
+                "a NOTIFY SET (mailboxes (a \"b c\") (MessageNew)) (personal NONE)",
+                set(
+                    false,
+                    vec![
+                        (F::Mailboxes(vec!["a".into(), "b c".into()]), vec![E::MessageNew(vec![])]),
+                        (F::Personal, vec![]),
+                    ],
+                ),
+            ),
+            (
+                "a NOTIFY SET (selected-delayed (MessageNew (UID FLAGS) MessageExpunge FlagChange)) (subtree Lists (MessageNew))",
+                set(
+                    false,
+                    vec![
+                        (
+                            F::SelectedDelayed,
+                            vec![
+                                E::MessageNew(vec![FetchAtt::Uid, FetchAtt::Flags]),
+                                E::MessageExpunge,
+                                E::FlagChange,
+                            ],
+                        ),
+                        (F::Subtree(vec!["Lists".into()]), vec![E::MessageNew(vec![])]),
+                    ],
+                ),
+            ),
+            (
+                "a NOTIFY SET (inboxes (FlagChange AnnotationChange)) (subscribed (MailboxName SubscriptionChange XFoo))",
+                set(
+                    false,
+                    vec![
+                        (F::Inboxes, vec![E::FlagChange, E::AnnotationChange]),
+                        (
+                            F::Subscribed,
+                            vec![E::MailboxName, E::SubscriptionChange, E::Other("XFoo".into())],
+                        ),
+                    ],
+                ),
+            ),
+            (
+                "a NOTIFY SET (selected NONE)",
+                set(false, vec![(F::Selected, vec![])]),
+            ),
+        ] {
+            assert_eq!(ok(cmd), want, "{cmd}");
+        }
+        assert_eq!(ok("a NOTIFY NONE").name(), "NOTIFY");
+        for bad in [
+            "a NOTIFY",
+            "a NOTIFY SET",
+            "a NOTIFY SET STATUS",
+            "a NOTIFY ALL",
+            "a NOTIFY NONE extra",
+            "a NOTIFY SET personal (MessageNew)",
+            "a NOTIFY SET (personal MessageNew)",
+            "a NOTIFY SET (personal ())",
+            "a NOTIFY SET (personal (MessageNew)",
+            "a NOTIFY SET (everything (MessageNew))",
+            "a NOTIFY SET (mailboxes (MessageNew))",
+            "a NOTIFY SET (subtree () (MessageNew))",
+            "a NOTIFY SET STATUSX (personal (MessageNew))",
+            "a NOTIFY SET (personal (MessageNew)) ",
+            // Fetch attributes only for the selected mailbox (RFC 5465 §5.2).
+            "a NOTIFY SET (personal (MessageNew (UID) MessageExpunge))",
+            "a NOTIFY SET (selected (MessageNew (NOSUCH) MessageExpunge))",
+            // The selected mailbox: MessageNew and FlagChange need MessageExpunge (§5).
+            "a NOTIFY SET (selected (MessageNew))",
+            "a NOTIFY SET (selected-delayed (FlagChange))",
+        ] {
+            let e = err(bad);
+            assert_eq!(e.tag.as_deref(), Some("a"), "{bad}");
+            assert!(matches!(e.error, ParseError::Syntax(_)), "{bad}: {e:?}");
+        }
+        assert_eq!(
+            err("NOTIFY NONE").error,
+            ParseError::TagMissing("NOTIFY".into())
         );
     }
 

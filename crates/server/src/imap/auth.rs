@@ -38,6 +38,7 @@ const CAPABILITIES: &[&str] = &[
     "BINARY",
     "CONDSTORE",
     "QRESYNC",
+    "NOTIFY",
     "QUOTA",
     "QUOTA=RES-STORAGE",
     "SORT",

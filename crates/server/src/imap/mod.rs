@@ -43,6 +43,7 @@
 //! | SORT, THREAD (and the UID forms; ESORT, CONTEXT=SORT's PARTIAL)  | `sort.rs`      |
 //! | GETQUOTA, GETQUOTAROOT, SETQUOTA                                 | `quota.rs`     |
 //! | IDLE                                                             | `idle.rs`      |
+//! | NOTIFY (RFC 5465; its STATUS at every sync point)                | `notify.rs`    |
 //! | SELECT's QRESYNC parameter, UID FETCH's VANISHED (RFC 7162 §3.2)  | `qresync.rs`   |
 //! | CANCELUPDATE; RETURN (UPDATE)'s ADDTO / REMOVEFROM (RFC 5267 §4)   | `updates.rs`   |
 //!
@@ -83,6 +84,7 @@ mod list;
 mod mailboxes;
 mod messages;
 mod names;
+mod notify;
 mod qresync;
 mod quota;
 mod search;
@@ -154,6 +156,8 @@ struct Session {
     errors: ErrorCount,
     /// Failed logins (`limits.max_auth_failures`).
     logins: LoginFailures,
+    /// The NOTIFY SET in force (RFC 5465), see `notify.rs`.
+    notify: Option<notify::Notify>,
 }
 
 /// Serves one IMAP connection until LOGOUT, a drop, the autologout timer or shutdown.
@@ -183,6 +187,7 @@ pub async fn run_session(
         append_held: None,
         errors: ErrorCount::default(),
         logins: LoginFailures::default(),
+        notify: None,
     };
     // RFC 9051 §7.1.1 greeting with the capabilities (saves a round trip).
     let code = s.capability_code();
@@ -408,6 +413,7 @@ impl Session {
             }
             C::Append { mailbox, messages } => return self.append(&mailbox, messages).await,
             C::Idle => return self.idle().await,
+            C::Notify(set) => return self.notify(set).await,
             C::GetQuotaRoot(mailbox) => return self.get_quota_root(&mailbox).await,
             C::GetQuota(root) => return self.get_quota(&root).await,
             C::SetQuota { .. } => return Err(quota::setquota_refused()),

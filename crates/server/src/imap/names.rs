@@ -60,7 +60,7 @@ impl Session {
     /// A mailbox name (or LIST reference / pattern) as the client sent it, in the store's
     /// UTF-8. Wildcards pass through (`*` and `%` are printable ASCII, never inside a
     /// modified BASE64 run), so LIST matches decoded names.
-    fn name_from_wire(&self, wire: String) -> Result<String, ImapError> {
+    pub(super) fn name_from_wire(&self, wire: String) -> Result<String, ImapError> {
         if self.utf8_names() || mutf7::is_plain(&wire) {
             return Ok(wire);
         }
@@ -173,6 +173,7 @@ impl Session {
                 mailbox: n(mailbox)?,
             },
             C::GetQuotaRoot(m) => C::GetQuotaRoot(n(m)?),
+            C::Notify(Some(set)) => C::Notify(Some(self.notify_names_from_wire(set)?)),
             // Listed one by one, so that a new command with a name cannot slip past.
             other @ (C::Capability
             | C::Noop
@@ -195,7 +196,8 @@ impl Session {
             | C::Id(_)
             | C::GetQuota(_)
             | C::SetQuota { .. }
-            | C::CancelUpdate(_)) => other,
+            | C::CancelUpdate(_)
+            | C::Notify(None)) => other,
         })
     }
 

@@ -2,7 +2,8 @@
 //! and the selected mailbox are still this session's), [`Session::sync`] after it (the
 //! untagged EXISTS, EXPUNGE, FETCH and RECENT responses for what others changed, found by
 //! polling the mailbox row, see [`super::selected`]; then the ADDTO / REMOVEFROM of updating
-//! searches, see [`super::updates`]).
+//! searches, see [`super::updates`]; then the STATUS of mailboxes watched with NOTIFY, see
+//! [`super::notify`]).
 
 use mailroom_proto::imap::response::{Response, Status};
 use mailroom_store::{MailboxInfo, Store};
@@ -100,7 +101,8 @@ impl Session {
     /// updates of RFC 5267 contexts (`updates.rs`).
     pub(super) async fn sync(&mut self, allow_expunge: bool) -> Result<(), ImapError> {
         self.sync_mailbox(allow_expunge).await?;
-        self.update_contexts().await
+        self.update_contexts().await?;
+        self.notify_sync().await
     }
 
     /// Brings the selected mailbox up to date and queues the untagged responses.
