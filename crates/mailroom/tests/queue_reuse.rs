@@ -68,8 +68,11 @@ impl Sink {
                     st.sessions.fetch_add(1, Ordering::SeqCst);
                     let now = st.active.fetch_add(1, Ordering::SeqCst) + 1;
                     st.max_active.fetch_max(now, Ordering::SeqCst);
-                    let _ = serve(conn, &opts, &st);
-                    st.active.fetch_sub(1, Ordering::SeqCst);
+                    let released = std::cell::Cell::new(false);
+                    let _ = serve(conn, &opts, &st, &released);
+                    if !released.get() {
+                        st.active.fetch_sub(1, Ordering::SeqCst);
+                    }
                 });
             }
         });
@@ -87,7 +90,13 @@ impl Sink {
     }
 }
 
-fn serve(conn: TcpStream, o: &SinkOptions, st: &SinkStats) -> std::io::Result<()> {
+/// Serves one connection; `released` is set once the connection stopped counting as active.
+fn serve(
+    conn: TcpStream,
+    o: &SinkOptions,
+    st: &SinkStats,
+    released: &std::cell::Cell<bool>,
+) -> std::io::Result<()> {
     conn.set_read_timeout(o.idle_close.or(Some(Duration::from_secs(30))))?;
     let mut w = conn.try_clone()?;
     let mut r = BufReader::new(conn);
@@ -166,6 +175,11 @@ fn serve(conn: TcpStream, o: &SinkOptions, st: &SinkStats) -> std::io::Result<()
                 }
             }
             "QUIT" => {
+                // The session is over for the client once it has sent QUIT: it stops counting
+                // before the 221, or a client that opens its next connection on reading the 221
+                // would be counted twice while this thread has not yet returned.
+                st.active.fetch_sub(1, Ordering::SeqCst);
+                released.set(true);
                 w.write_all(b"221 2.0.0 bye\r\n")?;
                 return Ok(());
             }

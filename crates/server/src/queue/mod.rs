@@ -462,7 +462,7 @@ impl Runner {
             if i.since.elapsed() < timeout {
                 return Some(i);
             }
-            close_session(i.session);
+            close_session(i.session, i.slot);
         }
         None
     }
@@ -476,7 +476,7 @@ impl Runner {
                 list.drain(..).partition(|i| i.since.elapsed() >= timeout);
             *list = fresh;
             for i in old {
-                close_session(i.session);
+                close_session(i.session, i.slot);
             }
         }
         idle.retain(|_, l| !l.is_empty());
@@ -486,7 +486,7 @@ impl Runner {
         let mut idle = lock(&self.idle);
         for (_, list) in idle.drain() {
             for i in list {
-                close_session(i.session);
+                close_session(i.session, i.slot);
             }
         }
     }
@@ -670,13 +670,16 @@ impl Runner {
                     // it as a failure.
                     if reused && (400..500).contains(&outcome.mail.code) {
                         tracing::debug!(%server, reply = %outcome.mail, "reused session refused MAIL; trying a new one");
-                        close_session(s);
+                        // Closed before the next one opens: this task's slot stands for one
+                        // connection at the peer at a time.
+                        let _ = s.client.quit().await;
                         continue;
                     }
                     if s.messages < q.messages_per_session {
                         *session = Some(s);
                     } else {
-                        close_session(s);
+                        // As above: gone before this slot opens another connection.
+                        let _ = s.client.quit().await;
                     }
                     return Ok(outcomes_of(
                         &server,
@@ -963,9 +966,13 @@ impl Runner {
 
 /// Ends a session that will not be used again: QUIT goes on in the background (the result
 /// is recorded already; nothing waits for the 221).
-fn close_session(s: Session) {
+/// Says QUIT to an idle session in the background; its destination slot is held until the
+/// connection is closed, so `queue.per_destination` counts it until then (a new connection
+/// in its place before it is gone would be one too many at the peer).
+fn close_session(s: Session, slot: OwnedSemaphorePermit) {
     tokio::spawn(async move {
         let _ = s.client.quit().await;
+        drop(slot);
     });
 }
 
