@@ -30,8 +30,9 @@
 //! each transaction after the first opens with RSET (§4.1.1.5), sent in the same write as
 //! MAIL, RCPT and DATA when the peer offers PIPELINING (RFC 2920 §3.1), so reuse costs no
 //! round trip. An idle session is kept for `queue.idle_session_timeout` and carries at most
-//! `queue.messages_per_session` messages; an idle session holds its destination's slot, so
-//! `per_destination` bounds busy and idle connections together. A pooled session that the
+//! `queue.messages_per_session` messages; an idle session holds its destination's slot, and
+//! so does a closing one until its QUIT is answered, so `per_destination` bounds busy, idle
+//! and closing connections together. A pooled session that the
 //! peer closed (or that answers 4xx to RSET or MAIL) fails before the message could have been
 //! taken: the job goes again at once over a new session and no failure is counted.
 //!
