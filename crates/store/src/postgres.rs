@@ -31,8 +31,10 @@
 //! - UIDVALIDITY comes from one counter row (`counters`), locked the same way: it never
 //!   repeats for a name, whichever node creates the mailbox.
 //! - Two nodes' batches can lock rows in opposite orders; PostgreSQL then aborts one job with
-//!   a deadlock error. Its savepoint is rolled back and the job runs again in the writer's
-//!   next transaction (after the rows it waited for are free), up to [`MAX_TRIES`] times.
+//!   a deadlock error. Its savepoint is rolled back and the job runs again, alone in a
+//!   transaction of its own (after the rows it waited for are free), up to [`MAX_TRIES`]
+//!   times. A delivery locks its recipients' INBOX rows in account order, so deliveries never
+//!   deadlock each other within one job.
 //! - The outbound queue's claims use `FOR UPDATE SKIP LOCKED` and a lease (a time): a claim
 //!   whose node died expires by itself, so start-up does not drop other nodes' claims.
 //! - POP3 maildrop locks are PostgreSQL advisory locks held by one connection per node
@@ -617,19 +619,17 @@ fn writer_loop(client: Client, config: ::postgres::Config, rx: mpsc::Receiver<Jo
     let mut client = Some(client);
     let mut deferred: VecDeque<Job> = VecDeque::new();
     loop {
-        let first = match deferred.pop_front() {
-            Some(j) => j,
+        // A job that lost a conflict runs again in a transaction of its own: it then waits
+        // only for the rows it needs itself, not for the locks of a whole batch.
+        let (first, alone) = match deferred.pop_front() {
+            Some(j) => (j, true),
             None => match rx.recv() {
-                Ok(j) => j,
+                Ok(j) => (j, false),
                 Err(_) => break,
             },
         };
         let mut batch: VecDeque<Job> = VecDeque::from([first]);
-        while batch.len() < MAX_BATCH {
-            if let Some(j) = deferred.pop_front() {
-                batch.push_back(j);
-                continue;
-            }
+        while !alone && batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => batch.push_back(job),
                 Err(_) => break,
@@ -706,6 +706,7 @@ fn run_batch(client: &mut Client, batch: VecDeque<Job>) -> Vec<Job> {
         }
         match result {
             Err(ref e) if is_conflict(e) && job.tries + 1 < MAX_TRIES => {
+                tracing::debug!(error = %e, tries = job.tries + 1, "a write lost a conflict with another transaction; it runs again");
                 job.tries += 1;
                 again.push(job);
             }
@@ -998,7 +999,11 @@ fn deliver_in(c: &mut Transaction<'_>, delivery: &Delivery) -> Result<Receipt> {
     let now = now_unix();
     if !delivery.local.is_empty() {
         let msg = insert_message(c, &delivery.local_message)?;
-        for account in &delivery.local {
+        // INBOX rows are locked in account order, whatever the order of the recipients, so two
+        // deliveries to the same accounts never wait for each other in a circle.
+        let mut order: Vec<&AccountId> = delivery.local.iter().collect();
+        order.sort_by_key(|a| a.0);
+        for account in order {
             // RFC 9051 §2.3.1.1: UIDs strictly ascending, never reused; the row lock keeps
             // another node's allocation waiting until this one commits.
             let row = c
@@ -1018,6 +1023,14 @@ fn deliver_in(c: &mut Transaction<'_>, delivery: &Delivery) -> Result<Receipt> {
             notify_mailbox(c, mailbox)?;
             receipt.local.push((*account, to_u32(uid)?));
         }
+        // The receipt lists the recipients in the order they were given.
+        receipt.local.sort_by_key(|(a, _)| {
+            delivery
+                .local
+                .iter()
+                .position(|x| x == a)
+                .unwrap_or(usize::MAX)
+        });
         if let Some(t) = &delivery.transcript {
             c.cexec(
                 "INSERT INTO message_transcript (message_id, peer, listener, truncated, lines)
@@ -2767,8 +2780,8 @@ mod tests {
 
     #[test]
     fn deliveries_in_opposite_orders_on_two_nodes_all_commit() {
-        // Each node's batch locks INBOXes in the order of its deliveries; opposite orders on
-        // two nodes deadlock in PostgreSQL, and the losing job runs again.
+        // Recipients given in opposite orders on two nodes: INBOX rows are locked in account
+        // order, so neither job waits for the other in a circle.
         let (n1, n2) = two_nodes();
         let a = n1.add_account("a@x.test", "h").unwrap();
         let b = n1.add_account("b@x.test", "h").unwrap();
@@ -2785,6 +2798,39 @@ mod tests {
                             transcript: None,
                             local_message: b"m\r\n".to_vec(),
                             local: to.clone(),
+                            outbound: None,
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        for acct in [a, b] {
+            let inbox = n2.mailbox(acct, "INBOX").unwrap().unwrap();
+            assert_eq!(n2.list_messages(inbox.id).unwrap().len(), 160);
+        }
+    }
+
+    #[test]
+    fn single_deliveries_batched_in_opposite_orders_on_two_nodes_all_commit() {
+        // Each node's writer batches the jobs waiting: node 1 [a, b], node 2 [b, a] hold the
+        // INBOX rows in opposite orders across jobs; the losing job runs again alone.
+        let (n1, n2) = two_nodes();
+        let a = n1.add_account("a@x.test", "h").unwrap();
+        let b = n1.add_account("b@x.test", "h").unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let s = if i % 2 == 0 { n1.clone() } else { n2.clone() };
+                let seq = if i % 4 < 2 { [a, b] } else { [b, a] };
+                std::thread::spawn(move || {
+                    for k in 0..40 {
+                        s.deliver(Delivery {
+                            transcript: None,
+                            local_message: b"m\r\n".to_vec(),
+                            local: vec![seq[k % 2]],
                             outbound: None,
                         })
                         .unwrap();
