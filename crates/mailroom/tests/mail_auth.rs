@@ -1,6 +1,7 @@
-//! Mail authentication end to end: DKIM signatures of submitted mail checked by dkimpy (an
-//! independent implementation, Debian's python3-dkim) with the public key from a real DNS
-//! answer; SPF, DKIM and DMARC checks at the MX listener against records served by a DNS
+//! Mail authentication end to end: DKIM signatures of submitted mail checked by two
+//! independent implementations, dkimpy (Debian's python3-dkim, with the public key from a real
+//! DNS answer) and OpenDKIM (Debian's opendkim, with the published records given as its test
+//! keys), and mail they sign checked by mailroom; SPF, DKIM and DMARC checks at the MX listener against records served by a DNS
 //! server on a loopback port; `mailroom dns` and `mailroom dns --check`.
 mod support;
 use support::*;
@@ -151,6 +152,214 @@ s.quit()
     let tampered = text(&m).replace("signed world", "forged world");
     let verdicts = dkimpy(VERIFY, &dns, tampered.as_bytes());
     assert_eq!(verdicts.trim(), "0 False\n1 False", "{verdicts}");
+}
+
+/// OpenDKIM's filter program (Debian's `opendkim`); its test mode (`-t FILE`) verifies a
+/// message file without a mail server and is never started as a service here.
+const OPENDKIM: &str = "/usr/sbin/opendkim";
+
+/// The TXT records `mailroom dns` printed, as OpenDKIM's `TestPublicKeys` file wants them:
+/// one line per key, `NAME RECORD` (its test keys replace the DNS lookup; opendkim's resolver
+/// has no way to be pointed at a port).
+fn opendkim_keys(printed: &str) -> String {
+    let mut out = String::new();
+    for line in printed.lines() {
+        let mut parts = line.splitn(5, ' ');
+        let name = parts.next().unwrap_or("");
+        if !name.contains("._domainkey.") {
+            continue;
+        }
+        let data = parts.nth(3).unwrap_or("");
+        let joined: String = data
+            .split('"')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, s)| s)
+            .collect();
+        out.push_str(&format!("{} {joined}\n", name.trim_end_matches('.')));
+    }
+    out
+}
+
+/// Runs `opendkim -t` on `message` with `keys` (a `TestPublicKeys` file's text); the
+/// `dkim=` results of the Authentication-Results field it would add, one per signature, each
+/// as "ALGORITHM RESULT" (e.g. "ed25519-sha256 pass").
+fn opendkim_verify(message: &[u8], keys: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keyfile = dir.path().join("keys");
+    std::fs::write(&keyfile, keys).expect("keys");
+    let conf = dir.path().join("opendkim.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Mode v\nTestPublicKeys {}\nTemporaryDirectory {}\n",
+            keyfile.display(),
+            dir.path().display()
+        ),
+    )
+    .expect("conf");
+    let file = dir.path().join("message.eml");
+    std::fs::write(&file, message).expect("message");
+    let out = Command::new(OPENDKIM)
+        .arg("-x")
+        .arg(&conf)
+        .arg("-vv")
+        .arg("-t")
+        .arg(&file)
+        .output()
+        .expect("/usr/sbin/opendkim (Debian's opendkim) is needed");
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "opendkim -t failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    // "### INSHEADER: idx=0 hname='Authentication-Results' hvalue='ID;\n\tdkim=pass ...;"
+    stdout
+        .split(|c| c == ';' || c == '\n')
+        .map(str::trim)
+        .filter(|part| part.starts_with("dkim="))
+        .map(|part| {
+            let result = part["dkim=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            let alg = part
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("header.a="))
+                .unwrap_or("?");
+            format!("{alg} {result}")
+        })
+        .collect()
+}
+
+#[test]
+fn submitted_mail_is_dkim_signed_and_opendkim_verifies_both_signatures() {
+    let dns = DnsServer::start();
+    let bport = free_port();
+    let b = peers::server_b().listen_on("smtp", bport).start();
+    let a = peers::server_a()
+        .listen(&["submission"])
+        .route("b.test", bport)
+        .extra(&dns.config())
+        .start();
+    let keys = opendkim_keys(&publish(&a, "a.test", &dns));
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+
+    // Python's smtplib logs in (AUTH) and submits; a folded Subject and trailing white space
+    // exercise relaxed canonicalisation on both sides.
+    a.python(&format!(
+        r#"
+import os, smtplib
+s = smtplib.SMTP('127.0.0.1', int(os.environ['SUBMISSION_PORT']))
+s.login('{}', '{}')
+s.sendmail('alice@a.test', ['bob@b.test'], b'From: Alice <alice@a.test>\r\nTo: bob@b.test\r\nSubject: checked\r\n  by OpenDKIM\r\nDate: Tue, 1 Dec 2026 06:00:00 +0000\r\nMessage-ID: <odkim1@a.test>\r\n\r\nHello,  OpenDKIM.  \r\n\r\n\r\n')
+s.quit()
+"#,
+        ALICE_A.0, ALICE_A.1
+    ));
+    b.wait_for(15, "delivery to B", || b.inbox(BOB_B.0).len() == 1);
+    let m = b.inbox(BOB_B.0).remove(0);
+    let shown = text(&m);
+    let verdicts = opendkim_verify(&m, &keys);
+    assert_eq!(
+        verdicts,
+        ["ed25519-sha256 pass", "rsa-sha256 pass"],
+        "{shown}"
+    );
+
+    // A changed body fails both: OpenDKIM really checks.
+    let tampered = shown.replace("Hello,  OpenDKIM.", "Hello, forged.");
+    assert_eq!(
+        opendkim_verify(tampered.as_bytes(), &keys),
+        ["ed25519-sha256 fail", "rsa-sha256 fail"]
+    );
+    // So does a second From added below the signatures (From is oversigned).
+    let added = shown.replacen(
+        "From: Alice <alice@a.test>",
+        "From: Alice <alice@a.test>\r\nFrom: Mallory <m@evil.test>",
+        1,
+    );
+    assert_eq!(
+        opendkim_verify(added.as_bytes(), &keys),
+        ["ed25519-sha256 fail", "rsa-sha256 fail"]
+    );
+    // And a key that is not the published one.
+    let other = keys.replace("p=MII", "p=MIJ").replacen("p=", "p=A", 1);
+    let verdicts = opendkim_verify(&m, &other);
+    assert_eq!(verdicts.len(), 2, "{verdicts:?}");
+    assert!(
+        verdicts.iter().all(|v| !v.ends_with(" pass")),
+        "{verdicts:?}"
+    );
+}
+
+/// OpenDKIM's own signer (`opendkim-testmsg`, rsa-sha256) with a key `opendkim-genkey` made;
+/// the signed message is sent to the MX listener by smtplib. `KEYDIR` holds `sel.private`.
+const OPENDKIM_SIGN_AND_SEND: &str = r#"
+import os, sys, smtplib, subprocess
+domain, tamper = sys.argv[1], sys.argv[2] == 'tamper'
+msg = ('From: Olga <olga@%s>\r\nTo: bob@example.test\r\nSubject: signed by OpenDKIM\r\nDate: Tue, 1 Dec 2026 06:00:00 +0000\r\nMessage-ID: <%s@x>\r\n\r\nSigned  by OpenDKIM.\r\n' % (domain, sys.argv[2])).encode()
+signed = subprocess.run(['/usr/sbin/opendkim-testmsg', '-C', '-d', domain, '-s', 'sel', '-k', os.path.join(os.environ['KEYDIR'], 'sel.private')], input=msg, capture_output=True, check=True).stdout
+assert b'DKIM-Signature:' in signed, signed
+if tamper:
+    signed = signed.replace(b'Signed  by', b'Changed by')
+s = smtplib.SMTP('127.0.0.1', int(os.environ['PORT']))
+s.ehlo('client.test')
+try:
+    s.sendmail('olga@' + domain, ['bob@example.test'], signed)
+    print('250')
+except smtplib.SMTPDataError as e:
+    print(e.smtp_code, e.smtp_error.decode())
+s.quit()
+"#;
+
+#[test]
+fn dkim_signed_by_opendkim_passes_in_mailroom() {
+    let dns = DnsServer::start();
+    // opendkim-genkey: an RSA key (sel.private) and its record (sel.txt, zone-file text).
+    let keydir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("/usr/sbin/opendkim-genkey")
+        .args(["-b", "2048", "-d", "osigned.test", "-s", "sel", "-D"])
+        .arg(keydir.path())
+        .output()
+        .expect("/usr/sbin/opendkim-genkey (Debian's opendkim-tools) is needed");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let zone = std::fs::read_to_string(keydir.path().join("sel.txt")).expect("sel.txt");
+    let record: String = zone
+        .split('"')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s)
+        .collect();
+    assert!(record.contains("k=rsa"), "{zone}");
+    dns.txt("sel._domainkey.osigned.test", &record);
+    dns.txt("_dmarc.osigned.test", "v=DMARC1; p=reject");
+    let s = receiver(&dns, "");
+    let send = |id: &str| {
+        let out = Command::new(DEBIAN_PYTHON)
+            .arg("-c")
+            .arg(OPENDKIM_SIGN_AND_SEND)
+            .arg("osigned.test")
+            .arg(id)
+            .env("PORT", s.smtp().port().to_string())
+            .env("KEYDIR", keydir.path())
+            .output()
+            .expect("/usr/bin/python3");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    assert_eq!(send("ok"), "250");
+    let ar = auth_results(s.inbox("bob@example.test").last().expect("delivered"));
+    assert!(ar.contains("dkim=pass"), "{ar}");
+    // OpenDKIM writes no i= tag, so mail-auth names the domain with header.d.
+    assert!(ar.contains("header.d=osigned.test"), "{ar}");
+    assert!(ar.contains("header.s=sel"), "{ar}");
+    assert!(ar.contains("dmarc=pass"), "{ar}");
+    // Changed after signing: the signature fails, and p=reject refuses it.
+    let refused = send("tamper");
+    assert!(refused.starts_with("550 5.7.1"), "{refused}");
+    assert_eq!(s.inbox("bob@example.test").len(), 1);
 }
 
 /// The receiving server: mx.example.test (alice, bob, carol) with its MX listener, the
