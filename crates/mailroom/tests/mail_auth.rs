@@ -216,7 +216,7 @@ fn opendkim_verify(message: &[u8], keys: &str) -> Vec<String> {
     );
     // "### INSHEADER: idx=0 hname='Authentication-Results' hvalue='ID;\n\tdkim=pass ...;"
     stdout
-        .split(|c| c == ';' || c == '\n')
+        .split([';', '\n'])
         .map(str::trim)
         .filter(|part| part.starts_with("dkim="))
         .map(|part| {
@@ -586,6 +586,170 @@ fn dmarc_pass_reject_quarantine_and_none() {
     let ar = auth_results(s.inbox("bob@example.test").last().expect("delivered"));
     assert!(ar.contains("dmarc=fail"), "{ar}");
     assert!(ar.contains("policy.dmarc=none"), "{ar}");
+}
+
+/// The (name, type) pairs the DNS server was asked, TXT only, in order.
+fn txt_queries(dns: &DnsServer) -> Vec<String> {
+    dns.queries()
+        .into_iter()
+        .filter(|(_, t)| *t == 16)
+        .map(|(n, _)| n)
+        .collect()
+}
+
+#[test]
+fn dmarc_relaxed_alignment_through_a_subdomain_under_a_two_label_suffix() {
+    let dns = DnsServer::start();
+    // SPF passes for example.co.uk; From is in mail.example.co.uk, which publishes no DMARC
+    // record of its own: the organizational domain's applies (RFC 7489 §6.6.3), and relaxed
+    // SPF alignment (the default, §3.1.2) joins the two.
+    dns.txt("example.co.uk", "v=spf1 ip4:127.0.0.1 -all");
+    dns.txt("_dmarc.example.co.uk", "v=DMARC1; p=reject");
+    // The same with aspf=s: the subdomain no longer aligns, and p=reject refuses.
+    dns.txt("strict.co.uk", "v=spf1 ip4:127.0.0.1 -all");
+    dns.txt("_dmarc.strict.co.uk", "v=DMARC1; p=reject; aspf=s");
+    let s = receiver(&dns, "");
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "bounce@example.co.uk",
+        "bob@example.test",
+        &msg("News <news@mail.example.co.uk>", "sub"),
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    let ar = auth_results(s.inbox("bob@example.test").last().expect("delivered"));
+    assert!(ar.contains("spf=pass"), "{ar}");
+    assert!(
+        ar.contains("dmarc=pass header.from=mail.example.co.uk policy.dmarc=reject"),
+        "{ar}"
+    );
+    let asked = txt_queries(&dns);
+    let own = asked.iter().position(|n| n == "_dmarc.mail.example.co.uk");
+    let org = asked.iter().position(|n| n == "_dmarc.example.co.uk");
+    assert!(own.is_some() && org > own, "{asked:?}");
+    // Never above the organizational domain: a public suffix speaks for no one.
+    assert!(!asked.iter().any(|n| n == "_dmarc.co.uk"), "{asked:?}");
+
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "bounce@strict.co.uk",
+        "bob@example.test",
+        &msg("news@mail.strict.co.uk", "strict"),
+    );
+    assert_eq!(r.code, 550, "{}", r.text());
+    assert!(
+        r.text()
+            .starts_with("5.7.1 DMARC policy of mail.strict.co.uk is reject"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(s.inbox("bob@example.test").len(), 1);
+}
+
+#[test]
+fn dmarc_does_not_align_two_registrable_domains_under_one_public_suffix() {
+    let dns = DnsServer::start();
+    // a.co.uk's SPF passes, but From is b.co.uk: a different organization (co.uk is a public
+    // suffix), so SPF does not align and b.co.uk's p=reject applies. A last-two-labels rule
+    // took both for "co.uk" and let this through.
+    dns.txt("a.co.uk", "v=spf1 ip4:127.0.0.1 -all");
+    dns.txt("_dmarc.b.co.uk", "v=DMARC1; p=reject");
+    // The same under a suffix of the list's private section.
+    dns.txt("alice.github.io", "v=spf1 ip4:127.0.0.1 -all");
+    dns.txt("_dmarc.bob.github.io", "v=DMARC1; p=reject");
+    let s = receiver(&dns, "");
+    for (mail_from, from) in [
+        ("x@a.co.uk", "y@b.co.uk"),
+        ("x@alice.github.io", "y@bob.github.io"),
+    ] {
+        let r = send_mx(
+            s.smtp(),
+            "client.test",
+            mail_from,
+            "bob@example.test",
+            &msg(from, "cross"),
+        );
+        assert_eq!(r.code, 550, "{from}: {}", r.text());
+        let d = from.split_once('@').map(|(_, d)| d).unwrap_or("");
+        assert!(
+            r.text().starts_with(&format!(
+                "5.7.1 DMARC policy of {d} is reject, and this message passes neither SPF nor DKIM aligned with {d}"
+            )),
+            "{}",
+            r.text()
+        );
+    }
+    assert!(s.inbox("bob@example.test").is_empty());
+}
+
+#[test]
+fn dmarc_policy_is_found_at_the_organizational_domain_with_its_subdomain_policy() {
+    let dns = DnsServer::start();
+    // p= for org.co.uk itself, sp= for its subdomains (RFC 7489 §6.3).
+    dns.txt("_dmarc.org.co.uk", "v=DMARC1; p=reject; sp=quarantine");
+    // A record at a public suffix: never consulted for a registrant's mail.
+    dns.txt("_dmarc.co.uk", "v=DMARC1; p=reject");
+    let s = receiver(&dns, "");
+
+    // A subdomain two levels down, no record of its own, no SPF: the organizational domain's
+    // record applies with sp=quarantine, so the message goes to Junk.
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "x@deep.sub.org.co.uk",
+        "bob@example.test",
+        &msg("x@deep.sub.org.co.uk", "deep"),
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    assert!(s.inbox("bob@example.test").is_empty());
+    let junk = imap_folder(&s, ("bob@example.test", "hunter2"), "Junk");
+    assert_eq!(junk.len(), 1, "{junk:?}");
+    let ar = auth_results(junk[0].as_bytes());
+    assert!(
+        ar.contains("dmarc=fail header.from=deep.sub.org.co.uk policy.dmarc=quarantine"),
+        "{ar}"
+    );
+    // Asked: the From domain, then straight to the organizational domain (§6.6.3), nothing
+    // in between and nothing above.
+    let asked: Vec<String> = txt_queries(&dns)
+        .into_iter()
+        .filter(|n| n.starts_with("_dmarc."))
+        .collect();
+    assert_eq!(
+        asked,
+        ["_dmarc.deep.sub.org.co.uk", "_dmarc.org.co.uk"],
+        "{asked:?}"
+    );
+
+    // The organizational domain itself: p=reject.
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "x@org.co.uk",
+        "bob@example.test",
+        &msg("x@org.co.uk", "org"),
+    );
+    assert_eq!(r.code, 550, "{}", r.text());
+    assert!(
+        r.text()
+            .starts_with("5.7.1 DMARC policy of org.co.uk is reject"),
+        "{}",
+        r.text()
+    );
+
+    // victim.co.uk publishes nothing; _dmarc.co.uk does not speak for it.
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "x@victim.co.uk",
+        "bob@example.test",
+        &msg("x@victim.co.uk", "victim"),
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    let ar = auth_results(s.inbox("bob@example.test").last().expect("delivered"));
+    assert!(ar.contains("dmarc=none header.from=victim.co.uk"), "{ar}");
+    assert!(!txt_queries(&dns).iter().any(|n| n == "_dmarc.co.uk"));
 }
 
 /// The messages of a folder, read with Python's imaplib.
