@@ -752,6 +752,95 @@ fn dmarc_policy_is_found_at_the_organizational_domain_with_its_subdomain_policy(
     assert!(!txt_queries(&dns).iter().any(|n| n == "_dmarc.co.uk"));
 }
 
+#[test]
+fn every_author_domain_is_checked_and_the_strictest_failing_policy_applies() {
+    let dns = DnsServer::start();
+    dns.txt("pass.test", "v=spf1 ip4:127.0.0.1 -all");
+    dns.txt("_dmarc.pass.test", "v=DMARC1; p=reject");
+    dns.txt("_dmarc.rej.test", "v=DMARC1; p=reject");
+    dns.txt("_dmarc.mon.test", "v=DMARC1; p=none");
+    let s = receiver(&dns, "");
+    let with_from = |from_lines: &str, subject: &str| {
+        format!("{from_lines}\nTo: bob@example.test\nSubject: {subject}\n\nHello.\n")
+    };
+    // A second author in a domain that publishes p=reject and is not vouched for: one From
+    // field with two addresses, then two From fields. RFC 7489 §6.6.1: each domain is
+    // checked, the strictest failing policy applies.
+    for (from, subject) in [
+        ("From: a@pass.test, b@rej.test", "two-authors"),
+        ("From: a@pass.test\nFrom: b@rej.test", "two-fields"),
+    ] {
+        let r = send_mx(
+            s.smtp(),
+            "client.test",
+            "a@pass.test",
+            "bob@example.test",
+            &with_from(from, subject),
+        );
+        assert_eq!(r.code, 550, "{subject}: {}", r.text());
+        assert!(
+            r.text()
+                .starts_with("5.7.1 DMARC policy of rej.test is reject"),
+            "{}",
+            r.text()
+        );
+    }
+    assert!(s.inbox("bob@example.test").is_empty());
+
+    // A second author under p=none: delivered, with one result per author domain.
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "a@pass.test",
+        "bob@example.test",
+        &with_from("From: a@pass.test, b@mon.test", "monitored"),
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    let ar = auth_results(s.inbox("bob@example.test").last().expect("delivered"));
+    assert!(
+        ar.contains("dmarc=pass header.from=pass.test policy.dmarc=reject"),
+        "{ar}"
+    );
+    assert!(
+        ar.contains("dmarc=fail header.from=mon.test policy.dmarc=none"),
+        "{ar}"
+    );
+
+    // One of our own domains as the second author, from outside: a forged local sender.
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "a@pass.test",
+        "bob@example.test",
+        &with_from("From: a@pass.test, Alice <alice@example.test>", "forged"),
+    );
+    assert_eq!(r.code, 550, "{}", r.text());
+    assert!(
+        r.text()
+            .starts_with("5.7.1 example.test is a domain of this server"),
+        "{}",
+        r.text()
+    );
+
+    // More author domains than are checked: refused, saying why.
+    let many: Vec<String> = (0..9).map(|i| format!("u@d{i}.test")).collect();
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "a@pass.test",
+        "bob@example.test",
+        &with_from(&format!("From: {}", many.join(", ")), "many"),
+    );
+    assert_eq!(r.code, 550, "{}", r.text());
+    assert!(
+        r.text()
+            .starts_with("5.7.1 the From field names more than 8 domains (the first: d0.test)"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(s.inbox("bob@example.test").len(), 1);
+}
+
 /// The messages of a folder, read with Python's imaplib.
 fn imap_folder(s: &TestServer, user: (&str, &str), folder: &str) -> Vec<String> {
     let out = s.python(&format!(

@@ -115,6 +115,7 @@ enum DmarcWord {
     Fail,
     None,
     TempError,
+    PermError,
 }
 
 impl DmarcWord {
@@ -124,6 +125,7 @@ impl DmarcWord {
             DmarcWord::Fail => "fail",
             DmarcWord::None => "none",
             DmarcWord::TempError => "temperror",
+            DmarcWord::PermError => "permerror",
         }
     }
 }
@@ -139,27 +141,64 @@ struct DmarcVerdict {
     policy: Policy,
 }
 
-/// The DMARC evaluation (RFC 7489 §6.6.2): the policy record of the From domain, found at the
-/// domain itself or else at its organizational domain (§6.6.3: those two names, nothing in
-/// between, nothing above: a record at a public suffix speaks for none of its registrants);
-/// then SPF and DKIM passes aligned with the From domain, strictly or relaxed as the record
-/// says (§3.1). None when the message has no From domain to evaluate, or From addresses in
-/// more than one domain (§6.6.1 leaves those to the receiver; they are not evaluated).
-///
-/// Written here rather than taken from `mail-auth`, whose walk asks every name up to the top
-/// level and whose alignment knows no public suffixes; its record parser is used.
+/// At most this many distinct author domains (From) are evaluated: each costs up to two DNS
+/// lookups. A message naming more gets `dmarc=permerror` and is refused in enforce mode.
+const MAX_FROM_DOMAINS: usize = 8;
+
+/// The distinct domains of the From addresses (of every From field: RFC 5322 allows one, a
+/// forger may send two), in order, lower case.
+fn author_domains(from: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in from.iter().map(|a| domain_of(a)) {
+        if !d.is_empty() && !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// The DMARC evaluation of a message (RFC 7489 §6.6): one verdict per author domain. A From
+/// field with several addresses in several domains is checked for each of them, and the
+/// strictest policy among those that fail applies (§6.6.1), so naming a second domain in From
+/// does not step around the first one's policy. Empty when there is no From domain.
 async fn dmarc(
     dns: &Dns,
     from: &[String],
     mail_from_domain: &str,
     spf: &SpfOutput,
     dkim: &[DkimOutput<'_>],
-) -> Option<DmarcVerdict> {
-    let mut domains = from.iter().map(|a| domain_of(a)).filter(|d| !d.is_empty());
-    let domain = domains.next()?;
-    if domains.any(|d| d != domain) {
-        return None;
+) -> Vec<DmarcVerdict> {
+    let domains = author_domains(from);
+    if domains.len() > MAX_FROM_DOMAINS {
+        return vec![DmarcVerdict {
+            domain: domains[0].clone(),
+            result: DmarcWord::PermError,
+            policy: Policy::None,
+        }];
     }
+    let mut out = Vec::with_capacity(domains.len());
+    for domain in domains {
+        out.push(dmarc_domain(dns, domain, mail_from_domain, spf, dkim).await);
+    }
+    out
+}
+
+/// The DMARC evaluation (RFC 7489 §6.6.2) for one author domain: the policy record, found at
+/// the domain itself or else at its organizational domain (§6.6.3: those two names, nothing
+/// in between, nothing above: a record at a public suffix speaks for none of its
+/// registrants); then SPF and DKIM passes aligned with the domain, strictly or relaxed as the
+/// record says (§3.1).
+///
+/// Written here rather than taken from `mail-auth`, whose walk asks every name up to the top
+/// level, whose alignment knows no public suffixes and which skips messages with two From
+/// domains; its record parser is used.
+async fn dmarc_domain(
+    dns: &Dns,
+    domain: String,
+    mail_from_domain: &str,
+    spf: &SpfOutput,
+    dkim: &[DkimOutput<'_>],
+) -> DmarcVerdict {
     let verdict = |result, policy| DmarcVerdict {
         domain: domain.clone(),
         result,
@@ -170,13 +209,13 @@ async fn dmarc(
         Ok(Some(r)) => Some((r, false)),
         Ok(None) if org != domain => match dns.dmarc(org).await {
             Ok(r) => r.map(|r| (r, true)),
-            Err(_) => return Some(verdict(DmarcWord::TempError, Policy::None)),
+            Err(_) => return verdict(DmarcWord::TempError, Policy::None),
         },
         Ok(None) => None,
-        Err(_) => return Some(verdict(DmarcWord::TempError, Policy::None)),
+        Err(_) => return verdict(DmarcWord::TempError, Policy::None),
     };
     let Some((record, at_org)) = found else {
-        return Some(verdict(DmarcWord::None, Policy::None));
+        return verdict(DmarcWord::None, Policy::None);
     };
     let policy = if at_org { record.sp } else { record.p };
     let aligned = |other: &str, mode: &Alignment| {
@@ -193,7 +232,16 @@ async fn dmarc(
     } else {
         DmarcWord::Fail
     };
-    Some(verdict(result, policy))
+    verdict(result, policy)
+}
+
+/// How strict a policy is, for choosing the strictest (RFC 7489 §6.6.1).
+fn strictness(p: &Policy) -> u8 {
+    match p {
+        Policy::Reject => 2,
+        Policy::Quarantine => 1,
+        _ => 0,
+    }
 }
 
 fn domain_of(address: &str) -> String {
@@ -269,7 +317,6 @@ async fn evaluate(
     };
     let dkim = dns.auth.verify_dkim(dns.params(&parsed)).await;
     let header_from = parsed.from.first().cloned().unwrap_or_default();
-    let from_domain = domain_of(&header_from);
     let dmarc = dmarc(dns, &parsed.from, &mail_from_domain, spf, &dkim).await;
     let mut header = AuthenticationResults::new(&env.hostname)
         .with_dkim_results(&dkim, &header_from)
@@ -285,7 +332,8 @@ async fn evaluate(
         // RFC 8601 §2.7.1: "none" when the message was not signed (mail-auth writes nothing).
         header = header.replacen(";\r\n\t", ";\r\n\tdkim=none;\r\n\t", 1);
     }
-    if let Some(d) = &dmarc {
+    for d in &dmarc {
+        // RFC 8601 §2.7: one result per author domain evaluated.
         let base = header.trim_end_matches("\r\n").to_string();
         header = format!(
             "{base};\r\n\tdmarc={} header.from={} policy.dmarc={}\r\n",
@@ -306,18 +354,29 @@ async fn evaluate(
                         .is_some_and(|s| relaxed_aligned(&s.d.to_ascii_lowercase(), domain))
             })
         };
-        let forged = [&mail_from_domain, &from_domain]
-            .into_iter()
+        // Every author domain counts, not only the first From address's.
+        let forged = std::iter::once(mail_from_domain.clone())
+            .chain(author_domains(&parsed.from))
             .filter(|d| !d.is_empty() && is_local(d))
             .find(|d| {
-                let spf_vouches = spf_pass && **d == mail_from_domain;
+                let spf_vouches = spf_pass && *d == mail_from_domain;
                 !spf_vouches && !dkim_aligned_pass(d)
             });
-        let dmarc_failed = dmarc.as_ref().filter(|d| d.result == DmarcWord::Fail);
+        // RFC 7489 §6.6.1: the strictest policy among the domains that fail.
+        let dmarc_failed = dmarc
+            .iter()
+            .filter(|d| d.result == DmarcWord::Fail)
+            .max_by_key(|d| strictness(&d.policy));
+        let too_many = dmarc.iter().find(|d| d.result == DmarcWord::PermError);
         if let Some(d) = forged {
             Action::Refuse(format!(
                 "{d} is a domain of this server, and this message was not sent by one of its users (SPF {}, no valid DKIM signature of {d}); log in to the submission port to send as {d}",
                 spf_word(spf.result())
+            ))
+        } else if let Some(d) = too_many {
+            Action::Refuse(format!(
+                "the From field names more than {MAX_FROM_DOMAINS} domains (the first: {}), too many to check each one's DMARC policy; send with fewer authors",
+                d.domain
             ))
         } else if let Some(d) = dmarc_failed {
             match d.policy {
