@@ -107,8 +107,8 @@ fn relaxed_aligned(a: &str, b: &str) -> bool {
     organizational_domain(a) == organizational_domain(b)
 }
 
-/// The result of the DMARC evaluation (RFC 7489 §6.6) of one message, as RFC 8601 §2.7
-/// words it.
+/// The result of the DMARC evaluation (RFC 7489 §6.6) for one author domain, as RFC 8601
+/// §2.7 words it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DmarcWord {
     Pass,
@@ -130,10 +130,10 @@ impl DmarcWord {
     }
 }
 
-/// What DMARC said about a message.
+/// What DMARC said about one author domain of a message.
 #[derive(Debug)]
 struct DmarcVerdict {
-    /// The RFC5322.From domain.
+    /// The author (RFC5322.From) domain.
     domain: String,
     result: DmarcWord,
     /// The policy that applies: the record's `p=` when it was found at the From domain, its
