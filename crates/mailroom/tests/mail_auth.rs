@@ -1,6 +1,7 @@
-//! Mail authentication end to end: DKIM signatures of submitted mail checked by dkimpy (an
-//! independent implementation, Debian's python3-dkim) with the public key from a real DNS
-//! answer; SPF, DKIM and DMARC checks at the MX listener against records served by a DNS
+//! Mail authentication end to end: DKIM signatures of submitted mail checked by two
+//! independent implementations, dkimpy (Debian's python3-dkim, with the public key from a real
+//! DNS answer) and OpenDKIM (Debian's opendkim, with the published records given as its test
+//! keys), and mail they sign checked by mailroom; SPF, DKIM and DMARC checks at the MX listener against records served by a DNS
 //! server on a loopback port; `mailroom dns` and `mailroom dns --check`.
 mod support;
 use support::*;
@@ -151,6 +152,214 @@ s.quit()
     let tampered = text(&m).replace("signed world", "forged world");
     let verdicts = dkimpy(VERIFY, &dns, tampered.as_bytes());
     assert_eq!(verdicts.trim(), "0 False\n1 False", "{verdicts}");
+}
+
+/// OpenDKIM's filter program (Debian's `opendkim`); its test mode (`-t FILE`) verifies a
+/// message file without a mail server and is never started as a service here.
+const OPENDKIM: &str = "/usr/sbin/opendkim";
+
+/// The TXT records `mailroom dns` printed, as OpenDKIM's `TestPublicKeys` file wants them:
+/// one line per key, `NAME RECORD` (its test keys replace the DNS lookup; opendkim's resolver
+/// has no way to be pointed at a port).
+fn opendkim_keys(printed: &str) -> String {
+    let mut out = String::new();
+    for line in printed.lines() {
+        let mut parts = line.splitn(5, ' ');
+        let name = parts.next().unwrap_or("");
+        if !name.contains("._domainkey.") {
+            continue;
+        }
+        let data = parts.nth(3).unwrap_or("");
+        let joined: String = data
+            .split('"')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, s)| s)
+            .collect();
+        out.push_str(&format!("{} {joined}\n", name.trim_end_matches('.')));
+    }
+    out
+}
+
+/// Runs `opendkim -t` on `message` with `keys` (a `TestPublicKeys` file's text); the
+/// `dkim=` results of the Authentication-Results field it would add, one per signature, each
+/// as "ALGORITHM RESULT" (e.g. "ed25519-sha256 pass").
+fn opendkim_verify(message: &[u8], keys: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keyfile = dir.path().join("keys");
+    std::fs::write(&keyfile, keys).expect("keys");
+    let conf = dir.path().join("opendkim.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Mode v\nTestPublicKeys {}\nTemporaryDirectory {}\n",
+            keyfile.display(),
+            dir.path().display()
+        ),
+    )
+    .expect("conf");
+    let file = dir.path().join("message.eml");
+    std::fs::write(&file, message).expect("message");
+    let out = Command::new(OPENDKIM)
+        .arg("-x")
+        .arg(&conf)
+        .arg("-vv")
+        .arg("-t")
+        .arg(&file)
+        .output()
+        .expect("/usr/sbin/opendkim (Debian's opendkim) is needed");
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "opendkim -t failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    // "### INSHEADER: idx=0 hname='Authentication-Results' hvalue='ID;\n\tdkim=pass ...;"
+    stdout
+        .split([';', '\n'])
+        .map(str::trim)
+        .filter(|part| part.starts_with("dkim="))
+        .map(|part| {
+            let result = part["dkim=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            let alg = part
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("header.a="))
+                .unwrap_or("?");
+            format!("{alg} {result}")
+        })
+        .collect()
+}
+
+#[test]
+fn submitted_mail_is_dkim_signed_and_opendkim_verifies_both_signatures() {
+    let dns = DnsServer::start();
+    let bport = free_port();
+    let b = peers::server_b().listen_on("smtp", bport).start();
+    let a = peers::server_a()
+        .listen(&["submission"])
+        .route("b.test", bport)
+        .extra(&dns.config())
+        .start();
+    let keys = opendkim_keys(&publish(&a, "a.test", &dns));
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+
+    // Python's smtplib logs in (AUTH) and submits; a folded Subject and trailing white space
+    // exercise relaxed canonicalisation on both sides.
+    a.python(&format!(
+        r#"
+import os, smtplib
+s = smtplib.SMTP('127.0.0.1', int(os.environ['SUBMISSION_PORT']))
+s.login('{}', '{}')
+s.sendmail('alice@a.test', ['bob@b.test'], b'From: Alice <alice@a.test>\r\nTo: bob@b.test\r\nSubject: checked\r\n  by OpenDKIM\r\nDate: Tue, 1 Dec 2026 06:00:00 +0000\r\nMessage-ID: <odkim1@a.test>\r\n\r\nHello,  OpenDKIM.  \r\n\r\n\r\n')
+s.quit()
+"#,
+        ALICE_A.0, ALICE_A.1
+    ));
+    b.wait_for(15, "delivery to B", || b.inbox(BOB_B.0).len() == 1);
+    let m = b.inbox(BOB_B.0).remove(0);
+    let shown = text(&m);
+    let verdicts = opendkim_verify(&m, &keys);
+    assert_eq!(
+        verdicts,
+        ["ed25519-sha256 pass", "rsa-sha256 pass"],
+        "{shown}"
+    );
+
+    // A changed body fails both: OpenDKIM really checks.
+    let tampered = shown.replace("Hello,  OpenDKIM.", "Hello, forged.");
+    assert_eq!(
+        opendkim_verify(tampered.as_bytes(), &keys),
+        ["ed25519-sha256 fail", "rsa-sha256 fail"]
+    );
+    // So does a second From added below the signatures (From is oversigned).
+    let added = shown.replacen(
+        "From: Alice <alice@a.test>",
+        "From: Alice <alice@a.test>\r\nFrom: Mallory <m@evil.test>",
+        1,
+    );
+    assert_eq!(
+        opendkim_verify(added.as_bytes(), &keys),
+        ["ed25519-sha256 fail", "rsa-sha256 fail"]
+    );
+    // And a key that is not the published one.
+    let other = keys.replace("p=MII", "p=MIJ").replacen("p=", "p=A", 1);
+    let verdicts = opendkim_verify(&m, &other);
+    assert_eq!(verdicts.len(), 2, "{verdicts:?}");
+    assert!(
+        verdicts.iter().all(|v| !v.ends_with(" pass")),
+        "{verdicts:?}"
+    );
+}
+
+/// OpenDKIM's own signer (`opendkim-testmsg`, rsa-sha256) with a key `opendkim-genkey` made;
+/// the signed message is sent to the MX listener by smtplib. `KEYDIR` holds `sel.private`.
+const OPENDKIM_SIGN_AND_SEND: &str = r#"
+import os, sys, smtplib, subprocess
+domain, tamper = sys.argv[1], sys.argv[2] == 'tamper'
+msg = ('From: Olga <olga@%s>\r\nTo: bob@example.test\r\nSubject: signed by OpenDKIM\r\nDate: Tue, 1 Dec 2026 06:00:00 +0000\r\nMessage-ID: <%s@x>\r\n\r\nSigned  by OpenDKIM.\r\n' % (domain, sys.argv[2])).encode()
+signed = subprocess.run(['/usr/sbin/opendkim-testmsg', '-C', '-d', domain, '-s', 'sel', '-k', os.path.join(os.environ['KEYDIR'], 'sel.private')], input=msg, capture_output=True, check=True).stdout
+assert b'DKIM-Signature:' in signed, signed
+if tamper:
+    signed = signed.replace(b'Signed  by', b'Changed by')
+s = smtplib.SMTP('127.0.0.1', int(os.environ['PORT']))
+s.ehlo('client.test')
+try:
+    s.sendmail('olga@' + domain, ['bob@example.test'], signed)
+    print('250')
+except smtplib.SMTPDataError as e:
+    print(e.smtp_code, e.smtp_error.decode())
+s.quit()
+"#;
+
+#[test]
+fn dkim_signed_by_opendkim_passes_in_mailroom() {
+    let dns = DnsServer::start();
+    // opendkim-genkey: an RSA key (sel.private) and its record (sel.txt, zone-file text).
+    let keydir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("/usr/sbin/opendkim-genkey")
+        .args(["-b", "2048", "-d", "osigned.test", "-s", "sel", "-D"])
+        .arg(keydir.path())
+        .output()
+        .expect("/usr/sbin/opendkim-genkey (Debian's opendkim-tools) is needed");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let zone = std::fs::read_to_string(keydir.path().join("sel.txt")).expect("sel.txt");
+    let record: String = zone
+        .split('"')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s)
+        .collect();
+    assert!(record.contains("k=rsa"), "{zone}");
+    dns.txt("sel._domainkey.osigned.test", &record);
+    dns.txt("_dmarc.osigned.test", "v=DMARC1; p=reject");
+    let s = receiver(&dns, "");
+    let send = |id: &str| {
+        let out = Command::new(DEBIAN_PYTHON)
+            .arg("-c")
+            .arg(OPENDKIM_SIGN_AND_SEND)
+            .arg("osigned.test")
+            .arg(id)
+            .env("PORT", s.smtp().port().to_string())
+            .env("KEYDIR", keydir.path())
+            .output()
+            .expect("/usr/bin/python3");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    assert_eq!(send("ok"), "250");
+    let ar = auth_results(s.inbox("bob@example.test").last().expect("delivered"));
+    assert!(ar.contains("dkim=pass"), "{ar}");
+    // OpenDKIM writes no i= tag, so mail-auth names the domain with header.d.
+    assert!(ar.contains("header.d=osigned.test"), "{ar}");
+    assert!(ar.contains("header.s=sel"), "{ar}");
+    assert!(ar.contains("dmarc=pass"), "{ar}");
+    // Changed after signing: the signature fails, and p=reject refuses it.
+    let refused = send("tamper");
+    assert!(refused.starts_with("550 5.7.1"), "{refused}");
+    assert_eq!(s.inbox("bob@example.test").len(), 1);
 }
 
 /// The receiving server: mx.example.test (alice, bob, carol) with its MX listener, the
@@ -377,6 +586,259 @@ fn dmarc_pass_reject_quarantine_and_none() {
     let ar = auth_results(s.inbox("bob@example.test").last().expect("delivered"));
     assert!(ar.contains("dmarc=fail"), "{ar}");
     assert!(ar.contains("policy.dmarc=none"), "{ar}");
+}
+
+/// The (name, type) pairs the DNS server was asked, TXT only, in order.
+fn txt_queries(dns: &DnsServer) -> Vec<String> {
+    dns.queries()
+        .into_iter()
+        .filter(|(_, t)| *t == 16)
+        .map(|(n, _)| n)
+        .collect()
+}
+
+#[test]
+fn dmarc_relaxed_alignment_through_a_subdomain_under_a_two_label_suffix() {
+    let dns = DnsServer::start();
+    // SPF passes for example.co.uk; From is in mail.example.co.uk, which publishes no DMARC
+    // record of its own: the organizational domain's applies (RFC 7489 §6.6.3), and relaxed
+    // SPF alignment (the default, §3.1.2) joins the two.
+    dns.txt("example.co.uk", "v=spf1 ip4:127.0.0.1 -all");
+    dns.txt("_dmarc.example.co.uk", "v=DMARC1; p=reject");
+    // The same with aspf=s: the subdomain no longer aligns, and p=reject refuses.
+    dns.txt("strict.co.uk", "v=spf1 ip4:127.0.0.1 -all");
+    dns.txt("_dmarc.strict.co.uk", "v=DMARC1; p=reject; aspf=s");
+    let s = receiver(&dns, "");
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "bounce@example.co.uk",
+        "bob@example.test",
+        &msg("News <news@mail.example.co.uk>", "sub"),
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    let ar = auth_results(s.inbox("bob@example.test").last().expect("delivered"));
+    assert!(ar.contains("spf=pass"), "{ar}");
+    assert!(
+        ar.contains("dmarc=pass header.from=mail.example.co.uk policy.dmarc=reject"),
+        "{ar}"
+    );
+    let asked = txt_queries(&dns);
+    let own = asked.iter().position(|n| n == "_dmarc.mail.example.co.uk");
+    let org = asked.iter().position(|n| n == "_dmarc.example.co.uk");
+    assert!(own.is_some() && org > own, "{asked:?}");
+    // Never above the organizational domain: a public suffix speaks for no one.
+    assert!(!asked.iter().any(|n| n == "_dmarc.co.uk"), "{asked:?}");
+
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "bounce@strict.co.uk",
+        "bob@example.test",
+        &msg("news@mail.strict.co.uk", "strict"),
+    );
+    assert_eq!(r.code, 550, "{}", r.text());
+    assert!(
+        r.text()
+            .starts_with("5.7.1 DMARC policy of mail.strict.co.uk is reject"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(s.inbox("bob@example.test").len(), 1);
+}
+
+#[test]
+fn dmarc_does_not_align_two_registrable_domains_under_one_public_suffix() {
+    let dns = DnsServer::start();
+    // a.co.uk's SPF passes, but From is b.co.uk: a different organization (co.uk is a public
+    // suffix), so SPF does not align and b.co.uk's p=reject applies. A last-two-labels rule
+    // took both for "co.uk" and let this through.
+    dns.txt("a.co.uk", "v=spf1 ip4:127.0.0.1 -all");
+    dns.txt("_dmarc.b.co.uk", "v=DMARC1; p=reject");
+    // The same under a suffix of the list's private section.
+    dns.txt("alice.github.io", "v=spf1 ip4:127.0.0.1 -all");
+    dns.txt("_dmarc.bob.github.io", "v=DMARC1; p=reject");
+    let s = receiver(&dns, "");
+    for (mail_from, from) in [
+        ("x@a.co.uk", "y@b.co.uk"),
+        ("x@alice.github.io", "y@bob.github.io"),
+    ] {
+        let r = send_mx(
+            s.smtp(),
+            "client.test",
+            mail_from,
+            "bob@example.test",
+            &msg(from, "cross"),
+        );
+        assert_eq!(r.code, 550, "{from}: {}", r.text());
+        let d = from.split_once('@').map(|(_, d)| d).unwrap_or("");
+        assert!(
+            r.text().starts_with(&format!(
+                "5.7.1 DMARC policy of {d} is reject, and this message passes neither SPF nor DKIM aligned with {d}"
+            )),
+            "{}",
+            r.text()
+        );
+    }
+    assert!(s.inbox("bob@example.test").is_empty());
+}
+
+#[test]
+fn dmarc_policy_is_found_at_the_organizational_domain_with_its_subdomain_policy() {
+    let dns = DnsServer::start();
+    // p= for org.co.uk itself, sp= for its subdomains (RFC 7489 §6.3).
+    dns.txt("_dmarc.org.co.uk", "v=DMARC1; p=reject; sp=quarantine");
+    // A record at a public suffix: never consulted for a registrant's mail.
+    dns.txt("_dmarc.co.uk", "v=DMARC1; p=reject");
+    let s = receiver(&dns, "");
+
+    // A subdomain two levels down, no record of its own, no SPF: the organizational domain's
+    // record applies with sp=quarantine, so the message goes to Junk.
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "x@deep.sub.org.co.uk",
+        "bob@example.test",
+        &msg("x@deep.sub.org.co.uk", "deep"),
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    assert!(s.inbox("bob@example.test").is_empty());
+    let junk = imap_folder(&s, ("bob@example.test", "hunter2"), "Junk");
+    assert_eq!(junk.len(), 1, "{junk:?}");
+    let ar = auth_results(junk[0].as_bytes());
+    assert!(
+        ar.contains("dmarc=fail header.from=deep.sub.org.co.uk policy.dmarc=quarantine"),
+        "{ar}"
+    );
+    // Asked: the From domain, then straight to the organizational domain (§6.6.3), nothing
+    // in between and nothing above.
+    let asked: Vec<String> = txt_queries(&dns)
+        .into_iter()
+        .filter(|n| n.starts_with("_dmarc."))
+        .collect();
+    assert_eq!(
+        asked,
+        ["_dmarc.deep.sub.org.co.uk", "_dmarc.org.co.uk"],
+        "{asked:?}"
+    );
+
+    // The organizational domain itself: p=reject.
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "x@org.co.uk",
+        "bob@example.test",
+        &msg("x@org.co.uk", "org"),
+    );
+    assert_eq!(r.code, 550, "{}", r.text());
+    assert!(
+        r.text()
+            .starts_with("5.7.1 DMARC policy of org.co.uk is reject"),
+        "{}",
+        r.text()
+    );
+
+    // victim.co.uk publishes nothing; _dmarc.co.uk does not speak for it.
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "x@victim.co.uk",
+        "bob@example.test",
+        &msg("x@victim.co.uk", "victim"),
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    let ar = auth_results(s.inbox("bob@example.test").last().expect("delivered"));
+    assert!(ar.contains("dmarc=none header.from=victim.co.uk"), "{ar}");
+    assert!(!txt_queries(&dns).iter().any(|n| n == "_dmarc.co.uk"));
+}
+
+#[test]
+fn every_author_domain_is_checked_and_the_strictest_failing_policy_applies() {
+    let dns = DnsServer::start();
+    dns.txt("pass.test", "v=spf1 ip4:127.0.0.1 -all");
+    dns.txt("_dmarc.pass.test", "v=DMARC1; p=reject");
+    dns.txt("_dmarc.rej.test", "v=DMARC1; p=reject");
+    dns.txt("_dmarc.mon.test", "v=DMARC1; p=none");
+    let s = receiver(&dns, "");
+    let with_from = |from_lines: &str, subject: &str| {
+        format!("{from_lines}\nTo: bob@example.test\nSubject: {subject}\n\nHello.\n")
+    };
+    // A second author in a domain that publishes p=reject and is not vouched for: one From
+    // field with two addresses, then two From fields. RFC 7489 §6.6.1: each domain is
+    // checked, the strictest failing policy applies.
+    for (from, subject) in [
+        ("From: a@pass.test, b@rej.test", "two-authors"),
+        ("From: a@pass.test\nFrom: b@rej.test", "two-fields"),
+    ] {
+        let r = send_mx(
+            s.smtp(),
+            "client.test",
+            "a@pass.test",
+            "bob@example.test",
+            &with_from(from, subject),
+        );
+        assert_eq!(r.code, 550, "{subject}: {}", r.text());
+        assert!(
+            r.text()
+                .starts_with("5.7.1 DMARC policy of rej.test is reject"),
+            "{}",
+            r.text()
+        );
+    }
+    assert!(s.inbox("bob@example.test").is_empty());
+
+    // A second author under p=none: delivered, with one result per author domain.
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "a@pass.test",
+        "bob@example.test",
+        &with_from("From: a@pass.test, b@mon.test", "monitored"),
+    );
+    assert_eq!(r.code, 250, "{}", r.text());
+    let ar = auth_results(s.inbox("bob@example.test").last().expect("delivered"));
+    assert!(
+        ar.contains("dmarc=pass header.from=pass.test policy.dmarc=reject"),
+        "{ar}"
+    );
+    assert!(
+        ar.contains("dmarc=fail header.from=mon.test policy.dmarc=none"),
+        "{ar}"
+    );
+
+    // One of our own domains as the second author, from outside: a forged local sender.
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "a@pass.test",
+        "bob@example.test",
+        &with_from("From: a@pass.test, Alice <alice@example.test>", "forged"),
+    );
+    assert_eq!(r.code, 550, "{}", r.text());
+    assert!(
+        r.text()
+            .starts_with("5.7.1 example.test is a domain of this server"),
+        "{}",
+        r.text()
+    );
+
+    // More author domains than are checked: refused, saying why.
+    let many: Vec<String> = (0..9).map(|i| format!("u@d{i}.test")).collect();
+    let r = send_mx(
+        s.smtp(),
+        "client.test",
+        "a@pass.test",
+        "bob@example.test",
+        &with_from(&format!("From: {}", many.join(", ")), "many"),
+    );
+    assert_eq!(r.code, 550, "{}", r.text());
+    assert!(
+        r.text()
+            .starts_with("5.7.1 the From field names more than 8 domains (the first: d0.test)"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(s.inbox("bob@example.test").len(), 1);
 }
 
 /// The messages of a folder, read with Python's imaplib.

@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use mail_auth::dmarc::Dmarc;
 use mail_auth::hickory_resolver::config::{
     NameServerConfig, Protocol, ResolverConfig, ResolverOpts,
 };
@@ -179,6 +180,25 @@ impl Dns {
                 }
                 _ => Err(format!("DNS lookup of {domain} failed: {e}")),
             },
+        }
+    }
+
+    /// The DMARC record published at `_dmarc.DOMAIN` (RFC 7489 §6.6.3), parsed by `mail-auth`
+    /// and kept in the TXT cache. `Ok(None)` when there is none: no such name, no TXT record
+    /// there, or none that reads as a DMARC record (§6.6.3 discards those). `Err` when the
+    /// lookup itself failed (a temporary error, §6.6.3 step 3's temperror).
+    pub async fn dmarc(&self, domain: &str) -> Result<Option<Arc<Dmarc>>, String> {
+        use mail_auth::Error;
+        if let Some(p) = &self.problem {
+            return Err(p.clone());
+        }
+        let name = format!("_dmarc.{}.", domain.trim_end_matches('.'));
+        match self.auth.txt_lookup::<Dmarc>(name, Some(&self.txt)).await {
+            Ok(record) => Ok(Some(record)),
+            Err(Error::DnsRecordNotFound(_) | Error::InvalidRecordType | Error::ParseError) => {
+                Ok(None)
+            }
+            Err(e) => Err(format!("DNS lookup of _dmarc.{domain} failed: {e}")),
         }
     }
 

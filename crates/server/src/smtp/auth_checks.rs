@@ -3,8 +3,9 @@
 //! DMARC (RFC 7489 §6.6) alignment and policy; the `Authentication-Results` header field
 //! (RFC 8601) that records them; and what the result does to the message.
 //!
-//! The evaluation is `mail-auth`'s, through the shared resolver and its record caches
-//! (`crate::dns`). It runs off the session's task: SPF is spawned when DATA starts (it needs
+//! SPF and DKIM are `mail-auth`'s, through the shared resolver and its record caches
+//! (`crate::dns`); DMARC's record lookup and alignment are ours (`dmarc()` below), with `mail-auth`'s
+//! record parser and the Public Suffix List (`psl`) for organizational domains. It runs off the session's task: SPF is spawned when DATA starts (it needs
 //! only the envelope) and DKIM and DMARC when the data is in, on a task of their own.
 //!
 //! Which mail is checked: mail from a session that did not authenticate, at the MX listener,
@@ -24,11 +25,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dmarc::verify::DmarcParameters;
-use mail_auth::dmarc::Policy;
+use mail_auth::dmarc::{Alignment, Policy};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, SpfOutput, SpfResult,
+    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, SpfOutput, SpfResult,
 };
 use tokio::task::JoinHandle;
 
@@ -91,14 +91,156 @@ pub(super) fn start(dns: Arc<Dns>, env: Envelope) -> Pending {
     Pending { env, spf }
 }
 
-/// The organizational domain (RFC 7489 §3.2), approximated as the last two labels: without a
-/// public-suffix list, `example.co.uk` is taken for its own organization (alignment is then
-/// strict for such domains, which fails safe).
+/// The organizational domain (RFC 7489 §3.2): the public suffix of the name (from the Public
+/// Suffix List, compiled in by the `psl` crate) and one label more. `mail.example.co.uk` →
+/// `example.co.uk`; `a.co.uk` and `b.co.uk` are two organizations. A name under a suffix the
+/// list does not know takes its last label as the suffix (the list's default rule `*`), so
+/// `mx.example.test` → `example.test`. A name that is itself a public suffix is its own
+/// organizational domain. Expects lower case (the list is).
 fn organizational_domain(domain: &str) -> &str {
     let d = domain.trim_end_matches('.');
-    match d.rmatch_indices('.').nth(1) {
-        Some((i, _)) => &d[i + 1..],
-        None => d,
+    psl::domain_str(d).unwrap_or(d)
+}
+
+/// Are two domains of one organization (RFC 7489 §3.1, relaxed alignment)?
+fn relaxed_aligned(a: &str, b: &str) -> bool {
+    organizational_domain(a) == organizational_domain(b)
+}
+
+/// The result of the DMARC evaluation (RFC 7489 §6.6) for one author domain, as RFC 8601
+/// §2.7 words it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DmarcWord {
+    Pass,
+    Fail,
+    None,
+    TempError,
+    PermError,
+}
+
+impl DmarcWord {
+    fn as_str(self) -> &'static str {
+        match self {
+            DmarcWord::Pass => "pass",
+            DmarcWord::Fail => "fail",
+            DmarcWord::None => "none",
+            DmarcWord::TempError => "temperror",
+            DmarcWord::PermError => "permerror",
+        }
+    }
+}
+
+/// What DMARC said about one author domain of a message.
+#[derive(Debug)]
+struct DmarcVerdict {
+    /// The author (RFC5322.From) domain.
+    domain: String,
+    result: DmarcWord,
+    /// The policy that applies: the record's `p=` when it was found at the From domain, its
+    /// `sp=` (which defaults to `p=`) when found at the organizational domain (RFC 7489 §6.3).
+    policy: Policy,
+}
+
+/// At most this many distinct author domains (From) are evaluated: each costs up to two DNS
+/// lookups. A message naming more gets `dmarc=permerror` and is refused in enforce mode.
+const MAX_FROM_DOMAINS: usize = 8;
+
+/// The distinct domains of the From addresses (of every From field: RFC 5322 allows one, a
+/// forger may send two), in order, lower case.
+fn author_domains(from: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in from.iter().map(|a| domain_of(a)) {
+        if !d.is_empty() && !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// The DMARC evaluation of a message (RFC 7489 §6.6): one verdict per author domain. A From
+/// field with several addresses in several domains is checked for each of them, and the
+/// strictest policy among those that fail applies (§6.6.1), so naming a second domain in From
+/// does not step around the first one's policy. Empty when there is no From domain.
+async fn dmarc(
+    dns: &Dns,
+    from: &[String],
+    mail_from_domain: &str,
+    spf: &SpfOutput,
+    dkim: &[DkimOutput<'_>],
+) -> Vec<DmarcVerdict> {
+    let domains = author_domains(from);
+    if domains.len() > MAX_FROM_DOMAINS {
+        return vec![DmarcVerdict {
+            domain: domains[0].clone(),
+            result: DmarcWord::PermError,
+            policy: Policy::None,
+        }];
+    }
+    let mut out = Vec::with_capacity(domains.len());
+    for domain in domains {
+        out.push(dmarc_domain(dns, domain, mail_from_domain, spf, dkim).await);
+    }
+    out
+}
+
+/// The DMARC evaluation (RFC 7489 §6.6.2) for one author domain: the policy record, found at
+/// the domain itself or else at its organizational domain (§6.6.3: those two names, nothing
+/// in between, nothing above: a record at a public suffix speaks for none of its
+/// registrants); then SPF and DKIM passes aligned with the domain, strictly or relaxed as the
+/// record says (§3.1).
+///
+/// Written here rather than taken from `mail-auth`, whose walk asks every name up to the top
+/// level, whose alignment knows no public suffixes and which skips messages with two From
+/// domains; its record parser is used.
+async fn dmarc_domain(
+    dns: &Dns,
+    domain: String,
+    mail_from_domain: &str,
+    spf: &SpfOutput,
+    dkim: &[DkimOutput<'_>],
+) -> DmarcVerdict {
+    let verdict = |result, policy| DmarcVerdict {
+        domain: domain.clone(),
+        result,
+        policy,
+    };
+    let org = organizational_domain(&domain);
+    let found = match dns.dmarc(&domain).await {
+        Ok(Some(r)) => Some((r, false)),
+        Ok(None) if org != domain => match dns.dmarc(org).await {
+            Ok(r) => r.map(|r| (r, true)),
+            Err(_) => return verdict(DmarcWord::TempError, Policy::None),
+        },
+        Ok(None) => None,
+        Err(_) => return verdict(DmarcWord::TempError, Policy::None),
+    };
+    let Some((record, at_org)) = found else {
+        return verdict(DmarcWord::None, Policy::None);
+    };
+    let policy = if at_org { record.sp } else { record.p };
+    let aligned = |other: &str, mode: &Alignment| {
+        let other = other.trim_end_matches('.').to_ascii_lowercase();
+        other == domain || (*mode == Alignment::Relaxed && relaxed_aligned(&other, &domain))
+    };
+    let spf_aligned = spf.result() == SpfResult::Pass && aligned(mail_from_domain, &record.aspf);
+    let dkim_aligned = dkim.iter().any(|o| {
+        o.result() == &DkimResult::Pass
+            && o.signature().is_some_and(|s| aligned(&s.d, &record.adkim))
+    });
+    let result = if spf_aligned || dkim_aligned {
+        DmarcWord::Pass
+    } else {
+        DmarcWord::Fail
+    };
+    verdict(result, policy)
+}
+
+/// How strict a policy is, for choosing the strictest (RFC 7489 §6.6.1).
+fn strictness(p: &Policy) -> u8 {
+    match p {
+        Policy::Reject => 2,
+        Policy::Quarantine => 1,
+        _ => 0,
     }
 }
 
@@ -175,21 +317,7 @@ async fn evaluate(
     };
     let dkim = dns.auth.verify_dkim(dns.params(&parsed)).await;
     let header_from = parsed.from.first().cloned().unwrap_or_default();
-    let from_domain = domain_of(&header_from);
-    let dmarc = if from_domain.is_empty() {
-        None
-    } else {
-        Some(
-            dns.auth
-                .verify_dmarc(
-                    dns.params(
-                        DmarcParameters::new(&parsed, &dkim, &mail_from_domain, spf)
-                            .with_domain_suffix_fn(organizational_domain),
-                    ),
-                )
-                .await,
-        )
-    };
+    let dmarc = dmarc(dns, &parsed.from, &mail_from_domain, spf, &dkim).await;
     let mut header = AuthenticationResults::new(&env.hostname)
         .with_dkim_results(&dkim, &header_from)
         .with_spf_mailfrom_result(spf, env.ip, &env.mail_from, helo)
@@ -204,21 +332,14 @@ async fn evaluate(
         // RFC 8601 §2.7.1: "none" when the message was not signed (mail-auth writes nothing).
         header = header.replacen(";\r\n\t", ";\r\n\tdkim=none;\r\n\t", 1);
     }
-    if let Some(d) = &dmarc {
-        // Written here: mail-auth says "none" when a record exists and neither identifier
-        // passes, where RFC 7489 §11.2 (and every reader) means "fail".
-        let result = match (d.spf_result(), d.dkim_result()) {
-            (DmarcResult::Pass, _) | (_, DmarcResult::Pass) => "pass",
-            (DmarcResult::TempError(_), _) | (_, DmarcResult::TempError(_)) => "temperror",
-            (DmarcResult::PermError(_), _) | (_, DmarcResult::PermError(_)) => "permerror",
-            _ if d.dmarc_record().is_some() => "fail",
-            _ => "none",
-        };
+    for d in &dmarc {
+        // RFC 8601 §2.7: one result per author domain evaluated.
         let base = header.trim_end_matches("\r\n").to_string();
         header = format!(
-            "{base};\r\n\tdmarc={result} header.from={} policy.dmarc={}\r\n",
-            d.domain(),
-            d.policy()
+            "{base};\r\n\tdmarc={} header.from={} policy.dmarc={}\r\n",
+            d.result.as_str(),
+            d.domain,
+            d.policy
         );
     }
 
@@ -229,39 +350,43 @@ async fn evaluate(
         let dkim_aligned_pass = |domain: &str| {
             dkim.iter().any(|o| {
                 o.result() == &DkimResult::Pass
-                    && o.signature().is_some_and(|s| {
-                        organizational_domain(&s.d.to_ascii_lowercase())
-                            == organizational_domain(domain)
-                    })
+                    && o.signature()
+                        .is_some_and(|s| relaxed_aligned(&s.d.to_ascii_lowercase(), domain))
             })
         };
-        let forged = [&mail_from_domain, &from_domain]
-            .into_iter()
+        // Every author domain counts, not only the first From address's.
+        let forged = std::iter::once(mail_from_domain.clone())
+            .chain(author_domains(&parsed.from))
             .filter(|d| !d.is_empty() && is_local(d))
             .find(|d| {
-                let spf_vouches = spf_pass && **d == mail_from_domain;
+                let spf_vouches = spf_pass && *d == mail_from_domain;
                 !spf_vouches && !dkim_aligned_pass(d)
             });
-        let dmarc_failed = dmarc.as_ref().filter(|d| {
-            matches!(d.spf_result(), DmarcResult::Fail(_) | DmarcResult::None)
-                && matches!(d.dkim_result(), DmarcResult::Fail(_) | DmarcResult::None)
-                && d.dmarc_record().is_some()
-        });
+        // RFC 7489 §6.6.1: the strictest policy among the domains that fail.
+        let dmarc_failed = dmarc
+            .iter()
+            .filter(|d| d.result == DmarcWord::Fail)
+            .max_by_key(|d| strictness(&d.policy));
+        let too_many = dmarc.iter().find(|d| d.result == DmarcWord::PermError);
         if let Some(d) = forged {
             Action::Refuse(format!(
                 "{d} is a domain of this server, and this message was not sent by one of its users (SPF {}, no valid DKIM signature of {d}); log in to the submission port to send as {d}",
                 spf_word(spf.result())
             ))
+        } else if let Some(d) = too_many {
+            Action::Refuse(format!(
+                "the From field names more than {MAX_FROM_DOMAINS} domains (the first: {}), too many to check each one's DMARC policy; send with fewer authors",
+                d.domain
+            ))
         } else if let Some(d) = dmarc_failed {
-            match d.policy() {
+            match d.policy {
                 Policy::Reject => Action::Refuse(format!(
                     "DMARC policy of {} is reject, and this message passes neither SPF nor DKIM aligned with {}; ask the sender to fix their SPF or DKIM",
-                    d.domain(),
-                    d.domain()
+                    d.domain, d.domain
                 )),
                 Policy::Quarantine => Action::Junk(format!(
                     "DMARC policy of {} is quarantine and the message failed it",
-                    d.domain()
+                    d.domain
                 )),
                 _ => Action::Deliver,
             }
@@ -380,8 +505,26 @@ mod tests {
 
     #[test]
     fn organizational_domains() {
-        assert_eq!(organizational_domain("a.b.example.test"), "example.test");
-        assert_eq!(organizational_domain("example.test."), "example.test");
-        assert_eq!(organizational_domain("test"), "test");
+        // Table: (name, its organizational domain under the Public Suffix List).
+        for (name, org) in [
+            ("a.b.example.test", "example.test"),
+            ("example.test.", "example.test"),
+            ("test", "test"),
+            ("mail.example.co.uk", "example.co.uk"),
+            ("example.co.uk", "example.co.uk"),
+            // A public suffix is its own organizational domain.
+            ("co.uk", "co.uk"),
+            ("a.b.c.example.com", "example.com"),
+            // Three-label suffixes and private-section suffixes of the list.
+            ("x.school.k12.ma.us", "school.k12.ma.us"),
+            ("alice.github.io", "alice.github.io"),
+            ("", ""),
+        ] {
+            assert_eq!(organizational_domain(name), org, "{name}");
+        }
+        assert!(relaxed_aligned("mail.example.co.uk", "example.co.uk"));
+        assert!(!relaxed_aligned("a.co.uk", "b.co.uk"));
+        assert!(!relaxed_aligned("alice.github.io", "bob.github.io"));
+        assert!(!relaxed_aligned("example.com", "example.net"));
     }
 }
