@@ -68,6 +68,8 @@ pub const MAX_BATCH: usize = 256;
 pub const READERS: usize = 12;
 /// How often a job that lost a deadlock or a serialization conflict is run again.
 pub const MAX_TRIES: u32 = 5;
+/// A node prunes the table of failed logins at every this many failures it records.
+pub const AUTH_PRUNE_EVERY: u64 = 100;
 /// The channel NOTIFY uses for changed mailboxes (the payload is the mailbox id).
 pub const MAILBOX_CHANNEL: &str = "mailroom_mailbox";
 
@@ -254,6 +256,33 @@ const MIGRATIONS: &[&str] = &[
         lines TEXT NOT NULL
     );
     "#,
+    // Web login sessions (issue 18): the HTTP API's cookies, so that a cookie from one node
+    // is known on every other (SQLite's `web_sessions`, the same form). Keyed by the SHA-256
+    // of the cookie's id; gone with their account.
+    r#"
+    CREATE TABLE web_sessions (
+        id_hash TEXT COLLATE "C" PRIMARY KEY,
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        password_fp TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE INDEX web_sessions_account ON web_sessions(account_id, created_ms);
+    CREATE INDEX web_sessions_expires ON web_sessions(expires_ms);
+    "#,
+    // Failed logins per client address (issue 18), counted for all nodes together: an
+    // attacker who spreads guesses over several nodes meets the same doubling delay as on
+    // one. `last_ms` is the database's clock at the latest failure; rows older than the
+    // window are pruned, and at most about AUTH_FAILURE_KEYS addresses are kept.
+    r#"
+    CREATE TABLE auth_failures (
+        key TEXT COLLATE "C" PRIMARY KEY,
+        failures BIGINT NOT NULL,
+        last_ms BIGINT NOT NULL
+    );
+    CREATE INDEX auth_failures_last ON auth_failures(last_ms);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -288,6 +317,8 @@ enum LockRequest {
 
 pub struct PgStore {
     tombstones_kept: AtomicU64,
+    /// Failed logins this node recorded (every [`AUTH_PRUNE_EVERY`]-th prunes).
+    auth_failures_recorded: AtomicU64,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Option<mpsc::Sender<ReadFn>>>,
@@ -454,6 +485,7 @@ impl PgStore {
             listening: std::sync::atomic::AtomicBool::new(false),
             stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
             tombstones_kept: AtomicU64::new(crate::sqlite::TOMBSTONES_KEPT),
+            auth_failures_recorded: AtomicU64::new(0),
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             readers: Mutex::new(Some(rtx)),
@@ -2262,6 +2294,122 @@ impl MailStore for PgStore {
                 tracing::error!(error = %e, "cannot start the notification thread; IDLE polls only");
             }
         }
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn auth_failure_record(&self, key: &str, window_ms: i64) -> Result<Option<u32>> {
+        let key = key.to_string();
+        let window = window_ms.max(1);
+        // Every AUTH_PRUNE_EVERY-th failure this node records prunes the table: at most
+        // AUTH_FAILURE_KEYS rows plus what the nodes add until their next pruning.
+        let prune =
+            self.auth_failures_recorded.fetch_add(1, Ordering::Relaxed) % AUTH_PRUNE_EVERY == 0;
+        let n: i64 = self.write(move |c| {
+            // One statement: a count whose last failure is older than the window starts
+            // again; the row lock orders the nodes' failures for one address.
+            let n: i64 = c
+                .cq_one(
+                    "INSERT INTO auth_failures (key, failures, last_ms)
+                     VALUES ($1, 1, (extract(epoch from clock_timestamp()) * 1000)::bigint)
+                     ON CONFLICT (key) DO UPDATE SET
+                        failures = CASE WHEN auth_failures.last_ms <= EXCLUDED.last_ms - $2 THEN 1
+                                        ELSE auth_failures.failures + 1 END,
+                        last_ms = EXCLUDED.last_ms
+                     RETURNING failures",
+                    &[&key, &window],
+                )?
+                .get(0);
+            if prune {
+                c.cexec(
+                    "DELETE FROM auth_failures
+                      WHERE last_ms <= (extract(epoch from clock_timestamp()) * 1000)::bigint - $1",
+                    &[&window],
+                )?;
+                c.cexec(
+                    "DELETE FROM auth_failures WHERE key IN
+                       (SELECT key FROM auth_failures ORDER BY last_ms DESC OFFSET $1)",
+                    &[&(AUTH_FAILURE_KEYS as i64)],
+                )?;
+            }
+            Ok(n)
+        })?;
+        Ok(Some(u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    fn auth_failure_count(&self, key: &str, window_ms: i64) -> Result<Option<u32>> {
+        let window = window_ms.max(1);
+        let n: Option<i64> = self.read(|c| {
+            Ok(c.cq_opt(
+                "SELECT failures FROM auth_failures WHERE key = $1
+                    AND last_ms > (extract(epoch from clock_timestamp()) * 1000)::bigint - $2",
+                &[&key, &window],
+            )?
+            .map(|r| r.get(0)))
+        })?;
+        Ok(Some(n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))))
+    }
+
+    fn session_create(&self, session: &WebSession, max_per_account: usize) -> Result<()> {
+        let s = session.clone();
+        let keep = i64::try_from(max_per_account.max(1)).unwrap_or(i64::MAX);
+        self.write(move |c| {
+            c.cexec(
+                "DELETE FROM web_sessions WHERE expires_ms <= $1",
+                &[&now_unix_ms()],
+            )?;
+            c.cexec(
+                "INSERT INTO web_sessions (id_hash, account_id, password_fp, csrf, created_ms, expires_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (id_hash) DO UPDATE SET account_id = EXCLUDED.account_id,
+                    password_fp = EXCLUDED.password_fp, csrf = EXCLUDED.csrf,
+                    created_ms = EXCLUDED.created_ms, expires_ms = EXCLUDED.expires_ms",
+                &[&s.id_hash, &s.account.0, &s.password_fp, &s.csrf, &s.created_ms, &s.expires_ms],
+            )?;
+            // The account's newest `keep` stay.
+            c.cexec(
+                "DELETE FROM web_sessions WHERE account_id = $1 AND id_hash NOT IN
+                   (SELECT id_hash FROM web_sessions WHERE account_id = $1
+                     ORDER BY created_ms DESC, id_hash LIMIT $2)",
+                &[&s.account.0, &keep],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session_get(&self, id_hash: &str) -> Result<Option<WebSession>> {
+        self.read(|c| {
+            Ok(c.cq_opt(
+                "SELECT id_hash, account_id, password_fp, csrf, created_ms, expires_ms
+                   FROM web_sessions WHERE id_hash = $1",
+                &[&id_hash],
+            )?
+            .map(|r| WebSession {
+                id_hash: r.get(0),
+                account: AccountId(r.get(1)),
+                password_fp: r.get(2),
+                csrf: r.get(3),
+                created_ms: r.get(4),
+                expires_ms: r.get(5),
+            }))
+        })
+    }
+
+    fn session_touch(&self, id_hash: &str, expires_ms: i64) -> Result<bool> {
+        let id = id_hash.to_string();
+        self.write(move |c| {
+            Ok(c.cexec(
+                "UPDATE web_sessions SET expires_ms = GREATEST(expires_ms, $2) WHERE id_hash = $1",
+                &[&id, &expires_ms],
+            )? > 0)
+        })
+    }
+
+    fn session_remove(&self, id_hash: &str) -> Result<bool> {
+        let id = id_hash.to_string();
+        self.write(move |c| Ok(c.cexec("DELETE FROM web_sessions WHERE id_hash = $1", &[&id])? > 0))
     }
 
     fn shutdown(&self) {

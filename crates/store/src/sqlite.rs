@@ -381,6 +381,25 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM message_transcript WHERE message_id = OLD.id;
     END;
     "#,
+    // Web login sessions (issue 18): the HTTP API's cookies, kept in the store so that a
+    // restart does not log everybody out (and, on PostgreSQL, every node knows them). Keyed by
+    // the SHA-256 of the cookie's id, never the id itself; gone with their account (cascade,
+    // and a trigger where foreign keys are off).
+    r#"
+    CREATE TABLE web_sessions (
+        id_hash TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        password_fp TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX web_sessions_account ON web_sessions(account_id, created_ms);
+    CREATE INDEX web_sessions_expires ON web_sessions(expires_ms);
+    CREATE TRIGGER accounts_web_sessions_delete AFTER DELETE ON accounts BEGIN
+        DELETE FROM web_sessions WHERE account_id = OLD.id;
+    END;
+    "#,
 ];
 
 /// How many tombstones (see the `expunged` table) a mailbox keeps; the oldest beyond this are
@@ -2259,6 +2278,76 @@ impl MailStore for SqliteStore {
     fn set_min_free_space(&self, octets: u64) {
         self.min_free_space
             .store(octets, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn session_create(&self, session: &WebSession, max_per_account: usize) -> Result<()> {
+        let s = session.clone();
+        let keep = i64::try_from(max_per_account.max(1)).unwrap_or(i64::MAX);
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM web_sessions WHERE expires_ms <= ?1",
+                params![now_unix_ms()],
+            )?;
+            c.execute(
+                "INSERT OR REPLACE INTO web_sessions
+                   (id_hash, account_id, password_fp, csrf, created_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    s.id_hash,
+                    s.account.0,
+                    s.password_fp,
+                    s.csrf,
+                    s.created_ms,
+                    s.expires_ms
+                ],
+            )?;
+            // The account's newest `keep` stay.
+            c.execute(
+                "DELETE FROM web_sessions WHERE account_id = ?1 AND id_hash NOT IN
+                   (SELECT id_hash FROM web_sessions WHERE account_id = ?1
+                     ORDER BY created_ms DESC, id_hash LIMIT ?2)",
+                params![s.account.0, keep],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session_get(&self, id_hash: &str) -> Result<Option<WebSession>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT id_hash, account_id, password_fp, csrf, created_ms, expires_ms
+                   FROM web_sessions WHERE id_hash = ?1",
+                params![id_hash],
+                |r| {
+                    Ok(WebSession {
+                        id_hash: r.get(0)?,
+                        account: AccountId(r.get(1)?),
+                        password_fp: r.get(2)?,
+                        csrf: r.get(3)?,
+                        created_ms: r.get(4)?,
+                        expires_ms: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn session_touch(&self, id_hash: &str, expires_ms: i64) -> Result<bool> {
+        let id = id_hash.to_string();
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE web_sessions SET expires_ms = MAX(expires_ms, ?2) WHERE id_hash = ?1",
+                params![id, expires_ms],
+            )? > 0)
+        })
+    }
+
+    fn session_remove(&self, id_hash: &str) -> Result<bool> {
+        let id = id_hash.to_string();
+        self.write(move |c| {
+            Ok(c.execute("DELETE FROM web_sessions WHERE id_hash = ?1", params![id])? > 0)
+        })
     }
 
     fn shutdown(&self) {
