@@ -42,6 +42,11 @@
 //!   go with it.
 //! - A delivery, an APPEND, a flag change or an expunge sends `NOTIFY mailroom_mailbox` with
 //!   the mailbox id when it commits, so a listener on another node can wake its IDLE sessions.
+//! - Failed logins per client address (`auth_failures`) are counted here for all nodes: one
+//!   upsert per failure that starts the count again when the last failure is older than the
+//!   window and returns the new count ([`MailStore::auth_failure_record`]); every
+//!   [`AUTH_PRUNE_EVERY`]-th failure a node records prunes expired rows and keeps at most
+//!   [`AUTH_FAILURE_KEYS`] addresses. Web login sessions (`web_sessions`) too, as in SQLite.
 //!
 //! # Messages
 //! Octets are kept in a `bytea` column with storage EXTERNAL (out of line, uncompressed), so
