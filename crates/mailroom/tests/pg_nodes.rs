@@ -683,3 +683,94 @@ fn migrate_copies_a_data_directory_and_a_node_serves_it_as_it_was() {
     assert_ne!(unrecent, fetch_before, "the old session saw \\Recent");
     assert_eq!(imap.ok("UID FETCH 1:* (FLAGS RFC822.SIZE)"), unrecent);
 }
+
+#[test]
+fn migrate_goes_to_postgres_and_back_and_the_data_directory_serves_the_same_messages() {
+    let mut old = ServerConfig::example().listen(&["smtp", "imap"]).start();
+    for i in 1..=4 {
+        old.deliver(
+            "bob@example.test",
+            &[ALICE.0],
+            &msg("bob@example.test", ALICE.0, &format!("round{i}"), "trip"),
+        );
+    }
+    let mut imap = Imap::login(old.imap(), ALICE);
+    imap.ok("ENABLE CONDSTORE");
+    imap.ok("SELECT INBOX");
+    imap.ok("STORE 2 +FLAGS (\\Flagged $Work)");
+    imap.ok("STORE 3 +FLAGS.SILENT (\\Deleted)");
+    imap.ok("EXPUNGE");
+    imap.ok("COPY 1:2 Archive");
+    let status = |i: &mut Imap, mailbox: &str| {
+        i.ok(&format!(
+            "STATUS {mailbox} (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ UNSEEN)"
+        ))
+        .into_iter()
+        .find(|l| l.starts_with("* STATUS"))
+        .unwrap_or_default()
+    };
+    let fetch = |i: &mut Imap, mailbox: &str| {
+        i.ok(&format!("EXAMINE {mailbox}"));
+        i.ok("UID FETCH 1:* (FLAGS RFC822.SIZE MODSEQ BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    };
+    imap.ok("UNSELECT");
+    let before: Vec<(String, Vec<String>)> = ["INBOX", "Archive"]
+        .iter()
+        .map(|m| (status(&mut imap, m), fetch(&mut imap, m)))
+        .collect();
+    drop(imap);
+    assert!(old.terminate(), "the old server did not stop cleanly");
+
+    let url = mailroom_store::testing::pg_database();
+    let out = old.cli(&["migrate", "--to", &url], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Back into a new data directory.
+    let new = tempfile::tempdir().expect("temporary directory");
+    let target = format!("sqlite:{}", new.path().join("data").display());
+    let bad = old.cli(&["migrate", "--from", &url, "--to", "/no/scheme"], "");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("sqlite:DIRECTORY"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let itself = format!("sqlite:{}", old.data_dir().display());
+    let bad = old.cli(&["migrate", "--to", &itself], "");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("the source itself"));
+    let out = old.cli(&["migrate", "--from", &url, "--to", &target], "");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("checked the counts"), "{said}");
+    assert!(said.contains("5 messages"), "{said}");
+    assert!(said.contains("remove the store line"), "{said}");
+    // Twice is refused: the data directory is no longer empty.
+    let again = old.cli(&["migrate", "--from", &url, "--to", &target], "");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("must be empty"));
+
+    let back = ServerConfig::example()
+        .listen(&["imap"])
+        .data_dir(&new.path().join("data"))
+        .start();
+    let mut imap = Imap::login(back.imap(), ALICE);
+    imap.ok("ENABLE CONDSTORE");
+    let after: Vec<(String, Vec<String>)> = ["INBOX", "Archive"]
+        .iter()
+        .map(|m| (status(&mut imap, m), fetch(&mut imap, m)))
+        .collect();
+    assert_eq!(
+        after, before,
+        "UIDs, flags, MODSEQs or counts changed on the way"
+    );
+    assert!(after[0].1.iter().any(|l| l.contains("$Work")), "{after:?}");
+}

@@ -424,6 +424,21 @@ pub struct WebSession {
     pub expires_ms: i64,
 }
 
+/// What a copy of a whole store ([`postgres::PgStore::import_from`],
+/// [`sqlite::SqliteStore::import_from`]) copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub domains: usize,
+    pub aliases: usize,
+    pub accounts: usize,
+    pub mailboxes: usize,
+    /// Mailbox entries (a message in two mailboxes counts twice).
+    pub messages: usize,
+    /// Octets of those entries.
+    pub octets: u64,
+    pub queued: usize,
+}
+
 /// Web login sessions an account keeps at most ([`MailStore::session_create`] drops its
 /// oldest beyond this).
 pub const SESSIONS_PER_ACCOUNT: usize = 50;

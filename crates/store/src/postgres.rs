@@ -2310,8 +2310,10 @@ impl MailStore for PgStore {
         let window = window_ms.max(1);
         // Every AUTH_PRUNE_EVERY-th failure this node records prunes the table: at most
         // AUTH_FAILURE_KEYS rows plus what the nodes add until their next pruning.
-        let prune =
-            self.auth_failures_recorded.fetch_add(1, Ordering::Relaxed) % AUTH_PRUNE_EVERY == 0;
+        let prune = self
+            .auth_failures_recorded
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(AUTH_PRUNE_EVERY);
         let n: i64 = self.write(move |c| {
             // One statement: a count whose last failure is older than the window starts
             // again; the row lock orders the nodes' failures for one address.
@@ -2440,22 +2442,8 @@ impl Drop for PgStore {
     }
 }
 
-/// What [`PgStore::import_from`] copied.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImportCounts {
-    pub domains: usize,
-    pub aliases: usize,
-    pub accounts: usize,
-    pub mailboxes: usize,
-    /// Mailbox entries (a message in two mailboxes counts twice).
-    pub messages: usize,
-    /// Octets of those entries.
-    pub octets: u64,
-    pub queued: usize,
-}
-
 /// Mailbox entries copied per transaction.
-const IMPORT_CHUNK: usize = 200;
+pub(crate) const IMPORT_CHUNK: usize = 200;
 
 impl PgStore {
     /// Copies everything of `src` (another store, normally the SQLite one of a data
@@ -2717,6 +2705,184 @@ mod tests {
             s.list_domains().unwrap()
         });
         assert_eq!(domains, ["x.test"]);
+    }
+
+    /// Everything a store's user sees of it, in a comparable form (ids left out: they are
+    /// the backend's own).
+    fn snapshot(s: &dyn MailStore) -> Vec<String> {
+        let mut out = vec![
+            format!("domains {:?}", s.list_domains().unwrap()),
+            format!("aliases {:?}", s.list_aliases().unwrap()),
+        ];
+        for a in s.list_accounts().unwrap() {
+            out.push(format!(
+                "account {} {} {:?} apop {:?} usage {} subs {:?}",
+                a.address,
+                a.password_hash,
+                a.quota,
+                s.apop_secret(&a.address).unwrap(),
+                s.account_usage(a.id).unwrap(),
+                s.subscriptions(a.id).unwrap()
+            ));
+            for mb in s.list_mailboxes(a.id).unwrap() {
+                out.push(format!(
+                    "  {} uv {} next {} hms {} recent {} use {:?} {:?}",
+                    mb.name,
+                    mb.uidvalidity,
+                    mb.uidnext,
+                    mb.highest_modseq,
+                    mb.recent_uid,
+                    mb.special_use,
+                    s.mailbox_counts(mb.id).unwrap()
+                ));
+                for m in s.list_messages(mb.id).unwrap() {
+                    let at = MessageRef::Mailbox {
+                        mailbox: mb.id,
+                        uid: m.uid,
+                    };
+                    out.push(format!(
+                        "    {} {} {:?} {:?} {} {} {} {:?} transcript {:?}",
+                        m.uid,
+                        m.size,
+                        m.flags,
+                        m.keywords,
+                        m.internal_date,
+                        m.modseq,
+                        m.ends_with_lf,
+                        String::from_utf8_lossy(&crate::read_message(s, at).unwrap()),
+                        s.message_transcript(at).unwrap().map(|t| t.encode_lines())
+                    ));
+                }
+            }
+        }
+        for q in s.queue_list().unwrap() {
+            out.push(format!(
+                "queue {} {} {:?} {:?}",
+                q.sender,
+                q.created,
+                q.recipients
+                    .iter()
+                    .map(|r| (
+                        &r.recipient,
+                        &r.status,
+                        r.attempts,
+                        r.next_attempt,
+                        &r.last_error
+                    ))
+                    .collect::<Vec<_>>(),
+                String::from_utf8_lossy(&crate::read_message(s, MessageRef::Queued(q.id)).unwrap())
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn a_store_goes_from_sqlite_to_postgres_and_back_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = crate::sqlite::SqliteStore::open(dir.path()).unwrap();
+        let a = src.add_account("a@x.test", "hash-a").unwrap();
+        let b = src.add_account("b@y.test", "hash-b").unwrap();
+        src.set_quota("a@x.test", Some(5000)).unwrap();
+        src.set_apop_secret("b@y.test", Some("tanstaaf")).unwrap();
+        src.add_alias("team@x.test", "a@x.test").unwrap();
+        src.subscribe(a, "Gone", true).unwrap();
+        let t = Transcript {
+            lines: vec![
+                (Direction::Server, "220 mx ESMTP".into()),
+                (Direction::Client, "MAIL FROM:<z@z.test>".into()),
+            ],
+            truncated: false,
+            peer: "127.0.0.1:5000".into(),
+            listener: "smtp".into(),
+        };
+        src.deliver(Delivery {
+            transcript: Some(t),
+            local_message: b"Subject: both\r\n\r\nhi\r\n".to_vec(),
+            local: vec![a, b],
+            outbound: Some(Outbound {
+                sender: "a@x.test".into(),
+                recipients: vec!["far@away.test".into(), "near@away.test".into()],
+                message: b"Subject: out\r\n\r\n".to_vec(),
+                first_attempt: 77,
+            }),
+        })
+        .unwrap();
+        let inbox = src.mailbox(a, "INBOX").unwrap().unwrap();
+        for i in 0..5 {
+            src.append_message(
+                inbox.id,
+                format!("m{i}\n").as_bytes(),
+                Flags::default(),
+                &[],
+                1000 + i,
+            )
+            .unwrap();
+        }
+        src.expunge(inbox.id, &[3]).unwrap();
+        src.store_flags(
+            inbox.id,
+            &[2],
+            FlagOp::Add,
+            Flags::SEEN,
+            &["$Work".into()],
+            None,
+        )
+        .unwrap();
+        src.claim_recent(inbox.id, 4).unwrap();
+        let work = src.create_mailbox(a, "Work/2026").unwrap();
+        src.copy_messages(inbox.id, &[1, 2], work, false).unwrap();
+        let before = snapshot(&src);
+
+        let url = crate::testing::pg_database();
+        let pg = PgStore::open(&url).unwrap();
+        pg.import_from(&src, |_, _| ()).unwrap();
+        assert_eq!(snapshot(&pg), before, "SQLite -> PostgreSQL");
+
+        let back_dir = tempfile::tempdir().unwrap();
+        let back = crate::sqlite::SqliteStore::open(back_dir.path()).unwrap();
+        let mut calls = 0;
+        let counts = back.import_from(&pg, |_, _| calls += 1).unwrap();
+        assert!(calls > 1);
+        assert_eq!(
+            (
+                counts.accounts,
+                counts.mailboxes > 2,
+                counts.messages,
+                counts.queued
+            ),
+            (2, true, 5 + 1 + 2, 1)
+        );
+        assert_eq!(snapshot(&back), before, "PostgreSQL -> SQLite");
+        // Twice is refused: the target is not empty.
+        assert!(matches!(
+            back.import_from(&pg, |_, _| ()),
+            Err(StoreError::Exists(_))
+        ));
+        // Blobs stay shared (the one delivered to both, four appended, the queued one).
+        let blobs: i64 = rusqlite::Connection::open(back_dir.path().join("mailroom.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blobs, 6);
+        // A QRESYNC client that knew an older MODSEQ is told every UID not there.
+        let a3 = back.find_account("a@x.test").unwrap().unwrap();
+        let inbox3 = back.mailbox(a3.id, "INBOX").unwrap().unwrap();
+        assert!(!back.vanished_since(inbox3.id, 1).unwrap().complete);
+        // New mailboxes never reuse a copied UIDVALIDITY.
+        let fresh = back.create_mailbox(a3.id, "Fresh").unwrap();
+        let uv = back.mailbox_by_id(fresh).unwrap().unwrap().uidvalidity;
+        for acc in src.list_accounts().unwrap() {
+            for m in src.list_mailboxes(acc.id).unwrap() {
+                assert!(uv > m.uidvalidity, "{uv} {}", m.uidvalidity);
+            }
+        }
+        // And the copy works as a store: a delivery gets the next UID.
+        back.append_message(inbox3.id, b"new\r\n", Flags::default(), &[], 5)
+            .unwrap();
+        assert_eq!(
+            back.mailbox(a3.id, "INBOX").unwrap().unwrap().uidnext,
+            inbox3.uidnext + 1
+        );
     }
 
     #[test]

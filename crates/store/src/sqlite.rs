@@ -1159,6 +1159,242 @@ fn alias_key(s: &str) -> String {
     s.trim().to_ascii_lowercase()
 }
 
+impl SqliteStore {
+    /// Copies everything of `src` (another store, normally a PostgreSQL database that nodes
+    /// shared) into this store, which must hold no account yet: the way back of
+    /// [`crate::postgres::PgStore::import_from`], with the same guarantees. Domains, aliases,
+    /// accounts (password hashes, quotas, APOP secrets), every mailbox with its UIDVALIDITY,
+    /// UIDNEXT, HIGHESTMODSEQ and `\Recent` mark, subscriptions, every message with its UID,
+    /// flags, keywords, internal date, MODSEQ and SMTP transcript, and the outbound queue with
+    /// each recipient's state. A message stored once for several mailboxes stays stored once.
+    /// QRESYNC tombstones are not carried over: a client that knew an older MODSEQ is told
+    /// every UID that is not there (`vanished_floor`). The UIDVALIDITY counter is raised past
+    /// every copied value, so a mailbox created later never repeats one. Each mailbox's count
+    /// is compared with the source as it is copied, the totals at the end; a mismatch is an
+    /// error. `progress(entries copied, entries in all)` is called as it goes.
+    pub fn import_from(
+        &self,
+        src: &dyn MailStore,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<ImportCounts> {
+        let existing: i64 =
+            self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?))?;
+        if existing > 0 {
+            return Err(StoreError::Exists(format!(
+                "{existing} accounts in the target store (it must be empty; use a new data directory)"
+            )));
+        }
+        let mut counts = ImportCounts::default();
+        let domains = src.list_domains()?;
+        let aliases = src.list_aliases()?;
+        let accounts = src.list_accounts()?;
+        let mut plan = Vec::new();
+        let mut total = 0usize;
+        for a in &accounts {
+            for mb in src.list_mailboxes(a.id)? {
+                let msgs = src.list_messages(mb.id)?;
+                total += msgs.len();
+                plan.push((a.id, mb, msgs));
+            }
+        }
+        {
+            let (domains, aliases) = (domains.clone(), aliases.clone());
+            self.write(move |c| {
+                for d in &domains {
+                    c.execute(
+                        "INSERT OR IGNORE INTO domains (name) VALUES (?1)",
+                        params![d],
+                    )?;
+                }
+                for (s, t) in &aliases {
+                    c.execute(
+                        "INSERT OR IGNORE INTO aliases (source, target) VALUES (?1, ?2)",
+                        params![s, t],
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+        counts.domains = domains.len();
+        counts.aliases = aliases.len();
+        // Source account id -> new id; source message id -> new message id (shared blobs).
+        let mut account_ids = std::collections::HashMap::new();
+        for a in &accounts {
+            let apop = src.apop_secret(&a.address)?;
+            let subs = src.subscriptions(a.id)?;
+            let (address, hash) = (a.address.clone(), a.password_hash.clone());
+            let quota = a.quota.map(|q| i64::try_from(q).unwrap_or(i64::MAX));
+            let id: i64 = self.write(move |c| {
+                c.execute(
+                    "INSERT INTO accounts (address, password_hash, created, quota, apop_secret)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![address, hash, now_unix(), quota, apop],
+                )?;
+                let id = c.last_insert_rowid();
+                for name in &subs {
+                    c.execute(
+                        "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",
+                        params![id, name],
+                    )?;
+                }
+                Ok(id)
+            })?;
+            account_ids.insert(a.id, id);
+        }
+        counts.accounts = accounts.len();
+        let mut blobs: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        let mut done = 0usize;
+        progress(0, total);
+        for (account, mb, msgs) in &plan {
+            let owner = *account_ids
+                .get(account)
+                .ok_or_else(|| StoreError::Invalid("internal: account not copied".into()))?;
+            let (name, uv, uidnext, hms, special, recent) = (
+                mb.name.clone(),
+                i64::from(mb.uidvalidity),
+                i64::from(mb.uidnext),
+                i64::try_from(mb.highest_modseq).unwrap_or(i64::MAX),
+                mb.special_use.clone(),
+                i64::from(mb.recent_uid),
+            );
+            let new_mb: i64 = self.write(move |c| {
+                c.execute(
+                    "INSERT INTO mailboxes (account_id, name, uidvalidity, uidnext, highest_modseq,
+                                            special_use, recent_uid, vanished_floor)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5)",
+                    params![owner, name, uv, uidnext, hms, special, recent],
+                )?;
+                let id = c.last_insert_rowid();
+                c.execute(
+                    "UPDATE counters SET value = MAX(value, ?1) WHERE name = 'uidvalidity'",
+                    params![uv],
+                )?;
+                Ok(id)
+            })?;
+            counts.mailboxes += 1;
+            for chunk in msgs.chunks(crate::postgres::IMPORT_CHUNK) {
+                // Read outside the transaction; the octets of blobs already copied are not
+                // read again.
+                let mut rows = Vec::with_capacity(chunk.len());
+                for m in chunk {
+                    let at = MessageRef::Mailbox {
+                        mailbox: mb.id,
+                        uid: m.uid,
+                    };
+                    // A new blob comes with its SMTP transcript, if it has one.
+                    let data = match blobs.get(&m.message.0) {
+                        Some(_) => None,
+                        None => Some((crate::read_message(src, at)?, src.message_transcript(at)?)),
+                    };
+                    counts.octets += m.size;
+                    rows.push((m.clone(), blobs.get(&m.message.0).copied(), data));
+                }
+                let new_ids: Vec<(i64, i64)> = self.write(move |c| {
+                    let mut made = Vec::new();
+                    for (m, known, data) in &rows {
+                        let blob = match (known, data) {
+                            (Some(id), _) => *id,
+                            (None, Some((d, transcript))) => {
+                                let id = insert_message(c, d)?.0;
+                                if let Some(t) = transcript {
+                                    c.execute(
+                                        "INSERT INTO message_transcript (message_id, peer, listener, truncated, lines)
+                                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                                        params![id, t.peer, t.listener, t.truncated, t.encode_lines()],
+                                    )?;
+                                }
+                                made.push((m.message.0, id));
+                                id
+                            }
+                            (None, None) => {
+                                return Err(StoreError::Invalid(
+                                    "internal: message octets missing".into(),
+                                ))
+                            }
+                        };
+                        c.execute(
+                            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            params![
+                                new_mb,
+                                i64::from(m.uid),
+                                blob,
+                                i64::from(m.flags.0),
+                                m.keywords.join(" "),
+                                m.internal_date,
+                                i64::try_from(m.modseq).unwrap_or(i64::MAX),
+                            ],
+                        )?;
+                    }
+                    Ok(made)
+                })?;
+                blobs.extend(new_ids);
+                done += chunk.len();
+                counts.messages += chunk.len();
+                progress(done, total);
+            }
+            // Verify: the store's own counters (kept by its triggers) against the source.
+            let mid = MailboxId {
+                account: AccountId(owner),
+                id: new_mb,
+            };
+            let got = self.mailbox_counts(mid)?;
+            if got.messages != msgs.len() as u64 {
+                return Err(StoreError::Invalid(format!(
+                    "mailbox {} of {}: {} messages copied, {} in the source",
+                    mb.name,
+                    accounts
+                        .iter()
+                        .find(|a| a.id == *account)
+                        .map(|a| a.address.as_str())
+                        .unwrap_or("?"),
+                    got.messages,
+                    msgs.len()
+                )));
+            }
+        }
+        for e in src.queue_list()? {
+            let data = crate::read_message(src, MessageRef::Queued(e.id))?;
+            self.write(move |c| {
+                let msg = insert_message(c, &data)?;
+                c.execute(
+                    "INSERT INTO queue (message_id, sender, created) VALUES (?1, ?2, ?3)",
+                    params![msg.0, e.sender, e.created],
+                )?;
+                let qid = c.last_insert_rowid();
+                for r in &e.recipients {
+                    c.execute(
+                        "INSERT INTO queue_recipients (queue_id, recipient, status, attempts, next_attempt, last_error)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![qid, r.recipient, r.status, i64::from(r.attempts), r.next_attempt, r.last_error],
+                    )?;
+                }
+                Ok(())
+            })?;
+            counts.queued += 1;
+        }
+        // The totals once more, from the store.
+        let (n_accounts, n_entries, n_queue): (i64, i64, i64) = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM mailbox_messages),
+                        (SELECT COUNT(*) FROM queue)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?)
+        })?;
+        if n_accounts as usize != counts.accounts
+            || n_entries as usize != counts.messages
+            || n_queue as usize != counts.queued
+        {
+            return Err(StoreError::Invalid(format!(
+                "after copying, the store holds {n_accounts} accounts, {n_entries} messages and {n_queue} queue entries; the source had {}, {} and {}",
+                counts.accounts, counts.messages, counts.queued
+            )));
+        }
+        Ok(counts)
+    }
+}
+
 impl MailStore for SqliteStore {
     fn backup(&self, dest: &Path) -> Result<u64> {
         if dest.exists() {
