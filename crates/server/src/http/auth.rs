@@ -339,7 +339,7 @@ impl FromRequestParts<Ctx> for User {
                 // written when the expiry would move by more than SLIDE_EVERY_MS.
                 let ttl = ttl_ms(ctx.shared.config.http.session_ttl);
                 let expires = now.saturating_add(ttl);
-                if expires - session.expires_ms > SLIDE_EVERY_MS.min(ttl / 2) {
+                if expires.saturating_sub(session.expires_ms) > SLIDE_EVERY_MS.min(ttl / 2) {
                     let store = ctx.shared.store.clone();
                     blocking(move || store.session_touch(&key, expires)).await?;
                 }
@@ -373,5 +373,31 @@ impl FromRequestParts<Ctx> for Admin {
             ));
         }
         Ok(Admin(user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ids_a_login_could_have_made_are_looked_up_and_never_as_given() {
+        let id = random_hex();
+        let key = id_hash(&id).expect("a login's id");
+        assert_eq!(key.len(), 64);
+        assert_ne!(key, id, "the store sees the hash, not the cookie");
+        assert_eq!(id_hash(&id), Some(key));
+        for bad in [
+            "",
+            "abc",
+            "../../etc/passwd",
+            &"A".repeat(64),
+            &"a".repeat(65),
+            &"g".repeat(64),
+        ] {
+            assert_eq!(id_hash(bad), None, "{bad}");
+        }
+        assert_ne!(fingerprint("$argon2id$a"), fingerprint("$argon2id$b"));
+        assert!(!fingerprint("$argon2id$a").contains("argon2"));
     }
 }
