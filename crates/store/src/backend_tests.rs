@@ -240,6 +240,39 @@ fn failed_logins_are_counted_in_the_store_only_when_it_is_shared(s: &TestStore) 
         rows <= crate::postgres::AUTH_PRUNE_EVERY as i64 + 8,
         "expired rows pruned: {rows}"
     );
+    // Many addresses within the window: the newest AUTH_FAILURE_KEYS stay after a pruning.
+    if let Backend::Postgres(url) = &s.backend {
+        let mut c = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+        c.execute(
+            "INSERT INTO auth_failures (key, failures, last_ms)
+             SELECT 'flood-' || i, 1, (extract(epoch from clock_timestamp()) * 1000)::bigint - i
+               FROM generate_series(1, $1::bigint) AS i",
+            &[&(AUTH_FAILURE_KEYS as i64 + 500)],
+        )
+        .unwrap();
+    }
+    for i in 0..crate::postgres::AUTH_PRUNE_EVERY {
+        s.auth_failure_record(&format!("10.2.0.{i}"), 3_600_000)
+            .unwrap();
+    }
+    let rows = s.count("SELECT COUNT(*) FROM auth_failures");
+    assert!(
+        rows <= (AUTH_FAILURE_KEYS as u64 + crate::postgres::AUTH_PRUNE_EVERY) as i64,
+        "bounded: {rows}"
+    );
+    assert!(
+        rows >= AUTH_FAILURE_KEYS as i64,
+        "only the oldest went: {rows}"
+    );
+    // The most recent addresses are the ones kept.
+    assert_eq!(
+        s.auth_failure_count("10.2.0.99", 3_600_000).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM auth_failures WHERE key = 'flood-10500'"),
+        0
+    );
 }
 
 fn apop_secrets_are_kept_apart_from_the_hash(s: &TestStore) {
