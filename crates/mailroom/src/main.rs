@@ -91,15 +91,23 @@ enum Command {
     /// the store's write lock while it runs: run it with the server stopped or at a quiet
     /// hour (deliveries wait, and get a temporary `451` after 30 s).
     Compact,
-    /// Copy the data directory's store into an empty PostgreSQL database
+    /// Copy the whole store into an empty one: a data directory into PostgreSQL, or back
     ///
     /// Everything: domains, aliases, accounts (password hashes, quotas, APOP secrets), every
-    /// folder with its UIDVALIDITY and UIDNEXT, every message with its UID, flags and MODSEQ
-    /// (IMAP clients keep their caches), and the outbound queue. Counts are compared mailbox
-    /// by mailbox at the end. Stop the server first; then set `store = "URL"` in the config.
+    /// folder with its UIDVALIDITY and UIDNEXT, every message with its UID, flags, MODSEQ and
+    /// SMTP transcript (IMAP clients keep their caches), and the outbound queue. Counts are
+    /// compared mailbox by mailbox and in total. Stop the server (every node) first; then
+    /// point the config at the new store.
+    ///
+    ///   mailroom migrate --to postgres://user:password@host:5432/database
+    ///   mailroom migrate --from postgres://user:password@host/database --to sqlite:DIR
     Migrate {
-        /// The target database: postgres://user:password@host:5432/database (it must hold no
-        /// account yet).
+        /// Where to copy from: postgres://... or sqlite:DIRECTORY (default: the config's
+        /// store, or its data_dir).
+        #[arg(long)]
+        from: Option<String>,
+        /// Where to copy to: postgres://user:password@host:5432/database, or sqlite:DIRECTORY
+        /// for a new data directory. It must hold no account yet.
         #[arg(long)]
         to: String,
     },
@@ -267,7 +275,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup { dir } => backup(config, &dir),
         Command::Check => Ok(check(&config)),
         Command::Compact => compact(&config),
-        Command::Migrate { to } => migrate(&config, &to),
+        Command::Migrate { from, to } => migrate(&config, from.as_deref(), &to),
         Command::Dns { domain, check } => dns(&config, &domain, check),
         Command::Lab { .. } => Ok(ExitCode::SUCCESS),
         Command::Calc(_)
@@ -632,47 +640,120 @@ fn backup(config: Config, dir: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `mailroom migrate --to URL`: the data directory's SQLite store copied into PostgreSQL.
-fn migrate(config: &Config, to: &str) -> Result<ExitCode> {
-    use mailroom_store::MailStore;
+/// One end of `mailroom migrate`.
+enum StoreAt {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl StoreAt {
+    /// `postgres://...` or `sqlite:DIRECTORY`.
+    fn parse(option: &str, text: &str) -> Result<StoreAt> {
+        let text = text.trim();
+        if mailroom_store::postgres::is_postgres_url(text) {
+            return Ok(StoreAt::Postgres(text.to_string()));
+        }
+        match text.strip_prefix("sqlite:") {
+            Some(dir) if !dir.trim().is_empty() => Ok(StoreAt::Sqlite(PathBuf::from(dir.trim()))),
+            _ => bail!(
+                "{option} {}: not a store; write postgres://user:password@host:5432/database, or sqlite:DIRECTORY for a data directory",
+                mailroom_store::postgres::redact_url(text)
+            ),
+        }
+    }
+
+    /// How it is shown (never with the password).
+    fn shown(&self) -> String {
+        match self {
+            StoreAt::Postgres(url) => mailroom_store::postgres::redact_url(url),
+            StoreAt::Sqlite(dir) => dir.display().to_string(),
+        }
+    }
+}
+
+/// Draws the copy's progress on stderr, at most ten times a second and at the end.
+fn progress_bar() -> impl FnMut(usize, usize) {
     use std::io::Write;
-    if !mailroom_store::postgres::is_postgres_url(to) {
+    let mut last = std::time::Instant::now();
+    move |done, total| {
+        if done == total || last.elapsed() >= std::time::Duration::from_millis(100) {
+            last = std::time::Instant::now();
+            let pct = (done * 100).checked_div(total).unwrap_or(100);
+            let width = 30;
+            let filled = pct * width / 100;
+            eprint!(
+                "\rcopying messages [{}{}] {done}/{total} ({pct}%)",
+                "#".repeat(filled),
+                "-".repeat(width - filled)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+/// `mailroom migrate [--from STORE] --to STORE`: a whole store copied into an empty one (a
+/// data directory into PostgreSQL, PostgreSQL back into a new data directory).
+fn migrate(config: &Config, from: Option<&str>, to: &str) -> Result<ExitCode> {
+    use mailroom_store::MailStore;
+    let to = StoreAt::parse("--to", to)?;
+    let from = match from {
+        Some(f) => StoreAt::parse("--from", f)?,
+        None => match &config.store {
+            Some(url) => StoreAt::parse("store =", url)?,
+            None => StoreAt::Sqlite(config.data_dir.clone()),
+        },
+    };
+    if let (StoreAt::Sqlite(a), StoreAt::Sqlite(b)) = (&from, &to) {
+        let same =
+            a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
         bail!(
-            "--to {}: not a PostgreSQL URL; write postgres://user:password@host:5432/database",
-            mailroom_store::postgres::redact_url(to)
+            "--to {}: {}; to copy a data directory use `mailroom backup DIR`",
+            b.display(),
+            if same {
+                "that is the source itself"
+            } else {
+                "both ends are data directories"
+            }
         );
     }
-    let shown = mailroom_store::postgres::redact_url(to);
-    let src = mailroom_store::open(&config.data_dir)
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    warn_exposed(&config.data_dir);
-    let dst = mailroom_store::postgres::PgStore::open(to)
-        .with_context(|| format!("cannot open the database {shown}"))?;
-    let started = std::time::Instant::now();
-    let mut last = std::time::Instant::now();
-    let counts = dst
-        .import_from(src.as_ref(), |done, total| {
-            // A progress line on stderr, at most ten times a second, and at the end.
-            if done == total || last.elapsed() >= std::time::Duration::from_millis(100) {
-                last = std::time::Instant::now();
-                let pct = (done * 100).checked_div(total).unwrap_or(100);
-                let width = 30;
-                let filled = pct * width / 100;
-                eprint!(
-                    "\rcopying messages [{}{}] {done}/{total} ({pct}%)",
-                    "#".repeat(filled),
-                    "-".repeat(width - filled)
-                );
-                let _ = std::io::stderr().flush();
+    let (from_shown, to_shown) = (from.shown(), to.shown());
+    let src: mailroom_store::Store = match &from {
+        StoreAt::Postgres(url) => std::sync::Arc::new(
+            mailroom_store::postgres::PgStore::open(url)
+                .with_context(|| format!("cannot open the database {from_shown}"))?,
+        ),
+        StoreAt::Sqlite(dir) => {
+            if !dir.join("mailroom.db").exists() {
+                bail!("--from {}: no store there (no mailroom.db)", dir.display());
             }
-        })
-        .with_context(|| format!("cannot copy {} into {shown}", config.data_dir.display()))?;
+            let s = mailroom_store::open(dir)
+                .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+            warn_exposed(dir);
+            s
+        }
+    };
+    let started = std::time::Instant::now();
+    let counts = match &to {
+        StoreAt::Postgres(url) => {
+            let dst = mailroom_store::postgres::PgStore::open(url)
+                .with_context(|| format!("cannot open the database {to_shown}"))?;
+            let counts = dst.import_from(src.as_ref(), progress_bar());
+            dst.shutdown();
+            counts
+        }
+        StoreAt::Sqlite(dir) => {
+            let dst = mailroom_store::sqlite::SqliteStore::open(dir)
+                .with_context(|| format!("cannot make a store in {}", dir.display()))?;
+            let counts = dst.import_from(src.as_ref(), progress_bar());
+            dst.shutdown();
+            counts
+        }
+    }
+    .with_context(|| format!("cannot copy {from_shown} into {to_shown}"))?;
     eprintln!();
     src.shutdown();
-    dst.shutdown();
     println!(
-        "copied {} into {shown} in {:.1} s and checked the counts: {} domains, {} aliases, {} accounts, {} folders, {} messages ({} octets), {} queued",
-        config.data_dir.display(),
+        "copied {from_shown} into {to_shown} in {:.1} s and checked the counts: {} domains, {} aliases, {} accounts, {} folders, {} messages ({} octets), {} queued",
         started.elapsed().as_secs_f64(),
         counts.domains,
         counts.aliases,
@@ -682,10 +763,15 @@ fn migrate(config: &Config, to: &str) -> Result<ExitCode> {
         counts.octets,
         counts.queued
     );
-    println!(
-        "next: stop using {}, and add to the config: store = \"{shown}\" (with the real password)",
-        config.data_dir.display()
-    );
+    match &to {
+        StoreAt::Postgres(_) => println!(
+            "next: stop using {from_shown}, and add to the config: store = \"{to_shown}\" (with the real password)"
+        ),
+        StoreAt::Sqlite(dir) => println!(
+            "next: stop every node using {from_shown}; in the config, remove the store line and set data_dir = \"{}\" (copy the old data_dir's tls/ and dkim/ into it to keep the certificate and keys)",
+            dir.display()
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,7 +2,7 @@
 //! in (cookie and CSRF, Basic), mail sent by SMTP seen in the API, IMAP SEARCH keys, parts,
 //! flags, move, delete; and like an attacker: another account's mailboxes and ids, traversal
 //! in part sections, a stale cookie after the account is removed, CSRF without the token or
-//! from a foreign Origin, bad input.
+//! from a foreign Origin, bad input; a login session that outlives a restart.
 
 mod support;
 
@@ -420,4 +420,39 @@ fn shutdown_ends_an_open_event_stream_and_exits_promptly() {
         took < std::time::Duration::from_secs(5),
         "shutdown took {took:?}"
     );
+}
+
+/// Login sessions are kept in the store: a restart (here a SIGKILL) logs nobody out, and a
+/// logout still ends the session afterwards.
+#[test]
+fn a_login_session_outlives_a_restart() {
+    let mut s = start();
+    let login = python(
+        &s,
+        r#"
+st, r, data = call("POST", "/api/login", {"address": "alice@example.test", "password": "secret"})
+assert st == 200, (st, data)
+print(r.getheader("Set-Cookie").split(";")[0])
+print(json.loads(data)["csrf_token"])
+"#,
+    );
+    let mut lines = login.lines();
+    let (cookie, csrf) = (
+        lines.next().expect("cookie").to_string(),
+        lines.next().expect("csrf token").to_string(),
+    );
+    assert!(cookie.starts_with("mailroom_session="), "{cookie}");
+    s.restart();
+    let script = format!(
+        r#"
+C = {{"Cookie": "{cookie}"}}
+me = j("GET", "/api/me", headers=C)
+assert me["address"] == "alice@example.test", me
+origin = "http://127.0.0.1:%d" % PORT
+j("POST", "/api/logout", headers=dict(C, **{{"X-CSRF-Token": "{csrf}", "Origin": origin}}))
+err("GET", "/api/me", 401, headers=C)
+print("ok")
+"#
+    );
+    assert_eq!(python(&s, &script).trim(), "ok");
 }

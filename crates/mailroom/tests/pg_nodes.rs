@@ -1,7 +1,8 @@
 //! Two mailroom nodes on one PostgreSQL database (`store = "postgres://..."`): what one node
 //! accepts, the other serves at once; IDLE on one hears of deliveries on the other; flags,
 //! expunges and MODSEQs agree; the POP3 maildrop lock holds across nodes and dies with the
-//! node that held it. Each test gets a fresh database of the test cluster (see
+//! node that held it; failed logins from one address add up over both nodes; a web login
+//! session made on one node is known (and ended) on the other. Each test gets a fresh database of the test cluster (see
 //! `mailroom_store::testing`).
 
 mod support;
@@ -187,6 +188,138 @@ fn the_pop3_maildrop_lock_holds_across_nodes_and_dies_with_its_node() {
         taken
     });
     assert!(taken, "a killed node's maildrop lock was never released");
+}
+
+/// A node with IMAP and HTTP on `url`: one failed login per connection (`max_auth_failures =
+/// 1`), a base delay of 100 ms, failures counted per address for 3 s after the last.
+fn login_node(url: &str) -> TestServer {
+    ServerConfig::example()
+        .listen(&["imap", "http"])
+        .top(&format!("store = \"{url}\""))
+        .limits(
+            "auth_failure_delay = \"100ms\"\nmax_auth_failures = 1\nauth_failure_window = \"3s\"",
+        )
+        .start()
+}
+
+/// One IMAP LOGIN with a wrong password on a new connection: the reply and how long it took.
+fn failed_imap_login(addr: std::net::SocketAddr) -> (String, Duration) {
+    let mut c = Imap::connect(addr);
+    let started = Instant::now();
+    let (tagged, _) = c.cmd(&format!("LOGIN {} wrong-password", ALICE.0));
+    (tagged, started.elapsed())
+}
+
+/// `POST /api/login` with the right password on `node`: the HTTP status.
+fn http_login_status(node: &TestServer) -> String {
+    node.python(
+        r#"
+import http.client, json, os
+c = http.client.HTTPConnection("127.0.0.1", int(os.environ["HTTP_PORT"]), timeout=30)
+c.request("POST", "/api/login", body=json.dumps({"address": "alice@example.test", "password": "secret"}),
+          headers={"Content-Type": "application/json"})
+print(c.getresponse().status)
+"#,
+    )
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn failed_logins_spread_over_two_nodes_add_up_as_on_one() {
+    let url = mailroom_store::testing::pg_database();
+    let (a, b) = (login_node(&url), login_node(&url));
+    assert_eq!(ALICE.1, "secret");
+    // Ten failures from 127.0.0.1, alternately on A and B, each on a new connection (so the
+    // per-connection count is always 1). The delay doubles with the address's count over both
+    // nodes: 100, 200, 400, then 800 ms (capped at 8x). Counted per node, the fourth (B's
+    // second) would wait 200 ms.
+    let mut delays = Vec::new();
+    for i in 0..10 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let (tagged, took) = failed_imap_login(node.imap());
+        assert!(tagged.contains("NO [AUTHENTICATIONFAILED]"), "{tagged}");
+        delays.push(took);
+    }
+    for (i, d) in delays.iter().enumerate().skip(3) {
+        assert!(
+            *d >= Duration::from_millis(750),
+            "failure {} (on node {}) waited {d:?}: the other node's failures were not counted ({delays:?})",
+            i + 1,
+            if i % 2 == 0 { "A" } else { "B" }
+        );
+    }
+    // 10 x max_auth_failures from the address: the HTTP login is refused on both nodes, even
+    // with the right password (5 failures on each node alone would not reach it).
+    assert_eq!(http_login_status(&a), "429");
+    assert_eq!(http_login_status(&b), "429");
+    // After the window, good logins work on both.
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(http_login_status(&b), "200");
+    Imap::login(a.imap(), ALICE).ok("LOGOUT");
+    // And the count starts again: a new failure waits the base delay.
+    let (_, took) = failed_imap_login(b.imap());
+    assert!(took < Duration::from_millis(700), "{took:?}");
+}
+
+#[test]
+fn a_web_login_on_one_node_is_used_and_ended_on_the_other() {
+    let url = mailroom_store::testing::pg_database();
+    let (a, b) = (login_node(&url), login_node(&url));
+    let script = r#"
+import http.client, json, os, sys
+A, B = int(os.environ["A_PORT"]), int(os.environ["B_PORT"])
+def call(port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    h = dict(headers or {})
+    h["Host"] = "127.0.0.1:%d" % port
+    if body is not None:
+        body = json.dumps(body); h["Content-Type"] = "application/json"
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    return r.status, r, r.read()
+st, r, data = call(A, "POST", "/api/login", {"address": "alice@example.test", "password": "secret"})
+assert st == 200, (st, data)
+cookie = r.getheader("Set-Cookie").split(";")[0]
+csrf = json.loads(data)["csrf_token"]
+# The cookie from A works on B.
+st, r, data = call(B, "GET", "/api/me", headers={"Cookie": cookie})
+assert st == 200 and json.loads(data)["address"] == "alice@example.test", (st, data)
+st, r, data = call(B, "GET", "/api/mailboxes", headers={"Cookie": cookie})
+assert st == 200 and any(m["name"] == "INBOX" for m in json.loads(data)), (st, data)
+# A change on B needs A's CSRF token: without it, or with another, B refuses.
+st, r, data = call(B, "POST", "/api/logout", headers={"Cookie": cookie, "Origin": "http://127.0.0.1:%d" % B})
+assert st == 403, (st, data)
+st, r, data = call(B, "POST", "/api/logout", headers={"Cookie": cookie, "X-CSRF-Token": "f" * 64, "Origin": "http://127.0.0.1:%d" % B})
+assert st == 403, (st, data)
+st, r, data = call(A, "GET", "/api/me", headers={"Cookie": cookie})
+assert st == 200, (st, data)
+# Logged out on B: the cookie then fails on A too.
+st, r, data = call(B, "POST", "/api/logout", headers={"Cookie": cookie, "X-CSRF-Token": csrf, "Origin": "http://127.0.0.1:%d" % B})
+assert st == 200, (st, data)
+st, r, data = call(A, "GET", "/api/me", headers={"Cookie": cookie})
+assert st == 401, (st, data)
+st, r, data = call(B, "GET", "/api/me", headers={"Cookie": cookie})
+assert st == 401, (st, data)
+# A made-up cookie, and one that is not even hex, are not logged in anywhere.
+for bad in ["mailroom_session=" + "0" * 64, "mailroom_session=../../etc", "mailroom_session=" + "a" * 5000]:
+    st, r, data = call(A, "GET", "/api/me", headers={"Cookie": bad})
+    assert st == 401, (bad[:40], st, data)
+print("ok")
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("A_PORT", a.addr("http").port().to_string())
+        .env("B_PORT", b.addr("http").port().to_string())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The shared store, opened by the test beside the nodes.
@@ -549,4 +682,95 @@ fn migrate_copies_a_data_directory_and_a_node_serves_it_as_it_was() {
         .collect();
     assert_ne!(unrecent, fetch_before, "the old session saw \\Recent");
     assert_eq!(imap.ok("UID FETCH 1:* (FLAGS RFC822.SIZE)"), unrecent);
+}
+
+#[test]
+fn migrate_goes_to_postgres_and_back_and_the_data_directory_serves_the_same_messages() {
+    let mut old = ServerConfig::example().listen(&["smtp", "imap"]).start();
+    for i in 1..=4 {
+        old.deliver(
+            "bob@example.test",
+            &[ALICE.0],
+            &msg("bob@example.test", ALICE.0, &format!("round{i}"), "trip"),
+        );
+    }
+    let mut imap = Imap::login(old.imap(), ALICE);
+    imap.ok("ENABLE CONDSTORE");
+    imap.ok("SELECT INBOX");
+    imap.ok("STORE 2 +FLAGS (\\Flagged $Work)");
+    imap.ok("STORE 3 +FLAGS.SILENT (\\Deleted)");
+    imap.ok("EXPUNGE");
+    imap.ok("COPY 1:2 Archive");
+    let status = |i: &mut Imap, mailbox: &str| {
+        i.ok(&format!(
+            "STATUS {mailbox} (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ UNSEEN)"
+        ))
+        .into_iter()
+        .find(|l| l.starts_with("* STATUS"))
+        .unwrap_or_default()
+    };
+    let fetch = |i: &mut Imap, mailbox: &str| {
+        i.ok(&format!("EXAMINE {mailbox}"));
+        i.ok("UID FETCH 1:* (FLAGS RFC822.SIZE MODSEQ BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    };
+    imap.ok("UNSELECT");
+    let before: Vec<(String, Vec<String>)> = ["INBOX", "Archive"]
+        .iter()
+        .map(|m| (status(&mut imap, m), fetch(&mut imap, m)))
+        .collect();
+    drop(imap);
+    assert!(old.terminate(), "the old server did not stop cleanly");
+
+    let url = mailroom_store::testing::pg_database();
+    let out = old.cli(&["migrate", "--to", &url], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Back into a new data directory.
+    let new = tempfile::tempdir().expect("temporary directory");
+    let target = format!("sqlite:{}", new.path().join("data").display());
+    let bad = old.cli(&["migrate", "--from", &url, "--to", "/no/scheme"], "");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("sqlite:DIRECTORY"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let itself = format!("sqlite:{}", old.data_dir().display());
+    let bad = old.cli(&["migrate", "--to", &itself], "");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("the source itself"));
+    let out = old.cli(&["migrate", "--from", &url, "--to", &target], "");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("checked the counts"), "{said}");
+    assert!(said.contains("5 messages"), "{said}");
+    assert!(said.contains("remove the store line"), "{said}");
+    // Twice is refused: the data directory is no longer empty.
+    let again = old.cli(&["migrate", "--from", &url, "--to", &target], "");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("must be empty"));
+
+    let back = ServerConfig::example()
+        .listen(&["imap"])
+        .data_dir(&new.path().join("data"))
+        .start();
+    let mut imap = Imap::login(back.imap(), ALICE);
+    imap.ok("ENABLE CONDSTORE");
+    let after: Vec<(String, Vec<String>)> = ["INBOX", "Archive"]
+        .iter()
+        .map(|m| (status(&mut imap, m), fetch(&mut imap, m)))
+        .collect();
+    assert_eq!(
+        after, before,
+        "UIDs, flags, MODSEQs or counts changed on the way"
+    );
+    assert!(after[0].1.iter().any(|l| l.contains("$Work")), "{after:?}");
 }

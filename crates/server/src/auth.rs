@@ -538,23 +538,70 @@ const MAX_TRACKED: usize = 10_000;
 
 /// Recent authentication failures per client address, across connections and protocols, so
 /// that opening a new connection does not reset the delay (the per-address dimension).
+///
+/// Where the store is shared by several nodes (PostgreSQL, [`MailStore::is_shared`]), the
+/// count lives in the store ([`MailStore::auth_failure_record`]: one upsert per failure), so
+/// guesses spread over the nodes add up as on one node; if the store cannot be reached the
+/// node counts in memory meanwhile. A store of one server (SQLite) keeps the count in this
+/// process's memory: no disk write per failed login.
+///
+/// [`MailStore::is_shared`]: mailroom_store::MailStore::is_shared
+/// [`MailStore::auth_failure_record`]: mailroom_store::MailStore::auth_failure_record
 pub struct FailureTracker {
     map: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
     /// How long a failure counts against its address (`limits.auth_failure_window`); zero
     /// turns the per-address count off.
     window: std::time::Duration,
+    /// The shared store that keeps the count, if the store is shared.
+    shared: Option<Store>,
 }
 
 impl FailureTracker {
+    /// A tracker that counts in memory.
     pub fn new(window: std::time::Duration) -> Self {
         FailureTracker {
             map: Default::default(),
             window,
+            shared: None,
         }
     }
 
+    /// A tracker for a server on `store`: the count is kept in the store when the store is
+    /// shared by several nodes, in memory otherwise.
+    pub fn for_store(window: std::time::Duration, store: &Store) -> Self {
+        FailureTracker {
+            shared: store.is_shared().then(|| store.clone()),
+            ..FailureTracker::new(window)
+        }
+    }
+
+    /// Whether the count is kept in a shared store.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    fn window_ms(&self) -> i64 {
+        i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// Records one failure from `ip` and returns how many it has within the window.
-    pub fn record(&self, ip: std::net::IpAddr) -> u32 {
+    pub async fn record(&self, ip: std::net::IpAddr) -> u32 {
+        if self.window.is_zero() {
+            return 1;
+        }
+        if let Some(store) = &self.shared {
+            let (store, window) = (store.clone(), self.window_ms());
+            let key = ip.to_string();
+            match tokio::task::spawn_blocking(move || store.auth_failure_record(&key, window)).await
+            {
+                Ok(Ok(Some(n))) => return n,
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot count a failed login in the shared store; counting it on this node only")
+                }
+                Err(e) => tracing::warn!(error = %e, "failed-login count task failed"),
+            }
+        }
         self.record_at(ip, std::time::Instant::now())
     }
 
@@ -582,8 +629,30 @@ impl FailureTracker {
         e.0
     }
 
-    /// Failures of `ip` within the window (0 when none).
-    pub fn count(&self, ip: std::net::IpAddr) -> u32 {
+    /// Failures of `ip` within the window (0 when none): the store's count where it is
+    /// shared (or this node's, whichever is larger, while the store could not be reached).
+    pub async fn count(&self, ip: std::net::IpAddr) -> u32 {
+        if self.window.is_zero() {
+            return 0;
+        }
+        let local = self.count_local(ip);
+        if let Some(store) = &self.shared {
+            let (store, window) = (store.clone(), self.window_ms());
+            let key = ip.to_string();
+            match tokio::task::spawn_blocking(move || store.auth_failure_count(&key, window)).await
+            {
+                Ok(Ok(Some(n))) => return n.max(local),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read the failed-login count of the shared store; using this node's")
+                }
+                Err(e) => tracing::warn!(error = %e, "failed-login count task failed"),
+            }
+        }
+        local
+    }
+
+    fn count_local(&self, ip: std::net::IpAddr) -> u32 {
         let now = std::time::Instant::now();
         self.map
             .lock()
@@ -600,14 +669,14 @@ impl FailureTracker {
 /// Records a failed authentication from `peer` and returns the delay to wait before
 /// answering: the larger of the per-connection and the per-address doubling (each capped at
 /// eight times the base). Logs one line with the address (never the password).
-pub fn note_failure(
+pub async fn note_failure(
     shared: &crate::Shared,
     proto: &str,
     peer: std::net::SocketAddr,
     user: &str,
     conn_failures: u32,
 ) -> std::time::Duration {
-    let per_ip = shared.auth_failures.record(peer.ip());
+    let per_ip = shared.auth_failures.record(peer.ip()).await;
     if let Some(kind) = crate::current_listener() {
         shared.metrics.login(kind, false);
     }
@@ -933,12 +1002,24 @@ mod tests {
         assert_eq!(a.verifications(), 1);
     }
 
-    #[test]
-    fn a_zero_window_counts_nothing_per_address() {
+    #[tokio::test]
+    async fn a_zero_window_counts_nothing_per_address() {
         let t = FailureTracker::new(Duration::ZERO);
         let a: std::net::IpAddr = "127.0.0.2".parse().unwrap();
-        assert_eq!(t.record(a), 1);
-        assert_eq!(t.record(a), 1);
-        assert_eq!(t.count(a), 0);
+        assert_eq!(t.record(a).await, 1);
+        assert_eq!(t.record(a).await, 1);
+        assert_eq!(t.count(a).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_store_of_one_server_leaves_the_count_in_memory() {
+        let (_dir, store) = store_with_alice();
+        let t = FailureTracker::for_store(Duration::from_secs(60), &store);
+        assert!(!t.is_shared());
+        let a: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(t.record(a).await, 1);
+        assert_eq!(t.record(a).await, 2);
+        assert_eq!(t.count(a).await, 2);
+        assert_eq!(t.count("127.0.0.3".parse().unwrap()).await, 0);
     }
 }

@@ -308,7 +308,8 @@ impl Server {
             tracing::info!(path = %tls.cert_path.display(), fingerprint = %tls.fingerprint, "created a self-signed TLS certificate");
         }
         let incoming = budget::MemoryBudget::new(config.limits.max_incoming_memory);
-        let auth_failures = auth::FailureTracker::new(config.limits.auth_failure_window);
+        let auth_failures =
+            auth::FailureTracker::for_store(config.limits.auth_failure_window, &store);
         let auth = auth::Authenticator::new(&config.limits);
         let capture = if config.capture.enabled {
             let cfg = config.capture.clone();

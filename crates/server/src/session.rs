@@ -162,7 +162,8 @@ impl LoginFailures {
     /// call this for it.
     pub async fn record(&mut self, shared: &Shared, conn: &Conn, user: &str) -> bool {
         self.0 += 1;
-        let delay = crate::auth::note_failure(shared, conn.trace.proto, conn.peer, user, self.0);
+        let delay =
+            crate::auth::note_failure(shared, conn.trace.proto, conn.peer, user, self.0).await;
         let max = shared.config.limits.max_auth_failures;
         conn.trace
             .note(&format!("authentication failure {} of {max}", self.0));

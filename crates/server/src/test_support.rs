@@ -64,7 +64,10 @@ impl Harness {
         let dkim = Arc::new(crate::dkim::DkimKeys::new(&config.data_dir, &config.dkim));
         let shared = Arc::new(Shared {
             incoming: budget::MemoryBudget::new(config.limits.max_incoming_memory),
-            auth_failures: auth::FailureTracker::new(config.limits.auth_failure_window),
+            auth_failures: auth::FailureTracker::for_store(
+                config.limits.auth_failure_window,
+                &store,
+            ),
             auth: auth::Authenticator::new(&config.limits),
             config,
             store,

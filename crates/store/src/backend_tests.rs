@@ -117,7 +117,163 @@ both_backends!(
     subscriptions_are_names_apart_from_mailboxes,
     search_data_lives_and_goes_with_the_message,
     a_transcript_is_kept_with_its_message_read_by_its_owner_and_goes_with_it,
+    web_sessions_are_kept_slid_bounded_per_account_and_removed,
+    failed_logins_are_counted_in_the_store_only_when_it_is_shared,
 );
+
+fn session(id: &str, account: AccountId, created_ms: i64, expires_ms: i64) -> WebSession {
+    WebSession {
+        id_hash: id.into(),
+        account,
+        password_fp: "fp".into(),
+        csrf: format!("csrf-{id}"),
+        created_ms,
+        expires_ms,
+    }
+}
+
+fn web_sessions_are_kept_slid_bounded_per_account_and_removed(s: &TestStore) {
+    let a = s.add_account("alice@example.test", "h").unwrap();
+    let b = s.add_account("bob@example.test", "h").unwrap();
+    let now = now_unix_ms();
+    let one = session("one", a, now, now + 60_000);
+    s.session_create(&one, 3).unwrap();
+    assert_eq!(s.session_get("one").unwrap(), Some(one.clone()));
+    assert_eq!(s.session_get("two").unwrap(), None);
+    // Sliding: the expiry moves forward, never back.
+    assert!(s.session_touch("one", now + 120_000).unwrap());
+    assert!(s.session_touch("one", now + 1_000).unwrap());
+    assert_eq!(
+        s.session_get("one").unwrap().unwrap().expires_ms,
+        now + 120_000
+    );
+    assert!(!s.session_touch("nobody", now).unwrap());
+    // Known after a restart, and to another process sharing the store.
+    let again = s.reopen();
+    assert_eq!(again.session_get("one").unwrap().unwrap().csrf, "csrf-one");
+    // At most 3 per account: the oldest go; another account's are not counted.
+    s.session_create(&session("b1", b, now, now + 60_000), 3)
+        .unwrap();
+    for (i, id) in ["two", "three", "four"].iter().enumerate() {
+        s.session_create(&session(id, a, now + 1 + i as i64, now + 60_000), 3)
+            .unwrap();
+    }
+    assert_eq!(s.session_get("one").unwrap(), None, "the oldest went");
+    for id in ["two", "three", "four", "b1"] {
+        assert!(s.session_get(id).unwrap().is_some(), "{id}");
+    }
+    // Expired sessions (anyone's) are pruned when a session is made.
+    s.session_create(&session("old", b, now - 10_000, now - 1), 3)
+        .unwrap();
+    s.session_create(&session("b2", b, now, now + 60_000), 3)
+        .unwrap();
+    assert_eq!(s.session_get("old").unwrap(), None);
+    // Logout.
+    assert!(s.session_remove("two").unwrap());
+    assert!(!s.session_remove("two").unwrap());
+    assert_eq!(s.session_get("two").unwrap(), None);
+    // Gone with the account.
+    s.remove_account("alice@example.test").unwrap();
+    assert_eq!(s.session_get("three").unwrap(), None);
+    assert_eq!(s.count("SELECT COUNT(*) FROM web_sessions"), 2);
+}
+
+fn failed_logins_are_counted_in_the_store_only_when_it_is_shared(s: &TestStore) {
+    let window = 60_000;
+    if !s.shared() {
+        // One server: it counts in memory, the store writes nothing.
+        assert!(!s.is_shared());
+        assert_eq!(s.auth_failure_record("127.0.0.1", window).unwrap(), None);
+        assert_eq!(s.auth_failure_count("127.0.0.1", window).unwrap(), None);
+        return;
+    }
+    assert!(s.is_shared());
+    let other = s.reopen();
+    assert_eq!(s.auth_failure_count("127.0.0.1", window).unwrap(), Some(0));
+    // Two nodes' failures from one address make one count.
+    assert_eq!(s.auth_failure_record("127.0.0.1", window).unwrap(), Some(1));
+    assert_eq!(
+        other.auth_failure_record("127.0.0.1", window).unwrap(),
+        Some(2)
+    );
+    assert_eq!(s.auth_failure_record("127.0.0.1", window).unwrap(), Some(3));
+    assert_eq!(
+        other.auth_failure_count("127.0.0.1", window).unwrap(),
+        Some(3)
+    );
+    assert_eq!(other.auth_failure_record("::1", window).unwrap(), Some(1));
+    // Concurrent failures on both nodes are all counted.
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let st = if i % 2 == 0 {
+                s.store.clone()
+            } else {
+                other.clone()
+            };
+            std::thread::spawn(move || st.auth_failure_record("127.0.0.9", window).unwrap())
+        })
+        .collect();
+    let mut seen: Vec<u32> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (1..=8).collect::<Vec<u32>>());
+    // A count whose last failure is older than the window starts again.
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    assert_eq!(s.auth_failure_count("127.0.0.1", 50).unwrap(), Some(0));
+    assert_eq!(s.auth_failure_record("127.0.0.1", 50).unwrap(), Some(1));
+    // Bounded: many addresses leave at most AUTH_FAILURE_KEYS rows after a pruning (every
+    // AUTH_PRUNE_EVERY-th failure a node records), expired ones first.
+    let n = crate::postgres::AUTH_PRUNE_EVERY as usize * 2;
+    for i in 0..n {
+        s.auth_failure_record(&format!("10.0.{}.{}", i / 256, i % 256), 1)
+            .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    for i in 0..n {
+        s.auth_failure_record(&format!("10.1.{}.{}", i / 256, i % 256), 1)
+            .unwrap();
+    }
+    let rows = s.count("SELECT COUNT(*) FROM auth_failures");
+    assert!(
+        rows <= crate::postgres::AUTH_PRUNE_EVERY as i64 + 8,
+        "expired rows pruned: {rows}"
+    );
+    // Many addresses within the window: the newest AUTH_FAILURE_KEYS stay after a pruning.
+    if let Backend::Postgres(url) = &s.backend {
+        let mut c = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+        c.execute(
+            "INSERT INTO auth_failures (key, failures, last_ms)
+             SELECT 'flood-' || i, 1, (extract(epoch from clock_timestamp()) * 1000)::bigint - i
+               FROM generate_series(1, $1::bigint) AS i",
+            &[&(AUTH_FAILURE_KEYS as i64 + 500)],
+        )
+        .unwrap();
+    }
+    for i in 0..crate::postgres::AUTH_PRUNE_EVERY {
+        s.auth_failure_record(&format!("10.2.0.{i}"), 3_600_000)
+            .unwrap();
+    }
+    let rows = s.count("SELECT COUNT(*) FROM auth_failures");
+    assert!(
+        rows <= (AUTH_FAILURE_KEYS as u64 + crate::postgres::AUTH_PRUNE_EVERY) as i64,
+        "bounded: {rows}"
+    );
+    assert!(
+        rows >= AUTH_FAILURE_KEYS as i64,
+        "only the oldest went: {rows}"
+    );
+    // The most recent addresses are the ones kept.
+    assert_eq!(
+        s.auth_failure_count("10.2.0.99", 3_600_000).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM auth_failures WHERE key = 'flood-10500'"),
+        0
+    );
+}
 
 fn apop_secrets_are_kept_apart_from_the_hash(s: &TestStore) {
     s.add_account("alice@example.test", "h").unwrap();

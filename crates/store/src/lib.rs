@@ -405,6 +405,48 @@ pub struct NewMessage {
     pub internal_date: i64,
 }
 
+/// A web login session (the HTTP API's cookie), as the store keeps it: every server sharing
+/// the store knows it, and it outlives a restart. The store never sees the cookie itself,
+/// only its hash ([`WebSession::id_hash`] is the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// SHA-256 of the cookie's session id (hex): a copy of the table gives no usable cookie.
+    pub id_hash: String,
+    pub account: AccountId,
+    /// A fingerprint of the account's password hash when the session began: a changed
+    /// password ends the session.
+    pub password_fp: String,
+    /// The CSRF token returned at login.
+    pub csrf: String,
+    /// When the session began (unix milliseconds): the oldest of an account go first.
+    pub created_ms: i64,
+    /// When it ends unless used again (unix milliseconds).
+    pub expires_ms: i64,
+}
+
+/// What a copy of a whole store ([`postgres::PgStore::import_from`],
+/// [`sqlite::SqliteStore::import_from`]) copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub domains: usize,
+    pub aliases: usize,
+    pub accounts: usize,
+    pub mailboxes: usize,
+    /// Mailbox entries (a message in two mailboxes counts twice).
+    pub messages: usize,
+    /// Octets of those entries.
+    pub octets: u64,
+    pub queued: usize,
+}
+
+/// Web login sessions an account keeps at most ([`MailStore::session_create`] drops its
+/// oldest beyond this).
+pub const SESSIONS_PER_ACCOUNT: usize = 50;
+
+/// Client addresses whose failed logins a shared store remembers at most, plus what the nodes
+/// add between two prunings ([`MailStore::auth_failure_record`]).
+pub const AUTH_FAILURE_KEYS: usize = 10_000;
+
 /// The store's interface. Every method blocks; async callers run them on a blocking thread.
 /// Methods that change state return only once the change is durable.
 pub trait MailStore: Send + Sync {
@@ -637,6 +679,42 @@ pub trait MailStore: Send + Sync {
         let _ = f;
     }
 
+    /// Whether several servers may use this store at once (each with its own memory): what
+    /// must be the same on all of them then lives in the store. The default: only this
+    /// process opens it.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Records one failed login from `key` (a client address) for every server sharing the
+    /// store, and returns its failures within the last `window_ms` milliseconds (this one
+    /// included): a count whose last failure is older than the window starts again at 1.
+    /// `None`: this store does not share them (the caller counts in its own memory, with no
+    /// disk write per failed login). Old rows are pruned as it goes; at most about
+    /// [`AUTH_FAILURE_KEYS`] addresses are kept, the most recent.
+    fn auth_failure_record(&self, key: &str, window_ms: i64) -> Result<Option<u32>> {
+        let _ = (key, window_ms);
+        Ok(None)
+    }
+
+    /// Failed logins from `key` within the last `window_ms` milliseconds, as
+    /// [`MailStore::auth_failure_record`] counts them; `None` when the store does not share
+    /// them.
+    fn auth_failure_count(&self, key: &str, window_ms: i64) -> Result<Option<u32>> {
+        let _ = (key, window_ms);
+        Ok(None)
+    }
+
+    /// Keeps a new web login session. Expired sessions (of anyone) are pruned, and the
+    /// account's oldest beyond `max_per_account` (counting the new one) are dropped.
+    fn session_create(&self, session: &WebSession, max_per_account: usize) -> Result<()>;
+    /// The session with this id hash, expired or not (the caller tells them apart).
+    fn session_get(&self, id_hash: &str) -> Result<Option<WebSession>>;
+    /// Moves a session's expiry (a sliding session); false when it is gone.
+    fn session_touch(&self, id_hash: &str, expires_ms: i64) -> Result<bool>;
+    /// Ends a session (logout); false when there was none.
+    fn session_remove(&self, id_hash: &str) -> Result<bool>;
+
     /// What the backend's writer did (group commits: their duration and size), for the
     /// server's metrics. `None`: the backend keeps no such numbers.
     fn writer_stats(&self) -> Option<stats::WriterStats> {
@@ -680,5 +758,13 @@ pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The current time in unix milliseconds.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }

@@ -42,6 +42,11 @@
 //!   go with it.
 //! - A delivery, an APPEND, a flag change or an expunge sends `NOTIFY mailroom_mailbox` with
 //!   the mailbox id when it commits, so a listener on another node can wake its IDLE sessions.
+//! - Failed logins per client address (`auth_failures`) are counted here for all nodes: one
+//!   upsert per failure that starts the count again when the last failure is older than the
+//!   window and returns the new count ([`MailStore::auth_failure_record`]); every
+//!   [`AUTH_PRUNE_EVERY`]-th failure a node records prunes expired rows and keeps at most
+//!   [`AUTH_FAILURE_KEYS`] addresses. Web login sessions (`web_sessions`) too, as in SQLite.
 //!
 //! # Messages
 //! Octets are kept in a `bytea` column with storage EXTERNAL (out of line, uncompressed), so
@@ -68,6 +73,8 @@ pub const MAX_BATCH: usize = 256;
 pub const READERS: usize = 12;
 /// How often a job that lost a deadlock or a serialization conflict is run again.
 pub const MAX_TRIES: u32 = 5;
+/// A node prunes the table of failed logins at every this many failures it records.
+pub const AUTH_PRUNE_EVERY: u64 = 100;
 /// The channel NOTIFY uses for changed mailboxes (the payload is the mailbox id).
 pub const MAILBOX_CHANNEL: &str = "mailroom_mailbox";
 
@@ -254,6 +261,33 @@ const MIGRATIONS: &[&str] = &[
         lines TEXT NOT NULL
     );
     "#,
+    // Web login sessions (issue 18): the HTTP API's cookies, so that a cookie from one node
+    // is known on every other (SQLite's `web_sessions`, the same form). Keyed by the SHA-256
+    // of the cookie's id; gone with their account.
+    r#"
+    CREATE TABLE web_sessions (
+        id_hash TEXT COLLATE "C" PRIMARY KEY,
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        password_fp TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE INDEX web_sessions_account ON web_sessions(account_id, created_ms);
+    CREATE INDEX web_sessions_expires ON web_sessions(expires_ms);
+    "#,
+    // Failed logins per client address (issue 18), counted for all nodes together: an
+    // attacker who spreads guesses over several nodes meets the same doubling delay as on
+    // one. `last_ms` is the database's clock at the latest failure; rows older than the
+    // window are pruned, and at most about AUTH_FAILURE_KEYS addresses are kept.
+    r#"
+    CREATE TABLE auth_failures (
+        key TEXT COLLATE "C" PRIMARY KEY,
+        failures BIGINT NOT NULL,
+        last_ms BIGINT NOT NULL
+    );
+    CREATE INDEX auth_failures_last ON auth_failures(last_ms);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -288,6 +322,8 @@ enum LockRequest {
 
 pub struct PgStore {
     tombstones_kept: AtomicU64,
+    /// Failed logins this node recorded (every [`AUTH_PRUNE_EVERY`]-th prunes).
+    auth_failures_recorded: AtomicU64,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Option<mpsc::Sender<ReadFn>>>,
@@ -454,6 +490,7 @@ impl PgStore {
             listening: std::sync::atomic::AtomicBool::new(false),
             stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
             tombstones_kept: AtomicU64::new(crate::sqlite::TOMBSTONES_KEPT),
+            auth_failures_recorded: AtomicU64::new(0),
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             readers: Mutex::new(Some(rtx)),
@@ -2264,6 +2301,124 @@ impl MailStore for PgStore {
         }
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn auth_failure_record(&self, key: &str, window_ms: i64) -> Result<Option<u32>> {
+        let key = key.to_string();
+        let window = window_ms.max(1);
+        // Every AUTH_PRUNE_EVERY-th failure this node records prunes the table: at most
+        // AUTH_FAILURE_KEYS rows plus what the nodes add until their next pruning.
+        let prune = self
+            .auth_failures_recorded
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(AUTH_PRUNE_EVERY);
+        let n: i64 = self.write(move |c| {
+            // One statement: a count whose last failure is older than the window starts
+            // again; the row lock orders the nodes' failures for one address.
+            let n: i64 = c
+                .cq_one(
+                    "INSERT INTO auth_failures (key, failures, last_ms)
+                     VALUES ($1, 1, (extract(epoch from clock_timestamp()) * 1000)::bigint)
+                     ON CONFLICT (key) DO UPDATE SET
+                        failures = CASE WHEN auth_failures.last_ms <= EXCLUDED.last_ms - $2 THEN 1
+                                        ELSE auth_failures.failures + 1 END,
+                        last_ms = EXCLUDED.last_ms
+                     RETURNING failures",
+                    &[&key, &window],
+                )?
+                .get(0);
+            if prune {
+                c.cexec(
+                    "DELETE FROM auth_failures
+                      WHERE last_ms <= (extract(epoch from clock_timestamp()) * 1000)::bigint - $1",
+                    &[&window],
+                )?;
+                c.cexec(
+                    "DELETE FROM auth_failures WHERE key IN
+                       (SELECT key FROM auth_failures ORDER BY last_ms DESC OFFSET $1)",
+                    &[&(AUTH_FAILURE_KEYS as i64)],
+                )?;
+            }
+            Ok(n)
+        })?;
+        Ok(Some(u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    fn auth_failure_count(&self, key: &str, window_ms: i64) -> Result<Option<u32>> {
+        let window = window_ms.max(1);
+        let n: Option<i64> = self.read(|c| {
+            Ok(c.cq_opt(
+                "SELECT failures FROM auth_failures WHERE key = $1
+                    AND last_ms > (extract(epoch from clock_timestamp()) * 1000)::bigint - $2",
+                &[&key, &window],
+            )?
+            .map(|r| r.get(0)))
+        })?;
+        Ok(Some(n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))))
+    }
+
+    fn session_create(&self, session: &WebSession, max_per_account: usize) -> Result<()> {
+        let s = session.clone();
+        let keep = i64::try_from(max_per_account.max(1)).unwrap_or(i64::MAX);
+        self.write(move |c| {
+            c.cexec(
+                "DELETE FROM web_sessions WHERE expires_ms <= $1",
+                &[&now_unix_ms()],
+            )?;
+            c.cexec(
+                "INSERT INTO web_sessions (id_hash, account_id, password_fp, csrf, created_ms, expires_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (id_hash) DO UPDATE SET account_id = EXCLUDED.account_id,
+                    password_fp = EXCLUDED.password_fp, csrf = EXCLUDED.csrf,
+                    created_ms = EXCLUDED.created_ms, expires_ms = EXCLUDED.expires_ms",
+                &[&s.id_hash, &s.account.0, &s.password_fp, &s.csrf, &s.created_ms, &s.expires_ms],
+            )?;
+            // The account's newest `keep` stay.
+            c.cexec(
+                "DELETE FROM web_sessions WHERE account_id = $1 AND id_hash NOT IN
+                   (SELECT id_hash FROM web_sessions WHERE account_id = $1
+                     ORDER BY created_ms DESC, id_hash LIMIT $2)",
+                &[&s.account.0, &keep],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session_get(&self, id_hash: &str) -> Result<Option<WebSession>> {
+        self.read(|c| {
+            Ok(c.cq_opt(
+                "SELECT id_hash, account_id, password_fp, csrf, created_ms, expires_ms
+                   FROM web_sessions WHERE id_hash = $1",
+                &[&id_hash],
+            )?
+            .map(|r| WebSession {
+                id_hash: r.get(0),
+                account: AccountId(r.get(1)),
+                password_fp: r.get(2),
+                csrf: r.get(3),
+                created_ms: r.get(4),
+                expires_ms: r.get(5),
+            }))
+        })
+    }
+
+    fn session_touch(&self, id_hash: &str, expires_ms: i64) -> Result<bool> {
+        let id = id_hash.to_string();
+        self.write(move |c| {
+            Ok(c.cexec(
+                "UPDATE web_sessions SET expires_ms = GREATEST(expires_ms, $2) WHERE id_hash = $1",
+                &[&id, &expires_ms],
+            )? > 0)
+        })
+    }
+
+    fn session_remove(&self, id_hash: &str) -> Result<bool> {
+        let id = id_hash.to_string();
+        self.write(move |c| Ok(c.cexec("DELETE FROM web_sessions WHERE id_hash = $1", &[&id])? > 0))
+    }
+
     fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Ok(mut w) = self.writer.lock() {
@@ -2287,22 +2442,8 @@ impl Drop for PgStore {
     }
 }
 
-/// What [`PgStore::import_from`] copied.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImportCounts {
-    pub domains: usize,
-    pub aliases: usize,
-    pub accounts: usize,
-    pub mailboxes: usize,
-    /// Mailbox entries (a message in two mailboxes counts twice).
-    pub messages: usize,
-    /// Octets of those entries.
-    pub octets: u64,
-    pub queued: usize,
-}
-
 /// Mailbox entries copied per transaction.
-const IMPORT_CHUNK: usize = 200;
+pub(crate) const IMPORT_CHUNK: usize = 200;
 
 impl PgStore {
     /// Copies everything of `src` (another store, normally the SQLite one of a data
@@ -2564,6 +2705,184 @@ mod tests {
             s.list_domains().unwrap()
         });
         assert_eq!(domains, ["x.test"]);
+    }
+
+    /// Everything a store's user sees of it, in a comparable form (ids left out: they are
+    /// the backend's own).
+    fn snapshot(s: &dyn MailStore) -> Vec<String> {
+        let mut out = vec![
+            format!("domains {:?}", s.list_domains().unwrap()),
+            format!("aliases {:?}", s.list_aliases().unwrap()),
+        ];
+        for a in s.list_accounts().unwrap() {
+            out.push(format!(
+                "account {} {} {:?} apop {:?} usage {} subs {:?}",
+                a.address,
+                a.password_hash,
+                a.quota,
+                s.apop_secret(&a.address).unwrap(),
+                s.account_usage(a.id).unwrap(),
+                s.subscriptions(a.id).unwrap()
+            ));
+            for mb in s.list_mailboxes(a.id).unwrap() {
+                out.push(format!(
+                    "  {} uv {} next {} hms {} recent {} use {:?} {:?}",
+                    mb.name,
+                    mb.uidvalidity,
+                    mb.uidnext,
+                    mb.highest_modseq,
+                    mb.recent_uid,
+                    mb.special_use,
+                    s.mailbox_counts(mb.id).unwrap()
+                ));
+                for m in s.list_messages(mb.id).unwrap() {
+                    let at = MessageRef::Mailbox {
+                        mailbox: mb.id,
+                        uid: m.uid,
+                    };
+                    out.push(format!(
+                        "    {} {} {:?} {:?} {} {} {} {:?} transcript {:?}",
+                        m.uid,
+                        m.size,
+                        m.flags,
+                        m.keywords,
+                        m.internal_date,
+                        m.modseq,
+                        m.ends_with_lf,
+                        String::from_utf8_lossy(&crate::read_message(s, at).unwrap()),
+                        s.message_transcript(at).unwrap().map(|t| t.encode_lines())
+                    ));
+                }
+            }
+        }
+        for q in s.queue_list().unwrap() {
+            out.push(format!(
+                "queue {} {} {:?} {:?}",
+                q.sender,
+                q.created,
+                q.recipients
+                    .iter()
+                    .map(|r| (
+                        &r.recipient,
+                        &r.status,
+                        r.attempts,
+                        r.next_attempt,
+                        &r.last_error
+                    ))
+                    .collect::<Vec<_>>(),
+                String::from_utf8_lossy(&crate::read_message(s, MessageRef::Queued(q.id)).unwrap())
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn a_store_goes_from_sqlite_to_postgres_and_back_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = crate::sqlite::SqliteStore::open(dir.path()).unwrap();
+        let a = src.add_account("a@x.test", "hash-a").unwrap();
+        let b = src.add_account("b@y.test", "hash-b").unwrap();
+        src.set_quota("a@x.test", Some(5000)).unwrap();
+        src.set_apop_secret("b@y.test", Some("tanstaaf")).unwrap();
+        src.add_alias("team@x.test", "a@x.test").unwrap();
+        src.subscribe(a, "Gone", true).unwrap();
+        let t = Transcript {
+            lines: vec![
+                (Direction::Server, "220 mx ESMTP".into()),
+                (Direction::Client, "MAIL FROM:<z@z.test>".into()),
+            ],
+            truncated: false,
+            peer: "127.0.0.1:5000".into(),
+            listener: "smtp".into(),
+        };
+        src.deliver(Delivery {
+            transcript: Some(t),
+            local_message: b"Subject: both\r\n\r\nhi\r\n".to_vec(),
+            local: vec![a, b],
+            outbound: Some(Outbound {
+                sender: "a@x.test".into(),
+                recipients: vec!["far@away.test".into(), "near@away.test".into()],
+                message: b"Subject: out\r\n\r\n".to_vec(),
+                first_attempt: 77,
+            }),
+        })
+        .unwrap();
+        let inbox = src.mailbox(a, "INBOX").unwrap().unwrap();
+        for i in 0..5 {
+            src.append_message(
+                inbox.id,
+                format!("m{i}\n").as_bytes(),
+                Flags::default(),
+                &[],
+                1000 + i,
+            )
+            .unwrap();
+        }
+        src.expunge(inbox.id, &[3]).unwrap();
+        src.store_flags(
+            inbox.id,
+            &[2],
+            FlagOp::Add,
+            Flags::SEEN,
+            &["$Work".into()],
+            None,
+        )
+        .unwrap();
+        src.claim_recent(inbox.id, 4).unwrap();
+        let work = src.create_mailbox(a, "Work/2026").unwrap();
+        src.copy_messages(inbox.id, &[1, 2], work, false).unwrap();
+        let before = snapshot(&src);
+
+        let url = crate::testing::pg_database();
+        let pg = PgStore::open(&url).unwrap();
+        pg.import_from(&src, |_, _| ()).unwrap();
+        assert_eq!(snapshot(&pg), before, "SQLite -> PostgreSQL");
+
+        let back_dir = tempfile::tempdir().unwrap();
+        let back = crate::sqlite::SqliteStore::open(back_dir.path()).unwrap();
+        let mut calls = 0;
+        let counts = back.import_from(&pg, |_, _| calls += 1).unwrap();
+        assert!(calls > 1);
+        assert_eq!(
+            (
+                counts.accounts,
+                counts.mailboxes > 2,
+                counts.messages,
+                counts.queued
+            ),
+            (2, true, 5 + 1 + 2, 1)
+        );
+        assert_eq!(snapshot(&back), before, "PostgreSQL -> SQLite");
+        // Twice is refused: the target is not empty.
+        assert!(matches!(
+            back.import_from(&pg, |_, _| ()),
+            Err(StoreError::Exists(_))
+        ));
+        // Blobs stay shared (the one delivered to both, four appended, the queued one).
+        let blobs: i64 = rusqlite::Connection::open(back_dir.path().join("mailroom.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blobs, 6);
+        // A QRESYNC client that knew an older MODSEQ is told every UID not there.
+        let a3 = back.find_account("a@x.test").unwrap().unwrap();
+        let inbox3 = back.mailbox(a3.id, "INBOX").unwrap().unwrap();
+        assert!(!back.vanished_since(inbox3.id, 1).unwrap().complete);
+        // New mailboxes never reuse a copied UIDVALIDITY.
+        let fresh = back.create_mailbox(a3.id, "Fresh").unwrap();
+        let uv = back.mailbox_by_id(fresh).unwrap().unwrap().uidvalidity;
+        for acc in src.list_accounts().unwrap() {
+            for m in src.list_mailboxes(acc.id).unwrap() {
+                assert!(uv > m.uidvalidity, "{uv} {}", m.uidvalidity);
+            }
+        }
+        // And the copy works as a store: a delivery gets the next UID.
+        back.append_message(inbox3.id, b"new\r\n", Flags::default(), &[], 5)
+            .unwrap();
+        assert_eq!(
+            back.mailbox(a3.id, "INBOX").unwrap().unwrap().uidnext,
+            inbox3.uidnext + 1
+        );
     }
 
     #[test]

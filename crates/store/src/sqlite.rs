@@ -384,11 +384,31 @@ const MIGRATIONS: &[&str] = &[
     // A queue entry's recipients found by their entry. Without it every delivery result
     // (`queue_update`) and every round's read of the due entries scanned the whole
     // queue_recipients table: relaying slowed down as the queue grew (perf, issue 18).
-    // `queue_recipients_lease`: the due list skips claimed recipients without reading rows.
+    // `queue_recipients_due` now holds the lease and the entry too: the due list skips
+    // claimed recipients and finds their entries inside the index, without reading rows.
     r#"
     CREATE INDEX IF NOT EXISTS queue_recipients_queue ON queue_recipients(queue_id);
     DROP INDEX IF EXISTS queue_recipients_due;
     CREATE INDEX queue_recipients_due ON queue_recipients(status, next_attempt, lease, queue_id);
+    "#,
+    // Web login sessions (issue 18): the HTTP API's cookies, kept in the store so that a
+    // restart does not log everybody out (and, on PostgreSQL, every node knows them). Keyed by
+    // the SHA-256 of the cookie's id, never the id itself; gone with their account (cascade,
+    // and a trigger where foreign keys are off).
+    r#"
+    CREATE TABLE web_sessions (
+        id_hash TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        password_fp TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX web_sessions_account ON web_sessions(account_id, created_ms);
+    CREATE INDEX web_sessions_expires ON web_sessions(expires_ms);
+    CREATE TRIGGER accounts_web_sessions_delete AFTER DELETE ON accounts BEGIN
+        DELETE FROM web_sessions WHERE account_id = OLD.id;
+    END;
     "#,
 ];
 
@@ -1147,6 +1167,242 @@ fn local_part_range(local: &str) -> Option<(String, String)> {
 
 fn alias_key(s: &str) -> String {
     s.trim().to_ascii_lowercase()
+}
+
+impl SqliteStore {
+    /// Copies everything of `src` (another store, normally a PostgreSQL database that nodes
+    /// shared) into this store, which must hold no account yet: the way back of
+    /// [`crate::postgres::PgStore::import_from`], with the same guarantees. Domains, aliases,
+    /// accounts (password hashes, quotas, APOP secrets), every mailbox with its UIDVALIDITY,
+    /// UIDNEXT, HIGHESTMODSEQ and `\Recent` mark, subscriptions, every message with its UID,
+    /// flags, keywords, internal date, MODSEQ and SMTP transcript, and the outbound queue with
+    /// each recipient's state. A message stored once for several mailboxes stays stored once.
+    /// QRESYNC tombstones are not carried over: a client that knew an older MODSEQ is told
+    /// every UID that is not there (`vanished_floor`). The UIDVALIDITY counter is raised past
+    /// every copied value, so a mailbox created later never repeats one. Each mailbox's count
+    /// is compared with the source as it is copied, the totals at the end; a mismatch is an
+    /// error. `progress(entries copied, entries in all)` is called as it goes.
+    pub fn import_from(
+        &self,
+        src: &dyn MailStore,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<ImportCounts> {
+        let existing: i64 =
+            self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?))?;
+        if existing > 0 {
+            return Err(StoreError::Exists(format!(
+                "{existing} accounts in the target store (it must be empty; use a new data directory)"
+            )));
+        }
+        let mut counts = ImportCounts::default();
+        let domains = src.list_domains()?;
+        let aliases = src.list_aliases()?;
+        let accounts = src.list_accounts()?;
+        let mut plan = Vec::new();
+        let mut total = 0usize;
+        for a in &accounts {
+            for mb in src.list_mailboxes(a.id)? {
+                let msgs = src.list_messages(mb.id)?;
+                total += msgs.len();
+                plan.push((a.id, mb, msgs));
+            }
+        }
+        {
+            let (domains, aliases) = (domains.clone(), aliases.clone());
+            self.write(move |c| {
+                for d in &domains {
+                    c.execute(
+                        "INSERT OR IGNORE INTO domains (name) VALUES (?1)",
+                        params![d],
+                    )?;
+                }
+                for (s, t) in &aliases {
+                    c.execute(
+                        "INSERT OR IGNORE INTO aliases (source, target) VALUES (?1, ?2)",
+                        params![s, t],
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+        counts.domains = domains.len();
+        counts.aliases = aliases.len();
+        // Source account id -> new id; source message id -> new message id (shared blobs).
+        let mut account_ids = std::collections::HashMap::new();
+        for a in &accounts {
+            let apop = src.apop_secret(&a.address)?;
+            let subs = src.subscriptions(a.id)?;
+            let (address, hash) = (a.address.clone(), a.password_hash.clone());
+            let quota = a.quota.map(|q| i64::try_from(q).unwrap_or(i64::MAX));
+            let id: i64 = self.write(move |c| {
+                c.execute(
+                    "INSERT INTO accounts (address, password_hash, created, quota, apop_secret)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![address, hash, now_unix(), quota, apop],
+                )?;
+                let id = c.last_insert_rowid();
+                for name in &subs {
+                    c.execute(
+                        "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?1, ?2)",
+                        params![id, name],
+                    )?;
+                }
+                Ok(id)
+            })?;
+            account_ids.insert(a.id, id);
+        }
+        counts.accounts = accounts.len();
+        let mut blobs: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        let mut done = 0usize;
+        progress(0, total);
+        for (account, mb, msgs) in &plan {
+            let owner = *account_ids
+                .get(account)
+                .ok_or_else(|| StoreError::Invalid("internal: account not copied".into()))?;
+            let (name, uv, uidnext, hms, special, recent) = (
+                mb.name.clone(),
+                i64::from(mb.uidvalidity),
+                i64::from(mb.uidnext),
+                i64::try_from(mb.highest_modseq).unwrap_or(i64::MAX),
+                mb.special_use.clone(),
+                i64::from(mb.recent_uid),
+            );
+            let new_mb: i64 = self.write(move |c| {
+                c.execute(
+                    "INSERT INTO mailboxes (account_id, name, uidvalidity, uidnext, highest_modseq,
+                                            special_use, recent_uid, vanished_floor)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5)",
+                    params![owner, name, uv, uidnext, hms, special, recent],
+                )?;
+                let id = c.last_insert_rowid();
+                c.execute(
+                    "UPDATE counters SET value = MAX(value, ?1) WHERE name = 'uidvalidity'",
+                    params![uv],
+                )?;
+                Ok(id)
+            })?;
+            counts.mailboxes += 1;
+            for chunk in msgs.chunks(crate::postgres::IMPORT_CHUNK) {
+                // Read outside the transaction; the octets of blobs already copied are not
+                // read again.
+                let mut rows = Vec::with_capacity(chunk.len());
+                for m in chunk {
+                    let at = MessageRef::Mailbox {
+                        mailbox: mb.id,
+                        uid: m.uid,
+                    };
+                    // A new blob comes with its SMTP transcript, if it has one.
+                    let data = match blobs.get(&m.message.0) {
+                        Some(_) => None,
+                        None => Some((crate::read_message(src, at)?, src.message_transcript(at)?)),
+                    };
+                    counts.octets += m.size;
+                    rows.push((m.clone(), blobs.get(&m.message.0).copied(), data));
+                }
+                let new_ids: Vec<(i64, i64)> = self.write(move |c| {
+                    let mut made = Vec::new();
+                    for (m, known, data) in &rows {
+                        let blob = match (known, data) {
+                            (Some(id), _) => *id,
+                            (None, Some((d, transcript))) => {
+                                let id = insert_message(c, d)?.0;
+                                if let Some(t) = transcript {
+                                    c.execute(
+                                        "INSERT INTO message_transcript (message_id, peer, listener, truncated, lines)
+                                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                                        params![id, t.peer, t.listener, t.truncated, t.encode_lines()],
+                                    )?;
+                                }
+                                made.push((m.message.0, id));
+                                id
+                            }
+                            (None, None) => {
+                                return Err(StoreError::Invalid(
+                                    "internal: message octets missing".into(),
+                                ))
+                            }
+                        };
+                        c.execute(
+                            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, internal_date, modseq)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            params![
+                                new_mb,
+                                i64::from(m.uid),
+                                blob,
+                                i64::from(m.flags.0),
+                                m.keywords.join(" "),
+                                m.internal_date,
+                                i64::try_from(m.modseq).unwrap_or(i64::MAX),
+                            ],
+                        )?;
+                    }
+                    Ok(made)
+                })?;
+                blobs.extend(new_ids);
+                done += chunk.len();
+                counts.messages += chunk.len();
+                progress(done, total);
+            }
+            // Verify: the store's own counters (kept by its triggers) against the source.
+            let mid = MailboxId {
+                account: AccountId(owner),
+                id: new_mb,
+            };
+            let got = self.mailbox_counts(mid)?;
+            if got.messages != msgs.len() as u64 {
+                return Err(StoreError::Invalid(format!(
+                    "mailbox {} of {}: {} messages copied, {} in the source",
+                    mb.name,
+                    accounts
+                        .iter()
+                        .find(|a| a.id == *account)
+                        .map(|a| a.address.as_str())
+                        .unwrap_or("?"),
+                    got.messages,
+                    msgs.len()
+                )));
+            }
+        }
+        for e in src.queue_list()? {
+            let data = crate::read_message(src, MessageRef::Queued(e.id))?;
+            self.write(move |c| {
+                let msg = insert_message(c, &data)?;
+                c.execute(
+                    "INSERT INTO queue (message_id, sender, created) VALUES (?1, ?2, ?3)",
+                    params![msg.0, e.sender, e.created],
+                )?;
+                let qid = c.last_insert_rowid();
+                for r in &e.recipients {
+                    c.execute(
+                        "INSERT INTO queue_recipients (queue_id, recipient, status, attempts, next_attempt, last_error)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![qid, r.recipient, r.status, i64::from(r.attempts), r.next_attempt, r.last_error],
+                    )?;
+                }
+                Ok(())
+            })?;
+            counts.queued += 1;
+        }
+        // The totals once more, from the store.
+        let (n_accounts, n_entries, n_queue): (i64, i64, i64) = self.read(|c| {
+            Ok(c.query_row(
+                "SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM mailbox_messages),
+                        (SELECT COUNT(*) FROM queue)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?)
+        })?;
+        if n_accounts as usize != counts.accounts
+            || n_entries as usize != counts.messages
+            || n_queue as usize != counts.queued
+        {
+            return Err(StoreError::Invalid(format!(
+                "after copying, the store holds {n_accounts} accounts, {n_entries} messages and {n_queue} queue entries; the source had {}, {} and {}",
+                counts.accounts, counts.messages, counts.queued
+            )));
+        }
+        Ok(counts)
+    }
 }
 
 impl MailStore for SqliteStore {
@@ -2289,6 +2545,76 @@ impl MailStore for SqliteStore {
     fn set_min_free_space(&self, octets: u64) {
         self.min_free_space
             .store(octets, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn session_create(&self, session: &WebSession, max_per_account: usize) -> Result<()> {
+        let s = session.clone();
+        let keep = i64::try_from(max_per_account.max(1)).unwrap_or(i64::MAX);
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM web_sessions WHERE expires_ms <= ?1",
+                params![now_unix_ms()],
+            )?;
+            c.execute(
+                "INSERT OR REPLACE INTO web_sessions
+                   (id_hash, account_id, password_fp, csrf, created_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    s.id_hash,
+                    s.account.0,
+                    s.password_fp,
+                    s.csrf,
+                    s.created_ms,
+                    s.expires_ms
+                ],
+            )?;
+            // The account's newest `keep` stay.
+            c.execute(
+                "DELETE FROM web_sessions WHERE account_id = ?1 AND id_hash NOT IN
+                   (SELECT id_hash FROM web_sessions WHERE account_id = ?1
+                     ORDER BY created_ms DESC, id_hash LIMIT ?2)",
+                params![s.account.0, keep],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session_get(&self, id_hash: &str) -> Result<Option<WebSession>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT id_hash, account_id, password_fp, csrf, created_ms, expires_ms
+                   FROM web_sessions WHERE id_hash = ?1",
+                params![id_hash],
+                |r| {
+                    Ok(WebSession {
+                        id_hash: r.get(0)?,
+                        account: AccountId(r.get(1)?),
+                        password_fp: r.get(2)?,
+                        csrf: r.get(3)?,
+                        created_ms: r.get(4)?,
+                        expires_ms: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn session_touch(&self, id_hash: &str, expires_ms: i64) -> Result<bool> {
+        let id = id_hash.to_string();
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE web_sessions SET expires_ms = MAX(expires_ms, ?2) WHERE id_hash = ?1",
+                params![id, expires_ms],
+            )? > 0)
+        })
+    }
+
+    fn session_remove(&self, id_hash: &str) -> Result<bool> {
+        let id = id_hash.to_string();
+        self.write(move |c| {
+            Ok(c.execute("DELETE FROM web_sessions WHERE id_hash = ?1", params![id])? > 0)
+        })
     }
 
     fn shutdown(&self) {

@@ -7,27 +7,29 @@
 //!   `10 × limits.max_auth_failures` failures from one address within
 //!   `limits.auth_failure_window` logins from it get 429 without a check.
 //! - The session: a random 256-bit id in the cookie `mailroom_session` (`HttpOnly`,
-//!   `SameSite=Strict`, `Secure` over TLS, `Max-Age` = `[http] session_ttl`, sliding). The
-//!   session remembers the account id and its password hash: a removed account or a changed
-//!   password ends it.
+//!   `SameSite=Strict`, `Secure` over TLS, `Max-Age` = `[http] session_ttl`, sliding). It is
+//!   kept in the store ([`mailroom_store::MailStore::session_create`]), so every node sharing
+//!   the store knows it and a restart ends nobody's session; the store holds only the SHA-256
+//!   of the id, the account id, a fingerprint of the account's password hash (a removed
+//!   account or a changed password ends it), the CSRF token and the expiry. Expired sessions
+//!   are pruned at each login; an account keeps at most
+//!   [`mailroom_store::SESSIONS_PER_ACCOUNT`] (its oldest end first). The expiry slides at
+//!   most once a minute per session (one store write a minute, not one per request).
 //! - CSRF: a request other than GET/HEAD made with the cookie needs the session's token in
 //!   `X-CSRF-Token` (returned at login) and an `Origin` (or, without one, a `Referer`) of this
 //!   very host.
 //! - `Authorization: Basic` (scripts, tests): checked on every request, no cookie, no CSRF
 //!   token (a browser never sends it on its own to a cross-site request).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
-
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use mailroom_store::{Account, AccountId};
+use mailroom_store::{now_unix_ms, Account, WebSession, SESSIONS_PER_ACCOUNT};
 use rand::RngCore;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::error::{blocking, json_body, ApiError};
 use super::Ctx;
@@ -37,22 +39,34 @@ use crate::auth::LoginError;
 pub const COOKIE: &str = "mailroom_session";
 /// The header that carries the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// Login sessions kept at most (oldest dropped first).
-const MAX_SESSIONS: usize = 100_000;
+/// A session's expiry is moved at most this often (a store write).
+const SLIDE_EVERY_MS: i64 = 60_000;
 /// Longest address or password read from a login.
 const MAX_CREDENTIAL: usize = 1024;
 
-struct WebSession {
-    account: AccountId,
-    password_hash: String,
-    csrf: String,
-    expires: Instant,
+/// State of the HTTP API shared by its requests. The login sessions are not here: they live
+/// in the store, for every node sharing it (see the module documentation).
+#[derive(Default)]
+pub struct HttpShared {}
+
+/// SHA-256 of `text`, in hex.
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
-/// The login sessions of the server (in memory: a restart logs everybody out).
-#[derive(Default)]
-pub struct HttpShared {
-    sessions: Mutex<HashMap<String, WebSession>>,
+/// What the store keeps of a password hash: enough to see that it changed.
+fn fingerprint(password_hash: &str) -> String {
+    sha256_hex(password_hash)
+}
+
+/// The store's key of a cookie's session id; `None` for what no login ever made (not 64
+/// lowercase hex digits), which is then not looked up.
+fn id_hash(id: &str) -> Option<String> {
+    (id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| sha256_hex(id))
 }
 
 fn random_hex() -> String {
@@ -102,7 +116,7 @@ async fn check_password(ctx: &Ctx, name: &str, password: &str) -> Result<Account
         ));
     }
     let max = shared.config.limits.max_auth_failures.max(1) * 10;
-    if shared.auth_failures.count(ctx.peer.ip()) >= max {
+    if shared.auth_failures.count(ctx.peer.ip()).await >= max {
         return Err(too_many());
     }
     match crate::auth::login(shared, name, password).await {
@@ -114,7 +128,7 @@ async fn check_password(ctx: &Ctx, name: &str, password: &str) -> Result<Account
         )),
         Err(failure) => {
             let user = crate::auth::full_address(shared, name).await;
-            let delay = crate::auth::note_failure(shared, "http", ctx.peer, &user, 1);
+            let delay = crate::auth::note_failure(shared, "http", ctx.peer, &user, 1).await;
             tokio::time::sleep(delay).await;
             Err(match failure {
                 LoginError::Ambiguous { name } => ApiError::unauthorized(
@@ -141,34 +155,17 @@ pub async fn login(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Result<Re
     let id = random_hex();
     let csrf = random_hex();
     let ttl = ctx.shared.config.http.session_ttl;
-    {
-        let mut map = ctx
-            .shared
-            .http
-            .sessions
-            .lock()
-            .map_err(|_| ApiError::internal())?;
-        let now = Instant::now();
-        map.retain(|_, s| s.expires > now);
-        if map.len() >= MAX_SESSIONS {
-            if let Some(k) = map
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| k.clone())
-            {
-                map.remove(&k);
-            }
-        }
-        map.insert(
-            id.clone(),
-            WebSession {
-                account: account.id,
-                password_hash: account.password_hash.clone(),
-                csrf: csrf.clone(),
-                expires: now + ttl,
-            },
-        );
-    }
+    let now = now_unix_ms();
+    let session = WebSession {
+        id_hash: sha256_hex(&id),
+        account: account.id,
+        password_fp: fingerprint(&account.password_hash),
+        csrf: csrf.clone(),
+        created_ms: now,
+        expires_ms: now.saturating_add(ttl_ms(ttl)),
+    };
+    let store = ctx.shared.store.clone();
+    blocking(move || store.session_create(&session, SESSIONS_PER_ACCOUNT)).await?;
     tracing::info!(peer = %ctx.peer, user = %account.address, "http login");
     let secure = if ctx.tls { "; Secure" } else { "" };
     let cookie = format!(
@@ -191,9 +188,10 @@ pub async fn login(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Result<Re
 /// `POST /api/logout`: ends the cookie's session (CSRF-checked like any change).
 pub async fn logout(State(ctx): State<Ctx>, user: User, headers: HeaderMap) -> Response {
     let _ = user;
-    if let Some(id) = cookie_of(&headers) {
-        if let Ok(mut map) = ctx.shared.http.sessions.lock() {
-            map.remove(&id);
+    if let Some(hash) = cookie_of(&headers).as_deref().and_then(id_hash) {
+        let store = ctx.shared.store.clone();
+        if let Err(e) = blocking(move || store.session_remove(&hash)).await {
+            return e.into_response();
         }
     }
     let secure = if ctx.tls { "; Secure" } else { "" };
@@ -220,6 +218,10 @@ fn cookie_of(headers: &HeaderMap) -> Option<String> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == COOKIE)
         .map(|(_, v)| v.to_string())
+}
+
+fn ttl_ms(ttl: std::time::Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn not_logged_in() -> ApiError {
@@ -291,29 +293,24 @@ impl FromRequestParts<Ctx> for User {
         let Some(id) = cookie_of(&parts.headers) else {
             return Err(not_logged_in());
         };
-        let (account_id, hash, csrf) = {
-            let mut map = ctx
-                .shared
-                .http
-                .sessions
-                .lock()
-                .map_err(|_| ApiError::internal())?;
-            let now = Instant::now();
-            match map.get_mut(&id) {
-                Some(s) if s.expires > now => {
-                    s.expires = now + ctx.shared.config.http.session_ttl;
-                    (s.account, s.password_hash.clone(), s.csrf.clone())
-                }
-                Some(_) => {
-                    map.remove(&id);
-                    return Err(ApiError::unauthorized(
-                        "your session has expired",
-                        "log in again",
-                    ));
-                }
-                None => return Err(not_logged_in()),
-            }
+        let Some(key) = id_hash(&id) else {
+            return Err(not_logged_in());
         };
+        let store = ctx.shared.store.clone();
+        let lookup = key.clone();
+        let Some(session) = blocking(move || store.session_get(&lookup)).await? else {
+            return Err(not_logged_in());
+        };
+        let now = now_unix_ms();
+        if session.expires_ms <= now {
+            let store = ctx.shared.store.clone();
+            blocking(move || store.session_remove(&key)).await?;
+            return Err(ApiError::unauthorized(
+                "your session has expired",
+                "log in again",
+            ));
+        }
+        let csrf = session.csrf.clone();
         if !matches!(parts.method, Method::GET | Method::HEAD) {
             let token = parts
                 .headers
@@ -334,13 +331,23 @@ impl FromRequestParts<Ctx> for User {
             }
         }
         let store = ctx.shared.store.clone();
+        let account_id = session.account;
         let account = blocking(move || store.account_by_id(account_id)).await?;
         match account {
-            Some(a) if a.password_hash == hash => Ok(user_of(ctx, a)),
-            _ => {
-                if let Ok(mut map) = ctx.shared.http.sessions.lock() {
-                    map.remove(&id);
+            Some(a) if same(&fingerprint(&a.password_hash), &session.password_fp) => {
+                // Sliding: a session used again lasts `session_ttl` from now; the store is
+                // written when the expiry would move by more than SLIDE_EVERY_MS.
+                let ttl = ttl_ms(ctx.shared.config.http.session_ttl);
+                let expires = now.saturating_add(ttl);
+                if expires.saturating_sub(session.expires_ms) > SLIDE_EVERY_MS.min(ttl / 2) {
+                    let store = ctx.shared.store.clone();
+                    blocking(move || store.session_touch(&key, expires)).await?;
                 }
+                Ok(user_of(ctx, a))
+            }
+            _ => {
+                let store = ctx.shared.store.clone();
+                blocking(move || store.session_remove(&key)).await?;
                 Err(ApiError::unauthorized(
                     "your session has ended (the account was removed or its password changed)",
                     "log in again",
@@ -366,5 +373,31 @@ impl FromRequestParts<Ctx> for Admin {
             ));
         }
         Ok(Admin(user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ids_a_login_could_have_made_are_looked_up_and_never_as_given() {
+        let id = random_hex();
+        let key = id_hash(&id).expect("a login's id");
+        assert_eq!(key.len(), 64);
+        assert_ne!(key, id, "the store sees the hash, not the cookie");
+        assert_eq!(id_hash(&id), Some(key));
+        for bad in [
+            "",
+            "abc",
+            "../../etc/passwd",
+            &"A".repeat(64),
+            &"a".repeat(65),
+            &"g".repeat(64),
+        ] {
+            assert_eq!(id_hash(bad), None, "{bad}");
+        }
+        assert_ne!(fingerprint("$argon2id$a"), fingerprint("$argon2id$b"));
+        assert!(!fingerprint("$argon2id$a").contains("argon2"));
     }
 }
