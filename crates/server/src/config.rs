@@ -379,7 +379,7 @@ impl Default for QueueConfig {
                 .map(Duration::from_secs)
                 .collect(),
             max_age: Duration::from_secs(5 * 86400),
-            per_destination: 4,
+            per_destination: 8,
             workers: 32,
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
