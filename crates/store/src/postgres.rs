@@ -1042,22 +1042,23 @@ fn deliver_in(c: &mut Transaction<'_>, delivery: &Delivery) -> Result<Receipt> {
         order.sort_by_key(|a| a.0);
         for account in order {
             // RFC 9051 §2.3.1.1: UIDs strictly ascending, never reused; the row lock keeps
-            // another node's allocation waiting until this one commits.
+            // another node's allocation waiting until this one commits. One statement (one
+            // round trip) allocates the UID, files the message and announces the change.
             let row = c
                 .cq_opt(
-                    "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
-                       WHERE account_id = $1 AND name = 'INBOX'
-                       RETURNING id, uidnext - 1, highest_modseq",
-                    &[&account.0],
+                    "WITH mb AS (
+                        UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+                         WHERE account_id = $1 AND name = 'INBOX'
+                         RETURNING id, uidnext - 1 AS uid, highest_modseq AS modseq),
+                     ins AS (
+                        INSERT INTO mailbox_messages (mailbox_id, uid, message_id, internal_date, modseq)
+                        SELECT id, uid, $2, $3, modseq FROM mb
+                        RETURNING mailbox_id, uid)
+                     SELECT uid, pg_notify($4, mailbox_id::text)::text FROM ins",
+                    &[&account.0, &msg.0, &now, &MAILBOX_CHANNEL],
                 )?
                 .ok_or_else(|| StoreError::NotFound(format!("INBOX of account {}", account.0)))?;
-            let (mailbox, uid, modseq): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-            c.cexec(
-                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, internal_date, modseq)
-                   VALUES ($1, $2, $3, $4, $5)",
-                &[&mailbox, &uid, &msg.0, &now, &modseq],
-            )?;
-            notify_mailbox(c, mailbox)?;
+            let uid: i64 = row.get(0);
             receipt.local.push((*account, to_u32(uid)?));
         }
         // The receipt lists the recipients in the order they were given.
