@@ -468,9 +468,16 @@ impl PgStore {
         migrate(&mut first)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let writer_config = config.clone();
+        let batches = std::sync::Arc::new(AtomicU64::new(0));
+        let writer_batches = batches.clone();
         let handle = std::thread::Builder::new()
             .name("pg-writer".into())
-            .spawn(move || writer_loop(first, writer_config, rx))?;
+            .spawn(move || writer_loop(first, writer_config, rx, writer_batches))?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (vacuum_config, vacuum_stop) = (config.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("pg-vacuum".into())
+            .spawn(move || vacuum_loop(vacuum_config, batches, vacuum_stop))?;
         let (rtx, rrx) = mpsc::channel::<ReadFn>();
         let rrx = std::sync::Arc::new(Mutex::new(rrx));
         for i in 0..READERS {
@@ -488,7 +495,7 @@ impl PgStore {
             config,
             listeners: std::sync::Arc::new(Mutex::new(Vec::new())),
             listening: std::sync::atomic::AtomicBool::new(false),
-            stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            stop,
             tombstones_kept: AtomicU64::new(crate::sqlite::TOMBSTONES_KEPT),
             auth_failures_recorded: AtomicU64::new(0),
             writer: Mutex::new(Some(tx)),
@@ -652,7 +659,12 @@ fn to_u32(v: i64) -> Result<u32> {
 
 /// The writer thread: takes jobs, batches them, commits; reconnects when the connection
 /// broke (answering the jobs of the broken transaction with an error).
-fn writer_loop(client: Client, config: ::postgres::Config, rx: mpsc::Receiver<Job>) {
+fn writer_loop(
+    client: Client,
+    config: ::postgres::Config,
+    rx: mpsc::Receiver<Job>,
+    batches: std::sync::Arc<AtomicU64>,
+) {
     let mut client = Some(client);
     let mut deferred: VecDeque<Job> = VecDeque::new();
     loop {
@@ -693,7 +705,52 @@ fn writer_loop(client: Client, config: ::postgres::Config, rx: mpsc::Receiver<Jo
             }
         };
         deferred.extend(run_batch(&mut conn, batch));
+        batches.fetch_add(1, Ordering::Relaxed);
         client = Some(conn);
+    }
+}
+
+/// How often the small, hot tables are vacuumed while this node writes.
+pub const VACUUM_EVERY: Duration = Duration::from_secs(10);
+/// The tables every delivery updates (a mailbox's UIDNEXT and counts, an account's usage,
+/// the UIDVALIDITY counter).
+const HOT_TABLES: &str = "mailboxes, accounts, counters";
+
+/// The vacuum thread: every [`VACUUM_EVERY`], if this node's writer committed anything
+/// meanwhile, `VACUUM`s the hot tables. When two nodes update the same mailbox row, its dead
+/// versions carry MultiXacts that every later delivery must decode until a vacuum; PostgreSQL's
+/// autovacuum comes within minutes, and in the meantime deliveries to that mailbox ran at a
+/// third of their rate (measured: docs/BENCHMARKS.md). `SKIP_LOCKED`: never waits for a lock.
+fn vacuum_loop(
+    config: ::postgres::Config,
+    batches: std::sync::Arc<AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut client: Option<Client> = None;
+    let mut seen = 0u64;
+    loop {
+        let step = Duration::from_millis(250);
+        let mut waited = Duration::ZERO;
+        while waited < VACUUM_EVERY {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(step);
+            waited += step;
+        }
+        let now = batches.load(Ordering::Relaxed);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            client = connect(&config).ok();
+        }
+        if let Some(c) = client.as_mut() {
+            if let Err(e) = c.batch_execute(&format!("VACUUM (SKIP_LOCKED) {HOT_TABLES}")) {
+                tracing::debug!(error = %e, "vacuuming the hot tables failed; trying again later");
+            }
+        }
     }
 }
 
@@ -2691,6 +2748,42 @@ mod tests {
             Arc::new(PgStore::open(&url).unwrap()),
             Arc::new(PgStore::open(&url).unwrap()),
         )
+    }
+
+    #[test]
+    fn a_writing_node_vacuums_its_hot_tables() {
+        // Two nodes' updates of one mailbox row leave versions that slow every delivery
+        // until a vacuum; a node that writes vacuums the hot tables itself.
+        let url = crate::testing::pg_database();
+        let s = PgStore::open(&url).unwrap();
+        let mut probe = connect(&url.parse().unwrap()).unwrap();
+        let count = |c: &mut Client| -> i64 {
+            c.query_one(
+                "SELECT COALESCE(SUM(vacuum_count), 0)::bigint FROM pg_stat_user_tables
+                  WHERE relname IN ('mailboxes', 'accounts', 'counters')",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+        };
+        let before = count(&mut probe);
+        let a = s.add_account("a@x.test", "h").unwrap();
+        s.deliver(Delivery {
+            transcript: None,
+            local_message: b"m\r\n".to_vec(),
+            local: vec![a],
+            outbound: None,
+        })
+        .unwrap();
+        let deadline = std::time::Instant::now() + VACUUM_EVERY * 3;
+        while count(&mut probe) < before + 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no vacuum of the hot tables within {:?}",
+                VACUUM_EVERY * 3
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     #[test]
