@@ -42,6 +42,9 @@
 //!   go with it.
 //! - A delivery, an APPEND, a flag change or an expunge sends `NOTIFY mailroom_mailbox` with
 //!   the mailbox id when it commits, so a listener on another node can wake its IDLE sessions.
+//! - Every node that writes vacuums the small hot tables (`mailboxes`, `accounts`,
+//!   `counters`) every [`VACUUM_EVERY`]: two nodes updating one mailbox row leave versions
+//!   that slow every later delivery to it until a vacuum.
 //! - Failed logins per client address (`auth_failures`) are counted here for all nodes: one
 //!   upsert per failure that starts the count again when the last failure is older than the
 //!   window and returns the new count ([`MailStore::auth_failure_record`]); every
@@ -69,7 +72,7 @@ use crate::*;
 /// At most this many write jobs share one transaction.
 pub const MAX_BATCH: usize = 256;
 /// Reader threads, each with one connection: reads run this many at once (a node's share of
-/// PostgreSQL's `max_connections` is this plus the writer and the lock connection).
+/// PostgreSQL's `max_connections` is this plus the writer, lock, LISTEN and vacuum ones).
 pub const READERS: usize = 12;
 /// How often a job that lost a deadlock or a serialization conflict is run again.
 pub const MAX_TRIES: u32 = 5;
