@@ -238,6 +238,16 @@ pub struct Vanished {
     pub complete: bool,
 }
 
+/// What [`MailStore::mailbox_changes`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MailboxChanges {
+    /// The messages whose modseq is above the one asked about, in UID order.
+    pub changed: Vec<MessageMeta>,
+    /// The UIDs expunged since. When not `complete` (tombstones that old were pruned), the
+    /// caller cannot know what left and must read the whole list.
+    pub vanished: Vanished,
+}
+
 /// What STATUS reports of a mailbox besides its UIDs (RFC 9051 §6.3.11, RFC 8438 SIZE).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MailboxCounts {
@@ -513,14 +523,11 @@ pub trait MailStore: Send + Sync {
     fn list_mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>>;
     /// Messages of a mailbox in UID order.
     fn list_messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
-    /// What a session that has seen the mailbox up to `since_modseq` needs to catch up: every
-    /// UID now in the mailbox (in order; missing ones were expunged) and the full rows of the
-    /// messages whose modseq is above `since_modseq` (new ones and changed flags).
-    fn mailbox_changes(
-        &self,
-        mailbox: MailboxId,
-        since_modseq: u64,
-    ) -> Result<(Vec<u32>, Vec<MessageMeta>)>;
+    /// What a session that has seen the mailbox up to `since_modseq` needs to catch up: the
+    /// full rows of the messages whose modseq is above it (new ones and changed flags) and the
+    /// UIDs expunged since, from the tombstones ([`MailStore::vanished_since`]). Read in time
+    /// proportional to the changes, not to the mailbox.
+    fn mailbox_changes(&self, mailbox: MailboxId, since_modseq: u64) -> Result<MailboxChanges>;
     /// Size in octets of a stored message; `NotFound` once it is no longer where `message` says.
     fn message_size(&self, message: MessageRef) -> Result<u64>;
     /// Reads up to `buf.len()` octets at `offset`; returns how many were read (0 at the end).

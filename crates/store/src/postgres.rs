@@ -1002,6 +1002,34 @@ fn insert_message(c: &mut Transaction<'_>, data: &[u8]) -> Result<MessageId> {
 }
 
 /// `NotFound` unless the mailbox exists and belongs to the handle's account.
+/// The UIDs expunged from a mailbox after `since_modseq`, from its tombstones; not `complete`
+/// when tombstones that old were pruned.
+fn tombstones_since(
+    c: &mut Transaction<'_>,
+    mailbox: MailboxId,
+    since_modseq: u64,
+) -> Result<Vanished> {
+    let floor: i64 = c
+        .cq_one(
+            "SELECT vanished_floor FROM mailboxes WHERE id = $1",
+            &[&mailbox.id],
+        )?
+        .get(0);
+    let since = i64::try_from(since_modseq).unwrap_or(i64::MAX);
+    let uids = c
+        .cq(
+            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+            &[&mailbox.id, &since],
+        )?
+        .iter()
+        .map(|r| to_u32(r.get(0)))
+        .collect::<Result<Vec<u32>>>()?;
+    Ok(Vanished {
+        uids,
+        complete: since >= floor,
+    })
+}
+
 fn check_mailbox(c: &mut Transaction<'_>, mailbox: MailboxId) -> Result<()> {
     c.cq_opt(
         "SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2",
@@ -1585,21 +1613,9 @@ impl MailStore for PgStore {
         })
     }
 
-    fn mailbox_changes(
-        &self,
-        mailbox: MailboxId,
-        since_modseq: u64,
-    ) -> Result<(Vec<u32>, Vec<MessageMeta>)> {
+    fn mailbox_changes(&self, mailbox: MailboxId, since_modseq: u64) -> Result<MailboxChanges> {
         self.read(|c| {
             check_mailbox(c, mailbox)?;
-            let uids = c
-                .cq(
-                    "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
-                    &[&mailbox.id],
-                )?
-                .iter()
-                .map(|r| to_u32(r.get(0)))
-                .collect::<Result<Vec<u32>>>()?;
             let since = i64::try_from(since_modseq).unwrap_or(i64::MAX);
             let sql = format!(
                 "SELECT {META_COLS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
@@ -1610,7 +1626,8 @@ impl MailStore for PgStore {
                 .iter()
                 .map(row_to_meta)
                 .collect::<Result<Vec<_>>>()?;
-            Ok((uids, changed))
+            let vanished = tombstones_since(c, mailbox, since_modseq)?;
+            Ok(MailboxChanges { changed, vanished })
         })
     }
 
@@ -1702,25 +1719,7 @@ impl MailStore for PgStore {
     fn vanished_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vanished> {
         self.read(|c| {
             check_mailbox(c, mailbox)?;
-            let floor: i64 = c
-                .cq_one(
-                    "SELECT vanished_floor FROM mailboxes WHERE id = $1",
-                    &[&mailbox.id],
-                )?
-                .get(0);
-            let since = i64::try_from(since_modseq).unwrap_or(i64::MAX);
-            let uids = c
-                .cq(
-                    "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
-                    &[&mailbox.id, &since],
-                )?
-                .iter()
-                .map(|r| to_u32(r.get(0)))
-                .collect::<Result<Vec<u32>>>()?;
-            Ok(Vanished {
-                uids,
-                complete: since >= floor,
-            })
+            tombstones_since(c, mailbox, since_modseq)
         })
     }
 

@@ -643,6 +643,25 @@ impl SqliteStore {
     }
 }
 
+/// The UIDs expunged from a mailbox after `since_modseq`, from its tombstones; not `complete`
+/// when tombstones that old were pruned.
+fn tombstones_since(c: &Connection, mailbox: MailboxId, since_modseq: u64) -> Result<Vanished> {
+    let floor: i64 = c
+        .prepare_cached("SELECT vanished_floor FROM mailboxes WHERE id = ?1")?
+        .query_row(params![mailbox.id], |r| r.get(0))?;
+    let since = i64::try_from(since_modseq).unwrap_or(i64::MAX);
+    let mut st = c.prepare_cached(
+        "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+    )?;
+    let uids = st
+        .query_map(params![mailbox.id, since], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<u32>>>()?;
+    Ok(Vanished {
+        uids,
+        complete: since >= floor,
+    })
+}
+
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     // A new database returns the pages that deletions free to the file system (the writer
@@ -1860,19 +1879,9 @@ impl MailStore for SqliteStore {
         })
     }
 
-    fn mailbox_changes(
-        &self,
-        mailbox: MailboxId,
-        since_modseq: u64,
-    ) -> Result<(Vec<u32>, Vec<MessageMeta>)> {
+    fn mailbox_changes(&self, mailbox: MailboxId, since_modseq: u64) -> Result<MailboxChanges> {
         self.read(|c| {
             check_mailbox(c, mailbox)?;
-            let mut st = c.prepare_cached(
-                "SELECT uid FROM mailbox_messages WHERE mailbox_id = ?1 ORDER BY uid",
-            )?;
-            let uids = st
-                .query_map(params![mailbox.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<u32>>>()?;
             let sql = format!(
                 "SELECT {META_COLS} FROM mailbox_messages mm JOIN message_info mi ON mi.message_id = mm.message_id
                   WHERE mm.mailbox_id = ?1 AND mm.modseq > ?2 ORDER BY mm.uid"
@@ -1882,7 +1891,8 @@ impl MailStore for SqliteStore {
             let changed = st
                 .query_map(params![mailbox.id, since], row_to_meta)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((uids, changed))
+            let vanished = tombstones_since(c, mailbox, since_modseq)?;
+            Ok(MailboxChanges { changed, vanished })
         })
     }
 
@@ -1956,20 +1966,7 @@ impl MailStore for SqliteStore {
     fn vanished_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vanished> {
         self.read(|c| {
             check_mailbox(c, mailbox)?;
-            let floor: i64 = c
-                .prepare_cached("SELECT vanished_floor FROM mailboxes WHERE id = ?1")?
-                .query_row(params![mailbox.id], |r| r.get(0))?;
-            let since = i64::try_from(since_modseq).unwrap_or(i64::MAX);
-            let mut st = c.prepare_cached(
-                "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
-            )?;
-            let uids = st
-                .query_map(params![mailbox.id, since], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<u32>>>()?;
-            Ok(Vanished {
-                uids,
-                complete: since >= floor,
-            })
+            tombstones_since(c, mailbox, since_modseq)
         })
     }
 

@@ -1,4 +1,5 @@
-//! What all IMAP sessions share about messages: [`ImapShared`], the per-process caches of
+//! What all IMAP sessions share about messages: [`ImapShared`], the listings of large
+//! mailboxes (`listing.rs`) and the per-process caches of
 //! what a message's octets give (its MIME structure for FETCH, its header fields as SEARCH
 //! matches them, its SORT and THREAD fields), and [`Loaded`], one message's octets and structure, read only when a FETCH
 //! item or a SEARCH key needs them.
@@ -70,6 +71,8 @@ impl<V> Cache<V> {
 /// its header fields as SEARCH matches them (lower-cased, RFC 2047 decoded) likewise, so a
 /// header search does not read the message again.
 pub struct ImapShared {
+    /// The listings of large mailboxes that SELECT starts from (`listing.rs`).
+    pub(super) listings: super::listing::Listings,
     pub(super) mime: Cache<Mime>,
     pub(super) fields: Cache<Vec<Field>>,
     pub(super) sort: Cache<SortFields>,
@@ -78,6 +81,7 @@ pub struct ImapShared {
 impl Default for ImapShared {
     fn default() -> Self {
         ImapShared {
+            listings: Default::default(),
             mime: Cache::with_capacity(MIME_ENTRIES),
             fields: Cache::with_capacity(FIELD_ENTRIES),
             sort: Cache::with_capacity(SORT_ENTRIES),

@@ -66,10 +66,10 @@ impl Session {
             self.respond(&Response::list(word, &["\\Noselect"], "/", b""));
             return ok(&format!("{word} completed"));
         }
-        let boxes = self.store(move |s| s.list_mailboxes(acct)).await?;
+        let boxes = self.quick(move |s| s.list_mailboxes(acct)).await?;
         let needs_subs = lsub || opts.subscribed || opts.return_subscribed;
         let subs: BTreeSet<String> = if needs_subs {
-            self.store(move |s| s.subscriptions(acct))
+            self.quick(move |s| s.subscriptions(acct))
                 .await?
                 .into_iter()
                 .collect()
@@ -195,7 +195,7 @@ impl Session {
         // The counts come from counters the store keeps with every change: constant time,
         // however large the mailbox (no message is listed).
         let id = b.id;
-        let counts = self.store(move |s| s.mailbox_counts(id)).await?;
+        let counts = self.quick(move |s| s.mailbox_counts(id)).await?;
         let mut parts = Vec::new();
         for i in items {
             let v: u64 = match i.as_str() {

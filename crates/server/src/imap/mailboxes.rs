@@ -17,7 +17,7 @@ impl Session {
             return Ok(None);
         };
         let name = normalize_mailbox(name);
-        self.store(move |s| s.mailbox(acct, &name)).await
+        self.quick(move |s| s.mailbox(acct, &name)).await
     }
 
     pub(super) async fn must_mailbox(
@@ -66,12 +66,12 @@ impl Session {
         };
         let info = self.must_mailbox(name, "NONEXISTENT").await?;
         let id = info.id;
-        let list = self.store(move |s| s.list_messages(id)).await?;
-        let mut sel = Selected::new(id, info.name.clone(), read_only, &info, &list);
+        let msgs = self.listing(&info).await?;
+        let mut sel = Selected::shared(id, info.name.clone(), read_only, &info, msgs);
         // RFC 3501 §2.3.2: the messages no session was told of yet are \Recent for this one;
         // a read-write session takes them (later sessions do not see them recent), EXAMINE
         // only looks. RFC 9051 dropped \Recent: IMAP4rev2 sessions see none, but still take.
-        let top = list.last().map_or(0, |m| m.uid);
+        let top = sel.msgs.last().map_or(0, |m| m.uid);
         let after = if read_only {
             info.recent_uid
         } else {
@@ -202,7 +202,7 @@ impl Session {
         // selected under the new name and UIDVALIDITY (other sessions that have it selected
         // see the UIDVALIDITY change and are closed by `verify`).
         if let Some(id) = self.selected().map(|sel| sel.id) {
-            if let Some(info) = self.store(move |s| s.mailbox_by_id(id)).await? {
+            if let Some(info) = self.quick(move |s| s.mailbox_by_id(id)).await? {
                 if let Some(sel) = self.selected() {
                     sel.name = info.name;
                     sel.uidvalidity = info.uidvalidity;

@@ -57,6 +57,7 @@
 //! | `names.rs`    | mailbox names on the wire (modified UTF-7 or UTF-8), INBOX, checks |
 //! | `selected.rs` | the selected mailbox as this session knows it                      |
 //! | `cache.rs`    | caches shared by all sessions; a message's octets loaded lazily    |
+//! | `listing.rs`  | the listings of large mailboxes that SELECT starts from            |
 //! | `error.rs`    | `ImapError`, the one place failures become tagged replies          |
 //!
 //! Every response is built as a [`Response`] and written by its one encoder
@@ -81,6 +82,7 @@ pub mod fetch;
 mod framing;
 mod idle;
 mod list;
+mod listing;
 mod mailboxes;
 mod messages;
 mod names;
@@ -498,6 +500,20 @@ impl Session {
                 ))
             }
         }
+    }
+
+    /// Runs a read of a few rows by key (the account, a mailbox row, its counters): on this
+    /// thread when the store is this process's own file (an indexed SQLite read takes a few
+    /// microseconds, less than handing it to a blocking thread and back, which every command
+    /// pays in `verify`), else as [`Session::store`] does (a shared store is across a network).
+    async fn quick<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn MailStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ImapError> {
+        if self.shared.store.is_shared() {
+            return self.store(f).await;
+        }
+        f(self.shared.store.as_ref()).map_err(ImapError::store)
     }
 }
 

@@ -171,7 +171,7 @@ impl Session {
             watched: HashMap::new(),
         };
         let account = self.account_id()?;
-        let boxes = self.store(move |s| s.list_mailboxes(account)).await?;
+        let boxes = self.quick(move |s| s.list_mailboxes(account)).await?;
         let watched: Vec<(MailboxInfo, Events)> = boxes
             .into_iter()
             .filter_map(|b| notify.events_for(&b).map(|e| (b, e)))
@@ -185,7 +185,7 @@ impl Session {
         let selected = self.selected().map(|s| s.id);
         for (b, ev) in watched {
             let id = b.id;
-            let counts = self.store(move |s| s.mailbox_counts(id)).await?;
+            let counts = self.quick(move |s| s.mailbox_counts(id)).await?;
             notify.watched.insert(b.id, snapshot(&b, counts.messages));
             // RFC 5465 §3.1: with STATUS, the state of each mailbox now (not the selected one).
             if set.status && Some(b.id) != selected {
@@ -221,7 +221,7 @@ impl Session {
             return Ok(());
         };
         let account = self.account_id()?;
-        let boxes = self.store(move |s| s.list_mailboxes(account)).await?;
+        let boxes = self.quick(move |s| s.list_mailboxes(account)).await?;
         let selected = self.selected().map(|s| s.id);
         let mut seen = HashMap::new();
         for b in boxes {
@@ -247,7 +247,7 @@ impl Session {
                 continue;
             }
             let id = b.id;
-            let counts = self.store(move |s| s.mailbox_counts(id)).await?;
+            let counts = self.quick(move |s| s.mailbox_counts(id)).await?;
             let now = snapshot(&b, counts.messages);
             seen.insert(b.id, now);
             // A mailbox new to the set (created since) is only noted; the selected one keeps

@@ -66,7 +66,11 @@ impl Session {
         };
         let uids: Vec<u32> = sel.msgs.iter().map(|m| m.uid).collect();
         let modseqs: Vec<u64> = sel.msgs.iter().map(|m| m.modseq).collect();
-        let snapshot = if update { sel.msgs.clone() } else { Vec::new() };
+        let snapshot = if update {
+            sel.msgs.clone()
+        } else {
+            Default::default()
+        };
         let shared = self.shared.clone();
         let res = tokio::task::spawn_blocking(move || {
             run_search(shared.store.as_ref(), &shared.imap, &job)
@@ -210,7 +214,7 @@ fn key_uses_modseq(k: &SearchKey) -> bool {
 pub struct SearchJob {
     pub mailbox: MailboxId,
     pub key: SearchKey,
-    pub msgs: Vec<Msg>,
+    pub msgs: std::sync::Arc<Vec<Msg>>,
 }
 
 /// Below this many messages without cached header fields, a search parses them rather than
@@ -437,12 +441,14 @@ pub(super) mod tests {
                 .append_message(inbox.id, m, Flags::default(), &[], *date)
                 .unwrap();
         }
-        let msgs = store
-            .list_messages(inbox.id)
-            .unwrap()
-            .iter()
-            .map(Msg::from_meta)
-            .collect();
+        let msgs = std::sync::Arc::new(
+            store
+                .list_messages(inbox.id)
+                .unwrap()
+                .iter()
+                .map(Msg::from_meta)
+                .collect(),
+        );
         let job = SearchJob {
             mailbox: inbox.id,
             key: SearchKey::All,

@@ -11,9 +11,11 @@
 //! What a poll finds is returned as [`Response`]s (EXPUNGE, EXISTS, FETCH FLAGS, and FLAGS
 //! with PERMANENTFLAGS for new keywords) for the session to send.
 
+use std::sync::Arc;
+
 use mailroom_proto::imap::response::{Response, Status, Value};
 use mailroom_proto::imap::{Flag, SeqSet};
-use mailroom_store::{Flags, MailboxId, MessageId, MessageMeta};
+use mailroom_store::{Flags, MailboxChanges, MailboxId, MessageId, MessageMeta};
 
 use super::error::ImapError;
 
@@ -82,7 +84,10 @@ pub struct Selected {
     pub name: String,
     pub read_only: bool,
     pub uidvalidity: u32,
-    pub msgs: Vec<Msg>,
+    /// The messages in UID order. Shared (copy on write) with the process's listing of the
+    /// mailbox (`listing.rs`) and with SEARCH and SORT jobs, so a SELECT of a large mailbox
+    /// and a search copy nothing until this session changes something.
+    pub msgs: Arc<Vec<Msg>>,
     /// HIGHESTMODSEQ and UIDNEXT when the list was last read.
     pub seen_modseq: u64,
     pub seen_uidnext: u32,
@@ -153,10 +158,51 @@ pub fn split_flags(flags: &[Flag]) -> Result<(Flags, Vec<String>), ImapError> {
     Ok((bits, kws))
 }
 
+/// A mailbox's list from `known`, the messages as they were at some modseq, and the store's
+/// `changes` since that modseq: without the messages that vanished (or that `known` holds as
+/// `gone`), with the changed rows instead of the known ones and the new ones added, in UID
+/// order. `None` when the tombstones of that time were pruned (the caller then reads the
+/// whole list). Only what changed was read from the store, not every message.
+pub fn merged(known: &[Msg], changes: MailboxChanges) -> Option<Vec<MessageMeta>> {
+    if !changes.vanished.complete {
+        return None;
+    }
+    let vanished = &changes.vanished.uids;
+    let gone = |uid: u32| vanished.binary_search(&uid).is_ok();
+    let mut changed = changes
+        .changed
+        .into_iter()
+        .filter(|c| !gone(c.uid))
+        .peekable();
+    let mut out = Vec::with_capacity(known.len() + changed.size_hint().0);
+    for m in known.iter().filter(|m| !m.gone && !gone(m.uid)) {
+        while let Some(c) = changed.next_if(|c| c.uid < m.uid) {
+            out.push(c);
+        }
+        if let Some(c) = changed.next_if(|c| c.uid == m.uid) {
+            out.push(c);
+            continue;
+        }
+        out.push(MessageMeta {
+            uid: m.uid,
+            message: m.message,
+            size: m.size,
+            flags: m.flags,
+            keywords: m.keywords.clone(),
+            internal_date: m.internal_date,
+            modseq: m.modseq,
+            ends_with_lf: true,
+        });
+    }
+    out.extend(changed);
+    Some(out)
+}
+
 /// What a sync produced: untagged responses.
 pub type Untagged = Vec<Response>;
 
 impl Selected {
+    #[cfg(test)]
     pub fn new(
         id: MailboxId,
         name: String,
@@ -164,12 +210,24 @@ impl Selected {
         info: &mailroom_store::MailboxInfo,
         list: &[MessageMeta],
     ) -> Selected {
+        let msgs = Arc::new(list.iter().map(Msg::from_meta).collect());
+        Selected::shared(id, name, read_only, info, msgs)
+    }
+
+    /// A session's view that starts from a listing shared with others (not copied).
+    pub fn shared(
+        id: MailboxId,
+        name: String,
+        read_only: bool,
+        info: &mailroom_store::MailboxInfo,
+        msgs: Arc<Vec<Msg>>,
+    ) -> Selected {
         let mut sel = Selected {
             id,
             name,
             read_only,
             uidvalidity: info.uidvalidity,
-            msgs: list.iter().map(Msg::from_meta).collect(),
+            msgs,
             seen_modseq: info.highest_modseq,
             seen_uidnext: info.uidnext,
             pending_expunge: false,
@@ -185,8 +243,11 @@ impl Selected {
     /// Marks the messages with a UID above `after` (and up to `up_to`) as this session's
     /// `\Recent` ones; returns how many messages are recent now.
     pub fn mark_recent(&mut self, after: u32, up_to: u32) -> usize {
-        for m in &mut self.msgs {
-            if m.uid > after && m.uid <= up_to {
+        // UID order: the range is one run of the list (copied only when it is not empty).
+        let lo = self.msgs.partition_point(|m| m.uid <= after);
+        let hi = self.msgs.partition_point(|m| m.uid <= up_to);
+        if self.msgs[lo..hi.max(lo)].iter().any(|m| !m.recent) {
+            for m in &mut Arc::make_mut(&mut self.msgs)[lo..hi] {
                 m.recent = true;
             }
         }
@@ -197,7 +258,7 @@ impl Selected {
     /// there were any (then [`Selected::flags_responses`] must be sent before any FETCH FLAGS).
     pub fn learn_keywords(&mut self) -> bool {
         let mut learned = false;
-        for m in &self.msgs {
+        for m in self.msgs.iter() {
             for k in &m.keywords {
                 if !self.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
                     self.keywords.push(k.clone());
@@ -224,34 +285,9 @@ impl Selected {
     }
 
     /// The mailbox's current list, rebuilt from what this session holds plus the store's
-    /// changes since `seen_modseq` (`uids`: every UID now present; `changed`: full rows with a
-    /// higher modseq). `None` when a present message is in neither (the caller then reads the
-    /// whole list): only what changed is read from the store, not every message.
-    pub fn rebuild(&self, uids: &[u32], changed: Vec<MessageMeta>) -> Option<Vec<MessageMeta>> {
-        let mut changed = changed.into_iter().peekable();
-        let mut out = Vec::with_capacity(uids.len());
-        for &uid in uids {
-            while changed.peek().is_some_and(|c| c.uid < uid) {
-                changed.next();
-            }
-            if changed.peek().is_some_and(|c| c.uid == uid) {
-                out.push(changed.next()?);
-                continue;
-            }
-            let i = self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()?;
-            let m = &self.msgs[i];
-            out.push(MessageMeta {
-                uid: m.uid,
-                message: m.message,
-                size: m.size,
-                flags: m.flags,
-                keywords: m.keywords.clone(),
-                internal_date: m.internal_date,
-                modseq: m.modseq,
-                ends_with_lf: true,
-            });
-        }
-        Some(out)
+    /// changes since `seen_modseq` (see [`merged`]).
+    pub fn rebuild(&self, changes: MailboxChanges) -> Option<Vec<MessageMeta>> {
+        merged(&self.msgs, changes)
     }
 
     /// True when the mailbox row says something changed since the last list.
@@ -279,7 +315,7 @@ impl Selected {
         let mut flag_changes: Vec<u32> = Vec::new();
         let mut j = 0;
         // Both lists are in UID order: walk them together.
-        for m in self.msgs.iter_mut() {
+        for m in Arc::make_mut(&mut self.msgs).iter_mut() {
             while j < list.len() && list[j].uid < m.uid {
                 j += 1;
             }
@@ -299,8 +335,10 @@ impl Selected {
         }
         let last_uid = self.msgs.last().map_or(0, |m| m.uid);
         let before = self.msgs.len();
-        self.msgs
-            .extend(list.iter().filter(|n| n.uid > last_uid).map(Msg::from_meta));
+        if list.last().is_some_and(|n| n.uid > last_uid) {
+            Arc::make_mut(&mut self.msgs)
+                .extend(list.iter().filter(|n| n.uid > last_uid).map(Msg::from_meta));
+        }
         let added = self.msgs.len() > before;
         if allow_expunge {
             // RFC 5267 §4.3.4: REMOVEFROM with the numbers the client still holds, before
@@ -313,7 +351,7 @@ impl Selected {
                 if self.msgs[seq - 1].gone {
                     vanished.push(self.msgs[seq - 1].uid);
                     out.push(Response::expunge(seq as u32));
-                    self.msgs.remove(seq - 1);
+                    Arc::make_mut(&mut self.msgs).remove(seq - 1);
                 }
             }
             if self.qresync && !vanished.is_empty() {
@@ -393,7 +431,7 @@ impl Selected {
     /// Replaces a message's flags after this session's STORE.
     pub fn update(&mut self, meta: &MessageMeta) {
         if let Some(s) = self.seq_of_uid(meta.uid) {
-            let m = &mut self.msgs[s - 1];
+            let m = &mut Arc::make_mut(&mut self.msgs)[s - 1];
             m.flags = meta.flags;
             m.keywords = meta.keywords.clone();
             m.modseq = meta.modseq;
@@ -410,7 +448,7 @@ impl Selected {
         let mut out = Vec::new();
         let mut vanished = Vec::new();
         for s in seqs {
-            vanished.push(self.msgs.remove(s - 1).uid);
+            vanished.push(Arc::make_mut(&mut self.msgs).remove(s - 1).uid);
             out.push(Response::expunge(s as u32));
         }
         if self.qresync && !vanished.is_empty() {
@@ -519,7 +557,7 @@ mod tests {
         changed[0].flags = Flags::SEEN.union(Flags::FLAGGED);
         changed[0].keywords = vec!["$Label".into()];
         changed[0].modseq = 9;
-        s.msgs[0].recent = true;
+        std::sync::Arc::make_mut(&mut s.msgs)[0].recent = true;
         let out = s.apply(Some(&info(3)), &changed, true, true);
         assert_eq!(
             wire(&out),
@@ -556,15 +594,46 @@ mod tests {
         let mut b = Selected::new(TEST_MAILBOX, "INBOX".into(), false, &info(1), &list);
         // Elsewhere: 1 got \Seen, 2 was expunged, 4 arrived.
         let full = vec![meta(1, Flags::SEEN), meta(3, Flags(0)), meta(4, Flags(0))];
-        let changed = vec![meta(1, Flags::SEEN), meta(4, Flags(0))];
-        let rebuilt = a.rebuild(&[1, 3, 4], changed).expect("rebuildable");
+        let changes = |changed: Vec<MessageMeta>, uids: Vec<u32>, complete| MailboxChanges {
+            changed,
+            vanished: mailroom_store::Vanished { uids, complete },
+        };
+        let rebuilt = a
+            .rebuild(changes(
+                vec![meta(1, Flags::SEEN), meta(4, Flags(0))],
+                vec![2],
+                true,
+            ))
+            .expect("rebuildable");
         assert_eq!(rebuilt, full);
         assert_eq!(
             a.apply(Some(&info(2)), &rebuilt, true, false),
             b.apply(Some(&info(2)), &full, true, false)
         );
-        // A present UID the session never saw and the store did not list as changed: fall back.
-        assert!(a.rebuild(&[1, 3, 4, 7], vec![]).is_none());
+        // A message that arrived and left again since (its row changed, then it vanished),
+        // one that arrived and was changed, and one below every known UID.
+        let rebuilt = a
+            .rebuild(changes(
+                vec![
+                    meta(0, Flags(0)),
+                    meta(5, Flags(0)),
+                    meta(6, Flags::FLAGGED),
+                ],
+                vec![3, 5],
+                true,
+            ))
+            .expect("rebuildable");
+        assert_eq!(
+            rebuilt,
+            vec![
+                meta(0, Flags(0)),
+                meta(1, Flags::SEEN),
+                meta(4, Flags(0)),
+                meta(6, Flags::FLAGGED)
+            ]
+        );
+        // Tombstones of that time pruned: what left cannot be known, so read the whole list.
+        assert!(a.rebuild(changes(vec![], vec![], false)).is_none());
     }
 
     #[test]

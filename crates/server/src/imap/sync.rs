@@ -26,7 +26,7 @@ impl Session {
         let id = account.id;
         let mailbox = selected.map(|(m, _)| m);
         let (now, info) = self
-            .store(move |s| {
+            .quick(move |s| {
                 let now = s.account_by_id(id)?;
                 let info = match mailbox {
                     Some(m) => s.mailbox_by_id(m)?,
@@ -120,8 +120,8 @@ impl Session {
         }
         let since = sel.seen_modseq;
         let list = if info.is_some() {
-            let (uids, changed) = self.store(move |s| s.mailbox_changes(id, since)).await?;
-            match self.selected().and_then(|sel| sel.rebuild(&uids, changed)) {
+            let changes = self.store(move |s| s.mailbox_changes(id, since)).await?;
+            match self.selected().and_then(|sel| sel.rebuild(changes)) {
                 Some(list) => list,
                 None => self.store(move |s| s.list_messages(id)).await?,
             }

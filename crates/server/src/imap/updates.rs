@@ -190,12 +190,12 @@ fn rematch(
     cache: &super::cache::ImapShared,
     mailbox: mailroom_store::MailboxId,
     u: &Update,
-    msgs: &[Msg],
+    msgs: &std::sync::Arc<Vec<Msg>>,
 ) -> Result<Change, mailroom_store::StoreError> {
     let job = SearchJob {
         mailbox,
         key: u.key.clone(),
-        msgs: msgs.to_vec(),
+        msgs: msgs.clone(),
     };
     let changed = |m: &Msg| m.modseq > u.modseq || m.uid > u.last_uid;
     let num = |x: u32| number(msgs, u.uid, x);

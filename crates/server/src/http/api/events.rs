@@ -4,7 +4,7 @@
 //! It finds them as IMAP IDLE does (`imap/idle.rs`): it polls every half second, and only a
 //! mailbox whose HIGHESTMODSEQ moved (every append, flag change and expunge moves it, RFC 7162)
 //! is read, with the store's `mailbox_changes` (the rows changed since the last seen modseq and
-//! the UIDs still there). A mailbox recreated under the same name (a new UIDVALIDITY) starts
+//! the UIDs expunged since, from the tombstones). A mailbox recreated under the same name (a new UIDVALIDITY) starts
 //! over. The stream ends when the client goes, the account is removed, or the server shuts down.
 //!
 //! Events (`data` is JSON): `message` `{"mailbox", "id", "uid"}`, `flags` `{"mailbox", "id",
@@ -82,8 +82,24 @@ fn look(
         if k.modseq == mb.highest_modseq {
             continue;
         }
-        let (now, changed) = store.mailbox_changes(mb.id, k.modseq)?;
-        let now: HashSet<u32> = now.into_iter().collect();
+        let changes = store.mailbox_changes(mb.id, k.modseq)?;
+        let changed = changes.changed;
+        let now: HashSet<u32> = if changes.vanished.complete {
+            let vanished: HashSet<u32> = changes.vanished.uids.into_iter().collect();
+            k.uids
+                .iter()
+                .copied()
+                .chain(changed.iter().map(|m| m.uid))
+                .filter(|u| !vanished.contains(u))
+                .collect()
+        } else {
+            // The tombstones of that time were pruned: read which messages are there.
+            store
+                .list_messages(mb.id)?
+                .into_iter()
+                .map(|m| m.uid)
+                .collect()
+        };
         let id = |uid: u32| format!("{}.{}", mb.uidvalidity, uid);
         if report {
             let mut gone: Vec<u32> = k.uids.difference(&now).copied().collect();

@@ -255,7 +255,7 @@ pub async fn list(
                 let job = SearchJob {
                     mailbox: mbi.id,
                     key,
-                    msgs: metas.iter().map(Msg::from_meta).collect(),
+                    msgs: std::sync::Arc::new(metas.iter().map(Msg::from_meta).collect()),
                 };
                 let hits = run_search(store, &shared.imap, &job)?;
                 hits.into_iter()
