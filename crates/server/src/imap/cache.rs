@@ -11,7 +11,7 @@ use mailroom_proto::imap::mime::Mime;
 use mailroom_proto::imap::sort::SortFields;
 use mailroom_store::{MailStore, MailboxId, MessageId, MessageRef, StoreError};
 
-use super::search::{Field, SearchText};
+use super::search::{Fields, SearchText};
 use super::selected::Msg;
 
 /// MIME structures cached at most; beyond this the cache starts over (simple and bounded).
@@ -74,7 +74,7 @@ pub struct ImapShared {
     /// The listings of large mailboxes that SELECT starts from (`listing.rs`).
     pub(super) listings: super::listing::Listings,
     pub(super) mime: Cache<Mime>,
-    pub(super) fields: Cache<Vec<Field>>,
+    pub(super) fields: Cache<Fields>,
     pub(super) sort: Cache<SortFields>,
 }
 

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use mailroom_store::{MailboxId, MailboxInfo};
 
 use super::error::ImapError;
-use super::selected::{merged, Msg};
+use super::selected::{merged, Listed, Msg};
 use super::Session;
 
 /// Smaller mailboxes are not kept.
@@ -64,7 +64,7 @@ pub(super) struct Listing {
     pub(super) uidvalidity: u32,
     pub(super) modseq: u64,
     pub(super) uidnext: u32,
-    pub(super) msgs: Arc<Vec<Msg>>,
+    pub(super) listed: Listed,
     used: u64,
 }
 
@@ -79,21 +79,22 @@ impl Session {
     /// The messages of the mailbox `info` describes (read just before), for SELECT: the
     /// process's listing when it is current, else that listing with the changes since merged
     /// in, else the whole list from the store; kept for the next SELECT.
-    pub(super) async fn listing(&self, info: &MailboxInfo) -> Result<Arc<Vec<Msg>>, ImapError> {
+    pub(super) async fn listing(&self, info: &MailboxInfo) -> Result<Listed, ImapError> {
         let listings = &self.shared.imap.listings;
         let id = info.id;
         let kept = listings.get(info);
         if let Some(l) = &kept {
             if l.current(info) {
                 listings.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(l.msgs.clone());
+                return Ok(l.listed.clone());
             }
         }
         let mut msgs = None;
         if let Some(l) = kept {
             let since = l.modseq;
             let changes = self.store(move |s| s.mailbox_changes(id, since)).await?;
-            msgs = merged(&l.msgs, changes).map(|list| list.iter().map(Msg::from_meta).collect());
+            msgs = merged(&l.listed.msgs, changes)
+                .map(|list| list.iter().map(Msg::from_meta).collect());
         }
         let msgs = match msgs {
             Some(m) => {
@@ -106,8 +107,9 @@ impl Session {
                 Arc::new(list.iter().map(Msg::from_meta).collect())
             }
         };
-        listings.put(info, &msgs);
-        Ok(msgs)
+        let listed = Listed::of(msgs);
+        listings.put(info, &listed);
+        Ok(listed)
     }
 }
 
@@ -137,7 +139,8 @@ impl Listings {
 
     /// Keeps `msgs` as the mailbox's listing at `info` (read before the messages were), unless
     /// the mailbox is small or a newer listing is kept already.
-    pub(super) fn put(&self, info: &MailboxInfo, msgs: &Arc<Vec<Msg>>) {
+    pub(super) fn put(&self, info: &MailboxInfo, listed: &Listed) {
+        let msgs = &listed.msgs;
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
@@ -149,7 +152,7 @@ impl Listings {
             return;
         }
         if let Some(old) = inner.map.remove(&info.id) {
-            inner.messages -= old.msgs.len();
+            inner.messages -= old.listed.msgs.len();
         }
         if msgs.len() < MIN_MESSAGES || msgs.len() > self.max {
             return;
@@ -164,7 +167,7 @@ impl Listings {
                 break;
             };
             if let Some(l) = inner.map.remove(&oldest) {
-                inner.messages -= l.msgs.len();
+                inner.messages -= l.listed.msgs.len();
             }
         }
         inner.tick += 1;
@@ -176,7 +179,7 @@ impl Listings {
                 uidvalidity: info.uidvalidity,
                 modseq: info.highest_modseq,
                 uidnext: info.uidnext,
-                msgs: msgs.clone(),
+                listed: listed.clone(),
                 used,
             },
         );
@@ -223,8 +226,8 @@ mod tests {
         }
     }
 
-    fn msgs(n: usize) -> Arc<Vec<Msg>> {
-        Arc::new(
+    fn msgs(n: usize) -> Listed {
+        Listed::of(Arc::new(
             (1..=n as u32)
                 .map(|uid| Msg {
                     uid,
@@ -238,7 +241,7 @@ mod tests {
                     recent: false,
                 })
                 .collect(),
-        )
+        ))
     }
 
     /// One command's lines, up to and including the tagged reply.
@@ -457,7 +460,7 @@ mod tests {
         // An older listing does not replace a newer one; a newer one does.
         l.put(&info(1, 7, 9), &msgs(MIN_MESSAGES + 1));
         assert_eq!(
-            l.get(&info(1, 7, 10)).map(|g| g.msgs.len()),
+            l.get(&info(1, 7, 10)).map(|g| g.listed.msgs.len()),
             Some(MIN_MESSAGES)
         );
         l.put(&info(1, 7, 12), &msgs(MIN_MESSAGES + 2));

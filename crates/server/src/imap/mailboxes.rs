@@ -4,7 +4,7 @@
 //! other commands share. LIST, LSUB and STATUS are in `list.rs`.
 
 use mailroom_proto::imap::response::{Response, Status, Value};
-use mailroom_store::{Flags, MailboxInfo};
+use mailroom_store::MailboxInfo;
 
 use super::error::ImapError;
 use super::names::{normalize_mailbox, DELIM};
@@ -66,8 +66,9 @@ impl Session {
         };
         let info = self.must_mailbox(name, "NONEXISTENT").await?;
         let id = info.id;
-        let msgs = self.listing(&info).await?;
-        let mut sel = Selected::shared(id, info.name.clone(), read_only, &info, msgs);
+        let listed = self.listing(&info).await?;
+        let first_unseen = listed.first_unseen;
+        let mut sel = Selected::shared(id, info.name.clone(), read_only, &info, listed);
         // RFC 3501 §2.3.2: the messages no session was told of yet are \Recent for this one;
         // a read-write session takes them (later sessions do not see them recent), EXAMINE
         // only looks. RFC 9051 dropped \Recent: IMAP4rev2 sessions see none, but still take.
@@ -88,7 +89,7 @@ impl Session {
         if !self.rev2 {
             // RFC 3501 §7.3.2.
             responses.push(Response::recent(recent as u32));
-            if let Some(i) = sel.msgs.iter().position(|m| !m.flags.contains(Flags::SEEN)) {
+            if let Some(i) = first_unseen {
                 responses.push(code_ok(format!("UNSEEN {}", i + 1), "first unseen message"));
             }
         }

@@ -3,7 +3,6 @@
 //! a snapshot of the mailbox, run on a blocking thread. What the text keys match against
 //! (header fields, bodies, decoded and lower-cased) is in `search/text.rs`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mailroom_proto::imap::encode::days_from_civil;
@@ -21,10 +20,8 @@ use super::{ok, Done, Session};
 
 mod text;
 
-use text::{
-    body_contains, decode_fields, encode_fields, header_contains, text_contains, FIELDS_FORMAT,
-};
-pub(super) use text::{Field, SearchText};
+use text::{body_contains, header_contains, text_contains, FIELDS_FORMAT};
+pub(super) use text::{Fields, SearchText};
 
 impl Session {
     pub(super) async fn search(
@@ -247,7 +244,8 @@ pub(super) fn run_search_where(
 ) -> Result<Vec<usize>, StoreError> {
     let count = job.msgs.len() as u32;
     let largest_uid = job.msgs.last().map_or(0, |m| m.uid);
-    let mut stored: HashMap<u32, Arc<Vec<text::Field>>> = HashMap::new();
+    // The store's copies, by position in the snapshot (both lists are in UID order).
+    let mut stored: Vec<Option<Arc<Fields>>> = Vec::new();
     if key_uses_fields(&job.key) {
         let missing = job
             .msgs
@@ -258,15 +256,19 @@ pub(super) fn run_search_where(
             // A mailbox that fits the cache well is kept there; a larger one would only
             // push everything else out, and is read from the store each time.
             let keep = job.msgs.len() <= cache.fields.capacity() / 2;
-            let ids: HashMap<u32, mailroom_store::MessageId> =
-                job.msgs.iter().map(|m| (m.uid, m.message)).collect();
+            stored.resize(job.msgs.len(), None);
+            let mut i = 0;
             for (uid, data) in store.search_data(job.mailbox, FIELDS_FORMAT)? {
-                if let (Some(f), Some(&id)) = (decode_fields(&data), ids.get(&uid)) {
+                i += job.msgs[i..].partition_point(|m| m.uid < uid);
+                let Some(m) = job.msgs.get(i).filter(|m| m.uid == uid) else {
+                    continue;
+                };
+                if let Some(f) = Fields::from_record(data) {
                     let f = Arc::new(f);
                     if keep {
-                        cache.fields.put(id, f.clone());
+                        cache.fields.put(m.message, f.clone());
                     }
-                    stored.insert(uid, f);
+                    stored[i] = Some(f);
                 }
             }
         }
@@ -278,7 +280,7 @@ pub(super) fn run_search_where(
             continue;
         }
         let mut l = Loaded::new(store, cache, job.mailbox, msg);
-        if let Some(f) = stored.get(&msg.uid) {
+        if let Some(f) = stored.get(i).and_then(Option::as_ref) {
             l.search.fields = Some(f.clone());
         }
         let ctx = Ctx {
@@ -294,7 +296,7 @@ pub(super) fn run_search_where(
         }
         if l.search.fields_parsed {
             if let Some(f) = &l.search.fields {
-                parsed.push((msg.uid, encode_fields(f)));
+                parsed.push((msg.uid, f.record().to_vec()));
             }
         }
     }
@@ -604,7 +606,9 @@ pub(super) mod tests {
             40
         );
         // A new process (empty cache) reads them from the store: a planted record shows it.
-        let planted = encode_fields(&[text::Field::for_test("subject", "planted")]);
+        let planted = Fields::new(&[text::Field::for_test("subject", "planted")])
+            .record()
+            .to_vec();
         store
             .put_search_data(job.mailbox, FIELDS_FORMAT, vec![(7, planted)])
             .unwrap();

@@ -198,6 +198,41 @@ pub fn merged(known: &[Msg], changes: MailboxChanges) -> Option<Vec<MessageMeta>
     Some(out)
 }
 
+/// Adds the keywords of `msgs` that `known` lacks (compared without case).
+fn learn(known: &mut Vec<String>, msgs: &[Msg]) {
+    for m in msgs {
+        for k in &m.keywords {
+            if !known.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                known.push(k.clone());
+            }
+        }
+    }
+}
+
+/// A mailbox's messages as SELECT starts from them, with what SELECT reports of all of them
+/// computed once (a shared listing keeps it: `listing.rs`): the keywords they use and the
+/// first one without `\Seen`.
+#[derive(Clone)]
+pub struct Listed {
+    pub msgs: Arc<Vec<Msg>>,
+    pub keywords: Vec<String>,
+    /// 0-based.
+    pub first_unseen: Option<usize>,
+}
+
+impl Listed {
+    pub fn of(msgs: Arc<Vec<Msg>>) -> Listed {
+        let mut keywords = Vec::new();
+        learn(&mut keywords, &msgs);
+        let first_unseen = msgs.iter().position(|m| !m.flags.contains(Flags::SEEN));
+        Listed {
+            msgs,
+            keywords,
+            first_unseen,
+        }
+    }
+}
+
 /// What a sync produced: untagged responses.
 pub type Untagged = Vec<Response>;
 
@@ -210,8 +245,8 @@ impl Selected {
         info: &mailroom_store::MailboxInfo,
         list: &[MessageMeta],
     ) -> Selected {
-        let msgs = Arc::new(list.iter().map(Msg::from_meta).collect());
-        Selected::shared(id, name, read_only, info, msgs)
+        let view = Listed::of(Arc::new(list.iter().map(Msg::from_meta).collect()));
+        Selected::shared(id, name, read_only, info, view)
     }
 
     /// A session's view that starts from a listing shared with others (not copied).
@@ -220,24 +255,22 @@ impl Selected {
         name: String,
         read_only: bool,
         info: &mailroom_store::MailboxInfo,
-        msgs: Arc<Vec<Msg>>,
+        listed: Listed,
     ) -> Selected {
-        let mut sel = Selected {
+        Selected {
             id,
             name,
             read_only,
             uidvalidity: info.uidvalidity,
-            msgs,
+            msgs: listed.msgs,
             seen_modseq: info.highest_modseq,
             seen_uidnext: info.uidnext,
             pending_expunge: false,
-            keywords: Vec::new(),
+            keywords: listed.keywords,
             qresync: false,
             saved: Vec::new(),
             updates: Vec::new(),
-        };
-        sel.learn_keywords();
-        sel
+        }
     }
 
     /// Marks the messages with a UID above `after` (and up to `up_to`) as this session's
@@ -251,22 +284,18 @@ impl Selected {
                 m.recent = true;
             }
         }
-        self.msgs.iter().filter(|m| m.recent).count()
+        // The recent messages are always the last ones: each marking covers UIDs above every
+        // message the session held before (SELECT's, then each sync's new arrivals), and
+        // expunges keep the order. So they are counted from the end.
+        self.msgs.len() - self.msgs.partition_point(|m| !m.recent)
     }
 
     /// Adds the keywords of the session's messages that were not announced yet; true when
     /// there were any (then [`Selected::flags_responses`] must be sent before any FETCH FLAGS).
     pub fn learn_keywords(&mut self) -> bool {
-        let mut learned = false;
-        for m in self.msgs.iter() {
-            for k in &m.keywords {
-                if !self.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                    self.keywords.push(k.clone());
-                    learned = true;
-                }
-            }
-        }
-        learned
+        let before = self.keywords.len();
+        learn(&mut self.keywords, &self.msgs);
+        self.keywords.len() > before
     }
 
     /// The untagged FLAGS and PERMANENTFLAGS responses (RFC 9051 §7.3.5, §7.1) with every

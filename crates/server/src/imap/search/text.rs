@@ -15,7 +15,7 @@ use mailroom_proto::imap::decode;
 #[derive(Default)]
 pub(in crate::imap) struct SearchText {
     /// The top-level header fields (shared through [`ImapShared`](crate::imap::ImapShared)).
-    pub(super) fields: Option<Arc<Vec<Field>>>,
+    pub(super) fields: Option<Arc<Fields>>,
     /// `fields` were parsed from the message by this search (not found in a cache or in the
     /// store's copy), so the search keeps them in the store.
     pub(super) fields_parsed: bool,
@@ -27,7 +27,8 @@ pub(in crate::imap) struct SearchText {
     pub(super) body_texts: Option<Vec<String>>,
 }
 
-/// One header field for SEARCH, lower-cased.
+/// One header field for SEARCH, lower-cased, as parsed from a message (then kept as
+/// [`Fields`]).
 #[derive(Debug, PartialEq, Eq)]
 pub(in crate::imap) struct Field {
     name: String,
@@ -49,6 +50,75 @@ impl Field {
             decoded: None,
             addresses: None,
         }
+    }
+}
+
+/// A message's SEARCH header fields in the form the store keeps ([`encode_fields`]): one
+/// buffer, read in place. A search of a mailbox too large for the cache reads one such row
+/// per message; taking each apart into strings cost more than the search itself.
+#[derive(Debug, PartialEq, Eq)]
+pub(in crate::imap) struct Fields(Vec<u8>);
+
+/// One field of [`Fields`], borrowed.
+pub(in crate::imap) struct FieldRef<'a> {
+    name: &'a str,
+    raw: &'a str,
+    decoded: Option<&'a str>,
+    addresses: Option<&'a str>,
+}
+
+impl Fields {
+    /// The record, if it is one [`encode_fields`] wrote (a truncated or foreign one is
+    /// refused, never misread).
+    pub(in crate::imap) fn from_record(data: Vec<u8>) -> Option<Fields> {
+        let mut r = Reader(&data);
+        while !r.0.is_empty() {
+            r.field()?;
+        }
+        Some(Fields(data))
+    }
+
+    pub(in crate::imap) fn new(fields: &[Field]) -> Fields {
+        Fields(encode_fields(fields))
+    }
+
+    /// The stored form.
+    pub(in crate::imap) fn record(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub(in crate::imap) fn iter(&self) -> impl Iterator<Item = FieldRef<'_>> {
+        let mut r = Reader(&self.0);
+        std::iter::from_fn(move || r.field())
+    }
+}
+
+/// Reads [`encode_fields`]' form.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    /// A length-prefixed string (`Some(None)`: absent); `None` when malformed.
+    fn string(&mut self) -> Option<Option<&'a str>> {
+        let (len, rest) = self.0.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len);
+        if len == u32::MAX {
+            self.0 = rest;
+            return Some(None);
+        }
+        let len = usize::try_from(len).ok()?;
+        let s = std::str::from_utf8(rest.get(..len)?).ok()?;
+        self.0 = &rest[len..];
+        Some(Some(s))
+    }
+
+    /// The next field; `None` at the end or when malformed.
+    fn field(&mut self) -> Option<FieldRef<'a>> {
+        Some(FieldRef {
+            name: self.string()??,
+            raw: self.string()??,
+            decoded: self.string()?,
+            addresses: self.string()?,
+        })
     }
 }
 
@@ -96,7 +166,7 @@ fn has(hay: &str, needle: &str) -> bool {
 }
 
 impl Loaded<'_> {
-    fn search_fields(&mut self) -> Result<&[Field], StoreError> {
+    fn search_fields(&mut self) -> Result<&Fields, StoreError> {
         if self.search.fields.is_none() {
             let fields = match self.cache.fields.get(self.key) {
                 Some(f) => f,
@@ -119,7 +189,7 @@ impl Loaded<'_> {
                                 }
                             })
                             .collect();
-                    let fields = Arc::new(fields);
+                    let fields = Arc::new(Fields::new(&fields));
                     self.cache.fields.put(self.key, fields.clone());
                     self.search.fields_parsed = true;
                     fields
@@ -130,9 +200,7 @@ impl Loaded<'_> {
         Ok(self
             .search
             .fields
-            .as_deref()
-            .map(Vec::as_slice)
-            .unwrap_or_default())
+            .get_or_insert_with(|| Arc::new(Fields(Vec::new()))))
     }
 
     fn search_raw(&mut self) -> Result<&str, StoreError> {
@@ -174,7 +242,7 @@ pub(super) const FIELDS_FORMAT: u32 = 1;
 /// A message's SEARCH fields as kept in the store (`message_search`): per field its name,
 /// raw value, decoded value and address text, each a u32 length (little-endian; `u32::MAX`
 /// for none) and its UTF-8.
-pub(super) fn encode_fields(fields: &[Field]) -> Vec<u8> {
+fn encode_fields(fields: &[Field]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut put = |s: Option<&str>| match s {
         Some(s) => {
@@ -192,39 +260,6 @@ pub(super) fn encode_fields(fields: &[Field]) -> Vec<u8> {
     out
 }
 
-/// The fields [`encode_fields`] wrote, or `None` if `data` is not such a record.
-pub(super) fn decode_fields(mut data: &[u8]) -> Option<Vec<Field>> {
-    let mut take = || -> Option<Option<String>> {
-        let (len, rest) = data.split_first_chunk::<4>()?;
-        let len = u32::from_le_bytes(*len);
-        if len == u32::MAX {
-            data = rest;
-            return Some(None);
-        }
-        let len = usize::try_from(len).ok()?;
-        let s = std::str::from_utf8(rest.get(..len)?).ok()?.to_string();
-        data = &rest[len..];
-        Some(Some(s))
-    };
-    let mut out = Vec::new();
-    // Until the end (a truncated record is refused below).
-    while let Some(name) = take() {
-        let (Some(name), Some(Some(raw)), Some(decoded), Some(addresses)) =
-            (name, take(), take(), take())
-        else {
-            return None;
-        };
-        out.push(Field {
-            name,
-            raw,
-            decoded,
-            addresses,
-        });
-    }
-    data.is_empty().then_some(out)
-}
-
-/// FROM, TO, CC, BCC, SUBJECT, HEADER: the needle in a field's value as sent or decoded.
 pub(super) fn header_contains(
     l: &mut Loaded<'_>,
     field: &str,
@@ -235,9 +270,9 @@ pub(super) fn header_contains(
     // RFC 9051 §6.4.4 HEADER with an empty string matches every message with the field.
     Ok(l.search_fields()?.iter().any(|f| {
         f.name == field
-            && (has(&f.raw, &n)
-                || f.decoded.as_deref().is_some_and(|d| has(d, &n))
-                || f.addresses.as_deref().is_some_and(|a| has(a, &n)))
+            && (has(f.raw, &n)
+                || f.decoded.is_some_and(|d| has(d, &n))
+                || f.addresses.is_some_and(|a| has(a, &n)))
     }))
 }
 
@@ -258,7 +293,7 @@ pub(super) fn text_contains(l: &mut Loaded<'_>, needle: &str) -> Result<bool, St
         return Ok(true);
     }
     let in_header = l.search_fields()?.iter().any(|f| {
-        f.decoded.as_deref().is_some_and(|d| {
+        f.decoded.is_some_and(|d| {
             has(d, &n) || (n.contains(':') && has(&format!("{}: {d}", f.name), &n))
         })
     });
@@ -295,11 +330,27 @@ mod tests {
             },
         ];
         let data = encode_fields(&fields);
-        assert_eq!(decode_fields(&data), Some(fields));
-        assert_eq!(decode_fields(&[]), Some(vec![]));
+        let read = Fields::from_record(data.clone()).expect("a record");
+        let back: Vec<Field> = read
+            .iter()
+            .map(|f| Field {
+                name: f.name.into(),
+                raw: f.raw.into(),
+                decoded: f.decoded.map(Into::into),
+                addresses: f.addresses.map(Into::into),
+            })
+            .collect();
+        assert_eq!(back, fields);
+        assert_eq!(read.record(), data.as_slice());
+        assert_eq!(
+            Fields::from_record(vec![]).map(|f| f.iter().count()),
+            Some(0)
+        );
         // Truncated or foreign records are refused, never misread.
-        assert_eq!(decode_fields(&data[..data.len() - 1]), None);
-        assert_eq!(decode_fields(b"\x05\x00\x00\x00ab"), None);
-        assert_eq!(decode_fields(&[0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(Fields::from_record(data[..data.len() - 1].to_vec()), None);
+        assert_eq!(Fields::from_record(b"\x05\x00\x00\x00ab".to_vec()), None);
+        assert_eq!(Fields::from_record(vec![0xff, 0xff, 0xff, 0xff]), None);
+        // A name must be present; a field cut after its name is refused.
+        assert_eq!(Fields::from_record(data[..8].to_vec()), None);
     }
 }
