@@ -970,6 +970,24 @@ fn a_handle_reaches_only_its_own_account(s: &TestStore) {
     };
     let not_found = |r: Result<()>| matches!(r, Err(StoreError::NotFound(_)));
     assert_eq!(s.mailbox_by_id(forged).unwrap(), None);
+    // An IMAP session's checks read the same as the two calls, and never the forged mailbox.
+    let (now, info) = s.session_state(a, Some(forged)).unwrap();
+    assert_eq!((now, info), (s.account_by_id(a).unwrap(), None));
+    assert_eq!(
+        s.session_state(a, Some(a_inbox)).unwrap(),
+        (
+            s.account_by_id(a).unwrap(),
+            s.mailbox_by_id(a_inbox).unwrap()
+        )
+    );
+    assert!(s.session_state(a, None).unwrap().0.is_some());
+    // STATUS's read is the two calls in one, for the account's own mailbox only.
+    let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
+    assert_eq!(
+        s.mailbox_status(a, "INBOX").unwrap(),
+        Some((inbox, s.mailbox_counts(a_inbox).unwrap()))
+    );
+    assert_eq!(s.mailbox_status(a, "No such box").unwrap(), None);
     assert!(not_found(s.list_messages(forged).map(drop)));
     assert!(not_found(s.mailbox_changes(forged, 0).map(drop)));
     assert!(not_found(s.expunge(forged, &[1]).map(drop)));

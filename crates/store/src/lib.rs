@@ -541,6 +541,35 @@ pub trait MailStore: Send + Sync {
     fn vanished_since(&self, mailbox: MailboxId, since_modseq: u64) -> Result<Vanished>;
 
     // ---- IMAP (RFC 9051) ----
+    /// What an IMAP session checks before and after every command: its account as it is now
+    /// and, when one is selected, that mailbox ([`MailStore::mailbox_by_id`]). One read where
+    /// the backend can: the local store reads both in one transaction (one lock taken and
+    /// dropped instead of two, for every command).
+    fn session_state(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<(Option<Account>, Option<MailboxInfo>)> {
+        let now = self.account_by_id(account)?;
+        let info = match mailbox {
+            Some(m) => self.mailbox_by_id(m)?,
+            None => None,
+        };
+        Ok((now, info))
+    }
+    /// What STATUS reads: a mailbox by name ([`MailStore::mailbox`]) and its counts
+    /// ([`MailStore::mailbox_counts`]), in one read where the backend can.
+    fn mailbox_status(
+        &self,
+        account: AccountId,
+        name: &str,
+    ) -> Result<Option<(MailboxInfo, MailboxCounts)>> {
+        let Some(info) = self.mailbox(account, name)? else {
+            return Ok(None);
+        };
+        let counts = self.mailbox_counts(info.id)?;
+        Ok(Some((info, counts)))
+    }
     /// A mailbox by id (`None` once deleted; never another account's).
     fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<MailboxInfo>>;
     /// Creates a mailbox with a fresh UIDVALIDITY; `Exists` if the name is taken.

@@ -1002,6 +1002,21 @@ fn insert_message(c: &mut Transaction<'_>, data: &[u8]) -> Result<MessageId> {
 }
 
 /// `NotFound` unless the mailbox exists and belongs to the handle's account.
+fn account_by_id(c: &mut Transaction<'_>, id: AccountId) -> Result<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
+    Ok(c.cq_opt(sql.as_str(), &[&id.0])?
+        .as_ref()
+        .map(row_to_account))
+}
+
+fn mailbox_by_id(c: &mut Transaction<'_>, mailbox: MailboxId) -> Result<Option<MailboxInfo>> {
+    let sql = format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = $1 AND account_id = $2");
+    c.cq_opt(sql.as_str(), &[&mailbox.id, &mailbox.account.0])?
+        .as_ref()
+        .map(row_to_mailbox)
+        .transpose()
+}
+
 /// The UIDs expunged from a mailbox after `since_modseq`, from its tombstones; not `complete`
 /// when tombstones that old were pruned.
 fn tombstones_since(
@@ -1426,12 +1441,7 @@ impl MailStore for PgStore {
     }
 
     fn account_by_id(&self, id: AccountId) -> Result<Option<Account>> {
-        self.read(|c| {
-            let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
-            Ok(c.cq_opt(sql.as_str(), &[&id.0])?
-                .as_ref()
-                .map(row_to_account))
-        })
+        self.read(|c| account_by_id(c, id))
     }
 
     fn set_quota(&self, address: &str, quota: Option<u64>) -> Result<()> {
@@ -1724,13 +1734,22 @@ impl MailStore for PgStore {
     }
 
     fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<MailboxInfo>> {
+        self.read(|c| mailbox_by_id(c, mailbox))
+    }
+
+    fn session_state(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<(Option<Account>, Option<MailboxInfo>)> {
+        // One pooled connection and transaction for both.
         self.read(|c| {
-            let sql =
-                format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = $1 AND account_id = $2");
-            c.cq_opt(sql.as_str(), &[&mailbox.id, &mailbox.account.0])?
-                .as_ref()
-                .map(row_to_mailbox)
-                .transpose()
+            let now = account_by_id(c, account)?;
+            let info = match mailbox {
+                Some(m) => mailbox_by_id(c, m)?,
+                None => None,
+            };
+            Ok((now, info))
         })
     }
 

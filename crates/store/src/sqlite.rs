@@ -643,6 +643,20 @@ impl SqliteStore {
     }
 }
 
+fn account_by_id(c: &Connection, id: AccountId) -> Result<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1");
+    Ok(c.prepare_cached(&sql)?
+        .query_row(params![id.0], row_to_account)
+        .optional()?)
+}
+
+fn mailbox_by_id(c: &Connection, mailbox: MailboxId) -> Result<Option<MailboxInfo>> {
+    let sql = format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1 AND account_id = ?2");
+    Ok(c.prepare_cached(&sql)?
+        .query_row(params![mailbox.id, mailbox.account.0], row_to_mailbox)
+        .optional()?)
+}
+
 /// The UIDs expunged from a mailbox after `since_modseq`, from its tombstones; not `complete`
 /// when tombstones that old were pruned.
 fn tombstones_since(c: &Connection, mailbox: MailboxId, since_modseq: u64) -> Result<Vanished> {
@@ -975,6 +989,27 @@ fn row_to_meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
         internal_date: r.get(5)?,
         modseq: r.get::<_, i64>(6)? as u64,
         ends_with_lf: r.get::<_, i64>(7)? != 0,
+    })
+}
+
+/// A mailbox's STATUS counts (kept by triggers) and its recent messages, read from a
+/// `mailboxes` row.
+const COUNT_COLS: &str = "messages, unseen, deleted, size,
+     (SELECT COUNT(*) FROM mailbox_messages mm
+       WHERE mm.mailbox_id = mailboxes.id AND mm.uid > mailboxes.recent_uid)";
+
+/// The columns of [`MAILBOX_COLS`].
+const MAILBOX_COL_COUNT: usize = 9;
+
+/// [`COUNT_COLS`] from column `at` on.
+fn row_to_counts(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<MailboxCounts> {
+    let n = |i: usize| r.get::<_, i64>(at + i).map(|v| v.max(0) as u64);
+    Ok(MailboxCounts {
+        messages: n(0)?,
+        unseen: n(1)?,
+        deleted: n(2)?,
+        size: n(3)?,
+        recent: n(4)?,
     })
 }
 
@@ -1643,12 +1678,7 @@ impl MailStore for SqliteStore {
     }
 
     fn account_by_id(&self, id: AccountId) -> Result<Option<Account>> {
-        self.read(|c| {
-            let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1");
-            Ok(c.prepare_cached(&sql)?
-                .query_row(params![id.0], row_to_account)
-                .optional()?)
-        })
+        self.read(|c| account_by_id(c, id))
     }
 
     fn set_quota(&self, address: &str, quota: Option<u64>) -> Result<()> {
@@ -1815,7 +1845,8 @@ impl MailStore for SqliteStore {
         self.read(|c| {
             let sql =
                 format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE account_id = ?1 AND name = ?2");
-            Ok(c.query_row(&sql, params![account.0, name], row_to_mailbox)
+            Ok(c.prepare_cached(&sql)?
+                .query_row(params![account.0, name], row_to_mailbox)
                 .optional()?)
         })
     }
@@ -1971,12 +2002,25 @@ impl MailStore for SqliteStore {
     }
 
     fn mailbox_by_id(&self, mailbox: MailboxId) -> Result<Option<MailboxInfo>> {
+        self.read(|c| mailbox_by_id(c, mailbox))
+    }
+
+    fn session_state(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<(Option<Account>, Option<MailboxInfo>)> {
         self.read(|c| {
-            let sql =
-                format!("SELECT {MAILBOX_COLS} FROM mailboxes WHERE id = ?1 AND account_id = ?2");
-            Ok(c.prepare_cached(&sql)?
-                .query_row(params![mailbox.id, mailbox.account.0], row_to_mailbox)
-                .optional()?)
+            // One read transaction: SQLite takes its read lock once for both (each
+            // statement on its own takes and drops it: 6 system calls).
+            let tx = c.unchecked_transaction()?;
+            let now = account_by_id(&tx, account)?;
+            let info = match mailbox {
+                Some(m) => mailbox_by_id(&tx, m)?,
+                None => None,
+            };
+            tx.commit()?;
+            Ok((now, info))
         })
     }
 
@@ -2093,24 +2137,33 @@ impl MailStore for SqliteStore {
 
     fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts> {
         self.read(|c| {
-            c.prepare_cached(
-                "SELECT messages, unseen, deleted, size,
-                        (SELECT COUNT(*) FROM mailbox_messages mm
-                          WHERE mm.mailbox_id = mailboxes.id AND mm.uid > mailboxes.recent_uid)
-                   FROM mailboxes WHERE id = ?1 AND account_id = ?2",
-            )?
-            .query_row(params![mailbox.id, mailbox.account.0], |r| {
-                let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
-                Ok(MailboxCounts {
-                    messages: n(0)?,
-                    unseen: n(1)?,
-                    deleted: n(2)?,
-                    size: n(3)?,
-                    recent: n(4)?,
+            let sql =
+                format!("SELECT {COUNT_COLS} FROM mailboxes WHERE id = ?1 AND account_id = ?2");
+            c.prepare_cached(&sql)?
+                .query_row(params![mailbox.id, mailbox.account.0], |r| {
+                    row_to_counts(r, 0)
                 })
-            })
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))
+        })
+    }
+
+    fn mailbox_status(
+        &self,
+        account: AccountId,
+        name: &str,
+    ) -> Result<Option<(MailboxInfo, MailboxCounts)>> {
+        // One statement: one read lock taken and dropped (STATUS is what clients poll).
+        self.read(|c| {
+            let sql = format!(
+                "SELECT {MAILBOX_COLS}, {COUNT_COLS} FROM mailboxes
+                  WHERE account_id = ?1 AND name = ?2"
+            );
+            Ok(c.prepare_cached(&sql)?
+                .query_row(params![account.0, name], |r| {
+                    Ok((row_to_mailbox(r)?, row_to_counts(r, MAILBOX_COL_COUNT)?))
+                })
+                .optional()?)
         })
     }
 

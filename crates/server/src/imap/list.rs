@@ -6,7 +6,7 @@ use mailroom_proto::imap::response::Response;
 use mailroom_proto::imap::ListOptions;
 use std::collections::{BTreeMap, BTreeSet};
 
-use mailroom_store::MailboxInfo;
+use mailroom_store::{MailboxCounts, MailboxInfo};
 
 use super::error::ImapError;
 use super::names::{normalize_mailbox, DELIM};
@@ -192,10 +192,14 @@ impl Session {
         b: &MailboxInfo,
         items: &[String],
     ) -> Result<Response, ImapError> {
-        // The counts come from counters the store keeps with every change: constant time,
-        // however large the mailbox (no message is listed).
         let id = b.id;
         let counts = self.quick(move |s| s.mailbox_counts(id)).await?;
+        Ok(self.status_of(b, &counts, items))
+    }
+
+    /// The STATUS response of a mailbox. The counts come from counters the store keeps with
+    /// every change: constant time, however large the mailbox (no message is listed).
+    fn status_of(&self, b: &MailboxInfo, counts: &MailboxCounts, items: &[String]) -> Response {
         let mut parts = Vec::new();
         for i in items {
             let v: u64 = match i.as_str() {
@@ -213,12 +217,17 @@ impl Session {
             parts.push((i.as_str(), v));
         }
         let name = self.name_to_wire(&b.name);
-        Ok(Response::status(name.as_bytes(), &parts))
+        Response::status(name.as_bytes(), &parts)
     }
 
     pub(super) async fn status(&mut self, name: &str, items: &[String]) -> Result<Done, ImapError> {
-        let info = self.must_mailbox(name, "NONEXISTENT").await?;
-        let r = self.status_response(&info, items).await?;
+        let acct = self.account_id()?;
+        let key = normalize_mailbox(name);
+        let found = self.quick(move |s| s.mailbox_status(acct, &key)).await?;
+        let Some((info, counts)) = found else {
+            return Err(self.no_mailbox(name, "NONEXISTENT"));
+        };
+        let r = self.status_of(&info, &counts, items);
         self.respond(&r);
         ok("STATUS completed")
     }

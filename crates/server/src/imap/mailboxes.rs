@@ -25,20 +25,25 @@ impl Session {
         name: &str,
         code: &'static str,
     ) -> Result<MailboxInfo, ImapError> {
-        self.find_mailbox(name).await?.ok_or_else(|| {
-            ImapError::no(
-                code,
-                format!(
-                    "there is no mailbox {}{}",
-                    self.show_name(&normalize_mailbox(name)),
-                    if code == "TRYCREATE" {
-                        "; CREATE it first"
-                    } else {
-                        ""
-                    }
-                ),
-            )
-        })
+        self.find_mailbox(name)
+            .await?
+            .ok_or_else(|| self.no_mailbox(name, code))
+    }
+
+    /// `NO [code] there is no mailbox ...` (with a hint to CREATE it for TRYCREATE).
+    pub(super) fn no_mailbox(&self, name: &str, code: &'static str) -> ImapError {
+        ImapError::no(
+            code,
+            format!(
+                "there is no mailbox {}{}",
+                self.show_name(&normalize_mailbox(name)),
+                if code == "TRYCREATE" {
+                    "; CREATE it first"
+                } else {
+                    ""
+                }
+            ),
+        )
     }
 
     /// Back to the authenticated state with `* OK [CLOSED]` (RFC 9051 §7.1) if a mailbox

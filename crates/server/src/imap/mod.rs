@@ -160,6 +160,11 @@ struct Session {
     logins: LoginFailures,
     /// The NOTIFY SET in force (RFC 5465), see `notify.rs`.
     notify: Option<notify::Notify>,
+    /// What `verify` read before a command that changes nothing (CAPABILITY, LIST, STATUS,
+    /// ...): the sync after it uses that instead of reading again (`sync.rs`). A change that
+    /// another session makes meanwhile is reported at the next command, as RFC 9051 §7
+    /// allows; NOOP, IDLE and every command that changes something read afresh.
+    checked: Option<Option<mailroom_store::MailboxInfo>>,
 }
 
 /// Serves one IMAP connection until LOGOUT, a drop, the autologout timer or shutdown.
@@ -190,6 +195,7 @@ pub async fn run_session(
         errors: ErrorCount::default(),
         logins: LoginFailures::default(),
         notify: None,
+        checked: None,
     };
     // RFC 9051 §7.1.1 greeting with the capabilities (saves a round trip).
     let code = s.capability_code();
@@ -319,8 +325,22 @@ impl Session {
         ) && !sort::sequence_numbered(&cmd.body);
         // A session acts only for the account that logged in and on the mailbox it selected:
         // both are checked before every command (and by every sync, IDLE's polls included).
-        if let Err(e) = self.verify().await {
-            return self.fail(Some(&tag), e);
+        let changes_nothing = matches!(
+            cmd.body,
+            CommandBody::Capability
+                | CommandBody::List { .. }
+                | CommandBody::Lsub { .. }
+                | CommandBody::Namespace
+                | CommandBody::Status { .. }
+                | CommandBody::Id(_)
+                | CommandBody::GetQuota(_)
+                | CommandBody::GetQuotaRoot(_)
+        );
+        self.checked = None;
+        match self.verify().await {
+            Err(e) => return self.fail(Some(&tag), e),
+            Ok(info) if changes_nothing => self.checked = Some(info),
+            Ok(_) => {}
         }
         let result = self.dispatch(&tag, cmd.body).await;
         match result {

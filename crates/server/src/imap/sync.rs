@@ -25,16 +25,7 @@ impl Session {
         };
         let id = account.id;
         let mailbox = selected.map(|(m, _)| m);
-        let (now, info) = self
-            .quick(move |s| {
-                let now = s.account_by_id(id)?;
-                let info = match mailbox {
-                    Some(m) => s.mailbox_by_id(m)?,
-                    None => None,
-                };
-                Ok((now, info))
-            })
-            .await?;
+        let (now, info) = self.quick(move |s| s.session_state(id, mailbox)).await?;
         if now.is_none_or(|a| a.password_hash != account.password_hash) {
             return Err(ImapError::Bye(
                 "your account was removed or its password was changed; log in again".into(),
@@ -111,7 +102,10 @@ impl Session {
             return Ok(());
         };
         let id = sel.id;
-        let info = self.verify().await?;
+        let info = match self.checked.take() {
+            Some(info) => info,
+            None => self.verify().await?,
+        };
         let Some(sel) = self.selected() else {
             return Ok(());
         };
