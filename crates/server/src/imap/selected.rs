@@ -50,6 +50,21 @@ impl Msg {
         }
     }
 
+    /// Back to the store's form (`ends_with_lf` is not kept here: what uses the result
+    /// compares flags, keywords and modseqs).
+    pub fn to_meta(&self) -> MessageMeta {
+        MessageMeta {
+            uid: self.uid,
+            message: self.message,
+            size: self.size,
+            flags: self.flags,
+            keywords: self.keywords.clone(),
+            internal_date: self.internal_date,
+            modseq: self.modseq,
+            ends_with_lf: true,
+        }
+    }
+
     /// The message's flags as this session shows them, `\Recent` included.
     pub fn flag_list(&self) -> Value {
         flag_list(self.flags, &self.keywords, self.recent)
@@ -93,6 +108,8 @@ pub struct Selected {
     pub seen_uidnext: u32,
     /// Some messages are `gone` and still to be reported.
     pub pending_expunge: bool,
+    /// Some message was ever marked `\Recent` for this session.
+    any_recent: bool,
     /// The keywords announced to the session in FLAGS and PERMANENTFLAGS. RFC 9051 §7.3.5:
     /// a keyword must be announced before a FETCH FLAGS response shows it.
     pub keywords: Vec<String>,
@@ -183,16 +200,7 @@ pub fn merged(known: &[Msg], changes: MailboxChanges) -> Option<Vec<MessageMeta>
             out.push(c);
             continue;
         }
-        out.push(MessageMeta {
-            uid: m.uid,
-            message: m.message,
-            size: m.size,
-            flags: m.flags,
-            keywords: m.keywords.clone(),
-            internal_date: m.internal_date,
-            modseq: m.modseq,
-            ends_with_lf: true,
-        });
+        out.push(m.to_meta());
     }
     out.extend(changed);
     Some(out)
@@ -266,6 +274,7 @@ impl Selected {
             seen_modseq: info.highest_modseq,
             seen_uidnext: info.uidnext,
             pending_expunge: false,
+            any_recent: false,
             keywords: listed.keywords,
             qresync: false,
             saved: Vec::new(),
@@ -284,10 +293,13 @@ impl Selected {
                 m.recent = true;
             }
         }
-        // The recent messages are always the last ones: each marking covers UIDs above every
-        // message the session held before (SELECT's, then each sync's new arrivals), and
-        // expunges keep the order. So they are counted from the end.
-        self.msgs.len() - self.msgs.partition_point(|m| !m.recent)
+        let marked = hi.saturating_sub(lo);
+        if !self.any_recent {
+            // None before (SELECT): the count is the run just marked, without a scan.
+            self.any_recent = marked > 0;
+            return marked;
+        }
+        self.msgs.iter().filter(|m| m.recent).count()
     }
 
     /// Adds the keywords of the session's messages that were not announced yet; true when
