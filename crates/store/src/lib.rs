@@ -238,6 +238,12 @@ pub struct Vanished {
     pub complete: bool,
 }
 
+/// A mailbox's STATUS counts (kept with every change by triggers, in both backends) and its
+/// recent messages, read from a `mailboxes` row: the same SQL in both dialects.
+const COUNT_COLS: &str = "messages, unseen, deleted, size,
+     (SELECT COUNT(*) FROM mailbox_messages mm
+       WHERE mm.mailbox_id = mailboxes.id AND mm.uid > mailboxes.recent_uid)";
+
 /// What [`MailStore::mailbox_changes`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MailboxChanges {

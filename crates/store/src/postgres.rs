@@ -955,6 +955,21 @@ fn row_to_meta(r: &::postgres::Row) -> Result<MessageMeta> {
     })
 }
 
+/// The columns of [`MAILBOX_COLS`].
+const MAILBOX_COL_COUNT: usize = 9;
+
+/// [`COUNT_COLS`] from column `at` on.
+fn row_to_counts(r: &::postgres::Row, at: usize) -> MailboxCounts {
+    let n = |i: usize| r.get::<_, i64>(at + i).max(0) as u64;
+    MailboxCounts {
+        messages: n(0),
+        unseen: n(1),
+        deleted: n(2),
+        size: n(3),
+        recent: n(4),
+    }
+}
+
 const MAILBOX_COLS: &str =
     "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use,
      EXISTS (SELECT 1 FROM subscriptions s
@@ -1924,23 +1939,29 @@ impl MailStore for PgStore {
 
     fn mailbox_counts(&self, mailbox: MailboxId) -> Result<MailboxCounts> {
         self.read(|c| {
+            let sql =
+                format!("SELECT {COUNT_COLS} FROM mailboxes WHERE id = $1 AND account_id = $2");
             let r = c
-                .cq_opt(
-                    "SELECT messages, unseen, deleted, size,
-                            (SELECT COUNT(*) FROM mailbox_messages mm
-                              WHERE mm.mailbox_id = mailboxes.id AND mm.uid > mailboxes.recent_uid)
-                       FROM mailboxes WHERE id = $1 AND account_id = $2",
-                    &[&mailbox.id, &mailbox.account.0],
-                )?
+                .cq_opt(sql.as_str(), &[&mailbox.id, &mailbox.account.0])?
                 .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.id)))?;
-            let n = |i: usize| r.get::<_, i64>(i).max(0) as u64;
-            Ok(MailboxCounts {
-                messages: n(0),
-                unseen: n(1),
-                deleted: n(2),
-                size: n(3),
-                recent: n(4),
-            })
+            Ok(row_to_counts(&r, 0))
+        })
+    }
+
+    fn mailbox_status(
+        &self,
+        account: AccountId,
+        name: &str,
+    ) -> Result<Option<(MailboxInfo, MailboxCounts)>> {
+        // One statement, one round trip (STATUS is what clients poll).
+        self.read(|c| {
+            let sql = format!(
+                "SELECT {MAILBOX_COLS}, {COUNT_COLS} FROM mailboxes
+                  WHERE account_id = $1 AND name = $2"
+            );
+            c.cq_opt(sql.as_str(), &[&account.0, &name])?
+                .map(|r| Ok((row_to_mailbox(&r)?, row_to_counts(&r, MAILBOX_COL_COUNT))))
+                .transpose()
         })
     }
 

@@ -992,12 +992,6 @@ fn row_to_meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
     })
 }
 
-/// A mailbox's STATUS counts (kept by triggers) and its recent messages, read from a
-/// `mailboxes` row.
-const COUNT_COLS: &str = "messages, unseen, deleted, size,
-     (SELECT COUNT(*) FROM mailbox_messages mm
-       WHERE mm.mailbox_id = mailboxes.id AND mm.uid > mailboxes.recent_uid)";
-
 /// The columns of [`MAILBOX_COLS`].
 const MAILBOX_COL_COUNT: usize = 9;
 
