@@ -291,6 +291,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX auth_failures_last ON auth_failures(last_ms);
     "#,
+    // A delivery counts its own message (issue 18): its one statement that allocates the UID
+    // also adds to the INBOX's counts and the account's usage, and names the message in the
+    // transaction-local setting `mailroom.counted`, so the insert trigger leaves that row
+    // alone. Every other insert (APPEND, COPY, MOVE, a migration) is counted by the trigger
+    // as before. Updating the hot INBOX row once per delivery instead of twice halves the
+    // row versions that concurrent deliveries lock.
+    r#"
+    DROP TRIGGER mailbox_messages_insert ON mailbox_messages;
+    CREATE TRIGGER mailbox_messages_insert AFTER INSERT ON mailbox_messages
+        FOR EACH ROW
+        WHEN (current_setting('mailroom.counted', true) IS DISTINCT FROM NEW.message_id::text)
+        EXECUTE FUNCTION mailroom_mm_insert();
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -1161,13 +1174,25 @@ fn deliver_in(c: &mut Transaction<'_>, delivery: &Delivery) -> Result<Receipt> {
         for account in order {
             // RFC 9051 §2.3.1.1: UIDs strictly ascending, never reused; the row lock keeps
             // another node's allocation waiting until this one commits. One statement (one
-            // round trip) allocates the UID, files the message and announces the change.
+            // round trip) allocates the UID, counts the new unseen message in the INBOX and
+            // the account (the insert trigger skips the message `mailroom.counted` names:
+            // one update of the hot INBOX row, not two), files it and announces the change.
+            // The setting is made in `mb`'s RETURNING, which `ins` reads: before the insert,
+            // when the trigger's WHEN is evaluated.
             let row = c
                 .cq_opt(
-                    "WITH mb AS (
-                        UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+                    "WITH sz AS (SELECT size FROM messages WHERE id = $2),
+                     mb AS (
+                        UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1,
+                               messages = messages + 1, unseen = unseen + 1,
+                               size = size + (SELECT size FROM sz)
                          WHERE account_id = $1 AND name = 'INBOX'
-                         RETURNING id, uidnext - 1 AS uid, highest_modseq AS modseq),
+                         RETURNING id, uidnext - 1 AS uid, highest_modseq AS modseq,
+                                   set_config('mailroom.counted', $2::text, true) AS counted),
+                     acc AS (
+                        UPDATE accounts SET used = used + (SELECT size FROM sz)
+                         WHERE id = $1 AND EXISTS (SELECT 1 FROM mb)
+                         RETURNING id),
                      ins AS (
                         INSERT INTO mailbox_messages (mailbox_id, uid, message_id, internal_date, modseq)
                         SELECT id, uid, $2, $3, modseq FROM mb
