@@ -48,6 +48,22 @@ use crate::conn::{Conn, Event};
 use crate::Shared;
 use mailroom_proto::line::LineError;
 
+/// Runs a store read of a few rows by key (an account, a mailbox row, an alias): on the
+/// session's own thread when the store is this process's own SQLite file (an indexed read
+/// takes a few microseconds, less than the hand-off to a blocking thread and back), else on a
+/// blocking thread (a shared store is across a network). Never for writes or for reads that
+/// grow with a mailbox.
+pub async fn quick_read<T: Send + 'static>(
+    store: &mailroom_store::Store,
+    f: impl FnOnce(&dyn mailroom_store::MailStore) -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    if store.is_shared() {
+        let store = store.clone();
+        return tokio::task::spawn_blocking(move || f(store.as_ref())).await;
+    }
+    Ok(f(store.as_ref()))
+}
+
 /// The `auth_require_tls` policy: may this client send a password on this connection now
 /// (TLS is up, or the policy exempts its address)? Drivers advertise AUTH mechanisms only
 /// where this holds (RFC 4954 §4, RFC 3207 §4, RFC 2595 §4, RFC 9051 §7.2.2 LOGINDISABLED) and

@@ -530,10 +530,16 @@ impl Session {
         &self,
         f: impl FnOnce(&dyn MailStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ImapError> {
-        if self.shared.store.is_shared() {
-            return self.store(f).await;
+        match crate::session::quick_read(&self.shared.store, f).await {
+            Ok(r) => r.map_err(ImapError::store),
+            Err(e) => {
+                tracing::error!(error = %e, "IMAP store task failed");
+                Err(ImapError::no(
+                    "SERVERBUG",
+                    "internal error; nothing was changed, try again",
+                ))
+            }
         }
-        f(self.shared.store.as_ref()).map_err(ImapError::store)
     }
 }
 

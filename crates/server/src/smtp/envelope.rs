@@ -30,8 +30,9 @@ impl Session {
         // A session sends only as the account that logged in, as it is now: once that
         // account is removed or its password changed, the session ends.
         if let Some(account) = self.auth.clone() {
-            let store = self.shared.store.clone();
-            let now = tokio::task::spawn_blocking(move || store.account_by_id(account.id)).await;
+            let id = account.id;
+            let now =
+                crate::session::quick_read(&self.shared.store, move |s| s.account_by_id(id)).await;
             match now {
                 Ok(Ok(now))
                     if now
@@ -171,29 +172,39 @@ impl Session {
         // RFC 5321 §4.5.1: mail to the postmaster must get through, so that people can report
         // problems (a full mailbox among them): no quota check for it.
         let check_quota = !to_postmaster;
-        let looked = tokio::task::spawn_blocking(move || {
-            // Capture mode: every address is filed under its own account, made on first use.
-            if let Some(capture) = &shared.capture {
+        let looked = if shared.capture.is_some() {
+            // Capture mode: every address is filed under its own account, made on first use
+            // (a write: on a blocking thread).
+            tokio::task::spawn_blocking(move || {
+                let Some(capture) = &shared.capture else {
+                    return Ok((Route::UnknownUser, None));
+                };
                 let account = capture.account_for(&shared.store, &lookup)?;
                 let target = Target::Account {
                     account: account.id,
                     address: account.address,
                 };
-                return Ok((Route::Local(vec![target]), None));
-            }
-            let route = delivery::resolve(&shared.store, &lookup)?;
-            let full = match &route {
-                Route::Local(targets) if check_quota => delivery::full_target(
-                    shared.store.as_ref(),
-                    &shared.config,
-                    targets,
-                    declared_size,
-                )?,
-                _ => None,
-            };
-            Ok::<_, mailroom_store::StoreError>((route, full))
-        })
-        .await;
+                Ok::<_, mailroom_store::StoreError>((Route::Local(vec![target]), None))
+            })
+            .await
+        } else {
+            // The lookups read a few rows by key (alias, account, its usage).
+            let store = shared.store.clone();
+            crate::session::quick_read(&store, move |_| {
+                let route = delivery::resolve(&shared.store, &lookup)?;
+                let full = match &route {
+                    Route::Local(targets) if check_quota => delivery::full_target(
+                        shared.store.as_ref(),
+                        &shared.config,
+                        targets,
+                        declared_size,
+                    )?,
+                    _ => None,
+                };
+                Ok::<_, mailroom_store::StoreError>((route, full))
+            })
+            .await
+        };
         let (route, full) = match looked {
             Ok(Ok(r)) => r,
             other => {
