@@ -510,16 +510,7 @@ impl Session {
         f: impl FnOnce(&dyn MailStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ImapError> {
         let store: Store = self.shared.store.clone();
-        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
-            Ok(r) => r.map_err(ImapError::store),
-            Err(e) => {
-                tracing::error!(error = %e, "IMAP store task failed");
-                Err(ImapError::no(
-                    "SERVERBUG",
-                    "internal error; nothing was changed, try again",
-                ))
-            }
-        }
+        store_outcome(tokio::task::spawn_blocking(move || f(store.as_ref())).await)
     }
 
     /// Runs a read of a few rows by key (the account, a mailbox row, its counters): on this
@@ -530,15 +521,23 @@ impl Session {
         &self,
         f: impl FnOnce(&dyn MailStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ImapError> {
-        match crate::session::quick_read(&self.shared.store, f).await {
-            Ok(r) => r.map_err(ImapError::store),
-            Err(e) => {
-                tracing::error!(error = %e, "IMAP store task failed");
-                Err(ImapError::no(
-                    "SERVERBUG",
-                    "internal error; nothing was changed, try again",
-                ))
-            }
+        store_outcome(crate::session::quick_read(&self.shared.store, f).await)
+    }
+}
+
+/// A store call's result as the session answers it: a store error as [`ImapError::store`]
+/// says, a task that failed (a panic) as `NO [SERVERBUG]` with nothing changed.
+fn store_outcome<T>(
+    r: Result<Result<T, StoreError>, tokio::task::JoinError>,
+) -> Result<T, ImapError> {
+    match r {
+        Ok(r) => r.map_err(ImapError::store),
+        Err(e) => {
+            tracing::error!(error = %e, "IMAP store task failed");
+            Err(ImapError::no(
+                "SERVERBUG",
+                "internal error; nothing was changed, try again",
+            ))
         }
     }
 }
