@@ -675,12 +675,7 @@ mod tests {
         assert_eq!(full("a@x.test", Some(4096)), None, "exactly fits");
         assert_eq!(full("a@x.test", Some(4097)), Some("a@x.test".into()));
         store
-            .deliver(Delivery {
-                transcript: None,
-                local_message: vec![b'x'; 4096],
-                local: vec![a],
-                outbound: None,
-            })
+            .deliver(Delivery::to_inboxes(vec![b'x'; 4096], vec![a]))
             .unwrap();
         assert_eq!(full("a@x.test", None), Some("a@x.test".into()));
         assert_eq!(full("b@x.test", None), None);

@@ -74,13 +74,8 @@ impl TestStore {
 }
 
 fn deliver_to(s: &TestStore, to: AccountId, body: &str) {
-    s.deliver(Delivery {
-        transcript: None,
-        local_message: body.as_bytes().to_vec(),
-        local: vec![to],
-        outbound: None,
-    })
-    .unwrap();
+    s.deliver(Delivery::to_inboxes(body.as_bytes().to_vec(), vec![to]))
+        .unwrap();
 }
 
 /// Makes a `#[test]` on each backend of every named test function.
@@ -430,12 +425,7 @@ fn deliver_read_expunge(s: &TestStore) {
     assert_eq!(q[0].recipients[0].recipient, "z@far.test");
     // UIDs are never reused after expunge.
     let r2 = s
-        .deliver(Delivery {
-            transcript: None,
-            local_message: b"m\r\n".to_vec(),
-            local: vec![a],
-            outbound: None,
-        })
+        .deliver(Delivery::to_inboxes(b"m\r\n".to_vec(), vec![a]))
         .unwrap();
     assert_eq!(r2.local, vec![(a, 2)]);
 }
@@ -447,13 +437,8 @@ fn group_commit_concurrent(s: &TestStore) {
             let s = s.store.clone();
             std::thread::spawn(move || {
                 for _ in 0..25 {
-                    s.deliver(Delivery {
-                        transcript: None,
-                        local_message: b"m\r\n".to_vec(),
-                        local: vec![a],
-                        outbound: None,
-                    })
-                    .unwrap();
+                    s.deliver(Delivery::to_inboxes(b"m\r\n".to_vec(), vec![a]))
+                        .unwrap();
                 }
             })
         })
@@ -471,12 +456,7 @@ fn group_commit_concurrent(s: &TestStore) {
 fn failing_job_rolls_back_alone(s: &TestStore) {
     s.add_account("a@x.test", "h").unwrap();
     // Delivering to a nonexistent account fails, and must not leave an orphan blob.
-    let err = s.deliver(Delivery {
-        transcript: None,
-        local_message: b"m".to_vec(),
-        local: vec![AccountId(999)],
-        outbound: None,
-    });
+    let err = s.deliver(Delivery::to_inboxes(b"m".to_vec(), vec![AccountId(999)]));
     assert!(err.is_err());
     let n = s.count("SELECT COUNT(*) FROM messages");
     assert_eq!(n, 0);
@@ -529,12 +509,7 @@ fn queue_lifecycle_with_atomic_bounce(s: &TestStore) {
     let (r1, r2) = (due[0].recipients[0].id, due[0].recipients[1].id);
     assert_eq!(s.queue_claim(&[r1, r2], 100, 500).unwrap(), vec![r1, r2]);
     // r1 delivered, r2 fails permanently with a bounce to a.
-    let bounce = Delivery {
-        transcript: None,
-        local_message: b"bounce".to_vec(),
-        local: vec![a],
-        outbound: None,
-    };
+    let bounce = Delivery::to_inboxes(b"bounce".to_vec(), vec![a]);
     s.queue_update(
         vec![
             RecipientUpdate {
@@ -781,13 +756,8 @@ fn imap_mailbox_operations(s: &TestStore) {
 fn ends_with_lf_is_recorded(s: &TestStore) {
     let a = s.add_account("a@x.test", "h").unwrap();
     for body in [&b"line\r\n"[..], b"no newline", b""] {
-        s.deliver(Delivery {
-            transcript: None,
-            local_message: body.to_vec(),
-            local: vec![a],
-            outbound: None,
-        })
-        .unwrap();
+        s.deliver(Delivery::to_inboxes(body.to_vec(), vec![a]))
+            .unwrap();
     }
     let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
     let ends: Vec<bool> = s
@@ -804,13 +774,8 @@ fn usage_sums_sizes_over_all_mailboxes(s: &TestStore) {
     let b = s.add_account("b@x.test", "h").unwrap();
     assert_eq!(s.account_usage(a).unwrap(), 0);
     // One delivery to both: one blob, but each account counts its copy.
-    s.deliver(Delivery {
-        transcript: None,
-        local_message: vec![b'x'; 1000],
-        local: vec![a, b],
-        outbound: None,
-    })
-    .unwrap();
+    s.deliver(Delivery::to_inboxes(vec![b'x'; 1000], vec![a, b]))
+        .unwrap();
     assert_eq!(s.account_usage(a).unwrap(), 1000);
     assert_eq!(s.account_usage(b).unwrap(), 1000);
     let inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
@@ -1094,12 +1059,10 @@ fn search_data_lives_and_goes_with_the_message(s: &TestStore) {
     let a = s.add_account("a@x.test", "h").unwrap();
     let b = s.add_account("b@x.test", "h").unwrap();
     for i in 0..3 {
-        s.deliver(Delivery {
-            transcript: None,
-            local_message: format!("Subject: {i}\r\n\r\nx\r\n").into_bytes(),
-            local: vec![a, b],
-            outbound: None,
-        })
+        s.deliver(Delivery::to_inboxes(
+            format!("Subject: {i}\r\n\r\nx\r\n").into_bytes(),
+            vec![a, b],
+        ))
         .unwrap();
     }
     let ia = s.mailbox(a, "INBOX").unwrap().unwrap().id;
@@ -1171,12 +1134,10 @@ fn a_transcript_is_kept_with_its_message_read_by_its_owner_and_goes_with_it(s: &
     })
     .unwrap();
     // A message that came without one (a bounce, APPEND): none.
-    s.deliver(Delivery {
-        transcript: None,
-        local_message: b"Subject: 2\r\n\r\n".to_vec(),
-        local: vec![a],
-        outbound: None,
-    })
+    s.deliver(Delivery::to_inboxes(
+        b"Subject: 2\r\n\r\n".to_vec(),
+        vec![a],
+    ))
     .unwrap();
     let at = |acct: AccountId, uid| MessageRef::Mailbox {
         mailbox: s.mailbox(acct, "INBOX").unwrap().unwrap().id,

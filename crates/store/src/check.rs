@@ -695,12 +695,10 @@ mod tests {
         let a = s.add_account("a@x.test", "h").unwrap();
         let b = s.add_account("b@x.test", "h").unwrap();
         for i in 0..3 {
-            s.deliver(Delivery {
-                transcript: None,
-                local_message: format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(),
-                local: vec![a, b],
-                outbound: None,
-            })
+            s.deliver(Delivery::to_inboxes(
+                format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes(),
+                vec![a, b],
+            ))
             .unwrap();
         }
         s.deliver(Delivery {
@@ -1128,12 +1126,10 @@ mod tests {
             let s = s.clone();
             std::thread::spawn(move || {
                 for i in 0..200 {
-                    s.deliver(Delivery {
-                        transcript: None,
-                        local_message: format!("n {i}\r\n").into_bytes(),
-                        local: vec![a],
-                        outbound: None,
-                    })
+                    s.deliver(Delivery::to_inboxes(
+                        format!("n {i}\r\n").into_bytes(),
+                        vec![a],
+                    ))
                     .unwrap();
                 }
             })

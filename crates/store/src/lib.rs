@@ -297,6 +297,17 @@ pub struct Delivery {
     pub transcript: Option<Transcript>,
 }
 
+impl Delivery {
+    /// A message for the INBOXes of local accounts only: nothing outbound, no dialogue kept.
+    pub fn to_inboxes(message: impl Into<Vec<u8>>, accounts: Vec<AccountId>) -> Delivery {
+        Delivery {
+            local_message: message.into(),
+            local: accounts,
+            ..Default::default()
+        }
+    }
+}
+
 /// Which side of an SMTP dialogue said a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

@@ -2835,13 +2835,8 @@ mod tests {
         };
         let before = count(&mut probe);
         let a = s.add_account("a@x.test", "h").unwrap();
-        s.deliver(Delivery {
-            transcript: None,
-            local_message: b"m\r\n".to_vec(),
-            local: vec![a],
-            outbound: None,
-        })
-        .unwrap();
+        s.deliver(Delivery::to_inboxes(b"m\r\n".to_vec(), vec![a]))
+            .unwrap();
         let deadline = std::time::Instant::now() + VACUUM_EVERY * 3;
         while count(&mut probe) < before + 3 {
             assert!(
@@ -3230,13 +3225,8 @@ mod tests {
                 let s = if i % 2 == 0 { n1.clone() } else { n2.clone() };
                 std::thread::spawn(move || {
                     for _ in 0..25 {
-                        s.deliver(Delivery {
-                            transcript: None,
-                            local_message: b"m\r\n".to_vec(),
-                            local: vec![a],
-                            outbound: None,
-                        })
-                        .unwrap();
+                        s.deliver(Delivery::to_inboxes(b"m\r\n".to_vec(), vec![a]))
+                            .unwrap();
                     }
                 })
             })
@@ -3274,13 +3264,8 @@ mod tests {
                 };
                 std::thread::spawn(move || {
                     for _ in 0..20 {
-                        s.deliver(Delivery {
-                            transcript: None,
-                            local_message: b"m\r\n".to_vec(),
-                            local: to.clone(),
-                            outbound: None,
-                        })
-                        .unwrap();
+                        s.deliver(Delivery::to_inboxes(b"m\r\n".to_vec(), to.clone()))
+                            .unwrap();
                     }
                 })
             })
@@ -3307,13 +3292,8 @@ mod tests {
                 let seq = if i % 4 < 2 { [a, b] } else { [b, a] };
                 std::thread::spawn(move || {
                     for k in 0..40 {
-                        s.deliver(Delivery {
-                            transcript: None,
-                            local_message: b"m\r\n".to_vec(),
-                            local: vec![seq[k % 2]],
-                            outbound: None,
-                        })
-                        .unwrap();
+                        s.deliver(Delivery::to_inboxes(b"m\r\n".to_vec(), vec![seq[k % 2]]))
+                            .unwrap();
                     }
                 })
             })
@@ -3440,13 +3420,8 @@ mod tests {
         // The listener may still be connecting: deliver until it hears one.
         let mut heard = None;
         for _ in 0..20 {
-            n1.deliver(Delivery {
-                transcript: None,
-                local_message: b"m\r\n".to_vec(),
-                local: vec![a],
-                outbound: None,
-            })
-            .unwrap();
+            n1.deliver(Delivery::to_inboxes(b"m\r\n".to_vec(), vec![a]))
+                .unwrap();
             if let Ok(id) = rx.recv_timeout(Duration::from_millis(500)) {
                 heard = Some(id);
                 break;
@@ -3465,13 +3440,8 @@ mod tests {
         listener
             .batch_execute(&format!("LISTEN {MAILBOX_CHANNEL}"))
             .unwrap();
-        s.deliver(Delivery {
-            transcript: None,
-            local_message: b"m\r\n".to_vec(),
-            local: vec![a],
-            outbound: None,
-        })
-        .unwrap();
+        s.deliver(Delivery::to_inboxes(b"m\r\n".to_vec(), vec![a]))
+            .unwrap();
         let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
         use fallible_iterator::FallibleIterator;
         let mut n = listener.notifications();

@@ -2742,12 +2742,10 @@ mod tests {
         let (_d, s) = store();
         let a = s.add_account("a@x.test", "h").unwrap();
         for _ in 0..3 {
-            s.deliver(Delivery {
-                transcript: None,
-                local_message: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
-                local: vec![a],
-                outbound: None,
-            })
+            s.deliver(Delivery::to_inboxes(
+                b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+                vec![a],
+            ))
             .unwrap();
         }
         let stats = s.writer_stats().unwrap();
@@ -2917,13 +2915,8 @@ mod tests {
         let b = s.add_account("b@x.test", "h").unwrap();
         let inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
         for i in 0..5 {
-            s.deliver(Delivery {
-                transcript: None,
-                local_message: vec![b'x'; 100 + i],
-                local: vec![a, b],
-                outbound: None,
-            })
-            .unwrap();
+            s.deliver(Delivery::to_inboxes(vec![b'x'; 100 + i], vec![a, b]))
+                .unwrap();
             counter_matches_sum(&s);
         }
         let work = s.create_mailbox(a, "Work").unwrap();
@@ -3064,13 +3057,8 @@ mod tests {
     // ---- isolation (ids never reused, handles checked against their account) ----
 
     fn deliver_to(s: &SqliteStore, to: AccountId, body: &str) {
-        s.deliver(Delivery {
-            transcript: None,
-            local_message: body.as_bytes().to_vec(),
-            local: vec![to],
-            outbound: None,
-        })
-        .unwrap();
+        s.deliver(Delivery::to_inboxes(body.as_bytes().to_vec(), vec![to]))
+            .unwrap();
     }
 
     #[test]
@@ -3148,12 +3136,10 @@ mod tests {
         let inbox = s.mailbox(a, "INBOX").unwrap().unwrap().id;
         // A reserve larger than any disk: every new message is refused as StorageFull...
         s.set_min_free_space(u64::MAX / 4);
-        let refused = s.deliver(Delivery {
-            transcript: None,
-            local_message: b"Subject: no\r\n\r\nroom\r\n".to_vec(),
-            local: vec![a],
-            outbound: None,
-        });
+        let refused = s.deliver(Delivery::to_inboxes(
+            b"Subject: no\r\n\r\nroom\r\n".to_vec(),
+            vec![a],
+        ));
         match refused {
             Err(e @ StoreError::StorageFull(_)) => {
                 assert!(e.to_string().contains("limits.min_free_space"), "{e}")

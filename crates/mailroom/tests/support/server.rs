@@ -316,12 +316,7 @@ impl TestServer {
             .expect("account exists");
         for raw in raws {
             store
-                .deliver(mailroom_store::Delivery {
-                    transcript: None,
-                    local_message: raw,
-                    local: vec![acct.id],
-                    outbound: None,
-                })
+                .deliver(mailroom_store::Delivery::to_inboxes(raw, vec![acct.id]))
                 .expect("deliver");
         }
         store.shutdown();
