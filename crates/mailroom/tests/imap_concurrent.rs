@@ -176,3 +176,50 @@ print("ok")
     );
     assert!(out.contains("ok"));
 }
+
+/// A large mailbox (1,100 messages: the server keeps its listing and SELECT starts from it,
+/// with the changes since merged in): a session that selects after another one flagged,
+/// expunged and received mail sees exactly what a session selected all along sees after
+/// its NOOP, and nothing of what was expunged.
+#[test]
+fn a_large_mailbox_selected_after_changes_shows_each_of_them() {
+    let s = start();
+    let raw = |i: usize| format!("Subject: n{i}\r\n\r\nbody {i}\r\n").into_bytes();
+    s.store_directly(ALICE.0, (0..1100).map(raw));
+    let mut a = Imap::login(s.addr("imap"), ALICE);
+    let r = a.ok("SELECT INBOX");
+    assert!(r.contains(&"* 1100 EXISTS".to_string()), "{r:?}");
+
+    let mut b = Imap::login(s.addr("imap"), ALICE);
+    b.ok("SELECT INBOX");
+    b.ok("STORE 1:5 +FLAGS.SILENT (\\Seen $Hot)");
+    b.ok("STORE 10:12 +FLAGS.SILENT (\\Deleted)");
+    let r = b.ok("EXPUNGE");
+    assert_eq!(r.len(), 3, "{r:?}");
+    s.store_directly(ALICE.0, (1100..1102).map(raw));
+
+    let mut c = Imap::login(s.addr("imap"), ALICE);
+    let r = c.ok("SELECT INBOX");
+    assert!(r.contains(&"* 1099 EXISTS".to_string()), "{r:?}");
+    assert!(r[0].contains("$Hot"), "the keyword is announced: {r:?}");
+    // \Recent belongs to each session; the rest must be the same.
+    let view = |i: &mut Imap| -> Vec<String> {
+        i.ok("FETCH 1:* (UID FLAGS)")
+            .iter()
+            .map(|l| {
+                l.replace("\\Recent ", "")
+                    .replace(" \\Recent", "")
+                    .replace("\\Recent", "")
+            })
+            .collect()
+    };
+    let seen_by_c = view(&mut c);
+    a.ok("NOOP");
+    assert_eq!(seen_by_c, view(&mut a));
+    assert_eq!(seen_by_c.len(), 1099);
+    assert_eq!(seen_by_c[0], "* 1 FETCH (UID 1 FLAGS (\\Seen $Hot))");
+    assert!(seen_by_c
+        .iter()
+        .all(|l| !l.contains("UID 10 ") && !l.contains("UID 11 ") && !l.contains("UID 12 ")));
+    assert_eq!(seen_by_c[1098], "* 1099 FETCH (UID 1102 FLAGS ())");
+}
