@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
-use mailroom_store::{AccountId, MailStore, StoreError};
+use mailroom_store::{AccountId, MailStore, MailboxId, StoreError};
 
 use crate::http::auth::User;
 use crate::http::Ctx;
@@ -61,11 +61,7 @@ fn look(
     for mb in boxes {
         let fresh = !matches!(known.get(&mb.id.id), Some(k) if k.uidvalidity == mb.uidvalidity);
         if fresh {
-            let uids = store
-                .list_messages(mb.id)?
-                .into_iter()
-                .map(|m| m.uid)
-                .collect();
+            let uids = uids_of(store, mb.id)?;
             known.insert(
                 mb.id.id,
                 Known {
@@ -94,11 +90,7 @@ fn look(
                 .collect()
         } else {
             // The tombstones of that time were pruned: read which messages are there.
-            store
-                .list_messages(mb.id)?
-                .into_iter()
-                .map(|m| m.uid)
-                .collect()
+            uids_of(store, mb.id)?
         };
         let id = |uid: u32| format!("{}.{}", mb.uidvalidity, uid);
         if report {
@@ -131,6 +123,15 @@ fn look(
         k.modseq = mb.highest_modseq;
     }
     Ok(Some(out))
+}
+
+/// The UIDs a mailbox holds now.
+fn uids_of(store: &dyn MailStore, mailbox: MailboxId) -> Result<HashSet<u32>, StoreError> {
+    Ok(store
+        .list_messages(mailbox)?
+        .into_iter()
+        .map(|m| m.uid)
+        .collect())
 }
 
 /// `GET /api/events`.
