@@ -27,11 +27,12 @@ fn controls(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
-/// No text the encoder would change: control characters, NUL in a quoted string.
+/// No text the encoder would change: control characters; CR, LF or NUL in a quoted string
+/// (written as a literal, which reads back as one).
 fn value_is_clean(v: &Value) -> bool {
     match v {
         Value::Atom(a) => !controls(a),
-        Value::Quoted(q) => !q.contains(&0),
+        Value::Quoted(q) => !q.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)),
         Value::List(items) => items.iter().all(value_is_clean),
         Value::Literal(_) | Value::Literal8(_) | Value::Nil => true,
         // Pre-encoded octets are the builder's; the parser never produces them.

@@ -500,3 +500,20 @@ fn a_large_literal_is_copied_once() {
     assert!(bytes.starts_with(b"* 1 FETCH (BODY[] {1048576}\r\nxxx"));
     assert!(bytes.ends_with(b"xxx FLAGS (\\Seen) MODSEQ (6))\r\n"));
 }
+
+#[test]
+fn a_quoted_string_holding_a_line_break_is_written_as_a_literal_with_the_same_octets() {
+    // Found by the fuzzer: the parser reads `"\<LF>..."` leniently as a quoted string holding
+    // LF, which a quoted string may not carry on the wire; the encoder writes it as a literal.
+    let data = b"* \\Sent) \"/ \\Sent) / \\Sent) \"/\" \"\\\n[ pedN[[[[ ms\"";
+    let r = response(data).expect("parses");
+    let wire = logical(&r);
+    assert!(wire.windows(5).any(|w| w == b"{14}\r"), "{wire:?}");
+    let Response::Data { rest, .. } = response(&wire).expect("reads back") else {
+        panic!("not data");
+    };
+    assert_eq!(
+        rest.last(),
+        Some(&Value::Literal(b"\n[ pedN[[[[ ms".to_vec()))
+    );
+}
