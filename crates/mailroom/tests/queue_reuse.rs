@@ -412,3 +412,29 @@ fn kill_9_in_the_middle_of_200_deliveries_loses_none() {
     // At least once, never zero times; a copy is possible only for what was in flight.
     assert!(twice <= 40, "{twice} messages arrived twice");
 }
+
+#[test]
+fn an_attempt_that_outlives_its_claim_renews_it_and_is_not_sent_twice() {
+    // Claims last 5 s; the peer takes 7 s to answer the end of data. A job starts without a
+    // store write for its claim (most attempts take milliseconds) and renews the claim only
+    // when the attempt is still running after a quarter of what the claim had left. Without
+    // that renewal the claim would expire mid-attempt, a later round would take the message
+    // again and send it over a second connection (the peer would count it twice), and the
+    // first attempt's result would not be recorded.
+    let sink = Sink::start(SinkOptions {
+        pipelining: true,
+        data_delay: Some(Duration::from_secs(7)),
+        ..Default::default()
+    });
+    let a = server_to(&sink, "claim_lease = \"5s\"\ncommand_timeout = \"30s\"");
+    submit_many(&a, "slow", 1);
+    a.wait_for(30, "the message at the sink", || sink.transactions() >= 1);
+    a.wait_for(30, "the queue to empty", || a.queue().is_empty());
+    // Time for a second copy to arrive if a second attempt had been started.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_each_once(&sink, "slow", 1);
+    assert_eq!(sink.sessions(), 1, "a second connection was opened");
+    let log = a.log_text();
+    assert!(!log.contains("were not recorded"), "{log}");
+    assert!(!log.contains("no longer held"), "{log}");
+}

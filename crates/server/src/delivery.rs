@@ -353,6 +353,12 @@ pub struct Accepted<'a> {
 
 /// Stores the message for every recipient in one durable commit (blocking).
 pub fn store_accepted(store: &Store, a: Accepted<'_>) -> Result<Receipt, StoreError> {
+    store.deliver(delivery_of(a))
+}
+
+/// The store's delivery of an accepted transaction: the local copy (with Return-Path) for
+/// every local recipient, the queued copy for the remote ones.
+pub fn delivery_of(a: Accepted<'_>) -> Delivery {
     let mut local = a.local;
     local.sort();
     local.dedup();
@@ -375,7 +381,7 @@ pub fn store_accepted(store: &Store, a: Accepted<'_>) -> Result<Receipt, StoreEr
         local_message.extend_from_slice(a.prefix.as_bytes());
         local_message.extend_from_slice(&a.body);
     }
-    store.deliver(Delivery {
+    Delivery {
         transcript: a.transcript.filter(|_| !local.is_empty()),
         local_message,
         local,
@@ -385,7 +391,7 @@ pub fn store_accepted(store: &Store, a: Accepted<'_>) -> Result<Receipt, StoreEr
             message: relayed,
             first_attempt: mailroom_store::now_unix(),
         }),
-    })
+    }
 }
 
 /// The mailbox quarantined mail goes to (DMARC p=quarantine, RFC 7489 §6.3), made when

@@ -114,6 +114,7 @@ both_backends!(
     a_transcript_is_kept_with_its_message_read_by_its_owner_and_goes_with_it,
     web_sessions_are_kept_slid_bounded_per_account_and_removed,
     failed_logins_are_counted_in_the_store_only_when_it_is_shared,
+    the_async_writes_commit_like_the_blocking_ones,
 );
 
 fn session(id: &str, account: AccountId, created_ms: i64, expires_ms: i64) -> WebSession {
@@ -1170,4 +1171,91 @@ fn a_transcript_is_kept_with_its_message_read_by_its_owner_and_goes_with_it(s: &
     s.expunge(s.mailbox(b, "INBOX").unwrap().unwrap().id, &[1])
         .unwrap();
     assert_eq!(rows(), 0);
+}
+
+fn the_async_writes_commit_like_the_blocking_ones(s: &TestStore) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let a = s.add_account("a@x.test", "h").unwrap();
+    let out = |n: usize| Delivery {
+        transcript: None,
+        local_message: format!("local {n}").into_bytes(),
+        local: vec![a],
+        outbound: Some(Outbound {
+            sender: "a@x.test".into(),
+            recipients: vec![format!("r{n}@far.test")],
+            message: format!("relayed {n}").into_bytes(),
+            first_attempt: 100,
+        }),
+    };
+    // Many at once from one thread: none waits for another's commit.
+    let receipts = rt.block_on(async {
+        let futures: Vec<_> = (0..20)
+            .map(|n| s.store.clone().deliver_async(out(n)))
+            .collect();
+        let mut receipts = Vec::new();
+        for f in futures {
+            receipts.push(f.await.unwrap());
+        }
+        receipts
+    });
+    assert!(receipts
+        .iter()
+        .all(|r| r.queued.is_some() && r.local.len() == 1));
+    let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
+    let mut bodies: Vec<String> = s
+        .list_messages(inbox.id)
+        .unwrap()
+        .iter()
+        .map(|m| {
+            String::from_utf8(
+                read_message(
+                    &**s,
+                    MessageRef::Mailbox {
+                        mailbox: inbox.id,
+                        uid: m.uid,
+                    },
+                )
+                .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    bodies.sort();
+    let mut want: Vec<String> = (0..20).map(|n| format!("local {n}")).collect();
+    want.sort();
+    assert_eq!(bodies, want);
+    // Results recorded asynchronously: only by the claim's holder; the entry goes with its
+    // last recipient.
+    let due = s.queue_due(100, 100).unwrap();
+    assert_eq!(due.len(), 20);
+    let first = &due[0];
+    let r = first.recipients[0].id;
+    assert_eq!(s.queue_claim(&[r], 100, 500).unwrap(), vec![r]);
+    let update = |lease| RecipientUpdate {
+        id: r,
+        lease,
+        status: "delivered".into(),
+        attempts: 1,
+        next_attempt: 100,
+        last_error: None,
+    };
+    rt.block_on(s.store.clone().queue_update_async(vec![update(499)], None))
+        .unwrap();
+    assert_eq!(
+        s.queue_list().unwrap().len(),
+        20,
+        "recorded by a claim it does not hold"
+    );
+    rt.block_on(s.store.clone().queue_update_async(vec![update(500)], None))
+        .unwrap();
+    let left = s.queue_list().unwrap();
+    assert_eq!(left.len(), 19);
+    assert!(left.iter().all(|e| e.id != first.id));
+    // A shut store answers an error; nothing waits forever.
+    s.shutdown();
+    let e = rt.block_on(s.store.clone().deliver_async(out(99)));
+    assert!(e.is_err(), "{e:?}");
 }

@@ -30,9 +30,13 @@ const READ_POOL_SIZE: usize = 16;
 type JobResult = Result<Box<dyn Any + Send>>;
 type JobFn = Box<dyn FnOnce(&Connection) -> JobResult + Send>;
 
+/// Receives a job's result once its transaction committed (or failed): a waiting thread's
+/// channel, or an async caller's.
+type Reply = Box<dyn FnOnce(JobResult) + Send>;
+
 struct Job {
     run: JobFn,
-    reply: mpsc::SyncSender<JobResult>,
+    reply: Reply,
 }
 
 pub struct SqliteStore {
@@ -557,20 +561,47 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (reply, answer) = mpsc::sync_channel(1);
+        self.submit(
+            f,
+            Box::new(move |r| {
+                let _ = reply.send(r);
+            }),
+        )?;
+        downcast(answer.recv().map_err(|_| StoreError::Closed)?)
+    }
+
+    /// As [`SqliteStore::write`], but nothing waits: the future resolves once the writer
+    /// committed (no thread blocked on the commit in the meantime).
+    fn write_async<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> crate::StoreFuture<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let submitted = self.submit(
+            f,
+            Box::new(move |r| {
+                let _ = reply.send(r);
+            }),
+        );
+        Box::pin(async move {
+            submitted?;
+            downcast(answer.await.map_err(|_| StoreError::Closed)?)
+        })
+    }
+
+    /// Hands a write job to the writer thread; `reply` gets its result after the commit.
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+        reply: Reply,
+    ) -> Result<()> {
         let job = Job {
             run: Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn Any + Send>)),
             reply,
         };
-        {
-            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
-            let tx = guard.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(job).map_err(|_| StoreError::Closed)?;
-        }
-        let boxed = answer.recv().map_err(|_| StoreError::Closed)??;
-        boxed
-            .downcast::<T>()
-            .map(|b| *b)
-            .map_err(|_| StoreError::Invalid("internal: write result type".into()))
+        let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+        let tx = guard.as_ref().ok_or(StoreError::Closed)?;
+        tx.send(job).map_err(|_| StoreError::Closed)
     }
 
     fn tombstones_kept(&self) -> u64 {
@@ -845,11 +876,11 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, stats: &crate::stats::WriterCou
             stats.failed_commits.fetch_add(1, Ordering::Relaxed);
             let failure = Failure::of(&e, "cannot begin");
             for job in pending {
-                let _ = job.reply.send(Err(failure.error()));
+                (job.reply)(Err(failure.error()));
             }
             return;
         }
-        let mut done: Vec<(mpsc::SyncSender<JobResult>, JobResult)> = Vec::new();
+        let mut done: Vec<(Reply, JobResult)> = Vec::new();
         let mut broken: Option<Failure> = None;
         while let Some(job) = pending.pop_front() {
             let (result, intact) = run_job(conn, job.run);
@@ -876,7 +907,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, stats: &crate::stats::WriterCou
             stats.failed_commits.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %failure.text, jobs = done.len(), "store transaction rolled back; its writes were refused");
             for (reply, _) in done {
-                let _ = reply.send(Err(failure.error()));
+                reply(Err(failure.error()));
             }
             continue;
         }
@@ -885,7 +916,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, stats: &crate::stats::WriterCou
                 stats.commit_seconds.observe(began.elapsed().as_secs_f64());
                 stats.batch_size.observe(done.len() as f64);
                 for (reply, result) in done {
-                    let _ = reply.send(result);
+                    reply(result);
                 }
             }
             Err(e) => {
@@ -896,7 +927,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, stats: &crate::stats::WriterCou
                 }
                 tracing::error!(error = %failure.text, jobs = done.len(), "store commit failed; its writes were refused");
                 for (reply, _) in done {
-                    let _ = reply.send(Err(failure.error()));
+                    reply(Err(failure.error()));
                 }
             }
         }
@@ -927,6 +958,13 @@ impl Failure {
     }
 }
 
+/// A write job's result as the type its caller expects.
+fn downcast<T: 'static>(r: JobResult) -> Result<T> {
+    r?.downcast::<T>()
+        .map(|b| *b)
+        .map_err(|_| StoreError::Invalid("internal: write result type".into()))
+}
+
 /// SQLITE_FULL: the disk is full (SQLite turns ENOSPC into it), or `max_page_count` reached.
 pub(crate) fn is_full(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull))
@@ -935,7 +973,13 @@ pub(crate) fn is_full(e: &rusqlite::Error) -> bool {
 /// Runs one job in its own SAVEPOINT. Returns its result and whether the batch's transaction
 /// is still intact (open, with every earlier job's work in it).
 fn run_job(conn: &Connection, run: JobFn) -> (JobResult, bool) {
-    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+    // Cached statements: a write job per delivered message, and parsing these each time
+    // was a visible share of the writer's time.
+    let exec = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut st| st.execute([]).map(drop))
+    };
+    if let Err(e) = exec("SAVEPOINT job") {
         return (Err(StoreError::from(e)), false);
     }
     let r = run(conn);
@@ -944,15 +988,71 @@ fn run_job(conn: &Connection, run: JobFn) -> (JobResult, bool) {
         return (r, false);
     }
     let end = if r.is_ok() {
-        conn.execute_batch("RELEASE job")
+        exec("RELEASE job")
     } else {
-        conn.execute_batch("ROLLBACK TO job; RELEASE job")
+        exec("ROLLBACK TO job").and_then(|()| exec("RELEASE job"))
     };
     match end {
         Ok(()) if !conn.is_autocommit() => (r, true),
         Ok(()) => (r, false),
         Err(e) => (Err(StoreError::from(e)), false),
     }
+}
+
+/// Records attempt results (see [`MailStore::queue_update`]) in the writer's transaction.
+fn queue_update_in(
+    c: &Connection,
+    updates: &[RecipientUpdate],
+    bounce: Option<&Delivery>,
+) -> Result<()> {
+    let mut entries = Vec::new();
+    let mut lost = 0usize;
+    for u in updates {
+        // Only the attempt that holds the claim records a result.
+        // Cached statements: the queue records a result per delivered message, and
+        // parsing the SQL each time was a visible cost of relaying (perf).
+        let q: Option<i64> = c
+    .prepare_cached(
+        "UPDATE queue_recipients SET status = ?2, attempts = ?3, next_attempt = ?4, last_error = ?5, lease = 0
+          WHERE id = ?1 AND lease = ?6 AND status = 'pending' RETURNING queue_id",
+    )?
+    .query_row(
+        params![u.id, u.status, u.attempts, u.next_attempt, u.last_error, u.lease],
+        |r| r.get(0),
+    )
+    .optional()?;
+        match q {
+            Some(q) => entries.push(q),
+            None => lost += 1,
+        }
+    }
+    if lost > 0 {
+        tracing::warn!(
+            lost,
+            "delivery results for recipients no longer claimed were not recorded"
+        );
+    }
+    if let Some(b) = bounce.filter(|_| lost == 0) {
+        deliver_in(c, b)?;
+    }
+    entries.sort_unstable();
+    entries.dedup();
+    for q in entries {
+        let pending: i64 = c
+            .prepare_cached(QUEUE_PENDING_SQL)?
+            .query_row(params![q], |r| r.get(0))?;
+        if pending == 0 {
+            let msg: i64 = c
+                .prepare_cached("SELECT message_id FROM queue WHERE id = ?1")?
+                .query_row(params![q], |r| r.get(0))?;
+            c.prepare_cached("DELETE FROM queue_recipients WHERE queue_id = ?1")?
+                .execute(params![q])?;
+            c.prepare_cached("DELETE FROM queue WHERE id = ?1")?
+                .execute(params![q])?;
+            collect_message(c, msg)?;
+        }
+    }
+    Ok(())
 }
 
 fn normalize_address(address: &str) -> String {
@@ -1716,6 +1816,15 @@ impl MailStore for SqliteStore {
         self.write(move |c| deliver_in(c, &delivery))
     }
 
+    fn deliver_async(self: Arc<Self>, delivery: Delivery) -> StoreFuture<Receipt> {
+        let size = delivery.local_message.len()
+            + delivery.outbound.as_ref().map_or(0, |o| o.message.len());
+        if let Err(e) = self.check_space(size) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        self.write_async(move |c| deliver_in(c, &delivery))
+    }
+
     fn message_transcript(&self, message: MessageRef) -> Result<Option<Transcript>> {
         self.read(|c| {
             let id = resolve_message(c, message)?;
@@ -2477,53 +2586,15 @@ impl MailStore for SqliteStore {
     }
 
     fn queue_update(&self, updates: Vec<RecipientUpdate>, bounce: Option<Delivery>) -> Result<()> {
-        self.write(move |c| {
-            let mut entries = Vec::new();
-            let mut lost = 0usize;
-            for u in &updates {
-                // Only the attempt that holds the claim records a result.
-                // Cached statements: the queue records a result per delivered message, and
-                // parsing the SQL each time was a visible cost of relaying (perf).
-                let q: Option<i64> = c
-                    .prepare_cached(
-                        "UPDATE queue_recipients SET status = ?2, attempts = ?3, next_attempt = ?4, last_error = ?5, lease = 0
-                          WHERE id = ?1 AND lease = ?6 AND status = 'pending' RETURNING queue_id",
-                    )?
-                    .query_row(
-                        params![u.id, u.status, u.attempts, u.next_attempt, u.last_error, u.lease],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                match q {
-                    Some(q) => entries.push(q),
-                    None => lost += 1,
-                }
-            }
-            if lost > 0 {
-                tracing::warn!(lost, "delivery results for recipients no longer claimed were not recorded");
-            }
-            if let Some(b) = bounce.as_ref().filter(|_| lost == 0) {
-                deliver_in(c, b)?;
-            }
-            entries.sort_unstable();
-            entries.dedup();
-            for q in entries {
-                let pending: i64 = c
-                    .prepare_cached(QUEUE_PENDING_SQL)?
-                    .query_row(params![q], |r| r.get(0))?;
-                if pending == 0 {
-                    let msg: i64 = c
-                        .prepare_cached("SELECT message_id FROM queue WHERE id = ?1")?
-                        .query_row(params![q], |r| r.get(0))?;
-                    c.prepare_cached("DELETE FROM queue_recipients WHERE queue_id = ?1")?
-                        .execute(params![q])?;
-                    c.prepare_cached("DELETE FROM queue WHERE id = ?1")?
-                        .execute(params![q])?;
-                    collect_message(c, msg)?;
-                }
-            }
-            Ok(())
-        })
+        self.write(move |c| queue_update_in(c, &updates, bounce.as_ref()))
+    }
+
+    fn queue_update_async(
+        self: Arc<Self>,
+        updates: Vec<RecipientUpdate>,
+        bounce: Option<Delivery>,
+    ) -> StoreFuture<()> {
+        self.write_async(move |c| queue_update_in(c, &updates, bounce.as_ref()))
     }
 
     fn queue_flush(&self) -> Result<usize> {
@@ -2770,6 +2841,9 @@ mod tests {
     ) -> (Job, mpsc::Receiver<JobResult>) {
         let (reply, rx) = mpsc::sync_channel(1);
         let run: JobFn = Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn Any + Send>));
+        let reply: Reply = Box::new(move |r| {
+            let _ = reply.send(r);
+        });
         (Job { run, reply }, rx)
     }
 

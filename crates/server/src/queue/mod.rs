@@ -80,6 +80,10 @@ const CLAIM_MARGIN: i64 = 60;
 /// four renewals may fail or come late (a store briefly unavailable, a stalled runtime)
 /// before a claim the node still holds in memory expires.
 const RENEW_PARTS: u32 = 5;
+/// A claim with at least this many seconds left when its job is taken is renewed only if the
+/// attempt outlives a quarter of them (see `Runner::renewal_for`); one with less is renewed
+/// before the attempt starts.
+const RENEW_IN_ATTEMPT_FROM: i64 = 4;
 /// The least time between two rounds.
 const ROUND_GAP: Duration = Duration::from_millis(20);
 /// Entries read from the store per round.
@@ -110,6 +114,15 @@ struct Job {
     entry: QueueEntry,
     rcpts: Vec<QueueRecipient>,
     lease: i64,
+}
+
+/// Whether a job's claim is renewed for its attempt: not at all (it lasts long enough),
+/// before the attempt starts, or only if the attempt is still running after this long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Renewal {
+    None,
+    Before,
+    During(Duration),
 }
 
 /// A destination's jobs waiting for a connection, and how many connection tasks serve it.
@@ -384,11 +397,29 @@ impl Runner {
         }
     }
 
-    /// Renews a job just taken from its backlog for the attempt: now + the attempt budget +
-    /// CLAIM_MARGIN, so the claim outlasts the attempt (cut off at the budget) and the
-    /// recording of its result. Recipients whose claim was not renewed are dropped (another
-    /// claim holds them); None when none is left.
-    async fn renew_for_attempt(&self, mut job: Job) -> Option<Job> {
+    /// When a job just taken from its backlog must have its claim renewed for the attempt.
+    /// The attempt needs the claim for its budget and CLAIM_MARGIN to record the result
+    /// (now + both, the renewed value); a claim with that much left needs nothing. Else, when
+    /// the claim has more than RENEW_IN_ATTEMPT_FROM left, the attempt starts at once and the
+    /// claim is renewed only if the attempt is still running after a quarter of that time
+    /// (most attempts take milliseconds: no store write); a claim with less is renewed first.
+    fn renewal_for(&self, job: &Job) -> Renewal {
+        let left = job.lease - now_unix();
+        let needed = self.attempt_budget().as_secs() as i64 + CLAIM_MARGIN;
+        if left >= needed {
+            Renewal::None
+        } else if left >= RENEW_IN_ATTEMPT_FROM {
+            Renewal::During(Duration::from_secs((left / 4) as u64))
+        } else {
+            Renewal::Before
+        }
+    }
+
+    /// Renews the job's claim for the attempt: now + the attempt budget + CLAIM_MARGIN, so the
+    /// claim outlasts the attempt (cut off at the budget) and the recording of its result.
+    /// Recipients whose claim was not renewed are dropped (another claim holds them); false
+    /// when none is left.
+    async fn renew_claim(&self, job: &mut Job) -> bool {
         let budget = self.attempt_budget().as_secs() as i64;
         let until = now_unix() + budget + CLAIM_MARGIN;
         let claims: Vec<(i64, i64)> = job.rcpts.iter().map(|r| (r.id, job.lease)).collect();
@@ -401,9 +432,9 @@ impl Runner {
             Ok(Ok(r)) => r.into_iter().collect(),
             Ok(Err(e)) => {
                 tracing::error!(queue_id = job.entry.id.0, error = %e, "renewing a queue claim failed; the job goes back to the queue");
-                return None;
+                return false;
             }
-            Err(_) => return None,
+            Err(_) => return false,
         };
         let before = job.rcpts.len();
         job.rcpts.retain(|r| renewed.contains(&r.id));
@@ -415,7 +446,7 @@ impl Runner {
             );
         }
         job.lease = until;
-        (!job.rcpts.is_empty()).then_some(job)
+        !job.rcpts.is_empty()
     }
 
     /// Starts connection tasks for a destination's backlog: one per waiting job at most,
@@ -546,11 +577,13 @@ impl Runner {
                 }
                 next
             };
-            let Some(job) = job else { break };
-            let job = self.renew_for_attempt(job).await;
+            let Some(mut job) = job else { break };
+            let renewal = self.renewal_for(&job);
+            if renewal == Renewal::Before && !self.renew_claim(&mut job).await {
+                continue;
+            }
             drop(renewing);
-            let Some(job) = job else { continue };
-            self.run_job(&dest, &mut session, &mut unreachable, job)
+            self.run_job(&dest, &mut session, &mut unreachable, job, renewal)
                 .await;
         }
         self.shared.queue_notify.notify_one();
@@ -563,7 +596,8 @@ impl Runner {
         dest: &Destination,
         session: &mut Option<Session>,
         unreachable: &mut Option<Outcome>,
-        job: Job,
+        mut job: Job,
+        renewal: Renewal,
     ) {
         let store = self.shared.store.clone();
         let at = mailroom_store::MessageRef::Queued(job.entry.id);
@@ -596,12 +630,48 @@ impl Runner {
             return;
         }
         let budget = self.attempt_budget();
-        let outcomes = match tokio::time::timeout(
-            budget,
-            self.deliver(dest, session, &job.entry.sender, &addresses, &message),
-        )
-        .await
-        {
+        let sender = job.entry.sender.clone();
+        let mut renew_at = match renewal {
+            Renewal::During(after) => Some(tokio::time::Instant::now() + after),
+            _ => None,
+        };
+        let result = {
+            let attempt = tokio::time::timeout(
+                budget,
+                self.deliver(dest, session, &sender, &addresses, &message),
+            );
+            tokio::pin!(attempt);
+            loop {
+                tokio::select! {
+                    r = &mut attempt => break Some(r),
+                    () = tokio::time::sleep_until(renew_at.unwrap_or_else(tokio::time::Instant::now)), if renew_at.is_some() => {
+                        renew_at = None;
+                        // Still running after a quarter of what its claim had left: the claim is
+                        // renewed for the rest of the attempt, or the attempt stops here while
+                        // the old claim still holds (no other claim can have sent it).
+                        if !self.renew_claim(&mut job).await || job.rcpts.len() < addresses.len() {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        let Some(result) = result else {
+            // The session is in an unknown state: never reused.
+            *session = None;
+            if job.rcpts.is_empty() {
+                return;
+            }
+            let why = Outcome::Transient {
+                diagnostic:
+                    "the attempt was stopped: its claim on the message could not be renewed".into(),
+                host: None,
+            };
+            let outcomes = vec![why; job.rcpts.len()];
+            self.clone().spawn_record(job, outcomes, message);
+            return;
+        };
+        let outcomes = match result {
             Ok(Ok(o)) => o,
             Ok(Err(o)) => {
                 *unreachable = Some(o.clone());
@@ -794,6 +864,9 @@ impl Runner {
             let mut c = SmtpClient::connect(server, cfg.queue.connect_timeout, trace.clone())
                 .await
                 .map_err(|e| e.to_string())?;
+            // The connection and the greeting had `connect_timeout`; each reply from here on
+            // has `command_timeout` (RFC 5321 §4.5.3.2: minutes, 10 for the end of data).
+            c.set_timeout(cfg.queue.command_timeout);
             c.hello(&cfg.hostname).await.map_err(|e| e.to_string())?;
             Ok::<SmtpClient, String>(c)
         };
@@ -920,28 +993,17 @@ impl Runner {
             [n("delivered"), n("pending"), n("failed")]
         };
         let store = self.shared.store.clone();
-        let hostname = self.shared.config.hostname.clone();
-        let sender = entry.sender.clone();
-        let created = entry.created;
-        let message = message.to_vec();
-        let shared = self.shared.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            // RFC 3464 §2 / RFC 5321 §4.5.5: never bounce a bounce (null sender).
-            let bounce = if failures.is_empty() || sender.is_empty() {
-                None
-            } else {
-                let dsn = bounce::build_dsn(&hostname, &sender, created, &failures, &message);
-                // Signed by the local domain the hostname lies in (From MAILER-DAEMON@host).
-                let mut signed =
-                    delivery::dkim_signature(&shared.store, &shared.dkim, &shared.config, &[&dsn])
-                        .into_bytes();
-                signed.extend_from_slice(&dsn);
-                bounce_delivery(&store, &sender, signed)?
-            };
-            let bounced = bounce.is_some();
-            store.queue_update(updates, bounce).map(|()| bounced)
-        })
-        .await;
+        // RFC 3464 §2 / RFC 5321 §4.5.5: never bounce a bounce (null sender).
+        let res = if failures.is_empty() || entry.sender.is_empty() {
+            // The common case: the results alone, committed without a thread waiting.
+            Ok(store
+                .queue_update_async(updates, None)
+                .await
+                .map(|()| false))
+        } else {
+            self.record_with_bounce(entry, updates, failures, message)
+                .await
+        };
         match res {
             Ok(Ok(bounced)) => {
                 use crate::metrics::Remote;
@@ -963,10 +1025,39 @@ impl Runner {
             Err(e) => tracing::error!(error = %e, "recording delivery results panicked"),
         }
     }
+
+    /// Records results that fail recipients of a message with a sender: the DSN is built,
+    /// signed and stored in the commit that records them.
+    async fn record_with_bounce(
+        &self,
+        entry: &QueueEntry,
+        updates: Vec<RecipientUpdate>,
+        failures: Vec<Failure>,
+        message: &[u8],
+    ) -> Result<Result<bool, mailroom_store::StoreError>, tokio::task::JoinError> {
+        let store = self.shared.store.clone();
+        let hostname = self.shared.config.hostname.clone();
+        let sender = entry.sender.clone();
+        let created = entry.created;
+        let message = message.to_vec();
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let bounce = {
+                let dsn = bounce::build_dsn(&hostname, &sender, created, &failures, &message);
+                // Signed by the local domain the hostname lies in (From MAILER-DAEMON@host).
+                let mut signed =
+                    delivery::dkim_signature(&shared.store, &shared.dkim, &shared.config, &[&dsn])
+                        .into_bytes();
+                signed.extend_from_slice(&dsn);
+                bounce_delivery(&store, &sender, signed)?
+            };
+            let bounced = bounce.is_some();
+            store.queue_update(updates, bounce).map(|()| bounced)
+        })
+        .await
+    }
 }
 
-/// Ends a session that will not be used again: QUIT goes on in the background (the result
-/// is recorded already; nothing waits for the 221).
 /// Says QUIT to an idle session in the background; its destination slot is held until the
 /// connection is closed, so `queue.per_destination` counts it until then (a new connection
 /// in its place before it is gone would be one too many at the peer).

@@ -374,6 +374,20 @@ impl Session {
         // queued, so every retry sends the same signed octets.
         let sign = self.auth.is_some() && !remote.is_empty();
         let shared = self.shared.clone();
+        if !sign && !quarantine {
+            // The common case: nothing to compute, only the commit to wait for, which the
+            // store does without a thread waiting on it.
+            let accepted = Accepted {
+                sender: &sender,
+                local,
+                remote,
+                prefix,
+                body,
+                transcript,
+            };
+            let result = store.deliver_async(delivery::delivery_of(accepted)).await;
+            return self.stored(Ok(result), &id, n_rcpt, done);
+        }
         let result = tokio::task::spawn_blocking(move || {
             let prefix = if sign {
                 let signature = delivery::dkim_signature(
@@ -401,6 +415,20 @@ impl Session {
             }
         })
         .await;
+        self.stored(result, &id, n_rcpt, done)
+    }
+
+    /// Answers the end of data after the store's commit: `done` when it is durable.
+    fn stored(
+        &mut self,
+        result: Result<
+            Result<mailroom_store::Receipt, mailroom_store::StoreError>,
+            tokio::task::JoinError,
+        >,
+        id: &str,
+        n_rcpt: usize,
+        done: Reply,
+    ) -> Flow {
         match result {
             Ok(Ok(receipt)) => {
                 if receipt.queued.is_some() {
