@@ -567,6 +567,12 @@ pub trait MailStore: Send + Sync + 'static {
     /// Reads up to `buf.len()` octets at `offset`; returns how many were read (0 at the end).
     /// `NotFound` once the message is no longer where `message` says.
     fn read_message_at(&self, message: MessageRef, offset: u64, buf: &mut [u8]) -> Result<usize>;
+    /// The whole message; `NotFound` once it is no longer where `message` says. The default
+    /// reads its size, then its octets in chunks; the SQLite store reads it in one read
+    /// transaction (the queue reads every message it relays).
+    fn message_octets(&self, message: MessageRef) -> Result<Vec<u8>> {
+        read_in_chunks(self, message)
+    }
     /// Removes the given UIDs from a mailbox (missing ones are ignored); returns those removed.
     fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
     /// The UIDs expunged from a mailbox after `since_modseq` (QRESYNC, RFC 7162 §3.2), from
@@ -805,6 +811,12 @@ pub trait MailStore: Send + Sync + 'static {
 
 /// Reads a whole message (for small messages and tests; drivers stream with `read_message_at`).
 pub fn read_message(store: &dyn MailStore, message: MessageRef) -> Result<Vec<u8>> {
+    store.message_octets(message)
+}
+
+/// [`MailStore::message_octets`] by [`MailStore::message_size`] and
+/// [`MailStore::read_message_at`].
+fn read_in_chunks<S: MailStore + ?Sized>(store: &S, message: MessageRef) -> Result<Vec<u8>> {
     let size = store.message_size(message)?;
     let mut out = vec![
         0u8;
