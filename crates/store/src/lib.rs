@@ -38,6 +38,42 @@ pub type Store = Arc<dyn MailStore>;
 /// A store call that resolves without a thread waiting on it (see [`MailStore::deliver_async`]).
 pub type StoreFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send>>;
 
+/// A write job's result as the writer thread produces it (both backends).
+pub(crate) type JobResult = Result<Box<dyn std::any::Any + Send>>;
+
+/// Receives a write job's result once its transaction committed (or failed): a waiting
+/// thread's channel, or an async caller's oneshot.
+pub(crate) type Reply = Box<dyn FnOnce(JobResult) + Send>;
+
+/// A reply that a blocking caller waits for, and what it waits on.
+pub(crate) fn blocking_reply() -> (Reply, std::sync::mpsc::Receiver<JobResult>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    (
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+        rx,
+    )
+}
+
+/// A reply that an async caller awaits, and what it awaits.
+pub(crate) fn async_reply() -> (Reply, tokio::sync::oneshot::Receiver<JobResult>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    (
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+        rx,
+    )
+}
+
+/// A write job's result as the type its caller expects.
+pub(crate) fn downcast<T: 'static>(r: JobResult) -> Result<T> {
+    r?.downcast::<T>()
+        .map(|b| *b)
+        .map_err(|_| StoreError::Invalid("internal: write result type".into()))
+}
+
 /// Runs a blocking store call on a blocking thread (the default of the `_async` methods).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)

@@ -81,7 +81,6 @@ pub const AUTH_PRUNE_EVERY: u64 = 100;
 /// The channel NOTIFY uses for changed mailboxes (the payload is the mailbox id).
 pub const MAILBOX_CHANNEL: &str = "mailroom_mailbox";
 
-type JobResult = Result<Box<dyn Any + Send>>;
 /// A read, run on a reader thread's connection. It borrows from the caller, which waits for
 /// it (see [`PgStore::read`]).
 type ReadFn = BorrowingRead<'static>;
@@ -91,7 +90,7 @@ type JobFn = Box<dyn FnMut(&mut Transaction<'_>) -> JobResult + Send>;
 
 struct Job {
     run: JobFn,
-    reply: mpsc::SyncSender<JobResult>,
+    reply: Reply,
     tries: u32,
 }
 
@@ -526,24 +525,41 @@ impl PgStore {
     /// savepoint, so it must not consume what it captured.
     fn write<T: Send + 'static>(
         &self,
-        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T> + Send + 'static,
+        f: impl FnMut(&mut Transaction<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (reply, answer) = mpsc::sync_channel(1);
+        let (reply, answer) = blocking_reply();
+        self.submit(f, reply)?;
+        downcast(answer.recv().map_err(|_| StoreError::Closed)?)
+    }
+
+    /// As [`PgStore::write`], but nothing waits: the future resolves once the writer
+    /// committed.
+    fn write_async<T: Send + 'static>(
+        &self,
+        f: impl FnMut(&mut Transaction<'_>) -> Result<T> + Send + 'static,
+    ) -> crate::StoreFuture<T> {
+        let (reply, answer) = async_reply();
+        let submitted = self.submit(f, reply);
+        Box::pin(async move {
+            submitted?;
+            downcast(answer.await.map_err(|_| StoreError::Closed)?)
+        })
+    }
+
+    /// Hands a write job to the writer thread; `reply` gets its result after the commit.
+    fn submit<T: Send + 'static>(
+        &self,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T> + Send + 'static,
+        reply: Reply,
+    ) -> Result<()> {
         let job = Job {
             run: Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn Any + Send>)),
             reply,
             tries: 0,
         };
-        {
-            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
-            let tx = guard.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(job).map_err(|_| StoreError::Closed)?;
-        }
-        let boxed = answer.recv().map_err(|_| StoreError::Closed)??;
-        boxed
-            .downcast::<T>()
-            .map(|b| *b)
-            .map_err(|_| StoreError::Invalid("internal: write result type".into()))
+        let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+        let tx = guard.as_ref().ok_or(StoreError::Closed)?;
+        tx.send(job).map_err(|_| StoreError::Closed)
     }
 
     /// Runs `f` in a read-only REPEATABLE READ transaction (one snapshot for all its
@@ -712,7 +728,7 @@ fn writer_loop(
             Err(e) => {
                 tracing::error!(error = %e, "cannot reach PostgreSQL; writes are refused");
                 for job in batch {
-                    let _ = job.reply.send(Err(StoreError::Invalid(format!(
+                    (job.reply)(Err(StoreError::Invalid(format!(
                         "the database cannot be reached: {e}"
                     ))));
                 }
@@ -770,6 +786,55 @@ fn vacuum_loop(
     }
 }
 
+/// Records attempt results (see [`MailStore::queue_update`]) in the writer's transaction.
+fn queue_update_in(
+    c: &mut Transaction<'_>,
+    updates: &[RecipientUpdate],
+    bounce: Option<&Delivery>,
+) -> Result<()> {
+    let mut entries = Vec::new();
+    let mut lost = 0usize;
+    for u in updates {
+        let q = c.cq_opt(
+                    "UPDATE queue_recipients SET status = $2, attempts = $3, next_attempt = $4, last_error = $5, lease = 0
+                      WHERE id = $1 AND lease = $6 AND status = 'pending' RETURNING queue_id",
+                    &[&u.id, &u.status, &i64::from(u.attempts), &u.next_attempt, &u.last_error, &u.lease],
+                )?;
+        match q {
+            Some(r) => entries.push(r.get::<_, i64>(0)),
+            None => lost += 1,
+        }
+    }
+    if lost > 0 {
+        tracing::warn!(
+            lost,
+            "delivery results for recipients no longer claimed were not recorded"
+        );
+    }
+    if let Some(b) = bounce.filter(|_| lost == 0) {
+        deliver_in(c, b)?;
+    }
+    entries.sort_unstable();
+    entries.dedup();
+    for q in entries {
+        let pending: i64 = c
+            .cq_one(
+                "SELECT COUNT(*) FROM queue_recipients WHERE queue_id = $1 AND status = 'pending'",
+                &[&q],
+            )?
+            .get(0);
+        if pending == 0 {
+            if let Some(r) = c.cq_opt(
+                "DELETE FROM queue WHERE id = $1 RETURNING message_id",
+                &[&q],
+            )? {
+                collect_message(c, r.get(0))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs a batch of jobs in one transaction and answers each once it committed. Returns the
 /// jobs that lost a conflict with another node's transaction, to run in the next one.
 fn run_batch(client: &mut Client, batch: VecDeque<Job>) -> Vec<Job> {
@@ -779,23 +844,23 @@ fn run_batch(client: &mut Client, batch: VecDeque<Job>) -> Vec<Job> {
         Err(e) => {
             let text = format!("cannot begin a transaction: {e}");
             for job in batch {
-                let _ = job.reply.send(Err(StoreError::Invalid(text.clone())));
+                (job.reply)(Err(StoreError::Invalid(text.clone())));
             }
             return again;
         }
     };
-    let mut done: Vec<(mpsc::SyncSender<JobResult>, JobResult)> = Vec::new();
+    let mut done: Vec<(Reply, JobResult)> = Vec::new();
     let mut broken: Option<String> = None;
     for mut job in batch {
         if let Some(text) = &broken {
-            let _ = job.reply.send(Err(StoreError::Invalid(text.clone())));
+            (job.reply)(Err(StoreError::Invalid(text.clone())));
             continue;
         }
         let mut sp = match tx.savepoint("job") {
             Ok(sp) => sp,
             Err(e) => {
                 broken = Some(format!("transaction rolled back: {e}"));
-                let _ = job.reply.send(Err(StoreError::Invalid(format!(
+                (job.reply)(Err(StoreError::Invalid(format!(
                     "transaction rolled back: {e}"
                 ))));
                 continue;
@@ -809,7 +874,7 @@ fn run_batch(client: &mut Client, batch: VecDeque<Job>) -> Vec<Job> {
         };
         if let Err(e) = end {
             broken = Some(format!("transaction rolled back: {e}"));
-            let _ = job.reply.send(Err(StoreError::Invalid(format!(
+            (job.reply)(Err(StoreError::Invalid(format!(
                 "transaction rolled back: {e}"
             ))));
             continue;
@@ -827,14 +892,14 @@ fn run_batch(client: &mut Client, batch: VecDeque<Job>) -> Vec<Job> {
         let _ = tx.rollback();
         tracing::error!(error = %text, jobs = done.len(), "PostgreSQL transaction rolled back; its writes were refused");
         for (reply, _) in done {
-            let _ = reply.send(Err(StoreError::Invalid(text.clone())));
+            reply(Err(StoreError::Invalid(text.clone())));
         }
         return again;
     }
     match tx.commit() {
         Ok(()) => {
             for (reply, result) in done {
-                let _ = reply.send(result);
+                reply(result);
             }
         }
         Err(e) => {
@@ -848,7 +913,7 @@ fn run_batch(client: &mut Client, batch: VecDeque<Job>) -> Vec<Job> {
                 } else {
                     StoreError::Invalid(text.clone())
                 };
-                let _ = reply.send(Err(err));
+                reply(Err(err));
             }
         }
     }
@@ -1627,6 +1692,10 @@ impl MailStore for PgStore {
         self.write(move |c| deliver_in(c, &delivery))
     }
 
+    fn deliver_async(self: Arc<Self>, delivery: Delivery) -> StoreFuture<Receipt> {
+        self.write_async(move |c| deliver_in(c, &delivery))
+    }
+
     fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<MailboxInfo>> {
         self.read(|c| {
             let sql =
@@ -2296,45 +2365,15 @@ impl MailStore for PgStore {
     }
 
     fn queue_update(&self, updates: Vec<RecipientUpdate>, bounce: Option<Delivery>) -> Result<()> {
-        self.write(move |c| {
-            let mut entries = Vec::new();
-            let mut lost = 0usize;
-            for u in &updates {
-                let q = c.cq_opt(
-                    "UPDATE queue_recipients SET status = $2, attempts = $3, next_attempt = $4, last_error = $5, lease = 0
-                      WHERE id = $1 AND lease = $6 AND status = 'pending' RETURNING queue_id",
-                    &[&u.id, &u.status, &i64::from(u.attempts), &u.next_attempt, &u.last_error, &u.lease],
-                )?;
-                match q {
-                    Some(r) => entries.push(r.get::<_, i64>(0)),
-                    None => lost += 1,
-                }
-            }
-            if lost > 0 {
-                tracing::warn!(lost, "delivery results for recipients no longer claimed were not recorded");
-            }
-            if let Some(b) = bounce.as_ref().filter(|_| lost == 0) {
-                deliver_in(c, b)?;
-            }
-            entries.sort_unstable();
-            entries.dedup();
-            for q in entries {
-                let pending: i64 = c
-                    .cq_one(
-                        "SELECT COUNT(*) FROM queue_recipients WHERE queue_id = $1 AND status = 'pending'",
-                        &[&q],
-                    )?
-                    .get(0);
-                if pending == 0 {
-                    if let Some(r) =
-                        c.cq_opt("DELETE FROM queue WHERE id = $1 RETURNING message_id", &[&q])?
-                    {
-                        collect_message(c, r.get(0))?;
-                    }
-                }
-            }
-            Ok(())
-        })
+        self.write(move |c| queue_update_in(c, &updates, bounce.as_ref()))
+    }
+
+    fn queue_update_async(
+        self: Arc<Self>,
+        updates: Vec<RecipientUpdate>,
+        bounce: Option<Delivery>,
+    ) -> StoreFuture<()> {
+        self.write_async(move |c| queue_update_in(c, &updates, bounce.as_ref()))
     }
 
     fn queue_flush(&self) -> Result<usize> {

@@ -31,12 +31,7 @@ const STATEMENT_CACHE: usize = 128;
 /// Read connections kept open for reuse.
 const READ_POOL_SIZE: usize = 16;
 
-type JobResult = Result<Box<dyn Any + Send>>;
 type JobFn = Box<dyn FnOnce(&Connection) -> JobResult + Send>;
-
-/// Receives a job's result once its transaction committed (or failed): a waiting thread's
-/// channel, or an async caller's.
-type Reply = Box<dyn FnOnce(JobResult) + Send>;
 
 struct Job {
     run: JobFn,
@@ -564,13 +559,8 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        self.submit(
-            f,
-            Box::new(move |r| {
-                let _ = reply.send(r);
-            }),
-        )?;
+        let (reply, answer) = blocking_reply();
+        self.submit(f, reply)?;
         downcast(answer.recv().map_err(|_| StoreError::Closed)?)
     }
 
@@ -580,13 +570,8 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> crate::StoreFuture<T> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let submitted = self.submit(
-            f,
-            Box::new(move |r| {
-                let _ = reply.send(r);
-            }),
-        );
+        let (reply, answer) = async_reply();
+        let submitted = self.submit(f, reply);
         Box::pin(async move {
             submitted?;
             downcast(answer.await.map_err(|_| StoreError::Closed)?)
@@ -962,13 +947,6 @@ impl Failure {
             StoreError::Invalid(self.text.clone())
         }
     }
-}
-
-/// A write job's result as the type its caller expects.
-fn downcast<T: 'static>(r: JobResult) -> Result<T> {
-    r?.downcast::<T>()
-        .map(|b| *b)
-        .map_err(|_| StoreError::Invalid("internal: write result type".into()))
 }
 
 /// SQLITE_FULL: the disk is full (SQLite turns ENOSPC into it), or `max_page_count` reached.
@@ -2853,11 +2831,8 @@ mod tests {
     fn job(
         f: impl FnOnce(&Connection) -> Result<()> + Send + 'static,
     ) -> (Job, mpsc::Receiver<JobResult>) {
-        let (reply, rx) = mpsc::sync_channel(1);
+        let (reply, rx) = blocking_reply();
         let run: JobFn = Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn Any + Send>));
-        let reply: Reply = Box::new(move |r| {
-            let _ = reply.send(r);
-        });
         (Job { run, reply }, rx)
     }
 

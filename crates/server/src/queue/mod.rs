@@ -15,15 +15,21 @@
 //! A claim is a lease in the store: the recipient's `lease` column holds the time it ends,
 //! and only the attempt holding that exact value records a result. A round claims for
 //! `queue.claim_lease` (5 minutes by default); the runner renews the claims of every job
-//! still waiting in a backlog every fifth of that, in one commit; a connection task that
-//! takes a job renews its claim for the attempt (now + the attempt budget + a margin to
-//! record the result) and the job carries the new value. A claim that could not be renewed
-//! (it expired and another node took it, or the store failed) drops its job unsent: the
-//! holder of the claim, or a later round once it expires, sends it, so nothing is sent by
-//! two claims at once and nothing is left unsent. A node that dies leaves its claims to
-//! expire: after `queue.claim_lease` for waiting jobs, after the attempt's budget for the
-//! ones it was sending; another node on the same PostgreSQL store then takes them (a
-//! SQLite store releases all claims at start-up).
+//! still waiting in a backlog every fifth of that, in one commit. An attempt must hold its
+//! claim until its result is recorded: a connection task that takes a job whose claim lasts
+//! the attempt's budget and a margin starts at once; one whose claim has a few seconds or
+//! more left also starts at once and renews the claim (to now + the attempt budget + the
+//! margin) only if the attempt is still running after a quarter of that time — most
+//! attempts take milliseconds, so relaying a message costs no store write for its claim —
+//! and stops the attempt, while the old claim still holds, if that renewal fails; a claim
+//! with less left is renewed before the attempt. The job carries the claim's current value.
+//! A claim that could not be renewed (it expired and another node took it, or the store
+//! failed) drops its job unsent: the holder of the claim, or a later round once it expires,
+//! sends it, so nothing is sent by two claims at once and nothing is left unsent. A node
+//! that dies leaves its claims to expire: after `queue.claim_lease` at most for waiting jobs
+//! and for attempts that had not yet renewed, after the attempt's budget for the ones that
+//! had; another node on the same PostgreSQL store then takes them (a SQLite store releases
+//! all claims at start-up).
 //!
 //! # Connection reuse
 //! Several messages go over one session (RFC 5321 §3.3 allows any number of transactions):
@@ -47,7 +53,8 @@
 //! A job's results and its bounce are written in one commit: a crash can neither lose a bounce
 //! nor send it twice. The commit is started as soon as the peer's reply is in, while the
 //! session goes on with the next job, so the results of many jobs (of all connections) share
-//! one group commit. A message leaves the queue only in the commit that records its last
+//! one group commit; results without a bounce go to the store's writer without a blocking
+//! thread waiting for them (`MailStore::queue_update_async`). A message leaves the queue only in the commit that records its last
 //! recipient as finished; a crash before that commit sends it again after the restart
 //! (at least once, never zero times: RFC 5321 §6.1).
 
