@@ -353,12 +353,13 @@ pub struct Accepted<'a> {
 
 /// Stores the message for every recipient in one durable commit (blocking).
 pub fn store_accepted(store: &Store, a: Accepted<'_>) -> Result<Receipt, StoreError> {
-    store.deliver(delivery_of(a))
+    store.deliver(delivery_of(a, 0))
 }
 
 /// The store's delivery of an accepted transaction: the local copy (with Return-Path) for
-/// every local recipient, the queued copy for the remote ones.
-pub fn delivery_of(a: Accepted<'_>) -> Delivery {
+/// every local recipient, the queued copy for the remote ones, claimed until `claim_until`
+/// (0: unclaimed; see [`mailroom_store::Outbound::claim_until`]).
+pub fn delivery_of(a: Accepted<'_>, claim_until: i64) -> Delivery {
     let mut local = a.local;
     local.sort();
     local.dedup();
@@ -390,6 +391,7 @@ pub fn delivery_of(a: Accepted<'_>) -> Delivery {
             recipients: remote,
             message: relayed,
             first_attempt: mailroom_store::now_unix(),
+            claim_until,
         }),
     }
 }
@@ -425,8 +427,8 @@ pub fn store_quarantined(store: &Store, a: Accepted<'_>) -> Result<Receipt, Stor
         copies.push((account, uid));
     }
     // Forwarded copies (an alias leading elsewhere) leave as any other mail does.
-    let queued = if a.remote.is_empty() {
-        None
+    let forwarded = if a.remote.is_empty() {
+        Receipt::default()
     } else {
         store_accepted(
             store,
@@ -435,11 +437,10 @@ pub fn store_quarantined(store: &Store, a: Accepted<'_>) -> Result<Receipt, Stor
                 ..a
             },
         )?
-        .queued
     };
     Ok(Receipt {
         local: copies,
-        queued,
+        ..forwarded
     })
 }
 

@@ -133,6 +133,8 @@ pub struct Shared {
     pub maildrop_locks: Mutex<std::collections::HashSet<i64>>,
     /// Wakes the outbound queue runner when a message was queued.
     pub queue_notify: Arc<Notify>,
+    /// Messages sessions queued and claimed for this node's queue runner.
+    pub queue_handoffs: queue::Handoffs,
     /// The ids of mailboxes another server sharing the store changed (the store's
     /// [`mailroom_store::MailStore::on_mailbox_change`]; -1: any may have): an IDLE session
     /// with that mailbox selected looks at once. Never sent for a store of our own.
@@ -330,6 +332,7 @@ impl Server {
             store,
             maildrop_locks: Mutex::new(Default::default()),
             queue_notify: Arc::new(Notify::new()),
+            queue_handoffs: queue::Handoffs::default(),
             mailbox_changed: tokio::sync::broadcast::channel(MAILBOX_CHANGES).0,
             imap: imap::ImapShared::default(),
             tls: Some(tls),

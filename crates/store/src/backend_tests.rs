@@ -115,6 +115,7 @@ both_backends!(
     web_sessions_are_kept_slid_bounded_per_account_and_removed,
     failed_logins_are_counted_in_the_store_only_when_it_is_shared,
     the_async_writes_commit_like_the_blocking_ones,
+    a_message_claimed_as_it_is_queued_is_left_to_its_claim,
 );
 
 fn session(id: &str, account: AccountId, created_ms: i64, expires_ms: i64) -> WebSession {
@@ -372,6 +373,7 @@ fn deliver_read_expunge(s: &TestStore) {
                 recipients: vec!["z@far.test".into()],
                 message: b"x".to_vec(),
                 first_attempt: 0,
+                claim_until: 0,
             }),
         })
         .unwrap();
@@ -500,6 +502,7 @@ fn queue_lifecycle_with_atomic_bounce(s: &TestStore) {
             recipients: vec!["r1@far.test".into(), "r2@far.test".into()],
             message: b"m".to_vec(),
             first_attempt: first,
+            claim_until: 0,
         }),
     };
     let q = s.deliver(out(100)).unwrap().queued.unwrap();
@@ -568,6 +571,7 @@ fn a_recipient_is_claimed_once_and_recorded_only_by_its_claim(s: &TestStore) {
             recipients: vec!["r@far.test".into()],
             message: b"m".to_vec(),
             first_attempt: first,
+            claim_until: 0,
         }),
         ..Delivery::default()
     };
@@ -637,6 +641,7 @@ fn a_claim_is_renewed_only_by_its_holder_while_pending(s: &TestStore) {
             recipients: recipients.iter().map(|r| r.to_string()).collect(),
             message: b"m".to_vec(),
             first_attempt: 100,
+            claim_until: 0,
         }),
         ..Delivery::default()
     };
@@ -906,6 +911,7 @@ fn ids_are_never_handed_out_again(s: &TestStore) {
             recipients: vec![to.into()],
             message: b"x".to_vec(),
             first_attempt: 0,
+            claim_until: 0,
         }),
         ..Delivery::default()
     };
@@ -1188,6 +1194,7 @@ fn the_async_writes_commit_like_the_blocking_ones(s: &TestStore) {
             recipients: vec![format!("r{n}@far.test")],
             message: format!("relayed {n}").into_bytes(),
             first_attempt: 100,
+            claim_until: 0,
         }),
     };
     // Many at once from one thread: none waits for another's commit.
@@ -1258,4 +1265,56 @@ fn the_async_writes_commit_like_the_blocking_ones(s: &TestStore) {
     s.shutdown();
     let e = rt.block_on(s.store.clone().deliver_async(out(99)));
     assert!(e.is_err(), "{e:?}");
+}
+
+fn a_message_claimed_as_it_is_queued_is_left_to_its_claim(s: &TestStore) {
+    let out = |claim_until| Delivery {
+        transcript: None,
+        local_message: Vec::new(),
+        local: Vec::new(),
+        outbound: Some(Outbound {
+            sender: "a@x.test".into(),
+            recipients: vec!["r1@far.test".into(), "r2@near.test".into()],
+            message: b"relayed".to_vec(),
+            first_attempt: 100,
+            claim_until,
+        }),
+    };
+    let claimed = s.deliver(out(500)).unwrap();
+    let unclaimed = s.deliver(out(0)).unwrap();
+    // The entry as stored comes back with its recipients' ids.
+    let entry = claimed.queued_entry.clone().unwrap();
+    assert_eq!(Some(entry.id), claimed.queued);
+    let listed = s.queue_list().unwrap();
+    let stored = listed.iter().find(|e| e.id == entry.id).unwrap();
+    assert_eq!(stored.recipients, entry.recipients);
+    assert_eq!(stored.sender, entry.sender);
+    assert_eq!(stored.message, entry.message);
+    assert!(entry
+        .recipients
+        .iter()
+        .all(|r| r.status == "pending" && r.attempts == 0));
+    // Rounds see only the unclaimed one until the claim ends; no one else can claim it.
+    let due: Vec<QueueId> = s.queue_due(100, 10).unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(due, vec![unclaimed.queued.unwrap()]);
+    let ids: Vec<i64> = entry.recipients.iter().map(|r| r.id).collect();
+    assert!(s.queue_claim(&ids, 100, 900).unwrap().is_empty());
+    assert_eq!(
+        s.queue_due(500, 10).unwrap().len(),
+        2,
+        "free again when it ends"
+    );
+    // The claim set with the delivery records the result.
+    let done = |r: &QueueRecipient| RecipientUpdate {
+        id: r.id,
+        lease: 500,
+        status: "delivered".into(),
+        attempts: 1,
+        next_attempt: 100,
+        last_error: None,
+    };
+    s.queue_update(entry.recipients.iter().map(done).collect(), None)
+        .unwrap();
+    let left: Vec<QueueId> = s.queue_list().unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(left, vec![unclaimed.queued.unwrap()]);
 }

@@ -710,6 +710,7 @@ mod tests {
                 recipients: vec!["z@far.test".into(), "y@far.test".into()],
                 message: b"Subject: out\r\n\r\nx\r\n".to_vec(),
                 first_attempt: 0,
+                claim_until: 0,
             }),
         })
         .unwrap();

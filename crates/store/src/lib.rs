@@ -425,6 +425,10 @@ pub struct Outbound {
     pub message: Vec<u8>,
     /// Unix seconds of the first delivery attempt (normally now).
     pub first_attempt: i64,
+    /// Claimed in the same commit until this time (a queue lease, see
+    /// [`MailStore::queue_claim`]) by the caller, which hands the message to its own queue
+    /// runner at once; 0: unclaimed, for the runner's next round.
+    pub claim_until: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -432,6 +436,40 @@ pub struct Receipt {
     /// (account, uid) of every local copy.
     pub local: Vec<(AccountId, u32)>,
     pub queued: Option<QueueId>,
+    /// The queued entry as it was stored (its recipients pending, none tried yet).
+    pub queued_entry: Option<QueueEntry>,
+}
+
+impl Outbound {
+    /// The entry this outbound message became, given the ids the store gave it and its
+    /// recipients (in the order of `recipients`) and the time it was queued.
+    pub(crate) fn entry(
+        &self,
+        id: i64,
+        message: MessageId,
+        created: i64,
+        rcpt_ids: &[i64],
+    ) -> QueueEntry {
+        QueueEntry {
+            id: QueueId(id),
+            message,
+            sender: self.sender.clone(),
+            created,
+            recipients: self
+                .recipients
+                .iter()
+                .zip(rcpt_ids)
+                .map(|(r, &id)| QueueRecipient {
+                    id,
+                    recipient: r.clone(),
+                    status: "pending".into(),
+                    attempts: 0,
+                    next_attempt: self.first_attempt,
+                    last_error: None,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One recipient of a queued message, with its delivery state.

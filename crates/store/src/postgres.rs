@@ -1300,13 +1300,19 @@ fn deliver_in(c: &mut Transaction<'_>, delivery: &Delivery) -> Result<Receipt> {
                     &[&msg.0, &out.sender, &now],
                 )?
                 .get(0);
+            let mut ids = Vec::with_capacity(out.recipients.len());
             for rcpt in &out.recipients {
-                c.cexec(
-                    "INSERT INTO queue_recipients (queue_id, recipient, next_attempt) VALUES ($1, $2, $3)",
-                    &[&qid, rcpt, &out.first_attempt],
-                )?;
+                let id: i64 = c
+                    .cq_one(
+                        "INSERT INTO queue_recipients (queue_id, recipient, next_attempt, lease)
+                         VALUES ($1, $2, $3, $4) RETURNING id",
+                        &[&qid, rcpt, &out.first_attempt, &out.claim_until],
+                    )?
+                    .get(0);
+                ids.push(id);
             }
             receipt.queued = Some(QueueId(qid));
+            receipt.queued_entry = Some(out.entry(qid, msg, now, &ids));
         }
     }
     Ok(receipt)
@@ -2999,6 +3005,7 @@ mod tests {
                 recipients: vec!["far@away.test".into(), "near@away.test".into()],
                 message: b"Subject: out\r\n\r\n".to_vec(),
                 first_attempt: 77,
+                claim_until: 0,
             }),
         })
         .unwrap();
@@ -3100,6 +3107,7 @@ mod tests {
                 recipients: vec!["far@away.test".into()],
                 message: b"Subject: out\r\n\r\n".to_vec(),
                 first_attempt: 77,
+                claim_until: 0,
             }),
         })
         .unwrap();
@@ -3407,6 +3415,7 @@ mod tests {
                     recipients: vec![format!("r{i}@far.test")],
                     message: b"m".to_vec(),
                     first_attempt: 0,
+                    claim_until: 0,
                 }),
                 ..Delivery::default()
             })

@@ -1285,13 +1285,16 @@ fn deliver_in(c: &Connection, delivery: &Delivery) -> Result<Receipt> {
             )?
             .execute(params![msg.0, out.sender, now])?;
             let qid = c.last_insert_rowid();
+            let mut ids = Vec::with_capacity(out.recipients.len());
             for rcpt in &out.recipients {
                 c.prepare_cached(
-                    "INSERT INTO queue_recipients (queue_id, recipient, next_attempt) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO queue_recipients (queue_id, recipient, next_attempt, lease) VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![qid, rcpt, out.first_attempt])?;
+                .execute(params![qid, rcpt, out.first_attempt, out.claim_until])?;
+                ids.push(c.last_insert_rowid());
             }
             receipt.queued = Some(QueueId(qid));
+            receipt.queued_entry = Some(out.entry(qid, msg, now, &ids));
         }
     }
     Ok(receipt)

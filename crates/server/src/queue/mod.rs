@@ -11,6 +11,12 @@
 //! from the backlog one after another over the same SMTP session until the backlog is
 //! empty, then parks the session in the pool of idle sessions.
 //!
+//! Mail a session of this node queues skips the first round: the session claims it in the
+//! commit that stores it and hands it to the runner with its octets ([`Handoffs`]), which
+//! puts it in its destination's backlog at once — no read of the queue, no claim commit and
+//! no read of the message. Past [`HELD_MAX`] jobs held in memory, sessions stop claiming and
+//! rounds take the rest.
+//!
 //! # Claims
 //! A claim is a lease in the store: the recipient's `lease` column holds the time it ends,
 //! and only the attempt holding that exact value records a result. A round claims for
@@ -62,6 +68,7 @@ pub mod bounce;
 pub mod route;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,6 +107,64 @@ const BATCH: usize = 500;
 /// that another node's free connections could send.
 const BACKLOG_PER_CONNECTION: usize = 64;
 
+/// Jobs in the backlogs and handed over but not yet taken, beyond which sessions stop
+/// claiming what they queue (it then waits for a round, unclaimed).
+const HELD_MAX: usize = 2048;
+/// A message up to this size is handed over with its octets; a larger one is read from the
+/// store when its turn comes.
+const CARRY_MAX: usize = 64 * 1024;
+
+/// A message a session of this node queued and claimed in the same commit, for this node's
+/// runner.
+pub struct Handoff {
+    /// The entry as stored, its recipients with their ids.
+    pub entry: QueueEntry,
+    /// The claim the commit set ([`mailroom_store::Outbound::claim_until`]).
+    pub lease: i64,
+    pub message: Option<Arc<[u8]>>,
+}
+
+/// The way from the sessions that queue mail to this node's runner: a session claims what it
+/// queues in the commit that stores it and hands it over, so the runner sends it without a
+/// read of the queue, a claim commit or (up to [`CARRY_MAX`]) a read of the message.
+#[derive(Default)]
+pub struct Handoffs {
+    /// Set once the runner is running (its start-up releases the claims of the last run);
+    /// nothing is claimed before.
+    ready: AtomicBool,
+    /// Jobs the backlogs held at the runner's last look.
+    held: AtomicUsize,
+    waiting: Mutex<Vec<Handoff>>,
+}
+
+impl Handoffs {
+    /// The claim a session sets on a message it queues now: now + `queue.claim_lease` while
+    /// the runner runs and holds fewer than [`HELD_MAX`] jobs, else 0 (no claim: the message
+    /// waits for a round).
+    pub fn claim_until(&self, config: &crate::config::Config) -> i64 {
+        let held = self.held.load(Ordering::Relaxed) + lock(&self.waiting).len();
+        if self.ready.load(Ordering::Acquire) && held < HELD_MAX {
+            now_unix() + config.queue.claim_lease.as_secs() as i64
+        } else {
+            0
+        }
+    }
+
+    /// The octets to hand over with a message of this size (None: the runner reads it).
+    pub fn carry(message: &[u8]) -> Option<Arc<[u8]>> {
+        (message.len() <= CARRY_MAX).then(|| Arc::from(message))
+    }
+
+    /// Hands a claimed message to the runner (the session then wakes it).
+    pub fn push(&self, h: Handoff) {
+        lock(&self.waiting).push(h);
+    }
+
+    fn take(&self) -> Vec<Handoff> {
+        std::mem::take(&mut *lock(&self.waiting))
+    }
+}
+
 /// The result of one attempt for one recipient.
 #[derive(Debug, Clone)]
 enum Outcome {
@@ -121,6 +186,8 @@ struct Job {
     entry: QueueEntry,
     rcpts: Vec<QueueRecipient>,
     lease: i64,
+    /// The message, when the session that queued it handed it over (else read from the store).
+    message: Option<Arc<[u8]>>,
 }
 
 /// Whether a job's claim is renewed for its attempt: not at all (it lasts long enough),
@@ -198,6 +265,11 @@ pub fn spawn(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                 Ok(Err(e)) => tracing::error!(error = %e, "releasing old queue claims failed"),
                 _ => {}
             }
+            runner
+                .shared
+                .queue_handoffs
+                .ready
+                .store(true, Ordering::Release);
             let mut renewed_at = Instant::now();
             loop {
                 if *shutdown.borrow() {
@@ -241,12 +313,20 @@ impl Runner {
         q.connect_timeout * 2 + q.command_timeout * 8
     }
 
-    /// One round: read the due recipients (longest-due first, none that a job holds), make
+    /// One round: take what sessions handed over ([`Handoffs`]), then read the due recipients
+    /// (longest-due first, none that a job holds), make
     /// one job per (entry, destination) while the destination's backlog has room, claim their
     /// recipients in the store in one commit, queue the jobs and start connections for them.
     /// What finds no room stays due for a later round, unclaimed, so a slow destination holds
     /// only its own slots and never the rest of the queue.
     async fn round(self: Arc<Self>) {
+        self.take_handoffs();
+        self.clone().round_from_store().await;
+        self.count_held();
+    }
+
+    /// The part of a round that reads the store (see [`Runner::round`]).
+    async fn round_from_store(self: Arc<Self>) {
         if self.workers.available_permits() == 0 {
             return;
         }
@@ -271,22 +351,7 @@ impl Runner {
         let mut rooms: HashMap<String, usize> = HashMap::new();
         let mut planned: Vec<(String, Destination, QueueEntry, Vec<QueueRecipient>)> = Vec::new();
         for entry in due {
-            let mut groups: Vec<(String, Destination, Vec<QueueRecipient>)> = Vec::new();
-            for r in &entry.recipients {
-                if r.status != "pending" || r.next_attempt > now {
-                    continue;
-                }
-                let dest = route::choose(
-                    &self.shared.config,
-                    &mailroom_store::domain_of(&r.recipient),
-                );
-                let key = dest.key();
-                match groups.iter_mut().find(|(k, _, _)| *k == key) {
-                    Some(g) => g.2.push(r.clone()),
-                    None => groups.push((key, dest, vec![r.clone()])),
-                }
-            }
-            for (key, dest, rcpts) in groups {
+            for (key, dest, rcpts) in self.by_destination(&entry.recipients, now) {
                 let room = rooms.entry(key.clone()).or_insert_with(|| room_of(&key));
                 if *room == 0 {
                     continue;
@@ -339,6 +404,7 @@ impl Runner {
                     entry,
                     rcpts,
                     lease,
+                    message: None,
                 });
                 if !keys.contains(&key) {
                     keys.push(key);
@@ -348,6 +414,78 @@ impl Runner {
         for key in keys {
             self.clone().start_connections(&key);
         }
+    }
+
+    /// The recipients pending and due at `now`, grouped by destination (one job each).
+    fn by_destination(
+        &self,
+        recipients: &[QueueRecipient],
+        now: i64,
+    ) -> Vec<(String, Destination, Vec<QueueRecipient>)> {
+        let mut groups: Vec<(String, Destination, Vec<QueueRecipient>)> = Vec::new();
+        for r in recipients {
+            if r.status != "pending" || r.next_attempt > now {
+                continue;
+            }
+            let dest = route::choose(
+                &self.shared.config,
+                &mailroom_store::domain_of(&r.recipient),
+            );
+            let key = dest.key();
+            match groups.iter_mut().find(|(k, _, _)| *k == key) {
+                Some(g) => g.2.push(r.clone()),
+                None => groups.push((key, dest, vec![r.clone()])),
+            }
+        }
+        groups
+    }
+
+    /// Takes the messages sessions queued and claimed for this runner ([`Handoffs`]) into the
+    /// backlogs, and starts connections for them: no read of the queue, no claim and (for a
+    /// message carried along) no read of the message.
+    fn take_handoffs(self: &Arc<Self>) {
+        let handed = self.shared.queue_handoffs.take();
+        if handed.is_empty() {
+            return;
+        }
+        let now = now_unix();
+        let mut keys: Vec<String> = Vec::new();
+        {
+            let mut backlogs = lock(&self.backlogs);
+            for h in handed {
+                for (key, dest, rcpts) in self.by_destination(&h.entry.recipients, now) {
+                    let b = backlogs.entry(key.clone()).or_insert_with(|| Backlog {
+                        dest,
+                        jobs: VecDeque::new(),
+                        active: 0,
+                    });
+                    b.jobs.push_back(Job {
+                        entry: QueueEntry {
+                            recipients: Vec::new(),
+                            ..h.entry.clone()
+                        },
+                        rcpts,
+                        lease: h.lease,
+                        message: h.message.clone(),
+                    });
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                    }
+                }
+            }
+        }
+        for key in keys {
+            self.clone().start_connections(&key);
+        }
+    }
+
+    /// Tells sessions how many jobs the backlogs hold (see [`Handoffs::claim_until`]).
+    fn count_held(&self) {
+        let held = lock(&self.backlogs).values().map(|b| b.jobs.len()).sum();
+        self.shared
+            .queue_handoffs
+            .held
+            .store(held, Ordering::Relaxed);
     }
 
     /// Renews the claims of every job waiting in a backlog to now + `queue.claim_lease`, in one
@@ -608,11 +746,17 @@ impl Runner {
     ) {
         let store = self.shared.store.clone();
         let at = mailroom_store::MessageRef::Queued(job.entry.id);
-        let message = match tokio::task::spawn_blocking(move || {
-            mailroom_store::read_message(store.as_ref(), at)
-        })
-        .await
-        {
+        let carried = job.message.take();
+        let message = match carried {
+            Some(m) => Ok(Ok(m.to_vec())),
+            None => {
+                tokio::task::spawn_blocking(move || {
+                    mailroom_store::read_message(store.as_ref(), at)
+                })
+                .await
+            }
+        };
+        let message = match message {
             Ok(Ok(m)) => m,
             Ok(Err(mailroom_store::StoreError::NotFound(_))) => return, // removed meanwhile
             _ => {
@@ -1162,6 +1306,7 @@ fn bounce_delivery(
             recipients: remote,
             message: dsn,
             first_attempt: now_unix(),
+            claim_until: 0,
         }),
     }))
 }

@@ -377,6 +377,14 @@ impl Session {
         if !sign && !quarantine {
             // The common case: nothing to compute, only the commit to wait for, which the
             // store does without a thread waiting on it.
+            // Mail for other domains is claimed in the same commit for this node's queue
+            // runner and handed to it (queue::Handoffs).
+            let handoffs = &self.shared.queue_handoffs;
+            let claim_until = if remote.is_empty() {
+                0
+            } else {
+                handoffs.claim_until(&self.shared.config)
+            };
             let accepted = Accepted {
                 sender: &sender,
                 local,
@@ -385,7 +393,22 @@ impl Session {
                 body,
                 transcript,
             };
-            let result = store.deliver_async(delivery::delivery_of(accepted)).await;
+            let delivery = delivery::delivery_of(accepted, claim_until);
+            let carried = delivery
+                .outbound
+                .as_ref()
+                .filter(|_| claim_until > 0)
+                .and_then(|o| crate::queue::Handoffs::carry(&o.message));
+            let result = store.deliver_async(delivery).await;
+            if let Ok(entry) = result.as_ref().map(|r| r.queued_entry.as_ref()) {
+                if let Some(entry) = entry.filter(|_| claim_until > 0) {
+                    handoffs.push(crate::queue::Handoff {
+                        entry: entry.clone(),
+                        lease: claim_until,
+                        message: carried,
+                    });
+                }
+            }
             return self.stored(Ok(result), &id, n_rcpt, done);
         }
         let result = tokio::task::spawn_blocking(move || {
