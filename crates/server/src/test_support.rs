@@ -73,6 +73,7 @@ impl Harness {
             store,
             maildrop_locks: Mutex::new(Default::default()),
             queue_notify: Arc::new(Notify::new()),
+            queue_handoffs: crate::queue::Handoffs::default(),
             mailbox_changed: tokio::sync::broadcast::channel(crate::MAILBOX_CHANGES).0,
             imap: imap::ImapShared::default(),
             http: crate::http::HttpShared::default(),
