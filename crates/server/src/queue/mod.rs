@@ -1310,3 +1310,51 @@ fn bounce_delivery(
         }),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handoff(id: i64) -> Handoff {
+        Handoff {
+            entry: QueueEntry {
+                id: mailroom_store::QueueId(id),
+                message: mailroom_store::MessageId(id),
+                sender: "a@x.test".into(),
+                created: 0,
+                recipients: Vec::new(),
+            },
+            lease: 1,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn sessions_claim_only_while_the_runner_runs_and_has_room() {
+        let config = crate::config::Config::parse("", "t.toml").expect("config");
+        let h = Handoffs::default();
+        // Before the runner released the last run's claims, nothing is claimed (the release
+        // would take the claim from under the handed-over job).
+        assert_eq!(h.claim_until(&config), 0);
+        h.ready.store(true, Ordering::Release);
+        let until = h.claim_until(&config);
+        let lease = config.queue.claim_lease.as_secs() as i64;
+        assert!((until - now_unix() - lease).abs() <= 1, "{until}");
+        // Jobs in the backlogs and handed over count together against the bound.
+        h.held.store(HELD_MAX - 2, Ordering::Relaxed);
+        h.push(handoff(1));
+        assert!(h.claim_until(&config) > 0);
+        h.push(handoff(2));
+        assert_eq!(h.claim_until(&config), 0);
+        let taken: Vec<i64> = h.take().iter().map(|x| x.entry.id.0).collect();
+        assert_eq!(taken, vec![1, 2]);
+        assert!(h.claim_until(&config) > 0);
+    }
+
+    #[test]
+    fn only_small_messages_are_carried() {
+        assert_eq!(Handoffs::carry(b"abc").as_deref(), Some(&b"abc"[..]));
+        assert!(Handoffs::carry(&vec![b'x'; CARRY_MAX]).is_some());
+        assert!(Handoffs::carry(&vec![b'x'; CARRY_MAX + 1]).is_none());
+    }
+}
