@@ -371,74 +371,77 @@ impl Session {
         });
         let store = self.shared.store.clone();
         // RFC 6376: mail an authenticated user sends out is signed once, here, before it is
-        // queued, so every retry sends the same signed octets.
-        let sign = self.auth.is_some() && !remote.is_empty();
-        let shared = self.shared.clone();
-        if !sign && !quarantine {
-            // The common case: nothing to compute, only the commit to wait for, which the
-            // store does without a thread waiting on it.
-            // Mail for other domains is claimed in the same commit for this node's queue
-            // runner and handed to it (queue::Handoffs).
-            let handoffs = &self.shared.queue_handoffs;
-            let claim_until = if remote.is_empty() {
-                0
-            } else {
-                handoffs.claim_until(&self.shared.config)
-            };
-            let accepted = Accepted {
-                sender: &sender,
-                local,
-                remote,
-                prefix,
-                body,
-                transcript,
-            };
-            let delivery = delivery::delivery_of(accepted, claim_until);
-            let carried = delivery
-                .outbound
-                .as_ref()
-                .filter(|_| claim_until > 0)
-                .and_then(|o| crate::queue::Handoffs::carry(&o.message));
-            let result = store.deliver_async(delivery).await;
-            if let Ok(entry) = result.as_ref().map(|r| r.queued_entry.as_ref()) {
-                if let Some(entry) = entry.filter(|_| claim_until > 0) {
-                    handoffs.push(crate::queue::Handoff {
-                        entry: entry.clone(),
-                        lease: claim_until,
-                        message: carried,
-                    });
-                }
-            }
-            return self.stored(Ok(result), &id, n_rcpt, done);
-        }
-        let result = tokio::task::spawn_blocking(move || {
-            let prefix = if sign {
+        // queued, so every retry sends the same signed octets. Signing reads the store and
+        // hashes the message: on a blocking thread, and only when DKIM signing is on.
+        let sign = self.auth.is_some() && !remote.is_empty() && self.shared.dkim.enabled();
+        let (prefix, body) = if sign {
+            let shared = self.shared.clone();
+            let signed = tokio::task::spawn_blocking(move || {
                 let signature = delivery::dkim_signature(
                     &shared.store,
                     &shared.dkim,
                     &shared.config,
                     &[prefix.as_bytes(), &body],
                 );
-                signature + &prefix
-            } else {
-                prefix
-            };
-            let accepted = Accepted {
-                sender: &sender,
-                local,
-                remote,
-                prefix,
-                body,
-                transcript,
-            };
-            if quarantine {
-                delivery::store_quarantined(&store, accepted)
-            } else {
-                delivery::store_accepted(&store, accepted)
+                (signature + &prefix, body)
+            })
+            .await;
+            match signed {
+                Ok(signed) => signed,
+                Err(e) => return self.stored(Err(e), &id, n_rcpt, done),
             }
-        })
-        .await;
-        self.stored(result, &id, n_rcpt, done)
+        } else {
+            (prefix, body)
+        };
+        if quarantine {
+            let result = tokio::task::spawn_blocking(move || {
+                let accepted = Accepted {
+                    sender: &sender,
+                    local,
+                    remote,
+                    prefix,
+                    body,
+                    transcript,
+                };
+                delivery::store_quarantined(&store, accepted)
+            })
+            .await;
+            return self.stored(result, &id, n_rcpt, done);
+        }
+        // The common case: only the commit to wait for, which the store does without a
+        // thread waiting on it. Mail for other domains is claimed in the same commit for this
+        // node's queue runner and handed to it (queue::Handoffs).
+        let handoffs = &self.shared.queue_handoffs;
+        let claim_until = if remote.is_empty() {
+            0
+        } else {
+            handoffs.claim_until(&self.shared.config)
+        };
+        let accepted = Accepted {
+            sender: &sender,
+            local,
+            remote,
+            prefix,
+            body,
+            transcript,
+        };
+        let delivery = delivery::delivery_of(accepted, claim_until);
+        let carried = delivery
+            .outbound
+            .as_ref()
+            .filter(|_| claim_until > 0)
+            .and_then(|o| crate::queue::Handoffs::carry(&o.message));
+        let result = store.deliver_async(delivery).await;
+        if let Ok(entry) = result.as_ref().map(|r| r.queued_entry.as_ref()) {
+            if let Some(entry) = entry.filter(|_| claim_until > 0) {
+                handoffs.push(crate::queue::Handoff {
+                    entry: entry.clone(),
+                    lease: claim_until,
+                    message: carried,
+                });
+            }
+        }
+        self.stored(Ok(result), &id, n_rcpt, done)
     }
 
     /// Answers the end of data after the store's commit: `done` when it is durable.
