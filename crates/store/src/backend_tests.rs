@@ -116,6 +116,7 @@ both_backends!(
     failed_logins_are_counted_in_the_store_only_when_it_is_shared,
     the_async_writes_commit_like_the_blocking_ones,
     a_message_claimed_as_it_is_queued_is_left_to_its_claim,
+    failing_jobs_among_many_cost_the_others_nothing,
 );
 
 fn session(id: &str, account: AccountId, created_ms: i64, expires_ms: i64) -> WebSession {
@@ -1317,4 +1318,39 @@ fn a_message_claimed_as_it_is_queued_is_left_to_its_claim(s: &TestStore) {
         .unwrap();
     let left: Vec<QueueId> = s.queue_list().unwrap().iter().map(|e| e.id).collect();
     assert_eq!(left, vec![unclaimed.queued.unwrap()]);
+}
+
+fn failing_jobs_among_many_cost_the_others_nothing(s: &TestStore) {
+    // Deliveries that fail (an account that does not exist: the message row is written
+    // before the INBOX is looked up) interleaved with good ones from many threads, so batches
+    // mix both: a batch that fails is run again job by job, and afterwards exactly the good
+    // ones are stored, with consecutive UIDs and no orphan blob.
+    let a = s.add_account("a@x.test", "h").unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.store.clone();
+            std::thread::spawn(move || {
+                let mut good = 0;
+                for i in 0..40 {
+                    let bad = (t + i) % 5 == 0;
+                    let to = if bad { AccountId(999_999) } else { a };
+                    let r = s.deliver(Delivery::to_inboxes(
+                        format!("m{t}-{i}\r\n").into_bytes(),
+                        vec![to],
+                    ));
+                    assert_eq!(r.is_err(), bad, "{r:?}");
+                    good += usize::from(!bad);
+                }
+                good
+            })
+        })
+        .collect();
+    let good: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(good, 256);
+    let inbox = s.mailbox(a, "INBOX").unwrap().unwrap();
+    let msgs = s.list_messages(inbox.id).unwrap();
+    assert_eq!(msgs.len(), good);
+    let uids: Vec<u32> = msgs.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, (1..=good as u32).collect::<Vec<_>>());
+    assert_eq!(s.count("SELECT COUNT(*) FROM messages"), good as i64);
 }

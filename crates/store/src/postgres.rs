@@ -16,9 +16,12 @@
 //!
 //! # Group commit
 //! As in the SQLite backend, every write is a job sent to one writer thread per node, which
-//! takes the first job and every job already waiting, runs each in its own SAVEPOINT (a
-//! failing job rolls back alone) and commits them with one COMMIT: one WAL flush of
-//! PostgreSQL for many sessions' deliveries. A caller is answered only after that COMMIT
+//! takes the first job and every job already waiting, runs them one after another in one
+//! transaction and commits them with one COMMIT: one WAL flush of PostgreSQL for many
+//! sessions' deliveries. When a job fails, that transaction is rolled back and the batch runs
+//! again with each job in its own SAVEPOINT (a failing job rolls back alone), as do the
+//! batches of the next second: a savepoint per job costs a round trip and makes the rows it
+//! changes a subtransaction's, so batches run without them while jobs succeed. A caller is answered only after that COMMIT
 //! returned, so a 250 or an OK means committed (with PostgreSQL's `synchronous_commit = on`,
 //! its default, on disk).
 //!
@@ -31,7 +34,8 @@
 //! - UIDVALIDITY comes from one counter row (`counters`), locked the same way: it never
 //!   repeats for a name, whichever node creates the mailbox.
 //! - Two nodes' batches can lock rows in opposite orders; PostgreSQL then aborts one job with
-//!   a deadlock error. Its savepoint is rolled back and the job runs again, alone in a
+//!   a deadlock error. The batch runs again job by job, that job's savepoint is rolled
+//!   back and the job runs again, alone in a
 //!   transaction of its own (after the rows it waited for are free), up to [`MAX_TRIES`]
 //!   times. A delivery locks its recipients' INBOX rows in account order, so deliveries never
 //!   deadlock each other within one job.
@@ -62,7 +66,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::postgres::error::SqlState;
 use ::postgres::{Client, IsolationLevel, NoTls, Transaction};
@@ -699,6 +703,7 @@ fn writer_loop(
 ) {
     let mut client = Some(client);
     let mut deferred: VecDeque<Job> = VecDeque::new();
+    let mut careful_until: Option<Instant> = None;
     loop {
         // A job that lost a conflict runs again in a transaction of its own: it then waits
         // only for the rows it needs itself, not for the locks of a whole batch.
@@ -736,7 +741,20 @@ fn writer_loop(
                 continue;
             }
         };
-        deferred.extend(run_batch(&mut conn, batch));
+        // All at once when the last failure is long enough ago; one by one (each in its own
+        // savepoint) when a job of this batch fails, and for a while after.
+        let careful = careful_until.is_some_and(|t| Instant::now() < t);
+        let batch = if careful {
+            Err(batch)
+        } else {
+            run_batch_at_once(&mut conn, batch)
+        };
+        if let Err(batch) = batch {
+            if !careful {
+                careful_until = Some(Instant::now() + ONE_BY_ONE_AFTER_FAILURE);
+            }
+            deferred.extend(run_batch(&mut conn, batch));
+        }
         batches.fetch_add(1, Ordering::Relaxed);
         client = Some(conn);
     }
@@ -835,8 +853,61 @@ fn queue_update_in(
     Ok(())
 }
 
-/// Runs a batch of jobs in one transaction and answers each once it committed. Returns the
-/// jobs that lost a conflict with another node's transaction, to run in the next one.
+/// After a batch had to be run again job by job, batches go job by job at once for this
+/// long: a client whose writes keep failing does not make every batch run twice.
+const ONE_BY_ONE_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// Runs a batch of jobs in one transaction without a savepoint per job, and answers each once
+/// it committed. A savepoint costs a round trip to the server and makes every row the job
+/// changes a subtransaction's (rows changed by many subtransactions of one transaction carry
+/// MultiXacts that later readers decode: docs/BENCHMARKS.md): one delivery in five went to
+/// them. When a job fails, nothing of the batch is kept and the batch comes back, to be run
+/// job by job in savepoints ([`run_batch`]): each job may run more than once (see
+/// [`PgStore::write`]).
+fn run_batch_at_once(client: &mut Client, mut batch: VecDeque<Job>) -> Result<(), VecDeque<Job>> {
+    let Ok(mut tx) = client.transaction() else {
+        return Err(batch);
+    };
+    let mut results: Vec<JobResult> = Vec::with_capacity(batch.len());
+    for job in batch.iter_mut() {
+        match (job.run)(&mut tx) {
+            Ok(v) => results.push(Ok(v)),
+            Err(_) => {
+                let _ = tx.rollback();
+                return Err(batch);
+            }
+        }
+    }
+    match tx.commit() {
+        Ok(()) => {
+            for (job, result) in batch.into_iter().zip(results) {
+                (job.reply)(result);
+            }
+        }
+        Err(e) => commit_failed(&e, batch.into_iter().map(|j| j.reply)),
+    }
+    Ok(())
+}
+
+/// Answers the jobs of a transaction whose COMMIT failed.
+fn commit_failed(e: &::postgres::Error, replies: impl Iterator<Item = Reply>) {
+    let full = is_full(e);
+    // A COMMIT whose answer was lost may still have committed: say so.
+    let text = format!("commit failed (the changes may or may not be stored): {e}");
+    tracing::error!(error = %text, "PostgreSQL commit failed");
+    for reply in replies {
+        let err = if full {
+            StoreError::StorageFull(text.clone())
+        } else {
+            StoreError::Invalid(text.clone())
+        };
+        reply(Err(err));
+    }
+}
+
+/// Runs a batch of jobs in one transaction, each in its own savepoint (a failing job rolls
+/// back alone), and answers each once it committed. Returns the jobs that lost a conflict
+/// with another node's transaction, to run in the next one.
 fn run_batch(client: &mut Client, batch: VecDeque<Job>) -> Vec<Job> {
     let mut again = Vec::new();
     let mut tx = match client.transaction() {
@@ -902,20 +973,7 @@ fn run_batch(client: &mut Client, batch: VecDeque<Job>) -> Vec<Job> {
                 reply(result);
             }
         }
-        Err(e) => {
-            let full = is_full(&e);
-            // A COMMIT whose answer was lost may still have committed: say so.
-            let text = format!("commit failed (the changes may or may not be stored): {e}");
-            tracing::error!(error = %text, jobs = done.len(), "PostgreSQL commit failed");
-            for (reply, _) in done {
-                let err = if full {
-                    StoreError::StorageFull(text.clone())
-                } else {
-                    StoreError::Invalid(text.clone())
-                };
-                reply(Err(err));
-            }
-        }
+        Err(e) => commit_failed(&e, done.into_iter().map(|(reply, _)| reply)),
     }
     again
 }
