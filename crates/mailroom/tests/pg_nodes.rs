@@ -340,7 +340,7 @@ fn subjects(store: &mailroom_store::Store, address: &str) -> Vec<String> {
                 mailbox: inbox.id,
                 uid: m.uid,
             };
-            let raw = mailroom_store::read_message(store.as_ref(), at).unwrap();
+            let raw = store.message_octets(at).unwrap();
             let text = String::from_utf8_lossy(&raw).to_string();
             text.lines()
                 .find_map(|l| l.strip_prefix("Subject: "))

@@ -339,9 +339,9 @@ pub fn message_prefix(received: String, submitted: Option<Submitted<'_>>, data: 
 }
 
 /// A transaction ready for the store.
-pub struct Accepted<'a> {
+pub struct Accepted {
     /// Envelope sender; "" for `<>`.
-    pub sender: &'a str,
+    pub sender: String,
     pub local: Vec<AccountId>,
     pub remote: Vec<String>,
     /// Trace header(s) and any added header fields, prepended to the body.
@@ -352,14 +352,14 @@ pub struct Accepted<'a> {
 }
 
 /// Stores the message for every recipient in one durable commit (blocking).
-pub fn store_accepted(store: &Store, a: Accepted<'_>) -> Result<Receipt, StoreError> {
+pub fn store_accepted(store: &Store, a: Accepted) -> Result<Receipt, StoreError> {
     store.deliver(delivery_of(a, 0))
 }
 
 /// The store's delivery of an accepted transaction: the local copy (with Return-Path) for
 /// every local recipient, the queued copy for the remote ones, claimed until `claim_until`
 /// (0: unclaimed; see [`mailroom_store::Outbound::claim_until`]).
-pub fn delivery_of(a: Accepted<'_>, claim_until: i64) -> Delivery {
+pub fn delivery_of(a: Accepted, claim_until: i64) -> Delivery {
     let mut local = a.local;
     local.sort();
     local.dedup();
@@ -387,7 +387,7 @@ pub fn delivery_of(a: Accepted<'_>, claim_until: i64) -> Delivery {
         local_message,
         local,
         outbound: (!remote.is_empty()).then(|| Outbound {
-            sender: a.sender.to_string(),
+            sender: a.sender,
             recipients: remote,
             message: relayed,
             first_attempt: mailroom_store::now_unix(),
@@ -402,7 +402,7 @@ pub const JUNK: &str = "Junk";
 
 /// As [`store_accepted`], but the local copies go to each account's [`JUNK`] mailbox
 /// (created if missing) instead of INBOX. Each local copy is durable when this returns.
-pub fn store_quarantined(store: &Store, a: Accepted<'_>) -> Result<Receipt, StoreError> {
+pub fn store_quarantined(store: &Store, a: Accepted) -> Result<Receipt, StoreError> {
     let mut local = a.local.clone();
     local.sort();
     local.dedup();

@@ -136,7 +136,7 @@ impl Harness {
                     mailbox: inbox.id,
                     uid: m.uid,
                 };
-                mailroom_store::read_message(store.as_ref(), message).expect("read")
+                store.message_octets(message).expect("read")
             })
             .collect()
     }

@@ -384,14 +384,14 @@ fn deliver_read_expunge(s: &TestStore) {
     assert_eq!(inbox.uidnext, 2);
     let msgs = s.list_messages(inbox.id).unwrap();
     assert_eq!(msgs.len(), 1);
-    let data = read_message(
-        s.store.as_ref(),
-        MessageRef::Mailbox {
+    let data = s
+        .store
+        .as_ref()
+        .message_octets(MessageRef::Mailbox {
             mailbox: inbox.id,
             uid: msgs[0].uid,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     assert_eq!(data, b"Subject: hi\r\n\r\nbody\r\n");
     let mut small = [0u8; 4];
     assert_eq!(
@@ -413,15 +413,14 @@ fn deliver_read_expunge(s: &TestStore) {
     let inbox_b = s.mailbox(b, "INBOX").unwrap().unwrap();
     let mb = s.list_messages(inbox_b.id).unwrap();
     assert_eq!(
-        read_message(
-            s.store.as_ref(),
-            MessageRef::Mailbox {
+        s.store
+            .as_ref()
+            .message_octets(MessageRef::Mailbox {
                 mailbox: inbox_b.id,
                 uid: mb[0].uid
-            }
-        )
-        .unwrap()
-        .len(),
+            })
+            .unwrap()
+            .len(),
         21
     );
     let q = s.queue_list().unwrap();
@@ -992,14 +991,14 @@ fn a_handle_reaches_only_its_own_account(s: &TestStore) {
     assert_eq!(left[0].flags, Flags::default());
     assert!(s.mailbox_by_id(b_inbox).unwrap().unwrap().subscribed);
     assert!(s.list_messages(a_inbox).unwrap().is_empty());
-    let body = read_message(
-        s.store.as_ref(),
-        MessageRef::Mailbox {
+    let body = s
+        .store
+        .as_ref()
+        .message_octets(MessageRef::Mailbox {
             mailbox: b_inbox,
             uid: 1,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     assert!(body.ends_with(b"PIN 4711\r\n"));
 }
 
@@ -1219,13 +1218,10 @@ fn the_async_writes_commit_like_the_blocking_ones(s: &TestStore) {
         .iter()
         .map(|m| {
             String::from_utf8(
-                read_message(
-                    &**s,
-                    MessageRef::Mailbox {
-                        mailbox: inbox.id,
-                        uid: m.uid,
-                    },
-                )
+                s.message_octets(MessageRef::Mailbox {
+                    mailbox: inbox.id,
+                    uid: m.uid,
+                })
                 .unwrap(),
             )
             .unwrap()

@@ -613,8 +613,8 @@ pub trait MailStore: Send + Sync + 'static {
 
     // ---- delivery ----
     fn deliver(&self, delivery: Delivery) -> Result<Receipt>;
-    /// [`MailStore::deliver`] for async callers: resolves once the delivery is durable. The
-    /// SQLite store hands it to its writer and nothing waits meanwhile (a blocking thread per
+    /// [`MailStore::deliver`] for async callers: resolves once the delivery is durable. Both
+    /// stores hand it to their writer and nothing waits meanwhile (a blocking thread per
     /// message, and its wake-ups, were a large share of a busy server's time); the default
     /// runs `deliver` on a blocking thread.
     fn deliver_async(self: Arc<Self>, delivery: Delivery) -> StoreFuture<Receipt> {
@@ -641,7 +641,8 @@ pub trait MailStore: Send + Sync + 'static {
     /// Reads up to `buf.len()` octets at `offset`; returns how many were read (0 at the end).
     /// `NotFound` once the message is no longer where `message` says.
     fn read_message_at(&self, message: MessageRef, offset: u64, buf: &mut [u8]) -> Result<usize>;
-    /// The whole message; `NotFound` once it is no longer where `message` says. The default
+    /// The whole message (for small messages, the queue and tests; drivers stream with
+    /// `read_message_at`); `NotFound` once it is no longer where `message` says. The default
     /// reads its size, then its octets in chunks; the SQLite store reads it in one read
     /// transaction (the queue reads every message it relays).
     fn message_octets(&self, message: MessageRef) -> Result<Vec<u8>> {
@@ -881,11 +882,6 @@ pub trait MailStore: Send + Sync + 'static {
 
     /// Stops background work and closes the database cleanly. Further writes fail with Closed.
     fn shutdown(&self);
-}
-
-/// Reads a whole message (for small messages and tests; drivers stream with `read_message_at`).
-pub fn read_message(store: &dyn MailStore, message: MessageRef) -> Result<Vec<u8>> {
-    store.message_octets(message)
 }
 
 /// [`MailStore::message_octets`] by [`MailStore::message_size`] and

@@ -2795,7 +2795,7 @@ impl PgStore {
                     // A new blob comes with its SMTP transcript, if it has one.
                     let data = match blobs.get(&m.message.0) {
                         Some(_) => None,
-                        None => Some((crate::read_message(src, at)?, src.message_transcript(at)?)),
+                        None => Some((src.message_octets(at)?, src.message_transcript(at)?)),
                     };
                     counts.octets += m.size;
                     rows.push((m.clone(), blobs.get(&m.message.0).copied(), data));
@@ -2863,7 +2863,7 @@ impl PgStore {
             }
         }
         for e in src.queue_list()? {
-            let data = crate::read_message(src, MessageRef::Queued(e.id))?;
+            let data = src.message_octets(MessageRef::Queued(e.id))?;
             let entry = e.clone();
             self.write(move |c| {
                 let msg = insert_message(c, &data)?;
@@ -3008,7 +3008,7 @@ mod tests {
                         m.internal_date,
                         m.modseq,
                         m.ends_with_lf,
-                        String::from_utf8_lossy(&crate::read_message(s, at).unwrap()),
+                        String::from_utf8_lossy(&s.message_octets(at).unwrap()),
                         s.message_transcript(at).unwrap().map(|t| t.encode_lines())
                     ));
                 }
@@ -3029,7 +3029,7 @@ mod tests {
                         &r.last_error
                     ))
                     .collect::<Vec<_>>(),
-                String::from_utf8_lossy(&crate::read_message(s, MessageRef::Queued(q.id)).unwrap())
+                String::from_utf8_lossy(&s.message_octets(MessageRef::Queued(q.id)).unwrap())
             ));
         }
         out
@@ -3258,14 +3258,12 @@ mod tests {
             dst.account_usage(a2.id).unwrap(),
             src.account_usage(a).unwrap()
         );
-        let body = crate::read_message(
-            &dst,
-            MessageRef::Mailbox {
+        let body = dst
+            .message_octets(MessageRef::Mailbox {
                 mailbox: after.id,
                 uid: 1,
-            },
-        )
-        .unwrap();
+            })
+            .unwrap();
         assert_eq!(body, b"Subject: both\r\n\r\nhi\r\n");
         let q = dst.queue_list().unwrap();
         assert_eq!(q[0].recipients[0].recipient, "far@away.test");

@@ -1440,7 +1440,7 @@ impl SqliteStore {
                     // A new blob comes with its SMTP transcript, if it has one.
                     let data = match blobs.get(&m.message.0) {
                         Some(_) => None,
-                        None => Some((crate::read_message(src, at)?, src.message_transcript(at)?)),
+                        None => Some((src.message_octets(at)?, src.message_transcript(at)?)),
                     };
                     counts.octets += m.size;
                     rows.push((m.clone(), blobs.get(&m.message.0).copied(), data));
@@ -1510,7 +1510,7 @@ impl SqliteStore {
             }
         }
         for e in src.queue_list()? {
-            let data = crate::read_message(src, MessageRef::Queued(e.id))?;
+            let data = src.message_octets(MessageRef::Queued(e.id))?;
             self.write(move |c| {
                 let msg = insert_message(c, &data)?;
                 c.execute(
@@ -2792,14 +2792,12 @@ mod tests {
         let inbox2 = copy.mailbox(acct.id, "INBOX").unwrap().unwrap();
         let msgs = copy.list_messages(inbox2.id).unwrap();
         assert_eq!(msgs.len(), 3);
-        let body = crate::read_message(
-            &copy,
-            MessageRef::Mailbox {
+        let body = copy
+            .message_octets(MessageRef::Mailbox {
                 mailbox: inbox2.id,
                 uid: msgs[2].uid,
-            },
-        )
-        .unwrap();
+            })
+            .unwrap();
         assert_eq!(body, b"Subject: 2\r\n\r\nbody 2\r\n");
     }
 
@@ -3158,13 +3156,10 @@ mod tests {
         assert_eq!((inbox.id.id, inbox.uidvalidity), (1, 1000));
         let msgs = s.list_messages(inbox.id).unwrap();
         assert_eq!(
-            read_message(
-                &s,
-                MessageRef::Mailbox {
-                    mailbox: inbox.id,
-                    uid: msgs[0].uid
-                }
-            )
+            s.message_octets(MessageRef::Mailbox {
+                mailbox: inbox.id,
+                uid: msgs[0].uid
+            })
             .unwrap(),
             b"a\r\n"
         );
@@ -3298,14 +3293,12 @@ mod tests {
         assert_eq!(mode(), 2);
         let left = s.list_messages(inbox).unwrap();
         assert_eq!(left.len(), 1);
-        let text = crate::read_message(
-            &s,
-            MessageRef::Mailbox {
+        let text = s
+            .message_octets(MessageRef::Mailbox {
                 mailbox: inbox,
                 uid: left[0].uid,
-            },
-        )
-        .unwrap();
+            })
+            .unwrap();
         assert!(text.ends_with(b"me\r\n"));
     }
 }

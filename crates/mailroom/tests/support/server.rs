@@ -297,7 +297,7 @@ impl TestServer {
                     mailbox: inbox.id,
                     uid: m.uid,
                 };
-                mailroom_store::read_message(&store, at).expect("read")
+                store.message_octets(at).expect("read")
             })
             .collect();
         store.shutdown();

@@ -138,7 +138,7 @@ impl<'a> Loaded<'a> {
                 mailbox: self.mailbox,
                 uid: self.msg.uid,
             };
-            self.data = Some(mailroom_store::read_message(self.store, at)?);
+            self.data = Some(self.store.message_octets(at)?);
         }
         Ok(self.data.as_deref().unwrap_or_default())
     }

@@ -14,7 +14,7 @@
 use mailroom_proto::imap::mime::Mime;
 use mailroom_proto::imap::url::parse_imap_url;
 use mailroom_proto::imap::CatPart;
-use mailroom_store::{read_message, MessageRef, StoreError};
+use mailroom_store::{MessageRef, StoreError};
 
 use super::error::ImapError;
 use super::Session;
@@ -79,7 +79,7 @@ impl Session {
         let uid = url.uid;
         let read = self
             .store(
-                move |s| match read_message(s, MessageRef::Mailbox { mailbox, uid }) {
+                move |s| match s.message_octets(MessageRef::Mailbox { mailbox, uid }) {
                     Ok(d) => Ok(Some(d)),
                     Err(StoreError::NotFound(_)) => Ok(None),
                     Err(e) => Err(e),

@@ -60,9 +60,9 @@
 //! nor send it twice. The commit is started as soon as the peer's reply is in, while the
 //! session goes on with the next job, so the results of many jobs (of all connections) share
 //! one group commit; results without a bounce go to the store's writer without a blocking
-//! thread waiting for them (`MailStore::queue_update_async`). A message leaves the queue only in the commit that records its last
-//! recipient as finished; a crash before that commit sends it again after the restart
-//! (at least once, never zero times: RFC 5321 §6.1).
+//! thread waiting for them (`MailStore::queue_update_async`). A message leaves the queue
+//! only in the commit that records its last recipient as finished; a crash before that
+//! commit sends it again after the restart (at least once, never zero times: RFC 5321 §6.1).
 
 pub mod bounce;
 pub mod route;
@@ -749,12 +749,7 @@ impl Runner {
         let carried = job.message.take();
         let message = match carried {
             Some(m) => Ok(Ok(m.to_vec())),
-            None => {
-                tokio::task::spawn_blocking(move || {
-                    mailroom_store::read_message(store.as_ref(), at)
-                })
-                .await
-            }
+            None => tokio::task::spawn_blocking(move || store.message_octets(at)).await,
         };
         let message = match message {
             Ok(Ok(m)) => m,
@@ -782,29 +777,25 @@ impl Runner {
         }
         let budget = self.attempt_budget();
         let sender = job.entry.sender.clone();
-        let mut renew_at = match renewal {
-            Renewal::During(after) => Some(tokio::time::Instant::now() + after),
-            _ => None,
-        };
         let result = {
             let attempt = tokio::time::timeout(
                 budget,
                 self.deliver(dest, session, &sender, &addresses, &message),
             );
             tokio::pin!(attempt);
-            loop {
-                tokio::select! {
-                    r = &mut attempt => break Some(r),
-                    () = tokio::time::sleep_until(renew_at.unwrap_or_else(tokio::time::Instant::now)), if renew_at.is_some() => {
-                        renew_at = None;
-                        // Still running after a quarter of what its claim had left: the claim is
-                        // renewed for the rest of the attempt, or the attempt stops here while
-                        // the old claim still holds (no other claim can have sent it).
-                        if !self.renew_claim(&mut job).await || job.rcpts.len() < addresses.len() {
-                            break None;
-                        }
-                    }
+            let first = match renewal {
+                Renewal::During(after) => tokio::time::timeout(after, &mut attempt).await.ok(),
+                _ => Some((&mut attempt).await),
+            };
+            match first {
+                Some(r) => Some(r),
+                // Still running after a quarter of what its claim had left: the claim is
+                // renewed for the rest of the attempt, or the attempt stops here while the
+                // old claim still holds (no other claim can have sent it).
+                None if self.renew_claim(&mut job).await && job.rcpts.len() == addresses.len() => {
+                    Some(attempt.await)
                 }
+                None => None,
             }
         };
         let Some(result) = result else {

@@ -393,37 +393,28 @@ impl Session {
         } else {
             (prefix, body)
         };
+        let accepted = Accepted {
+            sender,
+            local,
+            remote,
+            prefix,
+            body,
+            transcript,
+        };
         if quarantine {
-            let result = tokio::task::spawn_blocking(move || {
-                let accepted = Accepted {
-                    sender: &sender,
-                    local,
-                    remote,
-                    prefix,
-                    body,
-                    transcript,
-                };
-                delivery::store_quarantined(&store, accepted)
-            })
-            .await;
+            let result =
+                tokio::task::spawn_blocking(move || delivery::store_quarantined(&store, accepted))
+                    .await;
             return self.stored(result, &id, n_rcpt, done);
         }
         // The common case: only the commit to wait for, which the store does without a
         // thread waiting on it. Mail for other domains is claimed in the same commit for this
         // node's queue runner and handed to it (queue::Handoffs).
         let handoffs = &self.shared.queue_handoffs;
-        let claim_until = if remote.is_empty() {
+        let claim_until = if accepted.remote.is_empty() {
             0
         } else {
             handoffs.claim_until(&self.shared.config)
-        };
-        let accepted = Accepted {
-            sender: &sender,
-            local,
-            remote,
-            prefix,
-            body,
-            transcript,
         };
         let delivery = delivery::delivery_of(accepted, claim_until);
         let carried = delivery

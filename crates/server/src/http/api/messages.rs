@@ -112,7 +112,7 @@ async fn load(ctx: &Ctx, user: &User, name: &str, id: &str) -> Result<Loaded, Ap
         mailbox: mb.id,
         uid,
     };
-    let data = blocking(move || mailroom_store::read_message(store.as_ref(), r)).await?;
+    let data = blocking(move || store.message_octets(r)).await?;
     Ok(Loaded { mb, uid, data })
 }
 

@@ -348,7 +348,7 @@ pub async fn send(
         let receipt = delivery::store_accepted(
             store,
             Accepted {
-                sender: &sender,
+                sender,
                 local,
                 remote,
                 prefix,
